@@ -1,0 +1,70 @@
+/**
+ * The contract between core and a connection pool (`@tunnel/pool`).
+ *
+ * The executor never opens connections itself: it acquires a lease on one channel of a pooled
+ * connection, runs one remote process on it, and releases (clean) or destroys (suspect) the lease.
+ */
+import type { Connection } from "./transport.js";
+import type { Target } from "./types.js";
+export interface AcquireOptions {
+    /** Stop waiting for a lease; the acquire rejects with `AbortError`. */
+    readonly signal?: AbortSignal;
+}
+/**
+ * Lends channels of connections to callers.
+ * @example
+ * const lease = await pool.acquire({ host: "web-1", user: "deploy" }, { signal });
+ * try { await run(lease.connection); lease.release(); } catch (error) { lease.destroy(error); throw error; }
+ */
+export interface Pool {
+    /**
+     * Lease one channel on a healthy connection to `target`, connecting when needed.
+     * Rejects with the connect error, `PoolTimeoutError` after the pool's acquire timeout,
+     * `AbortError` when `signal` aborts, `PoolClosedError` after `close()`/`destroy()`.
+     * Failed connects are not retried here: retries are the executor's.
+     */
+    acquire(target: Target, options?: AcquireOptions): Promise<Lease>;
+    /** A snapshot of the pool's counters. */
+    stats(): PoolStats;
+    /** Stop lending, wait for leases to be released, close every connection. Idempotent. */
+    close(): Promise<void>;
+    /** Reject waiters and in-flight leases with `error`, close every connection now. Idempotent. */
+    destroy(error?: unknown): Promise<void>;
+}
+/** One leased channel. Exactly one of `release()` / `destroy()` must be called; further calls are ignored. */
+export interface Lease {
+    readonly connection: Connection;
+    /** The pool key of the connection (`user@host:port[#identity]`). */
+    readonly key: string;
+    /** Return the channel; the connection stays in the pool. */
+    release(): void;
+    /**
+     * Return the channel and evict the connection: at once when `reason` is a connection error,
+     * otherwise once its other channels are released.
+     */
+    destroy(reason?: unknown): void;
+    /**
+     * Tell the pool that the server refused a channel on this connection: it lowers the connection's channel
+     * budget to what is in use, and the lease is returned. Optional for pools.
+     */
+    refused?(): void;
+}
+export interface PoolKeyStats {
+    readonly connections: number;
+    readonly busyChannels: number;
+    readonly idleConnections: number;
+    readonly waiting: number;
+    readonly created: number;
+    readonly evicted: Readonly<Record<string, number>>;
+}
+export interface PoolStats extends PoolKeyStats {
+    readonly keys: Readonly<Record<string, PoolKeyStats>>;
+    /** Acquire wait times in milliseconds: count and percentiles. */
+    readonly acquireWaitMs: {
+        readonly count: number;
+        readonly p50: number;
+        readonly p95: number;
+        readonly max: number;
+    };
+}
+//# sourceMappingURL=pool.d.ts.map

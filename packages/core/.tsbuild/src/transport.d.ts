@@ -1,0 +1,147 @@
+/**
+ * The contract between core and a transport (`@tunnel/transport-ssh2`, `@tunnel/transport-openssh`, ...).
+ *
+ * A transport implements a few small primitives — open a connection, spawn a remote process, move one
+ * file's bytes, ping, close. Core derives everything else (buffered results, sudo prompts, scripts,
+ * directory transfers, atomic renames, checksums, retries) on top of them, once, for every transport.
+ *
+ * Transports MUST NOT retry, queue or pool on their own: that is the executor's and the pool's job.
+ * Transports MUST turn every vendor error into a `TunnelError` (see `errors.ts`); nothing raw escapes.
+ */
+import type { Readable, Writable } from "node:stream";
+import type { TunnelError } from "./errors.js";
+import type { Progress, PtyOptions, Target } from "./types.js";
+/**
+ * Makes connections. The seed's `ConnectionFactory`.
+ * @example const connection = await new Ssh2Transport({ knownHosts }).connect({ host: "web-1", user: "deploy" });
+ */
+export interface Transport {
+    /** Short name for traces and stats, e.g. `"ssh2"` or `"openssh"`. */
+    readonly name: string;
+    /**
+     * Open and authenticate one connection.
+     * MUST reject with a `TunnelError`: `ConnectError` (retryable) for refused/DNS/timeout/handshake failures,
+     * `AuthenticationError`, `HostKeyError`, `AbortError` when `signal` aborts (and then leave nothing open).
+     */
+    connect(target: Target, options?: ConnectOptions): Promise<Connection>;
+    /**
+     * Options that change which server or identity a connection reaches (a jump host, an identity file),
+     * rendered as a short stable string. The pool adds it to its key so connections with different identities
+     * are never shared. Optional; absent means "nothing beyond the target".
+     */
+    identity?(target: Target): string;
+}
+export interface ConnectOptions {
+    readonly signal?: AbortSignal;
+}
+/** Optional abilities of a connection. Core checks these instead of `instanceof`. */
+export interface ConnectionCapabilities {
+    /** Pseudo-terminals can be requested (`SpawnRequest.pty`). */
+    readonly pty: boolean;
+    /** `RemoteProcess.kill()` delivers a signal to the remote process group. */
+    readonly signals: boolean;
+    /** `upload()`/`download()` are implemented. */
+    readonly transfer: boolean;
+}
+/**
+ * One authenticated connection to one host. The seed's `SSHClient`.
+ * A connection is used by one pool; many processes may run on it at once, up to `maxChannels`.
+ */
+export interface Connection {
+    /** The transport's name (`"ssh2"`, `"openssh"`). */
+    readonly transport: string;
+    /** The target as resolved by the transport (user and port filled in when known). */
+    readonly target: Target;
+    readonly capabilities: ConnectionCapabilities;
+    /**
+     * How many channels (sessions) may be open at once. The pool never leases more.
+     * SHOULD default to 10, sshd's default MaxSessions.
+     */
+    readonly maxChannels: number;
+    /** True once the connection is closed or lost; a closed connection is never used again. */
+    readonly closed: boolean;
+    /**
+     * Start a remote process running `request.command` (already prepared by core: quoted, env inlined,
+     * sudo-wrapped). The one exec primitive.
+     * MUST NOT throw: every failure is reported through `started`/`exit`.
+     * @example const process = connection.spawn({ command: "uname -a" }); process.stdin.end(); await process.exit;
+     */
+    spawn(request: SpawnRequest): RemoteProcess;
+    /**
+     * Copy one local file to `remotePath`, creating or truncating it, streaming with flat memory.
+     * Core handles temp names, renames, modes, verification and directories.
+     * MUST reject with `TransferError` (or a connection error when the connection is lost).
+     */
+    upload(request: UploadRequest): Promise<void>;
+    /** Copy one remote file to `localPath`, streaming with flat memory. Same error rules as `upload`. */
+    download(request: DownloadRequest): Promise<void>;
+    /** A cheap liveness check (a keepalive round trip or equivalent). Rejects with a connection error if dead. */
+    ping(options?: {
+        readonly signal?: AbortSignal;
+    }): Promise<void>;
+    /**
+     * Close the connection and everything on it (sockets, child processes, temp folders).
+     * Idempotent; never rejects. Running processes' `exit` rejects with a `ConnectError` (`CONNECTION_LOST`).
+     */
+    close(): Promise<void>;
+    /**
+     * Called once when the connection closes, for any reason; `error` is set when it was lost rather than closed.
+     * Returns a function that removes the listener.
+     */
+    onClose(listener: (error?: TunnelError) => void): () => void;
+}
+export interface SpawnRequest {
+    /** The full command line for the remote shell. */
+    readonly command: string;
+    /** Allocate a pseudo-terminal. Only when `capabilities.pty`. */
+    readonly pty?: boolean | PtyOptions;
+    /** Aborting stops the remote process (like `kill()`) and `exit` rejects with `AbortError`. */
+    readonly signal?: AbortSignal;
+}
+/** How a remote process ended. Exactly one of the two is non-null. */
+export interface ExitStatus {
+    /** Exit code 0–255, or null when killed by a signal. A remote `exit 255` is just 255. */
+    readonly exitCode: number | null;
+    /** Signal name with the `SIG` prefix (`"SIGTERM"`), or null. */
+    readonly signal: string | null;
+}
+/** A running remote process with live streams. */
+export interface RemoteProcess {
+    /** The process's stdin. Core writes script bodies and sudo passwords here; `end()` sends EOF. */
+    readonly stdin: Writable;
+    /** Raw stdout bytes. MUST be read (or resumed) by the caller; core always does. */
+    readonly stdout: Readable;
+    /** Raw stderr bytes (empty with a pty, where stderr merges into stdout). */
+    readonly stderr: Readable;
+    /**
+     * Resolves once the remote command has started (channel open, exec accepted).
+     * Rejects with `ChannelError` / `ConnectError` when it never started — such failures are safe to retry.
+     */
+    readonly started: Promise<void>;
+    /**
+     * Resolves with the exit status once the process ended and its output streams finished.
+     * Rejects with a `TunnelError` on transport failure (`CONNECTION_LOST` when the connection dropped while it ran),
+     * or `AbortError` when `SpawnRequest.signal` aborted. Settles exactly once.
+     */
+    readonly exit: Promise<ExitStatus>;
+    /**
+     * Stop the remote process group (default `SIGTERM`). Idempotent; resolves once the request was delivered.
+     * Needs `capabilities.signals`; transports without it stop the process by other means (closing the channel).
+     */
+    kill(signal?: string): Promise<void>;
+}
+export interface UploadRequest {
+    readonly localPath: string;
+    readonly remotePath: string;
+    /** Mode for a newly created file, e.g. `0o600`. */
+    readonly mode?: number;
+    readonly signal?: AbortSignal;
+    readonly onProgress?: (progress: Progress) => void;
+}
+export interface DownloadRequest {
+    readonly remotePath: string;
+    readonly localPath: string;
+    readonly signal?: AbortSignal;
+    readonly onProgress?: (progress: Progress) => void;
+}
+//# sourceMappingURL=transport.d.ts.map

@@ -1,0 +1,108 @@
+#!/usr/bin/env node
+// The package graph of DESIGN.md, checked on every import in every package's src/ and test/:
+// - @tunnel/core imports only its own files and Node built-ins;
+// - no file imports another package's src/ (only its public entry point, `@tunnel/<name>`);
+// - adapters (pool, transports, tracers) import @tunnel/core and never each other;
+// - every @tunnel/* or third-party import of src/ is declared in that package's package.json.
+// Usage: node scripts/check-layering.mjs [workspace root]. Exits 1 and lists every violation.
+import { readFileSync, readdirSync, statSync, existsSync } from "node:fs";
+import { builtinModules } from "node:module";
+import { join, relative, resolve, dirname, sep } from "node:path";
+
+const root = resolve(process.argv[2] ?? ".");
+const packagesDir = join(root, "packages");
+
+/** Which workspace packages each package may import from its src/. */
+const ALLOWED = {
+  core: [],
+  pool: ["core"],
+  "transport-ssh2": ["core"],
+  "transport-openssh": ["core"],
+  "tracer-otel": ["core"],
+  "tracer-console": ["core"],
+  testing: ["core"],
+  cli: ["core", "pool", "transport-ssh2", "transport-openssh", "tracer-otel", "tracer-console", "testing"],
+  bench: ["core", "pool", "transport-ssh2", "transport-openssh", "tracer-console", "testing"],
+};
+/** Tests may also use the test helpers (and anything their package may use). */
+const TEST_EXTRA = ["testing"];
+
+const builtins = new Set(builtinModules.flatMap((name) => [name, `node:${name}`]));
+const importPattern = /(?:^|[\s;])(?:import|export)\s[^'"]*?from\s*["']([^"']+)["']|(?:^|[^.\w])import\s*\(\s*["']([^"']+)["']\s*\)|^\s*import\s*["']([^"']+)["']/gm;
+
+function walk(dir, out = []) {
+  if (!existsSync(dir)) return out;
+  for (const entry of readdirSync(dir)) {
+    if (entry === "node_modules" || entry === "dist" || entry === "fixtures") continue;
+    const path = join(dir, entry);
+    if (statSync(path).isDirectory()) walk(path, out);
+    else if (/\.(c|m)?[jt]sx?$/.test(entry) && !entry.endsWith(".d.ts")) out.push(path);
+  }
+  return out;
+}
+
+function packageName(specifier) {
+  const parts = specifier.split("/");
+  return specifier.startsWith("@") ? parts.slice(0, 2).join("/") : parts[0];
+}
+
+const violations = [];
+const folders = existsSync(packagesDir) ? readdirSync(packagesDir).filter((f) => existsSync(join(packagesDir, f, "package.json"))) : [];
+for (const folder of folders) {
+  const packageDir = join(packagesDir, folder);
+  const manifest = JSON.parse(readFileSync(join(packageDir, "package.json"), "utf8"));
+  const declared = new Set([
+    ...Object.keys(manifest.dependencies ?? {}),
+    ...Object.keys(manifest.peerDependencies ?? {}),
+    ...Object.keys(manifest.optionalDependencies ?? {}),
+  ]);
+  const devDeclared = new Set([...declared, ...Object.keys(manifest.devDependencies ?? {})]);
+  const allowed = ALLOWED[folder];
+  if (!allowed) {
+    violations.push(`${folder}: unknown package; add it to the graph in scripts/check-layering.mjs`);
+    continue;
+  }
+  for (const file of [...walk(join(packageDir, "src")), ...walk(join(packageDir, "test"))]) {
+    const isTest = file.startsWith(join(packageDir, "test") + sep);
+    const text = readFileSync(file, "utf8");
+    const where = relative(root, file);
+    for (const match of text.matchAll(importPattern)) {
+      const specifier = match[1] ?? match[2] ?? match[3];
+      if (!specifier) continue;
+      if (specifier.startsWith(".")) {
+        const target = resolve(dirname(file), specifier);
+        if (!target.startsWith(packageDir + sep)) violations.push(`${where}: relative import "${specifier}" leaves the package`);
+        else if (isTest === false && !target.startsWith(join(packageDir, "src") + sep)) violations.push(`${where}: src imports "${specifier}" outside src/`);
+        continue;
+      }
+      if (builtins.has(specifier) || builtins.has(specifier.split("/")[0])) {
+        if (!specifier.startsWith("node:")) violations.push(`${where}: import Node built-ins with the node: prefix ("${specifier}")`);
+        continue;
+      }
+      const name = packageName(specifier);
+      if (name.startsWith("@tunnel/")) {
+        const other = name.slice("@tunnel/".length);
+        if (specifier !== name) violations.push(`${where}: imports "${specifier}"; use the public entry point "${name}"`);
+        if (other === folder) continue;
+        const may = isTest ? [...allowed, ...TEST_EXTRA] : allowed;
+        if (!may.includes(other)) violations.push(`${where}: @tunnel/${folder} must not import ${name}`);
+        if (!(isTest ? devDeclared : declared).has(name)) violations.push(`${where}: imports ${name}, which package.json does not declare`);
+        continue;
+      }
+      if (folder === "core" && !isTest) {
+        violations.push(`${where}: @tunnel/core has no runtime dependencies but imports "${specifier}"`);
+        continue;
+      }
+      if (!(isTest ? devDeclared : declared).has(name)) violations.push(`${where}: imports "${name}", which package.json does not declare`);
+    }
+  }
+  if (folder === "core" && Object.keys(manifest.dependencies ?? {}).length > 0) {
+    violations.push(`packages/core/package.json: core must have no runtime dependencies`);
+  }
+}
+
+if (violations.length > 0) {
+  console.error(`layering: ${violations.length} violation(s)\n` + violations.map((v) => `  - ${v}`).join("\n"));
+  process.exit(1);
+}
+console.log(`layering: ${folders.length} packages checked, no violations`);
