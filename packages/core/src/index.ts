@@ -5,3 +5,6 @@ export type * from "./pool.js";
 export type { Attributes, AttributeValue, Span, Tracer } from "./tracer.js";
 export { NoopTracer } from "./tracer.js";
 export { quote, quoteArgs } from "./quote.js";
+export { OutputCollector } from "./output.js";
+export { DEFAULT_MAX_OUTPUT_BYTES, runProcess, TokenFilter } from "./run.js";
+export type { RunRequest, RunResult, SudoExchange } from "./run.js";

@@ -1,0 +1,320 @@
+/**
+ * Core's derived run: one remote process on a connection, collected into a result.
+ *
+ * Every transport gets these behaviours for free, on top of `Connection.spawn`:
+ * UTF-8-safe collection with a byte cap, live output callbacks, stdin from a string, bytes or a stream,
+ * the sudo password answered once after the nonce prompt appears (and stripped from the output),
+ * timeouts and aborts that stop the remote process, and typed errors only.
+ */
+import type { Readable } from "node:stream";
+import { AbortError, SudoError, TimeoutError, TunnelError } from "./errors.js";
+import { OutputCollector } from "./output.js";
+import type { Connection, RemoteProcess } from "./transport.js";
+import type { PtyOptions } from "./types.js";
+
+/** Default cap on the collected bytes of each stream. */
+export const DEFAULT_MAX_OUTPUT_BYTES = 16 * 1024 * 1024;
+
+export interface SudoExchange {
+  /**
+   * A token that appears in sudo's prompt (a random nonce). Matched anywhere in the output — sudo-rs rewrites prompts
+   * around it — and stripped. When it appears the password is written to stdin, once; a second prompt means the password
+   * was wrong.
+   */
+  readonly prompt: string;
+  /** The password. Absent for `sudo -n`, where a prompt never appears. */
+  readonly password?: string;
+  /**
+   * A token the prepared command prints (to stderr) once sudo let it through, before the user's command starts.
+   * It ends the prompt phase: user stdin is sent only after it, and it is stripped from the output.
+   */
+  readonly ready: string;
+  /** Bound on the prompt phase (from spawn until `ready`). Past it the process is stopped with a `SudoError`. */
+  readonly promptTimeoutMs?: number;
+}
+
+export interface RunRequest {
+  /** The prepared command line. */
+  readonly command: string;
+  readonly pty?: boolean | PtyOptions;
+  /** Data for stdin, then EOF. Absent: EOF at once (after the sudo exchange, with `sudo`). */
+  readonly stdin?: string | Uint8Array | Readable;
+  readonly onStdout?: (text: string) => void;
+  readonly onStderr?: (text: string) => void;
+  /** Cap on collected bytes per stream. Default 16 MiB. */
+  readonly maxOutputBytes?: number;
+  /** Aborting stops the remote process; the run rejects with `AbortError`. */
+  readonly signal?: AbortSignal;
+  /** Past this the remote process is stopped and the run rejects with `TimeoutError`. */
+  readonly timeoutMs?: number;
+  readonly sudo?: SudoExchange;
+  /** Called once the remote command has started (the channel is open). Failures before it are safe to retry. */
+  readonly onStarted?: () => void;
+}
+
+export interface RunResult {
+  readonly exitCode: number | null;
+  readonly signal: string | null;
+  readonly stdout: string;
+  readonly stderr: string;
+  readonly truncated: boolean;
+  readonly durationMs: number;
+}
+
+/**
+ * Run one remote process on `connection` and collect it.
+ * Rejects only with `TunnelError`s: the transport's, `TimeoutError`, `AbortError`, or `SudoError`.
+ * @example const { exitCode, stdout } = await runProcess(connection, { command: "uname -a", timeoutMs: 10_000 });
+ */
+export async function runProcess(connection: Connection, request: RunRequest): Promise<RunResult> {
+  if (request.signal?.aborted) throw new AbortError(undefined, { target: connection.target });
+  const startedAt = performance.now();
+  const maxBytes = request.maxOutputBytes ?? DEFAULT_MAX_OUTPUT_BYTES;
+  const stdout = new OutputCollector(maxBytes, request.onStdout);
+  const stderr = new OutputCollector(maxBytes, request.onStderr);
+
+  // One controller stops the remote process; `reason` records why, so the rejection can say so.
+  const stop = new AbortController();
+  let stopReason: TunnelError | undefined;
+  const stopWith = (error: TunnelError) => {
+    if (stop.signal.aborted) return;
+    stopReason = error;
+    stop.abort(error);
+  };
+  const onCallerAbort = () => stopWith(new AbortError(undefined, { target: connection.target }));
+  request.signal?.addEventListener("abort", onCallerAbort, { once: true });
+  const timers: NodeJS.Timeout[] = [];
+  if (request.timeoutMs !== undefined) {
+    const timeoutMs = request.timeoutMs;
+    timers.push(
+      setTimeout(
+        () => stopWith(new TimeoutError(`the command timed out after ${timeoutMs} ms`, { timeoutMs, target: connection.target })),
+        timeoutMs,
+      ),
+    );
+  }
+
+  const process = connection.spawn({
+    command: request.command,
+    ...(request.pty !== undefined ? { pty: request.pty } : {}),
+    signal: stop.signal,
+  });
+  process.stdin.on("error", () => {
+    // The remote side may exit before reading its stdin (EPIPE); the exit status tells what happened.
+  });
+  void process.started.then(
+    () => request.onStarted?.(),
+    () => {},
+  );
+
+  const sendStdin = () => writeStdin(process, request.stdin);
+  const sudo = request.sudo ? new SudoWatcher(request.sudo, process, sendStdin, stopWith, connection) : undefined;
+  if (sudo && request.sudo?.promptTimeoutMs !== undefined) {
+    const promptTimeoutMs = request.sudo.promptTimeoutMs;
+    timers.push(
+      setTimeout(() => {
+        if (!sudo.done) {
+          stopWith(
+            new SudoError(`sudo did not let the command start within ${promptTimeoutMs} ms`, {
+              reason: "prompt-timeout",
+              target: connection.target,
+            }),
+          );
+        }
+      }, promptTimeoutMs),
+    );
+  }
+  if (!sudo) sendStdin();
+
+  const outFilter = sudo?.filter();
+  const errFilter = sudo?.filter();
+  process.stdout.on("data", (chunk: Buffer) => stdout.write(outFilter ? outFilter.write(chunk) : chunk));
+  process.stderr.on("data", (chunk: Buffer) => stderr.write(errFilter ? errFilter.write(chunk) : chunk));
+
+  try {
+    const status = await process.exit;
+    if (stopReason) throw stopReason;
+    if (outFilter) stdout.write(outFilter.flush());
+    if (errFilter) stderr.write(errFilter.flush());
+    stdout.end();
+    stderr.end();
+    const result: RunResult = {
+      exitCode: status.exitCode,
+      signal: status.signal,
+      stdout: stdout.text(),
+      stderr: stderr.text(),
+      truncated: stdout.truncated || stderr.truncated,
+      durationMs: performance.now() - startedAt,
+    };
+    if (sudo && !sudo.done) throw sudo.failure(result);
+    return result;
+  } catch (error) {
+    // A stop we asked for wins over however the transport reported it (usually an AbortError).
+    if (stopReason) throw stopReason;
+    throw error;
+  } finally {
+    for (const timer of timers) clearTimeout(timer);
+    request.signal?.removeEventListener("abort", onCallerAbort);
+  }
+}
+
+function writeStdin(process: RemoteProcess, stdin: RunRequest["stdin"]): void {
+  if (stdin === undefined) {
+    process.stdin.end();
+  } else if (typeof stdin === "string" || stdin instanceof Uint8Array) {
+    process.stdin.end(stdin);
+  } else {
+    stdin.on("error", () => process.stdin.end());
+    stdin.pipe(process.stdin);
+  }
+}
+
+/**
+ * Watches a sudo-wrapped process: answers the prompt once, ends the prompt phase at the ready token,
+ * and turns a failed exchange into a `SudoError`.
+ */
+class SudoWatcher {
+  done = false;
+  #prompts = 0;
+  readonly #filters: TokenFilter[] = [];
+  readonly #exchange: SudoExchange;
+  readonly #process: RemoteProcess;
+  readonly #sendStdin: () => void;
+  readonly #stop: (error: TunnelError) => void;
+  readonly #connection: Connection;
+
+  constructor(
+    exchange: SudoExchange,
+    process: RemoteProcess,
+    sendStdin: () => void,
+    stop: (error: TunnelError) => void,
+    connection: Connection,
+  ) {
+    this.#exchange = exchange;
+    this.#process = process;
+    this.#sendStdin = sendStdin;
+    this.#stop = stop;
+    this.#connection = connection;
+  }
+
+  /** A filter for one output stream; the prompt and ready tokens may appear on either (a pty merges them). */
+  filter(): TokenFilter {
+    const filter = new TokenFilter([this.#exchange.prompt, this.#exchange.ready], (token) => {
+      if (this.done) return "done";
+      if (token === this.#exchange.ready) {
+        this.done = true;
+        for (const other of this.#filters) other.finish();
+        this.#sendStdin();
+        return "done";
+      }
+      this.#prompts += 1;
+      if (this.#prompts === 1 && this.#exchange.password !== undefined) {
+        this.#process.stdin.write(`${this.#exchange.password}\n`);
+      } else {
+        const reason = this.#exchange.password === undefined ? "password-required" : "wrong-password";
+        this.#stop(
+          new SudoError(
+            reason === "wrong-password" ? "sudo rejected the password" : "sudo asked for a password but none was given",
+            { reason, target: this.#connection.target },
+          ),
+        );
+      }
+      return "continue";
+    });
+    this.#filters.push(filter);
+    return filter;
+  }
+
+  /** The error for a process that ended before sudo let the command start. */
+  failure(result: RunResult): SudoError {
+    const text = `${result.stderr}\n${result.stdout}`;
+    const target = this.#connection.target;
+    if (/a password is required/.test(text)) {
+      return new SudoError("sudo needs a password for this user (sudo -n would have prompted)", {
+        reason: "password-required",
+        target,
+      });
+    }
+    if (/incorrect password|Sorry, try again|no password was provided/.test(text)) {
+      return new SudoError("sudo rejected the password", { reason: "wrong-password", target });
+    }
+    if (/not in the sudoers file|is not allowed to|may not run sudo/.test(text)) {
+      return new SudoError("the user is not allowed to run this command with sudo", { reason: "not-allowed", target });
+    }
+    const firstLine = result.stderr.trim().split("\n")[0] ?? "";
+    return new SudoError(`sudo failed before the command started${firstLine ? `: ${firstLine}` : ""}`, {
+      reason: "other",
+      target,
+    });
+  }
+}
+
+/**
+ * Removes tokens from a byte stream, calling `onToken` for each, until `onToken` reports that the exchange is over;
+ * from then on bytes pass through untouched. Holds back a tail that might be the start of a token split across chunks.
+ */
+export class TokenFilter {
+  readonly #tokens: readonly Buffer[];
+  readonly #onToken: (token: string) => "continue" | "done";
+  #held: Buffer = Buffer.alloc(0);
+  #done = false;
+
+  constructor(tokens: readonly string[], onToken: (token: string) => "continue" | "done") {
+    this.#tokens = tokens.map((token) => Buffer.from(token, "utf8"));
+    this.#onToken = onToken;
+  }
+
+  /** Stop scanning; everything passes through from now on. */
+  finish(): void {
+    this.#done = true;
+  }
+
+  write(chunk: Buffer): Buffer {
+    let buffer = this.#held.length > 0 ? Buffer.concat([this.#held, chunk]) : chunk;
+    this.#held = Buffer.alloc(0);
+    if (this.#done) return buffer;
+    const out: Buffer[] = [];
+    while (!this.#done) {
+      let index = -1;
+      let found: Buffer | undefined;
+      for (const token of this.#tokens) {
+        const at = buffer.indexOf(token);
+        if (at !== -1 && (index === -1 || at < index)) {
+          index = at;
+          found = token;
+        }
+      }
+      if (!found) break;
+      out.push(buffer.subarray(0, index));
+      buffer = buffer.subarray(index + found.length);
+      if (this.#onToken(found.toString("utf8")) === "done") this.#done = true;
+    }
+    const keep = this.#done ? 0 : this.#partialTokenLength(buffer);
+    out.push(buffer.subarray(0, buffer.length - keep));
+    this.#held = Buffer.from(buffer.subarray(buffer.length - keep));
+    return out.length === 1 ? (out[0] as Buffer) : Buffer.concat(out);
+  }
+
+  /** Whatever is still held back (the stream ended). */
+  flush(): Buffer {
+    const held = this.#held;
+    this.#held = Buffer.alloc(0);
+    return held;
+  }
+
+  /** Length of the longest suffix of `buffer` that is a proper prefix of a token. */
+  #partialTokenLength(buffer: Buffer): number {
+    let longest = 0;
+    for (const token of this.#tokens) {
+      const max = Math.min(token.length - 1, buffer.length);
+      for (let length = max; length > longest; length--) {
+        if (buffer.subarray(buffer.length - length).equals(token.subarray(0, length))) {
+          longest = length;
+          break;
+        }
+      }
+    }
+    return longest;
+  }
+}
+

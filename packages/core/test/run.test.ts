@@ -1,0 +1,170 @@
+import { Readable } from "node:stream";
+import { describe, expect, it } from "vitest";
+import { AbortError, SudoError, TimeoutError, TunnelError } from "../src/errors.js";
+import { runProcess, TokenFilter } from "../src/run.js";
+import { alive, localConnection } from "./support/local-connection.js";
+
+const connection = localConnection();
+
+describe("runProcess", () => {
+  it("collects stdout and stderr apart, with the exit code", async () => {
+    const result = await runProcess(connection, { command: "echo out; echo err >&2; exit 3" });
+    expect(result).toMatchObject({ exitCode: 3, signal: null, stdout: "out\n", stderr: "err\n", truncated: false });
+    expect(result.durationMs).toBeGreaterThan(0);
+  });
+
+  it("reports death by signal with a null exit code", async () => {
+    const result = await runProcess(connection, { command: "kill -TERM $$" });
+    expect(result).toMatchObject({ exitCode: null, signal: "SIGTERM" });
+  });
+
+  it("decodes a multi-byte character split across chunks", async () => {
+    const chunks: string[] = [];
+    const result = await runProcess(connection, {
+      command: "printf '\\342'; sleep 0.05; printf '\\202\\254 ok'",
+      onStdout: (text) => chunks.push(text),
+    });
+    expect(result.stdout).toBe("€ ok");
+    expect(chunks.join("")).toBe("€ ok");
+    expect(chunks.join("")).not.toContain("\uFFFD");
+  });
+
+  it("caps collected output and sets truncated, while callbacks see everything", async () => {
+    let seen = 0;
+    const result = await runProcess(connection, {
+      command: "head -c 300000 /dev/zero | tr '\\0' a",
+      maxOutputBytes: 1000,
+      onStdout: (text) => (seen += text.length),
+    });
+    expect(result.stdout).toBe("a".repeat(1000));
+    expect(result.truncated).toBe(true);
+    expect(seen).toBe(300000);
+  });
+
+  it("drops a character cut by the cap instead of emitting a replacement character", async () => {
+    const result = await runProcess(connection, { command: "printf 'a€b'", maxOutputBytes: 2 });
+    expect(result.stdout).toBe("a");
+    expect(result.truncated).toBe(true);
+  });
+
+  it("feeds stdin from a string, bytes and a stream", async () => {
+    expect((await runProcess(connection, { command: "cat", stdin: "text in" })).stdout).toBe("text in");
+    expect((await runProcess(connection, { command: "wc -c", stdin: new Uint8Array(70000) })).stdout.trim()).toBe("70000");
+    const stream = Readable.from([Buffer.from("one "), Buffer.from("two")]);
+    expect((await runProcess(connection, { command: "cat", stdin: stream })).stdout).toBe("one two");
+  });
+
+  it("closes stdin at once when none is given", async () => {
+    const result = await runProcess(connection, { command: "cat; echo done" });
+    expect(result.stdout).toBe("done\n");
+  });
+
+  it("stops the process group on timeout and rejects with TimeoutError", async () => {
+    const pids: string[] = [];
+    const error = await runProcess(connection, {
+      command: "sleep 30 & echo $!; wait",
+      timeoutMs: 300,
+      onStdout: (text) => pids.push(text.trim()),
+    }).catch((caught: unknown) => caught);
+    expect(error).toBeInstanceOf(TimeoutError);
+    expect(TunnelError.is(error) && error.code).toBe("TIMEOUT");
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(await alive(Number(pids[0]))).toBe(false);
+  });
+
+  it("rejects with AbortError when the caller aborts, and at once when already aborted", async () => {
+    const controller = new AbortController();
+    const running = runProcess(connection, { command: "sleep 30", signal: controller.signal });
+    setTimeout(() => controller.abort(), 100);
+    await expect(running).rejects.toBeInstanceOf(AbortError);
+    const before = connection.spawned.length;
+    await expect(runProcess(connection, { command: "true", signal: controller.signal })).rejects.toBeInstanceOf(AbortError);
+    expect(connection.spawned.length).toBe(before);
+  });
+
+  it("reports when the command started", async () => {
+    let started = false;
+    await runProcess(connection, { command: "true", onStarted: () => (started = true) });
+    expect(started).toBe(true);
+  });
+});
+
+// A stand-in for `sudo -S -p PROMPT`: prompts on stderr (no newline), reads one line, checks it.
+const fakeSudo = (password: string, then: string) =>
+  `n=0; while :; do printf '[tunnel-sudo-N1]' >&2; IFS= read -r pw || { echo 'sudo: no password was provided' >&2; exit 1; }; ` +
+  `if [ "$pw" = '${password}' ]; then break; fi; n=$((n+1)); echo 'Sorry, try again.' >&2; ` +
+  `if [ $n -ge 3 ]; then echo 'sudo: 3 incorrect password attempts' >&2; exit 1; fi; done; printf '[tunnel-ready-R1]' >&2; ${then}`;
+
+describe("runProcess with sudo", () => {
+  const exchange = { prompt: "[tunnel-sudo-N1]", ready: "[tunnel-ready-R1]" };
+
+  it("answers the prompt once, strips prompt and ready tokens, then sends stdin", async () => {
+    const result = await runProcess(connection, {
+      command: fakeSudo("s3cret", "cat; echo ran >&2"),
+      sudo: { ...exchange, password: "s3cret" },
+      stdin: "user input",
+    });
+    expect(result).toMatchObject({ exitCode: 0, stdout: "user input", stderr: "ran\n" });
+    expect(result.stdout + result.stderr).not.toContain("s3cret");
+  });
+
+  it("fails fast with a wrong-password SudoError on a second prompt", async () => {
+    const error = await runProcess(connection, {
+      command: fakeSudo("right", "true"),
+      sudo: { ...exchange, password: "wrong" },
+    }).catch((caught: unknown) => caught);
+    expect(error).toBeInstanceOf(SudoError);
+    expect((error as SudoError).reason).toBe("wrong-password");
+    expect((error as SudoError).message).not.toContain("wrong");
+  });
+
+  it("accepts no prompt at all (cached credentials)", async () => {
+    const result = await runProcess(connection, {
+      command: "printf '[tunnel-ready-R1]' >&2; echo hi",
+      sudo: { ...exchange, password: "unused" },
+    });
+    expect(result).toMatchObject({ exitCode: 0, stdout: "hi\n", stderr: "" });
+  });
+
+  it("turns sudo's own failure before the command started into a typed SudoError", async () => {
+    const required = await runProcess(connection, {
+      command: "echo 'sudo: a password is required' >&2; exit 1",
+      sudo: exchange,
+    }).catch((caught: unknown) => caught);
+    expect((required as SudoError).reason).toBe("password-required");
+    const denied = await runProcess(connection, {
+      command: "echo 'tunnel_plain is not in the sudoers file.' >&2; exit 1",
+      sudo: exchange,
+    }).catch((caught: unknown) => caught);
+    expect((denied as SudoError).reason).toBe("not-allowed");
+  });
+
+  it("bounds the prompt phase with promptTimeoutMs", async () => {
+    const error = await runProcess(connection, {
+      command: "sleep 5",
+      sudo: { ...exchange, password: "x", promptTimeoutMs: 200 },
+    }).catch((caught: unknown) => caught);
+    expect((error as SudoError).reason).toBe("prompt-timeout");
+  });
+
+  it("does not strip tokens from the command's own output after the exchange", async () => {
+    const result = await runProcess(connection, {
+      command: "printf '[tunnel-ready-R1]' >&2; printf '[tunnel-sudo-N1]'",
+      sudo: exchange,
+    });
+    expect(result.stdout).toBe("[tunnel-sudo-N1]");
+  });
+});
+
+describe("TokenFilter", () => {
+  it("finds tokens split across chunks and passes other bytes through", () => {
+    const seen: string[] = [];
+    const filter = new TokenFilter(["<TOKEN>"], (token) => {
+      seen.push(token);
+      return "continue";
+    });
+    const out = [filter.write(Buffer.from("ab<TO")), filter.write(Buffer.from("KEN>cd<T")), filter.write(Buffer.from("x")), filter.flush()];
+    expect(Buffer.concat(out).toString()).toBe("abcd<Tx");
+    expect(seen).toEqual(["<TOKEN>"]);
+  });
+});

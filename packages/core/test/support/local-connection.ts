@@ -1,0 +1,85 @@
+/**
+ * A Connection whose processes are local `/bin/sh -c` children: real streams, real exit codes and signals,
+ * no network. For unit tests of logic above the transport interface (core's derived run).
+ */
+import { spawn } from "node:child_process";
+import { AbortError, ConnectError } from "../../src/errors.js";
+import type { Connection, ExitStatus, RemoteProcess, SpawnRequest } from "../../src/transport.js";
+
+export function localConnection(): Connection & { readonly spawned: string[] } {
+  const spawned: string[] = [];
+  const closeListeners = new Set<() => void>();
+  let closed = false;
+  return {
+    transport: "local",
+    target: { host: "localhost" },
+    capabilities: { pty: false, signals: true, transfer: false },
+    maxChannels: 10,
+    get closed() {
+      return closed;
+    },
+    spawned,
+    spawn(request: SpawnRequest): RemoteProcess {
+      spawned.push(request.command);
+      const child = spawn("/bin/sh", ["-c", request.command], { detached: true, stdio: "pipe" });
+      const kill = async (signal = "SIGTERM") => {
+        try {
+          if (child.pid !== undefined) process.kill(-child.pid, signal as NodeJS.Signals);
+        } catch {
+          // already gone
+        }
+      };
+      const exit = new Promise<ExitStatus>((resolve, reject) => {
+        let aborted = false;
+        request.signal?.addEventListener(
+          "abort",
+          () => {
+            aborted = true;
+            void kill("SIGTERM");
+            setTimeout(() => void kill("SIGKILL"), 500).unref();
+          },
+          { once: true },
+        );
+        child.on("error", (error) => reject(new ConnectError("spawn failed", { cause: error, lost: true })));
+        child.on("close", (code, signal) => {
+          if (aborted) reject(new AbortError());
+          else resolve({ exitCode: code, signal });
+        });
+      });
+      return {
+        stdin: child.stdin,
+        stdout: child.stdout,
+        stderr: child.stderr,
+        started: Promise.resolve(),
+        exit,
+        kill,
+      };
+    },
+    async upload() {
+      throw new Error("not supported");
+    },
+    async download() {
+      throw new Error("not supported");
+    },
+    async ping() {},
+    async close() {
+      closed = true;
+      for (const listener of closeListeners) listener();
+    },
+    onClose(listener) {
+      closeListeners.add(listener);
+      return () => closeListeners.delete(listener);
+    },
+  };
+}
+
+/** Is a local process still alive (not a zombie)? */
+export async function alive(pid: number): Promise<boolean> {
+  try {
+    const { readFile } = await import("node:fs/promises");
+    const stat = await readFile(`/proc/${pid}/stat`, "utf8");
+    return !/^\d+ \(.*\) Z/.test(stat);
+  } catch {
+    return false;
+  }
+}
