@@ -5,11 +5,14 @@
  * connection, runs one remote process on it, and releases (clean) or destroys (suspect) the lease.
  */
 import type { Connection } from "./transport.js";
+import type { Span } from "./tracer.js";
 import type { Target } from "./types.js";
 
 export interface AcquireOptions {
   /** Stop waiting for a lease; the acquire rejects with `AbortError`. */
   readonly signal?: AbortSignal;
+  /** The operation's span: the pool nests its `tunnel.pool.acquire` and `tunnel.connect` spans under it. */
+  readonly parentSpan?: Span;
 }
 
 /**

@@ -10,6 +10,7 @@
  */
 import type { Readable, Writable } from "node:stream";
 import type { TunnelError } from "./errors.js";
+import type { Span } from "./tracer.js";
 import type { Progress, PtyOptions, Target } from "./types.js";
 
 /**
@@ -35,6 +36,8 @@ export interface Transport {
 
 export interface ConnectOptions {
   readonly signal?: AbortSignal;
+  /** The span of the connect (`tunnel.connect`, opened by the pool); a transport may add events to it. */
+  readonly span?: Span;
 }
 
 /** Optional abilities of a connection. Core checks these instead of `instanceof`. */
