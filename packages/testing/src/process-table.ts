@@ -1,0 +1,122 @@
+/**
+ * A snapshot of this machine's processes, read from /proc. The test servers tunnel starts are local, so their
+ * "remote" processes are visible here; tests use this to prove that a process is really gone.
+ */
+import { readdirSync, readFileSync } from "node:fs";
+import { readdir, readFile } from "node:fs/promises";
+
+export interface ProcessEntry {
+  readonly pid: number;
+  readonly ppid: number;
+  /** One-letter state from /proc/<pid>/stat (`R`, `S`, `Z`, ...). */
+  readonly state: string;
+  /** Effective user id. */
+  readonly uid: number;
+  /** Start time in clock ticks since boot: together with `pid` it names one process even when pids are reused. */
+  readonly startTime: number;
+  /** The command line, arguments joined by spaces; `[comm]` when it has none (zombies, kernel threads). */
+  readonly args: string;
+}
+
+function parse(pid: number, stat: string, status: string, cmdline: string): ProcessEntry | undefined {
+  // comm may hold spaces and parentheses: the fields start after the last ')'.
+  const close = stat.lastIndexOf(")");
+  if (close === -1) return undefined;
+  const comm = stat.slice(stat.indexOf("(") + 1, close);
+  const fields = stat.slice(close + 2).split(" ");
+  const uidLine = /^Uid:\s+(\d+)\s+(\d+)/m.exec(status);
+  const args = cmdline.replace(/\0+$/, "").split("\0").join(" ");
+  return {
+    pid,
+    ppid: Number(fields[1]),
+    state: fields[0] ?? "?",
+    uid: uidLine ? Number(uidLine[2]) : -1,
+    startTime: Number(fields[19]),
+    args: args || `[${comm}]`,
+  };
+}
+
+function pids(names: readonly string[]): number[] {
+  return names.filter((name) => /^\d+$/.test(name)).map(Number);
+}
+
+/** Every process on the machine (processes that exit while being read are left out). */
+export async function listProcesses(): Promise<ProcessEntry[]> {
+  const entries = await Promise.all(
+    pids(await readdir("/proc")).map(async (pid) => {
+      try {
+        const [stat, status, cmdline] = await Promise.all([
+          readFile(`/proc/${pid}/stat`, "utf8"),
+          readFile(`/proc/${pid}/status`, "utf8"),
+          readFile(`/proc/${pid}/cmdline`, "utf8"),
+        ]);
+        return parse(pid, stat, status, cmdline);
+      } catch {
+        return undefined;
+      }
+    }),
+  );
+  return entries.filter((entry): entry is ProcessEntry => entry !== undefined);
+}
+
+/** The same snapshot, synchronously (for clean-up while the process exits). */
+export function listProcessesSync(): ProcessEntry[] {
+  const out: ProcessEntry[] = [];
+  for (const pid of pids(readdirSync("/proc"))) {
+    try {
+      const entry = parse(
+        pid,
+        readFileSync(`/proc/${pid}/stat`, "utf8"),
+        readFileSync(`/proc/${pid}/status`, "utf8"),
+        readFileSync(`/proc/${pid}/cmdline`, "utf8"),
+      );
+      if (entry) out.push(entry);
+    } catch {
+      // exited while being read
+    }
+  }
+  return out;
+}
+
+/** `roots` and all their descendants in `table`, parents before children. */
+export function descendants(table: readonly ProcessEntry[], roots: readonly number[]): ProcessEntry[] {
+  const children = new Map<number, ProcessEntry[]>();
+  for (const entry of table) {
+    const list = children.get(entry.ppid);
+    if (list) list.push(entry);
+    else children.set(entry.ppid, [entry]);
+  }
+  const byPid = new Map(table.map((entry) => [entry.pid, entry]));
+  const out: ProcessEntry[] = [];
+  const seen = new Set<number>();
+  const queue = roots.map((pid) => byPid.get(pid)).filter((entry): entry is ProcessEntry => entry !== undefined);
+  while (queue.length > 0) {
+    const entry = queue.shift() as ProcessEntry;
+    if (seen.has(entry.pid)) continue;
+    seen.add(entry.pid);
+    out.push(entry);
+    queue.push(...(children.get(entry.pid) ?? []));
+  }
+  return out;
+}
+
+/** Whether the process `pid` (started at `startTime`, when given) still exists and is not a zombie. */
+export function isAlive(pid: number, startTime?: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    if (fields[0] === "Z" || fields[0] === "X") return false;
+    return startTime === undefined || Number(fields[19]) === startTime;
+  } catch {
+    return false;
+  }
+}
+
+/** The uid of a local account, from /etc/passwd; undefined when there is no such account. */
+export function uidOf(user: string): number | undefined {
+  for (const line of readFileSync("/etc/passwd", "utf8").split("\n")) {
+    const fields = line.split(":");
+    if (fields[0] === user && fields[2] !== undefined) return Number(fields[2]);
+  }
+  return undefined;
+}

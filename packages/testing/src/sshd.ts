@@ -1,0 +1,390 @@
+/**
+ * A throwaway real OpenSSH sshd on a free loopback port, for tests that must talk to the real thing.
+ *
+ * Each instance has its own folder (config, ed25519 host key, log) and runs `sshd -D` as a child of the test
+ * process. The test accounts (see `test-users.ts`) are shared by every instance on the machine.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { accessSync, closeSync, constants, existsSync, openSync, readFileSync, rmSync } from "node:fs";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { descendants, isAlive, listProcesses, listProcessesSync, uidOf, type ProcessEntry } from "./process-table.js";
+import { runLocal } from "./run-local.js";
+import { ensureTestAccounts } from "./test-users.js";
+
+const SSHD_PATH = "/usr/sbin/sshd";
+const READY_DEADLINE_MS = 10_000;
+
+export interface SshdUser {
+  readonly name: string;
+  readonly password: string;
+}
+
+export interface StartSshdOptions {
+  /** sshd's MaxSessions: channels per connection. Default 10. */
+  readonly maxSessions?: number;
+  /** sshd's UsePAM. Default true (keyboard-interactive needs it); false makes wrong passwords fail fast. */
+  readonly usePam?: boolean;
+  /**
+   * Extra sshd_config lines, placed first. sshd keeps the first value of most keywords but the last of a few
+   * (MaxStartups), so a default line with the same keyword is removed: `["MaxStartups 2"]` really means 2.
+   */
+  readonly extraConfig?: readonly string[];
+}
+
+export interface Sshd {
+  /** Always `127.0.0.1`. */
+  readonly host: string;
+  readonly port: number;
+  /** Private folder holding the config, host key, known_hosts file and log; removed by `stop()`. */
+  readonly dir: string;
+  /** `ssh-ed25519 AAAA...` */
+  readonly hostPublicKey: string;
+  /** `[127.0.0.1]:PORT ssh-ed25519 AAAA...` */
+  readonly knownHostsLine: string;
+  /** A file holding `knownHostsLine`. */
+  readonly knownHostsPath: string;
+  /** An ed25519 private key without passphrase, authorized for every test user. Readable by root only. */
+  readonly clientKeyPath: string;
+  readonly users: {
+    /** `tunnel_plain`: /bin/bash, no sudo. */
+    readonly plain: SshdUser;
+    /** `tunnel_sudo`: sudo without a password. */
+    readonly sudo: SshdUser;
+    /** `tunnel_pwsudo`: sudo with its password. */
+    readonly pwsudo: SshdUser;
+    /** `tunnel_other`: an account to `sudo -u` to. */
+    readonly other: SshdUser;
+  };
+  /** The listener's pid (changes on `restart()`). */
+  readonly pid: number;
+  readonly logPath: string;
+  /** Stop the listener and start it again: same port, same host key. Open sessions keep running. */
+  restart(): Promise<void>;
+  /** Kill the listener and every process under it: all sessions drop. `restart()` brings the server back. */
+  crash(): Promise<void>;
+  /** Kill everything this instance started and remove its folder. Idempotent. */
+  stop(): Promise<void>;
+}
+
+export interface SshdSupport {
+  readonly available: boolean;
+  readonly reason?: string;
+}
+
+/**
+ * Whether this machine can run a throwaway sshd: it needs root (to create the test accounts) and /usr/sbin/sshd.
+ * When it cannot and `process.env.CI` is set, this throws: CI must run the suites that need sshd, never skip them.
+ */
+export function sshdSupport(): SshdSupport {
+  let reason: string | undefined;
+  if (process.platform !== "linux") reason = "a throwaway sshd needs Linux";
+  else if (process.getuid?.() !== 0) reason = "a throwaway sshd needs root (it creates the test accounts)";
+  else if (!executable(SSHD_PATH)) reason = `${SSHD_PATH} is missing (install openssh-server)`;
+  else if (!executable("/usr/bin/ssh-keygen") && !executable("/bin/ssh-keygen")) reason = "ssh-keygen is missing";
+  if (reason === undefined) return { available: true };
+  if (process.env.CI) throw new Error(`sshd is required in CI but cannot run: ${reason}`);
+  return { available: false, reason };
+}
+
+function executable(path: string): boolean {
+  try {
+    accessSync(path, constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Processes of `user` on this machine (the test server is local), zombies left out.
+ * @example expect(await remoteProcesses("tunnel_plain")).not.toContainEqual(expect.objectContaining({ pid }));
+ */
+export async function remoteProcesses(user: string): Promise<Array<{ pid: number; ppid: number; args: string }>> {
+  const uid = uidOf(user);
+  if (uid === undefined) throw new Error(`no local account named ${user}`);
+  return (await listProcesses())
+    .filter((entry) => entry.uid === uid && entry.state !== "Z" && entry.state !== "X")
+    .map(({ pid, ppid, args }) => ({ pid, ppid, args }));
+}
+
+/** Start a throwaway sshd. Rejects (with the log's tail) when it does not answer with its host key in time. */
+export async function startSshd(options: StartSshdOptions = {}): Promise<Sshd> {
+  const support = sshdSupport();
+  if (!support.available) throw new Error(`cannot start sshd: ${support.reason}`);
+  const accounts = await ensureTestAccounts();
+  const dir = await mkdtemp(join(tmpdir(), "tunnel-sshd-"));
+  try {
+    const keyPath = join(dir, "ssh_host_ed25519_key");
+    const keygen = await runLocal("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "tunnel-testing-host", "-f", keyPath]);
+    if (keygen.code !== 0) throw new Error(`ssh-keygen failed: ${keygen.stderr.trim()}`);
+    const hostPublicKey = (await readFile(`${keyPath}.pub`, "utf8")).trim().split(" ").slice(0, 2).join(" ");
+    const extraLines = await compatibilityLines();
+    // A port picked now may be taken before sshd binds it; then try another one.
+    let lastError: unknown;
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const port = await freePort();
+      const instance = new SshdInstance(dir, port, hostPublicKey, accounts.clientKeyPath, accounts.users);
+      await writeFile(join(dir, "sshd_config"), renderConfig(dir, port, options, extraLines), { mode: 0o600 });
+      await writeFile(instance.knownHostsPath, `${instance.knownHostsLine}\n`);
+      try {
+        await instance.launch();
+        return instance;
+      } catch (error) {
+        lastError = error;
+        if (!(error instanceof PortTakenError)) throw error;
+      }
+    }
+    throw lastError;
+  } catch (error) {
+    await rm(dir, { recursive: true, force: true });
+    throw error;
+  }
+}
+
+class PortTakenError extends Error {}
+
+let compatibility: Promise<string[]> | undefined;
+
+/** Lines that keep newer servers behaving like the ones the tests were written for. */
+function compatibilityLines(): Promise<string[]> {
+  compatibility ??= runLocal(SSHD_PATH, ["-V"]).then((result) => {
+    const match = /OpenSSH_(\d+)\.(\d+)/.exec(result.stderr + result.stdout);
+    const version = match ? Number(match[1]) * 100 + Number(match[2]) : 0;
+    // 9.8 added penalties for sources that fail often, which a fault suite does on purpose.
+    return version >= 908 ? ["PerSourcePenalties no"] : [];
+  });
+  return compatibility;
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.unref();
+    server.on("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      const port = typeof address === "object" && address ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+function renderConfig(dir: string, port: number, options: StartSshdOptions, compatibility: readonly string[]): string {
+  const extra = [...(options.extraConfig ?? []), ...compatibility];
+  const overridden = new Set(extra.map((line) => keyword(line)).filter((word) => word !== ""));
+  const defaults = [
+    `Port ${port}`,
+    "ListenAddress 127.0.0.1",
+    `HostKey ${join(dir, "ssh_host_ed25519_key")}`,
+    `PidFile ${join(dir, "sshd.pid")}`,
+    `UsePAM ${options.usePam === false ? "no" : "yes"}`,
+    "PubkeyAuthentication yes",
+    "PasswordAuthentication yes",
+    "KbdInteractiveAuthentication yes",
+    "PermitRootLogin no",
+    "AuthorizedKeysFile .ssh/authorized_keys",
+    "StrictModes yes",
+    `MaxSessions ${options.maxSessions ?? 10}`,
+    "MaxStartups 10:30:100",
+    "LoginGraceTime 30",
+    "ClientAliveInterval 5",
+    "ClientAliveCountMax 3",
+    "LogLevel VERBOSE",
+    "Subsystem sftp internal-sftp",
+    "AcceptEnv LANG LC_*",
+    "PrintMotd no",
+  ].filter((line) => !overridden.has(keyword(line)));
+  return `${[...extra, ...defaults].join("\n")}\n`;
+}
+
+function keyword(line: string): string {
+  return line.trim().split(/\s+/)[0]?.toLowerCase() ?? "";
+}
+
+/** Every live instance, so that a test process that exits without `stop()` leaves no sshd behind. */
+const live = new Set<SshdInstance>();
+let exitHookInstalled = false;
+
+function installExitHook(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.once("exit", () => {
+    for (const instance of live) instance.killNowSync();
+  });
+}
+
+interface Tracked {
+  readonly pid: number;
+  readonly startTime: number;
+}
+
+class SshdInstance implements Sshd {
+  readonly host = "127.0.0.1";
+  readonly knownHostsPath: string;
+  readonly knownHostsLine: string;
+  readonly logPath: string;
+  #child: ChildProcess | undefined;
+  #listener: Tracked | undefined;
+  /** Sessions that outlived a restarted listener: still this instance's, still to be killed by `stop()`. */
+  readonly #orphans: Tracked[] = [];
+  #stopping: Promise<void> | undefined;
+
+  constructor(
+    readonly dir: string,
+    readonly port: number,
+    readonly hostPublicKey: string,
+    readonly clientKeyPath: string,
+    readonly users: Sshd["users"],
+  ) {
+    this.knownHostsLine = `[127.0.0.1]:${port} ${hostPublicKey}`;
+    this.knownHostsPath = join(dir, "known_hosts");
+    this.logPath = join(dir, "sshd.log");
+  }
+
+  get pid(): number {
+    return this.#listener?.pid ?? 0;
+  }
+
+  async launch(): Promise<void> {
+    const config = join(this.dir, "sshd_config");
+    const check = await runLocal(SSHD_PATH, ["-t", "-f", config]);
+    if (check.code !== 0) throw new Error(`sshd rejected its config: ${check.stderr.trim()}`);
+    const logOffset = existsSync(this.logPath) ? readFileSync(this.logPath).length : 0;
+    const stderrPath = join(this.dir, "sshd.stderr");
+    const stderrFd = openSync(stderrPath, "a");
+    let child: ChildProcess;
+    try {
+      child = spawn(SSHD_PATH, ["-D", "-f", config, "-E", this.logPath], { stdio: ["ignore", "ignore", stderrFd] });
+    } finally {
+      closeSync(stderrFd);
+    }
+    // The test process must be able to exit while the server runs; `stop()` and the exit hook clean up.
+    child.unref();
+    child.on("error", () => {
+      // reported below: the ready poll sees the process gone
+    });
+    this.#child = child;
+    const pid = child.pid;
+    if (pid === undefined) throw new Error(`could not start ${SSHD_PATH}`);
+    const entry = (await listProcesses()).find((candidate) => candidate.pid === pid);
+    this.#listener = { pid, startTime: entry?.startTime ?? -1 };
+    live.add(this);
+    installExitHook();
+    try {
+      await this.#waitReady(child, logOffset);
+    } catch (error) {
+      await this.#killTree();
+      live.delete(this);
+      throw error;
+    }
+  }
+
+  async #waitReady(child: ChildProcess, logOffset: number): Promise<void> {
+    const deadline = Date.now() + READY_DEADLINE_MS;
+    for (;;) {
+      if (child.exitCode !== null || child.signalCode !== null || !isAlive(child.pid ?? 0)) {
+        const log = this.#logTail(logOffset);
+        if (/Address already in use|Cannot bind any address/.test(log)) throw new PortTakenError(log);
+        throw new Error(`sshd exited before it was ready:\n${log}`);
+      }
+      const scan = await runLocal("ssh-keyscan", ["-T", "1", "-t", "ed25519", "-p", String(this.port), this.host], {
+        timeoutMs: 5_000,
+      }).catch(() => undefined);
+      if (scan?.stdout.includes(this.hostPublicKey)) return;
+      if (Date.now() > deadline) {
+        throw new Error(`sshd did not answer with its host key within ${READY_DEADLINE_MS} ms:\n${this.#logTail(logOffset)}`);
+      }
+      await sleep(30);
+    }
+  }
+
+  #logTail(offset: number): string {
+    const read = (path: string, from: number) => {
+      try {
+        return readFileSync(path).subarray(from).toString("utf8");
+      } catch {
+        return "";
+      }
+    };
+    const text = `${read(this.logPath, offset)}${read(join(this.dir, "sshd.stderr"), 0)}`;
+    return text.trim().split("\n").slice(-20).join("\n");
+  }
+
+  async restart(): Promise<void> {
+    if (this.#stopping) throw new Error("this sshd was stopped");
+    const listener = this.#listener;
+    if (listener && isAlive(listener.pid, listener.startTime)) {
+      // The sessions survive the listener (as with a real `systemctl restart`); remember them for `stop()`.
+      const tree = descendants(await listProcesses(), [listener.pid]);
+      for (const entry of tree.slice(1)) if (entry.ppid === listener.pid) this.#orphans.push(entry);
+      process.kill(listener.pid, "SIGTERM");
+      await waitGone([listener], 10_000);
+    }
+    await this.launch();
+  }
+
+  async crash(): Promise<void> {
+    if (this.#stopping) throw new Error("this sshd was stopped");
+    await this.#killTree();
+  }
+
+  stop(): Promise<void> {
+    this.#stopping ??= (async () => {
+      await this.#killTree();
+      live.delete(this);
+      await rm(this.dir, { recursive: true, force: true });
+    })();
+    return this.#stopping;
+  }
+
+  /** The listener, the sessions (including ones that outlived a restart) and everything they started. */
+  #tree(table: readonly ProcessEntry[]): ProcessEntry[] {
+    const roots = [this.#listener, ...this.#orphans]
+      .filter((tracked): tracked is Tracked => tracked !== undefined)
+      .filter((tracked) => table.some((entry) => entry.pid === tracked.pid && entry.startTime === tracked.startTime))
+      .map((tracked) => tracked.pid);
+    return descendants(table, roots);
+  }
+
+  async #killTree(): Promise<void> {
+    // Snapshot first, then kill: a killed parent's children are re-parented and would drop out of the tree.
+    const tree = this.#tree(await listProcesses());
+    for (const entry of tree) {
+      try {
+        process.kill(entry.pid, "SIGKILL");
+      } catch {
+        // already gone
+      }
+    }
+    this.#orphans.length = 0;
+    this.#listener = undefined;
+    await waitGone(tree, 10_000);
+  }
+
+  /** Synchronous clean-up for the process's exit hook. */
+  killNowSync(): void {
+    for (const entry of this.#tree(listProcessesSync())) {
+      try {
+        process.kill(entry.pid, "SIGKILL");
+      } catch {
+        // already gone
+      }
+    }
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+async function waitGone(processes: readonly Tracked[], timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (processes.some((entry) => isAlive(entry.pid, entry.startTime))) {
+    if (Date.now() > deadline) {
+      const left = processes.filter((entry) => isAlive(entry.pid, entry.startTime)).map((entry) => entry.pid);
+      throw new Error(`processes ${left.join(", ")} did not exit within ${timeoutMs} ms`);
+    }
+    await sleep(20);
+  }
+}
