@@ -8,3 +8,5 @@ export { quote, quoteArgs } from "./quote.js";
 export { OutputCollector } from "./output.js";
 export { DEFAULT_MAX_OUTPUT_BYTES, runProcess, TokenFilter } from "./run.js";
 export type { RunRequest, RunResult, SudoExchange } from "./run.js";
+export { MIN_SECRET_LENGTH, REDACTED, Redactor, redactSpan, unwrapSpan } from "./redact.js";
+export type { ErrorSummary } from "./redact.js";
