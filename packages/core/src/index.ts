@@ -8,5 +8,52 @@ export { quote, quoteArgs } from "./quote.js";
 export { OutputCollector } from "./output.js";
 export { DEFAULT_MAX_OUTPUT_BYTES, runProcess, TokenFilter } from "./run.js";
 export type { RunRequest, RunResult, SudoExchange } from "./run.js";
+export {
+  MAX_TIMEOUT_MS,
+  parseMode,
+  validateAccountName,
+  validateCommand,
+  validateEnv,
+  validateInterpreter,
+  validatePath,
+  validateScript,
+  validateSudo,
+  validateTarget,
+  validateTimeout,
+  validateTransfer,
+} from "./validate.js";
+export {
+  PREPARATION_EXIT_CODE,
+  createNonce,
+  detectPreparationFailure,
+  preparationMarker,
+  prepareCommand,
+  prepareScriptCommand,
+  scriptInterpreter,
+  sudoPrompt,
+  sudoReadyToken,
+} from "./prepare.js";
+export type { PreparationFailure, PrepareOptions, PreparedCommand, PreparedSudo, PrepareParts } from "./prepare.js";
+export { RetryStats, abortErrorFrom, computeBackoff, executeWithRetry, retryAttempts, sleep } from "./retry.js";
+export type { RetryInfo, RetryOptions, RetryOutcome, RetryStatsSnapshot, RetryStrategy } from "./retry.js";
+export { classifyError, isConnectionError } from "./classify.js";
+export type { Classification, ClassifyContext } from "./classify.js";
+export { CircuitBreaker, CircuitBreakerRegistry, breakerOutcome } from "./breaker.js";
+export type {
+  BreakerOutcome,
+  CircuitBreakerOptions,
+  CircuitBreakerSettings,
+  CircuitPermit,
+  CircuitState,
+  CircuitStateChange,
+} from "./breaker.js";
+export {
+  DefaultExecutorConfig,
+  DevelopmentExecutorConfig,
+  ExecutorConfig,
+  ProductionExecutorConfig,
+  validateExecutorConfig,
+} from "./config.js";
+export type { BreakerConfig, ExecutorConfigChanges, ExecutorConfigValues } from "./config.js";
 export { MIN_SECRET_LENGTH, REDACTED, Redactor, redactSpan, unwrapSpan } from "./redact.js";
 export type { ErrorSummary } from "./redact.js";

@@ -1,0 +1,278 @@
+/**
+ * Command preparation, in one place: env, working dir, sudo and script command lines, all built with the
+ * one quoting function (`quote.ts`). A transport receives the result as `SpawnRequest.command` and runs it
+ * with the login user's shell, exactly as `ssh host '<command>'` would.
+ *
+ * Shape of a prepared command (`N` is a random hex nonce, one per prepared command):
+ *
+ * ```sh
+ * CDPATH= cd -- '/srv/my app' || { printf '%s\n' 'tunnel[N]: cannot change directory' >&2; exit 97; }
+ * export LC_ALL=C
+ * export GREETING='it'\''s $HOME'
+ * <cmd, unchanged>
+ * ```
+ *
+ * - The working dir is entered first, so a missing one fails BEFORE the command runs: exit code
+ *   `PREPARATION_EXIT_CODE` (97) and the line `tunnel[N]: cannot change directory` on stderr (after the shell's own
+ *   message naming the folder). `detectPreparationFailure()` recognises it; the nonce keeps a command that happens
+ *   to exit 97 from being mistaken for it. A leading `~` or `~/` means the home of the user the command runs as
+ *   (`"$HOME"`); every other character is literal. `CDPATH` is cleared so `cd` neither wanders nor prints.
+ * - Env is set inline with `export NAME='value'` (servers drop SSH `env` requests unless `AcceptEnv` allows them).
+ *   Exports follow the `cd`, so `env.HOME` does not change where `~` points, and they reach every process the
+ *   command starts.
+ * - Without sudo the command runs in the login shell, unchanged, as with `ssh host cmd`.
+ * - With sudo, the whole script above (cd, exports, command) is quoted once and run by `/bin/sh -c` under sudo,
+ *   so env survives sudo's `env_reset` and the `cd` happens as the target user:
+ *   `exec sudo -n -u bob -- /bin/sh -c '<script>'`. The script's first line prints the ready token
+ *   `[tunnel-ready-N]` to stderr (no newline): sudo let the command through. Without a password sudo gets `-n` and
+ *   fails fast with `sudo: a password is required` instead of waiting. With a password it gets
+ *   `-S -p '[tunnel-sudo-N]'`: the caller waits for that prompt on stderr (matching it anywhere in a line — sudo-rs
+ *   rewrites prompts), writes `password + "\n"` to stdin once, strips prompt and ready token from the output, and
+ *   only then streams the command's own stdin. No prompt at all (cached credentials) is fine. The password is
+ *   never on the command line. `PreparedCommand.sudo` has the shape of `run.ts`'s `SudoExchange`.
+ *
+ * The login shell must be a POSIX-style shell (sh, dash, bash, ksh, zsh); csh and fish quote differently.
+ */
+import { randomBytes } from "node:crypto";
+import { ValidationError } from "./errors.js";
+import { quote, quoteArgs } from "./quote.js";
+import type { Command, Script, SudoOptions } from "./types.js";
+import { validateEnv, validateInterpreter, validatePath, validateSudo } from "./validate.js";
+
+/**
+ * Exit code of a prepared command that failed before the user's command ran (working dir, interpreter).
+ * Told apart from a command's own `exit 97` by the nonce marker on stderr: see `detectPreparationFailure`.
+ */
+export const PREPARATION_EXIT_CODE = 97;
+
+/** Why a prepared command stopped before running the user's command. */
+export type PreparationFailure = "working-dir" | "interpreter";
+
+const MARKER_TEXT: Readonly<Record<PreparationFailure, string>> = {
+  "working-dir": "cannot change directory",
+  interpreter: "interpreter not found",
+};
+
+export interface PrepareOptions {
+  /**
+   * The nonce for the sudo prompt and failure markers: 8–64 letters or digits. Default: 16 random hex digits.
+   * Only tests should pass one.
+   */
+  readonly nonce?: string;
+}
+
+/**
+ * The sudo exchange a prepared command expects — the shape of `run.ts`'s `SudoExchange` (add `promptTimeoutMs`).
+ * `toJSON()` and `util.inspect` redact the password; a spread copy does not, so keep copies out of logs.
+ */
+export interface PreparedSudo {
+  /** The exact prompt passed to `sudo -p`, e.g. `[tunnel-sudo-3f2a…]`. Match it anywhere in the output and strip it. */
+  readonly prompt: string;
+  /**
+   * Printed to stderr, without a newline, by the shell that sudo started — before the `cd`, the exports and the
+   * user's command. Its arrival ends the prompt phase; strip it from the output.
+   */
+  readonly ready: string;
+  /** The password to write (followed by `"\n"`) once the prompt appears. Absent for `sudo -n`. */
+  readonly password?: string;
+}
+
+/** A command line ready for `Connection.spawn({ command })`. */
+export interface PreparedCommand {
+  /** The full command line for the login shell. Never contains the sudo password. */
+  readonly command: string;
+  /** The nonce in the sudo prompt, the ready token and the failure markers. */
+  readonly nonce: string;
+  /** Present when the command runs through sudo (with or without a password). */
+  readonly sudo?: PreparedSudo;
+}
+
+/** The parts of a command or script that preparation uses. */
+export interface PrepareParts {
+  readonly env?: Readonly<Record<string, string>>;
+  readonly workingDir?: string;
+  readonly sudo?: boolean | SudoOptions;
+}
+
+/** A new random nonce: 16 hex digits. */
+export function createNonce(): string {
+  return randomBytes(8).toString("hex");
+}
+
+/** The prompt given to `sudo -S -p` for this nonce. */
+export function sudoPrompt(nonce: string): string {
+  return `[tunnel-sudo-${nonce}]`;
+}
+
+/** The token a sudo-wrapped command prints to stderr once sudo let it through. */
+export function sudoReadyToken(nonce: string): string {
+  return `[tunnel-ready-${nonce}]`;
+}
+
+/** The stderr line a prepared command prints when it stops early for `failure`. */
+export function preparationMarker(nonce: string, failure: PreparationFailure): string {
+  return `tunnel[${nonce}]: ${MARKER_TEXT[failure]}`;
+}
+
+/**
+ * Did the prepared command stop before the user's command ran? Returns why, or `undefined`.
+ * True only for exit code 97 together with this command's nonce marker on stderr.
+ * @example if (detectPreparationFailure(prepared, result) === "working-dir") throw new ValidationError("workingDir", "does not exist")
+ */
+export function detectPreparationFailure(
+  prepared: Pick<PreparedCommand, "nonce">,
+  outcome: { readonly exitCode: number | null; readonly stderr: string },
+): PreparationFailure | undefined {
+  if (outcome.exitCode !== PREPARATION_EXIT_CODE) return undefined;
+  for (const failure of Object.keys(MARKER_TEXT) as PreparationFailure[]) {
+    if (outcome.stderr.includes(preparationMarker(prepared.nonce, failure))) return failure;
+  }
+  return undefined;
+}
+
+function resolveNonce(options: PrepareOptions | undefined): string {
+  const nonce = options?.nonce ?? createNonce();
+  if (!/^[A-Za-z0-9]{8,64}$/.test(nonce)) {
+    throw new ValidationError("nonce", "must be 8 to 64 letters or digits");
+  }
+  return nonce;
+}
+
+function stopLine(nonce: string, failure: PreparationFailure): string {
+  return `{ printf '%s\\n' ${quote(preparationMarker(nonce, failure))} >&2; exit ${PREPARATION_EXIT_CODE}; }`;
+}
+
+/** `~` and `~/rest` are the home of the user the command runs as; everything else is literal. */
+function changeDirectoryLine(workingDir: string, nonce: string): string {
+  const stop = stopLine(nonce, "working-dir");
+  if (workingDir === "~" || workingDir.startsWith("~/")) {
+    const rest = workingDir.slice(1);
+    // An unset or empty HOME must fail: `cd ""` succeeds in dash and bash without moving.
+    const path = rest.length > 0 ? `"$HOME"${quote(rest)}` : `"$HOME"`;
+    return `[ -n "$HOME" ] && CDPATH= cd -- ${path} || ${stop}`;
+  }
+  return `CDPATH= cd -- ${quote(workingDir)} || ${stop}`;
+}
+
+function exportLines(env: Readonly<Record<string, string>> | undefined): string[] {
+  return Object.entries(env ?? {}).map(([name, value]) => `export ${name}=${quote(value)}`);
+}
+
+function normaliseSudo(sudo: PrepareParts["sudo"]): SudoOptions | undefined {
+  if (sudo === undefined || sudo === false) return undefined;
+  return sudo === true ? {} : sudo;
+}
+
+const REDACTED = "[redacted]";
+
+function preparedSudo(prompt: string, ready: string, password: string | undefined): PreparedSudo {
+  const redacted = () => ({ prompt, ready, ...(password !== undefined ? { password: REDACTED } : {}) });
+  const sudo = { prompt, ready, ...(password !== undefined ? { password } : {}) };
+  for (const [key, value] of [["toJSON", redacted], [Symbol.for("nodejs.util.inspect.custom"), redacted]] as const) {
+    Object.defineProperty(sudo, key, { value, enumerable: false });
+  }
+  return sudo;
+}
+
+/** Wraps the lines (cd, exports, extra checks, command) for the login shell, through sudo when asked. */
+function assemble(parts: PrepareParts, body: readonly string[], nonce: string): PreparedCommand {
+  validateEnv(parts.env);
+  if (parts.workingDir !== undefined) validatePath(parts.workingDir, "workingDir");
+  validateSudo(parts.sudo);
+  const sudo = normaliseSudo(parts.sudo);
+  const ready = sudoReadyToken(nonce);
+  const lines = [
+    ...(sudo ? [`printf '%s' ${quote(ready)} >&2`] : []),
+    ...(parts.workingDir !== undefined ? [changeDirectoryLine(parts.workingDir, nonce)] : []),
+    ...exportLines(parts.env),
+    ...body,
+  ];
+  const script = lines.join("\n");
+  if (!sudo) return { command: script, nonce };
+  const user = sudo.user !== undefined ? ["-u", sudo.user] : [];
+  const prompt = sudoPrompt(nonce);
+  const mode = sudo.password === undefined ? ["-n"] : ["-S", "-p", prompt];
+  return {
+    command: `exec sudo ${quoteArgs([...mode, ...user, "--", "/bin/sh", "-c", script])}`,
+    nonce,
+    sudo: preparedSudo(prompt, ready, sudo.password),
+  };
+}
+
+/**
+ * Prepare a command: working dir, env and sudo around `command.cmd` (which is passed through unquoted — it is
+ * a shell command line). Validates the fields it uses (env names, working dir, sudo) and throws
+ * `ValidationError`; run `validateCommand` first for the rest of the request.
+ * @example
+ * prepareCommand({ cmd: "id -u", sudo: { user: "bob" }, env: { A: "1" } }, { nonce: "0123abcd" }).command
+ * // => "exec sudo -n -u bob -- /bin/sh -c 'export A=1\nid -u'"   (with a real newline)
+ */
+export function prepareCommand(
+  command: Pick<Command, "cmd" | "env" | "workingDir" | "sudo">,
+  options?: PrepareOptions,
+): PreparedCommand {
+  if (typeof command.cmd !== "string" || command.cmd.trim().length === 0) {
+    throw new ValidationError("cmd", "must not be empty");
+  }
+  if (command.cmd.includes("\0")) throw new ValidationError("cmd", "must not contain a NUL byte");
+  return assemble(command, [command.cmd], resolveNonce(options));
+}
+
+/**
+ * The words that start a script's interpreter: the explicit `interpreter`, else the shebang
+ * (Linux semantics: the path, then at most one argument holding the rest of the line), else `/bin/sh`.
+ * @example scriptInterpreter({ content: "#!/usr/bin/env python3\nprint(1)" }) // => ["/usr/bin/env", "python3"]
+ */
+export function scriptInterpreter(script: Pick<Script, "interpreter" | "content">): readonly string[] {
+  if (script.interpreter !== undefined) {
+    validateInterpreter(script.interpreter);
+    return [script.interpreter];
+  }
+  const content = typeof script.content === "string" ? script.content : "";
+  if (content.startsWith("#!")) {
+    const end = content.indexOf("\n");
+    const line = content.slice(2, end < 0 ? undefined : end).replace(/\r$/, "").trim();
+    if (line.includes("\0")) throw new ValidationError("content", "the shebang line must not contain a NUL byte");
+    const match = /^(\S+)(?:[ \t]+(.*))?$/.exec(line);
+    if (match?.[1]) return match[2] ? [match[1], match[2]] : [match[1]];
+  }
+  return ["/bin/sh"];
+}
+
+/** Fails with the interpreter marker unless the program exists (as the user the script runs as, with its PATH). */
+function interpreterCheck(program: string, nonce: string): string {
+  const stop = stopLine(nonce, "interpreter");
+  return program.startsWith("/")
+    ? `[ -x ${quote(program)} ] || ${stop}`
+    : `command -v -- ${quote(program)} >/dev/null 2>&1 || ${stop}`;
+}
+
+/**
+ * Prepare the command that runs an uploaded script: `<interpreter words> <scriptPath> <args...>`, every word
+ * quoted, with the same working dir, env and sudo wrapping as `prepareCommand`. Before running, it checks that
+ * the interpreter exists (`[ -x path ]` or `command -v name`, after the env exports so `env.PATH` counts) and
+ * otherwise stops with exit 97 and the `interpreter not found` marker.
+ *
+ * The executor uploads `script.content` itself (through the exec channel into a `mktemp -d` folder, mode 0700)
+ * and passes that file's path here; it removes the folder afterwards.
+ * @example
+ * prepareScriptCommand({ content: "echo $1", interpreter: "bash", args: ["a b"] }, "/tmp/tunnel.X/script").command
+ * // => "command -v -- bash >/dev/null 2>&1 || { …; exit 97; }\nbash /tmp/tunnel.X/script 'a b'"
+ */
+export function prepareScriptCommand(
+  script: Pick<Script, "content" | "interpreter" | "args" | "env" | "workingDir" | "sudo">,
+  scriptPath: string,
+  options?: PrepareOptions,
+): PreparedCommand {
+  validatePath(scriptPath, "scriptPath");
+  const args = script.args ?? [];
+  args.forEach((arg, index) => {
+    if (typeof arg !== "string" || arg.includes("\0")) {
+      throw new ValidationError(`args[${index}]`, "must be a string without NUL bytes");
+    }
+  });
+  const nonce = resolveNonce(options);
+  const words = scriptInterpreter(script);
+  const body = [interpreterCheck(words[0] as string, nonce), quoteArgs([...words, scriptPath, ...args])];
+  return assemble(script, body, nonce);
+}
