@@ -1,0 +1,24 @@
+import type { Target } from "@tunnel/core";
+
+/**
+ * The pool key of a target: connections are shared only between targets with the same key.
+ *
+ * Format: `user@host:port`, then `#identity` when the transport reports an identity for the target
+ * (`Transport.identity`, e.g. a jump host or an identity file).
+ * - A missing `user` or `port` renders as an empty string: `{ host: "web-1" }` → `@web-1:`.
+ *   The transport picks them when it connects (ssh_config, then the local user and 22), which the pool
+ *   cannot know beforehand, so `{ host: "web-1" }` and `{ host: "web-1", user: "root", port: 22 }` never
+ *   share connections even when they end up at the same place.
+ * - IPv6 addresses are bracketed: `{ host: "::1", user: "deploy", port: 2222 }` → `deploy@[::1]:2222`.
+ * - Nothing else is normalised: host names are compared as written (`Web-1` and `web-1` are two keys).
+ *
+ * The format is stable: it appears in stats, traces and results.
+ * @example generateConnectionKey({ host: "web-1", user: "root", port: 22 }) // "root@web-1:22"
+ * @example generateConnectionKey({ host: "db", user: "ops", port: 22 }, "jump=bastion") // "ops@db:22#jump=bastion"
+ */
+export function generateConnectionKey(target: Target, identity?: string): string {
+  const host = target.host.includes(":") ? `[${target.host}]` : target.host;
+  const port = target.port === undefined ? "" : String(target.port);
+  const key = `${target.user ?? ""}@${host}:${port}`;
+  return identity ? `${key}#${identity}` : key;
+}

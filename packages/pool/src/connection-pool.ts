@@ -1,0 +1,906 @@
+import {
+  AbortError,
+  ConnectError,
+  ConfigError,
+  NoopTracer,
+  PoolClosedError,
+  PoolTimeoutError,
+  TunnelError,
+  ValidationError,
+  hasCode,
+} from "@tunnel/core";
+import type { AcquireOptions, Connection, Lease, Pool, PoolKeyStats, PoolStats, Span, Target, Tracer, Transport } from "@tunnel/core";
+import { resolvePoolConfig } from "./config.js";
+import type { PoolConfig } from "./config.js";
+import { generateConnectionKey } from "./connection-key.js";
+import { WaitRecorder } from "./wait-recorder.js";
+
+/** `open` lends; `closing` lends no more and waits for leases; `closed` and `destroyed` are final. */
+export type PoolState = "open" | "closing" | "closed" | "destroyed";
+
+/**
+ * Why the pool let go of a connection (the keys of `stats().evicted`):
+ * - `idle`: unused for `idleTimeoutMs`; `lifetime`: older than `maxLifetimeMs`;
+ * - `lost`: it closed with an error; `closed`: it closed without one (or was found closed);
+ * - `ping-failed`: the health check before lending failed or timed out;
+ * - `destroyed`: a lease was destroyed; `refused`: the server refused a channel while none was open on it;
+ * - `make-room`: an idle connection closed so that a waiter for another key could connect under `maxConnections`;
+ * - `pool-closed` / `pool-destroyed`: the pool shut down.
+ */
+export type EvictionReason =
+  | "idle"
+  | "lifetime"
+  | "lost"
+  | "closed"
+  | "ping-failed"
+  | "destroyed"
+  | "refused"
+  | "make-room"
+  | "pool-closed"
+  | "pool-destroyed";
+
+/** One connection as `stats()` shows it. */
+export interface PooledConnectionStats {
+  /** A number unique within the pool, in order of creation. */
+  readonly id: number;
+  /** `open` lends channels; `draining` lends no more and closes when its last channel is returned. */
+  readonly state: "open" | "draining";
+  readonly busyChannels: number;
+  /** The channel budget: the lower of the config's and the connection's, lowered by refusals. */
+  readonly channels: number;
+  /** Leases handed out on this connection so far. */
+  readonly uses: number;
+  readonly ageMs: number;
+}
+
+export interface ConnectionPoolKeyStats extends PoolKeyStats {
+  /** Connects in flight. */
+  readonly connecting: number;
+  /** Every open or draining connection, oldest first. */
+  readonly connectionDetails: readonly PooledConnectionStats[];
+}
+
+export interface ConnectionPoolStats extends PoolStats {
+  readonly state: PoolState;
+  readonly connecting: number;
+  readonly keys: Readonly<Record<string, ConnectionPoolKeyStats>>;
+}
+
+type Timer = ReturnType<typeof setTimeout>;
+
+interface Waiter {
+  readonly keyState: KeyState;
+  readonly enqueuedAt: number;
+  readonly span: Span;
+  readonly resolve: (lease: Lease) => void;
+  readonly reject: (error: unknown) => void;
+  /** The connect this waiter waits for; it fails with that connect. */
+  pending: PendingConnect | undefined;
+  connected: boolean;
+  timer: Timer | undefined;
+  stopListening: (() => void) | undefined;
+}
+
+interface PendingConnect {
+  readonly keyState: KeyState;
+  readonly controller: AbortController;
+  readonly waiters: Set<Waiter>;
+  /** Waiters one connect is expected to serve; the connection's real budget is known only once it is open. */
+  readonly capacity: number;
+  /** Resolves (never rejects) once the connect settled: with the error when it failed. */
+  settled: Promise<unknown>;
+}
+
+interface KeyState {
+  readonly key: string;
+  readonly target: Target;
+  readonly connections: Set<PooledConnection>;
+  readonly pending: Set<PendingConnect>;
+  closing: number;
+  waiting: number;
+  created: number;
+  readonly evicted: Record<string, number>;
+}
+
+interface PooledConnection {
+  readonly id: number;
+  readonly keyState: KeyState;
+  readonly connection: Connection;
+  readonly createdAt: number;
+  /** Still counted in its key's `connections` (false once its close started). */
+  tracked: boolean;
+  state: "open" | "draining";
+  budget: number;
+  busy: number;
+  uses: number;
+  lastActivityAt: number;
+  pinging: boolean;
+  idleTimer: Timer | undefined;
+  lifetimeTimer: Timer | undefined;
+  stopListening: () => void;
+}
+
+type LeaseOutcome = { readonly kind: "release" } | { readonly kind: "destroy"; readonly reason: unknown } | { readonly kind: "refused" };
+
+class PoolLease implements Lease {
+  private returned = false;
+
+  constructor(
+    private readonly pooled: PooledConnection,
+    private readonly giveBack: (pooled: PooledConnection, outcome: LeaseOutcome) => void,
+  ) {}
+
+  get connection(): Connection {
+    return this.pooled.connection;
+  }
+
+  get key(): string {
+    return this.pooled.keyState.key;
+  }
+
+  release(): void {
+    this.finish({ kind: "release" });
+  }
+
+  destroy(reason?: unknown): void {
+    this.finish({ kind: "destroy", reason });
+  }
+
+  refused(): void {
+    this.finish({ kind: "refused" });
+  }
+
+  private finish(outcome: LeaseOutcome): void {
+    if (this.returned) return;
+    this.returned = true;
+    this.giveBack(this.pooled, outcome);
+  }
+}
+
+/**
+ * A keyed pool of connections made by any `Transport`, lending one channel per lease.
+ * See the package README for limits, fairness, health checks and shutdown.
+ * @example
+ * await using pool = new ConnectionPool(new Ssh2Transport({ knownHosts }), DefaultPoolConfig(), tracer);
+ * const lease = await pool.acquire({ host: "web-1", user: "deploy" }, { signal });
+ */
+export class ConnectionPool implements Pool, AsyncDisposable {
+  readonly config: PoolConfig;
+  private readonly tracer: Tracer;
+  private readonly keys = new Map<string, KeyState>();
+  /** Every waiting acquire, oldest first, across all keys. */
+  private readonly queue = new Set<Waiter>();
+  private readonly pings = new Map<PooledConnection, () => void>();
+  private readonly waits = new WaitRecorder();
+  private readonly drainListeners: (() => void)[] = [];
+  private state_: PoolState = "open";
+  private nextConnectionId = 1;
+  private openCount = 0;
+  private connectingCount = 0;
+  private closingCount = 0;
+  /** Waiters that the last dispatch found blocked by `maxConnections` alone. */
+  private blockedOnTotal = 0;
+  private dispatching = false;
+  private dispatchAgain = false;
+  private closePromise: Promise<void> | undefined;
+  private destroyPromise: Promise<void> | undefined;
+
+  /**
+   * @param transport makes the connections; the pool closes every connection it made.
+   * @param config a full or partial `PoolConfig`; missing fields take `DefaultPoolConfig()`'s values.
+   *   Throws `ConfigError` naming the field when a value is invalid.
+   * @param tracer receives `tunnel.pool.acquire`, `tunnel.connect` and `tunnel.pool.evict` spans. Default: no tracing.
+   */
+  constructor(
+    private readonly transport: Transport,
+    config: Partial<PoolConfig> = {},
+    tracer?: Tracer,
+  ) {
+    if (typeof transport !== "object" || transport === null || typeof transport.connect !== "function") {
+      throw new ConfigError("transport", "must be a Transport with a connect() method");
+    }
+    this.config = resolvePoolConfig(config);
+    this.tracer = tracer ?? new NoopTracer();
+  }
+
+  get state(): PoolState {
+    return this.state_;
+  }
+
+  acquire(target: Target, options: AcquireOptions = {}): Promise<Lease> {
+    if (this.state_ !== "open") return Promise.reject(new PoolClosedError(undefined, { target }));
+    let keyState: KeyState;
+    try {
+      keyState = this.keyStateFor(target);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    const signal = options.signal;
+    if (signal?.aborted) return Promise.reject(abortError(signal, keyState.target));
+    const span = this.tracer.startSpan("tunnel.pool.acquire", {
+      "tunnel.pool.key": keyState.key,
+      "tunnel.pool.queue_position": this.queue.size,
+      "tunnel.transport": this.transport.name,
+    });
+    return new Promise<Lease>((resolve, reject) => {
+      const waiter: Waiter = {
+        keyState,
+        enqueuedAt: Date.now(),
+        span,
+        resolve,
+        reject,
+        pending: undefined,
+        connected: false,
+        timer: undefined,
+        stopListening: undefined,
+      };
+      this.queue.add(waiter);
+      keyState.waiting += 1;
+      if (Number.isFinite(this.config.acquireTimeoutMs)) {
+        waiter.timer = setTimeout(() => {
+          waiter.timer = undefined;
+          const error = new PoolTimeoutError(
+            `no channel to ${keyState.key} became free within ${this.config.acquireTimeoutMs} ms`,
+            { target: keyState.target },
+          );
+          this.failWaiter(waiter, error, "tunnel.pool.acquire_timeout");
+        }, this.config.acquireTimeoutMs);
+      }
+      if (signal) {
+        const onAbort = (): void => this.failWaiter(waiter, abortError(signal, keyState.target), "tunnel.pool.acquire_aborted");
+        signal.addEventListener("abort", onAbort, { once: true });
+        waiter.stopListening = () => signal.removeEventListener("abort", onAbort);
+      }
+      this.dispatch();
+      if (this.queue.has(waiter) && this.queue.size > this.config.maxWaiting) {
+        const error = new PoolTimeoutError(`the acquire queue is full (maxWaiting ${this.config.maxWaiting})`, {
+          target: keyState.target,
+        });
+        this.failWaiter(waiter, error, "tunnel.pool.queue_overflow");
+      }
+      this.replenish(keyState);
+    });
+  }
+
+  /**
+   * Open connections to `target` until it has `count` (default: `minIdlePerKey`, at least 1), within the limits.
+   * Resolves with the number of open connections to the key; rejects with the first failed connect it started.
+   */
+  async warm(target: Target, count = Math.max(1, this.config.minIdlePerKey), options: AcquireOptions = {}): Promise<number> {
+    if (this.state_ !== "open") throw new PoolClosedError(undefined, { target });
+    const keyState = this.keyStateFor(target);
+    if (!Number.isInteger(count) || count < 1) throw new ValidationError("count", `must be a whole number of at least 1, got ${count}`);
+    const signal = options.signal;
+    if (signal?.aborted) throw abortError(signal, keyState.target);
+    const mine = new Set<PendingConnect>();
+    const failures: unknown[] = [];
+    while (this.state_ === "open" && failures.length === 0 && openConnections(keyState) < count) {
+      while (
+        openConnections(keyState) + keyState.pending.size < count &&
+        this.connectBlocker(keyState) === undefined &&
+        this.blockedOnTotal === 0
+      ) {
+        const pending = this.startConnect(keyState);
+        mine.add(pending);
+        void pending.settled.then((error) => {
+          if (error !== undefined) failures.push(error);
+        });
+      }
+      if (keyState.pending.size === 0) break;
+      await raceAbort(Promise.race([...keyState.pending].map((pending) => pending.settled)), signal, keyState.target);
+    }
+    if (failures.length > 0) throw failures[0];
+    return openConnections(keyState);
+  }
+
+  stats(): ConnectionPoolStats {
+    const now = Date.now();
+    const keys: Record<string, ConnectionPoolKeyStats> = {};
+    const evicted: Record<string, number> = {};
+    let connections = 0;
+    let busyChannels = 0;
+    let idleConnections = 0;
+    let created = 0;
+    let connecting = 0;
+    for (const keyState of this.keys.values()) {
+      const details: PooledConnectionStats[] = [];
+      let busy = 0;
+      let idle = 0;
+      for (const pooled of keyState.connections) {
+        busy += pooled.busy;
+        if (pooled.busy === 0 && pooled.state === "open") idle += 1;
+        details.push({
+          id: pooled.id,
+          state: pooled.state,
+          busyChannels: pooled.busy,
+          channels: pooled.budget,
+          uses: pooled.uses,
+          ageMs: now - pooled.createdAt,
+        });
+      }
+      keys[keyState.key] = {
+        connections: keyState.connections.size,
+        busyChannels: busy,
+        idleConnections: idle,
+        waiting: keyState.waiting,
+        created: keyState.created,
+        evicted: { ...keyState.evicted },
+        connecting: keyState.pending.size,
+        connectionDetails: details,
+      };
+      connections += keyState.connections.size;
+      busyChannels += busy;
+      idleConnections += idle;
+      created += keyState.created;
+      connecting += keyState.pending.size;
+      for (const [reason, count] of Object.entries(keyState.evicted)) evicted[reason] = (evicted[reason] ?? 0) + count;
+    }
+    return {
+      state: this.state_,
+      connections,
+      busyChannels,
+      idleConnections,
+      waiting: this.queue.size,
+      created,
+      evicted,
+      connecting,
+      keys,
+      acquireWaitMs: this.waits.snapshot(),
+    };
+  }
+
+  /**
+   * Drain: reject waiting and new acquires with `PoolClosedError`, abort connects in flight, close idle
+   * connections now and busy ones once their last lease is returned. Resolves when every connection is closed.
+   */
+  close(): Promise<void> {
+    if (this.destroyPromise) return this.destroyPromise;
+    if (this.closePromise) return this.closePromise;
+    this.state_ = "closing";
+    const error = new PoolClosedError();
+    this.shutDown(error, "pool-closed", false);
+    this.closePromise = this.drained().then(() => {
+      if (this.state_ === "closing") this.state_ = "closed";
+    });
+    return this.closePromise;
+  }
+
+  /**
+   * Stop at once: reject waiting acquires with `error` (default `PoolClosedError`), abort connects in flight and
+   * close every connection, busy or not (processes on them end with `CONNECTION_LOST`). Resolves when all are closed.
+   */
+  destroy(error?: unknown): Promise<void> {
+    if (this.destroyPromise) return this.destroyPromise;
+    this.state_ = "destroyed";
+    this.shutDown(error ?? new PoolClosedError("the connection pool was destroyed"), "pool-destroyed", true);
+    this.destroyPromise = this.drained();
+    return this.destroyPromise;
+  }
+
+  /** `await using pool = new ConnectionPool(...)` closes (drains) the pool at the end of the scope. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  private shutDown(error: unknown, reason: EvictionReason, immediate: boolean): void {
+    for (const waiter of [...this.queue]) this.failWaiter(waiter, error, "tunnel.pool.closed");
+    for (const cancel of [...this.pings.values()]) cancel();
+    for (const keyState of this.keys.values()) {
+      for (const pending of keyState.pending) pending.controller.abort(error);
+      for (const pooled of [...keyState.connections]) this.evict(pooled, reason, immediate);
+    }
+    this.checkDrained();
+  }
+
+  private drained(): Promise<void> {
+    return new Promise((resolve) => {
+      this.drainListeners.push(resolve);
+      this.checkDrained();
+    });
+  }
+
+  private checkDrained(): void {
+    if (this.state_ === "open") return;
+    if (this.openCount + this.connectingCount + this.closingCount > 0) return;
+    for (const listener of this.drainListeners.splice(0)) listener();
+  }
+
+  private keyStateFor(target: Target): KeyState {
+    checkTarget(target);
+    const key = generateConnectionKey(target, this.transport.identity?.(target));
+    let keyState = this.keys.get(key);
+    if (!keyState) {
+      keyState = {
+        key,
+        target: copyTarget(target),
+        connections: new Set(),
+        pending: new Set(),
+        closing: 0,
+        waiting: 0,
+        created: 0,
+        evicted: {},
+      };
+      this.keys.set(key, keyState);
+    }
+    return keyState;
+  }
+
+  /**
+   * Serve the queue in order. A waiter takes a free channel on its key's least-loaded healthy connection; else
+   * it shares a connect in flight that has room; else it starts a connect if the limits allow; else it waits.
+   * Connects start only here, oldest waiter first, so a freed connection slot goes to the longest waiter of any key.
+   */
+  private dispatch(): void {
+    if (this.dispatching) {
+      this.dispatchAgain = true;
+      return;
+    }
+    this.dispatching = true;
+    try {
+      do {
+        this.dispatchAgain = false;
+        this.dispatchOnce();
+      } while (this.dispatchAgain);
+    } finally {
+      this.dispatching = false;
+    }
+  }
+
+  private dispatchOnce(): void {
+    if (this.state_ !== "open") return;
+    // Free channels on connections being pinged, per key: waiters that expect them do not start connects.
+    const pingCredit = new Map<KeyState, number>();
+    let blockedOnTotal = 0;
+    for (const waiter of this.queue) {
+      const keyState = waiter.keyState;
+      if (!pingCredit.has(keyState)) pingCredit.set(keyState, this.freeChannelsBeingPinged(keyState));
+      const pooled = this.lendable(keyState);
+      if (pooled) {
+        this.grant(waiter, pooled);
+        continue;
+      }
+      if (waiter.pending) continue;
+      const credit = pingCredit.get(keyState) ?? 0;
+      if (credit > 0) {
+        pingCredit.set(keyState, credit - 1);
+        continue;
+      }
+      const stale = this.staleCandidate(keyState);
+      if (stale) {
+        this.ping(stale);
+        pingCredit.set(keyState, stale.budget - stale.busy - 1);
+        continue;
+      }
+      const shared = [...keyState.pending].find((pending) => pending.waiters.size < pending.capacity);
+      if (shared) {
+        attach(waiter, shared);
+        continue;
+      }
+      const blocker = this.connectBlocker(keyState);
+      if (blocker === undefined) {
+        attach(waiter, this.startConnect(keyState));
+      } else if (blocker === "total") {
+        blockedOnTotal += 1;
+        // Slots already being freed will reach the oldest blocked waiters first; only make room beyond them.
+        if (blockedOnTotal > this.closingCount) this.makeRoom();
+      }
+    }
+    this.blockedOnTotal = blockedOnTotal;
+  }
+
+  /** The least-loaded open connection with a free channel that needs no ping first. */
+  private lendable(keyState: KeyState): PooledConnection | undefined {
+    let best: PooledConnection | undefined;
+    const now = Date.now();
+    for (const pooled of keyState.connections) {
+      if (pooled.state !== "open" || pooled.pinging || pooled.busy >= pooled.budget) continue;
+      if (pooled.connection.closed) {
+        this.evict(pooled, "closed", true);
+        continue;
+      }
+      if (needsPing(pooled, now, this.config.pingAfterIdleMs)) continue;
+      if (!best || pooled.busy < best.busy) best = pooled;
+    }
+    return best;
+  }
+
+  private staleCandidate(keyState: KeyState): PooledConnection | undefined {
+    const now = Date.now();
+    let best: PooledConnection | undefined;
+    for (const pooled of keyState.connections) {
+      if (pooled.state !== "open" || pooled.pinging || pooled.busy >= pooled.budget) continue;
+      if (!needsPing(pooled, now, this.config.pingAfterIdleMs)) continue;
+      if (!best || pooled.busy < best.busy) best = pooled;
+    }
+    return best;
+  }
+
+  private freeChannelsBeingPinged(keyState: KeyState): number {
+    let free = 0;
+    for (const pooled of keyState.connections) if (pooled.pinging && pooled.state === "open") free += Math.max(0, pooled.budget - pooled.busy);
+    return free;
+  }
+
+  private connectBlocker(keyState: KeyState): "connecting" | "key" | "total" | undefined {
+    if (this.state_ !== "open") return "total";
+    if (keyState.pending.size >= this.config.maxConnectingPerKey) return "connecting";
+    if (keyState.connections.size + keyState.pending.size + keyState.closing >= this.config.maxConnectionsPerKey) return "key";
+    if (this.openCount + this.connectingCount + this.closingCount >= this.config.maxConnections) return "total";
+    return undefined;
+  }
+
+  /** Close the least recently used idle connection of any key, to free a slot under `maxConnections`. */
+  private makeRoom(): boolean {
+    let victim: PooledConnection | undefined;
+    for (const keyState of this.keys.values()) {
+      for (const pooled of keyState.connections) {
+        if (pooled.state !== "open" || pooled.busy > 0 || pooled.pinging) continue;
+        if (!victim || pooled.lastActivityAt < victim.lastActivityAt) victim = pooled;
+      }
+    }
+    if (!victim) return false;
+    this.evict(victim, "make-room", true);
+    return true;
+  }
+
+  private grant(waiter: Waiter, pooled: PooledConnection): void {
+    this.removeWaiter(waiter);
+    const now = Date.now();
+    pooled.busy += 1;
+    pooled.uses += 1;
+    pooled.lastActivityAt = now;
+    clearTimer(pooled.idleTimer);
+    pooled.idleTimer = undefined;
+    const waited = now - waiter.enqueuedAt;
+    this.waits.record(waited);
+    waiter.span.setAttributes({
+      "tunnel.pool.wait_ms": waited,
+      "tunnel.pool.connected": waiter.connected,
+      "tunnel.pool.connection_id": pooled.id,
+    });
+    waiter.span.end();
+    waiter.resolve(new PoolLease(pooled, (returned, outcome) => this.giveBack(returned, outcome)));
+  }
+
+  private removeWaiter(waiter: Waiter): void {
+    this.queue.delete(waiter);
+    waiter.keyState.waiting -= 1;
+    if (waiter.pending) waiter.pending.waiters.delete(waiter);
+    waiter.pending = undefined;
+    clearTimer(waiter.timer);
+    waiter.timer = undefined;
+    waiter.stopListening?.();
+    waiter.stopListening = undefined;
+  }
+
+  private failWaiter(waiter: Waiter, error: unknown, event: string): void {
+    if (!this.queue.has(waiter)) return;
+    this.removeWaiter(waiter);
+    waiter.span.addEvent(event);
+    waiter.span.setAttributes({ "tunnel.pool.wait_ms": Date.now() - waiter.enqueuedAt, "tunnel.pool.connected": waiter.connected });
+    waiter.span.recordError(error);
+    waiter.span.end();
+    waiter.reject(error);
+    // A waiter that leaves may unblock nothing, but it changes who is oldest; keep the bookkeeping current.
+    this.dispatch();
+  }
+
+  private giveBack(pooled: PooledConnection, outcome: LeaseOutcome): void {
+    pooled.busy -= 1;
+    pooled.lastActivityAt = Date.now();
+    if (!pooled.tracked) return;
+    if (outcome.kind === "destroy") {
+      const connectionError = hasCode(outcome.reason, "CONNECT") || hasCode(outcome.reason, "CONNECTION_LOST");
+      this.evict(pooled, "destroyed", connectionError, outcome.reason);
+    } else if (outcome.kind === "refused") {
+      // The refused channel never opened: the server allows what the other leases hold, and no more.
+      pooled.budget = Math.min(pooled.budget, pooled.busy);
+      if (pooled.budget === 0) this.evict(pooled, "refused", true);
+    }
+    if (!pooled.tracked) return;
+    if (pooled.busy === 0) {
+      if (pooled.state === "draining") this.closeConnection(pooled);
+      else this.scheduleIdle(pooled);
+    }
+    this.dispatch();
+  }
+
+  private startConnect(keyState: KeyState): PendingConnect {
+    const controller = new AbortController();
+    const pending: PendingConnect = {
+      keyState,
+      controller,
+      waiters: new Set(),
+      capacity: this.config.maxChannelsPerConnection,
+      settled: Promise.resolve(undefined),
+    };
+    keyState.pending.add(pending);
+    this.connectingCount += 1;
+    const span = this.tracer.startSpan("tunnel.connect", {
+      "tunnel.pool.key": keyState.key,
+      "tunnel.transport": this.transport.name,
+      "server.address": keyState.target.host,
+      "server.port": keyState.target.port,
+    });
+    let connecting: Promise<Connection>;
+    try {
+      connecting = Promise.resolve(this.transport.connect(keyState.target, { signal: controller.signal }));
+    } catch (error) {
+      connecting = Promise.reject(error);
+    }
+    pending.settled = connecting.then(
+      (connection) => {
+        this.connected(pending, connection, span);
+        return undefined;
+      },
+      (error: unknown) => this.connectFailed(pending, error, span),
+    );
+    return pending;
+  }
+
+  private connected(pending: PendingConnect, connection: Connection, span: Span): void {
+    const keyState = pending.keyState;
+    keyState.pending.delete(pending);
+    this.connectingCount -= 1;
+    span.end();
+    if (this.state_ !== "open") {
+      // The pool shut down while this connect was in flight and the transport finished it anyway.
+      this.closeQuietly(keyState, connection);
+      return;
+    }
+    const now = Date.now();
+    const own = Number.isInteger(connection.maxChannels) && connection.maxChannels >= 1 ? connection.maxChannels : this.config.maxChannelsPerConnection;
+    const pooled: PooledConnection = {
+      id: this.nextConnectionId++,
+      keyState,
+      connection,
+      createdAt: now,
+      tracked: true,
+      state: "open",
+      budget: Math.min(this.config.maxChannelsPerConnection, own),
+      busy: 0,
+      uses: 0,
+      lastActivityAt: now,
+      pinging: false,
+      idleTimer: undefined,
+      lifetimeTimer: undefined,
+      stopListening: () => {},
+    };
+    keyState.connections.add(pooled);
+    keyState.created += 1;
+    this.openCount += 1;
+    for (const waiter of pending.waiters) waiter.pending = undefined;
+    pending.waiters.clear();
+    try {
+      pooled.stopListening = connection.onClose((error) => this.evict(pooled, error ? "lost" : "closed", true, error));
+    } catch {
+      // A connection that cannot report its close is still checked through `closed` before each lend.
+    }
+    if (Number.isFinite(this.config.maxLifetimeMs)) {
+      pooled.lifetimeTimer = unref(setTimeout(() => {
+        pooled.lifetimeTimer = undefined;
+        this.evict(pooled, "lifetime", false);
+      }, this.config.maxLifetimeMs));
+    }
+    if (connection.closed) this.evict(pooled, "closed", true);
+    else this.scheduleIdle(pooled);
+    this.dispatch();
+  }
+
+  private connectFailed(pending: PendingConnect, error: unknown, span: Span): unknown {
+    const keyState = pending.keyState;
+    keyState.pending.delete(pending);
+    this.connectingCount -= 1;
+    const failure = TunnelError.is(error)
+      ? error
+      : new ConnectError(`connecting to ${keyState.key} failed: ${error instanceof Error ? error.message : String(error)}`, {
+          target: keyState.target,
+          cause: error,
+        });
+    span.recordError(failure);
+    span.end();
+    for (const waiter of [...pending.waiters]) this.failWaiter(waiter, failure, "tunnel.pool.connect_failed");
+    this.dispatch();
+    this.checkDrained();
+    return failure;
+  }
+
+  private ping(pooled: PooledConnection): void {
+    pooled.pinging = true;
+    const controller = new AbortController();
+    let settled = false;
+    const finish = (error: unknown): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      this.pings.delete(pooled);
+      pooled.pinging = false;
+      if (error === undefined) {
+        pooled.lastActivityAt = Date.now();
+      } else {
+        controller.abort(error);
+        this.evict(pooled, "ping-failed", true, error);
+      }
+      this.dispatch();
+    };
+    const timer = unref(setTimeout(() => {
+      finish(new ConnectError(`ping to ${pooled.keyState.key} timed out after ${this.config.pingTimeoutMs} ms`, { target: pooled.keyState.target }));
+    }, this.config.pingTimeoutMs));
+    this.pings.set(pooled, () => {
+      settled = true;
+      clearTimeout(timer);
+      this.pings.delete(pooled);
+      pooled.pinging = false;
+      controller.abort();
+    });
+    let pinging: Promise<void>;
+    try {
+      pinging = Promise.resolve(pooled.connection.ping({ signal: controller.signal }));
+    } catch (error) {
+      pinging = Promise.reject(error);
+    }
+    pinging.then(
+      () => finish(undefined),
+      (error: unknown) => finish(error ?? new ConnectError("ping failed", { target: pooled.keyState.target })),
+    );
+  }
+
+  private scheduleIdle(pooled: PooledConnection): void {
+    clearTimer(pooled.idleTimer);
+    pooled.idleTimer = undefined;
+    if (!Number.isFinite(this.config.idleTimeoutMs)) return;
+    pooled.idleTimer = unref(setTimeout(() => {
+      pooled.idleTimer = undefined;
+      if (pooled.busy > 0 || pooled.state !== "open" || pooled.pinging) return;
+      if (openConnections(pooled.keyState) <= this.config.minIdlePerKey) return;
+      this.evict(pooled, "idle", false);
+    }, this.config.idleTimeoutMs));
+  }
+
+  /**
+   * Stop lending `pooled`. It closes now when `immediate` or idle; otherwise it drains: it closes when its last
+   * lease is returned. Counted once per connection, under the first reason.
+   */
+  private evict(pooled: PooledConnection, reason: EvictionReason, immediate: boolean, error?: unknown): void {
+    if (!pooled.tracked) return;
+    if (pooled.state === "draining" && !immediate) return;
+    if (pooled.state === "open") {
+      pooled.state = "draining";
+      const keyState = pooled.keyState;
+      keyState.evicted[reason] = (keyState.evicted[reason] ?? 0) + 1;
+      const span = this.tracer.startSpan("tunnel.pool.evict", {
+        "tunnel.pool.key": keyState.key,
+        "tunnel.pool.evict_reason": reason,
+        "tunnel.pool.connection_id": pooled.id,
+        "tunnel.pool.uses": pooled.uses,
+        "tunnel.pool.busy_channels": pooled.busy,
+        "tunnel.pool.age_ms": Date.now() - pooled.createdAt,
+      });
+      if (error !== undefined) span.recordError(error);
+      span.end();
+    }
+    clearTimer(pooled.idleTimer);
+    pooled.idleTimer = undefined;
+    clearTimer(pooled.lifetimeTimer);
+    pooled.lifetimeTimer = undefined;
+    this.pings.get(pooled)?.();
+    if (immediate || pooled.busy === 0) this.closeConnection(pooled);
+    if (reason !== "idle" && reason !== "make-room" && reason !== "pool-closed" && reason !== "pool-destroyed") {
+      this.replenish(pooled.keyState);
+    }
+    this.dispatch();
+  }
+
+  private closeConnection(pooled: PooledConnection): void {
+    if (!pooled.tracked) return;
+    pooled.tracked = false;
+    pooled.state = "draining";
+    pooled.keyState.connections.delete(pooled);
+    this.openCount -= 1;
+    pooled.stopListening();
+    clearTimer(pooled.idleTimer);
+    clearTimer(pooled.lifetimeTimer);
+    pooled.idleTimer = undefined;
+    pooled.lifetimeTimer = undefined;
+    this.closeQuietly(pooled.keyState, pooled.connection);
+  }
+
+  /** Close a connection the pool no longer lends; its slot counts against the limits until the close completes. */
+  private closeQuietly(keyState: KeyState, connection: Connection): void {
+    keyState.closing += 1;
+    this.closingCount += 1;
+    let closing: Promise<void>;
+    try {
+      closing = Promise.resolve(connection.close());
+    } catch {
+      closing = Promise.resolve();
+    }
+    void closing
+      .catch(() => {})
+      .then(() => {
+        keyState.closing -= 1;
+        this.closingCount -= 1;
+        this.dispatch();
+        this.checkDrained();
+      });
+  }
+
+  /** Keep `minIdlePerKey` connections to a key that is in use. Never retries: a failed connect waits for the next trigger. */
+  private replenish(keyState: KeyState): void {
+    if (this.state_ !== "open" || this.config.minIdlePerKey === 0) return;
+    while (
+      openConnections(keyState) + keyState.pending.size < this.config.minIdlePerKey &&
+      this.connectBlocker(keyState) === undefined &&
+      this.blockedOnTotal === 0
+    ) {
+      this.startConnect(keyState);
+    }
+  }
+}
+
+function attach(waiter: Waiter, pending: PendingConnect): void {
+  waiter.pending = pending;
+  waiter.connected = true;
+  pending.waiters.add(waiter);
+}
+
+function needsPing(pooled: PooledConnection, now: number, pingAfterIdleMs: number): boolean {
+  return Number.isFinite(pingAfterIdleMs) && now - pooled.lastActivityAt >= pingAfterIdleMs;
+}
+
+function openConnections(keyState: KeyState): number {
+  let count = 0;
+  for (const pooled of keyState.connections) if (pooled.state === "open") count += 1;
+  return count;
+}
+
+function clearTimer(timer: Timer | undefined): void {
+  if (timer !== undefined) clearTimeout(timer);
+}
+
+/** Health and expiry timers must not keep Node alive on their own; open connections and waiters do. */
+function unref(timer: Timer): Timer {
+  (timer as { unref?: () => void }).unref?.();
+  return timer;
+}
+
+function abortError(signal: AbortSignal, target: Target): AbortError {
+  return new AbortError("the acquire was aborted", { target, cause: signal.reason, phase: "connect" });
+}
+
+function raceAbort<T>(promise: Promise<T>, signal: AbortSignal | undefined, target: Target): Promise<T> {
+  if (!signal) return promise;
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(abortError(signal, target));
+    signal.addEventListener("abort", onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener("abort", onAbort);
+        resolve(value);
+      },
+      (error: unknown) => {
+        signal.removeEventListener("abort", onAbort);
+        reject(error);
+      },
+    );
+  });
+}
+
+function checkTarget(target: Target): void {
+  if (typeof target !== "object" || target === null) throw new ValidationError("target", "must be an object");
+  if (typeof target.host !== "string" || target.host === "") throw new ValidationError("host", "must be a non-empty string");
+  if (target.port !== undefined && !(Number.isInteger(target.port) && target.port >= 1 && target.port <= 65_535)) {
+    throw new ValidationError("port", "must be an integer from 1 to 65535");
+  }
+  if (target.user !== undefined && (typeof target.user !== "string" || target.user === "")) {
+    throw new ValidationError("user", "must be a non-empty string when given");
+  }
+}
+
+function copyTarget(target: Target): Target {
+  return {
+    host: target.host,
+    ...(target.port === undefined ? {} : { port: target.port }),
+    ...(target.user === undefined ? {} : { user: target.user }),
+  };
+}
