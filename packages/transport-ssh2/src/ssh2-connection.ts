@@ -1,0 +1,275 @@
+import {
+  AbortError,
+  ConnectError,
+  type Connection,
+  type ConnectionCapabilities,
+  type DownloadRequest,
+  type RemoteProcess,
+  type SpawnRequest,
+  type Target,
+  type TunnelError,
+  type UploadRequest,
+} from "@tunnel/core";
+import type { Client, SFTPWrapper } from "ssh2";
+import { normalizeError } from "./normalize-error.js";
+import { Ssh2RemoteProcess, type ProcessHost } from "./remote-process.js";
+import { downloadFile, uploadFile, type TransferTuning } from "./sftp-transfer.js";
+
+export interface Ssh2ConnectionParts {
+  /** The authenticated client of the final hop. */
+  readonly client: Client;
+  /** Clients of the jump hosts, first hop first; closed with the connection. */
+  readonly jumpClients: readonly Client[];
+  readonly target: Target;
+  readonly maxChannels: number;
+  readonly tuning: TransferTuning;
+  readonly secrets: readonly (string | undefined)[];
+  readonly killGraceMs: number;
+  /** The first error the client reported during the handshake that did not stop it (kept for a later loss). */
+  readonly closeTimeoutMs?: number;
+}
+
+/**
+ * One authenticated ssh2 connection. Every exec is one `session` channel; SFTP transfers share one
+ * `sftp` channel that is opened on demand and closed when the last transfer ends, so an idle connection
+ * holds no channel beyond the ones the pool leased.
+ */
+export class Ssh2Connection implements Connection, ProcessHost {
+  readonly transport = "ssh2";
+  readonly capabilities: ConnectionCapabilities = { pty: true, signals: true, transfer: true };
+  readonly maxChannels: number;
+  readonly target: Target;
+  readonly client: Client;
+  readonly secrets: readonly (string | undefined)[];
+  readonly killGraceMs: number;
+
+  closedError: TunnelError | undefined;
+  private readonly jumpClients: readonly Client[];
+  private readonly tuning: TransferTuning;
+  private readonly processes = new Set<Ssh2RemoteProcess>();
+  private readonly listeners = new Set<(error?: TunnelError) => void>();
+  private readonly closeTimeoutMs: number;
+  private closing = false;
+  private lastError: TunnelError | undefined;
+  private closedPromise: Promise<void>;
+  private sftp: { session: Promise<SFTPWrapper>; users: number } | undefined;
+
+  constructor(parts: Ssh2ConnectionParts) {
+    this.client = parts.client;
+    this.jumpClients = parts.jumpClients;
+    this.target = parts.target;
+    this.maxChannels = parts.maxChannels;
+    this.tuning = parts.tuning;
+    this.secrets = parts.secrets;
+    this.killGraceMs = parts.killGraceMs;
+    this.closeTimeoutMs = parts.closeTimeoutMs ?? 2000;
+    this.closedPromise = new Promise<void>((resolve) => {
+      this.client.once("close", () => {
+        this.onClientClose();
+        resolve();
+      });
+    });
+    this.client.on("error", (error: unknown) => {
+      this.lastError ??= normalizeError(error, { phase: "exec", target: this.target, secrets: this.secrets });
+    });
+    // A jump host going away takes the forwarded connection with it; make sure the final client notices.
+    for (const jump of this.jumpClients) {
+      jump.on("error", () => {});
+      jump.once("close", () => {
+        if (!this.closedError) this.client.destroy();
+      });
+    }
+  }
+
+  get closed(): boolean {
+    return this.closedError !== undefined;
+  }
+
+  spawn(request: SpawnRequest): RemoteProcess {
+    return new Ssh2RemoteProcess(this, request);
+  }
+
+  track(process: Ssh2RemoteProcess): void {
+    this.processes.add(process);
+  }
+
+  untrack(process: Ssh2RemoteProcess): void {
+    this.processes.delete(process);
+  }
+
+  async upload(request: UploadRequest): Promise<void> {
+    await this.transfer(request.signal, (sftp) => uploadFile(sftp, request, this.tuning, this.target));
+  }
+
+  async download(request: DownloadRequest): Promise<void> {
+    await this.transfer(request.signal, (sftp) => downloadFile(sftp, request, this.tuning, this.target));
+  }
+
+  private async transfer(signal: AbortSignal | undefined, run: (sftp: SFTPWrapper) => Promise<void>): Promise<void> {
+    if (signal?.aborted) throw new AbortError("the transfer was aborted", { phase: "transfer", target: this.target });
+    if (this.closedError) throw this.closedError;
+    const entry = this.acquireSftp();
+    try {
+      const sftp = await entry.session;
+      await run(sftp);
+    } catch (error) {
+      // A transfer cut short by a lost connection reports the loss, not the SFTP symptom.
+      if (this.closedError && !(error instanceof AbortError)) throw this.closedError;
+      throw normalizeError(error, { phase: "transfer", target: this.target, secrets: this.secrets });
+    } finally {
+      this.releaseSftp(entry);
+    }
+  }
+
+  private acquireSftp(): { session: Promise<SFTPWrapper>; users: number } {
+    if (!this.sftp) {
+      const session = new Promise<SFTPWrapper>((resolve, reject) => {
+        try {
+          this.client.sftp((error, sftp) => {
+            if (error) {
+              reject(normalizeError(error, { phase: "channel", target: this.target, secrets: this.secrets }));
+              return;
+            }
+            sftp.on("error", () => {});
+            sftp.once("close", () => {
+              if (this.sftp?.session === session) this.sftp = undefined;
+            });
+            resolve(sftp);
+          });
+        } catch (error) {
+          reject(normalizeError(error, { phase: "channel", target: this.target, secrets: this.secrets }));
+        }
+      });
+      session.catch(() => {
+        if (this.sftp?.session === session) this.sftp = undefined;
+      });
+      this.sftp = { session, users: 0 };
+    }
+    this.sftp.users++;
+    return this.sftp;
+  }
+
+  private releaseSftp(entry: { session: Promise<SFTPWrapper>; users: number }): void {
+    entry.users--;
+    if (entry.users > 0) return;
+    if (this.sftp === entry) this.sftp = undefined;
+    entry.session.then(
+      (sftp) => {
+        try {
+          sftp.end();
+        } catch {
+          // already closed
+        }
+      },
+      () => {},
+    );
+  }
+
+  ping(options: { readonly signal?: AbortSignal } = {}): Promise<void> {
+    const signal = options.signal;
+    if (signal?.aborted) return Promise.reject(new AbortError("the ping was aborted", { phase: "connect", target: this.target }));
+    if (this.closedError) return Promise.reject(this.closedError);
+    return new Promise<void>((resolve, reject) => {
+      let settled = false;
+      const settle = (error?: unknown): void => {
+        if (settled) return;
+        settled = true;
+        signal?.removeEventListener("abort", onAbort);
+        if (error === undefined) resolve();
+        else reject(error);
+      };
+      const onAbort = (): void => settle(new AbortError("the ping was aborted", { phase: "connect", target: this.target }));
+      signal?.addEventListener("abort", onAbort, { once: true });
+      const answered = (error: unknown): void => {
+        // REQUEST_FAILURE (`true`) is an answer too; only an Error means the connection is gone.
+        if (error instanceof Error) settle(this.closedError ?? normalizeError(error, { phase: "connect", target: this.target }));
+        else settle();
+      };
+      try {
+        // A keepalive@openssh.com global request and its reply — exactly what ssh2's own keepalive sends.
+        // ssh2 offers no public call for it, so queue the reply callback the way its keepalive does.
+        const internals = this.client as unknown as { _protocol?: { ping?: () => void }; _callbacks?: Array<(error: unknown) => void> };
+        if (typeof internals._protocol?.ping === "function" && Array.isArray(internals._callbacks)) {
+          internals._callbacks.push(answered);
+          internals._protocol.ping();
+        } else {
+          // Public fallback: cancelling a forward that does not exist is answered (with a failure) by the server.
+          this.client.unforwardIn("127.0.0.1", 0, (error) => answered(error && /No response|Not connected/.test(error.message) ? error : undefined));
+        }
+      } catch (error) {
+        settle(normalizeError(error, { phase: "connect", target: this.target }));
+      }
+    });
+  }
+
+  async close(): Promise<void> {
+    if (!this.closedError) {
+      this.closing = true;
+      try {
+        this.client.end();
+      } catch {
+        // already gone
+      }
+      const timer = setTimeout(() => this.client.destroy(), this.closeTimeoutMs);
+      timer.unref();
+      await this.closedPromise;
+      clearTimeout(timer);
+    }
+    await this.closeJumps();
+  }
+
+  onClose(listener: (error?: TunnelError) => void): () => void {
+    if (this.closedError) {
+      const error = this.closing ? undefined : this.closedError;
+      queueMicrotask(() => listener(error));
+      return () => {};
+    }
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  private onClientClose(): void {
+    const lost =
+      this.lastError && this.lastError.code === "CONNECTION_LOST"
+        ? this.lastError
+        : new ConnectError(
+            this.closing ? "the connection was closed" : `the connection was lost (${this.target.host})`,
+            { lost: true, phase: "exec", target: this.target, ...(this.lastError ? { cause: this.lastError } : {}) },
+          );
+    this.closedError = lost;
+    for (const process of [...this.processes]) process.connectionLost(lost);
+    this.processes.clear();
+    void this.closeJumps();
+    const error = this.closing ? undefined : lost;
+    for (const listener of [...this.listeners]) {
+      try {
+        listener(error);
+      } catch {
+        // A listener's failure is its own.
+      }
+    }
+    this.listeners.clear();
+  }
+
+  private async closeJumps(): Promise<void> {
+    await Promise.all(
+      [...this.jumpClients].reverse().map(
+        (jump) =>
+          new Promise<void>((resolve) => {
+            const sock = (jump as unknown as { _sock?: { destroyed?: boolean } })._sock;
+            if (!sock || sock.destroyed) return resolve();
+            jump.once("close", () => resolve());
+            try {
+              jump.end();
+            } catch {
+              resolve();
+            }
+            setTimeout(() => {
+              jump.destroy();
+              resolve();
+            }, this.closeTimeoutMs).unref();
+          }),
+      ),
+    );
+  }
+}
