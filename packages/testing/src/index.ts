@@ -1,2 +1,19 @@
 export { remoteProcesses, sshdSupport, startSshd } from "./sshd.js";
 export type { Sshd, SshdSupport, SshdUser, StartSshdOptions } from "./sshd.js";
+export { FakeConnection, FakeScriptError, FakeTransport, localFileCopy } from "./fake-transport.js";
+export type {
+  ConnectOutcome,
+  FakeCall,
+  FakeOutcome,
+  FakeProcessIo,
+  FakeTransportOptions,
+  Scripted,
+  SpawnHandler,
+  SpawnReply,
+  SpawnReplyFunction,
+  SpawnResult,
+  TransferReplyFunction,
+} from "./fake-transport.js";
+export { localShellReply } from "./local-shell-reply.js";
+export { RecordedSpan, RecordingTracer } from "./recording-tracer.js";
+export type { RecordedEvent } from "./recording-tracer.js";

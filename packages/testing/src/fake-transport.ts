@@ -1,0 +1,636 @@
+/**
+ * An in-memory `Transport` for unit tests of code above the transport interface (pool, executor, CLI).
+ *
+ * Everything it does is scripted through the constructor: how connects go, what each spawned process prints and how
+ * it ends, how pings go. Every call is logged in `calls`; every connection it made is in `connections`, where a test
+ * can drop it or make it refuse channels. A call nothing was scripted for fails with a `FakeScriptError` naming it.
+ *
+ * @example
+ * const transport = new FakeTransport({
+ *   connect: [{ error: new ConnectError("refused") }, {}],          // first connect fails, the second succeeds
+ *   spawn: (request) => ({ stdout: `ran ${request.command}\n` }),   // every process prints, then exits 0
+ * });
+ */
+import { copyFile } from "node:fs/promises";
+import { PassThrough, type Readable, type Writable } from "node:stream";
+import {
+  AbortError,
+  ChannelError,
+  ConnectError,
+  TunnelError,
+  type Connection,
+  type ConnectionCapabilities,
+  type ConnectOptions,
+  type DownloadRequest,
+  type ExitStatus,
+  type RemoteProcess,
+  type SpawnRequest,
+  type Target,
+  type Transport,
+  type UploadRequest,
+} from "@tunnel/core";
+
+/** A test scripted the fake wrongly, or not at all, for this call. Deliberately not a `TunnelError`. */
+export class FakeScriptError extends Error {
+  override readonly name = "FakeScriptError";
+}
+
+/**
+ * A script: one value for every call, a queue with one value per call (a call past its end fails), or a function
+ * of the call's arguments.
+ */
+export type Scripted<T, Args extends unknown[]> = T | readonly T[] | ((...args: Args) => T | Promise<T>);
+
+/** How one `connect()` goes. `{}` succeeds at once. */
+export interface ConnectOutcome {
+  /** Wait this long first (an abort during the wait rejects with `AbortError`). */
+  readonly delayMs?: number;
+  /** Reject with this (use core's errors: `ConnectError`, `AuthenticationError`, `HostKeyError`, ...). */
+  readonly error?: unknown;
+  /** The new connection's `maxChannels` (default: the transport's option, else 10). */
+  readonly maxChannels?: number;
+  readonly capabilities?: Partial<ConnectionCapabilities>;
+}
+
+/** A plain scripted process: it starts, waits `delayMs`, prints, and exits. */
+export interface SpawnResult {
+  readonly stdout?: string | Uint8Array;
+  readonly stderr?: string | Uint8Array;
+  /** Default 0 (when `signal` is not set). */
+  readonly exitCode?: number | null;
+  /** Ends as killed by this signal (`"SIGTERM"`), with `exitCode` null. */
+  readonly signal?: string | null;
+  /** How long the process runs before it prints and exits. `kill()` during it ends the process. */
+  readonly delayMs?: number;
+  /** Fail instead: by default `started` (and so `exit`) rejects with it; with `errorAt: "exit"` only `exit` does. */
+  readonly error?: unknown;
+  readonly errorAt?: "started" | "exit";
+}
+
+/** What a handler process sees: the live streams, and kill notices. */
+export interface FakeProcessIo {
+  readonly request: SpawnRequest;
+  readonly connection: FakeConnection;
+  /** What the caller writes to the process's stdin. */
+  readonly stdin: Readable;
+  /** Write here to send output to the caller; ended for you when `run` settles. */
+  readonly stdout: Writable;
+  readonly stderr: Writable;
+  /** Called with the signal name (`"SIGTERM"`) on `kill()`, on abort, and with `"SIGKILL"` when the connection closes. */
+  onKill(listener: (signal: string) => void): void;
+}
+
+/** A process driven by code: `run` gets the live streams and resolves with the exit status (or rejects). */
+export interface SpawnHandler {
+  run(io: FakeProcessIo): ExitStatus | Promise<ExitStatus>;
+}
+
+export type SpawnReply = SpawnResult | SpawnHandler;
+export type SpawnReplyFunction = (request: SpawnRequest, connection: FakeConnection) => SpawnReply | Promise<SpawnReply>;
+
+/** How one `ping()`, `upload()` or `download()` goes. `{}` succeeds at once. */
+export interface FakeOutcome {
+  readonly delayMs?: number;
+  readonly error?: unknown;
+}
+
+export type TransferReplyFunction = (
+  request: UploadRequest | DownloadRequest,
+  connection: FakeConnection,
+  direction: "upload" | "download",
+) => FakeOutcome | Promise<FakeOutcome>;
+
+export interface FakeTransportOptions {
+  /** `Transport.name`. Default `"fake"`. */
+  readonly name?: string;
+  /** How connects go. Default: every connect succeeds at once. */
+  readonly connect?: Scripted<ConnectOutcome, [target: Target, attempt: number]>;
+  /** What spawned processes do. No default: an unscripted spawn fails with `FakeScriptError`. */
+  readonly spawn?: SpawnReply | readonly SpawnReply[] | SpawnReplyFunction;
+  /** How pings go. Default: they succeed. */
+  readonly ping?: Scripted<FakeOutcome, [connection: FakeConnection]>;
+  /** How uploads go (see `localFileCopy`). No default. */
+  readonly upload?: FakeOutcome | readonly FakeOutcome[] | TransferReplyFunction;
+  /** How downloads go (see `localFileCopy`). No default. */
+  readonly download?: FakeOutcome | readonly FakeOutcome[] | TransferReplyFunction;
+  /** `maxChannels` of every connection. Default 10. More concurrent spawns are refused like sshd's MaxSessions. */
+  readonly maxChannels?: number;
+  /** Default `{ pty: true, signals: true, transfer: true }`. */
+  readonly capabilities?: Partial<ConnectionCapabilities>;
+  /** When given, the transport has `identity()` (the pool adds it to its key). */
+  readonly identity?: (target: Target) => string;
+}
+
+/** One entry of `FakeTransport.calls`. */
+export interface FakeCall {
+  readonly type: "connect" | "spawn" | "kill" | "ping" | "close" | "upload" | "download";
+  readonly target: Target;
+  /** The connection's `id` (every call but `connect`). */
+  readonly connection?: number;
+  /** `spawn` and `kill`: the process's command. */
+  readonly command?: string;
+  /** `spawn`: whether a pty was asked for. */
+  readonly pty?: boolean;
+  /** `kill`: the signal. */
+  readonly signal?: string;
+  readonly localPath?: string;
+  readonly remotePath?: string;
+}
+
+const DEFAULT_CAPABILITIES: ConnectionCapabilities = { pty: true, signals: true, transfer: true };
+
+/**
+ * Copies files on this machine: `upload` copies `localPath` to `remotePath`, `download` the other way.
+ * @example new FakeTransport({ upload: localFileCopy, download: localFileCopy })
+ */
+export const localFileCopy: TransferReplyFunction = async (request, _connection, direction) => {
+  if (direction === "upload") await copyFile(request.localPath, request.remotePath);
+  else await copyFile(request.remotePath, request.localPath);
+  return {};
+};
+
+function pick<T, Args extends unknown[]>(
+  script: Scripted<T, Args> | undefined,
+  fallback: T | undefined,
+  label: string,
+  args: Args,
+): Promise<T> {
+  if (script === undefined) {
+    if (fallback !== undefined) return Promise.resolve(fallback);
+    return Promise.reject(new FakeScriptError(`FakeTransport: nothing scripted for ${label}; pass it to the constructor`));
+  }
+  if (typeof script === "function") {
+    try {
+      return Promise.resolve((script as (...args: Args) => T | Promise<T>)(...args));
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+  if (Array.isArray(script)) {
+    const queue = script as T[];
+    const next = queue.shift();
+    if (next === undefined) {
+      return Promise.reject(new FakeScriptError(`FakeTransport: the scripted queue for ${label} is used up`));
+    }
+    return Promise.resolve(next);
+  }
+  return Promise.resolve(script as T);
+}
+
+/** Waits `ms`; rejects with `AbortError` when `signal` aborts first. */
+function wait(ms: number | undefined, signal: AbortSignal | undefined, target: Target): Promise<void> {
+  if (signal?.aborted) return Promise.reject(new AbortError(undefined, { target }));
+  if (!ms) return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(new AbortError(undefined, { target }));
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener("abort", onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener("abort", onAbort, { once: true });
+  });
+}
+
+export class FakeTransport implements Transport {
+  readonly name: string;
+  /** Every call made on the transport and its connections, in order. */
+  readonly calls: FakeCall[] = [];
+  /** Every connection `connect()` returned, in order. */
+  readonly connections: FakeConnection[] = [];
+  readonly identity?: (target: Target) => string;
+  readonly #options: FakeTransportOptions;
+  readonly #queues = new Map<string, unknown[]>();
+  #connectAttempts = 0;
+  #nextId = 1;
+
+  constructor(options: FakeTransportOptions = {}) {
+    this.#options = options;
+    this.name = options.name ?? "fake";
+    if (options.identity) this.identity = options.identity;
+  }
+
+  /** The calls of one type, e.g. `transport.callsOf("spawn").map((call) => call.command)`. */
+  callsOf(type: FakeCall["type"]): FakeCall[] {
+    return this.calls.filter((call) => call.type === type);
+  }
+
+  async connect(target: Target, options: ConnectOptions = {}): Promise<Connection> {
+    this.calls.push({ type: "connect", target });
+    this.#connectAttempts += 1;
+    if (options.signal?.aborted) throw new AbortError(undefined, { target, phase: "connect" });
+    const outcome = await pick(this.#script("connect", this.#options.connect), {}, `connect(${describe(target)})`, [
+      target,
+      this.#connectAttempts,
+    ] as [Target, number]);
+    try {
+      await wait(outcome.delayMs, options.signal, target);
+    } catch (error) {
+      throw TunnelError.is(error) ? new AbortError(undefined, { target, phase: "connect" }) : error;
+    }
+    if (outcome.error !== undefined) throw outcome.error;
+    const connection = new FakeConnection(this, this.#nextId++, target, {
+      maxChannels: outcome.maxChannels ?? this.#options.maxChannels ?? 10,
+      capabilities: { ...DEFAULT_CAPABILITIES, ...this.#options.capabilities, ...outcome.capabilities },
+    });
+    this.connections.push(connection);
+    return connection;
+  }
+
+  /** A private copy of a queue script, so that two transports built from one options object don't share it. */
+  #script<S>(key: string, script: S): S {
+    if (!Array.isArray(script)) return script;
+    let queue = this.#queues.get(key);
+    if (!queue) {
+      queue = [...(script as unknown[])];
+      this.#queues.set(key, queue);
+    }
+    return queue as S;
+  }
+
+  /** @internal */
+  spawnReply(request: SpawnRequest, connection: FakeConnection): Promise<SpawnReply> {
+    return pick(this.#script("spawn", this.#options.spawn), undefined, `spawn(${JSON.stringify(request.command)})`, [
+      request,
+      connection,
+    ] as [SpawnRequest, FakeConnection]);
+  }
+
+  /** @internal */
+  pingReply(connection: FakeConnection): Promise<FakeOutcome> {
+    return pick(this.#script("ping", this.#options.ping), {}, "ping()", [connection] as [FakeConnection]);
+  }
+
+  /** @internal */
+  transferReply(kind: "upload" | "download", request: UploadRequest | DownloadRequest, connection: FakeConnection): Promise<FakeOutcome> {
+    const script = this.#script(kind, kind === "upload" ? this.#options.upload : this.#options.download);
+    return pick(script, undefined, `${kind}(${JSON.stringify(request.remotePath)})`, [request, connection, kind] as [
+      UploadRequest | DownloadRequest,
+      FakeConnection,
+      "upload" | "download",
+    ]);
+  }
+}
+
+function describe(target: Target): string {
+  return `${target.user ? `${target.user}@` : ""}${target.host}${target.port !== undefined ? `:${target.port}` : ""}`;
+}
+
+/** The error running processes get when their connection goes away. */
+function lostError(connection: FakeConnection, cause?: unknown, message = "the connection was lost"): TunnelError {
+  if (TunnelError.is(cause) && cause.code === "CONNECTION_LOST") return cause;
+  return new ConnectError(message, { lost: true, phase: "exec", target: connection.target, cause });
+}
+
+export class FakeConnection implements Connection {
+  readonly transport: string;
+  readonly capabilities: ConnectionCapabilities;
+  readonly maxChannels: number;
+  readonly #owner: FakeTransport;
+  readonly #listeners = new Set<(error?: TunnelError) => void>();
+  readonly #running = new Set<FakeProcess>();
+  #closed = false;
+  #refusals = 0;
+
+  constructor(
+    owner: FakeTransport,
+    /** 1, 2, 3, ... in the order the transport made them. */
+    readonly id: number,
+    readonly target: Target,
+    settings: { readonly maxChannels: number; readonly capabilities: ConnectionCapabilities },
+  ) {
+    this.#owner = owner;
+    this.transport = owner.name;
+    this.maxChannels = settings.maxChannels;
+    this.capabilities = settings.capabilities;
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Channels open now (processes spawned and not yet ended). */
+  get activeChannels(): number {
+    return this.#running.size;
+  }
+
+  /** The next `count` spawns are refused with `ChannelError({ refused: true })`, as sshd does past MaxSessions. */
+  refuseNextSpawns(count = 1): void {
+    this.#refusals += count;
+  }
+
+  /**
+   * Simulate a lost connection: running processes' `exit` rejects with `CONNECTION_LOST` (`error` itself when it
+   * has that code), their handlers get `SIGKILL`, and `onClose` listeners get `error` (default: a `CONNECTION_LOST`).
+   */
+  drop(error?: TunnelError): void {
+    if (this.#closed) return;
+    const lost = error ?? lostError(this);
+    this.#shutDown(lostError(this, lost), lost);
+  }
+
+  spawn(request: SpawnRequest): RemoteProcess {
+    this.#owner.calls.push({
+      type: "spawn",
+      target: this.target,
+      connection: this.id,
+      command: request.command,
+      pty: Boolean(request.pty),
+    });
+    const remote = new FakeProcess(this, request, (signal) =>
+      this.#owner.calls.push({ type: "kill", target: this.target, connection: this.id, command: request.command, signal }),
+    );
+    if (this.#closed) {
+      remote.fail(new ConnectError("the connection is closed", { lost: true, phase: "channel", target: this.target }));
+    } else if (request.signal?.aborted) {
+      remote.fail(new AbortError(undefined, { target: this.target }));
+    } else if (this.#refusals > 0 || this.#running.size >= this.maxChannels) {
+      if (this.#refusals > 0) this.#refusals -= 1;
+      remote.fail(new ChannelError("the server refused to open a channel", { refused: true, target: this.target }));
+    } else {
+      this.#running.add(remote);
+      void remote.exit.then(
+        () => this.#running.delete(remote),
+        () => this.#running.delete(remote),
+      );
+      remote.begin(this.#owner.spawnReply(request, this));
+    }
+    return remote;
+  }
+
+  async upload(request: UploadRequest): Promise<void> {
+    this.#owner.calls.push({
+      type: "upload",
+      target: this.target,
+      connection: this.id,
+      localPath: request.localPath,
+      remotePath: request.remotePath,
+    });
+    await this.#outcome(() => this.#owner.transferReply("upload", request, this), request.signal);
+  }
+
+  async download(request: DownloadRequest): Promise<void> {
+    this.#owner.calls.push({
+      type: "download",
+      target: this.target,
+      connection: this.id,
+      localPath: request.localPath,
+      remotePath: request.remotePath,
+    });
+    await this.#outcome(() => this.#owner.transferReply("download", request, this), request.signal);
+  }
+
+  async ping(options: { readonly signal?: AbortSignal } = {}): Promise<void> {
+    this.#owner.calls.push({ type: "ping", target: this.target, connection: this.id });
+    await this.#outcome(() => this.#owner.pingReply(this), options.signal);
+  }
+
+  async #outcome(reply: () => Promise<FakeOutcome>, signal: AbortSignal | undefined): Promise<void> {
+    if (this.#closed) throw new ConnectError("the connection is closed", { lost: true, target: this.target });
+    if (signal?.aborted) throw new AbortError(undefined, { target: this.target });
+    const outcome = await reply();
+    await wait(outcome.delayMs, signal, this.target);
+    if (this.#closed) throw new ConnectError("the connection is closed", { lost: true, target: this.target });
+    if (outcome.error !== undefined) throw outcome.error;
+  }
+
+  async close(): Promise<void> {
+    this.#owner.calls.push({ type: "close", target: this.target, connection: this.id });
+    if (this.#closed) return;
+    this.#shutDown(lostError(this, undefined, "the connection was closed"), undefined);
+  }
+
+  onClose(listener: (error?: TunnelError) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  #shutDown(processError: TunnelError, closeError: TunnelError | undefined): void {
+    this.#closed = true;
+    for (const remote of [...this.#running]) remote.lose(processError);
+    this.#running.clear();
+    const listeners = [...this.#listeners];
+    this.#listeners.clear();
+    for (const listener of listeners) {
+      try {
+        listener(closeError);
+      } catch {
+        // a listener's failure must not stop the others
+      }
+    }
+  }
+}
+
+function normalizeSignal(signal: string): string {
+  return signal.startsWith("SIG") ? signal : `SIG${signal}`;
+}
+
+/** A settle-once promise with its resolvers; rejections are marked handled (callers may await only one of them). */
+function deferred<T>(): { promise: Promise<T>; resolve: (value: T) => void; reject: (error: unknown) => void } {
+  let resolve!: (value: T) => void;
+  let reject!: (error: unknown) => void;
+  const promise = new Promise<T>((ok, fail) => {
+    resolve = ok;
+    reject = fail;
+  });
+  promise.catch(() => {});
+  return { promise, resolve, reject };
+}
+
+class FakeProcess implements RemoteProcess {
+  readonly stdin = new PassThrough();
+  readonly stdout = new PassThrough();
+  readonly stderr = new PassThrough();
+  readonly started: Promise<void>;
+  readonly exit: Promise<ExitStatus>;
+  readonly #started = deferred<void>();
+  readonly #exit = deferred<ExitStatus>();
+  readonly #killListeners: Array<(signal: string) => void> = [];
+  readonly #connection: FakeConnection;
+  readonly #request: SpawnRequest;
+  readonly #logKill: (signal: string) => void;
+  #settled = false;
+  /** A handler still writes to the output streams: they end when it finishes, not when `exit` settles. */
+  #handlerRunning = false;
+  /** Ends a scripted process early (kill during its delay). */
+  #interrupt: ((signal: string) => void) | undefined;
+
+  constructor(connection: FakeConnection, request: SpawnRequest, logKill: (signal: string) => void) {
+    this.#connection = connection;
+    this.#request = request;
+    this.#logKill = logKill;
+    this.started = this.#started.promise;
+    this.exit = this.#exit.promise;
+    // A fake must not crash the test process over a stream error nobody listens for.
+    for (const stream of [this.stdin, this.stdout, this.stderr]) stream.on("error", () => {});
+  }
+
+  /** Never started: both promises reject with `error`. */
+  fail(error: unknown): void {
+    this.#started.reject(error);
+    this.#settle(undefined, error);
+  }
+
+  /** The connection went away while this ran. */
+  lose(error: TunnelError): void {
+    this.#started.reject(error);
+    this.#notifyKill("SIGKILL");
+    this.#settle(undefined, error);
+  }
+
+  kill(signal = "SIGTERM"): Promise<void> {
+    const name = normalizeSignal(signal);
+    this.#logKill(name);
+    if (!this.#settled) {
+      this.#notifyKill(name);
+      this.#interrupt?.(name);
+    }
+    return Promise.resolve();
+  }
+
+  begin(reply: Promise<SpawnReply>): void {
+    const signal = this.#request.signal;
+    const onAbort = () => {
+      this.#logKill("SIGTERM");
+      this.#notifyKill("SIGTERM");
+      this.#started.reject(new AbortError(undefined, { target: this.#connection.target }));
+      this.#settle(undefined, new AbortError(undefined, { target: this.#connection.target }));
+    };
+    signal?.addEventListener("abort", onAbort, { once: true });
+    void this.exit.then(
+      () => signal?.removeEventListener("abort", onAbort),
+      () => signal?.removeEventListener("abort", onAbort),
+    );
+    reply.then(
+      (value) => {
+        if (this.#settled) return;
+        if ("run" in value && typeof value.run === "function") this.#runHandler(value);
+        else void this.#runScripted(value as SpawnResult);
+      },
+      (error: unknown) => this.fail(error),
+    );
+  }
+
+  #notifyKill(signal: string): void {
+    for (const listener of this.#killListeners) {
+      try {
+        listener(signal);
+      } catch {
+        // the handler's business
+      }
+    }
+  }
+
+  #settle(status: ExitStatus | undefined, error?: unknown): void {
+    if (this.#settled) return;
+    this.#settled = true;
+    this.#interrupt = undefined;
+    if (!this.#handlerRunning) {
+      if (!this.stdout.writableEnded) this.stdout.end();
+      if (!this.stderr.writableEnded) this.stderr.end();
+    }
+    if (status) this.#exit.resolve(status);
+    else this.#exit.reject(error);
+  }
+
+  async #runScripted(result: SpawnResult): Promise<void> {
+    if (result.error !== undefined && result.errorAt !== "exit") {
+      await this.#sleep(result.delayMs);
+      this.fail(result.error);
+      return;
+    }
+    this.#started.resolve();
+    const killedBy = await this.#sleep(result.delayMs);
+    if (this.#settled) return;
+    if (killedBy) {
+      this.#settle({ exitCode: null, signal: killedBy });
+      return;
+    }
+    if (result.stdout !== undefined) this.stdout.write(result.stdout);
+    if (result.stderr !== undefined) this.stderr.write(result.stderr);
+    if (result.error !== undefined) {
+      this.#settle(undefined, result.error);
+      return;
+    }
+    await this.#drained();
+    const signal = result.signal ?? null;
+    this.#settle({ exitCode: signal ? null : (result.exitCode ?? 0), signal });
+  }
+
+  /** Sleeps `ms`; resolves early with the signal when the process is killed meanwhile. */
+  #sleep(ms: number | undefined): Promise<string | undefined> {
+    if (!ms) return Promise.resolve(undefined);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.#interrupt = undefined;
+        resolve(undefined);
+      }, ms);
+      this.#interrupt = (signal) => {
+        clearTimeout(timer);
+        this.#interrupt = undefined;
+        resolve(signal);
+      };
+      void this.exit.then(
+        () => clearTimeout(timer),
+        () => clearTimeout(timer),
+      );
+    });
+  }
+
+  #runHandler(handler: SpawnHandler): void {
+    this.#started.resolve();
+    this.#handlerRunning = true;
+    const io: FakeProcessIo = {
+      request: this.#request,
+      connection: this.#connection,
+      stdin: this.stdin,
+      stdout: this.stdout,
+      stderr: this.stderr,
+      onKill: (listener) => this.#killListeners.push(listener),
+    };
+    let outcome: Promise<ExitStatus>;
+    try {
+      outcome = Promise.resolve(handler.run(io));
+    } catch (error) {
+      outcome = Promise.reject(error);
+    }
+    const finish = () => {
+      this.#handlerRunning = false;
+      if (!this.stdout.writableEnded) this.stdout.end();
+      if (!this.stderr.writableEnded) this.stderr.end();
+    };
+    outcome.then(
+      async (status) => {
+        finish();
+        await this.#drained();
+        this.#settle(status);
+      },
+      (error: unknown) => {
+        finish();
+        this.#settle(undefined, error);
+      },
+    );
+  }
+
+  /** Output has been handed to the caller's side of the streams (as a channel closes only once its data is out). */
+  async #drained(): Promise<void> {
+    const finished = (stream: PassThrough) =>
+      new Promise<void>((resolve) => {
+        if (stream.writableFinished || stream.destroyed) resolve();
+        else {
+          if (!stream.writableEnded) stream.end();
+          stream.once("finish", resolve);
+          stream.once("close", resolve);
+        }
+      });
+    await Promise.race([
+      Promise.all([finished(this.stdout), finished(this.stderr)]),
+      this.exit.then(
+        () => {},
+        () => {},
+      ),
+    ]);
+  }
+}
