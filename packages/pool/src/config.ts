@@ -103,12 +103,8 @@ export function resolvePoolConfig(config: Partial<PoolConfig> = {}): PoolConfig 
   for (const [field, value] of Object.entries(config)) if (value !== undefined) resolved[field] = value;
   for (const [field, rule] of Object.entries(RULES)) checkField(field, resolved[field], rule);
   const result = resolved as unknown as PoolConfig;
-  if (result.maxConnectionsPerKey > result.maxConnections) {
-    throw new ConfigError("maxConnectionsPerKey", `must not exceed maxConnections (${result.maxConnections})`);
-  }
-  if (result.maxConnectingPerKey > result.maxConnectionsPerKey) {
-    throw new ConfigError("maxConnectingPerKey", `must not exceed maxConnectionsPerKey (${result.maxConnectionsPerKey})`);
-  }
+  // maxConnectingPerKey above maxConnectionsPerKey, or maxConnectionsPerKey above maxConnections, is allowed:
+  // the tighter limit wins, so lowering one limit never forces a change to another.
   if (result.minIdlePerKey > result.maxConnectionsPerKey) {
     throw new ConfigError("minIdlePerKey", `must not exceed maxConnectionsPerKey (${result.maxConnectionsPerKey})`);
   }

@@ -1,0 +1,31 @@
+import type { Attributes, Span, Tracer } from "@tunnel/core";
+
+export interface RecordedSpan {
+  readonly name: string;
+  attributes: Record<string, unknown>;
+  readonly events: { readonly name: string; readonly attributes: Attributes | undefined }[];
+  readonly errors: unknown[];
+  ended: boolean;
+}
+
+/** Keeps every span in memory so tests can assert names, attributes, events and errors. */
+export class RecordingTracer implements Tracer {
+  readonly spans: RecordedSpan[] = [];
+
+  startSpan(name: string, attributes: Attributes = {}): Span {
+    const record: RecordedSpan = { name, attributes: { ...attributes }, events: [], errors: [], ended: false };
+    this.spans.push(record);
+    return {
+      setAttributes: (more) => Object.assign(record.attributes, more),
+      addEvent: (event, eventAttributes) => record.events.push({ name: event, attributes: eventAttributes }),
+      recordError: (error) => record.errors.push(error),
+      end: () => {
+        record.ended = true;
+      },
+    };
+  }
+
+  named(name: string): RecordedSpan[] {
+    return this.spans.filter((span) => span.name === name);
+  }
+}
