@@ -55,5 +55,5 @@ export {
   validateExecutorConfig,
 } from "./config.js";
 export type { BreakerConfig, ExecutorConfigChanges, ExecutorConfigValues } from "./config.js";
-export { MIN_SECRET_LENGTH, REDACTED, Redactor, redactSpan, unwrapSpan } from "./redact.js";
+export { MIN_SECRET_LENGTH, REDACTED, Redactor, redactSpan, spanRedactor, unwrapSpan } from "./redact.js";
 export type { ErrorSummary } from "./redact.js";

@@ -278,16 +278,20 @@ export class Redactor {
 }
 
 const INNER = Symbol.for("tunnel.span.inner");
+const REDACTOR = Symbol.for("tunnel.span.redactor");
 
 /**
  * Wrap `span` so every attribute, event attribute and recorded error passes through `redactor` first.
  * The wrapper can be passed as a `parent` to any tunnel tracer: tracers find the span they made with
- * `unwrapSpan`. Used by the executor with a per-operation child redactor.
+ * `unwrapSpan`, and apply `spanRedactor(parent)` to the child spans too (so a pool's connect span under a
+ * wrapped command span is redacted with the command's secrets). Used by the executor with a per-operation
+ * child redactor.
  * @example const span = redactSpan(tracer.startSpan("tunnel.command", attributes), redactor.child([password]));
  */
 export function redactSpan(span: Span, redactor: Redactor): Span {
-  const wrapper: Span & { readonly [INNER]: Span } = {
+  const wrapper: Span & { readonly [INNER]: Span; readonly [REDACTOR]: Redactor } = {
     [INNER]: span,
+    [REDACTOR]: redactor,
     setAttributes(attributes) {
       span.setAttributes(redactor.redactAttributes(attributes));
     },
@@ -302,6 +306,22 @@ export function redactSpan(span: Span, redactor: Redactor): Span {
     },
   };
   return wrapper;
+}
+
+/**
+ * The redactors of every `redactSpan` layer around `span`, merged; `undefined` when `span` is not a wrapper.
+ * Tracers apply it to the spans they start under `span`. Redactors from another installed copy of core are ignored.
+ */
+export function spanRedactor(span: Span | undefined): Redactor | undefined {
+  const found: Redactor[] = [];
+  let current: unknown = span;
+  for (let depth = 0; depth < 16 && typeof current === "object" && current !== null; depth += 1) {
+    const record = current as Record<symbol, unknown>;
+    if (record[REDACTOR] instanceof Redactor) found.push(record[REDACTOR]);
+    current = record[INNER];
+  }
+  if (found.length === 0) return undefined;
+  return found.length === 1 ? found[0] : Redactor.merge(...found);
 }
 
 /**

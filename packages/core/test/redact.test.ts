@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { CommandFailedError, ConnectError, RetriesExhaustedError, SudoError, TunnelError } from "../src/errors.js";
 import { quote } from "../src/quote.js";
-import { MIN_SECRET_LENGTH, REDACTED, Redactor, redactSpan, unwrapSpan } from "../src/redact.js";
+import { MIN_SECRET_LENGTH, REDACTED, Redactor, redactSpan, spanRedactor, unwrapSpan } from "../src/redact.js";
 import type { Attributes, Span } from "../src/tracer.js";
 
 describe("Redactor.redact", () => {
@@ -211,5 +211,13 @@ describe("redactSpan", () => {
     expect(unwrapSpan(wrapped)).toBe(inner);
     expect(unwrapSpan(inner)).toBe(inner);
     expect(unwrapSpan(undefined)).toBeUndefined();
+  });
+
+  it("exposes the redactors of every wrapper layer, merged, for child spans", () => {
+    const inner = recordingSpan();
+    const outer = redactSpan(redactSpan(inner, new Redactor(["first-secret"])), new Redactor(["second-secret"]));
+    expect(spanRedactor(outer)?.redact("first-secret second-secret")).toBe(`${REDACTED} ${REDACTED}`);
+    expect(spanRedactor(inner)).toBeUndefined();
+    expect(spanRedactor(undefined)).toBeUndefined();
   });
 });
