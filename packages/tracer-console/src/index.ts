@@ -1,1 +1,2 @@
-export {};
+export { ConsoleTracer } from "./console-tracer.js";
+export type { ConsoleLevel, ConsoleStream, ConsoleTracerOptions } from "./console-tracer.js";

@@ -1,0 +1,242 @@
+import { randomBytes } from "node:crypto";
+import { Redactor, spanRedactor, unwrapSpan } from "@tunnel/core";
+import type { Attributes, AttributeValue, Span, Tracer } from "@tunnel/core";
+import { formatJsonLine, formatPretty } from "./format.js";
+import type { FinishedSpan } from "./format.js";
+
+/** Where the tracer writes. `process.stdout`, `process.stderr` and any `Writable` fit. */
+export interface ConsoleStream {
+  write(chunk: string): unknown;
+  /** Colour is on by default only when this is true. */
+  readonly isTTY?: boolean | undefined;
+  /** When `false` (a closed stream), output is dropped instead of written. */
+  readonly writable?: boolean | undefined;
+}
+
+/**
+ * How much is written.
+ * - `error`: only operations (root spans) that failed — an error was recorded, or the command exited non-zero;
+ * - `info`: every operation (root span), with its events and errors;
+ * - `debug`: also child spans (`tunnel.pool.acquire`, `tunnel.connect`).
+ */
+export type ConsoleLevel = "error" | "info" | "debug";
+
+export interface ConsoleTracerOptions {
+  /** Where lines go, e.g. `process.stdout`. The tracer never closes it. */
+  readonly stream: ConsoleStream;
+  /**
+   * `pretty` (default): one readable line per finished operation, its events and errors indented below.
+   * `json`: one JSON object per line per finished span, for log shippers.
+   */
+  readonly format?: "pretty" | "json";
+  /** Default `info`. See `ConsoleLevel`. */
+  readonly level?: ConsoleLevel;
+  /** ANSI colours in `pretty` output. Default: `stream.isTTY`. Never used for `json`. */
+  readonly colors?: boolean;
+  /**
+   * Removes secrets from every string attribute, event attribute and error message before output.
+   * Share it with the executor so secrets registered there are removed here too.
+   */
+  readonly redactor?: Redactor;
+  /**
+   * Print `tunnel.command.text` (redacted). Default `true`: the console is the operator's own view. Set
+   * `false` when JSON lines go to a shared log store and command lines may hold data that is not a secret
+   * but still private.
+   */
+  readonly recordCommand?: boolean;
+  /** Milliseconds since the epoch, fractional allowed. Default: `performance.timeOrigin + performance.now()`. */
+  readonly clock?: () => number;
+  /** Random bytes as lowercase hex, for trace and span ids. Default: `node:crypto` `randomBytes`. */
+  readonly randomHex?: (bytes: number) => string;
+}
+
+const LEVELS: Record<ConsoleLevel, number> = { debug: 0, info: 1, error: 2 };
+/** Bounds memory for spans that stay open long or log in a loop. */
+const MAX_EVENTS = 128;
+const MAX_BUFFERED_CHILDREN = 64;
+
+/**
+ * A `Tracer` (from `@tunnel/core`) that prints what tunnel does: readable lines for people, JSON lines for
+ * log shippers. Every method is safe to call at any time and never throws; a failing stream loses output,
+ * never an operation.
+ *
+ * @example
+ * const tracer = new ConsoleTracer({ stream: process.stdout, format: "json" });
+ * const executor = new Executor(pool, ProductionExecutorConfig(), tracer);
+ */
+export class ConsoleTracer implements Tracer {
+  readonly #stream: ConsoleStream;
+  readonly #format: "pretty" | "json";
+  readonly #level: number;
+  readonly #colors: boolean;
+  readonly #redactor: Redactor;
+  readonly #recordCommand: boolean;
+  readonly #clock: () => number;
+  readonly #randomHex: (bytes: number) => string;
+  readonly #spans = new WeakMap<Span, ConsoleSpan>();
+
+  constructor(options: ConsoleTracerOptions) {
+    this.#stream = options.stream;
+    this.#format = options.format ?? "pretty";
+    this.#level = LEVELS[options.level ?? "info"] ?? LEVELS.info;
+    this.#colors = this.#format === "pretty" && (options.colors ?? options.stream.isTTY === true);
+    this.#redactor = options.redactor ?? new Redactor();
+    this.#recordCommand = options.recordCommand ?? true;
+    this.#clock = options.clock ?? (() => performance.timeOrigin + performance.now());
+    this.#randomHex = options.randomHex ?? ((bytes) => randomBytes(bytes).toString("hex"));
+  }
+
+  startSpan(name: string, attributes?: Attributes, parent?: Span): Span {
+    try {
+      const parentSpan = parent === undefined ? undefined : this.#spans.get(unwrapSpan(parent));
+      // A child is redacted with its parent's secrets too: the operation's (sudo password) reach the pool's spans.
+      const inherited = spanRedactor(parent);
+      const base = parentSpan?.redactor ?? this.#redactor;
+      const span = new ConsoleSpan(this, inherited ? Redactor.merge(base, inherited) : base, {
+        name,
+        traceId: parentSpan?.data.traceId ?? this.#randomHex(16),
+        spanId: this.#randomHex(8),
+        parent: parentSpan,
+        start: this.#clock(),
+      });
+      span.setAttributes(attributes);
+      this.#spans.set(span, span);
+      return span;
+    } catch {
+      return NOOP_SPAN;
+    }
+  }
+
+  /** @internal used by spans */
+  clean(redactor: Redactor, attributes: Attributes | undefined): Record<string, AttributeValue> {
+    const redacted = redactor.redactAttributes(attributes);
+    if (!this.#recordCommand) delete redacted["tunnel.command.text"];
+    return redacted;
+  }
+
+  /** @internal */
+  now(): number {
+    return this.#clock();
+  }
+
+  /** @internal called once per span, at its end. */
+  finished(span: ConsoleSpan): void {
+    const data = span.data;
+    const root = data.parent === undefined;
+    const failed = data.errors.length > 0 || (root && isNonZeroExit(data.attributes));
+    const severity = failed && root ? LEVELS.error : root ? LEVELS.info : LEVELS.debug;
+    if (severity < this.#level) return;
+    if (this.#format === "json") {
+      this.#write(formatJsonLine(data, failed ? "error" : root ? "info" : "debug"));
+      return;
+    }
+    if (!root) {
+      // Children end before their operation: keep them for the operation's block, or print at once if it is over.
+      const rootSpan = span.root();
+      if (!rootSpan.ended) {
+        if (rootSpan.children.length < MAX_BUFFERED_CHILDREN) rootSpan.children.push(data);
+        return;
+      }
+    }
+    this.#write(formatPretty(data, root ? span.children : [], { colors: this.#colors }));
+  }
+
+  #write(text: string): void {
+    try {
+      if (this.#stream.writable === false) return;
+      this.#stream.write(text);
+    } catch {
+      // Output is best effort; the operation goes on.
+    }
+  }
+}
+
+function isNonZeroExit(attributes: Readonly<Record<string, AttributeValue>>): boolean {
+  const code = attributes["process.exit.code"];
+  if (typeof code === "number" && code !== 0) return true;
+  return typeof attributes["tunnel.exit.signal"] === "string" && attributes["tunnel.exit.signal"] !== "";
+}
+
+interface SpanStart {
+  readonly name: string;
+  readonly traceId: string;
+  readonly spanId: string;
+  readonly parent: ConsoleSpan | undefined;
+  readonly start: number;
+}
+
+class ConsoleSpan implements Span {
+  readonly data: FinishedSpan & { parent: ConsoleSpan | undefined };
+  readonly children: FinishedSpan[] = [];
+  ended = false;
+  readonly redactor: Redactor;
+  readonly #tracer: ConsoleTracer;
+
+  constructor(tracer: ConsoleTracer, redactor: Redactor, start: SpanStart) {
+    this.#tracer = tracer;
+    this.redactor = redactor;
+    this.data = {
+      name: start.name,
+      traceId: start.traceId,
+      spanId: start.spanId,
+      parentSpanId: start.parent?.data.spanId,
+      parent: start.parent,
+      start: start.start,
+      end: start.start,
+      attributes: {},
+      events: [],
+      droppedEvents: 0,
+      errors: [],
+    };
+  }
+
+  root(): ConsoleSpan {
+    let current: ConsoleSpan = this;
+    for (let depth = 0; depth < 32 && current.data.parent !== undefined; depth += 1) current = current.data.parent;
+    return current;
+  }
+
+  setAttributes(attributes: Attributes | undefined): void {
+    if (this.ended) return;
+    try {
+      Object.assign(this.data.attributes, this.#tracer.clean(this.redactor, attributes));
+    } catch {
+      // never throw from a tracer
+    }
+  }
+
+  addEvent(name: string, attributes?: Attributes): void {
+    if (this.ended) return;
+    try {
+      if (this.data.events.length >= MAX_EVENTS) {
+        this.data.droppedEvents += 1;
+        return;
+      }
+      this.data.events.push({ name, time: this.#tracer.now(), attributes: this.#tracer.clean(this.redactor, attributes) });
+    } catch {
+      // never throw from a tracer
+    }
+  }
+
+  recordError(error: unknown): void {
+    if (this.ended) return;
+    try {
+      if (this.data.errors.length < MAX_EVENTS) this.data.errors.push(this.redactor.redactError(error));
+    } catch {
+      // never throw from a tracer
+    }
+  }
+
+  end(): void {
+    if (this.ended) return;
+    this.ended = true;
+    try {
+      this.data.end = this.#tracer.now();
+      this.#tracer.finished(this);
+    } catch {
+      // never throw from a tracer
+    }
+  }
+}
+
+const NOOP_SPAN: Span = { setAttributes() {}, addEvent() {}, recordError() {}, end() {} };
