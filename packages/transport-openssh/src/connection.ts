@@ -1,0 +1,172 @@
+/**
+ * One tunnel connection = one ControlMaster. Every exec and transfer is a mux client of that master and never
+ * opens a connection of its own.
+ */
+import { PassThrough } from "node:stream";
+import {
+  ConnectError,
+  type Connection,
+  type ConnectionCapabilities,
+  type DownloadRequest,
+  type RemoteProcess,
+  type SpawnRequest,
+  type Target,
+  type TunnelError,
+  type UploadRequest,
+} from "@tunnel/core";
+import type { Master } from "./master.js";
+import { clientArgs, type ResolvedOptions } from "./options.js";
+import { OpenSshRemoteProcess, type ProcessHost } from "./remote-process.js";
+import { runSsh } from "./run-ssh.js";
+import { downloadFile, uploadFile } from "./transfer.js";
+
+export class OpenSshConnection implements Connection {
+  readonly transport = "openssh";
+  readonly capabilities: ConnectionCapabilities = { pty: true, signals: true, transfer: true };
+  readonly maxChannels: number;
+  private isClosed = false;
+  private closing: Promise<void> | undefined;
+  private readonly listeners = new Set<(error?: TunnelError) => void>();
+  private readonly processes = new Set<OpenSshRemoteProcess>();
+  private closeError: TunnelError | undefined;
+  private readonly host: ProcessHost;
+
+  constructor(
+    readonly target: Target,
+    private readonly master: Master,
+    private readonly options: ResolvedOptions,
+  ) {
+    this.maxChannels = options.maxChannels;
+    master.onExit((error) => {
+      if (error) this.markLost(error);
+    });
+    const env = { ...process.env, ...options.env };
+    this.host = {
+      target,
+      sshPath: options.sshPath,
+      env,
+      killGraceMs: options.killGraceMs,
+      clientArgs: () => clientArgs(options, target, master.socketPath),
+      masterLost: () => this.masterLost(),
+      reportLost: (error) => this.markLost(error),
+      runRaw: async (command) => {
+        const result = await runSsh(options, [...clientArgs(options, target, master.socketPath), "-T", "--", target.host, command], {
+          timeoutMs: 10_000,
+        });
+        return result.code;
+      },
+      track: (child) => this.processes.add(child),
+      untrack: (child) => this.processes.delete(child),
+    };
+  }
+
+  get closed(): boolean {
+    return this.isClosed;
+  }
+
+  /** The ControlMaster's local pid (diagnostics and tests). */
+  get masterPid(): number | undefined {
+    return this.master.pid;
+  }
+
+  /** The control socket's path (diagnostics and tests). */
+  get controlPath(): string {
+    return this.master.socketPath;
+  }
+
+  spawn(request: SpawnRequest): RemoteProcess {
+    if (this.isClosed) return failedProcess(this.closeError ?? closedError(this.target));
+    return new OpenSshRemoteProcess(this.host, request);
+  }
+
+  async upload(request: UploadRequest): Promise<void> {
+    if (this.isClosed) throw this.closeError ?? closedError(this.target);
+    return uploadFile(this, request);
+  }
+
+  async download(request: DownloadRequest): Promise<void> {
+    if (this.isClosed) throw this.closeError ?? closedError(this.target);
+    return downloadFile(this, request);
+  }
+
+  async ping(options: { readonly signal?: AbortSignal } = {}): Promise<void> {
+    if (this.isClosed) throw this.closeError ?? closedError(this.target);
+    if (await this.master.check(options.signal)) return;
+    const lost = await this.masterLost();
+    const error = lost ?? new ConnectError(`the ControlMaster for ${this.target.host} does not answer`, { lost: true, target: this.target });
+    this.markLost(error);
+    throw error;
+  }
+
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      const wasClosed = this.isClosed;
+      this.isClosed = true;
+      for (const child of this.processes) child.connectionClosed();
+      await this.master.stop();
+      if (!wasClosed) this.emitClose(undefined);
+    })();
+    return this.closing;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
+  onClose(listener: (error?: TunnelError) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** After a mux client lost its session: has the master gone (or is it about to)? */
+  private async masterLost(): Promise<TunnelError | undefined> {
+    if (this.closeError) return this.closeError;
+    if (this.isClosed) return closedError(this.target);
+    // A dropped link ends the master right after its sessions; give it a moment to exit.
+    if (await this.master.waitExit(300)) return this.closeError ?? this.master.exitError();
+    if (await this.master.check()) return undefined;
+    const error = this.master.exitError();
+    this.markLost(error);
+    return error;
+  }
+
+  private markLost(error: TunnelError): void {
+    if (this.isClosed) return;
+    this.isClosed = true;
+    this.closeError = error;
+    for (const child of this.processes) child.connectionClosed();
+    // The master may still be running (stale); stop it and remove the folder in the background.
+    this.closing ??= this.master.stop();
+    this.emitClose(error);
+  }
+
+  private emitClose(error: TunnelError | undefined): void {
+    for (const listener of [...this.listeners]) {
+      try {
+        listener(error);
+      } catch {
+        // a listener's failure is not the connection's
+      }
+    }
+    this.listeners.clear();
+  }
+}
+
+function closedError(target: Target): ConnectError {
+  return new ConnectError(`the connection to ${target.host} is closed`, { lost: true, phase: "channel", target });
+}
+
+/** A process that failed before it could start: `spawn()` never throws. */
+function failedProcess(error: TunnelError): RemoteProcess {
+  const stdout = new PassThrough();
+  const stderr = new PassThrough();
+  stdout.end();
+  stderr.end();
+  const stdin = new PassThrough();
+  stdin.resume();
+  const started = Promise.reject(error);
+  const exit = Promise.reject(error);
+  started.catch(() => undefined);
+  exit.catch(() => undefined);
+  return { stdin, stdout, stderr, started, exit, kill: async () => undefined };
+}

@@ -1,0 +1,252 @@
+/**
+ * One ControlMaster process: `ssh -M -N` in the foreground, its control socket in a private 0700 folder.
+ *
+ * Masters still running when the Node process exits are killed synchronously from a single `process.on("exit")`
+ * hook. That hook and the `Set` of live masters it walks are the only module-level state of this package: the set
+ * holds a master from spawn until its process has exited, so it never grows beyond the masters really running.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { chmodSync, rmSync } from "node:fs";
+import { mkdtemp, rm, stat, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { AbortError, type Target, type TunnelError } from "@tunnel/core";
+import { normalizeSshError } from "./normalize-error.js";
+import { masterArgs, type ResolvedOptions } from "./options.js";
+import { runSsh } from "./run-ssh.js";
+
+interface LiveMaster {
+  readonly child: ChildProcess;
+  readonly dir: string;
+}
+
+const liveMasters = new Set<LiveMaster>();
+let exitHookInstalled = false;
+
+function installExitHook(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.on("exit", () => {
+    for (const master of liveMasters) {
+      try {
+        master.child.kill("SIGTERM");
+      } catch {
+        // already gone
+      }
+      try {
+        rmSync(master.dir, { recursive: true, force: true });
+      } catch {
+        // best effort at exit
+      }
+    }
+  });
+}
+
+/** Keeps the tail of a stream's text, so a chatty process cannot grow memory. */
+export class TailBuffer {
+  private text = "";
+  constructor(private readonly limit = 16 * 1024) {}
+  append(chunk: Buffer | string): void {
+    this.text += chunk.toString();
+    if (this.text.length > this.limit) this.text = this.text.slice(-this.limit);
+  }
+  toString(): string {
+    return this.text;
+  }
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** The socket name is short on purpose: ssh binds `<path>.<16 random chars>` first, and sun_path holds ~104 bytes. */
+const SOCKET_NAME = "s";
+
+export class Master {
+  readonly socketPath: string;
+  private child: ChildProcess | undefined;
+  private readonly stderr = new TailBuffer();
+  private exitCode: number | null | undefined;
+  private exitSignal: NodeJS.Signals | null = null;
+  private readonly exited: Promise<void>;
+  private resolveExited!: () => void;
+  private live: LiveMaster | undefined;
+  private onExitListener: ((error: TunnelError | undefined) => void) | undefined;
+  private stopping = false;
+
+  private constructor(
+    readonly dir: string,
+    private readonly options: ResolvedOptions,
+    private readonly target: Target,
+  ) {
+    this.socketPath = join(dir, SOCKET_NAME);
+    this.exited = new Promise((resolve) => (this.resolveExited = resolve));
+  }
+
+  /** Start a master and wait until `-O check` answers. Rejects with a typed error and leaves nothing behind. */
+  static async start(options: ResolvedOptions, target: Target, signal: AbortSignal | undefined): Promise<Master> {
+    signal?.throwIfAborted();
+    const base = options.tempDir ?? tmpdir();
+    let dir = await mkdtemp(join(base, "tunnel-ssh-"));
+    if (Buffer.byteLength(join(dir, SOCKET_NAME)) > 80 && base !== "/tmp") {
+      await rm(dir, { recursive: true, force: true });
+      dir = await mkdtemp(join("/tmp", "tunnel-ssh-"));
+    }
+    chmodSync(dir, 0o700);
+    const master = new Master(dir, options, target);
+    try {
+      await master.launch(signal);
+      return master;
+    } catch (error) {
+      await master.stop();
+      throw error;
+    }
+  }
+
+  get alive(): boolean {
+    return this.exitCode === undefined && !this.stopping;
+  }
+
+  /** Called once when the master process exits; `error` is set unless `stop()` was asked for. */
+  onExit(listener: (error: TunnelError | undefined) => void): void {
+    this.onExitListener = listener;
+  }
+
+  /** Resolves when the master process has exited, or after `ms`. True when it has exited. */
+  async waitExit(ms: number): Promise<boolean> {
+    if (this.exitCode !== undefined) return true;
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
+    const result = await Promise.race([this.exited.then(() => true as const), timeout]);
+    clearTimeout(timer);
+    return result;
+  }
+
+  /** `ssh -O check`: does the master answer on its socket? */
+  async check(signal?: AbortSignal): Promise<boolean> {
+    if (this.exitCode !== undefined) return false;
+    const result = await runSsh(this.options, ["-S", this.socketPath.replace(/%/g, "%%"), "-O", "check", "--", this.target.host], {
+      timeoutMs: 5_000,
+      ...(signal ? { signal } : {}),
+    });
+    return result.code === 0;
+  }
+
+  /** The error that explains the master's exit, from what it printed. */
+  exitError(): TunnelError {
+    return normalizeSshError({ phase: "lost", stderr: this.stderr.toString(), exitCode: this.exitCode ?? null, target: this.target });
+  }
+
+  private async launch(signal: AbortSignal | undefined): Promise<void> {
+    const env: Record<string, string | undefined> = { ...process.env, ...this.options.env };
+    let passwordFile: string | undefined;
+    if (this.options.password !== undefined) {
+      // The helper answers only password prompts (not passphrases or host key questions); the secret sits in a
+      // 0600 file inside the 0700 folder and is removed as soon as the master is up or has failed.
+      passwordFile = join(this.dir, "password");
+      const helper = join(this.dir, "askpass");
+      await writeFile(passwordFile, this.options.password, { mode: 0o600, flag: "wx" });
+      await writeFile(
+        helper,
+        `#!/bin/sh\ncase "$1" in\n  *assword*) exec cat ${shellPath(passwordFile)} ;;\n  *) exit 1 ;;\nesac\n`,
+        { mode: 0o700, flag: "wx" },
+      );
+      env.SSH_ASKPASS = helper;
+      env.SSH_ASKPASS_REQUIRE = "force";
+      env.DISPLAY = env.DISPLAY ?? "tunnel:0";
+    }
+    try {
+      const args = [...masterArgs(this.options, this.target, this.socketPath), "--", this.target.host];
+      const child = spawn(this.options.sshPath, args, { stdio: ["ignore", "ignore", "pipe"], env, detached: false });
+      this.child = child;
+      this.live = { child, dir: this.dir };
+      liveMasters.add(this.live);
+      installExitHook();
+      child.stderr?.on("data", (chunk: Buffer) => this.stderr.append(chunk));
+      let spawnError: Error | undefined;
+      child.on("error", (error) => {
+        spawnError = error;
+        this.stderr.append(`ssh: ${error.message}\n`);
+      });
+      child.on("close", (code, exitSignal) => {
+        this.exitCode = spawnError ? 255 : code;
+        this.exitSignal = exitSignal;
+        if (this.live) liveMasters.delete(this.live);
+        this.resolveExited();
+        const listener = this.onExitListener;
+        this.onExitListener = undefined;
+        listener?.(this.stopping ? undefined : this.exitError());
+      });
+      await this.waitReady(signal);
+    } finally {
+      if (passwordFile) await rm(passwordFile, { force: true });
+    }
+  }
+
+  private async waitReady(signal: AbortSignal | undefined): Promise<void> {
+    const deadline = Date.now() + this.options.readyTimeoutMs;
+    let delay = 5;
+    for (;;) {
+      if (signal?.aborted) throw new AbortError("the connect was aborted", { phase: "connect", target: this.target });
+      if (this.exitCode !== undefined) {
+        throw normalizeSshError({ phase: "connect", stderr: this.stderr.toString(), exitCode: this.exitCode, target: this.target });
+      }
+      // The socket appears once the master is authenticated; only then is `-O check` worth a process.
+      const exists = await stat(this.socketPath).then(
+        (info) => info.isSocket(),
+        () => false,
+      );
+      if (exists && (await this.check())) return;
+      if (Date.now() > deadline) {
+        throw normalizeSshError({
+          phase: "connect",
+          stderr: `${this.stderr.toString()}\nthe connection was not ready within ${this.options.readyTimeoutMs} ms (timed out)`,
+          exitCode: null,
+          target: this.target,
+        });
+      }
+      await Promise.race([sleep(delay), this.exited]);
+      delay = Math.min(delay * 2, 50);
+    }
+  }
+
+  /** Stop the master: `-O exit`, then signals; await its exit and remove the folder. Never rejects. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    const child = this.child;
+    if (child && this.exitCode === undefined) {
+      if (await this.socketExists()) {
+        await runSsh(this.options, ["-S", this.socketPath.replace(/%/g, "%%"), "-O", "exit", "--", this.target.host], {
+          timeoutMs: 2_000,
+        }).catch(() => undefined);
+      }
+      if (!(await this.waitExit(1_000))) {
+        child.kill("SIGTERM");
+        if (!(await this.waitExit(2_000))) {
+          child.kill("SIGKILL");
+          await this.exited;
+        }
+      }
+    }
+    if (this.live) liveMasters.delete(this.live);
+    await rm(this.dir, { recursive: true, force: true }).catch(() => undefined);
+  }
+
+  private async socketExists(): Promise<boolean> {
+    return stat(this.socketPath).then(
+      () => true,
+      () => false,
+    );
+  }
+
+  /** For tests and diagnostics. */
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
+  get lastSignal(): NodeJS.Signals | null {
+    return this.exitSignal;
+  }
+}
+
+function shellPath(value: string): string {
+  return `'${value.replace(/'/g, `'\\''`)}'`;
+}

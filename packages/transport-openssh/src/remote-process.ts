@@ -1,0 +1,311 @@
+/**
+ * One remote process: a mux client (`ssh -S <socket> -T|-tt -- host <wrapped command>`) through the master.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { PassThrough, type Readable, type Writable } from "node:stream";
+import {
+  AbortError,
+  ConnectError,
+  type ExitStatus,
+  type PtyOptions,
+  type RemoteProcess,
+  type SpawnRequest,
+  type Target,
+  type TunnelError,
+} from "@tunnel/core";
+import { TailBuffer } from "./master.js";
+import { normalizeSshError } from "./normalize-error.js";
+import { signalName } from "./options.js";
+import { MarkerFilter, newNonce, wrapCommand, type Marker } from "./wrapper.js";
+
+/** What a process needs from its connection. */
+export interface ProcessHost {
+  readonly target: Target;
+  readonly sshPath: string;
+  readonly env: Readonly<Record<string, string | undefined>>;
+  readonly killGraceMs: number;
+  /** ssh arguments of a client of the master, up to (not including) the host. */
+  clientArgs(): string[];
+  /** Is the master still there? Waits briefly for it to notice a dropped link. */
+  masterLost(): Promise<TunnelError | undefined>;
+  /** The mux client could not reach the master: mark the connection lost. */
+  reportLost(error: TunnelError): void;
+  /** Run `command` through the master without the wrapper; resolves with ssh's exit status. */
+  runRaw(command: string): Promise<number | null>;
+  /** Bookkeeping of live processes. */
+  track(process: OpenSshRemoteProcess): void;
+  untrack(process: OpenSshRemoteProcess): void;
+}
+
+const PRE_START_LIMIT = 64 * 1024;
+
+export class OpenSshRemoteProcess implements RemoteProcess {
+  readonly stdin: Writable;
+  readonly stdout: Readable;
+  readonly stderr: Readable;
+  readonly started: Promise<void>;
+  readonly exit: Promise<ExitStatus>;
+
+  private child: ChildProcess | undefined;
+  private resolveStarted!: () => void;
+  private rejectStarted!: (error: TunnelError) => void;
+  private resolveExit!: (status: ExitStatus) => void;
+  private rejectExit!: (error: TunnelError) => void;
+  private pid: number | undefined;
+  private status: Marker & { kind: "exit" } | undefined;
+  private settled = false;
+  private sentSignals: string[] = [];
+  private aborted = false;
+  private readonly sshStderr = new TailBuffer();
+  private preStart: Buffer[] = [];
+  private preStartBytes = 0;
+  private readonly pty: boolean;
+  private killing: Promise<void> | undefined;
+
+  constructor(
+    private readonly host: ProcessHost,
+    private readonly request: SpawnRequest,
+  ) {
+    this.started = new Promise<void>((resolve, reject) => {
+      this.resolveStarted = resolve;
+      this.rejectStarted = reject;
+    });
+    this.exit = new Promise<ExitStatus>((resolve, reject) => {
+      this.resolveExit = resolve;
+      this.rejectExit = reject;
+    });
+    // Callers may only look at `exit`; an unobserved `started` rejection must not crash the process.
+    this.started.catch(() => undefined);
+    this.pty = request.pty !== undefined && request.pty !== false;
+    const stdout = new PassThrough();
+    const stderr = new PassThrough();
+    this.stdout = stdout;
+    this.stderr = stderr;
+    const stdin = new PassThrough();
+    this.stdin = stdin;
+    try {
+      this.launch(stdin, stdout, stderr);
+    } catch (error) {
+      // spawn() never throws: report through started/exit.
+      const failure = TunnelErrorFrom(error, host.target);
+      stdout.end();
+      stderr.end();
+      this.fail(failure);
+    }
+  }
+
+  private launch(stdin: PassThrough, stdout: PassThrough, stderr: PassThrough): void {
+    const signal = this.request.signal;
+    if (signal?.aborted) {
+      stdout.end();
+      stderr.end();
+      this.fail(new AbortError("the command was aborted before it started", { target: this.host.target }));
+      return;
+    }
+    const nonce = newNonce();
+    const args = [...this.host.clientArgs()];
+    // ssh sends the local TERM in its pty request.
+    const env: Record<string, string | undefined> = { ...this.host.env };
+    if (this.pty) {
+      const pty = typeof this.request.pty === "object" ? this.request.pty : {};
+      args.push("-tt");
+      env.TERM = termName(pty);
+    } else {
+      args.push("-T");
+    }
+    args.push("--", this.host.target.host, this.remoteCommand(nonce));
+    const child = spawn(this.host.sshPath, args, { stdio: ["pipe", "pipe", "pipe"], env });
+    this.child = child;
+    this.host.track(this);
+
+    const onMarker = (marker: Marker) => {
+      if (marker.kind === "pid") {
+        if (this.pid === undefined) {
+          this.pid = marker.pid;
+          this.flushPreStart(stderr);
+          this.resolveStarted();
+        }
+      } else {
+        this.status = marker;
+      }
+    };
+    const markerStream = new MarkerFilter(nonce, onMarker);
+    if (this.pty) {
+      // stdout and stderr share the terminal; the local stderr carries only ssh's own messages.
+      child.stdout!.pipe(markerStream).pipe(stdout);
+      child.stderr!.on("data", (chunk: Buffer) => this.sshStderr.append(chunk));
+      stderr.end();
+    } else {
+      child.stdout!.pipe(stdout);
+      child.stderr!.pipe(markerStream);
+      markerStream.on("data", (chunk: Buffer) => {
+        if (this.pid !== undefined) {
+          stderr.write(chunk);
+          return;
+        }
+        // Before the wrapper's first report, stderr is ssh's own (a refused session, a missing master) — or,
+        // rarely, the login shell's startup files; it is released only once the command is known to have started.
+        this.sshStderr.append(chunk);
+        if (this.preStartBytes < PRE_START_LIMIT) {
+          this.preStart.push(chunk);
+          this.preStartBytes += chunk.length;
+        }
+      });
+      markerStream.on("end", () => stderr.end());
+    }
+
+    stdin.pipe(child.stdin!);
+    child.stdin!.on("error", () => {
+      // EPIPE when the remote side stopped reading; the exit status tells what happened.
+    });
+    let spawnError: Error | undefined;
+    child.on("error", (error) => {
+      spawnError = error;
+    });
+    child.on("close", (code) => {
+      this.host.untrack(this);
+      stdin.unpipe(child.stdin!);
+      void this.finish(code, spawnError);
+    });
+
+    if (signal) {
+      const onAbort = () => {
+        this.aborted = true;
+        void this.stopForAbort();
+      };
+      signal.addEventListener("abort", onAbort, { once: true });
+      void this.exit.then(
+        () => signal.removeEventListener("abort", onAbort),
+        () => signal.removeEventListener("abort", onAbort),
+      );
+    }
+  }
+
+  private remoteCommand(nonce: string): string {
+    if (!this.pty) return wrapCommand(this.request.command, nonce);
+    // Through a master, ssh -tt hands the server the terminal modes of a local terminal there is none of
+    // (everything off, even onlcr); reset them to the pty driver's defaults, as a direct session gets, and set
+    // the window size ssh could not take from a local terminal.
+    const pty = typeof this.request.pty === "object" ? this.request.pty : {};
+    const size = `${pty.rows !== undefined ? ` rows ${Math.trunc(pty.rows)}` : ""}${pty.cols !== undefined ? ` cols ${Math.trunc(pty.cols)}` : ""}`;
+    return `stty sane${size} 2>/dev/null; ${wrapCommand(this.request.command, nonce)}`;
+  }
+
+  private flushPreStart(stderr: PassThrough): void {
+    for (const chunk of this.preStart) stderr.write(chunk);
+    this.preStart = [];
+  }
+
+  private async finish(code: number | null, spawnError: Error | undefined): Promise<void> {
+    if (spawnError) {
+      this.fail(
+        normalizeSshError({ phase: "channel", stderr: `ssh: ${spawnError.message}`, exitCode: null, target: this.host.target }),
+      );
+      return;
+    }
+    if (this.aborted) {
+      this.fail(new AbortError("the command was aborted; the remote process was stopped", { target: this.host.target }));
+      return;
+    }
+    if (this.status) {
+      const { status, signal } = this.status;
+      this.succeed(signal ? { exitCode: null, signal } : { exitCode: status, signal: null });
+      return;
+    }
+    if (this.pid === undefined) {
+      // Never started: ssh's own message says why.
+      const error = normalizeSshError({ phase: "channel", stderr: this.sshStderr.toString(), exitCode: code, target: this.host.target });
+      if (error.code === "CONNECTION_LOST") this.host.reportLost(error);
+      this.fail(error);
+      return;
+    }
+    // Started but the wrapper never reported: either the link or master is gone, or the whole process group got
+    // SIGKILL (the one signal the wrapper cannot outlive).
+    const lost = await this.host.masterLost();
+    if (lost) {
+      this.fail(lost);
+      return;
+    }
+    const sent = this.sentSignals[this.sentSignals.length - 1];
+    this.succeed({ exitCode: null, signal: `SIG${sent ?? "KILL"}` });
+  }
+
+  private succeed(status: ExitStatus): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.resolveExit(status);
+  }
+
+  private fail(error: TunnelError): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.rejectStarted(error);
+    this.rejectExit(error);
+  }
+
+  /** The connection closed under this process. */
+  connectionClosed(): void {
+    this.child?.kill("SIGTERM");
+  }
+
+  async kill(signal = "SIGTERM"): Promise<void> {
+    const name = signalName(signal);
+    if (this.settled || !this.child) return;
+    try {
+      await this.started;
+    } catch {
+      return;
+    }
+    if (this.settled || this.pid === undefined) return;
+    this.sentSignals.push(name);
+    // A second exec through the master signals the whole process group the wrapper leads (killing the local
+    // mux client would leave a no-pty remote command running).
+    const status = await this.host.runRaw(`kill -s ${name} -- -${this.pid} 2>/dev/null || kill -s ${name} ${this.pid} 2>/dev/null; exit 0`);
+    if (status !== 0 && !this.settled) {
+      // The master refused the extra session (or is gone): closing the local client is all that is left.
+      this.child.kill("SIGTERM");
+    }
+  }
+
+  private stopForAbort(): Promise<void> {
+    this.killing ??= (async () => {
+      if (this.pid === undefined) {
+        // Not started yet: stopping the client stops the session request.
+        try {
+          await Promise.race([this.started, delay(this.host.killGraceMs)]);
+        } catch {
+          return;
+        }
+        if (this.pid === undefined) {
+          this.child?.kill("SIGTERM");
+          return;
+        }
+      }
+      await this.kill("SIGTERM");
+      if (await this.settledWithin(this.host.killGraceMs)) return;
+      await this.kill("SIGKILL");
+      if (await this.settledWithin(this.host.killGraceMs)) return;
+      this.child?.kill("SIGKILL");
+    })();
+    return this.killing;
+  }
+
+  private async settledWithin(ms: number): Promise<boolean> {
+    const done = this.exit.then(
+      () => true,
+      () => true,
+    );
+    return Promise.race([done, delay(ms).then(() => false)]);
+  }
+}
+
+const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref?.());
+
+function termName(pty: PtyOptions): string {
+  const term = pty.term ?? "xterm";
+  return /^[A-Za-z0-9._+-]+$/.test(term) ? term : "xterm";
+}
+
+function TunnelErrorFrom(error: unknown, target: Target): TunnelError {
+  return new ConnectError(`could not start ssh: ${error instanceof Error ? error.message : String(error)}`, { phase: "channel", target });
+}
