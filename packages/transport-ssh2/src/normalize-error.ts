@@ -126,7 +126,7 @@ export function normalizeError(error: unknown, context: ErrorContext): TunnelErr
   }
 
   if (message === "Keepalive timeout") {
-    return new ConnectError(`the connection stopped answering keepalives${where}`, { ...base, lost: true });
+    return new ConnectError(`the connection stopped answering keepalives${where}`, { ...base, lost: true, phase: lostPhase(context) });
   }
   if (message === "Not connected" || message === "No response from server") {
     return new ConnectError(`the connection is closed${where}`, { ...base, lost: true, phase: lostPhase(context) });

@@ -44,6 +44,8 @@ interface Hop {
   readonly identityFiles: readonly string[];
 }
 
+type AuthHandler = (methodsLeft: AuthenticationType[] | null) => AnyAuthMethod | false;
+
 /** ssh2 1.17's default host key algorithms, most preferred first. */
 const DEFAULT_HOST_KEY_ALGORITHMS: readonly ServerHostKeyAlgorithm[] = [
   "ssh-ed25519",
@@ -108,6 +110,8 @@ export class Ssh2Transport implements Transport {
     const hops = [...this.resolveJumps(target, config), final];
     const knownHosts = this.options.hostKeyPolicy === "insecure-accept-any" ? [] : this.readKnownHosts();
     const resolvedTarget: Target = { host: final.host, port: final.port, user: final.user };
+    // Keys are read and parsed here so a bad key is a ConfigError before any network I/O.
+    const authHandlers = hops.map((hop) => this.authHandler(hop));
 
     const clients: Client[] = [];
     let sock: Socket | Duplex | undefined;
@@ -133,7 +137,7 @@ export class Ssh2Transport implements Transport {
         if (signal?.aborted) throw new AbortError("the connect was aborted", { phase: "connect", target });
         const client = this.options.createClient ? this.options.createClient() : new ssh2.Client();
         clients.push(client);
-        await this.handshake(client, hop, sock, knownHosts, signal);
+        await this.handshake(client, hop, sock, knownHosts, authHandlers[index] as AuthHandler, signal);
       }
     } catch (error) {
       signal?.removeEventListener("abort", onAbort);
@@ -239,7 +243,7 @@ export class Ssh2Transport implements Transport {
     return keys;
   }
 
-  private authHandler(hop: Hop): (methodsLeft: AuthenticationType[] | null, partial: boolean | null, next: (method: AnyAuthMethod | false) => void) => AnyAuthMethod | false | undefined {
+  private authHandler(hop: Hop): AuthHandler {
     const username = hop.user;
     const password = this.options.password;
     const agent = this.options.agent === false ? undefined : (this.options.agent ?? process.env["SSH_AUTH_SOCK"]);
@@ -281,7 +285,14 @@ export class Ssh2Transport implements Transport {
     return { ...algorithms, serverHostKey: order };
   }
 
-  private handshake(client: Client, hop: Hop, sock: Socket | Duplex, knownHosts: KnownHostsEntry[], signal: AbortSignal | undefined): Promise<void> {
+  private handshake(
+    client: Client,
+    hop: Hop,
+    sock: Socket | Duplex,
+    knownHosts: KnownHostsEntry[],
+    authHandler: AuthHandler,
+    signal: AbortSignal | undefined,
+  ): Promise<void> {
     const hopTarget: Target = { host: hop.host, port: hop.port, user: hop.user };
     let hostKeyError: TunnelError | undefined;
     const policy = this.options.hostKeyPolicy;
@@ -339,7 +350,7 @@ export class Ssh2Transport implements Transport {
       keepaliveInterval: this.options.keepaliveInterval,
       keepaliveCountMax: this.options.keepaliveCountMax,
       hostVerifier,
-      authHandler: this.authHandler(hop) as unknown as NonNullable<ConnectConfig["authHandler"]>,
+      authHandler: authHandler as unknown as NonNullable<ConnectConfig["authHandler"]>,
       tryKeyboard: this.options.password !== undefined,
     };
     const algorithms = this.hostKeyAlgorithms(hop, knownHosts);
