@@ -57,3 +57,5 @@ export {
 export type { BreakerConfig, ExecutorConfigChanges, ExecutorConfigValues } from "./config.js";
 export { MIN_SECRET_LENGTH, REDACTED, Redactor, redactSpan, spanRedactor, unwrapSpan } from "./redact.js";
 export type { ErrorSummary } from "./redact.js";
+export { Executor, targetKey } from "./executor.js";
+export type { ExecutorOptions, ExecutorStats } from "./executor.js";

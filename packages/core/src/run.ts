@@ -31,6 +31,8 @@ export interface SudoExchange {
   readonly ready: string;
   /** Bound on the prompt phase (from spawn until `ready`). Past it the process is stopped with a `SudoError`. */
   readonly promptTimeoutMs?: number;
+  /** Called when the prompt was answered (for traces). */
+  readonly onPrompt?: () => void;
 }
 
 export interface RunRequest {
@@ -210,6 +212,7 @@ class SudoWatcher {
       this.#prompts += 1;
       if (this.#prompts === 1 && this.#exchange.password !== undefined) {
         this.#process.stdin.write(`${this.#exchange.password}\n`);
+        this.#exchange.onPrompt?.();
       } else {
         const reason = this.#exchange.password === undefined ? "password-required" : "wrong-password";
         this.#stop(

@@ -1,0 +1,493 @@
+/**
+ * The Executor: tunnel's high-level interface. `runCommand`, `runScript` (and `transferFile`) on top of an injected
+ * `Pool`, with validation before any I/O, timeouts and cancellation that stop the remote process, safe retries,
+ * a circuit breaker per host, and a span per operation.
+ *
+ * @example
+ * const executor = new Executor(pool, ProductionExecutorConfig(), tracer);
+ * const result = await executor.runCommand({ host: "web-1", user: "deploy", cmd: "systemctl status nginx", sudo: true });
+ */
+import { CircuitBreakerRegistry } from "./breaker.js";
+import type { CircuitState, CircuitStateChange } from "./breaker.js";
+import { classifyError, isConnectionError } from "./classify.js";
+import { DefaultExecutorConfig, ExecutorConfig } from "./config.js";
+import type { ExecutorConfigChanges } from "./config.js";
+import {
+  AbortError,
+  ChannelError,
+  CommandFailedError,
+  TimeoutError,
+  TransferError,
+  TunnelError,
+  ValidationError,
+  formatTarget,
+} from "./errors.js";
+import type { Lease, Pool } from "./pool.js";
+import { detectPreparationFailure, prepareCommand, prepareScriptCommand } from "./prepare.js";
+import type { PreparedCommand } from "./prepare.js";
+import { quote } from "./quote.js";
+import { Redactor, redactSpan } from "./redact.js";
+import { RetryStats, executeWithRetry, retryAttempts } from "./retry.js";
+import type { RetryStatsSnapshot } from "./retry.js";
+import { runProcess } from "./run.js";
+import type { RunRequest, RunResult } from "./run.js";
+import { NoopTracer } from "./tracer.js";
+import type { Attributes, Span, Tracer } from "./tracer.js";
+import type { Connection } from "./transport.js";
+import type { Command, Result, Script, SudoOptions, Target } from "./types.js";
+import { validateCommand, validateScript } from "./validate.js";
+
+export interface ExecutorOptions {
+  /**
+   * Secrets to keep out of traces and errors, shared with the tracer. The executor adds each operation's sudo
+   * password to a per-operation child. Default: a new, empty redactor.
+   */
+  readonly redactor?: Redactor;
+  /** Budget in ms for removing a script's temp folder after the script ended, failed or was cancelled. Default 10 000. */
+  readonly cleanupTimeout?: number;
+}
+
+export interface ExecutorStats extends RetryStatsSnapshot {
+  /** Operations running now. */
+  readonly running: number;
+  /** Operations waiting for a `maxConcurrent` slot. */
+  readonly queued: number;
+  /** Circuit breaker state per connection key. */
+  readonly breakers: Readonly<Record<string, CircuitState>>;
+}
+
+/** The key the executor (breakers, spans, results) uses for a target: `user@host:port`, empty parts when unknown. */
+export function targetKey(target: Target): string {
+  const host = target.host.includes(":") ? `[${target.host}]` : target.host;
+  return `${target.user ?? ""}@${host}:${target.port ?? ""}`;
+}
+
+/** What one attempt knows, shared with the retry classifier. */
+interface AttemptContext {
+  started: boolean;
+}
+
+interface Operation {
+  readonly target: Target;
+  readonly key: string;
+  readonly signal: AbortSignal;
+  readonly span: Span;
+  readonly deadline: number;
+}
+
+const SCRIPT_FOLDER_PREFIX = "tunnel-script.";
+
+export class Executor {
+  readonly #pool: Pool;
+  readonly #tracer: Tracer;
+  readonly #redactor: Redactor;
+  readonly #breakers: CircuitBreakerRegistry;
+  readonly #retryStats = new RetryStats();
+  readonly #slots: Slots;
+  readonly #cleanupTimeout: number;
+  #config: ExecutorConfig;
+
+  constructor(pool: Pool, config: ExecutorConfig = DefaultExecutorConfig(), tracer: Tracer = new NoopTracer(), options: ExecutorOptions = {}) {
+    this.#pool = pool;
+    this.#config = config instanceof ExecutorConfig ? config : new ExecutorConfig(config);
+    this.#tracer = tracer;
+    this.#redactor = options.redactor ?? new Redactor();
+    this.#cleanupTimeout = options.cleanupTimeout ?? 10_000;
+    this.#slots = new Slots(this.#config.maxConcurrent);
+    this.#breakers = new CircuitBreakerRegistry({
+      ...this.#config.breaker,
+      onStateChange: (change) => this.#onBreakerChange(change),
+    });
+  }
+
+  /** The configuration new operations use. */
+  get config(): ExecutorConfig {
+    return this.#config;
+  }
+
+  /** Apply a new configuration (or changes to the current one) to operations started from now on. */
+  updateConfig(config: ExecutorConfig | ExecutorConfigChanges): void {
+    const next = config instanceof ExecutorConfig ? config : this.#config.with(config);
+    this.#config = next;
+    this.#slots.resize(next.maxConcurrent);
+    this.#breakers.configure(next.breaker);
+  }
+
+  /** Counters since the executor was made: operations, attempts, retries, failures by code, breaker states. */
+  stats(): ExecutorStats {
+    return {
+      ...this.#retryStats.snapshot(),
+      running: this.#slots.running,
+      queued: this.#slots.queued,
+      breakers: this.#breakers.states(),
+    };
+  }
+
+  /**
+   * Run a shell command on a host. A non-zero exit is data in the result; `check: true` throws
+   * `CommandFailedError` instead. Rejects with a `TunnelError` (validation before any I/O, connection,
+   * authentication, timeout, abort, sudo, circuit open, retries exhausted).
+   */
+  async runCommand(command: Command): Promise<Result> {
+    validateCommand(command);
+    const config = this.#config;
+    const timeout = command.timeout ?? config.defaultTimeout;
+    const attributes: Attributes = {
+      "tunnel.command.text": command.cmd,
+      "tunnel.command.sudo": command.sudo !== undefined && command.sudo !== false,
+      "tunnel.command.timeout_ms": timeout,
+      "tunnel.command.working_dir": command.workingDir,
+      "tunnel.command.env_count": Object.keys(command.env ?? {}).length,
+    };
+    return this.#operation("tunnel.command", command, timeout, attributes, command.check === true, async (operation, context, attempt) => {
+      const prepared = prepareCommand(command);
+      return this.#withLease(operation, attempt, async (connection) => {
+        const result = await this.#run(connection, operation, context, prepared, {
+          ...(command.pty !== undefined ? { pty: command.pty } : {}),
+          ...(command.stdin !== undefined ? { stdin: command.stdin } : {}),
+          ...(command.onStdout ? { onStdout: command.onStdout } : {}),
+          ...(command.onStderr ? { onStderr: command.onStderr } : {}),
+          maxOutputBytes: command.maxOutputBytes ?? config.maxOutputBytes,
+        });
+        failOnPreparation(prepared, result, operation.target);
+        return result;
+      });
+    }, {
+      idempotent: command.idempotent === true,
+      // A stream can be read once: a request with streamed stdin is attempted once.
+      replayable: !(command.stdin !== undefined && typeof command.stdin === "object" && "pipe" in command.stdin),
+      sudo: command.sudo,
+    });
+  }
+
+  /**
+   * Run a script on a host: its body goes through the exec channel into a private `mktemp -d` folder (mode 0700,
+   * owned by the user it runs as), runs with the interpreter (explicit, else the shebang, else `/bin/sh`), and the
+   * folder is removed afterwards — on success, failure, timeout and abort.
+   */
+  async runScript(script: Script): Promise<Result> {
+    validateScript(script);
+    const config = this.#config;
+    const timeout = script.timeout ?? config.scriptTimeout;
+    const attributes: Attributes = {
+      "tunnel.script.interpreter": script.interpreter,
+      "tunnel.script.args_count": script.args?.length ?? 0,
+      "tunnel.script.size": Buffer.byteLength(script.content),
+      "tunnel.command.sudo": script.sudo !== undefined && script.sudo !== false,
+      "tunnel.command.timeout_ms": timeout,
+      "tunnel.command.working_dir": script.workingDir,
+      "tunnel.command.env_count": Object.keys(script.env ?? {}).length,
+    };
+    return this.#operation("tunnel.script", script, timeout, attributes, script.check === true, async (operation, context, attempt) =>
+      this.#withLease(operation, attempt, async (connection) => {
+        const folder = await this.#uploadScript(connection, operation, script);
+        try {
+          const prepared = prepareScriptCommand(script, `${folder}/script`);
+          const result = await this.#run(connection, operation, context, prepared, {
+            ...(script.onStdout ? { onStdout: script.onStdout } : {}),
+            ...(script.onStderr ? { onStderr: script.onStderr } : {}),
+            maxOutputBytes: script.maxOutputBytes ?? config.maxOutputBytes,
+          });
+          failOnPreparation(prepared, result, operation.target);
+          return result;
+        } finally {
+          await this.#removeScriptFolder(connection, operation, script.sudo, folder);
+        }
+      }),
+    {
+      idempotent: script.idempotent === true,
+      replayable: true,
+      sudo: script.sudo,
+    });
+  }
+
+  /** The shared frame of every operation: span, deadline, cancellation, concurrency slot, breaker, retries. */
+  async #operation(
+    name: string,
+    request: Target & { readonly signal?: AbortSignal },
+    timeout: number,
+    attributes: Attributes,
+    check: boolean,
+    attemptOnce: (operation: Operation, context: AttemptContext, attempt: number) => Promise<RunResult>,
+    options: { readonly idempotent: boolean; readonly replayable: boolean; readonly sudo: boolean | SudoOptions | undefined },
+  ): Promise<Result> {
+    const config = this.#config;
+    const target: Target = { host: request.host, ...(request.port !== undefined ? { port: request.port } : {}), ...(request.user !== undefined ? { user: request.user } : {}) };
+    const key = targetKey(target);
+    const password = typeof options.sudo === "object" ? options.sudo.password : undefined;
+    const redactor = this.#redactor.child(password !== undefined ? [password] : []);
+    const span = redactSpan(
+      this.#tracer.startSpan(name, {
+        "server.address": target.host,
+        "server.port": target.port,
+        "tunnel.user": target.user,
+        "tunnel.connection.key": key,
+        ...attributes,
+      }),
+      redactor,
+    );
+    const startedAt = performance.now();
+    const stop = new AbortController();
+    const onAbort = () => stop.abort(new AbortError(undefined, { target }));
+    request.signal?.addEventListener("abort", onAbort, { once: true });
+    if (request.signal?.aborted) onAbort();
+    const timer = setTimeout(() => stop.abort(new TimeoutError(`the operation timed out after ${timeout} ms`, { timeoutMs: timeout, target })), timeout);
+    const operation: Operation = { target, key, signal: stop.signal, span, deadline: Date.now() + timeout };
+    const context: AttemptContext = { started: false };
+    let attempts = 0;
+    try {
+      await this.#slots.acquire(stop.signal);
+      try {
+        const permit = this.#breakers.acquire(key, target);
+        try {
+          const outcome = await executeWithRetry(
+            (attempt) => {
+              attempts = attempt;
+              context.started = false;
+              return attemptOnce(operation, context, attempt);
+            },
+            {
+              strategy: {
+                maxAttempts: options.replayable ? config.maxRetries + 1 : 1,
+                baseDelay: config.retryBackoff,
+                maxDelay: config.maxRetryDelay,
+                multiplier: config.retryMultiplier,
+                jitter: config.retryJitter,
+              },
+              signal: stop.signal,
+              deadline: operation.deadline,
+              shouldRetry: (error) => classifyError(error, { started: context.started, idempotent: options.idempotent }).retryable,
+              onRetry: ({ attempt, delayMs, error }) =>
+                span.addEvent("tunnel.retry", {
+                  "tunnel.attempt": attempt + 1,
+                  "tunnel.retry.delay_ms": delayMs,
+                  "error.type": TunnelError.is(error) ? error.code : "Error",
+                }),
+              stats: this.#retryStats,
+              target,
+            },
+          );
+          permit.success();
+          const run = outcome.value;
+          const result: Result = {
+            exitCode: run.exitCode,
+            signal: run.signal,
+            stdout: run.stdout,
+            stderr: run.stderr,
+            durationMs: performance.now() - startedAt,
+            attempts: outcome.attempts,
+            host: key,
+            truncated: run.truncated,
+          };
+          span.setAttributes({
+            "process.exit.code": result.exitCode ?? undefined,
+            "tunnel.exit.signal": result.signal ?? undefined,
+            "tunnel.duration_ms": result.durationMs,
+            "tunnel.success": result.exitCode === 0,
+            "tunnel.attempts": result.attempts,
+            "tunnel.output.truncated": result.truncated,
+          });
+          span.addEvent("tunnel.command.completed");
+          if (check && result.exitCode !== 0) throw new CommandFailedError(result, { target });
+          return result;
+        } catch (error) {
+          permit.settle(error);
+          throw error;
+        }
+      } finally {
+        this.#slots.release();
+      }
+    } catch (caught) {
+      const error = stop.signal.aborted && !(caught instanceof CommandFailedError) ? finalStopError(stop.signal, caught) : caught;
+      span.setAttributes({
+        "tunnel.duration_ms": performance.now() - startedAt,
+        "tunnel.success": false,
+        "tunnel.attempts": retryAttempts(caught) ?? Math.max(attempts, 1),
+      });
+      span.recordError(error);
+      throw redactor.redactErrorObject(error);
+    } finally {
+      clearTimeout(timer);
+      request.signal?.removeEventListener("abort", onAbort);
+      span.end();
+    }
+  }
+
+  /** Acquire a lease, health-check it before a retry, run `work`, and give the lease back the right way. */
+  async #withLease<T>(operation: Operation, attempt: number, work: (connection: Connection) => Promise<T>): Promise<T> {
+    let lease = await this.#pool.acquire(operation.target, { signal: operation.signal, parentSpan: operation.span });
+    if (attempt > 1) {
+      try {
+        await lease.connection.ping({ signal: operation.signal });
+      } catch (error) {
+        // The connection the retry got is not healthy: drop it and take a fresh one.
+        lease.destroy(error);
+        operation.span.addEvent("tunnel.connection.unhealthy", { "error.type": TunnelError.is(error) ? error.code : "Error" });
+        lease = await this.#pool.acquire(operation.target, { signal: operation.signal, parentSpan: operation.span });
+      }
+    }
+    try {
+      const value = await work(lease.connection);
+      if (this.#config.connectionReuse) lease.release();
+      else lease.destroy();
+      return value;
+    } catch (error) {
+      settleLease(lease, error);
+      throw error;
+    }
+  }
+
+  /** One remote process through core's derived run, with the operation's cancellation and the sudo exchange. */
+  async #run(
+    connection: Connection,
+    operation: Operation,
+    context: AttemptContext,
+    prepared: PreparedCommand,
+    extra: Omit<RunRequest, "command" | "signal" | "timeoutMs" | "sudo" | "onStarted">,
+  ): Promise<RunResult> {
+    return runProcess(connection, {
+      ...extra,
+      command: prepared.command,
+      signal: operation.signal,
+      onStarted: () => {
+        context.started = true;
+      },
+      ...(prepared.sudo
+        ? {
+            sudo: {
+              ...prepared.sudo,
+              promptTimeoutMs: this.#config.sudoTimeout,
+              onPrompt: () => operation.span.addEvent("tunnel.sudo.prompt_answered"),
+            },
+          }
+        : {}),
+    });
+  }
+
+  /** Writes the script body into a new private folder as the user the script runs as; returns the folder. */
+  async #uploadScript(connection: Connection, operation: Operation, script: Script): Promise<string> {
+    const upload = prepareCommand({
+      cmd:
+        `umask 077 && d=$(mktemp -d "\${TMPDIR:-/tmp}/${SCRIPT_FOLDER_PREFIX}XXXXXXXXXX") && ` +
+        `cat > "$d/script" && printf '%s\\n' "$d"`,
+      ...(script.sudo !== undefined ? { sudo: script.sudo } : {}),
+    });
+    const result = await this.#run(connection, operation, { started: false }, upload, { stdin: script.content });
+    const folder = result.stdout.trim();
+    if (result.exitCode !== 0 || !folder.startsWith("/") || folder.includes("\n")) {
+      throw new TransferError(`could not write the script into a temp folder on ${formatTarget(operation.target)}: ${result.stderr.trim()}`, {
+        target: operation.target,
+      });
+    }
+    return folder;
+  }
+
+  /** Best effort, bounded, and independent of the operation's (possibly aborted) signal. */
+  async #removeScriptFolder(connection: Connection, operation: Operation, sudo: Script["sudo"], folder: string): Promise<void> {
+    if (connection.closed) return;
+    const remove = prepareCommand({ cmd: `rm -rf -- ${quote(folder)}`, ...(sudo !== undefined ? { sudo } : {}) });
+    try {
+      await runProcess(connection, {
+        command: remove.command,
+        timeoutMs: this.#cleanupTimeout,
+        ...(remove.sudo ? { sudo: { ...remove.sudo, promptTimeoutMs: this.#config.sudoTimeout } } : {}),
+      });
+    } catch (error) {
+      operation.span.addEvent("tunnel.script.cleanup_failed", { "error.type": TunnelError.is(error) ? error.code : "Error" });
+    }
+  }
+
+  #onBreakerChange(change: CircuitStateChange): void {
+    // Breaker changes are not tied to one operation; record them on a short span of their own.
+    const span = this.#tracer.startSpan("tunnel.breaker", { "tunnel.connection.key": change.key });
+    span.addEvent("tunnel.breaker.state", {
+      "tunnel.breaker.state": change.to,
+      "tunnel.breaker.previous_state": change.from,
+      "tunnel.breaker.failures": change.failures,
+      "tunnel.connection.key": change.key,
+    });
+    span.end();
+  }
+}
+
+/** Return a lease after a failed attempt: evict on connection errors, lower the budget on a channel refusal. */
+function settleLease(lease: Lease, error: unknown): void {
+  if (isConnectionError(error)) lease.destroy(error);
+  else if (TunnelError.is(error) && error.code === "CHANNEL" && (error as ChannelError).refused && lease.refused) lease.refused();
+  else lease.release();
+}
+
+/** The prepared command stopped before the user's command ran: a missing working dir or interpreter. */
+function failOnPreparation(prepared: PreparedCommand, result: RunResult, target: Target): void {
+  const failure = detectPreparationFailure(prepared, result);
+  if (failure === "working-dir") throw new ValidationError("workingDir", "does not exist on the host or cannot be entered", { target, phase: "exec" });
+  if (failure === "interpreter") throw new ValidationError("interpreter", "was not found on the host", { target, phase: "exec" });
+}
+
+/** After the operation's own stop fired, the caller sees why: the timeout or the abort, not a side effect of it. */
+function finalStopError(signal: AbortSignal, caught: unknown): unknown {
+  const reason: unknown = signal.reason;
+  if (TunnelError.is(reason)) {
+    if (TunnelError.is(caught) && (caught.code === reason.code || caught.code === "SUDO")) return caught;
+    return reason;
+  }
+  return caught;
+}
+
+/** A FIFO counting semaphore for `maxConcurrent`, abortable while waiting. */
+class Slots {
+  #limit: number;
+  running = 0;
+  readonly #waiters: Array<{ resolve: () => void; reject: (error: unknown) => void; signal: AbortSignal; onAbort: () => void }> = [];
+
+  constructor(limit: number) {
+    this.#limit = limit;
+  }
+
+  get queued(): number {
+    return this.#waiters.length;
+  }
+
+  resize(limit: number): void {
+    this.#limit = limit;
+    this.#drain();
+  }
+
+  acquire(signal: AbortSignal): Promise<void> {
+    if (signal.aborted) return Promise.reject(signal.reason as unknown);
+    if (this.running < this.#limit && this.#waiters.length === 0) {
+      this.running += 1;
+      return Promise.resolve();
+    }
+    return new Promise<void>((resolve, reject) => {
+      const waiter = {
+        resolve,
+        reject,
+        signal,
+        onAbort: () => {
+          const index = this.#waiters.indexOf(waiter);
+          if (index !== -1) this.#waiters.splice(index, 1);
+          reject(signal.reason as unknown);
+        },
+      };
+      signal.addEventListener("abort", waiter.onAbort, { once: true });
+      this.#waiters.push(waiter);
+    });
+  }
+
+  release(): void {
+    this.running -= 1;
+    this.#drain();
+  }
+
+  #drain(): void {
+    while (this.running < this.#limit && this.#waiters.length > 0) {
+      const waiter = this.#waiters.shift();
+      if (!waiter) break;
+      waiter.signal.removeEventListener("abort", waiter.onAbort);
+      this.running += 1;
+      waiter.resolve();
+    }
+  }
+}
+

@@ -1,0 +1,210 @@
+import { mkdtemp, readdir, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { DefaultExecutorConfig } from "../src/config.js";
+import {
+  AbortError,
+  AuthenticationError,
+  ChannelError,
+  CircuitOpenError,
+  CommandFailedError,
+  ConnectError,
+  RetriesExhaustedError,
+  TimeoutError,
+  ValidationError,
+} from "../src/errors.js";
+import { Executor } from "../src/executor.js";
+import { Redactor } from "../src/redact.js";
+import type { Attributes, Span, Tracer } from "../src/tracer.js";
+import { fakePool } from "./support/fake-pool.js";
+
+const fast = DefaultExecutorConfig().with({ retryBackoff: 1, maxRetryDelay: 5, retryJitter: 0, maxRetries: 2 });
+const host = { host: "local", user: "tester" };
+
+class MemoryTracer implements Tracer {
+  readonly spans: Array<{ name: string; attributes: Record<string, unknown>; events: string[]; errors: unknown[]; ended: boolean }> = [];
+  startSpan(name: string, attributes: Attributes = {}): Span {
+    const record = { name, attributes: { ...attributes } as Record<string, unknown>, events: [] as string[], errors: [] as unknown[], ended: false };
+    this.spans.push(record);
+    return {
+      setAttributes: (more) => Object.assign(record.attributes, more),
+      addEvent: (event) => record.events.push(event),
+      recordError: (error) => record.errors.push(error),
+      end: () => (record.ended = true),
+    };
+  }
+}
+
+describe("Executor.runCommand", () => {
+  it("returns the result with attempts, and a non-zero exit as data", async () => {
+    const pool = fakePool();
+    const executor = new Executor(pool, fast);
+    const result = await executor.runCommand({ ...host, cmd: "echo hi; exit 3" });
+    expect(result).toMatchObject({ exitCode: 3, signal: null, stdout: "hi\n", attempts: 1, host: "tester@local:", truncated: false });
+    expect(pool.released.length).toBe(1);
+  });
+
+  it("throws CommandFailedError carrying the result with check: true", async () => {
+    const executor = new Executor(fakePool(), fast);
+    const error = await executor.runCommand({ ...host, cmd: "echo bad >&2; exit 4", check: true }).catch((caught: unknown) => caught);
+    expect(error).toBeInstanceOf(CommandFailedError);
+    expect((error as CommandFailedError).result).toMatchObject({ exitCode: 4, stderr: "bad\n" });
+  });
+
+  it("rejects invalid input before touching the pool", async () => {
+    const pool = fakePool();
+    const executor = new Executor(pool, fast);
+    await expect(executor.runCommand({ ...host, cmd: "" })).rejects.toBeInstanceOf(ValidationError);
+    await expect(executor.runCommand({ ...host, port: 70000, cmd: "true" })).rejects.toBeInstanceOf(ValidationError);
+    await expect(executor.runCommand({ ...host, cmd: "true", env: { "BAD-NAME": "x" } })).rejects.toBeInstanceOf(ValidationError);
+    expect(pool.acquired).toHaveLength(0);
+  });
+
+  it("retries a connect failure and reports two attempts", async () => {
+    const pool = fakePool();
+    pool.failNext.push(new ConnectError("connect ECONNREFUSED"));
+    const tracer = new MemoryTracer();
+    const result = await new Executor(pool, fast, tracer).runCommand({ ...host, cmd: "echo ok" });
+    expect(result).toMatchObject({ stdout: "ok\n", attempts: 2 });
+    expect(tracer.spans[0]?.events).toContain("tunnel.retry");
+    expect(tracer.spans[0]?.attributes["tunnel.attempts"]).toBe(2);
+  });
+
+  it("never retries an authentication failure", async () => {
+    const pool = fakePool();
+    pool.failNext.push(new AuthenticationError("All configured authentication methods failed"));
+    const error = await new Executor(pool, fast).runCommand({ ...host, cmd: "true" }).catch((caught: unknown) => caught);
+    expect(error).toBeInstanceOf(AuthenticationError);
+    expect(pool.acquired).toHaveLength(1);
+  });
+
+  it("wraps exhausted retries keeping every attempt's error", async () => {
+    const pool = fakePool();
+    pool.failNext.push(new ConnectError("one"), new ConnectError("two"), new ConnectError("three"));
+    const error = await new Executor(pool, fast).runCommand({ ...host, cmd: "true" }).catch((caught: unknown) => caught);
+    expect(error).toBeInstanceOf(RetriesExhaustedError);
+    expect((error as RetriesExhaustedError).errors.map((e) => (e as Error).message)).toEqual(["one", "two", "three"]);
+  });
+
+  it("hands a refused channel back through lease.refused() and retries", async () => {
+    const pool = fakePool();
+    const realSpawn = pool.connection.spawn.bind(pool.connection);
+    let calls = 0;
+    pool.connection.spawn = (request) => {
+      calls += 1;
+      if (calls > 1) return realSpawn(request);
+      const process = realSpawn({ command: "true" });
+      const refused = new ChannelError("open failed", { refused: true });
+      return { ...process, started: Promise.reject(refused), exit: Promise.reject(refused) };
+    };
+    const result = await new Executor(pool, fast).runCommand({ ...host, cmd: "echo second" });
+    expect(result).toMatchObject({ stdout: "second\n", attempts: 2 });
+    expect(pool.refusals).toHaveLength(1);
+  });
+
+  it("times out, stops the command and releases the lease", async () => {
+    const pool = fakePool();
+    const error = await new Executor(pool, fast).runCommand({ ...host, cmd: "sleep 20", timeout: 300 }).catch((caught: unknown) => caught);
+    expect(error).toBeInstanceOf(TimeoutError);
+    expect(pool.released).toHaveLength(1);
+  });
+
+  it("aborts with AbortError and does not retry", async () => {
+    const pool = fakePool();
+    const controller = new AbortController();
+    setTimeout(() => controller.abort(), 100);
+    const error = await new Executor(pool, fast).runCommand({ ...host, cmd: "sleep 20", signal: controller.signal }).catch((caught: unknown) => caught);
+    expect(error).toBeInstanceOf(AbortError);
+    expect(pool.acquired).toHaveLength(1);
+  });
+
+  it("fails with a ValidationError naming workingDir when it does not exist", async () => {
+    const error = await new Executor(fakePool(), fast)
+      .runCommand({ ...host, cmd: "echo should-not-run", workingDir: "/no/such/dir here" })
+      .catch((caught: unknown) => caught);
+    expect(error).toBeInstanceOf(ValidationError);
+    expect((error as ValidationError).field).toBe("workingDir");
+  });
+
+  it("opens the breaker after repeated connection failures and fails fast", async () => {
+    const pool = fakePool();
+    const config = fast.with({ maxRetries: 0, breaker: { failureThreshold: 2, cooldown: 60_000 } });
+    const executor = new Executor(pool, config);
+    pool.failNext.push(new ConnectError("refused"), new ConnectError("refused"));
+    await expect(executor.runCommand({ ...host, cmd: "true" })).rejects.toBeInstanceOf(ConnectError);
+    await expect(executor.runCommand({ ...host, cmd: "true" })).rejects.toBeInstanceOf(ConnectError);
+    await expect(executor.runCommand({ ...host, cmd: "true" })).rejects.toBeInstanceOf(CircuitOpenError);
+    expect(pool.acquired).toHaveLength(2);
+    expect(executor.stats().breakers["tester@local:"]).toBe("open");
+  });
+
+  it("limits concurrent operations to maxConcurrent", async () => {
+    const executor = new Executor(fakePool(), fast.with({ maxConcurrent: 2 }));
+    const running = [1, 2, 3, 4].map(() => executor.runCommand({ ...host, cmd: "sleep 0.2" }));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(executor.stats()).toMatchObject({ running: 2, queued: 2 });
+    await Promise.all(running);
+    expect(executor.stats()).toMatchObject({ running: 0, queued: 0, operations: 4 });
+  });
+
+  it("keeps the sudo password off the command line and out of traces", async () => {
+    const tracer = new MemoryTracer();
+    const pool = fakePool();
+    const executor = new Executor(pool, fast, tracer, { redactor: new Redactor() });
+    await executor.runCommand({ ...host, cmd: "true", sudo: { password: "hunter2-secret" }, timeout: 5000 }).catch(() => undefined);
+    const spawned = (pool.connection as unknown as { spawned: string[] }).spawned;
+    expect(spawned.length).toBeGreaterThan(0);
+    expect(spawned.join("\n")).toContain("sudo -S -p");
+    expect(spawned.join("\n")).not.toContain("hunter2-secret");
+    expect(JSON.stringify(tracer.spans)).not.toContain("hunter2-secret");
+  });
+
+  it("updateConfig applies to new operations", async () => {
+    const executor = new Executor(fakePool(), fast);
+    executor.updateConfig({ defaultTimeout: 200 });
+    await expect(executor.runCommand({ ...host, cmd: "sleep 5" })).rejects.toBeInstanceOf(TimeoutError);
+    expect(executor.config.defaultTimeout).toBe(200);
+  });
+});
+
+describe("Executor.runScript", () => {
+  let tmp: string;
+  beforeAll(async () => {
+    tmp = await mkdtemp(join(tmpdir(), "tunnel-executor-test-"));
+  });
+  afterAll(async () => {
+    await rm(tmp, { recursive: true, force: true });
+  });
+  const leftovers = async () => (await readdir(tmp)).filter((name) => name.startsWith("tunnel-script."));
+
+  it("runs a script with quoted args and env, then removes its folder", async () => {
+    const result = await new Executor(fakePool(), fast).runScript({
+      ...host,
+      content: "#!/bin/sh\nprintf '%s|' \"$@\" \"$GREETING\"\n",
+      args: ["a b", "it's", "$HOME"],
+      env: { GREETING: "hello `world`", TMPDIR: tmp },
+    });
+    expect(result.stdout).toBe("a b|it's|$HOME|hello `world`|");
+    expect(await leftovers()).toEqual([]);
+  });
+
+  it("removes the folder after a failure, a timeout and an abort", async () => {
+    const executor = new Executor(fakePool(), fast);
+    const env = { TMPDIR: tmp };
+    const failed = await executor.runScript({ ...host, content: "exit 7", env });
+    expect(failed.exitCode).toBe(7);
+    await expect(executor.runScript({ ...host, content: "sleep 20", env, timeout: 300 })).rejects.toBeInstanceOf(TimeoutError);
+    const controller = new AbortController();
+    setTimeout(() => controller.abort(), 150);
+    await expect(executor.runScript({ ...host, content: "sleep 20", env, signal: controller.signal })).rejects.toBeInstanceOf(AbortError);
+    expect(await leftovers()).toEqual([]);
+  });
+
+  it("fails with a ValidationError when the interpreter is missing", async () => {
+    const error = await new Executor(fakePool(), fast)
+      .runScript({ ...host, content: "print(1)", interpreter: "no-such-interpreter-xyz" })
+      .catch((caught: unknown) => caught);
+    expect((error as ValidationError).field).toBe("interpreter");
+  });
+});
