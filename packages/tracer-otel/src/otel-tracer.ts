@@ -1,0 +1,316 @@
+import { SpanKind, SpanStatusCode, context, metrics, trace } from "@opentelemetry/api";
+import type {
+  Attributes as OtelAttributes,
+  BatchObservableResult,
+  Counter,
+  Exception,
+  Histogram,
+  Meter,
+  MeterProvider,
+  ObservableGauge,
+  Span as OtelSpan,
+  Tracer as OtelApiTracer,
+  TracerProvider,
+} from "@opentelemetry/api";
+import { Redactor, spanRedactor, unwrapSpan } from "@tunnel/core";
+import type { Attributes, PoolStats, Span, Tracer } from "@tunnel/core";
+
+/** The instrumentation scope name of every span and instrument this package creates. */
+export const INSTRUMENTATION_SCOPE = "@tunnel/tracer-otel";
+
+/**
+ * Histogram bucket boundaries for `tunnel.operation.duration`, in seconds: from a fast pooled command
+ * (a few milliseconds) to a long transfer (ten minutes).
+ */
+export const DEFAULT_DURATION_BOUNDARIES: readonly number[] = [
+  0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600,
+];
+
+export interface OtelTracerOptions {
+  /** The OpenTelemetry tracer spans come from. Wins over `tracerProvider`. */
+  readonly tracer?: OtelApiTracer;
+  /**
+   * Where to get a tracer (scope `@tunnel/tracer-otel`) when `tracer` is not given. Without either, the
+   * global provider is read (not registered): whatever the application registered, else a no-op.
+   */
+  readonly tracerProvider?: TracerProvider;
+  /** The meter instruments come from. Wins over `meterProvider`. */
+  readonly meter?: Meter;
+  /** Where to get a meter when `meter` is not given. Without either, the global meter provider is read. */
+  readonly meterProvider?: MeterProvider;
+  /**
+   * Keep `tunnel.command.text` on spans (redacted). Default `false`: command lines may hold data that is
+   * private without being a registered secret, and traces usually leave the machine.
+   */
+  readonly recordCommand?: boolean;
+  /**
+   * Removes secrets from every string attribute, event attribute and exception message before it reaches
+   * OpenTelemetry. Share it with the executor so secrets registered there are removed here too.
+   */
+  readonly redactor?: Redactor;
+  /** Bucket boundaries (seconds) advised for `tunnel.operation.duration`. Default `DEFAULT_DURATION_BOUNDARIES`. */
+  readonly durationBoundaries?: readonly number[];
+}
+
+/** Something with pool counters, e.g. `@tunnel/pool`'s `ConnectionPool`. */
+export interface ObservablePool {
+  stats(): PoolStats;
+}
+
+export interface ObservePoolOptions {
+  /** Added as `tunnel.pool.name` to every observation, to tell several pools apart. */
+  readonly name?: string;
+  /**
+   * Report one observation per connection key (attribute `tunnel.connection.key`) instead of pool totals.
+   * Default `false`: totals only, so the number of series does not grow with the number of hosts.
+   */
+  readonly byKey?: boolean;
+}
+
+const OPERATIONS = new Set(["tunnel.command", "tunnel.script", "tunnel.transfer"]);
+
+/**
+ * A `Tracer` (from `@tunnel/core`) over the OpenTelemetry API. tunnel's spans become OpenTelemetry spans,
+ * nested by the `parent` tunnel passes (under the caller's active span when there is none), with semantic
+ * convention attributes where they exist (`server.address`, `server.port`, `process.exit.code`, `error.type`)
+ * and `tunnel.*` otherwise. Failures set status ERROR, `error.type` and an exception event. Metrics:
+ * `tunnel.operation.duration`, `tunnel.retries` and, through `observePool`, pool gauges.
+ *
+ * Registers nothing globally. Every method is safe to call at any time and never throws.
+ *
+ * @example
+ * const provider = new NodeTracerProvider({ spanProcessors: [new BatchSpanProcessor(new OTLPTraceExporter())] });
+ * const tracer = new OtelTracer({ tracerProvider: provider, meterProvider, redactor });
+ * const pool = new ConnectionPool(transport, DefaultPoolConfig(), tracer);
+ * tracer.observePool(pool);
+ */
+export class OtelTracer implements Tracer {
+  readonly #tracer: OtelApiTracer;
+  readonly #meter: Meter;
+  readonly #redactor: Redactor;
+  readonly #recordCommand: boolean;
+  readonly #spans = new WeakMap<Span, TunnelOtelSpan>();
+  readonly #duration: Histogram;
+  readonly #retries: Counter;
+  #gauges: { readonly connections: ObservableGauge; readonly busy: ObservableGauge; readonly waiting: ObservableGauge } | undefined;
+
+  constructor(options: OtelTracerOptions = {}) {
+    this.#tracer = options.tracer ?? (options.tracerProvider ?? trace).getTracer(INSTRUMENTATION_SCOPE);
+    this.#meter = options.meter ?? (options.meterProvider ?? metrics).getMeter(INSTRUMENTATION_SCOPE);
+    this.#redactor = options.redactor ?? new Redactor();
+    this.#recordCommand = options.recordCommand ?? false;
+    this.#duration = this.#meter.createHistogram("tunnel.operation.duration", {
+      description: "Duration of tunnel operations (command, script, transfer) and of their pool acquire and connect steps.",
+      unit: "s",
+      advice: { explicitBucketBoundaries: [...(options.durationBoundaries ?? DEFAULT_DURATION_BOUNDARIES)] },
+    });
+    this.#retries = this.#meter.createCounter("tunnel.retries", {
+      description: "Retries tunnel's executor started after a retryable failure.",
+      unit: "{retry}",
+    });
+  }
+
+  startSpan(name: string, attributes?: Attributes, parent?: Span): Span {
+    try {
+      const parentSpan = parent === undefined ? undefined : this.#spans.get(unwrapSpan(parent));
+      // A child is redacted with its parent's secrets too: the operation's (sudo password) reach the pool's spans.
+      const inherited = spanRedactor(parent);
+      const base = parentSpan?.redactor ?? this.#redactor;
+      const redactor = inherited ? Redactor.merge(base, inherited) : base;
+      const parentContext = parentSpan ? trace.setSpan(context.active(), parentSpan.otelSpan) : context.active();
+      const otelSpan = this.#tracer.startSpan(
+        name,
+        { kind: kindOf(name), attributes: this.clean(redactor, attributes) },
+        parentContext,
+      );
+      const span = new TunnelOtelSpan(this, name, otelSpan, redactor, attributes);
+      this.#spans.set(span, span);
+      return span;
+    } catch {
+      return NOOP_SPAN;
+    }
+  }
+
+  /**
+   * The OpenTelemetry span behind a span this tracer started (through any `redactSpan` wrapper), e.g. to add
+   * links or read its `spanContext()`. `undefined` for spans from elsewhere.
+   */
+  otelSpan(span: Span): OtelSpan | undefined {
+    return this.#spans.get(unwrapSpan(span))?.otelSpan;
+  }
+
+  /**
+   * Report a pool's counters as observable gauges, read at each metric collection:
+   * `tunnel.pool.connection.count` (`tunnel.pool.connection.state` = `idle` | `used`),
+   * `tunnel.pool.channel.busy` and `tunnel.pool.acquire.pending`. Returns a function that stops observing.
+   * @example const stop = tracer.observePool(pool, { name: "deploy" }); ... stop();
+   */
+  observePool(pool: ObservablePool, options: ObservePoolOptions = {}): () => void {
+    try {
+      this.#gauges ??= {
+        connections: this.#meter.createObservableGauge("tunnel.pool.connection.count", {
+          description: "Connections held by the pool, by state (idle: no channel in use; used: at least one).",
+          unit: "{connection}",
+        }),
+        busy: this.#meter.createObservableGauge("tunnel.pool.channel.busy", {
+          description: "Channels leased out by the pool.",
+          unit: "{channel}",
+        }),
+        waiting: this.#meter.createObservableGauge("tunnel.pool.acquire.pending", {
+          description: "Acquire requests waiting for a channel.",
+          unit: "{request}",
+        }),
+      };
+      const gauges = this.#gauges;
+      const base: OtelAttributes = options.name === undefined ? {} : { "tunnel.pool.name": options.name };
+      const callback = (observer: BatchObservableResult): void => {
+        let stats: PoolStats;
+        try {
+          stats = pool.stats();
+        } catch {
+          return;
+        }
+        const entries: [OtelAttributes, PoolStats | PoolStats["keys"][string]][] = options.byKey
+          ? Object.entries(stats.keys).map(([key, keyStats]) => [{ ...base, "tunnel.connection.key": key }, keyStats])
+          : [[base, stats]];
+        for (const [attributes, counters] of entries) {
+          observer.observe(gauges.connections, counters.idleConnections, { ...attributes, "tunnel.pool.connection.state": "idle" });
+          observer.observe(gauges.connections, counters.connections - counters.idleConnections, {
+            ...attributes,
+            "tunnel.pool.connection.state": "used",
+          });
+          observer.observe(gauges.busy, counters.busyChannels, attributes);
+          observer.observe(gauges.waiting, counters.waiting, attributes);
+        }
+      };
+      const observables = [gauges.connections, gauges.busy, gauges.waiting];
+      this.#meter.addBatchObservableCallback(callback, observables);
+      return () => {
+        try {
+          this.#meter.removeBatchObservableCallback(callback, observables);
+        } catch {
+          // never throw from a tracer
+        }
+      };
+    } catch {
+      return () => {};
+    }
+  }
+
+  /** @internal tunnel attributes as OpenTelemetry attributes: redacted, command text kept only when asked. */
+  clean(redactor: Redactor, attributes: Attributes | undefined): OtelAttributes {
+    const out: OtelAttributes = {};
+    for (const [key, value] of Object.entries(redactor.redactAttributes(attributes))) {
+      if (key === "tunnel.command.text" && !this.#recordCommand) continue;
+      out[key] = Array.isArray(value) ? [...(value as readonly (string | number)[])] as string[] | number[] : (value as string | number | boolean);
+    }
+    return out;
+  }
+
+  /** @internal */
+  recordDuration(seconds: number, attributes: OtelAttributes): void {
+    this.#duration.record(seconds, attributes);
+  }
+
+  /** @internal */
+  countRetry(attributes: OtelAttributes): void {
+    this.#retries.add(1, attributes);
+  }
+}
+
+function kindOf(name: string): SpanKind {
+  return OPERATIONS.has(name) || name === "tunnel.connect" ? SpanKind.CLIENT : SpanKind.INTERNAL;
+}
+
+class TunnelOtelSpan implements Span {
+  readonly otelSpan: OtelSpan;
+  readonly redactor: Redactor;
+  readonly #tracer: OtelTracer;
+  readonly #name: string;
+  readonly #started = performance.now();
+  #ended = false;
+  #errorType: string | undefined;
+  #failed = false;
+
+  constructor(tracer: OtelTracer, name: string, otelSpan: OtelSpan, redactor: Redactor, attributes: Attributes | undefined) {
+    this.#tracer = tracer;
+    this.#name = name;
+    this.otelSpan = otelSpan;
+    this.redactor = redactor;
+    this.#note(attributes);
+  }
+
+  setAttributes(attributes: Attributes): void {
+    if (this.#ended) return;
+    try {
+      this.#note(attributes);
+      this.otelSpan.setAttributes(this.#tracer.clean(this.redactor, attributes));
+    } catch {
+      // never throw from a tracer
+    }
+  }
+
+  addEvent(name: string, attributes?: Attributes): void {
+    if (this.#ended) return;
+    try {
+      this.otelSpan.addEvent(name, this.#tracer.clean(this.redactor, attributes));
+      if (name === "tunnel.retry") {
+        const type = attributes?.["error.type"];
+        this.#tracer.countRetry({
+          "tunnel.operation.name": this.#name,
+          ...(typeof type === "string" ? { "error.type": type } : {}),
+        });
+      }
+    } catch {
+      // never throw from a tracer
+    }
+  }
+
+  recordError(error: unknown): void {
+    if (this.#ended) return;
+    try {
+      const summary = this.redactor.redactError(error);
+      const exception: Exception = {
+        name: summary.name,
+        message: summary.message,
+        ...(summary.code !== undefined ? { code: summary.code } : {}),
+        ...(summary.stack !== undefined ? { stack: summary.stack } : {}),
+      };
+      this.otelSpan.recordException(exception);
+      this.otelSpan.setStatus({ code: SpanStatusCode.ERROR, message: summary.message });
+      this.otelSpan.setAttribute("error.type", summary.type);
+      if (summary.phase !== undefined) this.otelSpan.setAttribute("tunnel.error.phase", summary.phase);
+      this.#errorType = summary.type;
+    } catch {
+      // never throw from a tracer
+    }
+  }
+
+  end(): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    try {
+      this.otelSpan.end();
+      const outcome = this.#errorType !== undefined ? "error" : this.#failed ? "failure" : "success";
+      this.#tracer.recordDuration((performance.now() - this.#started) / 1000, {
+        "tunnel.operation.name": this.#name,
+        "tunnel.outcome": outcome,
+        ...(this.#errorType !== undefined ? { "error.type": this.#errorType } : {}),
+      });
+    } catch {
+      // never throw from a tracer
+    }
+  }
+
+  /** Remembers what decides the metric outcome: a command that ran and exited non-zero is a failure, not an error. */
+  #note(attributes: Attributes | undefined): void {
+    if (!attributes) return;
+    const code = attributes["process.exit.code"];
+    const signal = attributes["tunnel.exit.signal"];
+    if (attributes["tunnel.success"] === false) this.#failed = true;
+    if (typeof code === "number" && code !== 0) this.#failed = true;
+    if (typeof signal === "string" && signal !== "") this.#failed = true;
+  }
+}
+
+const NOOP_SPAN: Span = { setAttributes() {}, addEvent() {}, recordError() {}, end() {} };

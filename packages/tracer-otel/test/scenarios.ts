@@ -1,0 +1,183 @@
+// The span sequences the executor and the pool emit for tunnel's operations, as agreed for issue 8.
+// (The same sequences drive the tracer-console tests; keep the two copies in step.)
+import { ConnectError, Redactor, redactSpan } from "@tunnel/core";
+import type { Span, Tracer } from "@tunnel/core";
+
+export interface Scenario {
+  readonly tracer: Tracer;
+  /** Moves the test clock forward. */
+  readonly advance: (milliseconds: number) => void;
+}
+
+export const TARGET = { "server.address": "web-1", "server.port": 22, "tunnel.user": "deploy" } as const;
+export const KEY = "deploy@web-1:22";
+
+/** One pool acquire (with a fresh connect when `connect` is set), nested under `parent`. */
+export function acquire(scenario: Scenario, parent: Span, options: { connect: boolean; fail?: unknown }): void {
+  const { tracer, advance } = scenario;
+  const span = tracer.startSpan("tunnel.pool.acquire", { "tunnel.connection.key": KEY }, parent);
+  if (options.connect) {
+    const connect = tracer.startSpan(
+      "tunnel.connect",
+      { ...TARGET, "tunnel.connection.key": KEY, "tunnel.transport": "ssh2" },
+      span,
+    );
+    advance(4);
+    if (options.fail !== undefined) connect.recordError(options.fail);
+    connect.end();
+  }
+  advance(1);
+  if (options.fail !== undefined) span.recordError(options.fail);
+  else span.setAttributes({ "tunnel.pool.wait_ms": options.connect ? 5 : 0, "tunnel.pool.connected": options.connect });
+  span.end();
+}
+
+/** `runCommand({ host: "web-1", user: "deploy", cmd, sudo: { password } })`, first try, exit 0. */
+export function command(scenario: Scenario, options: { cmd: string; sudoPassword?: string; redactor?: Redactor }): void {
+  const { tracer, advance } = scenario;
+  const operation = (options.redactor ?? new Redactor()).child(options.sudoPassword ? [options.sudoPassword] : []);
+  const span = redactSpan(
+    tracer.startSpan(
+      "tunnel.command",
+      operation.redactAttributes({
+        ...TARGET,
+        "tunnel.connection.key": KEY,
+        "tunnel.command.text": options.cmd,
+        "tunnel.command.sudo": options.sudoPassword !== undefined,
+        "tunnel.command.timeout_ms": 30_000,
+        "tunnel.command.working_dir": "/srv/app",
+        "tunnel.command.env_count": 1,
+      }),
+    ),
+    operation,
+  );
+  acquire(scenario, span, { connect: true });
+  advance(3);
+  if (options.sudoPassword !== undefined) span.addEvent("tunnel.sudo.prompt_answered");
+  advance(3);
+  span.addEvent("tunnel.command.completed", { "process.exit.code": 0 });
+  span.setAttributes({
+    "process.exit.code": 0,
+    "tunnel.duration_ms": 12,
+    "tunnel.success": true,
+    "tunnel.attempts": 1,
+    "tunnel.output.truncated": false,
+  });
+  span.end();
+}
+
+/** `runScript({ content, interpreter: "/bin/bash", args: ["a", "b"] })` on a pooled connection, exit 0. */
+export function script(scenario: Scenario): void {
+  const { tracer, advance } = scenario;
+  const span = tracer.startSpan("tunnel.script", {
+    ...TARGET,
+    "tunnel.connection.key": KEY,
+    "tunnel.command.sudo": false,
+    "tunnel.command.timeout_ms": 60_000,
+    "tunnel.command.env_count": 0,
+    "tunnel.script.interpreter": "/bin/bash",
+    "tunnel.script.args_count": 2,
+    "tunnel.script.size": 2048,
+  });
+  acquire(scenario, span, { connect: false });
+  advance(20);
+  span.addEvent("tunnel.command.completed", { "process.exit.code": 0 });
+  span.setAttributes({
+    "process.exit.code": 0,
+    "tunnel.duration_ms": 21,
+    "tunnel.success": true,
+    "tunnel.attempts": 1,
+    "tunnel.output.truncated": false,
+  });
+  span.end();
+}
+
+/** `transferFile({ direction: "upload", source, destination, verify: "sha256" })`: 3 MiB in 1.5 s. */
+export function transfer(scenario: Scenario): void {
+  const { tracer, advance } = scenario;
+  const span = tracer.startSpan("tunnel.transfer", {
+    ...TARGET,
+    "tunnel.connection.key": KEY,
+    "tunnel.transfer.source": "./dist/app.tar.gz",
+    "tunnel.transfer.destination": "/srv/app/app.tar.gz",
+    "tunnel.transfer.direction": "upload",
+    "tunnel.transfer.verify": "sha256",
+  });
+  acquire(scenario, span, { connect: false });
+  advance(1499);
+  span.setAttributes({
+    "tunnel.transfer.bytes": 3 * 1024 * 1024,
+    "tunnel.transfer.files": 1,
+    "tunnel.transfer.rate": 2 * 1024 * 1024,
+    "tunnel.transfer.verified": true,
+    "tunnel.duration_ms": 1500,
+    "tunnel.success": true,
+    "tunnel.attempts": 1,
+  });
+  span.end();
+}
+
+/** `runCommand({ cmd: "uptime" })`: the first connect is refused, the executor waits 200 ms, the second works. */
+export function retriedCommand(scenario: Scenario): void {
+  const { tracer, advance } = scenario;
+  const span = tracer.startSpan("tunnel.command", {
+    ...TARGET,
+    "tunnel.connection.key": KEY,
+    "tunnel.command.text": "uptime",
+    "tunnel.command.sudo": false,
+    "tunnel.command.timeout_ms": 30_000,
+    "tunnel.command.env_count": 0,
+  });
+  const refused = new ConnectError("connect ECONNREFUSED 10.0.0.5:22", { target: { host: "web-1", port: 22, user: "deploy" } });
+  acquire(scenario, span, { connect: true, fail: refused });
+  span.addEvent("tunnel.retry", { "tunnel.attempt": 2, "tunnel.retry.delay_ms": 200, "error.type": "CONNECT" });
+  advance(200);
+  acquire(scenario, span, { connect: true });
+  advance(2);
+  span.addEvent("tunnel.command.completed", { "process.exit.code": 0 });
+  span.setAttributes({
+    "process.exit.code": 0,
+    "tunnel.duration_ms": 212,
+    "tunnel.success": true,
+    "tunnel.attempts": 2,
+    "tunnel.output.truncated": false,
+  });
+  span.end();
+}
+
+/** `runCommand({ cmd: "systemctl restart nginx" })` whose connect fails with `error`, a non-retryable error: the operation fails. */
+export function failedCommand(
+  scenario: Scenario,
+  error: unknown,
+  options: { sudoPassword?: string; redactor?: Redactor } = {},
+): void {
+  const { tracer } = scenario;
+  const operation = (options.redactor ?? new Redactor()).child(options.sudoPassword ? [options.sudoPassword] : []);
+  const span = redactSpan(
+    tracer.startSpan(
+      "tunnel.command",
+      operation.redactAttributes({
+        ...TARGET,
+        "tunnel.connection.key": KEY,
+        "tunnel.command.text": "systemctl restart nginx",
+        "tunnel.command.sudo": options.sudoPassword !== undefined,
+      }),
+    ),
+    operation,
+  );
+  acquire(scenario, span, { connect: true, fail: error });
+  span.addEvent("tunnel.breaker.state", { "tunnel.breaker.state": "open", "tunnel.connection.key": KEY });
+  span.setAttributes({ "tunnel.success": false, "tunnel.attempts": 1, "tunnel.duration_ms": 5 });
+  span.recordError(error);
+  span.end();
+}
+
+/** `runCommand({ cmd: "false" })`: the command ran and exited 1 (data, not an exception). */
+export function nonZeroCommand(scenario: Scenario): void {
+  const { tracer, advance } = scenario;
+  const span = tracer.startSpan("tunnel.command", { ...TARGET, "tunnel.connection.key": KEY, "tunnel.command.text": "false" });
+  acquire(scenario, span, { connect: false });
+  advance(2);
+  span.setAttributes({ "process.exit.code": 1, "tunnel.success": false, "tunnel.attempts": 1 });
+  span.end();
+}
