@@ -1,0 +1,266 @@
+import { execFileSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Connection, Progress, RemoteProcess } from "@tunnel/core";
+import { startSshd, type Sshd } from "@tunnel/testing";
+import { Ssh2Transport, type Ssh2TransportOptions } from "../src/index.js";
+import { startBlackholeProxy } from "./blackhole-proxy.js";
+
+// No guard: where sshd cannot run, startSshd() rejects with the reason and these suites fail rather than skip.
+/** A well-formed ed25519 key that no test server has. */
+const OTHER_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAICa6QN951YjE5ApEM6KMoDac021WVZAzVfxS4l7zKRxC";
+
+async function run(connection: Connection, command: string): Promise<{ stdout: string; exitCode: number | null }> {
+  const process = connection.spawn({ command });
+  process.stdin.end();
+  let stdout = "";
+  process.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
+  process.stderr.resume();
+  const status = await process.exit;
+  return { stdout, exitCode: status.exitCode };
+}
+
+function socketsTo(port: number): string[] {
+  const lines = execFileSync("ss", ["-tnpH", "state", "established", `( dport = :${port} )`], { encoding: "utf8" }).split("\n");
+  return lines.filter((line) => line.includes(`pid=${process.pid},`));
+}
+
+describe("Ssh2Transport on real OpenSSH sshd", () => {
+  let pam: Sshd; // UsePAM yes: keyboard-interactive works
+  let plain: Sshd; // UsePAM no: wrong passwords fail fast; also the jump host
+  let scratch: string;
+
+  beforeAll(async () => {
+    [pam, plain] = await Promise.all([startSshd(), startSshd({ usePam: false })]);
+    scratch = mkdtempSync(join(tmpdir(), "tunnel-ssh2-it-"));
+  });
+  afterAll(async () => {
+    await Promise.all([pam?.stop(), plain?.stop()]);
+    if (scratch) rmSync(scratch, { recursive: true, force: true });
+  });
+
+  const base = (sshd: Sshd, extra: Ssh2TransportOptions = {}): Ssh2TransportOptions => ({
+    privateKey: sshd.clientKeyPath,
+    knownHosts: sshd.knownHostsPath,
+    sshConfig: false,
+    agent: false,
+    ...extra,
+  });
+  const targetOf = (sshd: Sshd) => ({ host: sshd.host, port: sshd.port, user: sshd.users.plain.name });
+
+  describe("host keys", () => {
+    it("refuses a changed host key with HostKeyError, not retryable, naming the fingerprint", async () => {
+      const file = join(scratch, "changed_known_hosts");
+      writeFileSync(file, `[${pam.host}]:${pam.port} ${OTHER_KEY}\n`);
+      const error = await new Ssh2Transport(base(pam, { knownHosts: file })).connect(targetOf(pam)).catch((caught: unknown) => caught);
+      expect(error).toMatchObject({ name: "HostKeyError", code: "HOST_KEY", retryable: false });
+      expect((error as Error).message).toMatch(/CHANGED/);
+      expect((error as { fingerprint?: string }).fingerprint).toMatch(/^SHA256:/);
+    });
+
+    it("refuses an unknown host under the default strict policy", async () => {
+      const file = join(scratch, "empty_known_hosts");
+      writeFileSync(file, "");
+      await expect(new Ssh2Transport(base(pam, { knownHosts: file })).connect(targetOf(pam))).rejects.toMatchObject({ code: "HOST_KEY" });
+    });
+
+    it("accepts a host listed through a hashed entry (ssh-keygen -H)", async () => {
+      const file = join(scratch, "hashed_known_hosts");
+      writeFileSync(file, `${pam.knownHostsLine}\n`);
+      execFileSync("ssh-keygen", ["-H", "-f", file], { stdio: "ignore" });
+      expect(readFileSync(file, "utf8")).toMatch(/^\|1\|/);
+      const connection = await new Ssh2Transport(base(pam, { knownHosts: file })).connect(targetOf(pam));
+      expect((await run(connection, "echo hashed-ok")).stdout).toBe("hashed-ok\n");
+      await connection.close();
+    });
+
+    it("accept-new appends the new host, then strict accepts it", async () => {
+      const file = join(scratch, "accept_new", "known_hosts");
+      const connection = await new Ssh2Transport(base(pam, { knownHosts: file, hostKeyPolicy: "accept-new" })).connect(targetOf(pam));
+      await connection.close();
+      expect(readFileSync(file, "utf8")).toBe(`${pam.knownHostsLine}\n`);
+      expect(statSync(file).mode & 0o777).toBe(0o600);
+      const again = await new Ssh2Transport(base(pam, { knownHosts: file })).connect(targetOf(pam));
+      await again.close();
+      expect(readFileSync(file, "utf8").split("\n").filter(Boolean)).toHaveLength(1);
+    });
+
+    it("accept-new still refuses a changed key", async () => {
+      const file = join(scratch, "accept_new_changed");
+      writeFileSync(file, `[${pam.host}]:${pam.port} ${OTHER_KEY}\n`);
+      await expect(
+        new Ssh2Transport(base(pam, { knownHosts: file, hostKeyPolicy: "accept-new" })).connect(targetOf(pam)),
+      ).rejects.toMatchObject({ code: "HOST_KEY" });
+    });
+  });
+
+  describe("authentication", () => {
+    it("logs in with a password (no key, no agent)", async () => {
+      const user = plain.users.plain;
+      const transport = new Ssh2Transport({ knownHosts: plain.knownHostsPath, sshConfig: false, agent: false, password: user.password });
+      const connection = await transport.connect({ host: plain.host, port: plain.port, user: user.name });
+      expect((await run(connection, "echo password-ok")).stdout).toBe("password-ok\n");
+      await connection.close();
+      expect(readFileSync(plain.logPath, "utf8")).toMatch(new RegExp(`Accepted password for ${user.name}`));
+    });
+
+    it("logs in with keyboard-interactive answered with the password", async () => {
+      const user = pam.users.plain;
+      const transport = new Ssh2Transport({ knownHosts: pam.knownHostsPath, sshConfig: false, agent: false, password: user.password });
+      const connection = await transport.connect({ host: pam.host, port: pam.port, user: user.name });
+      expect((await run(connection, "echo kbd-ok")).stdout).toBe("kbd-ok\n");
+      await connection.close();
+      expect(readFileSync(pam.logPath, "utf8")).toMatch(new RegExp(`Accepted keyboard-interactive/pam for ${user.name}`));
+    });
+
+    it("a wrong password is an AuthenticationError that never shows the password", async () => {
+      const secret = `wrong-${randomBytes(6).toString("hex")}`;
+      const transport = new Ssh2Transport({ knownHosts: plain.knownHostsPath, sshConfig: false, agent: false, password: secret });
+      const error = await transport.connect({ host: plain.host, port: plain.port, user: plain.users.plain.name }).catch((caught: unknown) => caught);
+      expect(error).toMatchObject({ name: "AuthenticationError", code: "AUTHENTICATION", retryable: false });
+      expect(JSON.stringify(error)).not.toContain(secret);
+      expect(String((error as Error).message)).not.toContain(secret);
+    });
+  });
+
+  it("connects through a jump host (ProxyJump), verifying both host keys", async () => {
+    const knownHosts = [pam.knownHostsPath, plain.knownHostsPath];
+    const jump = `${plain.users.plain.name}@${plain.host}:${plain.port}`;
+    const transport = new Ssh2Transport(base(pam, { knownHosts, proxyJump: jump }));
+    const before = (readFileSync(plain.logPath, "utf8").match(/Accepted publickey/g) ?? []).length;
+    const connection = await transport.connect(targetOf(pam));
+    expect((await run(connection, "echo via-jump")).stdout).toBe("via-jump\n");
+    expect((readFileSync(plain.logPath, "utf8").match(/Accepted publickey/g) ?? []).length).toBe(before + 1);
+    await connection.close();
+
+    // The jump host's key is checked too: without it in known_hosts the connect is refused.
+    const unverified = new Ssh2Transport(base(pam, { knownHosts: [pam.knownHostsPath], proxyJump: jump }));
+    await expect(unverified.connect(targetOf(pam))).rejects.toMatchObject({ code: "HOST_KEY", target: { port: plain.port } });
+  });
+
+  it("detects a black-holed link by keepalive within interval × count + 1 s", async () => {
+    const proxy = await startBlackholeProxy({ host: pam.host, port: pam.port });
+    try {
+      const knownHosts = join(scratch, "proxy_known_hosts");
+      writeFileSync(knownHosts, `[127.0.0.1]:${proxy.port} ${pam.hostPublicKey}\n`);
+      const transport = new Ssh2Transport(base(pam, { knownHosts, keepaliveInterval: 500, keepaliveCountMax: 3 }));
+      const connection = await transport.connect({ host: "127.0.0.1", port: proxy.port, user: pam.users.plain.name });
+      const lost = new Promise<unknown>((resolve) => connection.onClose(resolve));
+      const sleeper: RemoteProcess = connection.spawn({ command: "sleep 30" });
+      sleeper.stdin.end();
+      sleeper.stdout.resume();
+      sleeper.stderr.resume();
+      await sleeper.started;
+      const cutAt = performance.now();
+      proxy.blackhole();
+      await expect(sleeper.exit).rejects.toMatchObject({ code: "CONNECTION_LOST", retryable: true });
+      const detectedMs = performance.now() - cutAt;
+      expect(detectedMs).toBeLessThan(500 * 3 + 1000);
+      await expect(lost).resolves.toMatchObject({ code: "CONNECTION_LOST" });
+      expect(connection.closed).toBe(true);
+      await expect(connection.ping()).rejects.toMatchObject({ code: "CONNECTION_LOST" });
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it("close() leaves no socket open, and ping() answers while open", async () => {
+    const connection = await new Ssh2Transport(base(pam)).connect(targetOf(pam));
+    await connection.ping();
+    expect(socketsTo(pam.port)).toHaveLength(1);
+    await connection.close();
+    await connection.close();
+    expect(socketsTo(pam.port)).toHaveLength(0);
+  });
+
+  describe("SFTP transfers", () => {
+    let connection: Connection;
+    beforeAll(async () => {
+      connection = await new Ssh2Transport(base(pam, { transfer: { progressIntervalMs: 0 } })).connect({
+        host: pam.host,
+        port: pam.port,
+        user: pam.users.plain.name,
+      });
+    });
+    afterAll(async () => {
+      await connection?.close();
+    });
+    const home = () => `/home/${pam.users.plain.name}`;
+
+    it.each([0, 1, 3 * 1024 * 1024 + 17])("round-trips %i bytes byte-identically with monotonic progress ending at the size", async (size) => {
+      const source = join(scratch, `up-${size}`);
+      const back = join(scratch, `down-${size}`);
+      const data = randomBytes(size);
+      writeFileSync(source, data);
+      const remote = `${home()}/tunnel-sftp-${size}-${randomBytes(4).toString("hex")}`;
+      const progress: Progress[] = [];
+      await connection.upload({ localPath: source, remotePath: remote, mode: 0o640, onProgress: (event) => progress.push(event) });
+      await connection.download({ remotePath: remote, localPath: back });
+      expect(readFileSync(back).equals(data)).toBe(true);
+      expect(progress.at(-1)).toMatchObject({ bytes: size, total: size });
+      for (let index = 1; index < progress.length; index++) {
+        expect(progress[index]!.bytes).toBeGreaterThanOrEqual(progress[index - 1]!.bytes);
+      }
+      const mode = await run(connection, `stat -c %a ${remote}; rm -f ${remote}`);
+      expect(mode.stdout).toBe("640\n");
+    });
+
+    it("reports a missing remote file as TransferError and the connection stays usable", async () => {
+      await expect(connection.download({ remotePath: `${home()}/no-such-file`, localPath: join(scratch, "never") })).rejects.toMatchObject({
+        name: "TransferError",
+        code: "TRANSFER",
+      });
+      expect((await run(connection, "echo still-here")).stdout).toBe("still-here\n");
+    });
+
+    it("stops a transfer when its signal aborts, with AbortError", async () => {
+      const source = join(scratch, "abort-source");
+      writeFileSync(source, randomBytes(32 * 1024 * 1024));
+      const controller = new AbortController();
+      const upload = connection.upload({
+        localPath: source,
+        remotePath: `${home()}/tunnel-abort`,
+        signal: controller.signal,
+        onProgress: (event) => event.bytes > 1024 * 1024 && controller.abort(),
+      });
+      await expect(upload).rejects.toMatchObject({ code: "ABORTED" });
+      await run(connection, `rm -f ${home()}/tunnel-abort`);
+    });
+  });
+});
+
+describe("channel refusal on a MaxSessions 2 server", () => {
+  let sshd: Sshd;
+  beforeAll(async () => {
+    sshd = await startSshd({ maxSessions: 2 });
+  });
+  afterAll(async () => {
+    await sshd?.stop();
+  });
+
+  it("a third concurrent command is a refused ChannelError and the connection still works", async () => {
+    const connection = await new Ssh2Transport({
+      privateKey: sshd.clientKeyPath,
+      knownHosts: sshd.knownHostsPath,
+      sshConfig: false,
+      agent: false,
+    }).connect({ host: sshd.host, port: sshd.port, user: sshd.users.plain.name });
+    const running = [connection.spawn({ command: "sleep 1" }), connection.spawn({ command: "sleep 1" })];
+    for (const process of running) {
+      process.stdin.end();
+      process.stdout.resume();
+      process.stderr.resume();
+    }
+    await Promise.all(running.map((process) => process.started));
+    const third = connection.spawn({ command: "echo never" });
+    await expect(third.started).rejects.toMatchObject({ name: "ChannelError", code: "CHANNEL", refused: true, retryable: true });
+    await expect(third.exit).rejects.toMatchObject({ code: "CHANNEL" });
+    await Promise.all(running.map((process) => process.exit));
+    expect(connection.closed).toBe(false);
+    expect((await run(connection, "echo after-refusal")).stdout).toBe("after-refusal\n");
+    await connection.close();
+  });
+});
