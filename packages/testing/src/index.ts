@@ -17,3 +17,5 @@ export type {
 export { localShellReply } from "./local-shell-reply.js";
 export { RecordedSpan, RecordingTracer } from "./recording-tracer.js";
 export type { RecordedEvent } from "./recording-tracer.js";
+export { describeTransportConformance } from "./transport-conformance.js";
+export type { ConformanceAssertion, ConformanceContext, TestRunner } from "./transport-conformance.js";

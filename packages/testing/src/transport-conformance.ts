@@ -1,0 +1,408 @@
+/**
+ * The behaviour every tunnel transport must show, as one suite that each transport package runs against its own
+ * servers. It takes the test runner's functions as parameters, so it works with any runner that has
+ * `describe`/`it`/`expect`/`beforeAll`/`afterAll` (vitest's are passed in directly):
+ *
+ * @example
+ * import { afterAll, beforeAll, describe, expect, it } from "vitest";
+ * describeTransportConformance("ssh2 against sshd", async () => {
+ *   const sshd = await startSshd();
+ *   return {
+ *     transport: new Ssh2Transport({ privateKey: sshd.clientKeyPath, knownHosts: [sshd.knownHostsPath] }),
+ *     target: { host: sshd.host, port: sshd.port, user: sshd.users.plain.name },
+ *     teardown: () => sshd.stop(),
+ *   };
+ * }, { describe, it, expect, beforeAll, afterAll });
+ *
+ * The target must be a user with a POSIX shell on a server running on this machine: some cases look for the
+ * remote processes in this machine's /proc (to prove that a killed process is gone) and kill the server-side
+ * process that serves a connection (to drop it).
+ */
+import { createHash, randomBytes } from "node:crypto";
+import { PassThrough } from "node:stream";
+import { setTimeout as sleep } from "node:timers/promises";
+import { TunnelError, runProcess, type Connection, type RemoteProcess, type Target, type Transport } from "@tunnel/core";
+import { isAlive } from "./process-table.js";
+
+export interface ConformanceContext {
+  readonly transport: Transport;
+  /** A user with a POSIX shell on a server on this machine (its processes are visible in /proc here). */
+  readonly target: Target;
+  /** Called once after the suite (stop the server). */
+  readonly teardown?: () => Promise<void>;
+}
+
+/** The assertions the suite uses; vitest's and jest's `expect` fit. */
+export interface ConformanceAssertion {
+  toBe(expected: unknown): void;
+  toEqual(expected: unknown): void;
+  toMatchObject(expected: object): void;
+  toContain(expected: unknown): void;
+  toMatch(expected: string | RegExp): void;
+  toBeGreaterThan(expected: number): void;
+  toBeGreaterThanOrEqual(expected: number): void;
+  toBeLessThan(expected: number): void;
+  toBeLessThanOrEqual(expected: number): void;
+  toBeUndefined(): void;
+  toBeDefined(): void;
+  readonly not: ConformanceAssertion;
+}
+
+type Body = () => Promise<void> | void;
+
+/** The test runner's functions (vitest's, passed in as they are). */
+export interface TestRunner {
+  readonly describe: (name: string, body: () => void) => unknown;
+  readonly it: (name: string, body: Body, timeout?: number) => unknown;
+  readonly expect: (actual: unknown, message?: string) => ConformanceAssertion;
+  readonly beforeAll: (body: Body, timeout?: number) => unknown;
+  readonly afterAll: (body: Body, timeout?: number) => unknown;
+}
+
+const MiB = 1024 * 1024;
+
+interface Collected {
+  readonly stdout: Buffer;
+  readonly stderr: Buffer;
+  readonly status: { exitCode: number | null; signal: string | null };
+}
+
+/** Read a raw process to the end: bytes, not text. */
+async function collect(remote: RemoteProcess): Promise<Collected> {
+  const stdout: Buffer[] = [];
+  const stderr: Buffer[] = [];
+  remote.stdout.on("data", (chunk: Buffer) => stdout.push(chunk));
+  remote.stderr.on("data", (chunk: Buffer) => stderr.push(chunk));
+  const status = await remote.exit;
+  return { stdout: Buffer.concat(stdout), stderr: Buffer.concat(stderr), status };
+}
+
+/** Resolve with the first line `remote` prints, or reject after `ms`. */
+function firstLine(remote: RemoteProcess, ms: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let text = "";
+    const timer = setTimeout(() => reject(new Error(`no line printed within ${ms} ms`)), ms);
+    remote.stdout.on("data", (chunk: Buffer) => {
+      text += chunk.toString("utf8");
+      const newline = text.indexOf("\n");
+      if (newline !== -1) {
+        clearTimeout(timer);
+        resolve(text.slice(0, newline).trim());
+      }
+    });
+  });
+}
+
+/** An output listener that calls `onLine` with each complete line (trimmed). */
+function lines(onLine: (line: string) => void): (text: string) => void {
+  let pending = "";
+  return (text) => {
+    pending += text;
+    let newline = pending.indexOf("\n");
+    while (newline !== -1) {
+      onLine(pending.slice(0, newline).trim());
+      pending = pending.slice(newline + 1);
+      newline = pending.indexOf("\n");
+    }
+  };
+}
+
+/** Wait until `predicate` holds, polling; false when `ms` ran out. */
+async function eventually(predicate: () => boolean, ms: number): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  while (!predicate()) {
+    if (Date.now() > deadline) return false;
+    await sleep(25);
+  }
+  return true;
+}
+
+/** Kill a leftover process group on this machine (the server is local); errors mean it is already gone. */
+function killGroup(pid: number | undefined): void {
+  if (!pid) return;
+  try {
+    process.kill(-pid, "SIGKILL");
+  } catch {
+    // gone
+  }
+}
+
+/** Settles with the rejection (or `undefined` on success) and the time it took. */
+async function outcome(promise: Promise<unknown>): Promise<{ error: unknown; ms: number }> {
+  const started = Date.now();
+  try {
+    await promise;
+    return { error: undefined, ms: Date.now() - started };
+  } catch (error) {
+    return { error, ms: Date.now() - started };
+  }
+}
+
+/**
+ * Register the conformance suite for one transport. `setup` runs once (in `beforeAll`); every connection the suite
+ * opens is closed in `afterAll`, then `teardown` runs.
+ */
+export function describeTransportConformance(
+  name: string,
+  setup: () => Promise<ConformanceContext>,
+  runner: TestRunner,
+): void {
+  const { describe, it, expect, beforeAll, afterAll } = runner;
+
+  describe(`transport conformance: ${name}`, () => {
+    let context: ConformanceContext | undefined;
+    let shared: Connection | undefined;
+    const opened: Connection[] = [];
+
+    const fresh = async (): Promise<Connection> => {
+      if (!context) throw new Error("the conformance setup failed");
+      const connection = await context.transport.connect(context.target);
+      opened.push(connection);
+      return connection;
+    };
+    /** The suite's shared connection; a new one if a case left it closed. */
+    const usable = async (): Promise<Connection> => {
+      if (!shared || shared.closed) shared = await fresh();
+      return shared;
+    };
+    /** A case leaves its connection usable (or closed): it still runs a command. */
+    const expectStillUsable = async (connection: Connection) => {
+      if (connection.closed) return;
+      const result = await runProcess(connection, { command: "echo still-usable", timeoutMs: 15_000 });
+      expect(result).toMatchObject({ exitCode: 0, stdout: "still-usable\n" });
+    };
+
+    beforeAll(async () => {
+      context = await setup();
+    }, 120_000);
+
+    afterAll(async () => {
+      await Promise.all(opened.map((connection) => connection.close()));
+      await context?.teardown?.();
+    }, 120_000);
+
+    it("connects to the target", async () => {
+      const connection = await usable();
+      expect(connection.closed).toBe(false);
+      expect(connection.transport).toBe(context?.transport.name);
+      expect(connection.target.host).toBe(context?.target.host);
+      expect(connection.maxChannels).toBeGreaterThanOrEqual(1);
+      expect(typeof connection.capabilities.pty).toBe("boolean");
+      expect(typeof connection.capabilities.signals).toBe("boolean");
+    });
+
+    it("runs echo and collects its output", async () => {
+      const result = await runProcess(await usable(), { command: "echo hello tunnel" });
+      expect(result).toMatchObject({ exitCode: 0, signal: null, stdout: "hello tunnel\n", stderr: "", truncated: false });
+    });
+
+    it("reports exit codes 0, 1, 42 and 255 as data", async () => {
+      const connection = await usable();
+      for (const code of [0, 1, 42, 255]) {
+        const result = await runProcess(connection, { command: `echo code-${code}; exit ${code}` });
+        expect(result, `exit ${code}`).toMatchObject({ exitCode: code, signal: null, stdout: `code-${code}\n` });
+      }
+    });
+
+    it("keeps stderr apart from stdout", async () => {
+      const result = await runProcess(await usable(), { command: "echo out; echo err >&2; echo more" });
+      expect(result).toMatchObject({ exitCode: 0, stdout: "out\nmore\n", stderr: "err\n" });
+    });
+
+    it("reports death by a signal as { exitCode: null, signal }", async () => {
+      const connection = await usable();
+      for (const signal of ["TERM", "KILL"]) {
+        const result = await runProcess(connection, { command: `kill -${signal} $$; echo not-reached` });
+        expect(result, `kill -${signal}`).toMatchObject({ exitCode: null, signal: `SIG${signal}`, stdout: "" });
+      }
+      await expectStillUsable(connection);
+    });
+
+    it("streams 50 MiB of output to the listener while collecting only up to the cap", async () => {
+      let seen = 0;
+      const result = await runProcess(await usable(), {
+        command: `head -c ${50 * MiB} /dev/zero`,
+        maxOutputBytes: MiB,
+        onStdout: (text) => (seen += text.length),
+      });
+      expect(result.exitCode).toBe(0);
+      expect(seen).toBe(50 * MiB);
+      expect(result.truncated).toBe(true);
+      expect(result.stdout.length).toBe(MiB);
+    }, 120_000);
+
+    it("completes a command whose output is past the cap on both streams", async () => {
+      const result = await runProcess(await usable(), {
+        command: `head -c ${10 * MiB} /dev/zero >&2; head -c ${10 * MiB} /dev/zero; echo`,
+        maxOutputBytes: 1024,
+        timeoutMs: 60_000,
+      });
+      expect(result).toMatchObject({ exitCode: 0, truncated: true });
+      expect(result.stdout.length).toBe(1024);
+      expect(result.stderr.length).toBe(1024);
+    }, 90_000);
+
+    it("is binary-safe: all 256 byte values come out, and go in and out, unchanged", async () => {
+      const connection = await usable();
+      const every = Buffer.from(Array.from({ length: 256 }, (_, byte) => byte));
+      const format = [...every].map((byte) => `\\${byte.toString(8).padStart(3, "0")}`).join("");
+      const printer = connection.spawn({ command: `printf '${format}'` });
+      printer.stdin.end();
+      const printed = await collect(printer);
+      expect(printed.status).toEqual({ exitCode: 0, signal: null });
+      expect(printed.stdout.equals(every)).toBe(true);
+
+      const payload = Buffer.concat(Array.from({ length: 256 }, () => every));
+      const echo = connection.spawn({ command: "cat" });
+      const collecting = collect(echo);
+      echo.stdin.end(payload);
+      const echoed = await collecting;
+      expect(echoed.status).toEqual({ exitCode: 0, signal: null });
+      expect(echoed.stdout.length).toBe(payload.length);
+      expect(echoed.stdout.equals(payload)).toBe(true);
+    });
+
+    it("passes stdin from a string and from a large Buffer, then EOF", async () => {
+      const connection = await usable();
+      expect(await runProcess(connection, { command: "cat" })).toMatchObject({ exitCode: 0, stdout: "" });
+      const text = "first line\nsecond 'line' with $dollar and ünïcödé\n";
+      expect(await runProcess(connection, { command: "cat", stdin: text })).toMatchObject({ exitCode: 0, stdout: text });
+      const large = randomBytes(8 * MiB);
+      const digest = createHash("sha256").update(large).digest("hex");
+      const result = await runProcess(connection, { command: "sha256sum | cut -d' ' -f1", stdin: large });
+      expect(result).toMatchObject({ exitCode: 0, stdout: `${digest}\n` });
+    }, 60_000);
+
+    it("allocates a pty on request: tty succeeds and lines end in \\r\\n", async () => {
+      const connection = await usable();
+      expect(connection.capabilities.pty).toBe(true);
+      const withPty = await runProcess(connection, { command: "tty && echo one && echo two", pty: true });
+      expect(withPty.exitCode).toBe(0);
+      expect(withPty.stdout).toMatch(/\/dev\/\S+\r\none\r\ntwo\r\n$/);
+      const without = await runProcess(connection, { command: "tty" });
+      expect(without.exitCode).not.toBe(0);
+    });
+
+    it("runs maxChannels commands on one connection at the same time", async () => {
+      const connection = await fresh();
+      const count = Math.min(connection.maxChannels, 32);
+      const inputs = Array.from({ length: count }, () => new PassThrough());
+      const ready = new Set<number>();
+      const runs = inputs.map((stdin, index) =>
+        runProcess(connection, {
+          command: `echo ready-${index}; read line; echo "got-$line-${index}"`,
+          stdin,
+          timeoutMs: 60_000,
+          onStdout: (text) => {
+            if (text.includes(`ready-${index}`)) ready.add(index);
+          },
+        }),
+      );
+      // Every command has started before any may finish: they really run at once.
+      const allStarted = await eventually(() => ready.size === count, 30_000);
+      for (const stdin of inputs) stdin.end("go\n");
+      const results = await Promise.all(runs);
+      expect(allStarted, `${ready.size} of ${count} commands started at once`).toBe(true);
+      results.forEach((result, index) => {
+        expect(result).toMatchObject({ exitCode: 0, stdout: `ready-${index}\ngot-go-${index}\n` });
+      });
+      await expectStillUsable(connection);
+    }, 90_000);
+
+    it("fails with a typed error within seconds when the connection drops mid-command", async () => {
+      const connection = await fresh();
+      const closes: unknown[] = [];
+      connection.onClose((error) => closes.push(error));
+      let shell: number | undefined;
+      try {
+        // $PPID is the server-side process serving the connection (sshd's user child); killing it drops the connection.
+        const running = runProcess(connection, {
+          command: "echo $PPID $$; sleep 60; echo not-reached",
+          onStdout: lines((line) => {
+            const [server, pid] = line.split(" ").map(Number);
+            if (server && shell === undefined) {
+              shell = pid;
+              process.kill(server, "SIGKILL");
+            }
+          }),
+        });
+        const { error, ms } = await outcome(running);
+        expect(TunnelError.is(error), `a TunnelError, got ${String(error)}`).toBe(true);
+        expect(["CONNECTION_LOST", "CONNECT"]).toContain((error as TunnelError).code);
+        expect(ms).toBeLessThan(10_000);
+        expect(await eventually(() => connection.closed, 5_000)).toBe(true);
+        expect(closes.length).toBe(1);
+        expect(TunnelError.is(closes[0])).toBe(true);
+      } finally {
+        killGroup(shell);
+      }
+    }, 30_000);
+
+    it("stops the remote process when the request's signal aborts, and the connection stays usable", async () => {
+      const connection = await usable();
+      const controller = new AbortController();
+      let sleeper: number | undefined;
+      try {
+        const running = runProcess(connection, {
+          command: "sleep 300 & echo $!; wait",
+          signal: controller.signal,
+          onStdout: lines((line) => {
+            sleeper ??= Number(line);
+            controller.abort();
+          }),
+        });
+        const { error, ms } = await outcome(running);
+        expect((error as TunnelError | undefined)?.code).toBe("ABORTED");
+        expect(ms).toBeLessThan(10_000);
+        expect(sleeper).toBeGreaterThan(0);
+        expect(await eventually(() => !isAlive(sleeper ?? 0), 5_000), `sleep ${sleeper} is gone`).toBe(true);
+      } finally {
+        killGroup(sleeper);
+      }
+      await expectStillUsable(connection);
+    }, 30_000);
+
+    it("stops the remote process on kill(), and the connection stays usable", async () => {
+      const connection = await usable();
+      const remote = connection.spawn({ command: "sleep 300 & echo $!; wait" });
+      remote.stdin.end();
+      remote.stderr.resume();
+      const sleeper = Number(await firstLine(remote, 10_000));
+      try {
+        expect(isAlive(sleeper)).toBe(true);
+        await remote.kill();
+        const { error } = await outcome(remote.exit);
+        expect(error === undefined || TunnelError.is(error), `exit settles with a status or a TunnelError`).toBe(true);
+        expect(await eventually(() => !isAlive(sleeper), 5_000), `sleep ${sleeper} is gone`).toBe(true);
+      } finally {
+        killGroup(sleeper);
+      }
+      await expectStillUsable(connection);
+    }, 30_000);
+
+    it("closes: idempotent, tells onClose once without an error, fails running and later processes", async () => {
+      const connection = await fresh();
+      const closes: unknown[] = [];
+      connection.onClose((error) => closes.push(error));
+      const remote = connection.spawn({ command: "echo $$; sleep 60" });
+      remote.stdin.end();
+      remote.stderr.resume();
+      const shell = Number(await firstLine(remote, 10_000));
+      try {
+        await connection.close();
+        await connection.close();
+        expect(connection.closed).toBe(true);
+        const { error } = await outcome(remote.exit);
+        expect((error as TunnelError | undefined)?.code).toBe("CONNECTION_LOST");
+        expect(closes).toEqual([undefined]);
+        const after = connection.spawn({ command: "echo never" });
+        const started = await outcome(after.started);
+        const exited = await outcome(after.exit);
+        expect(TunnelError.is(started.error)).toBe(true);
+        expect(TunnelError.is(exited.error)).toBe(true);
+      } finally {
+        killGroup(shell);
+      }
+    });
+  });
+}
