@@ -15,9 +15,10 @@ export interface ConsoleStream {
 
 /**
  * How much is written.
- * - `error`: only operations (root spans) that failed — an error was recorded, or the command exited non-zero;
- * - `info`: every operation (root span), with its events and errors;
- * - `debug`: also child spans (`tunnel.pool.acquire`, `tunnel.connect`).
+ * - `error`: only operations (`tunnel.command`, `tunnel.script`, `tunnel.transfer`: spans without a parent) that
+ *   failed — an error was recorded, or the command exited non-zero or was killed by a signal;
+ * - `info`: every operation, with its events and errors, and failed pool spans without a parent (a warm-up connect);
+ * - `debug`: also child spans (`tunnel.pool.acquire`, `tunnel.connect`) and the pool's own spans (`tunnel.pool.evict`).
  */
 export type ConsoleLevel = "error" | "info" | "debug";
 
@@ -124,10 +125,10 @@ export class ConsoleTracer implements Tracer {
     const data = span.data;
     const root = data.parent === undefined;
     const failed = data.errors.length > 0 || (root && isNonZeroExit(data.attributes));
-    const severity = failed && root ? LEVELS.error : root ? LEVELS.info : LEVELS.debug;
+    const severity = severityOf(data.name, root, failed);
     if (severity < this.#level) return;
     if (this.#format === "json") {
-      this.#write(formatJsonLine(data, failed ? "error" : root ? "info" : "debug"));
+      this.#write(formatJsonLine(data, severity === LEVELS.error ? "error" : severity === LEVELS.info ? "info" : "debug"));
       return;
     }
     if (!root) {
@@ -149,6 +150,18 @@ export class ConsoleTracer implements Tracer {
       // Output is best effort; the operation goes on.
     }
   }
+}
+
+/**
+ * Operations (root spans other than the pool's own, e.g. `tunnel.command`) are `info`, `error` when they failed.
+ * Everything else — child spans, and the pool's root spans such as `tunnel.pool.evict` or a warm-up
+ * `tunnel.connect` — is `debug`, except a pool root span that failed, which is `info`.
+ */
+function severityOf(name: string, root: boolean, failed: boolean): number {
+  if (!root) return LEVELS.debug;
+  const operation = !name.startsWith("tunnel.pool.") && name !== "tunnel.connect";
+  if (operation) return failed ? LEVELS.error : LEVELS.info;
+  return failed ? LEVELS.info : LEVELS.debug;
 }
 
 function isNonZeroExit(attributes: Readonly<Record<string, AttributeValue>>): boolean {

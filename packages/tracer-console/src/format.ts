@@ -116,8 +116,10 @@ function exitFailed(attributes: Readonly<Record<string, AttributeValue>>): boole
 }
 
 function hostOf(attributes: Readonly<Record<string, AttributeValue>>): string | undefined {
-  const key = attributes["tunnel.connection.key"];
-  if (typeof key === "string" && key !== "") return printable(key);
+  for (const name of ["tunnel.connection.key", "tunnel.pool.key"]) {
+    const key = attributes[name];
+    if (typeof key === "string" && key !== "") return printable(key);
+  }
   const host = attributes["server.address"];
   if (typeof host !== "string") return undefined;
   const user = attributes["tunnel.user"];

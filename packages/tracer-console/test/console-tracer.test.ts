@@ -101,6 +101,19 @@ describe("ConsoleTracer pretty format", () => {
     ]);
   });
 
+  it("prints the pool's own root spans at debug level, or at info level when they failed", () => {
+    const info = setup();
+    info.tracer.startSpan("tunnel.pool.evict", { "tunnel.pool.key": "deploy@web-1:22" }).end();
+    const warmUp = info.tracer.startSpan("tunnel.connect", { "tunnel.pool.key": "deploy@web-1:22" });
+    warmUp.recordError(new ConnectError("refused"));
+    warmUp.end();
+    expect(info.output()).toBe("✗ deploy@web-1:22  connect  CONNECT  0.0 ms\n    ✗ CONNECT  refused\n");
+
+    const debug = setup({ level: "debug" });
+    debug.tracer.startSpan("tunnel.pool.evict", { "tunnel.pool.key": "deploy@web-1:22" }).end();
+    expect(debug.output()).toBe("✓ deploy@web-1:22  pool.evict  0.0 ms\n");
+  });
+
   it("at error level prints only operations that failed", () => {
     const { scenario, output } = setup({ level: "error" });
     command(scenario, { cmd: "true" });
