@@ -90,7 +90,7 @@ const rules: readonly Rule[] = [
   },
   {
     pattern:
-      /REMOTE HOST IDENTIFICATION HAS CHANGED|Host key verification failed|host key is known for|HOST KEY .*REVOKED|Host key for .* has changed|hostkeys_find_by_key_hostfile|No matching host key/i,
+      /REMOTE HOST IDENTIFICATION HAS CHANGED|Host key verification failed|host key is known for|HOST KEY .*REVOKED|Host key for .* has changed|hostkeys_find_by_key_hostfile/i,
     build: (message, failure, detail) => {
       const fingerprint = fingerprintPattern.exec(detail)?.[0];
       return new HostKeyError(`host key verification failed for ${where(failure)}: ${message}`, {

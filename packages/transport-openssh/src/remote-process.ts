@@ -76,6 +76,7 @@ export class OpenSshRemoteProcess implements RemoteProcess {
     });
     // Callers may only look at `exit`; an unobserved `started` rejection must not crash the process.
     this.started.catch(() => undefined);
+    this.exit.catch(() => undefined);
     this.pty = request.pty !== undefined && request.pty !== false;
     const stdout = new PassThrough();
     const stderr = new PassThrough();

@@ -12,7 +12,7 @@
  *    and exits with it.
  * The wrapper traps the catchable signals (handlers reset to default in the child), so a signal sent to the
  * whole group stops the command while the wrapper survives to report how it ended. Its own job-control chatter
- * ("Terminated") goes to /dev/null; the command keeps the real stderr.
+ * ("Terminated", "Killed") goes to /dev/null; the command keeps the real stderr.
  * Both report lines carry a random nonce and are stripped from the stream by `MarkerFilter`.
  */
 import { randomBytes } from "node:crypto";
@@ -29,7 +29,8 @@ export function wrapCommand(command: string, nonce: string): string {
     "trap : HUP INT QUIT PIPE ALRM TERM USR1 USR2",
     `printf '${nonce}:pid:%s\\n' "$$" >&2`,
     `exec 3>&2 2>/dev/null`,
-    `"\${SHELL:-/bin/sh}" -c ${quote(command)} 2>&3 3>&-`,
+    // A subshell that execs: the shell's job report ("Killed") is printed outside the child's redirections.
+    `(exec 2>&3 3>&-; exec "\${SHELL:-/bin/sh}" -c ${quote(command)})`,
     "s=$?",
     "n=",
     'if [ "$s" -gt 128 ] && [ "$s" -le 192 ]; then n=$(kill -l "$s" 2>/dev/null) || n=; fi',
