@@ -46,6 +46,9 @@ function packageName(specifier) {
   return specifier.startsWith("@") ? parts.slice(0, 2).join("/") : parts[0];
 }
 
+const rootManifest = existsSync(join(root, "package.json")) ? JSON.parse(readFileSync(join(root, "package.json"), "utf8")) : {};
+/** Tools every package's tests may use: the workspace root's devDependencies (vitest, fast-check, ...). */
+const rootDev = new Set(Object.keys(rootManifest.devDependencies ?? {}));
 const violations = [];
 const folders = existsSync(packagesDir) ? readdirSync(packagesDir).filter((f) => existsSync(join(packagesDir, f, "package.json"))) : [];
 for (const folder of folders) {
@@ -56,7 +59,7 @@ for (const folder of folders) {
     ...Object.keys(manifest.peerDependencies ?? {}),
     ...Object.keys(manifest.optionalDependencies ?? {}),
   ]);
-  const devDeclared = new Set([...declared, ...Object.keys(manifest.devDependencies ?? {})]);
+  const devDeclared = new Set([...declared, ...Object.keys(manifest.devDependencies ?? {}), ...rootDev]);
   const allowed = ALLOWED[folder];
   if (!allowed) {
     violations.push(`${folder}: unknown package; add it to the graph in scripts/check-layering.mjs`);

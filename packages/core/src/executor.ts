@@ -34,8 +34,10 @@ import type { RunRequest, RunResult } from "./run.js";
 import { NoopTracer } from "./tracer.js";
 import type { Attributes, Span, Tracer } from "./tracer.js";
 import type { Connection } from "./transport.js";
-import type { Command, Result, Script, SudoOptions, Target } from "./types.js";
-import { validateCommand, validateScript } from "./validate.js";
+import { downloadTransfer, uploadTransfer } from "./transfer.js";
+import type { TransferContext, TransferOutcome } from "./transfer.js";
+import type { Command, Result, Script, SudoOptions, Target, Transfer, TransferResult } from "./types.js";
+import { validateCommand, validateScript, validateTransfer } from "./validate.js";
 
 export interface ExecutorOptions {
   /**
@@ -76,6 +78,8 @@ interface Operation {
 }
 
 const SCRIPT_FOLDER_PREFIX = "tunnel-script.";
+/** Files moved at once in a directory transfer (each takes a channel of the connection). */
+const TRANSFER_PARALLELISM = 4;
 
 export class Executor {
   readonly #pool: Pool;
@@ -201,29 +205,101 @@ export class Executor {
     });
   }
 
+  /**
+   * Upload or download a file or (with `recursive`) a directory tree: atomic per file (temp name, then rename), with
+   * the `overwrite` policy, `mode`/`owner`/`group`, optional sha256 verification and progress. Safe to retry, so
+   * retryable failures (a lost connection included) are retried with the executor's strategy.
+   */
+  async transferFile(transfer: Transfer): Promise<TransferResult> {
+    validateTransfer(transfer);
+    const timeout = transfer.timeout ?? this.#config.transferTimeout;
+    const attributes: Attributes = {
+      "tunnel.transfer.source": transfer.source,
+      "tunnel.transfer.destination": transfer.destination,
+      "tunnel.transfer.direction": transfer.direction,
+      "tunnel.transfer.verify": transfer.verify === "sha256" ? "sha256" : "none",
+      "tunnel.transfer.recursive": transfer.recursive === true,
+    };
+    return this.#operation<TransferResult, TransferOutcome>(
+      "tunnel.transfer",
+      transfer,
+      timeout,
+      attributes,
+      false,
+      (operation, context, attempt) =>
+        this.#withLease(operation, attempt, (connection) => {
+          context.started = true;
+          const transferContext: TransferContext = {
+            connection,
+            target: operation.target,
+            signal: operation.signal,
+            parallelism: TRANSFER_PARALLELISM,
+            sudoTimeout: this.#config.sudoTimeout,
+            borrow: async () => {
+              const lease = await this.#pool.acquire(operation.target, { signal: operation.signal, parentSpan: operation.span });
+              return {
+                connection: lease.connection,
+                done: (error?: unknown) => (error === undefined ? lease.release() : settleLease(lease, error)),
+              };
+            },
+            onVerifyMismatch: (path) => operation.span.addEvent("tunnel.transfer.verify_mismatch", { "tunnel.transfer.path": path }),
+          };
+          return transfer.direction === "upload" ? uploadTransfer(transferContext, transfer) : downloadTransfer(transferContext, transfer);
+        }),
+      {
+        idempotent: true,
+        replayable: true,
+        sudo: transfer.sudo,
+        complete: (outcome, attempts, durationMs, key, span) => {
+          const result: TransferResult = { ...outcome, attempts, durationMs, host: key };
+          span.setAttributes({
+            "tunnel.transfer.bytes": result.bytes,
+            "tunnel.transfer.files": result.files,
+            "tunnel.transfer.skipped": result.skipped,
+            "tunnel.transfer.rate": durationMs > 0 ? Math.round((result.bytes * 1000) / durationMs) : 0,
+            "tunnel.transfer.verified": result.verified,
+            "tunnel.duration_ms": durationMs,
+            "tunnel.success": true,
+            "tunnel.attempts": attempts,
+          });
+          return result;
+        },
+      },
+    );
+  }
+
   /** The shared frame of every operation: span, deadline, cancellation, concurrency slot, breaker, retries. */
-  async #operation(
+  async #operation<R = Result, V = RunResult>(
     name: string,
     request: Target & { readonly signal?: AbortSignal },
     timeout: number,
     attributes: Attributes,
     check: boolean,
-    attemptOnce: (operation: Operation, context: AttemptContext, attempt: number) => Promise<RunResult>,
-    options: { readonly idempotent: boolean; readonly replayable: boolean; readonly sudo: boolean | SudoOptions | undefined },
-  ): Promise<Result> {
+    attemptOnce: (operation: Operation, context: AttemptContext, attempt: number) => Promise<V>,
+    options: {
+      readonly idempotent: boolean;
+      readonly replayable: boolean;
+      readonly sudo: boolean | SudoOptions | undefined;
+      /** Turns the last attempt's value into the operation's result (default: a command `Result`). */
+      readonly complete?: (value: V, attempts: number, durationMs: number, key: string, span: Span) => R;
+    },
+  ): Promise<R> {
     const config = this.#config;
     const target: Target = { host: request.host, ...(request.port !== undefined ? { port: request.port } : {}), ...(request.user !== undefined ? { user: request.user } : {}) };
     const key = targetKey(target);
     const password = typeof options.sudo === "object" ? options.sudo.password : undefined;
     const redactor = this.#redactor.child(password !== undefined ? [password] : []);
     const span = redactSpan(
-      this.#tracer.startSpan(name, {
-        "server.address": target.host,
-        "server.port": target.port,
-        "tunnel.user": target.user,
-        "tunnel.connection.key": key,
-        ...attributes,
-      }),
+      this.#tracer.startSpan(
+        name,
+        redactor.redactAttributes({
+          "server.address": target.host,
+          "server.port": target.port,
+          "tunnel.user": target.user,
+          "tunnel.connection.key": key,
+          ...attributes,
+        }),
+      ),
       redactor,
     );
     const startedAt = performance.now();
@@ -268,13 +344,15 @@ export class Executor {
             },
           );
           permit.success();
-          const run = outcome.value;
+          const durationMs = performance.now() - startedAt;
+          if (options.complete) return options.complete(outcome.value, outcome.attempts, durationMs, key, span);
+          const run = outcome.value as unknown as RunResult;
           const result: Result = {
             exitCode: run.exitCode,
             signal: run.signal,
             stdout: run.stdout,
             stderr: run.stderr,
-            durationMs: performance.now() - startedAt,
+            durationMs,
             attempts: outcome.attempts,
             host: key,
             truncated: run.truncated,
@@ -289,7 +367,7 @@ export class Executor {
           });
           span.addEvent("tunnel.command.completed");
           if (check && result.exitCode !== 0) throw new CommandFailedError(result, { target });
-          return result;
+          return result as unknown as R;
         } catch (error) {
           permit.settle(error);
           throw error;

@@ -113,6 +113,8 @@ export interface Transfer extends OperationOptions {
   readonly mode?: string | number;
   readonly owner?: string;
   readonly group?: string;
+  /** Change the owner/group through sudo (on uploads; the remote login user usually cannot `chown`). */
+  readonly sudo?: boolean | SudoOptions;
   /** Transfer a directory tree. */
   readonly recursive?: boolean;
   /** What to do when the destination exists. Default `replace`. */

@@ -3,6 +3,10 @@
  * no network. For unit tests of logic above the transport interface (core's derived run).
  */
 import { spawn } from "node:child_process";
+import { createReadStream, createWriteStream } from "node:fs";
+import { stat } from "node:fs/promises";
+import { pipeline } from "node:stream/promises";
+import type { Progress } from "../../src/types.js";
 import { AbortError, ConnectError } from "../../src/errors.js";
 import type { Connection, ExitStatus, RemoteProcess, SpawnRequest } from "../../src/transport.js";
 
@@ -55,11 +59,11 @@ export function localConnection(): Connection & { readonly spawned: string[] } {
         kill,
       };
     },
-    async upload() {
-      throw new Error("not supported");
+    async upload(request) {
+      await copyWithProgress(request.localPath, request.remotePath, request.onProgress, request.mode);
     },
-    async download() {
-      throw new Error("not supported");
+    async download(request) {
+      await copyWithProgress(request.remotePath, request.localPath, request.onProgress);
     },
     async ping() {},
     async close() {
@@ -82,4 +86,31 @@ export async function alive(pid: number): Promise<boolean> {
   } catch {
     return false;
   }
+}
+
+/** Copies a file in chunks, reporting progress like a transport does. `corrupt` flips the first byte of the next copies. */
+export const localTransferFaults = { corruptNext: 0 };
+
+async function copyWithProgress(from: string, to: string, onProgress?: (progress: Progress) => void, mode?: number): Promise<void> {
+  const total = (await stat(from)).size;
+  let bytes = 0;
+  let first = true;
+  const corrupt = localTransferFaults.corruptNext > 0;
+  if (corrupt) localTransferFaults.corruptNext -= 1;
+  await pipeline(
+    createReadStream(from, { highWaterMark: 64 * 1024 }),
+    async function* (source: AsyncIterable<Buffer>) {
+      for await (const chunk of source) {
+        bytes += chunk.length;
+        onProgress?.({ bytes, total, rate: 0 });
+        if (first && corrupt && chunk.length > 0) {
+          first = false;
+          const copy = Buffer.from(chunk);
+          copy[0] = (copy[0] ?? 0) ^ 0xff;
+          yield copy;
+        } else yield chunk;
+      }
+    },
+    createWriteStream(to, mode !== undefined ? { mode } : {}),
+  );
 }

@@ -1,0 +1,120 @@
+import { randomBytes } from "node:crypto";
+import { lstat, mkdir, mkdtemp, readFile, readdir, readlink, rm, stat, symlink, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { DefaultExecutorConfig } from "../src/config.js";
+import { TransferError, ValidationError } from "../src/errors.js";
+import { Executor } from "../src/executor.js";
+import type { Progress } from "../src/types.js";
+import { fakePool } from "./support/fake-pool.js";
+import { localTransferFaults } from "./support/local-connection.js";
+
+// The "remote" side of these tests is the local machine through local shells: the logic above the transport
+// (temp names, renames, policies, verification, trees, progress) is exercised with real files and a real sh.
+const config = DefaultExecutorConfig().with({ retryBackoff: 1, maxRetryDelay: 5, retryJitter: 0 });
+const host = { host: "local", user: "tester" };
+let dir: string;
+
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), "tunnel-transfer-test-"));
+});
+afterEach(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+const leftovers = async (folder: string) => (await readdir(folder)).filter((name) => name.includes(".tunnel-"));
+
+describe("transferFile (single files)", () => {
+  it("uploads atomically, applies the mode, reports progress ending exactly at the size", async () => {
+    const data = randomBytes(300_000);
+    await writeFile(join(dir, "src.bin"), data);
+    await mkdir(join(dir, "remote"));
+    const progress: Progress[] = [];
+    const result = await new Executor(fakePool(), config).transferFile({
+      ...host,
+      direction: "upload",
+      source: join(dir, "src.bin"),
+      destination: join(dir, "remote", "dest.bin"),
+      mode: "0640",
+      verify: "sha256",
+      onProgress: (p) => progress.push(p),
+    });
+    expect(result).toMatchObject({ bytes: 300_000, files: 1, skipped: 0, verified: true, attempts: 1 });
+    expect(await readFile(join(dir, "remote", "dest.bin"))).toEqual(data);
+    expect((await stat(join(dir, "remote", "dest.bin"))).mode & 0o777).toBe(0o640);
+    expect(progress.at(-1)).toMatchObject({ bytes: 300_000, total: 300_000 });
+    for (let i = 1; i < progress.length; i++) expect(progress[i]!.bytes).toBeGreaterThan(progress[i - 1]!.bytes);
+    expect(await leftovers(join(dir, "remote"))).toEqual([]);
+  });
+
+  it("round-trips an empty file, into a destination folder", async () => {
+    await writeFile(join(dir, "empty"), "");
+    await mkdir(join(dir, "remote"));
+    const progress: Progress[] = [];
+    await new Executor(fakePool(), config).transferFile({
+      ...host, direction: "upload", source: join(dir, "empty"), destination: join(dir, "remote"), onProgress: (p) => progress.push(p),
+    });
+    expect((await stat(join(dir, "remote", "empty"))).size).toBe(0);
+    expect(progress).toEqual([expect.objectContaining({ bytes: 0, total: 0 })]);
+    await new Executor(fakePool(), config).transferFile({
+      ...host, direction: "download", source: join(dir, "remote", "empty"), destination: join(dir, "back"),
+    });
+    expect((await stat(join(dir, "back"))).size).toBe(0);
+  });
+
+  it("honours overwrite: skip and error, and replaces by default", async () => {
+    await writeFile(join(dir, "new"), "new");
+    await writeFile(join(dir, "old"), "old");
+    const executor = new Executor(fakePool(), config);
+    const base = { ...host, direction: "upload" as const, source: join(dir, "new"), destination: join(dir, "old") };
+    expect(await executor.transferFile({ ...base, overwrite: "skip" })).toMatchObject({ files: 0, skipped: 1 });
+    expect(await readFile(join(dir, "old"), "utf8")).toBe("old");
+    await expect(executor.transferFile({ ...base, overwrite: "error" })).rejects.toBeInstanceOf(TransferError);
+    await executor.transferFile(base);
+    expect(await readFile(join(dir, "old"), "utf8")).toBe("new");
+  });
+
+  it("catches a corrupted copy with verify, re-sends once, and fails when it stays corrupt", async () => {
+    await writeFile(join(dir, "src"), randomBytes(10_000));
+    const executor = new Executor(fakePool(), config);
+    localTransferFaults.corruptNext = 1;
+    await executor.transferFile({ ...host, direction: "upload", source: join(dir, "src"), destination: join(dir, "once"), verify: "sha256" });
+    expect(await readFile(join(dir, "once"))).toEqual(await readFile(join(dir, "src")));
+    localTransferFaults.corruptNext = 2;
+    const error = await executor
+      .transferFile({ ...host, direction: "upload", source: join(dir, "src"), destination: join(dir, "twice"), verify: "sha256" })
+      .catch((caught: unknown) => caught);
+    expect(error).toBeInstanceOf(TransferError);
+    expect(await readdir(dir)).not.toContain("twice");
+    expect(await leftovers(dir)).toEqual([]);
+  });
+
+  it("rejects a missing source and invalid input", async () => {
+    const executor = new Executor(fakePool(), config);
+    await expect(executor.transferFile({ ...host, direction: "upload", source: join(dir, "nope"), destination: join(dir, "x") })).rejects.toBeInstanceOf(TransferError);
+    await expect(executor.transferFile({ ...host, direction: "upload", source: join(dir, "a"), destination: join(dir, "x"), mode: "0999" })).rejects.toBeInstanceOf(ValidationError);
+  });
+});
+
+describe("transferFile (trees)", () => {
+  it("round-trips nested folders, empty folders, modes and symlinks", async () => {
+    const src = join(dir, "src");
+    await mkdir(join(src, "a", "b"), { recursive: true });
+    await mkdir(join(src, "empty"));
+    for (let i = 0; i < 30; i++) await writeFile(join(src, i % 2 ? "a" : "a/b", `file ${i}.txt`), `content ${i}\n`, { mode: i % 3 ? 0o644 : 0o755 });
+    await symlink("a/file 1.txt", join(src, "link"));
+    const executor = new Executor(fakePool(), config);
+    const up = await executor.transferFile({ ...host, direction: "upload", source: src, destination: join(dir, "remote"), recursive: true });
+    expect(up).toMatchObject({ files: 30, skipped: 0 });
+    const down = await executor.transferFile({ ...host, direction: "download", source: join(dir, "remote"), destination: join(dir, "back"), recursive: true });
+    expect(down.files).toBe(30);
+    for (let i = 0; i < 30; i++) {
+      const path = join(i % 2 ? "a" : "a/b", `file ${i}.txt`);
+      expect(await readFile(join(dir, "back", path), "utf8")).toBe(`content ${i}\n`);
+      expect((await stat(join(dir, "back", path))).mode & 0o777).toBe(i % 3 ? 0o644 : 0o755);
+    }
+    expect((await lstat(join(dir, "back", "empty"))).isDirectory()).toBe(true);
+    expect(await readlink(join(dir, "back", "link"))).toBe("a/file 1.txt");
+  });
+});
