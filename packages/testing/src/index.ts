@@ -19,3 +19,5 @@ export { RecordedSpan, RecordingTracer } from "./recording-tracer.js";
 export type { RecordedEvent } from "./recording-tracer.js";
 export { describeTransportConformance } from "./transport-conformance.js";
 export type { ConformanceAssertion, ConformanceContext, TestRunner } from "./transport-conformance.js";
+export { startFaultProxy } from "./fault-proxy.js";
+export type { FaultProxy, FaultProxyOptions } from "./fault-proxy.js";
