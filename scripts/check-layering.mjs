@@ -67,7 +67,8 @@ for (const folder of folders) {
   }
   for (const file of [...walk(join(packageDir, "src")), ...walk(join(packageDir, "test"))]) {
     const isTest = file.startsWith(join(packageDir, "test") + sep);
-    const text = readFileSync(file, "utf8");
+    // Examples in doc comments are not imports.
+    const text = readFileSync(file, "utf8").replace(/\/\*[\s\S]*?\*\//g, "").replace(/^\s*\/\/.*$/gm, "");
     const where = relative(root, file);
     for (const match of text.matchAll(importPattern)) {
       const specifier = match[1] ?? match[2] ?? match[3];
