@@ -4,7 +4,7 @@
  * `describe`/`it`/`expect`/`beforeAll`/`afterAll` (vitest's are passed in directly):
  *
  * @example
- * import { afterAll, beforeAll, describe, expect, it } from "vitest";
+ * // describe, it, expect, beforeAll, afterAll: vitest's own functions
  * describeTransportConformance("ssh2 against sshd", async () => {
  *   const sshd = await startSshd();
  *   return {
