@@ -6,6 +6,7 @@ import { inspect } from "node:util";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ValidationError } from "../src/errors.js";
+import { quote } from "../src/quote.js";
 import {
   PREPARATION_EXIT_CODE,
   createNonce,
@@ -46,6 +47,19 @@ function sh(
       resolve({ exitCode, stdout: Buffer.concat(out).toString("utf8"), stderr: Buffer.concat(err).toString("utf8") }),
     );
   });
+}
+
+/**
+ * Runs each prepared command with `/bin/sh -c`, all from one outer shell (a Node spawn per case would make the
+ * property tests slow), and returns each command's stdout and exit code. The outer stderr must stay empty.
+ */
+async function shEach(commands: readonly string[], env?: NodeJS.ProcessEnv): Promise<Array<{ exitCode: number; stdout: string }>> {
+  const separator = `--tunnel-test-${createNonce()}--`;
+  const script = commands.map((command) => `/bin/sh -c ${quote(command)}; printf '%s%s%s' ${separator} "$?" ${separator}`).join("\n");
+  const outcome = await sh(script, env ? { env } : {});
+  expect(outcome.stderr).toBe("");
+  const parts = outcome.stdout.split(separator);
+  return commands.map((_command, index) => ({ stdout: parts[index * 2] as string, exitCode: Number(parts[index * 2 + 1]) }));
 }
 
 const AWKWARD = [
@@ -157,16 +171,20 @@ describe("prepareCommand without sudo", () => {
   });
 
   it("round-trips arbitrary env values exactly through /bin/sh", async () => {
+    const envs = fc.array(fc.dictionary(envName, awkwardString, { minKeys: 1, maxKeys: 4 }), { minLength: 1, maxLength: 8 });
     await fc.assert(
-      fc.asyncProperty(fc.dictionary(envName, awkwardString, { minKeys: 1, maxKeys: 4 }), async (env) => {
-        const names = Object.keys(env);
-        const cmd = `printf '%s\\0' ${names.map((name) => `"$${name}"`).join(" ")}`;
-        const { exitCode, stdout, stderr } = await sh(prepareCommand({ cmd, env }).command);
-        expect(stderr).toBe("");
-        expect(exitCode).toBe(0);
-        expect(stdout.split("\0").slice(0, -1)).toEqual(names.map((name) => env[name]));
+      fc.asyncProperty(envs, async (batch) => {
+        const commands = batch.map((env) => {
+          const cmd = `printf '%s\\0' ${Object.keys(env).map((name) => `"$${name}"`).join(" ")}`;
+          return prepareCommand({ cmd, env }).command;
+        });
+        const outcomes = await shEach(commands);
+        batch.forEach((env, index) => {
+          expect(outcomes[index]?.exitCode).toBe(0);
+          expect(outcomes[index]?.stdout.split("\0").slice(0, -1)).toEqual(Object.values(env));
+        });
       }),
-      { numRuns: 150 },
+      { numRuns: 25 },
     );
   });
 
@@ -180,16 +198,13 @@ describe("prepareCommand without sudo", () => {
     let index = 0;
     const dirName = awkwardString.filter((name) => name.length > 0 && !name.includes("/") && name !== "." && name !== ".." && Buffer.byteLength(name) < 200);
     await fc.assert(
-      fc.asyncProperty(dirName, async (name) => {
-        const parent = join(scratch, `cwd-${index++}`);
-        const dir = join(parent, name);
-        await mkdir(dir, { recursive: true });
-        const { exitCode, stdout, stderr } = await sh(prepareCommand({ cmd: "pwd -P", workingDir: dir }).command);
-        expect(stderr).toBe("");
-        expect(exitCode).toBe(0);
-        expect(stdout).toBe(`${dir}\n`);
+      fc.asyncProperty(fc.array(dirName, { minLength: 1, maxLength: 8 }), async (names) => {
+        const dirs = names.map((name) => join(scratch, `cwd-${index++}`, name));
+        for (const dir of dirs) await mkdir(dir, { recursive: true });
+        const outcomes = await shEach(dirs.map((dir) => prepareCommand({ cmd: "pwd -P", workingDir: dir }).command));
+        expect(outcomes).toEqual(dirs.map((dir) => ({ exitCode: 0, stdout: `${dir}\n` })));
       }),
-      { numRuns: 100 },
+      { numRuns: 20 },
     );
   });
 
@@ -297,17 +312,24 @@ describe("prepareCommand with sudo", () => {
   });
 
   it("keeps arbitrary env values across sudo's environment reset (fake sudo with env -i)", async () => {
+    const envs = fc.array(fc.dictionary(envName, awkwardString, { minKeys: 1, maxKeys: 3 }), { minLength: 1, maxLength: 6 });
     await fc.assert(
-      fc.asyncProperty(fc.dictionary(envName, awkwardString, { minKeys: 1, maxKeys: 3 }), async (env) => {
-        const names = Object.keys(env);
-        const cmd = `printf '%s\\0' "$LEAKY" "$FAKE_SUDO_USER" ${names.map((name) => `"$${name}"`).join(" ")}`;
-        const prepared = prepareCommand({ cmd, env, sudo: { user: "nobody" } });
-        const { exitCode, stdout, stderr } = await sh(prepared.command, { env: fakeSudoEnv() });
-        expect(exitCode).toBe(0);
-        expect(stderr).toBe(prepared.sudo?.ready);
-        expect(stdout.split("\0").slice(0, -1)).toEqual(["", "nobody", ...names.map((name) => env[name])]);
+      fc.asyncProperty(envs, async (batch) => {
+        const commands = batch.map((env) => {
+          const cmd = `printf '%s\\0' "$LEAKY" "$FAKE_SUDO_USER" ${Object.keys(env).map((name) => `"$${name}"`).join(" ")}`;
+          // The ready token goes to stderr; send it to stdout here so the outer stderr stays empty.
+          return `${prepareCommand({ cmd, env, sudo: { user: "nobody" } }, { nonce: NONCE }).command} 2>&1`;
+        });
+        const outcomes = await shEach(commands, fakeSudoEnv());
+        batch.forEach((env, index) => {
+          expect(outcomes[index]?.exitCode).toBe(0);
+          const stdout = outcomes[index]?.stdout as string;
+          expect(stdout.startsWith(sudoReadyToken(NONCE))).toBe(true);
+          const values = stdout.slice(sudoReadyToken(NONCE).length).split("\0").slice(0, -1);
+          expect(values).toEqual(["", "nobody", ...Object.values(env)]);
+        });
       }),
-      { numRuns: 60 },
+      { numRuns: 20 },
     );
   });
 
@@ -387,14 +409,13 @@ describe("prepareScriptCommand", () => {
   it("round-trips arbitrary args exactly into the script's $@", async () => {
     const path = join(scratch, "args script.sh");
     await writeFile(path, `printf '%s\\0' "$@"\n`);
+    const argLists = fc.array(fc.array(awkwardString, { minLength: 1, maxLength: 5 }), { minLength: 1, maxLength: 8 });
     await fc.assert(
-      fc.asyncProperty(fc.array(awkwardString, { minLength: 1, maxLength: 5 }), async (args) => {
-        const { exitCode, stdout, stderr } = await sh(prepareScriptCommand({ content: "x", args }, path).command);
-        expect(stderr).toBe("");
-        expect(exitCode).toBe(0);
-        expect(stdout.split("\0").slice(0, -1)).toEqual(args);
+      fc.asyncProperty(argLists, async (batch) => {
+        const outcomes = await shEach(batch.map((args) => prepareScriptCommand({ content: "x", args }, path).command));
+        expect(outcomes).toEqual(batch.map((args) => ({ exitCode: 0, stdout: args.map((arg) => `${arg}\0`).join("") })));
       }),
-      { numRuns: 100 },
+      { numRuns: 20 },
     );
   });
 
