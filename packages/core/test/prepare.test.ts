@@ -34,7 +34,8 @@ function sh(
     const child = spawn(options.shell ?? "/bin/sh", ["-c", command], {
       stdio: ["pipe", "pipe", "pipe"],
       env: options.env ?? process.env,
-      ...(options.cwd ? { cwd: options.cwd } : {}),
+      // In the scratch folder, so even a quoting bug's stray redirection cannot litter the package.
+      cwd: options.cwd ?? scratch,
     });
     const out: Buffer[] = [];
     const err: Buffer[] = [];

@@ -1,4 +1,5 @@
 import { spawn } from "node:child_process";
+import { tmpdir } from "node:os";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { quote, quoteArgs } from "../src/quote.js";
@@ -6,7 +7,8 @@ import { quote, quoteArgs } from "../src/quote.js";
 /** Run `script` with a real shell and return its raw stdout. */
 function run(shell: string, script: string): Promise<{ code: number | null; stdout: Buffer; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(shell, ["-c", script], { stdio: ["ignore", "pipe", "pipe"] });
+    // In the temp folder, so even a quoting bug's stray redirection cannot litter the package.
+    const child = spawn(shell, ["-c", script], { stdio: ["ignore", "pipe", "pipe"], cwd: tmpdir() });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     child.stdout.on("data", (chunk: Buffer) => out.push(chunk));
