@@ -59,7 +59,7 @@ export interface Sshd {
     /** `tunnel_other`: an account to `sudo -u` to. */
     readonly other: SshdUser;
   };
-  /** The listener's pid (changes on `restart()`). */
+  /** The listener's pid (a new one after `restart()`; 0 after `crash()` until `restart()`). */
   readonly pid: number;
   readonly logPath: string;
   /** Stop the listener and start it again: same port, same host key. Open sessions keep running. */
@@ -84,10 +84,28 @@ export function sshdSupport(): SshdSupport {
   if (process.platform !== "linux") reason = "a throwaway sshd needs Linux";
   else if (process.getuid?.() !== 0) reason = "a throwaway sshd needs root (it creates the test accounts)";
   else if (!executable(SSHD_PATH)) reason = `${SSHD_PATH} is missing (install openssh-server)`;
-  else if (!executable("/usr/bin/ssh-keygen") && !executable("/bin/ssh-keygen")) reason = "ssh-keygen is missing";
+  else {
+    const missing = REQUIRED_TOOLS.filter(([tool]) => !onPath(tool)).map(([tool, from]) => `${tool} (${from})`);
+    if (missing.length > 0) reason = `missing ${missing.join(", ")}`;
+  }
   if (reason === undefined) return { available: true };
   if (process.env.CI) throw new Error(`sshd is required in CI but cannot run: ${reason}`);
   return { available: false, reason };
+}
+
+/** Programs the launcher runs, and the Debian package that brings each. */
+const REQUIRED_TOOLS: ReadonlyArray<readonly [string, string]> = [
+  ["ssh-keygen", "openssh-client"],
+  ["ssh-keyscan", "openssh-client"],
+  ["flock", "util-linux"],
+  ["useradd", "passwd"],
+  ["chpasswd", "passwd"],
+  ["visudo", "sudo"],
+];
+
+function onPath(tool: string): boolean {
+  const dirs = (process.env.PATH ?? "").split(":").concat(["/usr/sbin", "/sbin", "/usr/bin", "/bin"]);
+  return dirs.some((dir) => dir !== "" && executable(join(dir, tool)));
 }
 
 function executable(path: string): boolean {

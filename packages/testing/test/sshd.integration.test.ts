@@ -2,7 +2,7 @@ import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { remoteProcesses, startSshd, type Sshd } from "@tunnel/testing";
+import { remoteProcesses, sshdSupport, startSshd, type Sshd } from "@tunnel/testing";
 import { ssh } from "./ssh-client.js";
 
 function alive(pid: number): boolean {
@@ -37,6 +37,7 @@ describe("startSshd", () => {
   });
 
   it("describes a running server on a loopback port with an ed25519 host key", () => {
+    expect(sshdSupport()).toEqual({ available: true });
     expect(sshd.host).toBe("127.0.0.1");
     expect(sshd.port).toBeGreaterThan(0);
     expect(sshd.hostPublicKey).toMatch(/^ssh-ed25519 AAAA\S+$/);
