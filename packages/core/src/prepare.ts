@@ -189,7 +189,8 @@ function assemble(parts: PrepareParts, body: readonly string[], nonce: string): 
   ];
   const script = lines.join("\n");
   if (!sudo) return { command: script, nonce };
-  const user = sudo.user !== undefined ? ["-u", sudo.user] : [];
+  // sudo reads `-u 1000` as a user *named* 1000; a numeric id means the uid, which sudo spells `#1000`.
+  const user = sudo.user !== undefined ? ["-u", /^[0-9]+$/.test(sudo.user) ? `#${sudo.user}` : sudo.user] : [];
   const prompt = sudoPrompt(nonce);
   const mode = sudo.password === undefined ? ["-n"] : ["-S", "-p", prompt];
   return {

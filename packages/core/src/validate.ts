@@ -7,8 +7,8 @@
  *
  * The rules, in short:
  * - `host`: non-empty, at most 255 characters, no leading `-`, no whitespace or control characters, none of
- *   ``'`"$\;&<>|(){}`` (OpenSSH's own `valid_hostname` rule), no `@`, `/` or brackets. IPv6 addresses are
- *   written bare (`::1`, `fe80::1%eth0`); the port goes in `port`.
+ *   ``'`"$\;&<>|(){}`` (OpenSSH's own `valid_hostname` rule), no `@`, `/` or brackets, not `host:port`.
+ *   IPv6 addresses are written bare (`::1`, `fe80::1%eth0`); the port goes in `port`.
  * - `port`: an integer 1–65535.
  * - `user` (login): non-empty, at most 256 characters, no leading `-`, no whitespace, control characters,
  *   `:`, `@`, `/` or shell metacharacters.
@@ -99,6 +99,8 @@ export function validateTarget(target: Target): void {
   }
   const bad = HOST_FORBIDDEN.exec(host);
   if (bad) fail("host", `must not contain ${JSON.stringify(bad[0])}`);
+  // IPv6 addresses hold at least two colons; a single one is a `host:port` that belongs in two fields.
+  if (host.split(":").length === 2) fail("host", "looks like host:port; put the port in `port`");
   if (port !== undefined) {
     if (typeof port !== "number" || !Number.isInteger(port) || port < 1 || port > 65535) {
       fail("port", `must be an integer from 1 to 65535, got ${show(port)}`);

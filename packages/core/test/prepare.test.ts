@@ -284,6 +284,7 @@ describe("prepareCommand with sudo", () => {
   it("adds -u for another account", () => {
     expect(prepareCommand({ cmd: "id", sudo: { user: "postgres" } }).command).toMatch(/^exec sudo -n -u postgres -- \/bin\/sh -c /);
     expect(prepareCommand({ cmd: "id", sudo: { user: "#1001" } }).command).toMatch(/^exec sudo -n -u '#1001' -- /);
+    expect(prepareCommand({ cmd: "id", sudo: { user: "1001" } }).command).toMatch(/^exec sudo -n -u '#1001' -- /);
     expect(prepareCommand({ cmd: "id", sudo: false }).command).toBe("id");
   });
 

@@ -50,6 +50,7 @@ describe("validateTarget", () => {
     ["$(id)", '"$"'],
     ["web`id`", '"`"'],
     ["a/b", '"/"'],
+    ["web-1:2222", "put the port in `port`"],
   ])("rejects host %j (%s)", (host, message) => {
     const error = rejection(() => validateTarget({ host }));
     expect(error.field).toBe("host");
