@@ -63,7 +63,10 @@ export interface RetryOptions {
   readonly strategy: RetryStrategy;
   /** Aborting stops at once: no further attempt, and a backoff sleep in progress rejects immediately. */
   readonly signal?: AbortSignal;
-  /** Epoch milliseconds (as `Date.now()`) after which no attempt starts; a sleep that would end past it is not begun. */
+  /**
+   * Epoch milliseconds (as `Date.now()`): no retry is scheduled whose backoff sleep would end past it. The first
+   * attempt always runs (bound it with `signal`, e.g. `AbortSignal.timeout`).
+   */
   readonly deadline?: number;
   /**
    * Whether `error` from attempt `attempt` should be retried. Default: `TunnelError.is(error) && error.retryable`.
