@@ -1,0 +1,233 @@
+import { ConnectError, hasCode } from "@tunnel/core";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { ConnectionPool } from "../src/index.js";
+import type { PoolConfig } from "../src/index.js";
+import { FakeConnection, FakeTransport } from "./fake-transport.js";
+import { flush, track } from "./helpers.js";
+import { RecordingTracer } from "./recording-tracer.js";
+
+const web = { host: "web-1", user: "deploy", port: 22 };
+const key = "deploy@web-1:22";
+
+let transport: FakeTransport;
+let tracer: RecordingTracer;
+let pool: ConnectionPool;
+
+function makePool(config: Partial<PoolConfig> = {}): ConnectionPool {
+  pool = new ConnectionPool(
+    transport,
+    { pingAfterIdleMs: Infinity, idleTimeoutMs: Infinity, maxLifetimeMs: Infinity, ...config },
+    tracer,
+  );
+  return pool;
+}
+
+function fake(connection: unknown): FakeConnection {
+  return connection as FakeConnection;
+}
+
+beforeEach(() => {
+  vi.useFakeTimers();
+  transport = new FakeTransport();
+  tracer = new RecordingTracer();
+});
+
+afterEach(async () => {
+  await pool.destroy();
+  expect(vi.getTimerCount()).toBe(0);
+  vi.useRealTimers();
+});
+
+describe("connections that close", () => {
+  it("a connection lost with an error is evicted at once and never lent again", async () => {
+    makePool();
+    const busy = await pool.acquire(web);
+    const lost = fake(busy.connection);
+    lost.drop();
+    expect(pool.stats().keys[key]).toMatchObject({ connections: 0, evicted: { lost: 1 } });
+    const next = await pool.acquire(web);
+    expect(next.connection).not.toBe(lost);
+    // The lease on the lost connection is still returned without harm.
+    busy.release();
+    expect(pool.stats()).toMatchObject({ connections: 1, busyChannels: 1 });
+    const evictSpan = tracer.named("tunnel.pool.evict")[0];
+    expect(evictSpan?.attributes).toMatchObject({ "tunnel.pool.key": key, "tunnel.pool.evict_reason": "lost" });
+    expect(hasCode(evictSpan?.errors[0], "CONNECTION_LOST")).toBe(true);
+    next.release();
+  });
+
+  it("a connection that closes without an error is evicted as closed", async () => {
+    makePool();
+    const lease = await pool.acquire(web);
+    lease.release();
+    await fake(lease.connection).close();
+    expect(pool.stats().keys[key]?.evicted).toEqual({ closed: 1 });
+    expect((await pool.acquire(web)).connection).not.toBe(lease.connection);
+  });
+
+  it("a connection found closed before lending is evicted even if it never reported it", async () => {
+    makePool();
+    const lease = await pool.acquire(web);
+    lease.release();
+    const connection = fake(lease.connection);
+    connection.closed = true;
+    expect((await pool.acquire(web)).connection).not.toBe(connection);
+    expect(pool.stats().keys[key]?.evicted).toEqual({ closed: 1 });
+  });
+});
+
+describe("ping before lending", () => {
+  it("pings a connection idle longer than pingAfterIdleMs before lending it, and not one used recently", async () => {
+    makePool({ pingAfterIdleMs: 1_000 });
+    const first = await pool.acquire(web);
+    const connection = fake(first.connection);
+    first.release();
+    await vi.advanceTimersByTimeAsync(999);
+    (await pool.acquire(web)).release();
+    expect(connection.pings).toBe(0);
+    await vi.advanceTimersByTimeAsync(1_000);
+    const lease = await pool.acquire(web);
+    expect(connection.pings).toBe(1);
+    expect(lease.connection).toBe(connection);
+    lease.release();
+  });
+
+  it("a failed ping evicts the connection and the acquire gets a new one without seeing the error", async () => {
+    makePool({ pingAfterIdleMs: 1_000 });
+    const first = await pool.acquire(web);
+    const connection = fake(first.connection);
+    first.release();
+    await vi.advanceTimersByTimeAsync(1_000);
+    connection.pingScript.push("fail");
+    const lease = await pool.acquire(web);
+    expect(lease.connection).not.toBe(connection);
+    expect(connection.closed).toBe(true);
+    expect(pool.stats().keys[key]?.evicted).toEqual({ "ping-failed": 1 });
+    lease.release();
+  });
+
+  it("a ping that does not answer within pingTimeoutMs counts as failed", async () => {
+    makePool({ pingAfterIdleMs: 1_000, pingTimeoutMs: 500 });
+    const first = await pool.acquire(web);
+    const connection = fake(first.connection);
+    first.release();
+    await vi.advanceTimersByTimeAsync(1_000);
+    connection.pingScript.push("hang");
+    const acquire = track(pool.acquire(web));
+    await vi.advanceTimersByTimeAsync(499);
+    expect(acquire.state).toBe("pending");
+    expect(transport.calls).toHaveLength(1);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(acquire.state).toBe("resolved");
+    expect(acquire.value?.connection).not.toBe(connection);
+    expect(pool.stats().keys[key]?.evicted).toEqual({ "ping-failed": 1 });
+    acquire.value?.release();
+  });
+
+  it("waiters expecting a pinged connection do not start connects of their own", async () => {
+    makePool({ pingAfterIdleMs: 1_000 });
+    const first = await pool.acquire(web);
+    first.release();
+    await vi.advanceTimersByTimeAsync(1_000);
+    const acquires = [track(pool.acquire(web)), track(pool.acquire(web))];
+    await flush();
+    expect(acquires.map((acquire) => acquire.value?.connection)).toEqual([first.connection, first.connection]);
+    expect(transport.calls).toHaveLength(1);
+    expect(fake(first.connection).pings).toBe(1);
+  });
+});
+
+describe("idle timeout, lifetime and minimum idle", () => {
+  it("closes a connection unused for idleTimeoutMs, not before", async () => {
+    makePool({ idleTimeoutMs: 60_000 });
+    const lease = await pool.acquire(web);
+    await vi.advanceTimersByTimeAsync(120_000);
+    expect(pool.stats().connections).toBe(1);
+    lease.release();
+    await vi.advanceTimersByTimeAsync(59_999);
+    expect(fake(lease.connection).closed).toBe(false);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(fake(lease.connection).closed).toBe(true);
+    expect(pool.stats().keys[key]).toMatchObject({ connections: 0, evicted: { idle: 1 } });
+  });
+
+  it("keeps minIdlePerKey connections past the idle timeout", async () => {
+    makePool({ idleTimeoutMs: 1_000, minIdlePerKey: 1 });
+    expect(await pool.warm(web, 2)).toBe(2);
+    await vi.advanceTimersByTimeAsync(5_000);
+    expect(pool.stats().keys[key]).toMatchObject({ connections: 1, idleConnections: 1, evicted: { idle: 1 } });
+  });
+
+  it("replaces a lost connection in the background to keep minIdlePerKey", async () => {
+    makePool({ minIdlePerKey: 1 });
+    await pool.warm(web);
+    fake(transport.connections[0]).drop();
+    await flush();
+    expect(transport.calls).toHaveLength(2);
+    expect(pool.stats().keys[key]).toMatchObject({ connections: 1, created: 2 });
+  });
+
+  it("retires an idle connection at maxLifetimeMs", async () => {
+    makePool({ maxLifetimeMs: 10_000 });
+    (await pool.acquire(web)).release();
+    await vi.advanceTimersByTimeAsync(10_000);
+    expect(transport.connections[0]?.closed).toBe(true);
+    expect(pool.stats().keys[key]?.evicted).toEqual({ lifetime: 1 });
+  });
+
+  it("drains a busy connection at maxLifetimeMs: no new leases, closed once its last lease is returned", async () => {
+    makePool({ maxLifetimeMs: 10_000 });
+    const busy = await pool.acquire(web);
+    await vi.advanceTimersByTimeAsync(10_000);
+    const old = fake(busy.connection);
+    expect(old.closed).toBe(false);
+    const fresh = await pool.acquire(web);
+    expect(fresh.connection).not.toBe(old);
+    expect(pool.stats().keys[key]?.connectionDetails.map((detail) => detail.state)).toEqual(["draining", "open"]);
+    busy.release();
+    await flush();
+    expect(old.closed).toBe(true);
+    expect(pool.stats().keys[key]).toMatchObject({ connections: 1, evicted: { lifetime: 1 } });
+    fresh.release();
+  });
+
+  it("warm() opens connections up to the count, within maxConnectingPerKey, and rejects with a failed connect", async () => {
+    makePool({ maxConnectingPerKey: 1, maxConnectionsPerKey: 3 });
+    transport.script.push({ kind: "ok", delayMs: 100 }, { kind: "ok", delayMs: 100 }, { kind: "ok", delayMs: 100 });
+    const warming = track(pool.warm(web, 3));
+    await vi.advanceTimersByTimeAsync(100);
+    expect(transport.calls).toHaveLength(2);
+    expect(transport.peak).toBe(2);
+    await vi.advanceTimersByTimeAsync(200);
+    expect(warming.value).toBe(3);
+    const failure = new ConnectError("refused", { target: { host: "db-1" } });
+    transport.script.push({ kind: "fail", error: failure });
+    await expect(pool.warm({ host: "db-1" })).rejects.toBe(failure);
+  });
+});
+
+describe("destroying a lease", () => {
+  it("with a connection error closes the connection at once, busy or not", async () => {
+    makePool();
+    const first = await pool.acquire(web);
+    const second = await pool.acquire(web);
+    first.destroy(new ConnectError("connection lost", { lost: true, target: web }));
+    expect(fake(first.connection).closed).toBe(true);
+    expect(pool.stats().keys[key]?.evicted).toEqual({ destroyed: 1 });
+    second.release();
+  });
+
+  it("with any other reason drains: the connection closes after its other channels finish", async () => {
+    makePool();
+    const first = await pool.acquire(web);
+    const second = await pool.acquire(web);
+    first.destroy(new Error("strange output"));
+    const connection = fake(first.connection);
+    expect(connection.closed).toBe(false);
+    expect((await pool.acquire(web)).connection).not.toBe(connection);
+    second.release();
+    await flush();
+    expect(connection.closed).toBe(true);
+    expect(pool.stats().keys[key]?.evicted).toEqual({ destroyed: 1 });
+  });
+});
