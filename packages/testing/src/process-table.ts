@@ -112,6 +112,16 @@ export function isAlive(pid: number, startTime?: number): boolean {
   }
 }
 
+/** The start time of process `pid` (see `ProcessEntry.startTime`), or undefined when there is no such process. */
+export function startTimeOf(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19]);
+  } catch {
+    return undefined;
+  }
+}
+
 /** The uid of a local account, from /etc/passwd; undefined when there is no such account. */
 export function uidOf(user: string): number | undefined {
   for (const line of readFileSync("/etc/passwd", "utf8").split("\n")) {

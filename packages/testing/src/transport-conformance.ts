@@ -22,7 +22,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { PassThrough } from "node:stream";
 import { setTimeout as sleep } from "node:timers/promises";
 import { TunnelError, runProcess, type Connection, type RemoteProcess, type Target, type Transport } from "@tunnel/core";
-import { isAlive } from "./process-table.js";
+import { isAlive, startTimeOf } from "./process-table.js";
 
 export interface ConformanceContext {
   readonly transport: Transport;
@@ -117,24 +117,47 @@ async function eventually(predicate: () => boolean, ms: number): Promise<boolean
   return true;
 }
 
-/** Kill a leftover process group on this machine (the server is local); errors mean it is already gone. */
-function killGroup(pid: number | undefined): void {
-  if (!pid) return;
-  try {
-    process.kill(-pid, "SIGKILL");
-  } catch {
-    // gone
+/** A process on this machine (the server is local), named so that a reused pid is never mistaken for it. */
+interface LocalProcess {
+  readonly pid: number;
+  readonly startTime: number | undefined;
+}
+
+function localProcess(pid: number | undefined): LocalProcess | undefined {
+  return pid ? { pid, startTime: startTimeOf(pid) } : undefined;
+}
+
+/** SIGKILL leftovers of a case (and the process group each leads), if they are still the same processes. */
+function killLeftovers(...processes: Array<LocalProcess | undefined>): void {
+  for (const leftover of processes) {
+    if (!leftover || leftover.startTime === undefined || !isAlive(leftover.pid, leftover.startTime)) continue;
+    for (const which of [-leftover.pid, leftover.pid]) {
+      try {
+        process.kill(which, "SIGKILL");
+      } catch {
+        // gone, or not a group leader
+      }
+    }
   }
 }
 
-/** Settles with the rejection (or `undefined` on success) and the time it took. */
-async function outcome(promise: Promise<unknown>): Promise<{ error: unknown; ms: number }> {
+/**
+ * Settles with the rejection (or `undefined` on success) and the time it took. A promise still pending after
+ * `limitMs` counts as a failure with an error that says so, so that a hang fails the case with a clear message.
+ */
+async function outcome(promise: Promise<unknown>, limitMs = 20_000): Promise<{ error: unknown; ms: number }> {
   const started = Date.now();
+  let timer: NodeJS.Timeout | undefined;
+  const limit = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`still pending after ${limitMs} ms`)), limitMs);
+  });
   try {
-    await promise;
+    await Promise.race([promise, limit]);
     return { error: undefined, ms: Date.now() - started };
   } catch (error) {
     return { error, ms: Date.now() - started };
+  } finally {
+    clearTimeout(timer);
   }
 }
 
@@ -313,7 +336,7 @@ export function describeTransportConformance(
       const connection = await fresh();
       const closes: unknown[] = [];
       connection.onClose((error) => closes.push(error));
-      let shell: number | undefined;
+      let shell: LocalProcess | undefined;
       try {
         // $PPID is the server-side process serving the connection (sshd's user child); killing it drops the connection.
         const running = runProcess(connection, {
@@ -321,7 +344,7 @@ export function describeTransportConformance(
           onStdout: lines((line) => {
             const [server, pid] = line.split(" ").map(Number);
             if (server && shell === undefined) {
-              shell = pid;
+              shell = localProcess(pid);
               process.kill(server, "SIGKILL");
             }
           }),
@@ -334,48 +357,54 @@ export function describeTransportConformance(
         expect(closes.length).toBe(1);
         expect(TunnelError.is(closes[0])).toBe(true);
       } finally {
-        killGroup(shell);
+        killLeftovers(shell);
       }
     }, 30_000);
 
     it("stops the remote process when the request's signal aborts, and the connection stays usable", async () => {
       const connection = await usable();
       const controller = new AbortController();
-      let sleeper: number | undefined;
+      let sleeper: LocalProcess | undefined;
+      let shell: LocalProcess | undefined;
       try {
         const running = runProcess(connection, {
-          command: "sleep 300 & echo $!; wait",
+          command: "sleep 300 & echo $! $$; wait",
           signal: controller.signal,
           onStdout: lines((line) => {
-            sleeper ??= Number(line);
+            const [sleepPid, shellPid] = line.split(" ").map(Number);
+            sleeper ??= localProcess(sleepPid);
+            shell ??= localProcess(shellPid);
             controller.abort();
           }),
         });
         const { error, ms } = await outcome(running);
         expect((error as TunnelError | undefined)?.code).toBe("ABORTED");
         expect(ms).toBeLessThan(10_000);
-        expect(sleeper).toBeGreaterThan(0);
-        expect(await eventually(() => !isAlive(sleeper ?? 0), 5_000), `sleep ${sleeper} is gone`).toBe(true);
+        const pid = sleeper?.pid ?? 0;
+        expect(pid).toBeGreaterThan(0);
+        expect(await eventually(() => !isAlive(pid), 5_000), `sleep ${pid} is gone`).toBe(true);
       } finally {
-        killGroup(sleeper);
+        killLeftovers(sleeper, shell);
       }
       await expectStillUsable(connection);
     }, 30_000);
 
     it("stops the remote process on kill(), and the connection stays usable", async () => {
       const connection = await usable();
-      const remote = connection.spawn({ command: "sleep 300 & echo $!; wait" });
+      const remote = connection.spawn({ command: "sleep 300 & echo $! $$; wait" });
       remote.stdin.end();
       remote.stderr.resume();
-      const sleeper = Number(await firstLine(remote, 10_000));
+      const [sleepPid = 0, shellPid] = (await firstLine(remote, 10_000)).split(" ").map(Number);
+      const sleeper = localProcess(sleepPid);
+      const shell = localProcess(shellPid);
       try {
-        expect(isAlive(sleeper)).toBe(true);
+        expect(isAlive(sleepPid)).toBe(true);
         await remote.kill();
-        const { error } = await outcome(remote.exit);
-        expect(error === undefined || TunnelError.is(error), `exit settles with a status or a TunnelError`).toBe(true);
-        expect(await eventually(() => !isAlive(sleeper), 5_000), `sleep ${sleeper} is gone`).toBe(true);
+        const { error } = await outcome(remote.exit, 10_000);
+        expect(error === undefined || TunnelError.is(error), `exit settles with a status or a TunnelError: ${String(error)}`).toBe(true);
+        expect(await eventually(() => !isAlive(sleepPid), 5_000), `sleep ${sleepPid} is gone`).toBe(true);
       } finally {
-        killGroup(sleeper);
+        killLeftovers(sleeper, shell);
       }
       await expectStillUsable(connection);
     }, 30_000);
@@ -387,7 +416,7 @@ export function describeTransportConformance(
       const remote = connection.spawn({ command: "echo $$; sleep 60" });
       remote.stdin.end();
       remote.stderr.resume();
-      const shell = Number(await firstLine(remote, 10_000));
+      const shell = localProcess(Number(await firstLine(remote, 10_000)));
       try {
         await connection.close();
         await connection.close();
@@ -401,7 +430,7 @@ export function describeTransportConformance(
         expect(TunnelError.is(started.error)).toBe(true);
         expect(TunnelError.is(exited.error)).toBe(true);
       } finally {
-        killGroup(shell);
+        killLeftovers(shell);
       }
     });
   });
