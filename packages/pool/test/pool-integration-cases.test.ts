@@ -1,0 +1,49 @@
+import { describe, expect, it } from "vitest";
+import { FakeTransport } from "./fake-transport.js";
+import { checkPoolConcurrencyReport, runPoolConcurrencyCase } from "./pool-integration-cases.js";
+
+// The end-to-end case against the in-memory fake, whose "server" counts open channels per connection and refuses
+// channels past its MaxSessions like sshd. The same case runs against a real sshd in the cross-package suite.
+describe("200 concurrent commands through the pool (fake server)", () => {
+  it("all succeed with the server's MaxSessions 10, never over the connection limit, all idle at the end", async () => {
+    const transport = new FakeTransport();
+    transport.serverMaxSessions = 10;
+    const report = await runPoolConcurrencyCase({ transport, target: { host: "web-1", user: "deploy", port: 22 }, command: "echo ok" });
+    expect(checkPoolConcurrencyReport(report)).toEqual([]);
+    expect(report.refusals).toBe(0);
+    expect(report.peakConnections).toBe(4);
+    expect(Math.max(...transport.connections.map((connection) => connection.peakChannels))).toBe(10);
+  });
+
+  it("all succeed with the server's MaxSessions 3 under a pool budget of 10, thanks to refused()", async () => {
+    const transport = new FakeTransport();
+    transport.serverMaxSessions = 3;
+    const report = await runPoolConcurrencyCase({
+      transport,
+      target: { host: "web-1", user: "deploy", port: 22 },
+      command: "echo ok",
+      config: { maxChannelsPerConnection: 10 },
+    });
+    expect(checkPoolConcurrencyReport(report)).toEqual([]);
+    expect(report.refusals).toBeGreaterThan(0);
+    expect(report.peakConnections).toBeLessThanOrEqual(4);
+    expect(Math.max(...transport.connections.map((connection) => connection.peakChannels))).toBe(3);
+    // Each connection learnt its budget: at most what the server allows.
+    for (const detail of Object.values(report.statsAtEnd.keys)[0]?.connectionDetails ?? []) expect(detail.channels).toBeLessThanOrEqual(3);
+  });
+
+  it("the report check catches a failing run", async () => {
+    const transport = new FakeTransport();
+    transport.serverMaxSessions = 1;
+    const report = await runPoolConcurrencyCase({
+      transport,
+      target: { host: "web-1" },
+      commands: 20,
+      command: "echo ok",
+      maxAttempts: 1,
+      config: { maxConnectionsPerKey: 1 },
+    });
+    expect(report.successes).toBeLessThan(20);
+    expect(checkPoolConcurrencyReport(report)[0]).toMatch(/succeeded; first failure: the channel was refused 1 times/);
+  });
+});

@@ -1,0 +1,171 @@
+/**
+ * The pool's end-to-end case, for any Transport: many concurrent short commands through pool leases.
+ *
+ * It runs here against the in-memory fake (pool-integration-cases.test.ts) and is meant to run against a real
+ * OpenSSH sshd over both transports from the cross-package integration suite, which may import transports:
+ *
+ * @example
+ * const sshd = await startSshd({ maxSessions: 3 });
+ * const report = await runPoolConcurrencyCase({
+ *   transport: new Ssh2Transport({ knownHosts: sshd.knownHostsPath, ... }),
+ *   target: { host: sshd.host, port: sshd.port, user: sshd.users.plain.name },
+ *   config: { maxChannelsPerConnection: 10, maxConnectionsPerKey: 4 },
+ * });
+ * expect(checkPoolConcurrencyReport(report)).toEqual([]);
+ */
+import { hasCode } from "@tunnel/core";
+import type { ChannelError, Connection, ConnectOptions, ExitStatus, Lease, Target, Transport } from "@tunnel/core";
+import { ConnectionPool } from "../src/index.js";
+import type { ConnectionPoolStats, PoolConfig } from "../src/index.js";
+
+/** Wraps a transport and counts its connections that are open (connected and not yet closed), and the peak. */
+export class CountingTransport implements Transport {
+  readonly name: string;
+  open = 0;
+  peak = 0;
+  connects = 0;
+
+  constructor(private readonly inner: Transport) {
+    this.name = inner.name;
+  }
+
+  identity(target: Target): string {
+    return this.inner.identity?.(target) ?? "";
+  }
+
+  async connect(target: Target, options?: ConnectOptions): Promise<Connection> {
+    this.connects += 1;
+    const connection = await this.inner.connect(target, options);
+    this.open += 1;
+    this.peak = Math.max(this.peak, this.open);
+    let counted = true;
+    const uncount = (): void => {
+      if (!counted) return;
+      counted = false;
+      this.open -= 1;
+    };
+    connection.onClose(uncount);
+    if (connection.closed) uncount();
+    return connection;
+  }
+}
+
+export interface PoolConcurrencyCaseOptions {
+  readonly transport: Transport;
+  readonly target: Target;
+  /** Pool configuration; the case's defaults are 4 connections per key and 10 channels per connection. */
+  readonly config?: Partial<PoolConfig>;
+  /** Default 200. */
+  readonly commands?: number;
+  /** Default `sleep 0.05; echo ok`; it must print `ok`. */
+  readonly command?: string;
+  /** Tries per command when the server refuses a channel (refusals only; any other failure counts as one). Default 20. */
+  readonly maxAttempts?: number;
+}
+
+export interface PoolConcurrencyReport {
+  readonly commands: number;
+  readonly successes: number;
+  readonly failures: readonly unknown[];
+  /** Channel refusals the case handed back with `lease.refused()`. */
+  readonly refusals: number;
+  /** The configured limit of connections to the key. */
+  readonly maxConnections: number;
+  /** The most connections the transport had open at once. */
+  readonly peakConnections: number;
+  /** Pool stats once every command finished, before `close()`. */
+  readonly statsAtEnd: ConnectionPoolStats;
+  /** Connections the transport still had open after `close()` resolved. */
+  readonly openAfterClose: number;
+}
+
+/** Run the commands through one pool, close it, and report. Never throws for a failed command: it is counted. */
+export async function runPoolConcurrencyCase(options: PoolConcurrencyCaseOptions): Promise<PoolConcurrencyReport> {
+  const counting = new CountingTransport(options.transport);
+  const pool = new ConnectionPool(counting, { maxConnectionsPerKey: 4, maxChannelsPerConnection: 10, ...options.config });
+  const commands = options.commands ?? 200;
+  const command = options.command ?? "sleep 0.05; echo ok";
+  const maxAttempts = options.maxAttempts ?? 20;
+  let refusals = 0;
+  const runOne = async (): Promise<void> => {
+    for (let attempt = 1; ; attempt += 1) {
+      const lease = await pool.acquire(options.target);
+      const outcome = await runOnLease(lease, command);
+      if (outcome === "refused") {
+        refusals += 1;
+        if (attempt >= maxAttempts) throw new Error(`the channel was refused ${attempt} times`);
+        continue;
+      }
+      if (outcome !== "ok\n") throw new Error(`unexpected output ${JSON.stringify(outcome)}`);
+      return;
+    }
+  };
+  let statsAtEnd: ConnectionPoolStats;
+  const failures: unknown[] = [];
+  try {
+    const results = await Promise.allSettled(Array.from({ length: commands }, runOne));
+    for (const result of results) if (result.status === "rejected") failures.push(result.reason);
+    statsAtEnd = pool.stats();
+  } finally {
+    await pool.close();
+  }
+  return {
+    commands,
+    successes: commands - failures.length,
+    failures,
+    refusals,
+    maxConnections: pool.config.maxConnectionsPerKey,
+    peakConnections: counting.peak,
+    statsAtEnd,
+    openAfterClose: counting.open,
+  };
+}
+
+/** What is wrong with a report, as readable lines; empty when the case passed. */
+export function checkPoolConcurrencyReport(report: PoolConcurrencyReport): string[] {
+  const problems: string[] = [];
+  if (report.successes !== report.commands) {
+    const first = report.failures[0];
+    problems.push(`${report.successes}/${report.commands} succeeded; first failure: ${first instanceof Error ? first.message : String(first)}`);
+  }
+  if (report.peakConnections > report.maxConnections) {
+    problems.push(`${report.peakConnections} connections were open at once, over the limit of ${report.maxConnections}`);
+  }
+  const stats = report.statsAtEnd;
+  if (stats.busyChannels !== 0 || stats.waiting !== 0 || stats.idleConnections !== stats.connections) {
+    problems.push(`not idle at the end: ${stats.busyChannels} busy channels, ${stats.waiting} waiting, ${stats.idleConnections}/${stats.connections} idle`);
+  }
+  if (report.openAfterClose !== 0) problems.push(`${report.openAfterClose} connections still open after close()`);
+  return problems;
+}
+
+/** Spawn the command on the lease and settle the lease: its stdout, or "refused" when the server refused the channel. */
+async function runOnLease(lease: Lease, command: string): Promise<string> {
+  const process = lease.connection.spawn({ command });
+  process.stdin.end();
+  const chunks: Buffer[] = [];
+  process.stdout.on("data", (chunk: Buffer) => chunks.push(chunk));
+  process.stderr.resume();
+  try {
+    await process.started;
+  } catch (error) {
+    // A refusal is checked by code and flag, never with instanceof: another copy of core may have made it.
+    if (hasCode(error, "CHANNEL") && (error as ChannelError).refused && lease.refused) {
+      lease.refused();
+      return "refused";
+    }
+    lease.destroy(error);
+    throw error;
+  }
+  let status: ExitStatus;
+  try {
+    status = await process.exit;
+    await new Promise<void>((resolve) => (process.stdout.readableEnded ? resolve() : process.stdout.once("end", resolve)));
+  } catch (error) {
+    lease.destroy(error);
+    throw error;
+  }
+  lease.release();
+  if (status.exitCode !== 0) throw new Error(`exit status ${status.exitCode ?? status.signal}`);
+  return Buffer.concat(chunks).toString("utf8");
+}
