@@ -217,7 +217,7 @@ export class FakeTransport implements Transport {
     return this.calls.filter((call) => call.type === type);
   }
 
-  async connect(target: Target, options: ConnectOptions = {}): Promise<Connection> {
+  async connect(target: Target, options: ConnectOptions = {}): Promise<FakeConnection> {
     this.calls.push({ type: "connect", target });
     this.#connectAttempts += 1;
     if (options.signal?.aborted) throw new AbortError(undefined, { target, phase: "connect" });
