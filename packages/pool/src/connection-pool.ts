@@ -289,6 +289,7 @@ export class ConnectionPool implements Pool, AsyncDisposable {
       if (keyState.pending.size === 0) break;
       await raceAbort(Promise.race([...keyState.pending].map((pending) => pending.settled)), signal, keyState.target);
     }
+    if (this.state_ !== "open") throw new PoolClosedError(undefined, { target });
     if (failures.length > 0) throw failures[0];
     return openConnections(keyState);
   }
@@ -785,7 +786,9 @@ export class ConnectionPool implements Pool, AsyncDisposable {
     pooled.lifetimeTimer = undefined;
     this.pings.get(pooled)?.();
     if (immediate || pooled.busy === 0) this.closeConnection(pooled);
-    if (reason !== "idle" && reason !== "make-room" && reason !== "pool-closed" && reason !== "pool-destroyed") {
+    // Replace what minIdlePerKey keeps, but not a connection that died before it was ever lent: a host that
+    // accepts and drops at once would otherwise be reconnected in a loop, and the pool never retries.
+    if ((reason === "lifetime" || (pooled.uses > 0 && !reason.startsWith("pool-"))) && reason !== "idle" && reason !== "make-room") {
       this.replenish(pooled.keyState);
     }
     this.dispatch();

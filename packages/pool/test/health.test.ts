@@ -160,11 +160,30 @@ describe("idle timeout, lifetime and minimum idle", () => {
 
   it("replaces a lost connection in the background to keep minIdlePerKey", async () => {
     makePool({ minIdlePerKey: 1 });
-    await pool.warm(web);
+    (await pool.acquire(web)).release();
     fake(transport.connections[0]).drop();
     await flush();
     expect(transport.calls).toHaveLength(2);
     expect(pool.stats().keys[key]).toMatchObject({ connections: 1, created: 2 });
+  });
+
+  it("does not replace a connection lost before it was ever lent (no reconnect loop against a dropping host)", async () => {
+    makePool({ minIdlePerKey: 1 });
+    await pool.warm(web);
+    fake(transport.connections[0]).drop();
+    await flush();
+    expect(transport.calls).toHaveLength(1);
+    expect(pool.stats().keys[key]).toMatchObject({ connections: 0, evicted: { lost: 1 } });
+  });
+
+  it("warm() rejects with PoolClosedError when the pool closes while it waits", async () => {
+    makePool();
+    transport.script.push({ kind: "hold" });
+    const warming = track(pool.warm(web, 1));
+    await flush();
+    await pool.close();
+    await flush();
+    expect(hasCode(warming.error, "POOL_CLOSED")).toBe(true);
   });
 
   it("retires an idle connection at maxLifetimeMs", async () => {
