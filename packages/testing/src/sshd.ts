@@ -31,6 +31,7 @@ export interface StartSshdOptions {
   /**
    * Extra sshd_config lines, placed first. sshd keeps the first value of most keywords but the last of a few
    * (MaxStartups), so a default line with the same keyword is removed: `["MaxStartups 2"]` really means 2.
+   * Lines from the first `Match` on are conditional blocks and go at the end instead.
    */
   readonly extraConfig?: readonly string[];
 }
@@ -192,7 +193,11 @@ function freePort(): Promise<number> {
 }
 
 function renderConfig(dir: string, port: number, options: StartSshdOptions, compatibility: readonly string[]): string {
-  const extra = [...(options.extraConfig ?? []), ...compatibility];
+  // Lines from the first `Match` on form conditional blocks, which run to the end of the file: they go last.
+  const lines = options.extraConfig ?? [];
+  const firstMatch = lines.findIndex((line) => keyword(line) === "match");
+  const extra = [...(firstMatch === -1 ? lines : lines.slice(0, firstMatch)), ...compatibility];
+  const blocks = firstMatch === -1 ? [] : lines.slice(firstMatch);
   const overridden = new Set(extra.map((line) => keyword(line)).filter((word) => word !== ""));
   const defaults = [
     `Port ${port}`,
@@ -216,7 +221,7 @@ function renderConfig(dir: string, port: number, options: StartSshdOptions, comp
     "AcceptEnv LANG LC_*",
     "PrintMotd no",
   ].filter((line) => !overridden.has(keyword(line)));
-  return `${[...extra, ...defaults].join("\n")}\n`;
+  return `${[...extra, ...defaults, ...blocks].join("\n")}\n`;
 }
 
 function keyword(line: string): string {

@@ -164,6 +164,18 @@ describe("FakeTransport spawn", () => {
     await expect(connection.spawn({ command: "5" }).exit).resolves.toEqual({ exitCode: 0, signal: null });
   });
 
+  it("settles exit only once output past the stream buffers is read, as a real channel does", async () => {
+    const connection = await connectFake(new FakeTransport({ spawn: { stdout: "x".repeat(256 * 1024) } }));
+    const remote = connection.spawn({ command: "big" });
+    let settled = false;
+    void remote.exit.then(() => (settled = true));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(settled).toBe(false);
+    remote.stdout.resume();
+    remote.stderr.resume();
+    expect(await remote.exit).toEqual({ exitCode: 0, signal: null });
+  });
+
   it("runs a handler with live streams and tells it about kills", async () => {
     const kills: string[] = [];
     const connection = await connectFake(

@@ -99,15 +99,21 @@ describe("startSshd", () => {
   });
 
   it("writes sshd_config from the options, extra lines first and replacing defaults", async () => {
-    const custom = await startSshd({ maxSessions: 3, usePam: false, extraConfig: ["MaxStartups 2", "LoginGraceTime 7"] });
+    const custom = await startSshd({
+      maxSessions: 3,
+      usePam: false,
+      extraConfig: ["MaxStartups 2", "LoginGraceTime 7", "Match User tunnel_other", "ForceCommand echo forced"],
+    });
     try {
       const config = readFileSync(`${custom.dir}/sshd_config`, "utf8");
       expect(config.split("\n").slice(0, 2)).toEqual(["MaxStartups 2", "LoginGraceTime 7"]);
       expect(config.match(/^MaxStartups/gm)).toHaveLength(1);
       expect(config).toContain("MaxSessions 3\n");
       expect(config).toContain("UsePAM no\n");
+      expect(config.trimEnd().split("\n").slice(-2)).toEqual(["Match User tunnel_other", "ForceCommand echo forced"]);
       const result = await ssh(custom, custom.users.plain, "echo ok").done;
       expect(result).toMatchObject({ code: 0, stdout: "ok\n" });
+      expect(await ssh(custom, custom.users.other, "echo ok").done).toMatchObject({ code: 0, stdout: "forced\n" });
     } finally {
       await custom.stop();
     }
