@@ -128,6 +128,9 @@ export class OpenSshRemoteProcess implements RemoteProcess {
         }
       } else {
         this.status = marker;
+        // The remote command is over. A mux client keeps the session open until its own stdin reaches EOF,
+        // so end it here: nothing on the other side reads it any more.
+        this.releaseStdin();
       }
     };
     const markerStream = new MarkerFilter(nonce, onMarker);
@@ -166,6 +169,8 @@ export class OpenSshRemoteProcess implements RemoteProcess {
     child.on("close", (code) => {
       this.host.untrack(this);
       stdin.unpipe(child.stdin!);
+      // Nothing reads stdin any more: let late writes drain instead of stalling the writer forever.
+      stdin.resume();
       void this.finish(code, spawnError);
     });
 
@@ -180,6 +185,15 @@ export class OpenSshRemoteProcess implements RemoteProcess {
         () => signal.removeEventListener("abort", onAbort),
       );
     }
+  }
+
+  private releaseStdin(): void {
+    const child = this.child;
+    if (!child?.stdin) return;
+    const stdin = this.stdin as PassThrough;
+    stdin.unpipe(child.stdin);
+    stdin.resume();
+    child.stdin.end();
   }
 
   private remoteCommand(nonce: string): string {
@@ -214,8 +228,12 @@ export class OpenSshRemoteProcess implements RemoteProcess {
       return;
     }
     if (this.pid === undefined) {
-      // Never started: ssh's own message says why.
-      const error = normalizeSshError({ phase: "channel", stderr: this.sshStderr.toString(), exitCode: code, target: this.host.target });
+      // Never started: ssh's own message says why — unless the master died under the request, which a mux client
+      // talking to a dying master cannot always tell.
+      let error = normalizeSshError({ phase: "channel", stderr: this.sshStderr.toString(), exitCode: code, target: this.host.target });
+      if (error.code !== "CONNECTION_LOST" && !(error as { refused?: boolean }).refused) {
+        error = (await this.host.masterLost()) ?? error;
+      }
       if (error.code === "CONNECTION_LOST") this.host.reportLost(error);
       this.fail(error);
       return;
@@ -262,6 +280,8 @@ export class OpenSshRemoteProcess implements RemoteProcess {
     // A second exec through the master signals the whole process group the wrapper leads (killing the local
     // mux client would leave a no-pty remote command running).
     const status = await this.host.runRaw(`kill -s ${name} -- -${this.pid} 2>/dev/null || kill -s ${name} ${this.pid} 2>/dev/null; exit 0`);
+    // After SIGKILL the wrapper cannot report; the session only ends once the client's stdin is closed.
+    if (name === "KILL") this.releaseStdin();
     if (status !== 0 && !this.settled) {
       // The master refused the extra session (or is gone): closing the local client is all that is left.
       this.child.kill("SIGTERM");

@@ -100,6 +100,7 @@ export async function uploadFile(connection: Connection, request: UploadRequest)
     const source = createReadStream(request.localPath, { highWaterMark: 256 * 1024 });
     const sending = pipeline(source, meter, process.stdin).catch((error: unknown) => error);
     const status = await process.exit;
+    if (status.exitCode !== 0) source.destroy();
     const sendError = await sending;
     if (status.exitCode !== 0) {
       throw new TransferError(
