@@ -11,6 +11,11 @@ export interface TransferOptions {
   readonly chunkSize?: number;
   /** Least time between two progress callbacks, in ms. The final call (at the total) is always made. Default 100. */
   readonly progressIntervalMs?: number;
+  /**
+   * How long the connection's SFTP session stays open after the last transfer, in ms, so back-to-back transfers
+   * skip the session start. An exec that needs its channel closes it earlier. 0 closes it at once. Default 1000.
+   */
+  readonly sftpIdleMs?: number;
 }
 
 /**
@@ -88,6 +93,7 @@ export interface ResolvedOptions {
   readonly concurrency: number;
   readonly chunkSize: number;
   readonly progressIntervalMs: number;
+  readonly sftpIdleMs: number;
   readonly createClient: (() => Client) | undefined;
 }
 
@@ -211,6 +217,7 @@ export function resolveOptions(options: Ssh2TransportOptions = {}): ResolvedOpti
     concurrency: integer("transfer.concurrency", transfer.concurrency, 1, 256, 16),
     chunkSize: integer("transfer.chunkSize", transfer.chunkSize, 1024, 4 * 1024 * 1024, 255 * 1024),
     progressIntervalMs: integer("transfer.progressIntervalMs", transfer.progressIntervalMs, 0, 60_000, 100),
+    sftpIdleMs: integer("transfer.sftpIdleMs", transfer.sftpIdleMs, 0, 3_600_000, 1000),
     createClient: options.createClient,
   };
 }

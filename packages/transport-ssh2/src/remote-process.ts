@@ -31,6 +31,8 @@ export interface ProcessHost {
   /** Milliseconds between SIGTERM and SIGKILL when a request's signal aborts. */
   readonly killGraceMs: number;
   track(process: Ssh2RemoteProcess): void;
+  /** A promise to wait for before opening the channel (another channel is giving its slot back), if any. */
+  beforeOpen(): Promise<void> | undefined;
   untrack(process: Ssh2RemoteProcess): void;
 }
 
@@ -104,6 +106,18 @@ export class Ssh2RemoteProcess implements RemoteProcess {
       this.removeAbortListener = () => signal.removeEventListener("abort", onAbort);
     }
     host.track(this);
+    const wait = host.beforeOpen();
+    if (wait) void wait.then(() => this.open(request));
+    else this.open(request);
+  }
+
+  private open(request: SpawnRequest): void {
+    if (this.phase !== "opening") return; // aborted or lost while waiting for a slot
+    if (this.abortError) {
+      this.fail(this.abortError);
+      return;
+    }
+    const host = this.host;
     const pty = ptyOptions(request.pty);
     try {
       const callback = (error: Error | undefined, channel: ClientChannel): void => this.onOpen(error, channel);

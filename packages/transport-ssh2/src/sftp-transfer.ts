@@ -6,6 +6,8 @@ export interface TransferTuning {
   readonly concurrency: number;
   readonly chunkSize: number;
   readonly progressIntervalMs: number;
+  /** How long an unused SFTP session stays open for the next transfer. */
+  readonly sftpIdleMs: number;
 }
 
 function sftpCall<T>(run: (callback: (error: Error | null | undefined, value: T) => void) => void): Promise<T> {

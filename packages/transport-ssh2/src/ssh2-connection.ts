@@ -15,6 +15,15 @@ import { normalizeError } from "./normalize-error.js";
 import { Ssh2RemoteProcess, type ProcessHost } from "./remote-process.js";
 import { downloadFile, uploadFile, type TransferTuning } from "./sftp-transfer.js";
 
+interface SftpEntry {
+  session: Promise<SFTPWrapper>;
+  /** Transfers using the session now. */
+  users: number;
+  /** Closes the session when it stays unused. */
+  idleTimer: NodeJS.Timeout | undefined;
+  closing: Promise<void> | undefined;
+}
+
 export interface Ssh2ConnectionParts {
   /** The authenticated client of the final hop. */
   readonly client: Client;
@@ -30,9 +39,9 @@ export interface Ssh2ConnectionParts {
 }
 
 /**
- * One authenticated ssh2 connection. Every exec is one `session` channel; SFTP transfers share one
- * `sftp` channel that is opened on demand and closed when the last transfer ends, so an idle connection
- * holds no channel beyond the ones the pool leased.
+ * One authenticated ssh2 connection. Every exec is one `session` channel. SFTP transfers share one
+ * `sftp` channel, opened on demand and closed `sftpIdleMs` after the last transfer ends — or at once when an
+ * exec needs its slot — so the channels the pool leases (`maxChannels`) are always available to it.
  */
 export class Ssh2Connection implements Connection, ProcessHost {
   readonly transport = "ssh2";
@@ -52,7 +61,7 @@ export class Ssh2Connection implements Connection, ProcessHost {
   private closing = false;
   private lastError: TunnelError | undefined;
   private closedPromise: Promise<void>;
-  private sftp: { session: Promise<SFTPWrapper>; users: number } | undefined;
+  private sftp: SftpEntry | undefined;
 
   constructor(parts: Ssh2ConnectionParts) {
     this.client = parts.client;
@@ -121,48 +130,102 @@ export class Ssh2Connection implements Connection, ProcessHost {
     }
   }
 
-  private acquireSftp(): { session: Promise<SFTPWrapper>; users: number } {
-    if (!this.sftp) {
-      const session = new Promise<SFTPWrapper>((resolve, reject) => {
-        try {
-          this.client.sftp((error, sftp) => {
-            if (error) {
-              reject(normalizeError(error, { phase: "channel", target: this.target, secrets: this.secrets }));
-              return;
-            }
-            sftp.on("error", () => {});
-            sftp.once("close", () => {
-              if (this.sftp?.session === session) this.sftp = undefined;
-            });
-            resolve(sftp);
-          });
-        } catch (error) {
-          reject(normalizeError(error, { phase: "channel", target: this.target, secrets: this.secrets }));
-        }
-      });
-      session.catch(() => {
-        if (this.sftp?.session === session) this.sftp = undefined;
-      });
-      this.sftp = { session, users: 0 };
+  private acquireSftp(): SftpEntry {
+    const current = this.sftp;
+    if (current && !current.closing) {
+      if (current.idleTimer) clearTimeout(current.idleTimer);
+      current.idleTimer = undefined;
+      current.users++;
+      return current;
     }
-    this.sftp.users++;
-    return this.sftp;
+    const entry: SftpEntry = { session: undefined as unknown as Promise<SFTPWrapper>, users: 1, idleTimer: undefined, closing: undefined };
+    entry.session = new Promise<SFTPWrapper>((resolve, reject) => {
+      try {
+        this.client.sftp((error, sftp) => {
+          if (error) {
+            reject(normalizeError(error, { phase: "channel", target: this.target, secrets: this.secrets }));
+            return;
+          }
+          sftp.on("error", () => {});
+          sftp.once("close", () => {
+            if (this.sftp === entry) this.sftp = undefined;
+          });
+          resolve(sftp);
+        });
+      } catch (error) {
+        reject(normalizeError(error, { phase: "channel", target: this.target, secrets: this.secrets }));
+      }
+    });
+    entry.session.catch(() => {
+      if (this.sftp === entry) this.sftp = undefined;
+    });
+    this.sftp = entry;
+    return entry;
   }
 
-  private releaseSftp(entry: { session: Promise<SFTPWrapper>; users: number }): void {
+  private releaseSftp(entry: SftpEntry): void {
     entry.users--;
-    if (entry.users > 0) return;
+    if (entry.users > 0 || entry.closing) return;
+    // Linger a little: back-to-back transfers (a directory of small files) reuse the session instead of
+    // paying a channel open + subsystem start each (about as much as one exec).
+    entry.idleTimer = setTimeout(() => void this.closeSftp(entry), this.tuning.sftpIdleMs);
+    entry.idleTimer.unref();
+  }
+
+  /** Close an SFTP session; resolves once the server confirmed the channel closed (its slot is free again). */
+  private closeSftp(entry: SftpEntry): Promise<void> {
+    if (entry.closing) return entry.closing;
+    if (entry.idleTimer) clearTimeout(entry.idleTimer);
+    entry.idleTimer = undefined;
     if (this.sftp === entry) this.sftp = undefined;
-    entry.session.then(
-      (sftp) => {
-        try {
-          sftp.end();
-        } catch {
-          // already closed
-        }
-      },
+    entry.closing = entry.session.then(
+      (sftp) =>
+        new Promise<void>((resolve) => {
+          const state = (sftp as unknown as { outgoing?: { state?: string } }).outgoing?.state;
+          if (state === "closed" || this.closedError) return resolve();
+          sftp.once("close", () => {
+            // ssh2 does not answer the server's close on an SFTP channel; sshd frees the session only once
+            // it has our close too, and then only in a later turn of its main loop. One global-request round
+            // trip after our close guarantees that turn happened before the next channel open arrives.
+            try {
+              sftp.end();
+            } catch {
+              // the connection is gone
+            }
+            this.ping().then(
+              () => resolve(),
+              () => resolve(),
+            );
+          });
+          try {
+            // EOF first: sftp-server exits, and sshd closes the channel only after it reaped that process.
+            // (Closing from our side first is confirmed before the process is gone, and an exec opened
+            // right then may be refused for want of a session slot.)
+            const internals = sftp as unknown as { _protocol?: { channelEOF?: (id: number) => void }; outgoing: { id: number } };
+            if (state === "open" && typeof internals._protocol?.channelEOF === "function") {
+              (sftp as unknown as { outgoing: { state: string } }).outgoing.state = "eof";
+              internals._protocol.channelEOF(internals.outgoing.id);
+            } else {
+              sftp.end();
+            }
+          } catch {
+            resolve();
+          }
+        }),
       () => {},
     );
+    return entry.closing;
+  }
+
+  /**
+   * Called before an exec channel opens. An idle SFTP session holds a channel the pool does not know
+   * about; when the new exec would go past `maxChannels`, the session gives its slot back first.
+   */
+  beforeOpen(): Promise<void> | undefined {
+    const entry = this.sftp;
+    if (!entry || entry.users > 0 || entry.closing) return undefined;
+    if (this.processes.size + 1 <= this.maxChannels) return undefined;
+    return this.closeSftp(entry);
   }
 
   ping(options: { readonly signal?: AbortSignal } = {}): Promise<void> {

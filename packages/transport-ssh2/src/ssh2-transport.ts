@@ -155,6 +155,7 @@ export class Ssh2Transport implements Transport {
         concurrency: this.options.concurrency,
         chunkSize: this.options.chunkSize,
         progressIntervalMs: this.options.progressIntervalMs,
+        sftpIdleMs: this.options.sftpIdleMs,
       },
       secrets: this.secrets(),
       killGraceMs: KILL_GRACE_MS,

@@ -263,4 +263,37 @@ describe("channel refusal on a MaxSessions 2 server", () => {
     expect((await run(connection, "echo after-refusal")).stdout).toBe("after-refusal\n");
     await connection.close();
   });
+
+  it("reuses an idle SFTP session for back-to-back transfers, and gives its channel back when execs need it", async () => {
+    const connection = await new Ssh2Transport({
+      privateKey: sshd.clientKeyPath,
+      knownHosts: sshd.knownHostsPath,
+      sshConfig: false,
+      agent: false,
+      maxChannels: 2,
+      transfer: { sftpIdleMs: 60_000 },
+    }).connect({ host: sshd.host, port: sshd.port, user: sshd.users.plain.name });
+    const source = join(mkdtempSync(join(tmpdir(), "tunnel-ssh2-sftp-")), "file");
+    writeFileSync(source, "payload");
+    const subsystemRequests = () => (readFileSync(sshd.logPath, "utf8").match(/Starting session: subsystem 'sftp'/g) ?? []).length;
+    const before = subsystemRequests();
+    const remote = `/home/${sshd.users.plain.name}/tunnel-reuse`;
+    await connection.upload({ localPath: source, remotePath: remote });
+    await connection.upload({ localPath: source, remotePath: remote });
+    expect(subsystemRequests()).toBe(before + 1);
+    // The idle session holds one of the server's two sessions; two execs (the pool's whole budget) still both start.
+    const both = [connection.spawn({ command: "sleep 0.3" }), connection.spawn({ command: "sleep 0.3" })];
+    for (const process of both) {
+      process.stdin.end();
+      process.stdout.resume();
+      process.stderr.resume();
+    }
+    await Promise.all(both.map((process) => process.started));
+    await expect(Promise.all(both.map((process) => process.exit))).resolves.toEqual([
+      { exitCode: 0, signal: null },
+      { exitCode: 0, signal: null },
+    ]);
+    await run(connection, `rm -f ${remote}`);
+    await connection.close();
+  });
 });
