@@ -63,17 +63,8 @@ export async function listProcesses(): Promise<ProcessEntry[]> {
 export function listProcessesSync(): ProcessEntry[] {
   const out: ProcessEntry[] = [];
   for (const pid of pids(readdirSync("/proc"))) {
-    try {
-      const entry = parse(
-        pid,
-        readFileSync(`/proc/${pid}/stat`, "utf8"),
-        readFileSync(`/proc/${pid}/status`, "utf8"),
-        readFileSync(`/proc/${pid}/cmdline`, "utf8"),
-      );
-      if (entry) out.push(entry);
-    } catch {
-      // exited while being read
-    }
+    const entry = readEntrySync(pid); // undefined when it exited while being read
+    if (entry) out.push(entry);
   }
   return out;
 }
@@ -117,6 +108,32 @@ export function startTimeOf(pid: number): number | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
     return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19]);
+  } catch {
+    return undefined;
+  }
+}
+
+/** The ancestors of process `pid`, nearest first (its parent, then the parent's parent, ...), up to pid 1. */
+export function ancestorsOf(pid: number): ProcessEntry[] {
+  const chain: ProcessEntry[] = [];
+  let current = pid;
+  while (current > 1 && chain.length < 256) {
+    const entry = readEntrySync(current);
+    if (!entry) break;
+    if (entry.pid !== pid) chain.push(entry);
+    current = entry.ppid;
+  }
+  return chain;
+}
+
+function readEntrySync(pid: number): ProcessEntry | undefined {
+  try {
+    return parse(
+      pid,
+      readFileSync(`/proc/${pid}/stat`, "utf8"),
+      readFileSync(`/proc/${pid}/status`, "utf8"),
+      readFileSync(`/proc/${pid}/cmdline`, "utf8"),
+    );
   } catch {
     return undefined;
   }

@@ -22,7 +22,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { PassThrough } from "node:stream";
 import { setTimeout as sleep } from "node:timers/promises";
 import { TunnelError, runProcess, type Connection, type RemoteProcess, type Target, type Transport } from "@tunnel/core";
-import { isAlive, startTimeOf } from "./process-table.js";
+import { ancestorsOf, isAlive, startTimeOf } from "./process-table.js";
 
 export interface ConformanceContext {
   readonly transport: Transport;
@@ -115,6 +115,19 @@ async function eventually(predicate: () => boolean, ms: number): Promise<boolean
     await sleep(25);
   }
   return true;
+}
+
+/**
+ * The server-side process that serves the connection a remote shell runs on: with OpenSSH's sshd, the first
+ * ancestor that is sshd's per-connection user child (`sshd: user@notty`) — a transport may wrap the command, so it
+ * is not always the shell's parent; with other servers, the shell's parent. Undefined when that process is this test
+ * process or one of its ancestors (a server running inside the test process), which must never be killed.
+ */
+function serverSideProcess(shell: number, parent: number): number | undefined {
+  const sshdChild = ancestorsOf(shell).find((entry) => /^sshd(-session)?: [^\s[]+@/.test(entry.args));
+  const chosen = sshdChild?.pid ?? parent;
+  const ours = new Set([process.pid, ...ancestorsOf(process.pid).map((entry) => entry.pid)]);
+  return ours.has(chosen) ? undefined : chosen;
 }
 
 /** A process on this machine (the server is local), named so that a reused pid is never mistaken for it. */
@@ -337,19 +350,25 @@ export function describeTransportConformance(
       const closes: unknown[] = [];
       connection.onClose((error) => closes.push(error));
       let shell: LocalProcess | undefined;
+      let refusal: string | undefined;
       try {
-        // $PPID is the server-side process serving the connection (sshd's user child); killing it drops the connection.
+        // Killing the server-side process that serves the connection (sshd's user child) drops the connection.
         const running = runProcess(connection, {
           command: "echo $PPID $$; sleep 60; echo not-reached",
           onStdout: lines((line) => {
-            const [server, pid] = line.split(" ").map(Number);
-            if (server && shell === undefined) {
-              shell = localProcess(pid);
-              process.kill(server, "SIGKILL");
+            const [parent = 0, pid = 0] = line.split(" ").map(Number);
+            if (shell !== undefined || !pid) return;
+            shell = localProcess(pid);
+            const server = serverSideProcess(pid, parent);
+            if (server) process.kill(server, "SIGKILL");
+            else {
+              refusal = `the process serving the connection (${parent}) is the test process or its ancestor`;
+              killLeftovers(shell);
             }
           }),
         });
         const { error, ms } = await outcome(running);
+        expect(refusal).toBeUndefined();
         expect(TunnelError.is(error), `a TunnelError, got ${String(error)}`).toBe(true);
         expect(["CONNECTION_LOST", "CONNECT"]).toContain((error as TunnelError).code);
         expect(ms).toBeLessThan(10_000);
