@@ -7,6 +7,7 @@
  * const executor = new Executor(pool, ProductionExecutorConfig(), tracer);
  * const result = await executor.runCommand({ host: "web-1", user: "deploy", cmd: "systemctl status nginx", sudo: true });
  */
+import { randomBytes } from "node:crypto";
 import { CircuitBreakerRegistry } from "./breaker.js";
 import type { CircuitState, CircuitStateChange } from "./breaker.js";
 import { classifyError, isConnectionError } from "./classify.js";
@@ -152,7 +153,7 @@ export class Executor {
           ...(command.onStdout ? { onStdout: command.onStdout } : {}),
           ...(command.onStderr ? { onStderr: command.onStderr } : {}),
           maxOutputBytes: command.maxOutputBytes ?? config.maxOutputBytes,
-        });
+        }, command.sudo);
         failOnPreparation(prepared, result, operation.target);
         return result;
       });
@@ -184,18 +185,20 @@ export class Executor {
     };
     return this.#operation("tunnel.script", script, timeout, attributes, script.check === true, async (operation, context, attempt) =>
       this.#withLease(operation, attempt, async (connection) => {
-        const folder = await this.#uploadScript(connection, operation, script);
+        // The folder's name is chosen here, so it can be removed even when the upload itself was cut short.
+        const folderName = `${SCRIPT_FOLDER_PREFIX}${randomBytes(12).toString("hex")}`;
         try {
+          const folder = await this.#uploadScript(connection, operation, script, folderName);
           const prepared = prepareScriptCommand(script, `${folder}/script`);
           const result = await this.#run(connection, operation, context, prepared, {
             ...(script.onStdout ? { onStdout: script.onStdout } : {}),
             ...(script.onStderr ? { onStderr: script.onStderr } : {}),
             maxOutputBytes: script.maxOutputBytes ?? config.maxOutputBytes,
-          });
+          }, script.sudo);
           failOnPreparation(prepared, result, operation.target);
           return result;
         } finally {
-          await this.#removeScriptFolder(connection, operation, script.sudo, folder);
+          await this.#removeScriptFolder(connection, operation, script, folderName);
         }
       }),
     {
@@ -422,8 +425,9 @@ export class Executor {
     context: AttemptContext,
     prepared: PreparedCommand,
     extra: Omit<RunRequest, "command" | "signal" | "timeoutMs" | "sudo" | "onStarted">,
+    sudo?: boolean | SudoOptions,
   ): Promise<RunResult> {
-    return runProcess(connection, {
+    const request: RunRequest = {
       ...extra,
       command: prepared.command,
       signal: operation.signal,
@@ -439,18 +443,62 @@ export class Executor {
             },
           }
         : {}),
-    });
+    };
+    if (!prepared.sudo || sudo === undefined || sudo === false) return runProcess(connection, request);
+    // A process run under sudo belongs to another user: the signal the login user's channel sends reaches sudo but
+    // not the command's children. On cancel, first stop the command's process groups as that user, then the channel.
+    const inner = new AbortController();
+    const onAbort = () => {
+      void this.#killSudoGroups(connection, operation, prepared.nonce, sudo).finally(() => inner.abort(operation.signal.reason));
+    };
+    operation.signal.addEventListener("abort", onAbort, { once: true });
+    if (operation.signal.aborted) onAbort();
+    try {
+      const result = await runProcess(connection, { ...request, signal: inner.signal });
+      // The group kill may end the command before the channel is stopped: it still ended because of the stop.
+      if (operation.signal.aborted) throw operation.signal.reason;
+      return result;
+    } finally {
+      operation.signal.removeEventListener("abort", onAbort);
+    }
   }
 
-  /** Writes the script body into a new private folder as the user the script runs as; returns the folder. */
-  async #uploadScript(connection: Connection, operation: Operation, script: Script): Promise<string> {
-    const upload = prepareCommand({
+  /**
+   * Signals the process groups of the sudo command with this nonce: the group of its `sudo` process (found by the ready
+   * token in its command line; the bracket keeps the killer from matching itself) and those of sudo's children (sudo's
+   * `use_pty` puts the command in a session of its own). TERM, then KILL for what is left.
+   */
+  async #killSudoGroups(connection: Connection, operation: Operation, nonce: string, sudo: boolean | SudoOptions): Promise<void> {
+    const pattern = quote(`^sudo .*[t]unnel-ready-${nonce}`);
+    const kill = prepareCommand({
       cmd:
-        `umask 077 && d=$(mktemp -d "\${TMPDIR:-/tmp}/${SCRIPT_FOLDER_PREFIX}XXXXXXXXXX") && ` +
-        `cat > "$d/script" && printf '%s\\n' "$d"`,
+        `s=$(pgrep -d, -f ${pattern}); [ -n "$s" ] || exit 0; c=$(pgrep -d, -P "$s"); ` +
+        `groups=$(ps -o pgid= -p "$s\${c:+,$c}" | sort -u); for g in $groups; do kill -TERM "-$g"; done 2>/dev/null; ` +
+        `sleep 0.3; for g in $groups; do kill -KILL "-$g"; done 2>/dev/null; exit 0`,
+      sudo,
+    });
+    try {
+      await runProcess(connection, {
+        command: kill.command,
+        timeoutMs: this.#cleanupTimeout,
+        ...(kill.sudo ? { sudo: { ...kill.sudo, promptTimeoutMs: this.#config.sudoTimeout } } : {}),
+      });
+    } catch (error) {
+      operation.span.addEvent("tunnel.cancel.kill_failed", { "error.type": TunnelError.is(error) ? error.code : "Error" });
+    }
+  }
+
+  /**
+   * Writes the script body into a new private folder (mode 0700, `$TMPDIR` or `/tmp`), as the user the script runs as;
+   * returns the folder. `mkdir` of a fresh random name fails rather than follow anything already there.
+   */
+  async #uploadScript(connection: Connection, operation: Operation, script: Script, folderName: string): Promise<string> {
+    const upload = prepareCommand({
+      cmd: `umask 077 && d="\${TMPDIR:-/tmp}/${folderName}" && mkdir -m 700 -- "$d" && cat > "$d/script" && printf '%s\n' "$d"`,
+      ...(script.env !== undefined ? { env: script.env } : {}),
       ...(script.sudo !== undefined ? { sudo: script.sudo } : {}),
     });
-    const result = await this.#run(connection, operation, { started: false }, upload, { stdin: script.content });
+    const result = await this.#run(connection, operation, { started: false }, upload, { stdin: script.content }, script.sudo);
     const folder = result.stdout.trim();
     if (result.exitCode !== 0 || !folder.startsWith("/") || folder.includes("\n")) {
       throw new TransferError(`could not write the script into a temp folder on ${formatTarget(operation.target)}: ${result.stderr.trim()}`, {
@@ -461,9 +509,13 @@ export class Executor {
   }
 
   /** Best effort, bounded, and independent of the operation's (possibly aborted) signal. */
-  async #removeScriptFolder(connection: Connection, operation: Operation, sudo: Script["sudo"], folder: string): Promise<void> {
+  async #removeScriptFolder(connection: Connection, operation: Operation, script: Script, folderName: string): Promise<void> {
     if (connection.closed) return;
-    const remove = prepareCommand({ cmd: `rm -rf -- ${quote(folder)}`, ...(sudo !== undefined ? { sudo } : {}) });
+    const remove = prepareCommand({
+      cmd: `rm -rf -- "\${TMPDIR:-/tmp}/${folderName}"`,
+      ...(script.env !== undefined ? { env: script.env } : {}),
+      ...(script.sudo !== undefined ? { sudo: script.sudo } : {}),
+    });
     try {
       await runProcess(connection, {
         command: remove.command,
