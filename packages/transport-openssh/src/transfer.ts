@@ -123,9 +123,10 @@ export async function downloadFile(connection: Connection, request: DownloadRequ
   if (request.signal?.aborted) throw new AbortError(undefined, { phase: "transfer", target });
   validPath("localPath", request.localPath);
   validPath("remotePath", request.remotePath);
-  // The size goes first on stderr (one line), then the bytes on stdout; `wc -c` on a regular file just stats it.
+  // The size goes first on stderr (one line), then the bytes on stdout. `wc -c` gets its own open file: on a shared
+  // one it may seek to the end (GNU wc does for large regular files), leaving nothing for `cat`.
   const path = quote(request.remotePath);
-  const command = `if [ ! -f ${path} ]; then if [ -e ${path} ]; then echo "not a regular file: "${path} >&2; else echo "no such file: "${path} >&2; fi; exit 2; fi; exec 0<${path} || exit 2; printf '%s\\n' "$(wc -c | tr -d ' ')" >&2 && exec cat`;
+  const command = `if [ ! -f ${path} ]; then if [ -e ${path} ]; then echo "not a regular file: "${path} >&2; else echo "no such file: "${path} >&2; fi; exit 2; fi; exec 0<${path} || exit 2; printf '%s\\n' "$(wc -c < ${path} | tr -d ' ')" >&2 && exec cat`;
   const process = connection.spawn({ command, ...(request.signal ? { signal: request.signal } : {}) });
   process.stdin.end();
   let total: number | undefined;

@@ -270,6 +270,13 @@ if (support.available) {
           expect(series.filter((progress) => progress.bytes === payload.length)).toHaveLength(1);
           series.forEach((progress, index) => index > 0 && expect(progress.bytes).toBeGreaterThanOrEqual(series[index - 1]!.bytes));
         }
+        // A size that is a multiple of the page size (GNU wc then seeks instead of reading).
+        const exact = randomBytes(1024 * 1024);
+        await writeFile(join(dir, "exact.bin"), exact);
+        await connection.upload({ localPath: join(dir, "exact.bin"), remotePath: `${remotePath}.exact` });
+        await connection.download({ remotePath: `${remotePath}.exact`, localPath: join(dir, "exact.down") });
+        expect((await readFile(join(dir, "exact.down"))).equals(exact)).toBe(true);
+        await runProcess(connection, { command: `rm -f ${remotePath}.exact` });
         // Empty files both ways.
         await writeFile(join(dir, "empty"), "");
         await connection.upload({ localPath: join(dir, "empty"), remotePath: `${remotePath}.empty` });
