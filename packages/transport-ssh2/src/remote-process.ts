@@ -33,6 +33,8 @@ export interface ProcessHost {
   track(process: Ssh2RemoteProcess): void;
   /** A promise to wait for before opening the channel (another channel is giving its slot back), if any. */
   beforeOpen(): Promise<void> | undefined;
+  /** This process's channel is closed; its server-side slot frees up shortly. */
+  channelClosed(): void;
   untrack(process: Ssh2RemoteProcess): void;
 }
 
@@ -217,6 +219,7 @@ export class Ssh2RemoteProcess implements RemoteProcess {
         } catch {
           // ignored
         }
+        this.host.channelClosed();
       }
       return;
     }
@@ -303,6 +306,7 @@ export class Ssh2RemoteProcess implements RemoteProcess {
     this.removeAbortListener?.();
     this.removeAbortListener = undefined;
     this.host.untrack(this);
+    if (this.channel) this.host.channelClosed();
     this.rejectPending();
   }
 

@@ -62,6 +62,9 @@ export class Ssh2Connection implements Connection, ProcessHost {
   private lastError: TunnelError | undefined;
   private closedPromise: Promise<void>;
   private sftp: SftpEntry | undefined;
+  /** Channels closed on our side whose server-side slot is not yet confirmed free. */
+  private closingSlots = 0;
+  private slotWaiters: Array<() => void> = [];
 
   constructor(parts: Ssh2ConnectionParts) {
     this.client = parts.client;
@@ -178,6 +181,7 @@ export class Ssh2Connection implements Connection, ProcessHost {
     if (entry.idleTimer) clearTimeout(entry.idleTimer);
     entry.idleTimer = undefined;
     if (this.sftp === entry) this.sftp = undefined;
+    this.closingSlots++;
     entry.closing = entry.session.then(
       (sftp) =>
         new Promise<void>((resolve) => {
@@ -214,18 +218,55 @@ export class Ssh2Connection implements Connection, ProcessHost {
         }),
       () => {},
     );
+    void entry.closing.then(() => this.slotReleased());
     return entry.closing;
   }
 
   /**
-   * Called before an exec channel opens. An idle SFTP session holds a channel the pool does not know
-   * about; when the new exec would go past `maxChannels`, the session gives its slot back first.
+   * Called before an exec channel opens. sshd frees a closed channel's session slot only in a later turn of its
+   * main loop, so an open sent right after a close can be refused at MaxSessions (measured: a third of the
+   * opens on a saturated connection). Opens that would exceed `maxChannels` therefore wait until recently closed
+   * channels are confirmed gone (one global-request round trip after each close), and an idle SFTP session
+   * gives its slot back. Returns undefined — no waiting — whenever there is room.
    */
   beforeOpen(): Promise<void> | undefined {
-    const entry = this.sftp;
-    if (!entry || entry.users > 0 || entry.closing) return undefined;
-    if (this.processes.size + 1 <= this.maxChannels) return undefined;
-    return this.closeSftp(entry);
+    if (this.slotsInUse() <= this.maxChannels) return undefined;
+    return this.waitForSlot();
+  }
+
+  /** An exec channel this connection opened has closed: its server-side slot is free after one round trip. */
+  channelClosed(): void {
+    if (this.closedError) return;
+    this.closingSlots++;
+    void this.ping()
+      .catch(() => {})
+      .then(() => this.slotReleased());
+  }
+
+  private slotsInUse(): number {
+    return this.processes.size + this.closingSlots + (this.sftp ? 1 : 0);
+  }
+
+  private slotReleased(): void {
+    this.closingSlots--;
+    const waiters = this.slotWaiters;
+    this.slotWaiters = [];
+    for (const wake of waiters) wake();
+  }
+
+  private async waitForSlot(): Promise<void> {
+    while (!this.closedError && this.slotsInUse() > this.maxChannels) {
+      const entry = this.sftp;
+      if (entry && entry.users === 0 && !entry.closing) {
+        await this.closeSftp(entry);
+        continue;
+      }
+      if (this.closingSlots > 0) {
+        await new Promise<void>((resolve) => this.slotWaiters.push(resolve));
+        continue;
+      }
+      return; // over budget by the caller's own doing; the server decides
+    }
   }
 
   ping(options: { readonly signal?: AbortSignal } = {}): Promise<void> {

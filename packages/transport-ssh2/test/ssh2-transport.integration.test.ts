@@ -264,6 +264,30 @@ describe("channel refusal on a MaxSessions 2 server", () => {
     await connection.close();
   });
 
+  it("keeps maxChannels commands in flight back to back without a single refusal", async () => {
+    // sshd frees a closed session's slot a little after the close; an open sent at once would be refused.
+    const connection = await new Ssh2Transport({
+      privateKey: sshd.clientKeyPath,
+      knownHosts: sshd.knownHostsPath,
+      sshConfig: false,
+      agent: false,
+      maxChannels: 2,
+    }).connect({ host: sshd.host, port: sshd.port, user: sshd.users.plain.name });
+    const failures: unknown[] = [];
+    const lane = async (): Promise<void> => {
+      for (let index = 0; index < 20; index++) {
+        const process = connection.spawn({ command: "true" });
+        process.stdin.end();
+        process.stdout.resume();
+        process.stderr.resume();
+        await process.exit.catch((error: unknown) => failures.push(error));
+      }
+    };
+    await Promise.all([lane(), lane()]);
+    expect(failures).toEqual([]);
+    await connection.close();
+  });
+
   it("reuses an idle SFTP session for back-to-back transfers, and gives its channel back when execs need it", async () => {
     const connection = await new Ssh2Transport({
       privateKey: sshd.clientKeyPath,
