@@ -114,6 +114,8 @@ interface PooledConnection {
   busy: number;
   uses: number;
   lastActivityAt: number;
+  /** Set only during the dispatch right after a connect or a successful ping: lend without pinging again. */
+  verified: boolean;
   pinging: boolean;
   idleTimer: Timer | undefined;
   lifetimeTimer: Timer | undefined;
@@ -276,6 +278,7 @@ export class ConnectionPool implements Pool, AsyncDisposable {
     const failures: unknown[] = [];
     while (this.state_ === "open" && failures.length === 0 && openConnections(keyState) < count) {
       while (
+        mine.size < count &&
         openConnections(keyState) + keyState.pending.size < count &&
         this.connectBlocker(keyState) === undefined &&
         this.blockedOnTotal === 0
@@ -372,6 +375,7 @@ export class ConnectionPool implements Pool, AsyncDisposable {
    */
   destroy(error?: unknown): Promise<void> {
     if (this.destroyPromise) return this.destroyPromise;
+    if (this.state_ === "closed" && this.closePromise) return this.closePromise;
     this.state_ = "destroyed";
     this.shutDown(error ?? new PoolClosedError("the connection pool was destroyed"), "pool-destroyed", true);
     this.destroyPromise = this.drained();
@@ -662,6 +666,7 @@ export class ConnectionPool implements Pool, AsyncDisposable {
       busy: 0,
       uses: 0,
       lastActivityAt: now,
+      verified: true,
       pinging: false,
       idleTimer: undefined,
       lifetimeTimer: undefined,
@@ -686,6 +691,7 @@ export class ConnectionPool implements Pool, AsyncDisposable {
     if (connection.closed) this.evict(pooled, "closed", true);
     else this.scheduleIdle(pooled);
     this.dispatch();
+    pooled.verified = false;
   }
 
   private connectFailed(pending: PendingConnect, error: unknown, span: Span): unknown {
@@ -718,11 +724,15 @@ export class ConnectionPool implements Pool, AsyncDisposable {
       pooled.pinging = false;
       if (error === undefined) {
         pooled.lastActivityAt = Date.now();
+        pooled.verified = true;
       } else {
         controller.abort(error);
         this.evict(pooled, "ping-failed", true, error);
       }
       this.dispatch();
+      pooled.verified = false;
+      // The acquire that asked for the ping may have left meanwhile: an unlent connection still expires.
+      if (pooled.tracked && pooled.state === "open" && pooled.busy === 0 && pooled.idleTimer === undefined) this.scheduleIdle(pooled);
     };
     const timer = unref(setTimeout(() => {
       finish(new ConnectError(`ping to ${pooled.keyState.key} timed out after ${this.config.pingTimeoutMs} ms`, { target: pooled.keyState.target }));
@@ -848,7 +858,7 @@ function attach(waiter: Waiter, pending: PendingConnect): void {
 }
 
 function needsPing(pooled: PooledConnection, now: number, pingAfterIdleMs: number): boolean {
-  return Number.isFinite(pingAfterIdleMs) && now - pooled.lastActivityAt >= pingAfterIdleMs;
+  return !pooled.verified && Number.isFinite(pingAfterIdleMs) && now - pooled.lastActivityAt >= pingAfterIdleMs;
 }
 
 function openConnections(keyState: KeyState): number {

@@ -124,6 +124,66 @@ describe("ping before lending", () => {
     acquire.value?.release();
   });
 
+  it("with pingAfterIdleMs 0 pings before every lend except right after connecting, without pinging in a loop", async () => {
+    makePool({ pingAfterIdleMs: 0 });
+    const first = await pool.acquire(web);
+    const connection = fake(first.connection);
+    expect(connection.pings).toBe(0);
+    const second = await pool.acquire(web);
+    expect(connection.pings).toBe(1);
+    first.release();
+    second.release();
+    await flush();
+    expect(connection.pings).toBe(1);
+    (await pool.acquire(web)).release();
+    expect(connection.pings).toBe(2);
+  });
+
+  it("a connection pinged for an acquire that left still expires when idle", async () => {
+    makePool({ pingAfterIdleMs: 1_000, idleTimeoutMs: 5_000 });
+    const first = await pool.acquire(web);
+    const connection = fake(first.connection);
+    first.release();
+    await vi.advanceTimersByTimeAsync(4_000);
+    connection.pingScript.push("hang");
+    const controller = new AbortController();
+    const leaving = track(pool.acquire(web, { signal: controller.signal }));
+    await flush();
+    controller.abort();
+    // The idle timer fires during the ping and is skipped; the ping then times out and evicts the connection.
+    await vi.advanceTimersByTimeAsync(10_000);
+    expect(leaving.state).toBe("rejected");
+    expect(connection.closed).toBe(true);
+    expect(pool.stats().keys[key]?.evicted).toEqual({ "ping-failed": 1 });
+  });
+
+  it("a connection that answered a ping for an acquire that left is closed after idleTimeoutMs", async () => {
+    makePool({ pingAfterIdleMs: 1_000, idleTimeoutMs: 5_000 });
+    const first = await pool.acquire(web);
+    const connection = fake(first.connection);
+    first.release();
+    await vi.advanceTimersByTimeAsync(4_000);
+    let answer!: () => void;
+    connection.ping = () => {
+      connection.pings += 1;
+      return new Promise<void>((resolve) => {
+        answer = resolve;
+      });
+    };
+    const controller = new AbortController();
+    const leaving = track(pool.acquire(web, { signal: controller.signal }));
+    await flush();
+    controller.abort();
+    await vi.advanceTimersByTimeAsync(1_500);
+    answer();
+    await flush();
+    expect(leaving.state).toBe("rejected");
+    expect(connection.closed).toBe(false);
+    await vi.advanceTimersByTimeAsync(5_000);
+    expect(connection.closed).toBe(true);
+    expect(pool.stats().keys[key]?.evicted).toEqual({ idle: 1 });
+  });
+
   it("waiters expecting a pinged connection do not start connects of their own", async () => {
     makePool({ pingAfterIdleMs: 1_000 });
     const first = await pool.acquire(web);
