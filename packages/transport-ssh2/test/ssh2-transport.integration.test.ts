@@ -5,9 +5,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Connection, Progress, RemoteProcess } from "@tunnel/core";
-import { startSshd, type Sshd } from "@tunnel/testing";
+import { startFaultProxy, startSshd, type Sshd } from "@tunnel/testing";
 import { Ssh2Transport, type Ssh2TransportOptions } from "../src/index.js";
-import { startBlackholeProxy } from "./blackhole-proxy.js";
 
 // No guard: where sshd cannot run, startSshd() rejects with the reason and these suites fail rather than skip.
 /** A well-formed ed25519 key that no test server has. */
@@ -142,7 +141,7 @@ describe("Ssh2Transport on real OpenSSH sshd", () => {
   });
 
   it("detects a black-holed link by keepalive within interval × count + 1 s", async () => {
-    const proxy = await startBlackholeProxy({ host: pam.host, port: pam.port });
+    const proxy = await startFaultProxy({ target: { host: pam.host, port: pam.port } });
     try {
       const knownHosts = join(scratch, "proxy_known_hosts");
       writeFileSync(knownHosts, `[127.0.0.1]:${proxy.port} ${pam.hostPublicKey}\n`);
@@ -162,6 +161,28 @@ describe("Ssh2Transport on real OpenSSH sshd", () => {
       await expect(lost).resolves.toMatchObject({ code: "CONNECTION_LOST" });
       expect(connection.closed).toBe(true);
       await expect(connection.ping()).rejects.toMatchObject({ code: "CONNECTION_LOST" });
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it.each([
+    ["reset (RST)", "reset"],
+    ["closed (FIN)", "fin"],
+  ] as const)("a link %s mid-command fails the running command with CONNECTION_LOST at once", async (_name, fault) => {
+    const proxy = await startFaultProxy({ target: { host: pam.host, port: pam.port } });
+    try {
+      const knownHosts = join(scratch, `proxy_known_hosts_${fault}`);
+      writeFileSync(knownHosts, `[127.0.0.1]:${proxy.port} ${pam.hostPublicKey}\n`);
+      const connection = await new Ssh2Transport(base(pam, { knownHosts })).connect({ host: "127.0.0.1", port: proxy.port, user: pam.users.plain.name });
+      const sleeper = connection.spawn({ command: "sleep 30" });
+      sleeper.stdin.end();
+      await sleeper.started;
+      const cutAt = performance.now();
+      proxy[fault]();
+      await expect(sleeper.exit).rejects.toMatchObject({ code: "CONNECTION_LOST", retryable: true });
+      expect(performance.now() - cutAt).toBeLessThan(2000);
+      expect(connection.closed).toBe(true);
     } finally {
       await proxy.close();
     }
@@ -242,11 +263,13 @@ describe("channel refusal on a MaxSessions 2 server", () => {
   });
 
   it("a third concurrent command is a refused ChannelError and the connection still works", async () => {
+    // maxChannels matches the server, as it should; the third command goes past it on purpose.
     const connection = await new Ssh2Transport({
       privateKey: sshd.clientKeyPath,
       knownHosts: sshd.knownHostsPath,
       sshConfig: false,
       agent: false,
+      maxChannels: 2,
     }).connect({ host: sshd.host, port: sshd.port, user: sshd.users.plain.name });
     const running = [connection.spawn({ command: "sleep 1" }), connection.spawn({ command: "sleep 1" })];
     for (const process of running) {
