@@ -6,12 +6,20 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { accessSync, closeSync, constants, existsSync, openSync, readFileSync, rmSync } from "node:fs";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { descendants, isAlive, listProcesses, listProcessesSync, uidOf, type ProcessEntry } from "./process-table.js";
+import {
+  descendants,
+  isAlive,
+  listProcesses,
+  listProcessesSync,
+  startTimeOf,
+  uidOf,
+  type ProcessEntry,
+} from "./process-table.js";
 import { runLocal } from "./run-local.js";
 import { ensureTestAccounts } from "./test-users.js";
 
@@ -135,8 +143,11 @@ export async function startSshd(options: StartSshdOptions = {}): Promise<Sshd> {
   const support = sshdSupport();
   if (!support.available) throw new Error(`cannot start sshd: ${support.reason}`);
   const accounts = await ensureTestAccounts();
-  const dir = await mkdtemp(join(tmpdir(), "tunnel-sshd-"));
+  await (staleSweep ??= sweepStaleInstances().catch(() => {}));
+  const dir = await mkdtemp(join(tmpdir(), INSTANCE_PREFIX));
   try {
+    // Who owns the instance: a later launch in another process cleans it up once this process is gone.
+    await writeFile(join(dir, "owner"), `${process.pid} ${startTimeOf(process.pid) ?? ""}\n`);
     const keyPath = join(dir, "ssh_host_ed25519_key");
     const keygen = await runLocal("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "tunnel-testing-host", "-f", keyPath]);
     if (keygen.code !== 0) throw new Error(`ssh-keygen failed: ${keygen.stderr.trim()}`);
@@ -165,6 +176,41 @@ export async function startSshd(options: StartSshdOptions = {}): Promise<Sshd> {
 }
 
 class PortTakenError extends Error {}
+
+const INSTANCE_PREFIX = "tunnel-sshd-";
+let staleSweep: Promise<void> | undefined;
+
+/**
+ * Clean up after test processes that died without `stop()` (killed by a signal, say): for each instance whose owner
+ * process is gone, kill its listener and sessions and remove its folder.
+ */
+async function sweepStaleInstances(): Promise<void> {
+  const table = await listProcesses();
+  const entries = await readdir(tmpdir(), { withFileTypes: true });
+  for (const entry of entries) {
+    if (!entry.isDirectory() || !entry.name.startsWith(INSTANCE_PREFIX)) continue;
+    const dir = join(tmpdir(), entry.name);
+    const owner = await readFile(join(dir, "owner"), "utf8").catch(() => undefined);
+    const config = join(dir, "sshd_config");
+    const listeners = table.filter((candidate) => ` ${candidate.args} `.includes(` -f ${config} `));
+    if (owner === undefined) {
+      // Being created right now: leave it. Without an owner, only an old folder that nothing runs from is removed.
+      const modified = (await stat(dir).catch(() => undefined))?.mtimeMs ?? Date.now();
+      if (listeners.length > 0 || Date.now() - modified < 120_000) continue;
+    } else {
+      const [pid = 0, startTime = 0] = owner.trim().split(" ").map(Number);
+      if (isAlive(pid, startTime > 0 ? startTime : undefined)) continue;
+    }
+    for (const victim of descendants(table, listeners.map((listener) => listener.pid))) {
+      try {
+        process.kill(victim.pid, "SIGKILL");
+      } catch {
+        // gone
+      }
+    }
+    await rm(dir, { recursive: true, force: true });
+  }
+}
 
 let compatibility: Promise<string[]> | undefined;
 
