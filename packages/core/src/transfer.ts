@@ -22,7 +22,8 @@ import { createHash, randomBytes } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { chmod, chown, lstat, mkdir, readdir, readlink, rename, rm, stat, symlink } from "node:fs/promises";
 import { basename, dirname, join, posix } from "node:path";
-import { TransferError, TunnelError } from "./errors.js";
+import { isConnectionError } from "./classify.js";
+import { ConnectError, TransferError, TunnelError } from "./errors.js";
 import { prepareCommand } from "./prepare.js";
 import { quote } from "./quote.js";
 import { runProcess } from "./run.js";
@@ -127,6 +128,26 @@ class ProgressMeter {
   }
 }
 
+/**
+ * One file's bytes through the transport, ended by the connection's loss at the latest: a transport's byte mover
+ * that missed the loss would otherwise hold the transfer (and the executor's retry) until the timeout.
+ */
+function moveBytes(connection: Connection, move: () => Promise<void>): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const stop = connection.onClose((error) => reject(error ?? new ConnectError("the connection closed during the transfer", { lost: true, phase: "transfer", target: connection.target })));
+    move().then(
+      () => {
+        stop();
+        resolve();
+      },
+      (error: unknown) => {
+        stop();
+        reject(error);
+      },
+    );
+  });
+}
+
 function sha256OfLocal(path: string, signal: AbortSignal): Promise<string> {
   return new Promise((resolve, reject) => {
     const hash = createHash("sha256");
@@ -158,25 +179,32 @@ function localTempName(path: string): string {
   return join(dirname(path), `.${basename(path)}.tunnel-${randomBytes(6).toString("hex")}.part`);
 }
 
-/** What exists at a remote path: `"f"` file, `"d"` directory, `"l"` link, `"o"` other, `undefined` nothing. */
-async function remoteKind(context: TransferContext, path: string): Promise<string | undefined> {
+/**
+ * What exists at a remote path: `"f"` file, `"d"` directory, `"l"` link, `"o"` other, `undefined` nothing.
+ * A link to a folder counts as the folder (as `cp` and `scp` treat a destination); any other link is `"l"`.
+ * With `follow`, a link to a file counts as the file (a transfer's source is followed; links inside trees are not).
+ */
+async function remoteKind(context: TransferContext, path: string, follow = false): Promise<string | undefined> {
   const p = quote(path);
+  const link = follow ? "" : `elif [ -L ${p} ]; then echo l; `;
   const result = await remote(
     context,
-    `if [ -L ${p} ]; then echo l; elif [ -d ${p} ]; then echo d; elif [ -f ${p} ]; then echo f; elif [ -e ${p} ]; then echo o; else echo n; fi`,
+    `if [ -d ${p} ]; then echo d; ${link}elif [ -f ${p} ]; then echo f; elif [ -e ${p} ] || [ -L ${p} ]; then echo o; else echo n; fi`,
     "checking the destination",
   );
   const kind = result.stdout.trim();
   return kind === "n" ? undefined : kind;
 }
 
-async function localKind(path: string): Promise<string | undefined> {
+/** `remoteKind` for a local path. */
+async function localKind(path: string, follow = false): Promise<string | undefined> {
   try {
     const info = await lstat(path);
-    if (info.isSymbolicLink()) return "l";
-    if (info.isDirectory()) return "d";
-    if (info.isFile()) return "f";
-    return "o";
+    if (!info.isSymbolicLink()) return info.isDirectory() ? "d" : info.isFile() ? "f" : "o";
+    const target = await stat(path).catch(() => undefined);
+    if (target?.isDirectory()) return "d";
+    if (follow) return target?.isFile() ? "f" : "o";
+    return "l";
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
     throw error;
@@ -211,13 +239,15 @@ async function uploadOne(
     for (let round = 1; ; round++) {
       const localHash = verify ? sha256OfLocal(localPath, context.signal) : undefined;
       localHash?.catch(() => {});
-      await context.connection.upload({
-        localPath,
-        remotePath: temp,
-        signal: context.signal,
-        onProgress: round === 1 ? progress.onProgress : () => {},
-        ...(mode !== undefined ? { mode } : {}),
-      });
+      await moveBytes(context.connection, () =>
+        context.connection.upload({
+          localPath,
+          remotePath: temp,
+          signal: context.signal,
+          onProgress: round === 1 ? progress.onProgress : () => {},
+          ...(mode !== undefined ? { mode } : {}),
+        }),
+      );
       if (!verify) break;
       const [expected, actual] = await Promise.all([localHash, sha256OfRemote(context, temp)]);
       if (expected === actual) break;
@@ -230,7 +260,7 @@ async function uploadOne(
     const chmodPart = mode !== undefined ? `chmod ${mode.toString(8).padStart(4, "0")} ${quote(temp)} && ` : "";
     await remote(context, `${chmodPart}mv -f -- ${quote(temp)} ${quote(destination)}`, "renaming into place");
   } catch (error) {
-    await cleanupRemote(context, temp);
+    await cleanupRemote(context, [temp]);
     throw error;
   }
   const owner = ownerSpec(transfer);
@@ -240,11 +270,50 @@ async function uploadOne(
   return true;
 }
 
-/** Remove a temp file whatever happened to the operation: a fresh, short budget, not the (maybe aborted) signal. */
-async function cleanupRemote(context: TransferContext, temp: string): Promise<void> {
-  if (context.connection.closed) return;
-  const prepared = prepareCommand({ cmd: `rm -f -- ${quote(temp)}` });
-  await runProcess(context.connection, { command: prepared.command, timeoutMs: 10_000 }).catch(() => undefined);
+/** Budget for removing temp files after a failure, on the transfer's connection or (when it was lost) another one. */
+const CLEANUP_TIMEOUT_MS = 10_000;
+
+/**
+ * Remove temp files whatever happened to the operation: a fresh, short budget, not the (maybe aborted) signal.
+ * When the transfer's connection was lost, the files are removed over another connection from the pool (which a
+ * retry then reuses), so an interrupted transfer leaves nothing behind as long as the host can be reached again.
+ */
+async function cleanupRemote(context: TransferContext, temps: readonly string[]): Promise<void> {
+  if (temps.length === 0) return;
+  const { command } = prepareCommand({ cmd: `rm -f -- ${temps.map(quote).join(" ")}` });
+  const removeOn = async (connection: Connection): Promise<void> => {
+    await runProcess(connection, { command, timeoutMs: CLEANUP_TIMEOUT_MS });
+  };
+  if (!context.connection.closed) {
+    try {
+      await removeOn(context.connection);
+      return;
+    } catch (error) {
+      if (!isConnectionError(error) && !context.connection.closed) return;
+    }
+  }
+  if (!context.borrow) return;
+  const borrowing = context.borrow();
+  let timer: NodeJS.Timeout | undefined;
+  const gaveUp = new Promise<undefined>((resolve) => {
+    timer = setTimeout(resolve, CLEANUP_TIMEOUT_MS, undefined);
+    timer.unref();
+  });
+  const channel = await Promise.race([borrowing.catch(() => undefined), gaveUp]);
+  clearTimeout(timer);
+  if (!channel) {
+    // Too slow to connect: give the channel back whenever it arrives.
+    borrowing.then((late) => late.done(), () => undefined);
+    return;
+  }
+  let failure: unknown;
+  try {
+    await removeOn(channel.connection);
+  } catch (error) {
+    failure = error;
+  } finally {
+    channel.done(failure);
+  }
 }
 
 async function downloadOne(
@@ -268,12 +337,14 @@ async function downloadOne(
     for (let round = 1; ; round++) {
       const remoteHash = verify ? sha256OfRemote(context, remotePath) : undefined;
       remoteHash?.catch(() => {});
-      await context.connection.download({
-        remotePath,
-        localPath: temp,
-        signal: context.signal,
-        onProgress: round === 1 ? progress.onProgress : () => {},
-      });
+      await moveBytes(context.connection, () =>
+        context.connection.download({
+          remotePath,
+          localPath: temp,
+          signal: context.signal,
+          onProgress: round === 1 ? progress.onProgress : () => {},
+        }),
+      );
       if (!verify) break;
       const [expected, actual] = await Promise.all([remoteHash, sha256OfLocal(temp, context.signal)]);
       if (expected === actual) break;
@@ -404,10 +475,11 @@ async function walkRemote(context: TransferContext, root: string): Promise<TreeE
 /** Upload a file or (with `recursive`) a directory tree. */
 export async function uploadTransfer(context: TransferContext, transfer: Transfer): Promise<TransferOutcome> {
   const verify = transfer.verify === "sha256";
-  const sourceKind = await localKind(transfer.source).catch((error: unknown) => {
+  const sourceKind = await localKind(transfer.source, true).catch((error: unknown) => {
     throw wrapLocal(error, context.target);
   });
   if (sourceKind === undefined) throw new TransferError(`the source ${transfer.source} does not exist`, { target: context.target });
+  if (sourceKind === "o") throw new TransferError(`the source ${transfer.source} is not a regular file or folder`, { target: context.target });
   if (sourceKind === "d") {
     if (!transfer.recursive) throw new TransferError(`the source ${transfer.source} is a directory; pass recursive: true`, { target: context.target });
     return uploadTree(context, transfer, verify);
@@ -465,8 +537,9 @@ async function uploadTree(context: TransferContext, transfer: Transfer, verify: 
 /** Download a file or (with `recursive`) a directory tree. */
 export async function downloadTransfer(context: TransferContext, transfer: Transfer): Promise<TransferOutcome> {
   const verify = transfer.verify === "sha256";
-  const kind = await remoteKind(context, transfer.source);
+  const kind = await remoteKind(context, transfer.source, true);
   if (kind === undefined) throw new TransferError(`the source ${transfer.source} does not exist on the host`, { target: context.target });
+  if (kind === "o") throw new TransferError(`the source ${transfer.source} is not a regular file or folder`, { target: context.target });
   if (kind === "d") {
     if (!transfer.recursive) throw new TransferError(`the source ${transfer.source} is a directory; pass recursive: true`, { target: context.target });
     return downloadTree(context, transfer, verify);
