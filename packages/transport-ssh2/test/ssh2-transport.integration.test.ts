@@ -1,6 +1,7 @@
 import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -183,6 +184,44 @@ describe("Ssh2Transport on real OpenSSH sshd", () => {
       await expect(sleeper.exit).rejects.toMatchObject({ code: "CONNECTION_LOST", retryable: true });
       expect(performance.now() - cutAt).toBeLessThan(2000);
       expect(connection.closed).toBe(true);
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it("a refused TCP connect is a retryable ConnectError", async () => {
+    const closedPort = await new Promise<number>((resolve) => {
+      const server = createServer().listen(0, "127.0.0.1", () => {
+        const address = server.address();
+        server.close(() => resolve(typeof address === "object" && address ? address.port : 0));
+      });
+    });
+    await expect(new Ssh2Transport(base(pam)).connect({ host: "127.0.0.1", port: closedPort, user: "nobody" })).rejects.toMatchObject({
+      name: "ConnectError",
+      code: "CONNECT",
+      retryable: true,
+    });
+  });
+
+  it("a server that never answers the handshake is one retryable timeout; an abort ends the wait at once", async () => {
+    const proxy = await startFaultProxy({ target: { host: pam.host, port: pam.port } });
+    try {
+      proxy.blackhole();
+      const transport = new Ssh2Transport(base(pam, { readyTimeout: 1000 }));
+      const startedAt = performance.now();
+      const error = await transport.connect({ host: "127.0.0.1", port: proxy.port, user: "nobody" }).catch((caught: unknown) => caught);
+      expect(error).toMatchObject({ name: "ConnectError", code: "CONNECT", retryable: true });
+      expect((error as Error).message).toMatch(/timed out/);
+      expect(performance.now() - startedAt).toBeLessThan(3000);
+
+      const controller = new AbortController();
+      const pending = new Ssh2Transport(base(pam)).connect({ host: "127.0.0.1", port: proxy.port, user: "nobody" }, { signal: controller.signal });
+      setTimeout(() => controller.abort(), 100);
+      const abortedAt = performance.now();
+      await expect(pending).rejects.toMatchObject({ code: "ABORTED" });
+      expect(performance.now() - abortedAt).toBeLessThan(1000);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(socketsTo(proxy.port)).toHaveLength(0);
     } finally {
       await proxy.close();
     }
