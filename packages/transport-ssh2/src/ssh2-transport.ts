@@ -1,4 +1,4 @@
-import { mkdirSync, appendFileSync, readFileSync } from "node:fs";
+import { appendFileSync, mkdirSync, readFileSync, statSync } from "node:fs";
 import { connect as netConnect, type Socket } from "node:net";
 import { homedir, userInfo } from "node:os";
 import { dirname, join } from "node:path";
@@ -90,6 +90,7 @@ function validateTarget(target: Target): void {
 export class Ssh2Transport implements Transport {
   readonly name = "ssh2";
   private readonly options: ResolvedOptions;
+  private configCache: { version: string; config: SSHConfig | undefined } | undefined;
 
   /** Throws `ConfigError` for invalid options, before any I/O. */
   constructor(options: Ssh2TransportOptions = {}) {
@@ -175,7 +176,19 @@ export class Ssh2Transport implements Transport {
   private loadConfig(): SSHConfig | undefined {
     const option = this.options.sshConfig;
     if (option === false) return undefined;
-    return loadSshConfig(option ?? join(homedir(), ".ssh", "config"), option !== undefined);
+    const path = option ?? join(homedir(), ".ssh", "config");
+    // The pool asks for identity() on every acquire: parse again only when the file changed.
+    let version: string;
+    try {
+      const stats = statSync(path);
+      version = `${stats.mtimeMs}:${stats.size}`;
+    } catch {
+      version = "absent";
+    }
+    if (this.configCache?.version !== version) {
+      this.configCache = { version, config: loadSshConfig(path, option !== undefined) };
+    }
+    return this.configCache.config;
   }
 
   private resolveHop(target: Target, config: SSHConfig | undefined): Hop {

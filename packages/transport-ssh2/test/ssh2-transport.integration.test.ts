@@ -134,7 +134,10 @@ describe("Ssh2Transport on real OpenSSH sshd", () => {
     const connection = await transport.connect(targetOf(pam));
     expect((await run(connection, "echo via-jump")).stdout).toBe("via-jump\n");
     expect((readFileSync(plain.logPath, "utf8").match(/Accepted publickey/g) ?? []).length).toBe(before + 1);
+    expect(socketsTo(plain.port)).toHaveLength(1); // the only TCP socket goes to the jump host
+    expect(socketsTo(pam.port)).toHaveLength(0);
     await connection.close();
+    expect(socketsTo(plain.port)).toHaveLength(0);
 
     // The jump host's key is checked too: without it in known_hosts the connect is refused.
     const unverified = new Ssh2Transport(base(pam, { knownHosts: [pam.knownHostsPath], proxyJump: jump }));
