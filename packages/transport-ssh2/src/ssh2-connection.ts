@@ -1,6 +1,7 @@
 import {
   AbortError,
   ConnectError,
+  hasCode,
   type Connection,
   type ConnectionCapabilities,
   type DownloadRequest,
@@ -34,7 +35,7 @@ export interface Ssh2ConnectionParts {
   readonly tuning: TransferTuning;
   readonly secrets: readonly (string | undefined)[];
   readonly killGraceMs: number;
-  /** The first error the client reported during the handshake that did not stop it (kept for a later loss). */
+  /** How long close() waits for a clean SSH disconnect before destroying the socket. Default 2000. */
   readonly closeTimeoutMs?: number;
 }
 
@@ -126,7 +127,7 @@ export class Ssh2Connection implements Connection, ProcessHost {
       await run(sftp);
     } catch (error) {
       // A transfer cut short by a lost connection reports the loss, not the SFTP symptom.
-      if (this.closedError && !(error instanceof AbortError)) throw this.closedError;
+      if (this.closedError && !hasCode(error, "ABORTED")) throw this.closedError;
       throw normalizeError(error, { phase: "transfer", target: this.target, secrets: this.secrets });
     } finally {
       this.releaseSftp(entry);
