@@ -23,7 +23,7 @@ export type PoolState = "open" | "closing" | "closed" | "destroyed";
  * - `idle`: unused for `idleTimeoutMs`; `lifetime`: older than `maxLifetimeMs`;
  * - `lost`: it closed with an error; `closed`: it closed without one (or was found closed);
  * - `ping-failed`: the health check before lending failed or timed out;
- * - `destroyed`: a lease was destroyed; `refused`: the server refused a channel while none was open on it;
+ * - `destroyed`: a lease was destroyed; `refused`: the server refused the only channel twice in a row;
  * - `make-room`: an idle connection closed so that a waiter for another key could connect under `maxConnections`;
  * - `pool-closed` / `pool-destroyed`: the pool shut down.
  */
@@ -68,6 +68,9 @@ export interface ConnectionPoolStats extends PoolStats {
 
 type Timer = ReturnType<typeof setTimeout>;
 
+/** Clean releases after which a budget lowered by refusals is raised by one channel. */
+export const BUDGET_RECOVERY_RELEASES = 50;
+
 interface Waiter {
   readonly keyState: KeyState;
   readonly enqueuedAt: number;
@@ -111,6 +114,10 @@ interface PooledConnection {
   tracked: boolean;
   state: "open" | "draining";
   budget: number;
+  /** The budget before any refusal: the lower of the config's and the connection's `maxChannels`. */
+  readonly ceiling: number;
+  /** Clean releases since the last refusal, towards raising a lowered budget by one. */
+  cleanReleases: number;
   busy: number;
   uses: number;
   lastActivityAt: number;
@@ -598,9 +605,21 @@ export class ConnectionPool implements Pool, AsyncDisposable {
       const connectionError = hasCode(outcome.reason, "CONNECT") || hasCode(outcome.reason, "CONNECTION_LOST");
       this.evict(pooled, "destroyed", connectionError, outcome.reason);
     } else if (outcome.kind === "refused") {
-      // The refused channel never opened: the server allows what the other leases hold, and no more.
-      pooled.budget = Math.min(pooled.budget, pooled.busy);
-      if (pooled.budget === 0) this.evict(pooled, "refused", true);
+      // The refused channel never opened: the server allows what the other leases hold, and no more. A refusal
+      // with nothing else open is usually sshd still counting a session that just ended; only a second one in a
+      // row, at a budget of 1, gives the connection up.
+      pooled.cleanReleases = 0;
+      if (pooled.busy > 0) pooled.budget = Math.min(pooled.budget, pooled.busy);
+      else if (pooled.budget > 1) pooled.budget = 1;
+      else this.evict(pooled, "refused", true);
+    } else if (pooled.budget < pooled.ceiling) {
+      // Refusals can undershoot (a session that had just ended, a channel released between two refusals):
+      // after enough clean uses, try one channel more. Going over costs one more refusal.
+      pooled.cleanReleases += 1;
+      if (pooled.cleanReleases >= BUDGET_RECOVERY_RELEASES) {
+        pooled.cleanReleases = 0;
+        pooled.budget += 1;
+      }
     }
     if (!pooled.tracked) return;
     if (pooled.busy === 0) {
@@ -663,6 +682,8 @@ export class ConnectionPool implements Pool, AsyncDisposable {
       tracked: true,
       state: "open",
       budget: Math.min(this.config.maxChannelsPerConnection, own),
+      ceiling: Math.min(this.config.maxChannelsPerConnection, own),
+      cleanReleases: 0,
       busy: 0,
       uses: 0,
       lastActivityAt: now,

@@ -1,4 +1,4 @@
-export { ConnectionPool } from "./connection-pool.js";
+export { BUDGET_RECOVERY_RELEASES, ConnectionPool } from "./connection-pool.js";
 export type {
   ConnectionPoolKeyStats,
   ConnectionPoolStats,

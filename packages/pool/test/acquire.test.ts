@@ -1,7 +1,7 @@
 import { AbortError, ConnectError, hasCode } from "@tunnel/core";
 import type { Lease } from "@tunnel/core";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { ConnectionPool } from "../src/index.js";
+import { BUDGET_RECOVERY_RELEASES, ConnectionPool } from "../src/index.js";
 import type { PoolConfig } from "../src/index.js";
 import { FakeTransport } from "./fake-transport.js";
 import { flush, leaseOf, track } from "./helpers.js";
@@ -285,13 +285,36 @@ describe("channel refusals", () => {
     expect((await pool.acquire(web)).connection).toBe(first);
   });
 
-  it("a refusal on a connection with no other channel evicts it", async () => {
+  it("a refusal with no other channel open lowers the budget to 1; a second one in a row evicts the connection", async () => {
     makePool();
     const lease = await pool.acquire(web);
     lease.refused?.();
+    expect(pool.stats().keys["deploy@web-1:22"]?.connectionDetails[0]).toMatchObject({ channels: 1, busyChannels: 0 });
+    const again = await pool.acquire(web);
+    expect(again.connection).toBe(lease.connection);
+    again.refused?.();
     await flush();
     expect(pool.stats().keys["deploy@web-1:22"]).toMatchObject({ connections: 0, evicted: { refused: 1 } });
     expect((await pool.acquire(web)).connection).not.toBe(lease.connection);
+  });
+
+  it("a lowered budget rises by one after BUDGET_RECOVERY_RELEASES clean releases, never above the original", async () => {
+    makePool({ maxChannelsPerConnection: 3 });
+    const key = "deploy@web-1:22";
+    const [first, second] = [await pool.acquire(web), await pool.acquire(web)];
+    second.refused?.();
+    expect(pool.stats().keys[key]?.connectionDetails[0]?.channels).toBe(1);
+    first.release();
+    const cycle = async (times: number): Promise<void> => {
+      for (let index = 0; index < times; index += 1) (await pool.acquire(web)).release();
+    };
+    await cycle(BUDGET_RECOVERY_RELEASES - 2);
+    expect(pool.stats().keys[key]?.connectionDetails[0]?.channels).toBe(1);
+    await cycle(1);
+    expect(pool.stats().keys[key]?.connectionDetails[0]?.channels).toBe(2);
+    await cycle(BUDGET_RECOVERY_RELEASES * 3);
+    expect(pool.stats().keys[key]?.connectionDetails[0]?.channels).toBe(3);
+    expect(transport.calls).toHaveLength(1);
   });
 
   it("a lease's second release, destroy or refused is ignored", async () => {

@@ -28,8 +28,10 @@ describe("200 concurrent commands through the pool (fake server)", () => {
     expect(report.refusals).toBeGreaterThan(0);
     expect(report.peakConnections).toBeLessThanOrEqual(4);
     expect(Math.max(...transport.connections.map((connection) => connection.peakChannels))).toBe(3);
-    // Each connection learnt its budget: at most what the server allows.
-    for (const detail of Object.values(report.statsAtEnd.keys)[0]?.connectionDetails ?? []) expect(detail.channels).toBeLessThanOrEqual(3);
+    // Each connection learnt its budget: what the server allows, or one more while probing after clean releases.
+    const details = Object.values(report.statsAtEnd.keys)[0]?.connectionDetails ?? [];
+    expect(details.length).toBeGreaterThan(0);
+    for (const detail of details) expect(detail.channels).toBeLessThanOrEqual(4);
   });
 
   it("the report check catches a failing run", async () => {

@@ -53,7 +53,7 @@ export class CountingTransport implements Transport {
 export interface PoolConcurrencyCaseOptions {
   readonly transport: Transport;
   readonly target: Target;
-  /** Pool configuration; the case's defaults are 4 connections per key and 10 channels per connection. */
+  /** Pool configuration; the case's defaults are 4 connections per key, 10 channels per connection, a 120 s acquire timeout. */
   readonly config?: Partial<PoolConfig>;
   /** Default 200. */
   readonly commands?: number;
@@ -82,7 +82,13 @@ export interface PoolConcurrencyReport {
 /** Run the commands through one pool, close it, and report. Never throws for a failed command: it is counted. */
 export async function runPoolConcurrencyCase(options: PoolConcurrencyCaseOptions): Promise<PoolConcurrencyReport> {
   const counting = new CountingTransport(options.transport);
-  const pool = new ConnectionPool(counting, { maxConnectionsPerKey: 4, maxChannelsPerConnection: 10, ...options.config });
+  // A generous acquire timeout: on a loaded machine the last of 200 commands may wait longer than the default 30 s.
+  const pool = new ConnectionPool(counting, {
+    maxConnectionsPerKey: 4,
+    maxChannelsPerConnection: 10,
+    acquireTimeoutMs: 120_000,
+    ...options.config,
+  });
   const commands = options.commands ?? 200;
   const command = options.command ?? "sleep 0.05; echo ok";
   const maxAttempts = options.maxAttempts ?? 20;
