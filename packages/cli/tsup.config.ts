@@ -1,7 +1,7 @@
 import { defineConfig } from "tsup";
 
 export default defineConfig({
-  entry: ["src/index.ts"],
+  entry: ["src/index.ts", "src/bin.ts"],
   format: ["esm"],
   // The package tsconfig is a composite project for `tsc --build`; declaration bundling needs it off.
   dts: { compilerOptions: { composite: false, incremental: false, customConditions: [] } },

@@ -1,1 +1,15 @@
-export {};
+export { runCli, forEachHost, pathForHost, parseDuration, parseEnvAssignments, resolveHosts } from "./cli.js";
+export type { CliIo } from "./cli.js";
+export { describeTarget, parseHostList, parseHostSpec, parsePort, withDefaults } from "./hosts.js";
+export type { HostEntry } from "./hosts.js";
+export { loadInventory, parseInventory, selectHosts } from "./inventory.js";
+export type { HostSelection, Inventory } from "./inventory.js";
+export { ExitCode, PrefixWriter, exitCodeFor, formatBytes, formatDuration, formatJson, formatSummary } from "./output.js";
+export type { HostOutcome, JsonReport, OutputStream } from "./output.js";
+export { promptHidden } from "./prompt.js";
+export type { TerminalInput } from "./prompt.js";
+export { makeStack, makeTransport } from "./stack.js";
+export type { Stack, StackOptions, TransportName } from "./stack.js";
+export { InterruptedError, UsageError } from "./usage-error.js";
+export { runDemo } from "./demo.js";
+export type { DemoOptions } from "./demo.js";

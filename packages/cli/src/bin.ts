@@ -1,0 +1,30 @@
+#!/usr/bin/env node
+/**
+ * The `tunnel` executable. Ctrl-C (SIGINT) or SIGTERM cancels every running operation — the remote processes are
+ * stopped — and tunnel exits with 130 (143 for SIGTERM); a second Ctrl-C exits at once.
+ */
+import { runCli } from "./cli.js";
+
+const interrupt = new AbortController();
+let received: NodeJS.Signals | undefined;
+const onSignal = (signal: NodeJS.Signals) => {
+  if (received !== undefined) {
+    process.stderr.write("tunnel: interrupted again; exiting without waiting for clean-up\n");
+    process.exit(128 + (signal === "SIGTERM" ? 15 : 2));
+  }
+  received = signal;
+  interrupt.abort();
+};
+process.on("SIGINT", onSignal);
+process.on("SIGTERM", onSignal);
+
+const status = await runCli(process.argv.slice(2), {
+  stdout: process.stdout,
+  stderr: process.stderr,
+  stdin: process.stdin,
+  env: process.env,
+  interrupt: interrupt.signal,
+});
+process.exitCode = status === 130 && received === "SIGTERM" ? 143 : status;
+// Everything is closed by now; should a handle linger anyway, do not hang the shell.
+setTimeout(() => process.exit(), 2_000).unref();
