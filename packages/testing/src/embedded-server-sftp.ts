@@ -1,0 +1,393 @@
+/**
+ * The embedded test server's SFTP subsystem (protocol version 3, with the OpenSSH extensions posix-rename,
+ * hardlink and fsync), over this machine's disk.
+ *
+ * Without a root folder, paths are the real filesystem's (relative ones start in the home folder), because tunnel's
+ * transports and core write absolute paths such as /tmp/...; with one, `/` is that folder and `..` cannot leave it
+ * (symbolic links are followed as the filesystem does: they are not confined).
+ */
+import type { Stats } from "node:fs";
+import {
+  chmod,
+  chown,
+  link,
+  lstat,
+  mkdir,
+  open,
+  readdir,
+  readlink,
+  realpath,
+  rename,
+  rmdir,
+  stat,
+  symlink,
+  truncate,
+  unlink,
+  utimes,
+  type FileHandle,
+} from "node:fs/promises";
+import { constants as fsConstants } from "node:fs";
+import { posix } from "node:path";
+import ssh2, { type FileEntry, type SFTPWrapper } from "ssh2";
+
+const { OPEN_MODE, STATUS_CODE } = ssh2.utils.sftp;
+
+/** The extensions advertised in VERSION: name and version, as OpenSSH's sftp-server sends them. */
+const EXTENSIONS: ReadonlyArray<readonly [string, string]> = [
+  ["posix-rename@openssh.com", "1"],
+  ["hardlink@openssh.com", "1"],
+  ["fsync@openssh.com", "1"],
+];
+/** SSH_FXP_VERSION 3 without extensions: what ssh2's server sends. */
+const PLAIN_VERSION = Buffer.from([0, 0, 0, 5, 2, 0, 0, 0, 3]);
+const READDIR_BATCH = 64;
+const MAX_READ = 256 * 1024;
+
+export interface SftpOptions {
+  /** The folder that is `/`; undefined: the real filesystem. */
+  readonly root: string | undefined;
+  /** Where relative paths start (without a root). */
+  readonly home: string;
+}
+
+type Handle =
+  | { readonly kind: "file"; readonly file: FileHandle }
+  | { readonly kind: "dir"; readonly path: string; entries: string[] | undefined };
+
+/** Attributes as ssh2 parses them: only the fields the client sent are set. */
+interface RequestedAttributes {
+  readonly mode?: number | undefined;
+  readonly uid?: number | undefined;
+  readonly gid?: number | undefined;
+  readonly size?: number | undefined;
+  readonly atime?: number | undefined;
+  readonly mtime?: number | undefined;
+}
+
+/** Serve SFTP on a session that asked for the subsystem. */
+export function serveSftp(accept: () => SFTPWrapper, options: SftpOptions): void {
+  const sftp = accept();
+  advertiseExtensions(sftp);
+  const handles = new Map<string, Handle>();
+  let nextHandle = 0;
+
+  const virtual = (path: string): string =>
+    options.root === undefined ? posix.resolve(options.home, path || ".") : posix.resolve("/", path || ".");
+  const real = (path: string): string => (options.root === undefined ? virtual(path) : posix.join(options.root, virtual(path)));
+
+  const addHandle = (handle: Handle): Buffer => {
+    const id = Buffer.alloc(4);
+    id.writeUInt32BE(nextHandle++ % 0x1_0000_0000);
+    handles.set(id.toString("hex"), handle);
+    return id;
+  };
+  const fileOf = (id: Buffer): FileHandle => {
+    const handle = handles.get(id.toString("hex"));
+    if (handle?.kind !== "file") throw Object.assign(new Error("invalid handle"), { code: "EBADF" });
+    return handle.file;
+  };
+
+  /** Run one request; any thrown filesystem error becomes its status reply. */
+  const serve = (id: number, work: () => Promise<void>): void => {
+    work().catch((error: unknown) => {
+      try {
+        sftp.status(id, statusOf(error), messageOf(error));
+      } catch {
+        // the channel is gone
+      }
+    });
+  };
+  const ok = (id: number) => sftp.status(id, STATUS_CODE.OK);
+
+  sftp.on("OPEN", (id: number, path: string, flags: number, attrs: RequestedAttributes) =>
+    serve(id, async () => {
+      const file = await open(real(path), openFlags(flags), attrs.mode === undefined ? 0o666 : attrs.mode & 0o7777);
+      sftp.handle(id, addHandle({ kind: "file", file }));
+    }),
+  );
+  sftp.on("READ", (id: number, handle: Buffer, offset: number, length: number) =>
+    serve(id, async () => {
+      const buffer = Buffer.alloc(Math.min(length, MAX_READ));
+      const { bytesRead } = await fileOf(handle).read(buffer, 0, buffer.length, offset);
+      if (bytesRead === 0) sftp.status(id, STATUS_CODE.EOF);
+      else sftp.data(id, buffer.subarray(0, bytesRead));
+    }),
+  );
+  sftp.on("WRITE", (id: number, handle: Buffer, offset: number, data: Buffer) =>
+    serve(id, async () => {
+      const file = fileOf(handle);
+      let written = 0;
+      while (written < data.length) {
+        const { bytesWritten } = await file.write(data, written, data.length - written, offset + written);
+        written += bytesWritten;
+      }
+      ok(id);
+    }),
+  );
+  sftp.on("CLOSE", (id: number, handle: Buffer) =>
+    serve(id, async () => {
+      const key = handle.toString("hex");
+      const entry = handles.get(key);
+      if (!entry) throw Object.assign(new Error("invalid handle"), { code: "EBADF" });
+      handles.delete(key);
+      if (entry.kind === "file") await entry.file.close();
+      ok(id);
+    }),
+  );
+  sftp.on("FSTAT", (id: number, handle: Buffer) =>
+    serve(id, async () => {
+      sftp.attrs(id, attributesOf(await fileOf(handle).stat()));
+    }),
+  );
+  sftp.on("STAT", (id: number, path: string) =>
+    serve(id, async () => {
+      sftp.attrs(id, attributesOf(await stat(real(path))));
+    }),
+  );
+  sftp.on("LSTAT", (id: number, path: string) =>
+    serve(id, async () => {
+      sftp.attrs(id, attributesOf(await lstat(real(path))));
+    }),
+  );
+  sftp.on("SETSTAT", (id: number, path: string, attrs: RequestedAttributes) =>
+    serve(id, async () => {
+      const target = real(path);
+      await applyAttributes(attrs, {
+        size: (size) => truncate(target, size),
+        owner: (uid, gid) => chown(target, uid, gid),
+        mode: (mode) => chmod(target, mode),
+        times: (atime, mtime) => utimes(target, atime, mtime),
+      });
+      ok(id);
+    }),
+  );
+  sftp.on("FSETSTAT", (id: number, handle: Buffer, attrs: RequestedAttributes) =>
+    serve(id, async () => {
+      const file = fileOf(handle);
+      await applyAttributes(attrs, {
+        size: (size) => file.truncate(size),
+        owner: (uid, gid) => file.chown(uid, gid),
+        mode: (mode) => file.chmod(mode),
+        times: (atime, mtime) => file.utimes(atime, mtime),
+      });
+      ok(id);
+    }),
+  );
+  sftp.on("OPENDIR", (id: number, path: string) =>
+    serve(id, async () => {
+      const target = real(path);
+      if (!(await stat(target)).isDirectory()) throw Object.assign(new Error("not a directory"), { code: "ENOTDIR" });
+      sftp.handle(id, addHandle({ kind: "dir", path: target, entries: undefined }));
+    }),
+  );
+  sftp.on("READDIR", (id: number, handle: Buffer) =>
+    serve(id, async () => {
+      const entry = handles.get(handle.toString("hex"));
+      if (entry?.kind !== "dir") throw Object.assign(new Error("invalid handle"), { code: "EBADF" });
+      entry.entries ??= [".", "..", ...(await readdir(entry.path))];
+      const batch = entry.entries.splice(0, READDIR_BATCH);
+      if (batch.length === 0) {
+        sftp.status(id, STATUS_CODE.EOF);
+        return;
+      }
+      const names: FileEntry[] = [];
+      for (const name of batch) {
+        const stats = await lstat(posix.join(entry.path, name)).catch(() => undefined);
+        if (stats) names.push({ filename: name, longname: longName(name, stats), attrs: attributesOf(stats) });
+      }
+      sftp.name(id, names);
+    }),
+  );
+  sftp.on("REMOVE", (id: number, path: string) =>
+    serve(id, async () => {
+      await unlink(real(path));
+      ok(id);
+    }),
+  );
+  sftp.on("MKDIR", (id: number, path: string, attrs: RequestedAttributes) =>
+    serve(id, async () => {
+      await mkdir(real(path), attrs.mode === undefined ? 0o777 : attrs.mode & 0o7777);
+      ok(id);
+    }),
+  );
+  sftp.on("RMDIR", (id: number, path: string) =>
+    serve(id, async () => {
+      await rmdir(real(path));
+      ok(id);
+    }),
+  );
+  sftp.on("REALPATH", (id: number, path: string) =>
+    serve(id, async () => {
+      let resolved = virtual(path);
+      // Without a root, symbolic links are resolved as sftp-server does; with one, they could lead outside it.
+      if (options.root === undefined) resolved = await realpath(resolved).catch(() => resolved);
+      sftp.name(id, [{ filename: resolved, longname: resolved, attrs: {} as FileEntry["attrs"] }]);
+    }),
+  );
+  sftp.on("RENAME", (id: number, from: string, to: string) =>
+    serve(id, async () => {
+      // SFTP v3 rename never replaces an existing file (posix-rename does).
+      const exists = await lstat(real(to)).then(
+        () => true,
+        () => false,
+      );
+      if (exists) throw Object.assign(new Error("the target exists"), { code: "EEXIST" });
+      await rename(real(from), real(to));
+      ok(id);
+    }),
+  );
+  sftp.on("READLINK", (id: number, path: string) =>
+    serve(id, async () => {
+      const target = await readlink(real(path));
+      sftp.name(id, [{ filename: target, longname: target, attrs: {} as FileEntry["attrs"] }]);
+    }),
+  );
+  // ssh2 hands the paths over in the protocol's order (link, target), whatever order the client sent them in.
+  sftp.on("SYMLINK", (id: number, linkPath: string, targetPath: string) =>
+    serve(id, async () => {
+      await symlink(targetPath, real(linkPath));
+      ok(id);
+    }),
+  );
+  sftp.on("EXTENDED", (id: number, name: string, data: Buffer | undefined) =>
+    serve(id, async () => {
+      const fields = sshStrings(data ?? Buffer.alloc(0));
+      if (name === "posix-rename@openssh.com" && fields.length >= 2) {
+        await rename(real(fields[0]!.toString("utf8")), real(fields[1]!.toString("utf8")));
+      } else if (name === "hardlink@openssh.com" && fields.length >= 2) {
+        await link(real(fields[0]!.toString("utf8")), real(fields[1]!.toString("utf8")));
+      } else if (name === "fsync@openssh.com" && fields.length >= 1) {
+        await fileOf(fields[0]!).sync();
+      } else {
+        sftp.status(id, STATUS_CODE.OP_UNSUPPORTED);
+        return;
+      }
+      ok(id);
+    }),
+  );
+
+  const release = () => {
+    for (const handle of handles.values()) if (handle.kind === "file") void handle.file.close().catch(() => {});
+    handles.clear();
+  };
+  sftp.on("end", release);
+  sftp.on("close", release);
+}
+
+/**
+ * ssh2's server answers INIT with a VERSION that lists no extensions, so clients would not use them. The SFTP
+ * session writes through its own `_protocol` reference: its first packet, that VERSION, is replaced by one that
+ * lists the extensions served here.
+ */
+function advertiseExtensions(sftp: SFTPWrapper): void {
+  type Writer = { channelData(id: number, data: Buffer): void; channelClose(id: number): void };
+  const internals = sftp as unknown as { _protocol?: Writer };
+  const protocol = internals._protocol;
+  if (!protocol || typeof protocol.channelData !== "function") return;
+  let first = true;
+  internals._protocol = {
+    channelData(id, data) {
+      if (first) {
+        first = false;
+        if (data.equals(PLAIN_VERSION)) data = versionWithExtensions();
+      }
+      protocol.channelData(id, data);
+    },
+    channelClose(id) {
+      protocol.channelClose(id);
+    },
+  };
+}
+
+function versionWithExtensions(): Buffer {
+  const body: Buffer[] = [Buffer.from([2, 0, 0, 0, 3])];
+  for (const [name, version] of EXTENSIONS) body.push(sshString(Buffer.from(name)), sshString(Buffer.from(version)));
+  const payload = Buffer.concat(body);
+  const length = Buffer.alloc(4);
+  length.writeUInt32BE(payload.length);
+  return Buffer.concat([length, payload]);
+}
+
+function sshString(value: Buffer): Buffer {
+  const length = Buffer.alloc(4);
+  length.writeUInt32BE(value.length);
+  return Buffer.concat([length, value]);
+}
+
+/** The SSH strings (uint32 length + bytes) in `data`, in order. */
+function sshStrings(data: Buffer): Buffer[] {
+  const out: Buffer[] = [];
+  let at = 0;
+  while (at + 4 <= data.length) {
+    const length = data.readUInt32BE(at);
+    if (at + 4 + length > data.length) break;
+    out.push(data.subarray(at + 4, at + 4 + length));
+    at += 4 + length;
+  }
+  return out;
+}
+
+function openFlags(flags: number): number {
+  const read = (flags & OPEN_MODE.READ) !== 0;
+  const write = (flags & OPEN_MODE.WRITE) !== 0 || (flags & OPEN_MODE.APPEND) !== 0;
+  let mode = read && write ? fsConstants.O_RDWR : write ? fsConstants.O_WRONLY : fsConstants.O_RDONLY;
+  if (flags & OPEN_MODE.APPEND) mode |= fsConstants.O_APPEND;
+  if (flags & OPEN_MODE.CREAT) mode |= fsConstants.O_CREAT;
+  if (flags & OPEN_MODE.TRUNC) mode |= fsConstants.O_TRUNC;
+  if (flags & OPEN_MODE.EXCL) mode |= fsConstants.O_EXCL;
+  return mode;
+}
+
+async function applyAttributes(
+  attrs: RequestedAttributes,
+  apply: {
+    size(size: number): Promise<void>;
+    owner(uid: number, gid: number): Promise<void>;
+    mode(mode: number): Promise<void>;
+    times(atime: number, mtime: number): Promise<void>;
+  },
+): Promise<void> {
+  if (attrs.size !== undefined) await apply.size(attrs.size);
+  if (attrs.uid !== undefined && attrs.gid !== undefined) await apply.owner(attrs.uid, attrs.gid);
+  if (attrs.mode !== undefined) await apply.mode(attrs.mode & 0o7777);
+  if (attrs.atime !== undefined && attrs.mtime !== undefined) await apply.times(attrs.atime, attrs.mtime);
+}
+
+function attributesOf(stats: Stats): FileEntry["attrs"] {
+  return {
+    mode: stats.mode,
+    uid: stats.uid,
+    gid: stats.gid,
+    size: stats.size,
+    atime: Math.floor(stats.atimeMs / 1000),
+    mtime: Math.floor(stats.mtimeMs / 1000),
+  };
+}
+
+const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+
+/** An `ls -l` line, as SFTP v3 READDIR carries for clients that print it. */
+function longName(name: string, stats: Stats): string {
+  const type = stats.isDirectory() ? "d" : stats.isSymbolicLink() ? "l" : stats.isFile() ? "-" : "?";
+  let permissions = "";
+  for (const shift of [6, 3, 0]) {
+    const bits = (stats.mode >> shift) & 7;
+    permissions += `${bits & 4 ? "r" : "-"}${bits & 2 ? "w" : "-"}${bits & 1 ? "x" : "-"}`;
+  }
+  const date = stats.mtime;
+  const when = `${MONTHS[date.getMonth()]} ${String(date.getDate()).padStart(2)} ${String(date.getHours()).padStart(2, "0")}:${String(date.getMinutes()).padStart(2, "0")}`;
+  return `${type}${permissions} ${String(stats.nlink).padStart(4)} ${String(stats.uid).padEnd(8)} ${String(stats.gid).padEnd(8)} ${String(stats.size).padStart(8)} ${when} ${name}`;
+}
+
+function statusOf(error: unknown): number {
+  const code = (error as { code?: unknown } | undefined)?.code;
+  if (code === "ENOENT" || code === "ENOTDIR") return STATUS_CODE.NO_SUCH_FILE;
+  if (code === "EACCES" || code === "EPERM") return STATUS_CODE.PERMISSION_DENIED;
+  return STATUS_CODE.FAILURE;
+}
+
+function messageOf(error: unknown): string {
+  const code = (error as { code?: unknown } | undefined)?.code;
+  const message = error instanceof Error ? error.message : String(error);
+  return typeof code === "string" ? `${code}: ${message.replace(/^[A-Z]+: /, "")}` : message;
+}
