@@ -388,7 +388,7 @@ function errorOutcome(host: HostEntry, error: unknown, startedAt: number, redact
     ok: false,
     exitCode: null,
     signal: null,
-    durationMs: performance.now() - startedAt,
+    durationMs: Math.round(performance.now() - startedAt),
     attempts: retryAttempts(error) ?? (tunnel && error.code === "RETRIES_EXHAUSTED" ? (error as TunnelError & { attempts: number }).attempts : 1),
     error: {
       code: tunnel ? error.code : "ERROR",
@@ -406,7 +406,7 @@ function resultOutcome(host: HostEntry, result: Result): HostOutcome {
     ok: result.exitCode === 0,
     exitCode: result.exitCode,
     signal: result.signal,
-    durationMs: result.durationMs,
+    durationMs: Math.round(result.durationMs),
     attempts: result.attempts,
     stdout: result.stdout,
     stderr: result.stderr,
@@ -595,7 +595,7 @@ async function transferOnHosts(io: CliIo, options: TransferOptions, direction: "
         ok: true,
         exitCode: null,
         signal: null,
-        durationMs: result.durationMs,
+        durationMs: Math.round(result.durationMs),
         attempts: result.attempts,
         transfer: { source, destination: target, bytes: result.bytes, files: result.files, verified: result.verified, skipped: result.skipped },
       };
