@@ -34,6 +34,27 @@ describe("200 concurrent commands through the pool (fake server)", () => {
     for (const detail of details) expect(detail.channels).toBeLessThanOrEqual(4);
   });
 
+  it("the report check catches a handle left behind after close()", async () => {
+    const transport = new FakeTransport();
+    const timers: ReturnType<typeof setTimeout>[] = [];
+    const leaky = {
+      name: transport.name,
+      connect: async (...args: Parameters<FakeTransport["connect"]>) => {
+        const connection = await transport.connect(...args);
+        const close = connection.close.bind(connection);
+        connection.close = () => {
+          timers.push(setTimeout(() => {}, 60_000));
+          return close();
+        };
+        return connection;
+      },
+    };
+    const report = await runPoolConcurrencyCase({ transport: leaky, target: { host: "web-1" }, commands: 5, command: "echo ok" });
+    for (const timer of timers) clearTimeout(timer);
+    expect(report.handlesLeft).toEqual({ Timeout: 1 });
+    expect(checkPoolConcurrencyReport(report)).toEqual(['handles left after close(): {"Timeout":1}']);
+  });
+
   it("the report check catches a failing run", async () => {
     const transport = new FakeTransport();
     transport.serverMaxSessions = 1;

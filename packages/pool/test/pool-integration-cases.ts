@@ -77,10 +77,27 @@ export interface PoolConcurrencyReport {
   readonly statsAtEnd: ConnectionPoolStats;
   /** Connections the transport still had open after `close()` resolved. */
   readonly openAfterClose: number;
+  /**
+   * Handles that keep Node alive (sockets, child processes, pipes, timers, from `process.getActiveResourcesInfo()`)
+   * that the run added and that were still there once `close()` resolved, by type. One-off requests in flight
+   * (`FSReqCallback`, DNS lookups) end on their own and are not counted.
+   */
+  readonly handlesLeft: Readonly<Record<string, number>>;
+}
+
+const LASTING_HANDLES = new Set(["TCPSocketWrap", "TCPServerWrap", "TCPWrap", "PipeWrap", "ProcessWrap", "Timeout", "UDPWrap"]);
+
+function countHandles(): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (const resource of process.getActiveResourcesInfo()) {
+    if (LASTING_HANDLES.has(resource)) counts.set(resource, (counts.get(resource) ?? 0) + 1);
+  }
+  return counts;
 }
 
 /** Run the commands through one pool, close it, and report. Never throws for a failed command: it is counted. */
 export async function runPoolConcurrencyCase(options: PoolConcurrencyCaseOptions): Promise<PoolConcurrencyReport> {
+  const handlesBefore = countHandles();
   const counting = new CountingTransport(options.transport);
   // A generous acquire timeout: on a loaded machine the last of 200 commands may wait longer than the default 30 s.
   const pool = new ConnectionPool(counting, {
@@ -115,7 +132,13 @@ export async function runPoolConcurrencyCase(options: PoolConcurrencyCaseOptions
   } finally {
     await pool.close();
   }
+  const handlesLeft: Record<string, number> = {};
+  for (const [resource, count] of countHandles()) {
+    const added = count - (handlesBefore.get(resource) ?? 0);
+    if (added > 0) handlesLeft[resource] = added;
+  }
   return {
+    handlesLeft,
     commands,
     successes: commands - failures.length,
     failures,
@@ -142,6 +165,7 @@ export function checkPoolConcurrencyReport(report: PoolConcurrencyReport): strin
     problems.push(`not idle at the end: ${stats.busyChannels} busy channels, ${stats.waiting} waiting, ${stats.idleConnections}/${stats.connections} idle`);
   }
   if (report.openAfterClose !== 0) problems.push(`${report.openAfterClose} connections still open after close()`);
+  if (Object.keys(report.handlesLeft).length > 0) problems.push(`handles left after close(): ${JSON.stringify(report.handlesLeft)}`);
   return problems;
 }
 
