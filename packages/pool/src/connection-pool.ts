@@ -226,11 +226,11 @@ export class ConnectionPool implements Pool, AsyncDisposable {
     }
     const signal = options.signal;
     if (signal?.aborted) return Promise.reject(abortError(signal, keyState.target));
-    const span = this.tracer.startSpan("tunnel.pool.acquire", {
-      "tunnel.pool.key": keyState.key,
-      "tunnel.pool.queue_position": this.queue.size,
-      "tunnel.transport": this.transport.name,
-    });
+    const span = this.tracer.startSpan(
+      "tunnel.pool.acquire",
+      { "tunnel.pool.key": keyState.key, "tunnel.pool.queue_position": this.queue.size, "tunnel.transport": this.transport.name },
+      options.parentSpan,
+    );
     return new Promise<Lease>((resolve, reject) => {
       const waiter: Waiter = {
         keyState,
@@ -490,7 +490,7 @@ export class ConnectionPool implements Pool, AsyncDisposable {
       }
       const blocker = this.connectBlocker(keyState);
       if (blocker === undefined) {
-        attach(waiter, this.startConnect(keyState));
+        attach(waiter, this.startConnect(keyState, waiter.span));
       } else if (blocker === "total") {
         blockedOnTotal += 1;
         // Slots already being freed will reach the oldest blocked waiters first; only make room beyond them.
@@ -629,7 +629,8 @@ export class ConnectionPool implements Pool, AsyncDisposable {
     this.dispatch();
   }
 
-  private startConnect(keyState: KeyState): PendingConnect {
+  /** `parent`: the span of the acquire that needed the connect (others may share it); none for warm-up and replacements. */
+  private startConnect(keyState: KeyState, parent?: Span): PendingConnect {
     const controller = new AbortController();
     const pending: PendingConnect = {
       keyState,
@@ -640,15 +641,19 @@ export class ConnectionPool implements Pool, AsyncDisposable {
     };
     keyState.pending.add(pending);
     this.connectingCount += 1;
-    const span = this.tracer.startSpan("tunnel.connect", {
-      "tunnel.pool.key": keyState.key,
-      "tunnel.transport": this.transport.name,
-      "server.address": keyState.target.host,
-      "server.port": keyState.target.port,
-    });
+    const span = this.tracer.startSpan(
+      "tunnel.connect",
+      {
+        "tunnel.pool.key": keyState.key,
+        "tunnel.transport": this.transport.name,
+        "server.address": keyState.target.host,
+        "server.port": keyState.target.port,
+      },
+      parent,
+    );
     let connecting: Promise<Connection>;
     try {
-      connecting = Promise.resolve(this.transport.connect(keyState.target, { signal: controller.signal }));
+      connecting = Promise.resolve(this.transport.connect(keyState.target, { signal: controller.signal, span }));
     } catch (error) {
       connecting = Promise.reject(error);
     }

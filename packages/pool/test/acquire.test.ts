@@ -89,6 +89,19 @@ describe("shared connects", () => {
     expect(failedAcquires[0]?.events.map((event) => event.name)).toEqual(["tunnel.pool.connect_failed"]);
   });
 
+  it("nests the acquire span under the caller's span, and the connect span under the acquire that started it", async () => {
+    makePool();
+    const operation = tracer.startSpan("tunnel.command");
+    (await pool.acquire(web, { parentSpan: operation })).release();
+    const [acquireSpan] = tracer.named("tunnel.pool.acquire");
+    const [connectSpan] = tracer.named("tunnel.connect");
+    expect(acquireSpan?.parent).toBe(operation);
+    expect(connectSpan?.parent).toBe(acquireSpan?.span);
+    expect(connectSpan?.attributes).toMatchObject({ "tunnel.pool.key": "deploy@web-1:22", "server.address": "web-1", "server.port": 22 });
+    // The transport gets the connect span to add its own events.
+    expect(transport.calls[0]?.span).toBe(connectSpan?.span);
+  });
+
   it("wraps a transport's non-tunnel error in a ConnectError", async () => {
     makePool();
     transport.script.push({ kind: "fail", error: new Error("boom") });

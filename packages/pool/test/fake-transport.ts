@@ -11,6 +11,7 @@ import type {
   ConnectOptions,
   ExitStatus,
   RemoteProcess,
+  Span,
   SpawnRequest,
   Target,
   Transport,
@@ -34,7 +35,7 @@ export class FakeTransport implements Transport {
   readonly name = "fake";
   /** Outcomes of the next connects, in order; when empty, connects succeed on the next tick. */
   readonly script: ConnectOutcome[] = [];
-  readonly calls: { readonly target: Target; readonly signal: AbortSignal | undefined }[] = [];
+  readonly calls: { readonly target: Target; readonly signal: AbortSignal | undefined; readonly span: Span | undefined }[] = [];
   readonly connections: FakeConnection[] = [];
   readonly held: HeldConnect[] = [];
   /** `maxChannels` of new connections. */
@@ -58,7 +59,7 @@ export class FakeTransport implements Transport {
   }
 
   connect(target: Target, options: ConnectOptions = {}): Promise<Connection> {
-    this.calls.push({ target, signal: options.signal });
+    this.calls.push({ target, signal: options.signal, span: options.span });
     const outcome = this.script.shift() ?? { kind: "ok" };
     this.connecting += 1;
     this.notePeak();

@@ -2,6 +2,9 @@ import type { Attributes, Span, Tracer } from "@tunnel/core";
 
 export interface RecordedSpan {
   readonly name: string;
+  readonly parent: Span | undefined;
+  /** The span object handed out, to compare with another record's `parent`. */
+  span: Span | undefined;
   attributes: Record<string, unknown>;
   readonly events: { readonly name: string; readonly attributes: Attributes | undefined }[];
   readonly errors: unknown[];
@@ -12,10 +15,10 @@ export interface RecordedSpan {
 export class RecordingTracer implements Tracer {
   readonly spans: RecordedSpan[] = [];
 
-  startSpan(name: string, attributes: Attributes = {}): Span {
-    const record: RecordedSpan = { name, attributes: { ...attributes }, events: [], errors: [], ended: false };
+  startSpan(name: string, attributes: Attributes = {}, parent?: Span): Span {
+    const record: RecordedSpan = { name, parent, span: undefined, attributes: { ...attributes }, events: [], errors: [], ended: false };
     this.spans.push(record);
-    return {
+    record.span = {
       setAttributes: (more) => Object.assign(record.attributes, more),
       addEvent: (event, eventAttributes) => record.events.push({ name: event, attributes: eventAttributes }),
       recordError: (error) => record.errors.push(error),
@@ -23,6 +26,7 @@ export class RecordingTracer implements Tracer {
         record.ended = true;
       },
     };
+    return record.span;
   }
 
   named(name: string): RecordedSpan[] {
