@@ -1,0 +1,218 @@
+/**
+ * Memory, each figure from a fresh Node process (this file's `runChild`) so nothing measured earlier distorts it:
+ * RSS added by 100 idle pooled connections, and peak RSS while 1 GiB moves up and then down.
+ * For the openssh transport the ssh processes it starts (ControlMasters, mux clients) are counted too, from /proc.
+ */
+import { spawn } from "node:child_process";
+import { readdirSync, readFileSync } from "node:fs";
+import { rm, stat } from "node:fs/promises";
+import { join } from "node:path";
+import type { Client } from "ssh2";
+import { makeStack, rawConnect, rawEnd, type TransportName } from "../clients.js";
+import type { Context } from "../context.js";
+import { serverInfo, type ServerInfo } from "../environment.js";
+import { MiB } from "../stats.js";
+import { TUNED, writePayload } from "./transfers.js";
+
+const SECTION = "memory";
+
+type ChildTask =
+  | { readonly kind: "idle"; readonly tool: TransportName | "raw"; readonly count: number; readonly server: ServerInfo }
+  | { readonly kind: "transfer"; readonly tool: TransportName | "raw"; readonly size: number; readonly payload: string; readonly server: ServerInfo };
+
+interface ChildReport {
+  /** Node's RSS added (idle) or peak added (transfer), bytes. */
+  readonly nodeDelta: number;
+  /** RSS of the child processes (openssh) at the end (idle) or at their peak (transfer), bytes. */
+  readonly childRss: number;
+  readonly childCount: number;
+}
+
+/** Sum of VmRSS over every descendant of this process. */
+function descendantsRss(): { rss: number; count: number } {
+  const parents = new Map<number, number>();
+  for (const name of readdirSync("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const text = readFileSync(`/proc/${name}/stat`, "utf8");
+      const fields = text.slice(text.lastIndexOf(")") + 2).split(" ");
+      parents.set(Number(name), Number(fields[1]));
+    } catch {
+      // gone
+    }
+  }
+  const mine = new Set<number>([process.pid]);
+  let grew = true;
+  while (grew) {
+    grew = false;
+    for (const [pid, parent] of parents) {
+      if (!mine.has(pid) && mine.has(parent)) {
+        mine.add(pid);
+        grew = true;
+      }
+    }
+  }
+  mine.delete(process.pid);
+  let rss = 0;
+  for (const pid of mine) {
+    try {
+      const match = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+      rss += Number(match?.[1] ?? 0) * 1024;
+    } catch {
+      // gone
+    }
+  }
+  return { rss, count: mine.size };
+}
+
+const gc = (): void => (globalThis as { gc?: () => void }).gc?.();
+
+async function settle(): Promise<void> {
+  for (let index = 0; index < 3; index++) {
+    gc();
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
+
+/** The body of a child process: one measurement, reported as JSON on stdout. */
+export async function runChild(task: ChildTask): Promise<ChildReport> {
+  const server = task.server;
+  const target = { host: server.host, port: server.port, user: server.user };
+  if (task.kind === "idle") {
+    await settle();
+    const before = process.memoryUsage.rss();
+    let close: () => Promise<unknown>;
+    if (task.tool === "raw") {
+      const clients: Client[] = [];
+      for (let index = 0; index < task.count; index++) clients.push(await rawConnect(server, true));
+      close = () => Promise.all(clients.map((client) => rawEnd(client)));
+    } else {
+      const stack = makeStack(task.tool, server, { pool: { maxConnectionsPerKey: task.count, maxConnections: task.count, idleTimeoutMs: 600_000 } });
+      const open = await stack.pool.warm(target, task.count);
+      if (open !== task.count) throw new Error(`the pool opened ${open} connections instead of ${task.count}`);
+      close = () => stack.close();
+    }
+    await settle();
+    const after = process.memoryUsage.rss();
+    const children = descendantsRss();
+    await close();
+    return { nodeDelta: after - before, childRss: children.rss, childCount: children.count };
+  }
+
+  const remote = join(server.remoteDir, `memory-${task.tool}`);
+  const local = join(server.localDir, `memory-${task.tool}-back`);
+  let move: (direction: "upload" | "download", from: string, to: string) => Promise<void>;
+  let close: () => Promise<unknown>;
+  if (task.tool === "raw") {
+    const client = await rawConnect(server, true);
+    move = (direction, from, to) =>
+      new Promise((resolve, reject) =>
+        client.sftp((error, sftp) => {
+          if (error) return reject(error);
+          const done = (failure: Error | null | undefined) => {
+            sftp.end();
+            if (failure) reject(failure);
+            else resolve();
+          };
+          if (direction === "upload") sftp.fastPut(from, to, TUNED, done);
+          else sftp.fastGet(from, to, TUNED, done);
+        }),
+      );
+    close = () => rawEnd(client);
+  } else {
+    const stack = makeStack(task.tool, server);
+    await stack.pool.warm(target, 1);
+    move = async (direction, source, destination) => {
+      await stack.executor.transferFile({ ...target, direction, source, destination });
+    };
+    close = () => stack.close();
+  }
+  await settle();
+  const before = process.memoryUsage.rss();
+  let peak = before;
+  let childPeak = 0;
+  let childCount = 0;
+  const timer = setInterval(() => {
+    peak = Math.max(peak, process.memoryUsage.rss());
+    const children = descendantsRss();
+    childPeak = Math.max(childPeak, children.rss);
+    childCount = Math.max(childCount, children.count);
+  }, 25);
+  try {
+    await move("upload", task.payload, remote);
+    await move("download", remote, local);
+  } finally {
+    clearInterval(timer);
+    await rm(remote, { force: true });
+    await rm(local, { force: true });
+  }
+  peak = Math.max(peak, process.memoryUsage.rss());
+  await close();
+  return { nodeDelta: peak - before, childRss: childPeak, childCount };
+}
+
+function child(task: ChildTask): Promise<ChildReport> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ["--expose-gc", process.argv[1] as string, "--child", JSON.stringify(task)], { stdio: ["ignore", "pipe", "inherit"] });
+    let stdout = "";
+    child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
+    child.on("error", reject);
+    child.on("close", (code) => {
+      if (code !== 0) return reject(new Error(`memory child ${task.kind}/${task.tool} exited ${code}`));
+      try {
+        resolve(JSON.parse(stdout.trim().split("\n").pop() ?? "") as ChildReport);
+      } catch (error) {
+        reject(error);
+      }
+    });
+  });
+}
+
+const TOOL_NAMES: Record<TransportName | "raw", string> = { ssh2: "tunnel (ssh2)", openssh: "tunnel (openssh)", raw: "raw ssh2" };
+
+export async function memory(context: Context): Promise<void> {
+  const { environment, options } = context;
+  const server = serverInfo(environment);
+  const count = options.quick ? 20 : 100;
+  const rounds = options.quick ? 1 : 2;
+  for (const tool of ["ssh2", "openssh", "raw"] as const) {
+    const reports: ChildReport[] = [];
+    for (let round = 0; round < rounds; round++) reports.push(await child({ kind: "idle", tool, count, server }));
+    const withChildren = tool === "openssh";
+    context.record({
+      section: SECTION,
+      case: `${count} idle connections, RSS added`,
+      tool: `${TOOL_NAMES[tool]}${withChildren ? ": node + ssh masters" : tool === "raw" ? " clients" : " pool"}`,
+      unit: "MiB",
+      samples: reports.map((report) => (report.nodeDelta + (withChildren ? report.childRss : 0)) / MiB),
+      against: tool === "raw" ? [] : ["raw ssh2 clients"],
+      ...(withChildren
+        ? { note: `node ${(reports[0]!.nodeDelta / MiB).toFixed(1)} MiB + ${reports[0]!.childCount} ssh processes ${(reports[0]!.childRss / MiB).toFixed(1)} MiB (${(reports[0]!.childRss / Math.max(1, reports[0]!.childCount) / 1024).toFixed(0)} KiB each)` }
+        : {}),
+    });
+  }
+
+  const size = (options.quick ? 128 : 1024) * MiB;
+  const payload = join(environment.localDir, "memory-payload");
+  await writePayload(payload, size);
+  try {
+    if ((await stat(payload)).size !== size) throw new Error("payload size");
+    for (const tool of ["ssh2", "openssh", "raw"] as const) {
+      const reports: ChildReport[] = [];
+      for (let round = 0; round < rounds; round++) reports.push(await child({ kind: "transfer", tool, size, payload, server }));
+      context.record({
+        section: SECTION,
+        case: `${size / MiB} MiB up then down, peak RSS added`,
+        tool: tool === "raw" ? "raw ssh2 SFTP tuned" : `${TOOL_NAMES[tool]} executor`,
+        unit: "MiB",
+        samples: reports.map((report) => report.nodeDelta / MiB),
+        against: tool === "raw" ? [] : ["raw ssh2 SFTP tuned"],
+        ...(tool === "openssh"
+          ? { note: `plus ssh child processes peaking at ${(Math.max(...reports.map((report) => report.childRss)) / MiB).toFixed(1)} MiB (not counted)` }
+          : {}),
+      });
+    }
+  } finally {
+    await rm(payload, { force: true });
+  }
+}
