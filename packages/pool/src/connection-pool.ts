@@ -228,7 +228,7 @@ export class ConnectionPool implements Pool, AsyncDisposable {
     if (signal?.aborted) return Promise.reject(abortError(signal, keyState.target));
     const span = this.tracer.startSpan(
       "tunnel.pool.acquire",
-      { "tunnel.pool.key": keyState.key, "tunnel.pool.queue_position": this.queue.size, "tunnel.transport": this.transport.name },
+      { "tunnel.connection.key": keyState.key, "tunnel.pool.queue_position": this.queue.size, "tunnel.transport": this.transport.name },
       options.parentSpan,
     );
     return new Promise<Lease>((resolve, reject) => {
@@ -644,7 +644,7 @@ export class ConnectionPool implements Pool, AsyncDisposable {
     const span = this.tracer.startSpan(
       "tunnel.connect",
       {
-        "tunnel.pool.key": keyState.key,
+        "tunnel.connection.key": keyState.key,
         "tunnel.transport": this.transport.name,
         "server.address": keyState.target.host,
         "server.port": keyState.target.port,
@@ -806,7 +806,7 @@ export class ConnectionPool implements Pool, AsyncDisposable {
       const keyState = pooled.keyState;
       keyState.evicted[reason] = (keyState.evicted[reason] ?? 0) + 1;
       const span = this.tracer.startSpan("tunnel.pool.evict", {
-        "tunnel.pool.key": keyState.key,
+        "tunnel.connection.key": keyState.key,
         "tunnel.pool.evict_reason": reason,
         "tunnel.pool.connection_id": pooled.id,
         "tunnel.pool.uses": pooled.uses,

@@ -97,7 +97,7 @@ describe("shared connects", () => {
     const [connectSpan] = tracer.named("tunnel.connect");
     expect(acquireSpan?.parent).toBe(operation);
     expect(connectSpan?.parent).toBe(acquireSpan?.span);
-    expect(connectSpan?.attributes).toMatchObject({ "tunnel.pool.key": "deploy@web-1:22", "server.address": "web-1", "server.port": 22 });
+    expect(connectSpan?.attributes).toMatchObject({ "tunnel.connection.key": "deploy@web-1:22", "server.address": "web-1", "server.port": 22 });
     // The transport gets the connect span to add its own events.
     expect(transport.calls[0]?.span).toBe(connectSpan?.span);
   });
@@ -212,7 +212,7 @@ describe("fair queue", () => {
     holder.release();
     (await waiting).release();
     const [first, second] = tracer.named("tunnel.pool.acquire");
-    expect(first?.attributes).toMatchObject({ "tunnel.pool.key": "deploy@web-1:22", "tunnel.pool.queue_position": 0, "tunnel.pool.connected": true });
+    expect(first?.attributes).toMatchObject({ "tunnel.connection.key": "deploy@web-1:22", "tunnel.pool.queue_position": 0, "tunnel.pool.connected": true });
     expect(second?.attributes).toMatchObject({ "tunnel.pool.queue_position": 0, "tunnel.pool.connected": false, "tunnel.pool.wait_ms": 250 });
     expect(first?.ended && second?.ended).toBe(true);
     expect(pool.stats().acquireWaitMs).toEqual({ count: 2, p50: 0, p95: 250, max: 250 });

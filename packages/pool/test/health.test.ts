@@ -51,7 +51,7 @@ describe("connections that close", () => {
     busy.release();
     expect(pool.stats()).toMatchObject({ connections: 1, busyChannels: 1 });
     const evictSpan = tracer.named("tunnel.pool.evict")[0];
-    expect(evictSpan?.attributes).toMatchObject({ "tunnel.pool.key": key, "tunnel.pool.evict_reason": "lost" });
+    expect(evictSpan?.attributes).toMatchObject({ "tunnel.connection.key": key, "tunnel.pool.evict_reason": "lost" });
     expect(hasCode(evictSpan?.errors[0], "CONNECTION_LOST")).toBe(true);
     next.release();
   });

@@ -116,7 +116,7 @@ function exitFailed(attributes: Readonly<Record<string, AttributeValue>>): boole
 }
 
 function hostOf(attributes: Readonly<Record<string, AttributeValue>>): string | undefined {
-  for (const name of ["tunnel.connection.key", "tunnel.pool.key"]) {
+  for (const name of ["tunnel.connection.key"]) {
     const key = attributes[name];
     if (typeof key === "string" && key !== "") return printable(key);
   }

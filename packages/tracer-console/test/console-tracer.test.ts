@@ -103,14 +103,14 @@ describe("ConsoleTracer pretty format", () => {
 
   it("prints the pool's own root spans at debug level, or at info level when they failed", () => {
     const info = setup();
-    info.tracer.startSpan("tunnel.pool.evict", { "tunnel.pool.key": "deploy@web-1:22" }).end();
-    const warmUp = info.tracer.startSpan("tunnel.connect", { "tunnel.pool.key": "deploy@web-1:22" });
+    info.tracer.startSpan("tunnel.pool.evict", { "tunnel.connection.key": "deploy@web-1:22" }).end();
+    const warmUp = info.tracer.startSpan("tunnel.connect", { "tunnel.connection.key": "deploy@web-1:22" });
     warmUp.recordError(new ConnectError("refused"));
     warmUp.end();
     expect(info.output()).toBe("✗ deploy@web-1:22  connect  CONNECT  0.0 ms\n    ✗ CONNECT  refused\n");
 
     const debug = setup({ level: "debug" });
-    debug.tracer.startSpan("tunnel.pool.evict", { "tunnel.pool.key": "deploy@web-1:22" }).end();
+    debug.tracer.startSpan("tunnel.pool.evict", { "tunnel.connection.key": "deploy@web-1:22" }).end();
     expect(debug.output()).toBe("✓ deploy@web-1:22  pool.evict  0.0 ms\n");
   });
 
