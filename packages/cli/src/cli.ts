@@ -23,7 +23,7 @@ import {
   type HostOutcome,
   type OutputStream,
 } from "./output.js";
-import { BarProgress, NoProgress, type TransferProgress } from "./progress.js";
+import { BarProgress, NoProgress, SharedTerminal, type TransferProgress } from "./progress.js";
 import { promptHidden, type TerminalInput } from "./prompt.js";
 import { makeStack, type Stack, type TransportName } from "./stack.js";
 import { InterruptedError, UsageError } from "./usage-error.js";
@@ -338,6 +338,8 @@ interface Session {
   readonly json: boolean;
   readonly prefix: PrefixWriter;
   readonly redactor: Redactor;
+  /** stderr, shared by traces and progress bars. */
+  readonly terminal: SharedTerminal;
 }
 
 async function openSession(io: CliIo, options: CommonOptions, redactor: Redactor): Promise<Session> {
@@ -345,6 +347,7 @@ async function openSession(io: CliIo, options: CommonOptions, redactor: Redactor
     throw new UsageError("--known-hosts and --insecure-accept-any-host-key contradict each other; use one");
   }
   const hosts = await resolveHosts(options);
+  const terminal = new SharedTerminal(io.stderr);
   const stack = makeStack(
     {
       transport: options.transport,
@@ -356,12 +359,12 @@ async function openSession(io: CliIo, options: CommonOptions, redactor: Redactor
       retries: options.retries,
       timeout: options.timeout,
       verbosity: options.verbose,
-      traceStream: io.stderr,
+      traceStream: terminal,
       env: io.env,
     },
     redactor,
   );
-  return { hosts, stack, json: options.json === true, redactor, prefix: new PrefixWriter(hosts.map((host) => host.name), useColor(io.stdout, io.env)) };
+  return { hosts, stack, json: options.json === true, redactor, terminal, prefix: new PrefixWriter(hosts.map((host) => host.name), useColor(io.stdout, io.env)) };
 }
 
 /** Run `work` for every host, at most `limit` at once; results keep the hosts' order. */
@@ -605,7 +608,10 @@ async function transferOnHosts(io: CliIo, options: TransferOptions, direction: "
         if (direction === "download" && session.hosts.length > 1 && !destination.includes("{host}")) {
           throw new UsageError(`get: with ${session.hosts.length} hosts the local path needs {host} (e.g. './${basename(source)}.{host}')`);
         }
-        if (!session.json && io.stderr.isTTY === true) progress = new BarProgress(io.stderr, session.hosts.map((host) => host.name));
+        if (!session.json && io.stderr.isTTY === true) {
+          progress = new BarProgress(io.stderr, session.hosts.map((host) => host.name));
+          session.terminal.progress = progress;
+        }
       },
       after: () => progress.stop(),
     },

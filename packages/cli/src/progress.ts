@@ -15,18 +15,47 @@ export interface TransferProgress {
   log(text: string): void;
   /** Draw the last state and release the terminal. Idempotent. */
   stop(): void;
+  /** True while bars are on screen: other output must go through `log` then. */
+  readonly active: boolean;
+}
+
+/**
+ * A stream for other writers (the console tracer) that share the terminal with the bars: while bars are drawn,
+ * their lines go above the bars instead of through them.
+ */
+export class SharedTerminal implements OutputStream {
+  readonly #stream: OutputStream;
+  /** The bars currently on screen, if any. */
+  progress: TransferProgress | undefined;
+  constructor(stream: OutputStream) {
+    this.#stream = stream;
+  }
+  get isTTY(): boolean | undefined {
+    return this.#stream.isTTY;
+  }
+  get columns(): number | undefined {
+    return this.#stream.columns;
+  }
+  write(chunk: string): unknown {
+    if (this.progress?.active) {
+      this.progress.log(chunk);
+      return true;
+    }
+    return this.#stream.write(chunk);
+  }
 }
 
 /** No bars: lines go straight to the stream. */
 export class NoProgress implements TransferProgress {
+  readonly active = false;
   readonly #stream: OutputStream;
   constructor(stream: OutputStream) {
     this.#stream = stream;
   }
-  start(): (progress: Progress) => void {
+  start(_name: string): (progress: Progress) => void {
     return () => undefined;
   }
-  finish(): void {}
+  finish(_name: string, _bytes: number | undefined): void {}
   log(text: string): void {
     this.#stream.write(text.endsWith("\n") ? text : `${text}\n`);
   }
@@ -45,6 +74,10 @@ export class BarProgress implements TransferProgress {
   readonly #width: number;
   #stopped = false;
 
+  get active(): boolean {
+    return !this.#stopped;
+  }
+
   constructor(stream: OutputStream, names: readonly string[]) {
     this.#width = Math.max(0, ...names.map((name) => name.length));
     this.#multibar = new cliProgress.MultiBar(
@@ -61,6 +94,8 @@ export class BarProgress implements TransferProgress {
         gracefulExit: false,
         autopadding: true,
         fps: 10,
+        // Lines logged above the bars clear the line; redraw even when the bar did not change.
+        forceRedraw: true,
       },
       cliProgress.Presets.shades_classic,
     );
