@@ -2,8 +2,11 @@ import ssh2, { type Client, type ClientChannel, type ConnectConfig, type ExecOpt
 import type { TestServer } from "@tunnel/testing";
 import { readFileSync } from "node:fs";
 
+/** Settings that replace the defaults; `privateKey: undefined` leaves the client key out. */
+export type ConnectOverrides = { [K in keyof ConnectConfig]?: ConnectConfig[K] | undefined };
+
 /** Connect an ssh2 client to `server` with its client key (or the given auth), verifying its host key. */
-export function connect(server: TestServer, config: Partial<ConnectConfig> = {}): Promise<Client> {
+export function connect(server: TestServer, config: ConnectOverrides = {}): Promise<Client> {
   return new Promise((resolve, reject) => {
     const client = new ssh2.Client();
     client.once("ready", () => resolve(client));
@@ -18,7 +21,7 @@ export function connect(server: TestServer, config: Partial<ConnectConfig> = {})
       hostVerifier: (key: Buffer) => key.toString("base64") === server.hostPublicKey.split(" ")[1],
       readyTimeout: 10_000,
       ...config,
-    });
+    } as ConnectConfig);
   });
 }
 
