@@ -87,15 +87,23 @@ export function serveSftp(accept: () => SFTPWrapper, options: SftpOptions): void
     return handle.file;
   };
 
+  let inFlight = 0;
+  let ended = false;
   /** Run one request; any thrown filesystem error becomes its status reply. */
   const serve = (id: number, work: () => Promise<void>): void => {
-    work().catch((error: unknown) => {
-      try {
-        sftp.status(id, statusOf(error), messageOf(error));
-      } catch {
-        // the channel is gone
-      }
-    });
+    inFlight++;
+    work()
+      .catch((error: unknown) => {
+        try {
+          sftp.status(id, statusOf(error), messageOf(error));
+        } catch {
+          // the channel is gone
+        }
+      })
+      .finally(() => {
+        inFlight--;
+        if (ended && inFlight === 0) finish();
+      });
   };
   const ok = (id: number) => sftp.status(id, STATUS_CODE.OK);
 
@@ -270,7 +278,16 @@ export function serveSftp(accept: () => SFTPWrapper, options: SftpOptions): void
     for (const handle of handles.values()) if (handle.kind === "file") void handle.file.close().catch(() => {});
     handles.clear();
   };
-  sftp.on("end", release);
+  // The client's EOF ends the subsystem, as sftp-server exits on EOF: answer what is in flight, then close the
+  // channel (the OpenSSH client waits for that close before it exits).
+  const finish = () => {
+    release();
+    sftp.end();
+  };
+  sftp.on("end", () => {
+    ended = true;
+    if (inFlight === 0) finish();
+  });
   sftp.on("close", release);
 }
 
