@@ -110,8 +110,8 @@ describe("the embedded server's SFTP subsystem", () => {
   });
 
   it("answers a missing file with NO_SUCH_FILE (2)", async () => {
-    await expect(call((done) => sftp.stat(join(work, "missing"), done))).rejects.toMatchObject({ code: 2 });
-    await expect(call((done) => sftp.open(join(work, "missing", "x"), "w", done))).rejects.toMatchObject({ code: 2 });
+    await expect(call<Stats>((done) => sftp.stat(join(work, "missing"), done))).rejects.toMatchObject({ code: 2 });
+    await expect(call<Buffer>((done) => sftp.open(join(work, "missing", "x"), "w", done))).rejects.toMatchObject({ code: 2 });
   });
 
   it("serves the OpenSSH sftp client (batch put, rename, get; it exits once done)", async () => {
@@ -158,7 +158,7 @@ describe("the embedded server's SFTP subsystem", () => {
       await call((done) => rootedSftp.close(handle, (error) => done(error)));
       expect(await readFile(join(root, "file.txt"), "utf8")).toBe("rooted");
       expect(existsSync(join(root, "inside"))).toBe(true);
-      await expect(call((done) => rootedSftp.stat("/etc/hostname", done))).rejects.toMatchObject({ code: 2 });
+      await expect(call<Stats>((done) => rootedSftp.stat("/etc/hostname", done))).rejects.toMatchObject({ code: 2 });
       expect(await run(rootedClient, "pwd")).toMatchObject({ code: 0, stdout: `${root}\n` });
       rootedClient.end();
     } finally {
