@@ -41,7 +41,10 @@ export interface TestServerFaults {
   channelDelayMs?: number;
   /** Refuse this many of the next session channels (`Infinity`: all), as sshd refuses past MaxSessions. */
   refuseChannels?: number;
-  /** Drop (FIN) each connection once it has carried this many bytes, both directions, counted from its start. */
+  /**
+   * Drop each connection once it has carried this many bytes, both directions together, counted from the TCP
+   * connect (the handshake takes about 3 KB): the server sends nothing past the limit, then closes the socket.
+   */
   dropAfterBytes?: number;
 }
 
@@ -301,9 +304,12 @@ class EmbeddedServer implements TestServer {
     socket.on("data", (chunk: Buffer) => this.#count(state, chunk.length));
     const write = socket.write;
     socket.write = ((chunk: unknown, ...rest: unknown[]) => {
-      const length = typeof chunk === "string" ? Buffer.byteLength(chunk) : (chunk as Uint8Array).byteLength;
-      const result = (write as (...args: unknown[]) => boolean).call(socket, chunk, ...rest);
-      this.#count(state, length);
+      let data = typeof chunk === "string" ? Buffer.from(chunk) : (chunk as Uint8Array);
+      const limit = this.faults.dropAfterBytes;
+      // The last chunk before a drop is cut, so the peer never gets more than `limit` bytes in all.
+      if (limit !== undefined && state.bytes + data.byteLength > limit) data = data.subarray(0, Math.max(0, limit - state.bytes));
+      const result = (write as (...args: unknown[]) => boolean).call(socket, data, ...rest);
+      this.#count(state, data.byteLength);
       return result;
     }) as Socket["write"];
   }
