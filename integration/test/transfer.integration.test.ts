@@ -125,7 +125,7 @@ describe.each(TRANSFER_TRANSPORTS)("transferFile over %s on a real sshd", (name)
     expect((await lstat(join(back, "outside-link"))).isSymbolicLink()).toBe(true);
     expect(expected["empty/deeper-empty"]).toMatch(/^dir /);
     expect(await tempLeftovers(remoteTree)).toEqual([]);
-  });
+  }, 120_000);
 
   it("applies mode 0750 on upload and 0640 on download", async () => {
     const source = join(local, "mode.sh");

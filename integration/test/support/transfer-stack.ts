@@ -144,5 +144,5 @@ export async function sha256File(path: string): Promise<string> {
 /** Names of tunnel temp files (`.NAME.tunnel-*.part`) anywhere under `folder`. */
 export async function tempLeftovers(folder: string): Promise<string[]> {
   const names = await readdir(folder, { recursive: true });
-  return names.filter((name) => /(^|\/)\.[^/]*\.tunnel-[0-9a-f]+\.part$/.test(name));
+  return names.filter((name) => /(^|\/)\.([^/]*\.)?tunnel-[0-9a-f]+\.part$/.test(name));
 }

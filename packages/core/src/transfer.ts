@@ -2,21 +2,29 @@
  * File and directory transfers, derived once for every transport from `Connection.upload`/`download` (one
  * file's bytes) and remote shell commands run through `runProcess`.
  *
- * - Atomic: each file is written under a temporary name in its destination folder
- *   (`.<name>.tunnel-<nonce>.part`) and renamed over the destination only when complete (and verified), so an
- *   interrupted transfer never leaves a partial file under the destination name; the temporary file is removed
- *   on failure.
- * - `overwrite`: `replace` (default) renames over an existing file; `skip` leaves it (counted in `skipped`);
- *   `error` fails with a `TransferError` before any byte moves.
+ * - Atomic: each file is written under a temporary name in its destination folder and renamed over the
+ *   destination only when complete (and verified), so an interrupted transfer never leaves a partial file under
+ *   the destination name. A single file goes to `.<name>.tunnel-<nonce>.part`; the files of a tree go to a
+ *   staging folder `.tunnel-<nonce>.part/<name>` inside their own folder, so one `mv` per folder renames them all
+ *   (still one atomic rename(2) per file). Temporary files are removed on failure — over another connection from
+ *   the pool when the transfer's own connection was lost (that connection then serves the executor's retry).
+ *   A transfer's connection closing ends the transfer with `CONNECTION_LOST` even if the transport misses it.
+ * - `overwrite`: `replace` (default) renames over an existing file (or a link there: the link is replaced, not
+ *   written through); `skip` leaves it (counted in `skipped`); `error` fails with a `TransferError` before any
+ *   byte moves (for a tree: before any file of the tree moves).
  * - `mode` is applied to the temporary file before the rename, `owner`/`group` after it (through sudo when the
- *   transfer asks for it).
+ *   transfer asks for it; for a tree, to its folders, files and links). Without `mode`, a tree keeps each
+ *   file's and folder's own mode; a single upload gets the server's default for new files.
  * - `verify: "sha256"`: the local file is hashed while the transfer runs and the remote file is hashed on the host
- *   (`openssl dgst -sha256`, falling back to `sha256sum`); a mismatch re-sends the file once, then fails.
- * - Directories (`recursive: true`): folders (empty ones too) are created first, then files move with bounded
- *   parallelism. Symbolic links are recreated as links with the same target text — never followed, so a link
- *   cannot pull files from outside the tree. Other special files (sockets, devices, FIFOs) are skipped and counted.
- * - Progress: bytes done across the whole transfer, the total when known, the rate; never decreasing, and the
- *   last report is exactly the total.
+ *   (`openssl dgst -sha256`, falling back to `sha256sum`), in the same remote command that renames it into place
+ *   (a chunk of files per command for trees); a mismatch re-sends the file once, then fails.
+ * - Sources and links: a transfer's source that is a link is followed; a destination that is a link to a folder
+ *   counts as that folder (as with `cp`). Inside a tree (`recursive: true`), symbolic links are recreated as links
+ *   with the same target text — never followed, so a link cannot pull files from outside the tree (a link out of
+ *   the tree may dangle on the other side). Folders (empty ones too) are created first, then files move with
+ *   bounded parallelism. Other special files (sockets, devices, FIFOs) are skipped and counted.
+ * - Progress: bytes done across the whole transfer, the total when known, the rate; never decreasing within an
+ *   attempt, and the last report is exactly the total. A retried transfer reports again from 0.
  */
 import { createHash, randomBytes } from "node:crypto";
 import { createReadStream } from "node:fs";
@@ -158,16 +166,189 @@ function sha256OfLocal(path: string, signal: AbortSignal): Promise<string> {
   });
 }
 
-async function sha256OfRemote(context: TransferContext, path: string): Promise<string> {
-  const p = quote(path);
-  const result = await remote(
-    context,
-    `if command -v openssl >/dev/null 2>&1; then openssl dgst -sha256 -r ${p}; else sha256sum -- ${p}; fi`,
-    "hashing the remote file",
+/** Remote command lines are kept well under Linux's 128 KiB limit for one argument (`sh -c <command>`). */
+const MAX_COMMAND_LENGTH = 48 * 1024;
+
+/** Split `items` into runs whose rendered command parts stay under `MAX_COMMAND_LENGTH` together. */
+function chunked<T>(items: readonly T[], render: (item: T) => string): T[][] {
+  const chunks: T[][] = [];
+  let current: T[] = [];
+  let length = 0;
+  for (const item of items) {
+    const size = render(item).length + 4;
+    if (current.length > 0 && length + size > MAX_COMMAND_LENGTH) {
+      chunks.push(current);
+      current = [];
+      length = 0;
+    }
+    current.push(item);
+    length += size;
+  }
+  if (current.length > 0) chunks.push(current);
+  return chunks;
+}
+
+/**
+ * Shell functions: `tunnel_hash` prints the sha256 of its stdin (`openssl dgst`, much faster than `sha256sum`,
+ * which is the fallback); `tunnel_check FILE HEX` succeeds when FILE hashes to HEX. Reading stdin keeps file
+ * names out of the output.
+ */
+const HASH_FUNCTIONS =
+  'tunnel_hash() { if command -v openssl >/dev/null 2>&1; then openssl dgst -sha256 -r; else sha256sum; fi; }; ' +
+  'tunnel_check() { tunnel_sum=$(tunnel_hash < "$1") || return 1; [ "${tunnel_sum%% *}" = "$2" ]; }';
+
+/** The sha256 of each remote file, in order: one remote command per chunk of paths. */
+async function remoteHashes(context: TransferContext, paths: readonly string[]): Promise<string[]> {
+  const hashes: string[] = [];
+  for (const chunk of chunked(paths, quote)) {
+    const result = await remote(
+      context,
+      `${HASH_FUNCTIONS}; for tunnel_file in ${chunk.map(quote).join(" ")}; do tunnel_sum=$(tunnel_hash < "$tunnel_file") || exit 1; printf '%s\\n' "\${tunnel_sum%% *}"; done`,
+      "hashing the remote files",
+    );
+    const lines = result.stdout.split("\n").filter((line) => line !== "");
+    if (lines.length !== chunk.length || !lines.every((line) => /^[0-9a-f]{64}$/.test(line))) {
+      throw new TransferError("could not read the remote sha256", { target: context.target });
+    }
+    hashes.push(...lines);
+  }
+  return hashes;
+}
+
+/** One file on its way up: sent to `temp`, then (verified and) renamed to `destination`. */
+interface Outgoing {
+  readonly local: string;
+  readonly destination: string;
+  readonly temp: string;
+  readonly size: number;
+  readonly mode: number | undefined;
+  /** The temp file sits in a staging folder under its final name (trees), rather than beside the destination. */
+  readonly staged: boolean;
+  /** The local file's sha256, computed while it is sent (with `verify`). */
+  localHash?: Promise<string>;
+}
+
+/** A file to send to a temp name beside its destination, or (with `stage`) into that staging folder of its own folder. */
+function outgoing(local: string, destination: string, size: number, mode: number | undefined, stage?: string): Outgoing {
+  const temp = stage === undefined ? tempName(destination) : posix.join(posix.dirname(destination), stage, posix.basename(destination));
+  return { local, destination, temp, size, mode, staged: stage !== undefined };
+}
+
+/** Send one file's bytes to its temp name, hashing the local side on the way when verifying. */
+async function sendFile(context: TransferContext, item: Outgoing, verify: boolean, onProgress: (progress: Progress) => void): Promise<void> {
+  if (verify) {
+    item.localHash = sha256OfLocal(item.local, context.signal);
+    item.localHash.catch(() => {});
+  }
+  await moveBytes(context.connection, () =>
+    context.connection.upload({
+      localPath: item.local,
+      remotePath: item.temp,
+      signal: context.signal,
+      onProgress,
+      ...(item.mode !== undefined ? { mode: item.mode } : {}),
+    }),
   );
-  const match = /^([0-9a-f]{64})/.exec(result.stdout.trim());
-  if (!match?.[1]) throw new TransferError("could not read the remote sha256", { target: context.target });
-  return match[1];
+}
+
+const octal = (mode: number): string => mode.toString(8).padStart(4, "0");
+
+function renameLine(item: Outgoing): string {
+  const chmod = item.mode !== undefined ? `chmod ${octal(item.mode)} ${quote(item.temp)} && ` : "";
+  return `${chmod}mv -f -- ${quote(item.temp)} ${quote(item.destination)}`;
+}
+
+/**
+ * The commands that put `items` in place. Staged files of one folder move together: a `chmod` per mode and one
+ * `mv -f -- stage/a stage/b … folder/` (still one atomic rename(2) per file), not two processes per file.
+ */
+function renameCommands(items: readonly Outgoing[]): string {
+  const lines: string[] = [];
+  const folders = new Map<string, Outgoing[]>();
+  for (const item of items) {
+    if (!item.staged) {
+      lines.push(renameLine(item));
+      continue;
+    }
+    const folder = posix.dirname(item.destination);
+    const group = folders.get(folder) ?? [];
+    group.push(item);
+    folders.set(folder, group);
+  }
+  for (const [folder, group] of folders) {
+    const modes = new Map<number, string[]>();
+    for (const item of group) {
+      if (item.mode === undefined) continue;
+      modes.set(item.mode, [...(modes.get(item.mode) ?? []), quote(item.temp)]);
+    }
+    for (const [mode, temps] of modes) lines.push(`chmod ${octal(mode)} ${temps.join(" ")}`);
+    lines.push(`mv -f -- ${group.map((item) => quote(item.temp)).join(" ")} ${quote(folder.endsWith("/") ? folder : `${folder}/`)}`);
+  }
+  return lines.join(" && ");
+}
+
+/**
+ * Check (with `verify`) and rename a chunk of sent files into place in one remote command. When a remote hash
+ * differs nothing of the chunk is renamed, and the files that differed are returned.
+ */
+async function commitChunk(context: TransferContext, items: readonly Outgoing[], verify: boolean): Promise<Outgoing[]> {
+  const parts: string[] = [];
+  if (verify) {
+    parts.push(HASH_FUNCTIONS, "tunnel_bad=");
+    for (const [index, item] of items.entries()) {
+      parts.push(`tunnel_check ${quote(item.temp)} ${await (item.localHash as Promise<string>)} || tunnel_bad="$tunnel_bad ${index}"`);
+    }
+    parts.push('if [ -n "$tunnel_bad" ]; then echo "mismatch:$tunnel_bad"; exit 0; fi');
+  }
+  parts.push(renameCommands(items));
+  const result = await remote(context, parts.join("; "), verify ? "verifying and renaming into place" : "renaming into place");
+  const mismatch = /^mismatch:(.*)$/m.exec(result.stdout);
+  if (!mismatch) return [];
+  return (mismatch[1] ?? "")
+    .trim()
+    .split(/\s+/)
+    .map((index) => items[Number(index)])
+    .filter((item): item is Outgoing => item !== undefined);
+}
+
+/**
+ * Verify and rename every sent file, a chunk per remote command. A file whose remote copy differs is sent once
+ * more; a second difference fails the transfer.
+ */
+async function commitAll(context: TransferContext, items: readonly Outgoing[], verify: boolean): Promise<void> {
+  const render = (item: Outgoing) => renameLine(item) + (verify ? ` tunnel_check ${quote(item.temp)} ${"0".repeat(64)} || tunnel_bad="$tunnel_bad 0000"` : "");
+  for (const chunk of chunked(items, render)) {
+    const differing = await commitChunk(context, chunk, verify);
+    if (differing.length === 0) continue;
+    for (const item of differing) {
+      context.onVerifyMismatch?.(item.destination);
+      await sendFile(context, item, true, () => {});
+    }
+    const still = await commitChunk(context, chunk, verify);
+    if (still.length > 0) {
+      throw new TransferError(`sha256 mismatch for ${still[0]?.destination ?? "a file"} after a second attempt`, { target: context.target });
+    }
+  }
+}
+
+/** Apply the policy for one existing destination: `true` to skip it; throws for `overwrite: "error"` or a folder. */
+function skipExisting(context: TransferContext, transfer: Transfer, destination: string, existing: string | undefined): boolean {
+  if (existing === "d") throw new TransferError(`the destination ${destination} is a directory`, { target: context.target });
+  if (existing === undefined) return false;
+  if (transfer.overwrite === "skip") return true;
+  if (transfer.overwrite === "error") {
+    throw new TransferError(`the destination ${destination} already exists (overwrite: "error")`, { target: context.target });
+  }
+  return false;
+}
+
+/** Change the owner/group of remote paths (through sudo when the transfer asks), a chunk per command. */
+async function applyRemoteOwner(context: TransferContext, transfer: Transfer, paths: readonly string[]): Promise<void> {
+  const owner = ownerSpec(transfer);
+  if (owner === undefined || paths.length === 0) return;
+  for (const chunk of chunked(paths, quote)) {
+    await remote(context, `chown -h -- ${quote(owner)} ${chunk.map(quote).join(" ")}`, "changing the owner", transfer.sudo);
+  }
 }
 
 function tempName(path: string): string {
@@ -216,60 +397,6 @@ function ownerSpec(transfer: Transfer): string | undefined {
   return `${transfer.owner ?? ""}${transfer.group !== undefined ? `:${transfer.group}` : ""}`;
 }
 
-/** Upload one local file to `destination` atomically. Returns false when skipped by `overwrite: "skip"`. */
-async function uploadOne(
-  context: TransferContext,
-  transfer: Transfer,
-  localPath: string,
-  destination: string,
-  size: number,
-  meter: ProgressMeter,
-  verify: boolean,
-  existing: string | undefined,
-): Promise<boolean> {
-  if (existing === "d") throw new TransferError(`the destination ${destination} is a directory`, { target: context.target });
-  if (existing !== undefined && transfer.overwrite === "skip") return false;
-  if (existing !== undefined && transfer.overwrite === "error") {
-    throw new TransferError(`the destination ${destination} already exists (overwrite: "error")`, { target: context.target });
-  }
-  const temp = tempName(destination);
-  const mode = transfer.mode !== undefined ? parseMode(transfer.mode) : undefined;
-  const progress = meter.file();
-  try {
-    for (let round = 1; ; round++) {
-      const localHash = verify ? sha256OfLocal(localPath, context.signal) : undefined;
-      localHash?.catch(() => {});
-      await moveBytes(context.connection, () =>
-        context.connection.upload({
-          localPath,
-          remotePath: temp,
-          signal: context.signal,
-          onProgress: round === 1 ? progress.onProgress : () => {},
-          ...(mode !== undefined ? { mode } : {}),
-        }),
-      );
-      if (!verify) break;
-      const [expected, actual] = await Promise.all([localHash, sha256OfRemote(context, temp)]);
-      if (expected === actual) break;
-      if (round >= 2) {
-        throw new TransferError(`sha256 mismatch for ${destination} after a second attempt`, { target: context.target });
-      }
-      context.onVerifyMismatch?.(destination);
-    }
-    progress.commit(size);
-    const chmodPart = mode !== undefined ? `chmod ${mode.toString(8).padStart(4, "0")} ${quote(temp)} && ` : "";
-    await remote(context, `${chmodPart}mv -f -- ${quote(temp)} ${quote(destination)}`, "renaming into place");
-  } catch (error) {
-    await cleanupRemote(context, [temp]);
-    throw error;
-  }
-  const owner = ownerSpec(transfer);
-  if (owner !== undefined) {
-    await remote(context, `chown -h -- ${quote(owner)} ${quote(destination)}`, "changing the owner", transfer.sudo);
-  }
-  return true;
-}
-
 /** Budget for removing temp files after a failure, on the transfer's connection or (when it was lost) another one. */
 const CLEANUP_TIMEOUT_MS = 10_000;
 
@@ -280,9 +407,9 @@ const CLEANUP_TIMEOUT_MS = 10_000;
  */
 async function cleanupRemote(context: TransferContext, temps: readonly string[]): Promise<void> {
   if (temps.length === 0) return;
-  const { command } = prepareCommand({ cmd: `rm -f -- ${temps.map(quote).join(" ")}` });
+  const commands = chunked(temps, quote).map((chunk) => prepareCommand({ cmd: `rm -rf -- ${chunk.map(quote).join(" ")}` }).command);
   const removeOn = async (connection: Connection): Promise<void> => {
-    await runProcess(connection, { command, timeoutMs: CLEANUP_TIMEOUT_MS });
+    for (const command of commands) await runProcess(connection, { command, timeoutMs: CLEANUP_TIMEOUT_MS });
   };
   if (!context.connection.closed) {
     try {
@@ -316,6 +443,10 @@ async function cleanupRemote(context: TransferContext, temps: readonly string[])
   }
 }
 
+/**
+ * Download one remote file to `destination` atomically (local temp name, then rename). With `expectedHash`, the
+ * copy is checked against it and fetched once more when it differs. Returns false when skipped.
+ */
 async function downloadOne(
   context: TransferContext,
   transfer: Transfer,
@@ -323,7 +454,7 @@ async function downloadOne(
   destination: string,
   size: number | undefined,
   meter: ProgressMeter,
-  verify: boolean,
+  expectedHash: (() => Promise<string>) | undefined,
 ): Promise<boolean> {
   const existing = await localKind(destination);
   if (existing === "d") throw new TransferError(`the destination ${destination} is a directory`, { target: context.target });
@@ -335,8 +466,8 @@ async function downloadOne(
   const progress = meter.file();
   try {
     for (let round = 1; ; round++) {
-      const remoteHash = verify ? sha256OfRemote(context, remotePath) : undefined;
-      remoteHash?.catch(() => {});
+      const expected = expectedHash?.();
+      expected?.catch(() => {});
       await moveBytes(context.connection, () =>
         context.connection.download({
           remotePath,
@@ -345,9 +476,9 @@ async function downloadOne(
           onProgress: round === 1 ? progress.onProgress : () => {},
         }),
       );
-      if (!verify) break;
-      const [expected, actual] = await Promise.all([remoteHash, sha256OfLocal(temp, context.signal)]);
-      if (expected === actual) break;
+      if (!expected) break;
+      const [wanted, actual] = await Promise.all([expected, sha256OfLocal(temp, context.signal)]);
+      if (wanted === actual) break;
       if (round >= 2) throw new TransferError(`sha256 mismatch for ${remotePath} after a second attempt`, { target: context.target });
       context.onVerifyMismatch?.(remotePath);
     }
@@ -492,53 +623,82 @@ export async function uploadTransfer(context: TransferContext, transfer: Transfe
     existing = await remoteKind(context, destination);
   }
   const meter = new ProgressMeter(transfer.onProgress, size);
-  const moved = await uploadOne(context, transfer, transfer.source, destination, size, meter, verify, existing);
-  if (moved) meter.finish();
-  return { bytes: moved ? size : 0, files: moved ? 1 : 0, skipped: moved ? 0 : 1, verified: moved && verify };
+  if (skipExisting(context, transfer, destination, existing)) return { bytes: 0, files: 0, skipped: 1, verified: false };
+  const item = outgoing(transfer.source, destination, size, transfer.mode !== undefined ? parseMode(transfer.mode) : undefined);
+  const progress = meter.file();
+  try {
+    await sendFile(context, item, verify, progress.onProgress);
+    progress.commit(size);
+    await commitAll(context, [item], verify);
+  } catch (error) {
+    await cleanupRemote(context, [item.temp]);
+    throw error;
+  }
+  await applyRemoteOwner(context, transfer, [destination]);
+  meter.finish();
+  return { bytes: size, files: 1, skipped: 0, verified: verify };
 }
 
+/**
+ * A tree goes up in three steps: folders are created; every file is sent to its temp name (in parallel); then the
+ * files are verified and renamed into place a chunk per remote command, instead of a command per file.
+ */
 async function uploadTree(context: TransferContext, transfer: Transfer, verify: boolean): Promise<TransferOutcome> {
   const entries = await walkLocal(transfer.source);
   const root = transfer.destination;
-  const files = entries.filter((entry) => entry.kind === "f");
-  const total = files.reduce((sum, entry) => sum + entry.size, 0);
-  const meter = new ProgressMeter(transfer.onProgress, total);
-  const dirs = [root, ...entries.filter((entry) => entry.kind === "d").map((entry) => posix.join(root, entry.path))];
-  await remote(context, `mkdir -p -- ${dirs.map(quote).join(" ")}`, "creating folders");
-  // Existing files, for the overwrite policy: one listing instead of a round trip per file.
+  const at = (entry: TreeEntry) => posix.join(root, entry.path);
+  const dirs = [root, ...entries.filter((entry) => entry.kind === "d").map(at)];
+  for (const chunk of chunked(dirs, quote)) await remote(context, `mkdir -p -- ${chunk.map(quote).join(" ")}`, "creating folders");
+  // Existing files, for the overwrite policy: one listing instead of a round trip per file; all decided before any byte moves.
   const existing = new Map((await walkRemote(context, root)).map((entry) => [entry.path, entry.kind]));
-  let bytes = 0;
-  let moved = 0;
   let skipped = entries.filter((entry) => entry.kind === "o").length;
-  await eachLimited(context, files, async (entry, worker) => {
-    const local = join(transfer.source, entry.path);
-    const fileTransfer: Transfer = { ...transfer, mode: transfer.mode ?? entry.mode };
-    const done = await uploadOne(worker, fileTransfer, local, posix.join(root, entry.path), entry.size, meter, verify, existing.get(entry.path));
-    if (done) {
-      bytes += entry.size;
-      moved += 1;
-    } else skipped += 1;
-  });
-  const links = entries.filter((entry) => entry.kind === "l");
-  if (links.length > 0) {
-    await remote(
-      context,
-      links.map((entry) => `ln -sfn -- ${quote(entry.link ?? "")} ${quote(posix.join(root, entry.path))}`).join(" && "),
-      "creating links",
-    );
+  const files: TreeEntry[] = [];
+  const links: TreeEntry[] = [];
+  for (const entry of entries) {
+    if (entry.kind !== "f" && entry.kind !== "l") continue;
+    if (skipExisting(context, transfer, at(entry), existing.get(entry.path))) skipped += 1;
+    else (entry.kind === "f" ? files : links).push(entry);
   }
+  const mode = transfer.mode !== undefined ? parseMode(transfer.mode) : undefined;
+  const stage = `.tunnel-${randomBytes(6).toString("hex")}.part`;
+  const items = files.map((entry) => outgoing(join(transfer.source, entry.path), at(entry), entry.size, mode ?? entry.mode, stage));
+  const stages = [...new Set(items.map((item) => posix.dirname(item.temp)))];
+  const meter = new ProgressMeter(transfer.onProgress, items.reduce((sum, item) => sum + item.size, 0));
+  try {
+    for (const chunk of chunked(stages, quote)) await remote(context, `mkdir -m 700 -- ${chunk.map(quote).join(" ")}`, "creating staging folders");
+    await eachLimited(context, items, async (item, worker) => {
+      const progress = meter.file();
+      await sendFile(worker, item, verify, progress.onProgress);
+      progress.commit(item.size);
+    });
+    await commitAll(context, items, verify);
+    for (const chunk of chunked(stages, quote)) await remote(context, `rmdir -- ${chunk.map(quote).join(" ")}`, "removing staging folders");
+  } catch (error) {
+    await cleanupRemote(context, stages);
+    throw error;
+  }
+  const linkLines = links.map((entry) => `ln -sfn -- ${quote(entry.link ?? "")} ${quote(at(entry))}`);
+  for (const chunk of chunked(linkLines, (line) => line)) await remote(context, chunk.join(" && "), "creating links");
   // Folder modes last, so a read-only folder does not stop its own files from arriving.
-  const modes = entries.filter((entry) => entry.kind === "d").map((entry) => `chmod ${entry.mode.toString(8)} ${quote(posix.join(root, entry.path))}`);
-  if (modes.length > 0) await remote(context, modes.join(" && "), "setting folder modes");
+  const modeLines = entries.filter((entry) => entry.kind === "d").map((entry) => `chmod ${octal(entry.mode)} ${quote(at(entry))}`);
+  for (const chunk of chunked(modeLines, (line) => line)) await remote(context, chunk.join(" && "), "setting folder modes");
+  await applyRemoteOwner(context, transfer, [...dirs, ...items.map((item) => item.destination), ...links.map(at)]);
   meter.finish();
-  return { bytes, files: moved, skipped, verified: verify && moved > 0 };
+  return { bytes: meter.total ?? 0, files: items.length, skipped, verified: verify && items.length > 0 };
 }
 
 /** Download a file or (with `recursive`) a directory tree. */
 export async function downloadTransfer(context: TransferContext, transfer: Transfer): Promise<TransferOutcome> {
   const verify = transfer.verify === "sha256";
-  const kind = await remoteKind(context, transfer.source, true);
-  if (kind === undefined) throw new TransferError(`the source ${transfer.source} does not exist on the host`, { target: context.target });
+  // Kind and size in one round trip; the source is followed when it is a link.
+  const p = quote(transfer.source);
+  const info = await remote(
+    context,
+    `if [ -d ${p} ]; then echo d; elif [ -f ${p} ]; then printf 'f %s\\n' "$(wc -c < ${p} | tr -d ' ')"; elif [ -e ${p} ] || [ -L ${p} ]; then echo o; else echo n; fi`,
+    "checking the source",
+  );
+  const [kind, sizeText] = info.stdout.trim().split(" ");
+  if (kind === "n") throw new TransferError(`the source ${transfer.source} does not exist on the host`, { target: context.target });
   if (kind === "o") throw new TransferError(`the source ${transfer.source} is not a regular file or folder`, { target: context.target });
   if (kind === "d") {
     if (!transfer.recursive) throw new TransferError(`the source ${transfer.source} is a directory; pass recursive: true`, { target: context.target });
@@ -546,12 +706,12 @@ export async function downloadTransfer(context: TransferContext, transfer: Trans
   }
   let destination = transfer.destination;
   if ((await localKind(destination)) === "d" || destination.endsWith("/")) destination = join(destination, posix.basename(transfer.source));
-  const sizeResult = await remote(context, `wc -c < ${quote(transfer.source)}`, "reading the file size");
-  const size = Number(sizeResult.stdout.trim());
-  const meter = new ProgressMeter(transfer.onProgress, Number.isFinite(size) ? size : undefined);
-  const moved = await downloadOne(context, transfer, transfer.source, destination, size, meter, verify);
+  const size = Number(sizeText);
+  const meter = new ProgressMeter(transfer.onProgress, Number.isSafeInteger(size) ? size : undefined);
+  const expected = verify ? async () => (await remoteHashes(context, [transfer.source]))[0] as string : undefined;
+  const moved = await downloadOne(context, transfer, transfer.source, destination, Number.isSafeInteger(size) ? size : undefined, meter, expected);
   if (moved) meter.finish();
-  return { bytes: moved ? size : 0, files: moved ? 1 : 0, skipped: moved ? 0 : 1, verified: moved && verify };
+  return { bytes: moved ? (meter.total ?? 0) : 0, files: moved ? 1 : 0, skipped: moved ? 0 : 1, verified: moved && verify };
 }
 
 async function downloadTree(context: TransferContext, transfer: Transfer, verify: boolean): Promise<TransferOutcome> {
@@ -561,12 +721,24 @@ async function downloadTree(context: TransferContext, transfer: Transfer, verify
   const meter = new ProgressMeter(transfer.onProgress, files.reduce((sum, entry) => sum + entry.size, 0));
   await mkdir(root, { recursive: true });
   for (const entry of entries.filter((item) => item.kind === "d")) await mkdir(join(root, entry.path), { recursive: true });
+  // Every remote hash up front, a chunk of files per command, instead of a command per file.
+  const hashes = verify ? await remoteHashes(context, files.map((entry) => posix.join(transfer.source, entry.path))) : [];
+  const expected = new Map(files.map((entry, index) => [entry.path, hashes[index]]));
   let bytes = 0;
   let moved = 0;
   let skipped = entries.filter((entry) => entry.kind === "o").length;
   await eachLimited(context, files, async (entry, worker) => {
     const fileTransfer: Transfer = { ...transfer, mode: transfer.mode ?? entry.mode };
-    const done = await downloadOne(worker, fileTransfer, posix.join(transfer.source, entry.path), join(root, entry.path), entry.size, meter, verify);
+    const hash = expected.get(entry.path);
+    const done = await downloadOne(
+      worker,
+      fileTransfer,
+      posix.join(transfer.source, entry.path),
+      join(root, entry.path),
+      entry.size,
+      meter,
+      hash !== undefined ? () => Promise.resolve(hash) : undefined,
+    );
     if (done) {
       bytes += entry.size;
       moved += 1;
@@ -574,6 +746,10 @@ async function downloadTree(context: TransferContext, transfer: Transfer, verify
   });
   for (const entry of entries.filter((item) => item.kind === "l")) {
     const path = join(root, entry.path);
+    if ((await localKind(path)) !== undefined && transfer.overwrite === "skip") {
+      skipped += 1;
+      continue;
+    }
     await rm(path, { force: true });
     await symlink(entry.link ?? "", path);
   }
