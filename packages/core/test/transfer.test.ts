@@ -4,11 +4,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { DefaultExecutorConfig } from "../src/config.js";
-import { TransferError, ValidationError } from "../src/errors.js";
+import { PassThrough, Readable } from "node:stream";
+import { ConnectError, TransferError, ValidationError } from "../src/errors.js";
+import type { TunnelError } from "../src/errors.js";
 import { Executor } from "../src/executor.js";
+import type { Connection } from "../src/transport.js";
 import type { Progress } from "../src/types.js";
 import { fakePool } from "./support/fake-pool.js";
-import { localTransferFaults } from "./support/local-connection.js";
+import { localConnection, localTransferFaults } from "./support/local-connection.js";
 
 // The "remote" side of these tests is the local machine through local shells: the logic above the transport
 // (temp names, renames, policies, verification, trees, progress) is exercised with real files and a real sh.
@@ -116,5 +119,124 @@ describe("transferFile (trees)", () => {
     }
     expect((await lstat(join(dir, "back", "empty"))).isDirectory()).toBe(true);
     expect(await readlink(join(dir, "back", "link"))).toBe("a/file 1.txt");
+  });
+});
+
+/** A connection whose upload writes part of the temp file and then hangs, as a transport that missed a lost link would. */
+function losingConnection(): Connection & { readonly uploading: Promise<void> } {
+  const inner = localConnection();
+  const listeners = new Set<(error?: TunnelError) => void>();
+  let closed = false;
+  let uploading!: () => void;
+  const started = new Promise<void>((resolve) => (uploading = resolve));
+  const lost = () => new ConnectError("the connection was lost", { lost: true });
+  return {
+    transport: "losing",
+    target: inner.target,
+    capabilities: inner.capabilities,
+    maxChannels: inner.maxChannels,
+    get closed() {
+      return closed;
+    },
+    uploading: started,
+    spawn(request) {
+      if (!closed) return inner.spawn(request);
+      const failed = Promise.reject(lost());
+      failed.catch(() => undefined);
+      return { stdin: new PassThrough(), stdout: Readable.from([]), stderr: Readable.from([]), started: failed, exit: failed, kill: async () => {} };
+    },
+    async upload(request) {
+      await writeFile(request.remotePath, "partial");
+      uploading();
+      await new Promise(() => {});
+    },
+    download: (request) => inner.download(request),
+    ping: async () => {
+      if (closed) throw lost();
+    },
+    async close() {
+      closed = true;
+      for (const listener of listeners) listener(lost());
+    },
+    onClose(listener) {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
+  };
+}
+
+describe("transferFile (interruptions, links, tree policies)", () => {
+  it("ends a transfer whose connection is lost, removes its temp file over another connection, and the retry succeeds", async () => {
+    const data = randomBytes(50_000);
+    await writeFile(join(dir, "src"), data);
+    await mkdir(join(dir, "remote"));
+    const pool = fakePool();
+    const losing = losingConnection();
+    const replacement = localConnection();
+    pool.connection = losing;
+    void losing.uploading.then(() => {
+      pool.connection = replacement;
+      void losing.close();
+    });
+    const result = await new Executor(pool, config).transferFile({
+      ...host, direction: "upload", source: join(dir, "src"), destination: join(dir, "remote", "dest"),
+    });
+    expect(result.attempts).toBe(2);
+    expect(await readFile(join(dir, "remote", "dest"))).toEqual(data);
+    expect(await leftovers(join(dir, "remote"))).toEqual([]);
+    expect(replacement.spawned.some((command) => command.includes("rm -rf"))).toBe(true);
+  });
+
+  it("follows a source link, and puts a file into the folder a destination link points to", async () => {
+    await writeFile(join(dir, "real"), "real content\n");
+    await symlink(join(dir, "real"), join(dir, "source-link"));
+    await mkdir(join(dir, "folder"));
+    await symlink(join(dir, "folder"), join(dir, "folder-link"));
+    const executor = new Executor(fakePool(), config);
+    await executor.transferFile({ ...host, direction: "upload", source: join(dir, "source-link"), destination: join(dir, "folder-link") });
+    const arrived = join(dir, "folder", "source-link");
+    expect((await lstat(arrived)).isFile()).toBe(true);
+    expect(await readFile(arrived, "utf8")).toBe("real content\n");
+    await executor.transferFile({ ...host, direction: "download", source: join(dir, "source-link"), destination: join(dir, "copy") });
+    expect((await lstat(join(dir, "copy"))).isFile()).toBe(true);
+  });
+
+  it("replaces a link at the destination instead of writing through it", async () => {
+    await writeFile(join(dir, "new"), "new\n");
+    await writeFile(join(dir, "target"), "target\n");
+    await symlink(join(dir, "target"), join(dir, "dest-link"));
+    await new Executor(fakePool(), config).transferFile({ ...host, direction: "upload", source: join(dir, "new"), destination: join(dir, "dest-link") });
+    expect((await lstat(join(dir, "dest-link"))).isFile()).toBe(true);
+    expect(await readFile(join(dir, "target"), "utf8")).toBe("target\n");
+  });
+
+  it("fails a tree with overwrite: error before any of its files moves, leaving no staging folder", async () => {
+    const src = join(dir, "tree");
+    await mkdir(join(src, "sub"), { recursive: true });
+    for (const name of ["a", "b", "sub/c"]) await writeFile(join(src, name), name);
+    const destination = join(dir, "dest");
+    await mkdir(join(destination, "sub"), { recursive: true });
+    await writeFile(join(destination, "sub", "c"), "old");
+    const outcome = new Executor(fakePool(), config).transferFile({ ...host, direction: "upload", source: src, destination, recursive: true, overwrite: "error" });
+    await expect(outcome).rejects.toBeInstanceOf(TransferError);
+    expect((await readdir(destination)).sort()).toEqual(["sub"]);
+    expect(await readdir(join(destination, "sub"))).toEqual(["c"]);
+    expect(await readFile(join(destination, "sub", "c"), "utf8")).toBe("old");
+  });
+
+  it("verifies every file of a tree and renames them in place, leaving no staging folder", async () => {
+    const src = join(dir, "tree");
+    await mkdir(join(src, "x", "y"), { recursive: true });
+    for (let i = 0; i < 12; i++) await writeFile(join(src, i % 3 === 0 ? "" : i % 3 === 1 ? "x" : "x/y", `f${i}`), randomBytes(1000 + i));
+    localTransferFaults.corruptNext = 1;
+    const result = await new Executor(fakePool(), config).transferFile({
+      ...host, direction: "upload", source: src, destination: join(dir, "dest"), recursive: true, verify: "sha256",
+    });
+    expect(result).toMatchObject({ files: 12, verified: true });
+    for (const folder of ["", "x", "x/y"]) expect(await leftovers(join(dir, "dest", folder))).toEqual([]);
+    for (let i = 0; i < 12; i++) {
+      const path = join(i % 3 === 0 ? "" : i % 3 === 1 ? "x" : "x/y", `f${i}`);
+      expect(await readFile(join(dir, "dest", path))).toEqual(await readFile(join(src, path)));
+    }
   });
 });
