@@ -10,29 +10,52 @@ export interface TransferTuning {
   readonly sftpIdleMs: number;
 }
 
-function sftpCall<T>(run: (callback: (error: Error | null | undefined, value: T) => void) => void): Promise<T> {
+/**
+ * Signals, per SFTP session, that its connection is gone. ssh2 never calls back SFTP requests that were in flight
+ * when the connection dropped, so every request also settles when this fires (the connection sets it up).
+ */
+const sessionLost = new WeakMap<SFTPWrapper, AbortSignal>();
+
+/** Tie `sftp`'s pending requests to `lost`: when it aborts they reject with its reason. */
+export function bindSessionLoss(sftp: SFTPWrapper, lost: AbortSignal): void {
+  sessionLost.set(sftp, lost);
+}
+
+function sftpCall<T>(sftp: SFTPWrapper, run: (callback: (error: Error | null | undefined, value: T) => void) => void): Promise<T> {
   return new Promise<T>((resolve, reject) => {
+    const lost = sessionLost.get(sftp);
+    if (lost?.aborted) {
+      reject(lost.reason);
+      return;
+    }
+    const onLost = () => reject(lost?.reason);
+    lost?.addEventListener("abort", onLost, { once: true });
     try {
-      run((error, value) => (error ? reject(error) : resolve(value)));
+      run((error, value) => {
+        lost?.removeEventListener("abort", onLost);
+        if (error) reject(error);
+        else resolve(value);
+      });
     } catch (error) {
+      lost?.removeEventListener("abort", onLost);
       reject(error);
     }
   });
 }
 
 function openRemote(sftp: SFTPWrapper, path: string, flags: "r" | "w", mode?: number): Promise<Buffer> {
-  return sftpCall<Buffer>((callback) => {
+  return sftpCall<Buffer>(sftp, (callback) => {
     if (mode === undefined) sftp.open(path, flags, callback);
     else sftp.open(path, flags, { mode }, callback);
   });
 }
 
 function closeRemote(sftp: SFTPWrapper, handle: Buffer): Promise<void> {
-  return sftpCall<void>((callback) => sftp.close(handle, (error) => callback(error, undefined)));
+  return sftpCall<void>(sftp, (callback) => sftp.close(handle, (error) => callback(error, undefined)));
 }
 
 function remoteSize(sftp: SFTPWrapper, handle: Buffer, path: string): Promise<number> {
-  return sftpCall<number>((callback) =>
+  return sftpCall<number>(sftp, (callback) =>
     sftp.fstat(handle, (error, stats) => {
       if (!error) return callback(undefined, stats.size);
       // Some servers lack fstat on a handle.
@@ -42,11 +65,11 @@ function remoteSize(sftp: SFTPWrapper, handle: Buffer, path: string): Promise<nu
 }
 
 function remoteRead(sftp: SFTPWrapper, handle: Buffer, buffer: Buffer, length: number, position: number): Promise<number> {
-  return sftpCall<number>((callback) => sftp.read(handle, buffer, 0, length, position, (error, bytesRead) => callback(error, bytesRead)));
+  return sftpCall<number>(sftp, (callback) => sftp.read(handle, buffer, 0, length, position, (error, bytesRead) => callback(error, bytesRead)));
 }
 
 function remoteWrite(sftp: SFTPWrapper, handle: Buffer, buffer: Buffer, length: number, position: number): Promise<void> {
-  return sftpCall<void>((callback) => sftp.write(handle, buffer, 0, length, position, (error) => callback(error, undefined)));
+  return sftpCall<void>(sftp, (callback) => sftp.write(handle, buffer, 0, length, position, (error) => callback(error, undefined)));
 }
 
 /** Emits progress at most every `intervalMs`, and always once at the end with `bytes === total`. */

@@ -14,7 +14,7 @@ import {
 import type { Client, SFTPWrapper } from "ssh2";
 import { normalizeError } from "./normalize-error.js";
 import { Ssh2RemoteProcess, type ProcessHost } from "./remote-process.js";
-import { downloadFile, uploadFile, type TransferTuning } from "./sftp-transfer.js";
+import { bindSessionLoss, downloadFile, uploadFile, type TransferTuning } from "./sftp-transfer.js";
 
 interface SftpEntry {
   session: Promise<SFTPWrapper>;
@@ -58,6 +58,8 @@ export class Ssh2Connection implements Connection, ProcessHost {
   private readonly tuning: TransferTuning;
   private readonly processes = new Set<Ssh2RemoteProcess>();
   private readonly listeners = new Set<(error?: TunnelError) => void>();
+  /** Aborted when the client closes: settles SFTP requests that ssh2 leaves without a callback. */
+  private readonly lost = new AbortController();
   private readonly closeTimeoutMs: number;
   private closing = false;
   private lastError: TunnelError | undefined;
@@ -151,6 +153,7 @@ export class Ssh2Connection implements Connection, ProcessHost {
             return;
           }
           sftp.on("error", () => {});
+          bindSessionLoss(sftp, this.lost.signal);
           sftp.once("close", () => {
             if (this.sftp === entry) this.sftp = undefined;
           });
@@ -342,6 +345,7 @@ export class Ssh2Connection implements Connection, ProcessHost {
             { lost: true, phase: "exec", target: this.target, ...(this.lastError ? { cause: this.lastError } : {}) },
           );
     this.closedError = lost;
+    this.lost.abort(lost);
     for (const process of [...this.processes]) process.connectionLost(lost);
     this.processes.clear();
     void this.closeJumps();

@@ -192,6 +192,36 @@ describe("Ssh2Transport on real OpenSSH sshd", () => {
     }
   });
 
+  it.each(["upload", "download"] as const)("an SFTP %s cut by a reset settles with CONNECTION_LOST and releases its file", async (direction) => {
+    const proxy = await startFaultProxy({ target: { host: pam.host, port: pam.port } });
+    try {
+      const knownHosts = join(scratch, `proxy_known_hosts_sftp_${direction}`);
+      writeFileSync(knownHosts, `[127.0.0.1]:${proxy.port} ${pam.hostPublicKey}\n`);
+      const connection = await new Ssh2Transport(base(pam, { knownHosts })).connect({ host: "127.0.0.1", port: proxy.port, user: pam.users.plain.name });
+      const local = join(scratch, `reset-${direction}`);
+      const remote = `/home/${pam.users.plain.name}/tunnel-reset-${direction}`;
+      writeFileSync(local, randomBytes(48 * 1024 * 1024));
+      if (direction === "download") await connection.upload({ localPath: local, remotePath: remote });
+      let cutAt = 0;
+      const onProgress = (event: { bytes: number }) => {
+        if (!cutAt && event.bytes > 4 * 1024 * 1024) {
+          cutAt = performance.now();
+          proxy.reset();
+        }
+      };
+      const transfer =
+        direction === "upload"
+          ? connection.upload({ localPath: local, remotePath: remote, onProgress })
+          : connection.download({ remotePath: remote, localPath: `${local}.back`, onProgress });
+      await expect(transfer).rejects.toMatchObject({ code: "CONNECTION_LOST" });
+      expect(cutAt).toBeGreaterThan(0);
+      expect(performance.now() - cutAt).toBeLessThan(5000);
+      rmSync(remote, { force: true });
+    } finally {
+      await proxy.close();
+    }
+  });
+
   it("a refused TCP connect is a retryable ConnectError", async () => {
     const closedPort = await new Promise<number>((resolve) => {
       const server = createServer().listen(0, "127.0.0.1", () => {
