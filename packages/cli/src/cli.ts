@@ -232,7 +232,8 @@ Examples:
     ),
   ).action(async (file: string, args: string[], _options: unknown, command: Command) => {
     const options = command.opts<ExecOptions>();
-    status = await runScriptOnHosts(io, options, file, args);
+    // Options end at the file; a `--` right after it only separates the script's arguments.
+    status = await runScriptOnHosts(io, options, file, args[0] === "--" ? args.slice(1) : args);
   });
 
   addTransferOptions(
