@@ -37,7 +37,7 @@ import type { Attributes, Span, Tracer } from "./tracer.js";
 import type { Connection } from "./transport.js";
 import { downloadTransfer, uploadTransfer } from "./transfer.js";
 import type { TransferContext, TransferOutcome } from "./transfer.js";
-import type { Command, Result, Script, SudoOptions, Target, Transfer, TransferResult } from "./types.js";
+import type { Command, Progress, Result, Script, SudoOptions, Target, Transfer, TransferResult } from "./types.js";
 import { validateCommand, validateScript, validateTransfer } from "./validate.js";
 
 export interface ExecutorOptions {
@@ -223,6 +223,16 @@ export class Executor {
       "tunnel.transfer.verify": transfer.verify === "sha256" ? "sha256" : "none",
       "tunnel.transfer.recursive": transfer.recursive === true,
     };
+    // Each attempt counts from zero; the caller sees progress that never goes back, across retries too.
+    let highest = -1;
+    const listener = transfer.onProgress;
+    const onProgress = listener
+      ? (progress: Progress) => {
+          if (progress.bytes <= highest) return;
+          highest = progress.bytes;
+          listener(progress);
+        }
+      : undefined;
     return this.#operation<TransferResult, TransferOutcome>(
       "tunnel.transfer",
       transfer,
@@ -247,7 +257,8 @@ export class Executor {
             },
             onVerifyMismatch: (path) => operation.span.addEvent("tunnel.transfer.verify_mismatch", { "tunnel.transfer.path": path }),
           };
-          return transfer.direction === "upload" ? uploadTransfer(transferContext, transfer) : downloadTransfer(transferContext, transfer);
+          const request: Transfer = onProgress ? { ...transfer, onProgress } : transfer;
+          return transfer.direction === "upload" ? uploadTransfer(transferContext, request) : downloadTransfer(transferContext, request);
         }),
       {
         idempotent: true,

@@ -93,6 +93,21 @@ describe("transferFile (single files)", () => {
     expect(await leftovers(dir)).toEqual([]);
   });
 
+  it("retries a transfer cut by a lost connection, with progress that never goes back", async () => {
+    const data = randomBytes(400_000);
+    await writeFile(join(dir, "src"), data);
+    localTransferFaults.loseNext = 1;
+    const progress: Progress[] = [];
+    const result = await new Executor(fakePool(), config).transferFile({
+      ...host, direction: "upload", source: join(dir, "src"), destination: join(dir, "dest"), onProgress: (p) => progress.push(p),
+    });
+    expect(result).toMatchObject({ attempts: 2, bytes: 400_000 });
+    expect(await readFile(join(dir, "dest"))).toEqual(data);
+    for (let i = 1; i < progress.length; i++) expect(progress[i]!.bytes).toBeGreaterThan(progress[i - 1]!.bytes);
+    expect(progress.at(-1)).toMatchObject({ bytes: 400_000, total: 400_000 });
+    expect(await leftovers(dir)).toEqual([]);
+  });
+
   it("rejects a missing source and invalid input", async () => {
     const executor = new Executor(fakePool(), config);
     await expect(executor.transferFile({ ...host, direction: "upload", source: join(dir, "nope"), destination: join(dir, "x") })).rejects.toBeInstanceOf(TransferError);

@@ -89,7 +89,7 @@ export async function alive(pid: number): Promise<boolean> {
 }
 
 /** Copies a file in chunks, reporting progress like a transport does. `corrupt` flips the first byte of the next copies. */
-export const localTransferFaults = { corruptNext: 0 };
+export const localTransferFaults = { corruptNext: 0, loseNext: 0 };
 
 async function copyWithProgress(from: string, to: string, onProgress?: (progress: Progress) => void, mode?: number): Promise<void> {
   const total = (await stat(from)).size;
@@ -97,12 +97,15 @@ async function copyWithProgress(from: string, to: string, onProgress?: (progress
   let first = true;
   const corrupt = localTransferFaults.corruptNext > 0;
   if (corrupt) localTransferFaults.corruptNext -= 1;
+  const lose = localTransferFaults.loseNext > 0;
+  if (lose) localTransferFaults.loseNext -= 1;
   await pipeline(
     createReadStream(from, { highWaterMark: 64 * 1024 }),
     async function* (source: AsyncIterable<Buffer>) {
       for await (const chunk of source) {
         bytes += chunk.length;
         onProgress?.({ bytes, total, rate: 0 });
+        if (lose && bytes > total / 2) throw new ConnectError("the connection was lost", { lost: true });
         if (first && corrupt && chunk.length > 0) {
           first = false;
           const copy = Buffer.from(chunk);
