@@ -17,6 +17,16 @@ const onSignal = (signal: NodeJS.Signals) => {
 };
 process.on("SIGINT", onSignal);
 process.on("SIGTERM", onSignal);
+// The reader of our output went away (`tunnel run ... | head`): stop the remote work as on Ctrl-C.
+const onOutputError = (error: NodeJS.ErrnoException) => {
+  if (error.code !== "EPIPE") throw error;
+  if (received === undefined) {
+    received = "SIGPIPE";
+    interrupt.abort();
+  }
+};
+process.stdout.on("error", onOutputError);
+process.stderr.on("error", onOutputError);
 
 const status = await runCli(process.argv.slice(2), {
   stdout: process.stdout,
@@ -25,6 +35,7 @@ const status = await runCli(process.argv.slice(2), {
   env: process.env,
   interrupt: interrupt.signal,
 });
-process.exitCode = status === 130 && received === "SIGTERM" ? 143 : status;
+const signalStatus: Partial<Record<NodeJS.Signals, number>> = { SIGTERM: 143, SIGPIPE: 141 };
+process.exitCode = status === 130 && received !== undefined ? (signalStatus[received] ?? status) : status;
 // Everything is closed by now; should a handle linger anyway, do not hang the shell.
 setTimeout(() => process.exit(), 2_000).unref();

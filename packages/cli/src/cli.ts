@@ -343,11 +343,15 @@ interface Session {
   readonly terminal: SharedTerminal;
 }
 
-async function openSession(io: CliIo, options: CommonOptions, redactor: Redactor): Promise<Session> {
+/** Hosts and connection options, checked before anything is asked (a password) or opened. */
+async function prepareHosts(options: CommonOptions): Promise<HostEntry[]> {
   if (options.insecureAcceptAnyHostKey && options.knownHosts !== undefined) {
     throw new UsageError("--known-hosts and --insecure-accept-any-host-key contradict each other; use one");
   }
-  const hosts = await resolveHosts(options);
+  return resolveHosts(options);
+}
+
+function openSession(io: CliIo, options: CommonOptions, hosts: readonly HostEntry[], redactor: Redactor): Session {
   const terminal = new SharedTerminal(io.stderr);
   const stack = makeStack(
     {
@@ -426,11 +430,12 @@ async function onEveryHost(
   io: CliIo,
   commandName: string,
   options: CommonOptions,
+  hosts: readonly HostEntry[],
   redactor: Redactor,
   work: (session: Session, host: HostEntry, signal: AbortSignal, startedAt: number) => Promise<HostOutcome>,
   hooks: { readonly before?: (session: Session) => void; readonly after?: (session: Session) => void } = {},
 ): Promise<number> {
-  const session = await openSession(io, options, redactor);
+  const session = openSession(io, options, hosts, redactor);
   const controller = new AbortController();
   let interrupted = false;
   const onInterrupt = () => {
@@ -485,8 +490,9 @@ function sudoRedactor(sudo: boolean | SudoOptions | undefined): Redactor {
 async function runCommandOnHosts(io: CliIo, options: ExecOptions, cmd: string): Promise<number> {
   if (cmd.trim() === "") throw new UsageError("run: the command is empty");
   const env = parseEnvAssignments(options.env ?? []);
+  const hosts = await prepareHosts(options);
   const sudo = await resolveSudo(io, options);
-  return onEveryHost(io, "run", options, sudoRedactor(sudo), async (session, host, signal) => {
+  return onEveryHost(io, "run", options, hosts, sudoRedactor(sudo), async (session, host, signal) => {
     const live = liveOutput(io, session, host);
     try {
       const result = await session.stack.executor.runCommand({
@@ -514,8 +520,9 @@ async function runScriptOnHosts(io: CliIo, options: ExecOptions, file: string, a
     throw new UsageError(`script ${file}: cannot read it (${(error as NodeJS.ErrnoException).code ?? String(error)})`);
   }
   const env = parseEnvAssignments(options.env ?? []);
+  const hosts = await prepareHosts(options);
   const sudo = await resolveSudo(io, options);
-  return onEveryHost(io, "script", options, sudoRedactor(sudo), async (session, host, signal) => {
+  return onEveryHost(io, "script", options, hosts, sudoRedactor(sudo), async (session, host, signal) => {
     const live = liveOutput(io, session, host);
     try {
       const result = await session.stack.executor.runScript({
@@ -551,13 +558,18 @@ export function pathForHost(template: string, host: HostEntry): string {
 }
 
 async function transferOnHosts(io: CliIo, options: TransferOptions, direction: "upload" | "download", source: string, destination: string): Promise<number> {
-  const sudo = await resolveSudo(io, options);
   const ownership = parseChown(options.chown);
+  const hosts = await prepareHosts(options);
+  if (direction === "download" && hosts.length > 1 && !destination.includes("{host}")) {
+    throw new UsageError(`get: with ${hosts.length} hosts the local path needs {host} (e.g. './${basename(source)}.{host}')`);
+  }
+  const sudo = await resolveSudo(io, options);
   let progress: TransferProgress = new NoProgress(io.stderr);
   return onEveryHost(
     io,
     direction === "upload" ? "put" : "get",
     options,
+    hosts,
     sudoRedactor(sudo),
     async (session, host, signal) => {
       const target = pathForHost(destination, host);
@@ -606,9 +618,6 @@ async function transferOnHosts(io: CliIo, options: TransferOptions, direction: "
     },
     {
       before: (session) => {
-        if (direction === "download" && session.hosts.length > 1 && !destination.includes("{host}")) {
-          throw new UsageError(`get: with ${session.hosts.length} hosts the local path needs {host} (e.g. './${basename(source)}.{host}')`);
-        }
         if (!session.json && io.stderr.isTTY === true) {
           progress = new BarProgress(io.stderr, session.hosts.map((host) => host.name));
           session.terminal.progress = progress;
