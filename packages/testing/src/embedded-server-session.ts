@@ -202,6 +202,7 @@ export function serveSession(session: Session, context: SessionContext): void {
   function start(accept: AcceptConnection<ServerChannel>, command: string | undefined): SessionProcess | undefined {
     const channel = accept();
     if (!channel) return undefined;
+    repairWindowRetries(channel);
     channel.on("error", () => {
       // a channel error ends in `close`, handled below
     });
@@ -267,6 +268,46 @@ export function serveSession(session: Session, context: SessionContext): void {
     });
     return sessionProcess;
   }
+}
+
+type WriteFunction = (data: Buffer, encoding: BufferEncoding | null, callback: () => void) => void;
+
+/**
+ * When the client's window is full, ssh2's server channel parks one chunk of stdout (`_chunk`) and one of stderr
+ * (`_chunkErr`) and, on the next window adjust, retries only the first that is set — and never forgets a chunk once it
+ * was sent. A parked stderr chunk then waits forever behind a stale stdout one (or the stale one is sent twice), so a
+ * command writing both streams hangs. This keeps the parked chunks exact and retries the other stream after each
+ * write while window is left.
+ */
+function repairWindowRetries(channel: ServerChannel): void {
+  const state = channel as unknown as {
+    _write: WriteFunction;
+    _chunk: Buffer | undefined;
+    _chunkcb: (() => void) | undefined;
+    _chunkErr: Buffer | undefined;
+    _chunkcbErr: (() => void) | undefined;
+    outgoing: { window: number };
+  };
+  const stderr = channel.stderr as unknown as { _write: WriteFunction };
+  const writeStdout = state._write;
+  const writeStderr = stderr._write;
+  if (typeof writeStdout !== "function" || typeof writeStderr !== "function") return;
+  state._write = (data, encoding, callback) => {
+    state._chunk = undefined;
+    state._chunkcb = undefined;
+    writeStdout.call(channel, data, encoding, callback);
+    if (state._chunk === undefined && state._chunkErr !== undefined && state.outgoing.window > 0) {
+      stderr._write(state._chunkErr, null, state._chunkcbErr as () => void);
+    }
+  };
+  stderr._write = (data, encoding, callback) => {
+    state._chunkErr = undefined;
+    state._chunkcbErr = undefined;
+    writeStderr.call(channel.stderr, data, encoding, callback);
+    if (state._chunkErr === undefined && state._chunk !== undefined && state.outgoing.window > 0) {
+      state._write(state._chunk, null, state._chunkcb as () => void);
+    }
+  };
 }
 
 /** Send the exit status after every byte of output was handed to the channel, then close it. */

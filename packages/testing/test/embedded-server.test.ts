@@ -147,6 +147,27 @@ describe("startTestServer", () => {
       expect(await result).toMatchObject({ code: 0, stdout: "100000\n" });
     });
 
+    it("delivers stdout and stderr in full when both wait for the client's window at once", async () => {
+      const MiB = 1024 * 1024;
+      const channel = await open(client, `head -c ${4 * MiB} /dev/zero & head -c ${4 * MiB} /dev/zero >&2; wait; echo done >&2`);
+      channel.end();
+      // Not reading for a while fills the window (2 MiB) while both streams have more to send.
+      channel.pause();
+      channel.stderr.pause();
+      await sleep(500);
+      let stdout = 0;
+      let stderr = "";
+      channel.on("data", (chunk: Buffer) => (stdout += chunk.length));
+      channel.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString("latin1")));
+      channel.resume();
+      channel.stderr.resume();
+      const status = await new Promise<number | null>((resolve) => channel.once("close", (code: number | null) => resolve(code)));
+      expect(status).toBe(0);
+      expect(stdout).toBe(4 * MiB);
+      expect(stderr.length).toBe(4 * MiB + "done\n".length);
+      expect(stderr.endsWith("\0done\n")).toBe(true);
+    });
+
     it("sends exit-signal with the RFC 4254 name (the client adds SIG), and 128+n for signals RFC 4254 does not name", async () => {
       expect(await run(client, "kill -TERM $$")).toMatchObject({ code: null, signal: "SIGTERM" });
       expect(await run(client, "kill -KILL $$")).toMatchObject({ code: null, signal: "SIGKILL" });
