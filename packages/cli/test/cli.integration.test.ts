@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { remoteProcesses, sshdSupport, startSshd, type Sshd } from "@tunnel/testing";
 import { ExitCode, runCli, type CliIo, type JsonReport } from "../src/index.js";
 import { BIN, assertFreshBuild, eventually, plain, shellWord, start, tunnel } from "./process.js";
-import { Capture } from "./support.js";
+import { Capture, FakeTerminal } from "./support.js";
 
 const support = sshdSupport();
 
@@ -222,6 +222,28 @@ if (support.available) {
         expect(status, streams.stderr.text).toBe(ExitCode.OK);
         expect(streams.stdout.text).toBe(`${target} | root\n`);
         expect(streams.stdout.text + streams.stderr.text).not.toContain(password);
+      });
+
+      it("runs through sudo with the password typed at the hidden prompt", async () => {
+        const password = sshd.users.pwsudo.password;
+        const terminal = new FakeTerminal();
+        const stderr = new Capture();
+        const write = stderr.write.bind(stderr);
+        stderr.write = (chunk: string) => {
+          const written = write(chunk);
+          if (chunk === "sudo password: ") setImmediate(() => terminal.type(`${password}\r`));
+          return written;
+        };
+        const streams = io({ stdin: terminal, stderr });
+        const target = `${sshd.users.pwsudo.name}@${sshd.host}:${sshd.port}`;
+        const status = await runCli(
+          ["run", "-I", sshd.clientKeyPath, "--known-hosts", sshd.knownHostsPath, "-H", target, "--ask-sudo-pass", "-u", sshd.users.other.name, "--", "id -un"],
+          streams,
+        );
+        expect(status, stderr.text).toBe(ExitCode.OK);
+        expect(streams.stdout.text).toBe(`${target} | ${sshd.users.other.name}\n`);
+        expect(terminal.modes).toEqual([true, false]);
+        expect(streams.stdout.text + stderr.text).not.toContain(password);
       });
 
       it("stops a command at --timeout and reports TIMEOUT with exit 3", async () => {
