@@ -16,7 +16,7 @@ import {
 } from "@tunnel/core";
 import type { Master } from "./master.js";
 import { clientArgs, type ResolvedOptions } from "./options.js";
-import { OpenSshRemoteProcess, type ProcessHost } from "./remote-process.js";
+import { OpenSshRemoteProcess, type ProcessFiles, type ProcessHost } from "./remote-process.js";
 import { runSsh } from "./run-ssh.js";
 import { downloadFile, uploadFile } from "./transfer.js";
 
@@ -40,17 +40,19 @@ export class OpenSshConnection implements Connection {
     master.onExit((error) => {
       if (error) this.markLost(error);
     });
+    // Built once per connection: every exec reuses them.
     const env = { ...process.env, ...options.env };
+    const args = clientArgs(options, target, master.socketPath);
     this.host = {
       target,
       sshPath: options.sshPath,
       env,
       killGraceMs: options.killGraceMs,
-      clientArgs: () => clientArgs(options, target, master.socketPath),
+      clientArgs: args,
       masterLost: () => this.masterLost(),
       reportLost: (error) => this.markLost(error),
       runRaw: async (command) => {
-        const result = await runSsh(options, [...clientArgs(options, target, master.socketPath), "-T", "--", target.host, command], {
+        const result = await runSsh(options, [...args, "-T", "--", target.host, command], {
           timeoutMs: 10_000,
         });
         return result.code;
@@ -75,8 +77,13 @@ export class OpenSshConnection implements Connection {
   }
 
   spawn(request: SpawnRequest): RemoteProcess {
+    return this.spawnWithFiles(request, {});
+  }
+
+  /** An exec whose stdin or stdout is a local file the master reads or writes itself (transfers). */
+  spawnWithFiles(request: SpawnRequest, files: ProcessFiles): RemoteProcess {
     if (this.isClosed) return failedProcess(this.closeError ?? closedError(this.target));
-    return new OpenSshRemoteProcess(this.host, request);
+    return new OpenSshRemoteProcess(this.host, request, files);
   }
 
   async upload(request: UploadRequest): Promise<void> {

@@ -1,7 +1,8 @@
 /**
  * One remote process: a mux client (`ssh -S <socket> -T|-tt -- host <wrapped command>`) through the master.
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import { spawn, type ChildProcess, type StdioOptions } from "node:child_process";
+import { constants } from "node:os";
 import { PassThrough, type Readable, type Writable } from "node:stream";
 import {
   AbortError,
@@ -24,8 +25,8 @@ export interface ProcessHost {
   readonly sshPath: string;
   readonly env: Readonly<Record<string, string | undefined>>;
   readonly killGraceMs: number;
-  /** ssh arguments of a client of the master, up to (not including) the host. */
-  clientArgs(): string[];
+  /** ssh arguments of a client of the master, up to (not including) `-T`/`-tt` and the host. Built once. */
+  readonly clientArgs: readonly string[];
   /** Is the master still there? Waits briefly for it to notice a dropped link. */
   masterLost(): Promise<TunnelError | undefined>;
   /** The mux client could not reach the master: mark the connection lost. */
@@ -38,6 +39,17 @@ export interface ProcessHost {
 }
 
 const PRE_START_LIMIT = 64 * 1024;
+
+/**
+ * Local files handed to the mux client as its stdin or stdout (transfers): the master reads or writes them directly,
+ * so the bytes never pass through this process. The matching stream of the `RemoteProcess` is then empty.
+ */
+export interface ProcessFiles {
+  readonly stdin?: number;
+  readonly stdout?: number;
+}
+
+const signalNames = new Map<number, string>(Object.entries(constants.signals).map(([name, number]) => [number, name]));
 
 export class OpenSshRemoteProcess implements RemoteProcess {
   readonly stdin: Writable;
@@ -52,7 +64,9 @@ export class OpenSshRemoteProcess implements RemoteProcess {
   private resolveExit!: (status: ExitStatus) => void;
   private rejectExit!: (error: TunnelError) => void;
   private pid: number | undefined;
-  private status: Marker & { kind: "exit" } | undefined;
+  private status: ExitStatus | undefined;
+  /** Which waiter ran on the host: "perl" (exact status) or "sh" (129-192 read as signals). */
+  waiter: "perl" | "sh" | undefined;
   private settled = false;
   private sentSignals: string[] = [];
   private aborted = false;
@@ -65,6 +79,7 @@ export class OpenSshRemoteProcess implements RemoteProcess {
   constructor(
     private readonly host: ProcessHost,
     private readonly request: SpawnRequest,
+    private readonly files: ProcessFiles = {},
   ) {
     this.started = new Promise<void>((resolve, reject) => {
       this.resolveStarted = resolve;
@@ -104,18 +119,12 @@ export class OpenSshRemoteProcess implements RemoteProcess {
       return;
     }
     const nonce = newNonce();
-    const args = [...this.host.clientArgs()];
+    const host = this.host;
+    const args = [...host.clientArgs, this.pty ? "-tt" : "-T", "--", host.target.host, this.remoteCommand(nonce)];
     // ssh sends the local TERM in its pty request.
-    const env: Record<string, string | undefined> = { ...this.host.env };
-    if (this.pty) {
-      const pty = typeof this.request.pty === "object" ? this.request.pty : {};
-      args.push("-tt");
-      env.TERM = termName(pty);
-    } else {
-      args.push("-T");
-    }
-    args.push("--", this.host.target.host, this.remoteCommand(nonce));
-    const child = spawn(this.host.sshPath, args, { stdio: ["pipe", "pipe", "pipe"], env });
+    const env = this.pty ? { ...host.env, TERM: termName(typeof this.request.pty === "object" ? this.request.pty : {}) } : host.env;
+    const stdio: StdioOptions = [this.files.stdin ?? "pipe", this.files.stdout ?? "pipe", "pipe"];
+    const child = spawn(host.sshPath, args, { stdio, env });
     this.child = child;
     this.host.track(this);
 
@@ -123,11 +132,15 @@ export class OpenSshRemoteProcess implements RemoteProcess {
       if (marker.kind === "pid") {
         if (this.pid === undefined) {
           this.pid = marker.pid;
+          this.waiter = marker.waiter;
           this.flushPreStart(stderr);
           this.resolveStarted();
         }
       } else {
-        this.status = marker;
+        this.status =
+          marker.kind === "exit"
+            ? { exitCode: marker.code, signal: null }
+            : { exitCode: null, signal: marker.signal ?? signalNames.get(marker.number) ?? `SIG${marker.number}` };
         // The remote command is over. A mux client keeps the session open until its own stdin reaches EOF,
         // so end it here: nothing on the other side reads it any more.
         this.releaseStdin();
@@ -136,11 +149,13 @@ export class OpenSshRemoteProcess implements RemoteProcess {
     const markerStream = new MarkerFilter(nonce, onMarker);
     if (this.pty) {
       // stdout and stderr share the terminal; the local stderr carries only ssh's own messages.
-      child.stdout!.pipe(markerStream).pipe(stdout);
+      if (child.stdout) child.stdout.pipe(markerStream).pipe(stdout);
+      else stdout.end();
       child.stderr!.on("data", (chunk: Buffer) => this.sshStderr.append(chunk));
       stderr.end();
     } else {
-      child.stdout!.pipe(stdout);
+      if (child.stdout) child.stdout.pipe(stdout);
+      else stdout.end();
       child.stderr!.pipe(markerStream);
       markerStream.on("data", (chunk: Buffer) => {
         if (this.pid !== undefined) {
@@ -158,17 +173,21 @@ export class OpenSshRemoteProcess implements RemoteProcess {
       markerStream.on("end", () => stderr.end());
     }
 
-    stdin.pipe(child.stdin!);
-    child.stdin!.on("error", () => {
-      // EPIPE when the remote side stopped reading; the exit status tells what happened.
-    });
+    if (child.stdin) {
+      stdin.pipe(child.stdin);
+      child.stdin.on("error", () => {
+        // EPIPE when the remote side stopped reading; the exit status tells what happened.
+      });
+    } else {
+      stdin.resume();
+    }
     let spawnError: Error | undefined;
     child.on("error", (error) => {
       spawnError = error;
     });
     child.on("close", (code) => {
       this.host.untrack(this);
-      stdin.unpipe(child.stdin!);
+      if (child.stdin) stdin.unpipe(child.stdin);
       // Nothing reads stdin any more: let late writes drain instead of stalling the writer forever.
       stdin.resume();
       void this.finish(code, spawnError);
@@ -223,8 +242,7 @@ export class OpenSshRemoteProcess implements RemoteProcess {
       return;
     }
     if (this.status) {
-      const { status, signal } = this.status;
-      this.succeed(signal ? { exitCode: null, signal } : { exitCode: status, signal: null });
+      this.succeed(this.status);
       return;
     }
     if (this.pid === undefined) {

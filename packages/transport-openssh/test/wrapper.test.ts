@@ -1,5 +1,8 @@
-import { spawnSync } from "node:child_process";
-import { describe, expect, it } from "vitest";
+import { spawnSync, type SpawnSyncOptions } from "node:child_process";
+import { mkdtempSync, rmSync, symlinkSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
 import { MarkerFilter, newNonce, parseMarker, wrapCommand, type Marker } from "../src/wrapper.js";
 
 async function filter(nonce: string, chunks: readonly string[]): Promise<{ text: string; markers: Marker[] }> {
@@ -17,11 +20,11 @@ async function filter(nonce: string, chunks: readonly string[]): Promise<{ text:
 describe("MarkerFilter", () => {
   const nonce = "tunnelabc123";
   it("strips report lines anywhere, split across chunks, and reports them", async () => {
-    const { text, markers } = await filter(nonce, [`${nonce}:pid:4`, "2\nhello\nab", `c${nonce.slice(0, 5)}`, `${nonce.slice(5)}:exit:143:TERM\r\n`]);
+    const { text, markers } = await filter(nonce, [`${nonce}:pid:4`, "2:perl\nhello\nab", `c${nonce.slice(0, 5)}`, `${nonce.slice(5)}:signal:15:TERM\r\n`]);
     expect(text).toBe("hello\nabc");
     expect(markers).toEqual([
-      { kind: "pid", pid: 42 },
-      { kind: "exit", status: 143, signal: "SIGTERM" },
+      { kind: "pid", pid: 42, waiter: "perl" },
+      { kind: "signal", number: 15, signal: "SIGTERM" },
     ]);
   });
 
@@ -31,35 +34,79 @@ describe("MarkerFilter", () => {
     expect(markers).toEqual([]);
   });
 
-  it("parses exit reports", () => {
-    expect(parseMarker("exit:0:")).toEqual({ kind: "exit", status: 0, signal: null });
-    expect(parseMarker("exit:255:")).toEqual({ kind: "exit", status: 255, signal: null });
-    expect(parseMarker("exit:137:KILL")).toEqual({ kind: "exit", status: 137, signal: "SIGKILL" });
+  it("parses reports", () => {
+    expect(parseMarker("pid:7:sh")).toEqual({ kind: "pid", pid: 7, waiter: "sh" });
+    expect(parseMarker("exit:0")).toEqual({ kind: "exit", code: 0 });
+    expect(parseMarker("exit:255")).toEqual({ kind: "exit", code: 255 });
+    expect(parseMarker("signal:9:KILL")).toEqual({ kind: "signal", number: 9, signal: "SIGKILL" });
+    // A name the host's perl could not give: the number is kept for the caller to map.
+    expect(parseMarker("signal:9:")).toEqual({ kind: "signal", number: 9, signal: null });
   });
 });
 
-describe("wrapCommand, run by a real local sh", () => {
-  // The wrapper is what the login shell runs on the host; /bin/sh here stands in for it.
-  const run = (command: string) => {
-    const nonce = newNonce();
-    const result = spawnSync("/bin/sh", ["-c", wrapCommand(command, nonce)], { env: { ...process.env, SHELL: "/bin/sh" }, stdio: ["ignore", "ignore", "pipe"] });
-    return { nonce, stderr: result.stderr.toString() };
-  };
-  it.each([
-    ["exit 0", "exit:0:"],
-    ["exit 42", "exit:42:"],
-    ["exit 255", "exit:255:"],
-    ["kill -TERM $$", "exit:143:TERM"],
-    ["kill -KILL $$", "exit:137:KILL"],
-  ])("%s reports %s", (command, report) => {
-    const { nonce, stderr } = run(command);
-    expect(stderr).toMatch(new RegExp(`^${nonce}:pid:\\d+\\n`));
-    expect(stderr).toContain(`${nonce}:${report}\n`);
+/** Run the session command the way sshd would: the login shell (here /bin/sh, with SHELL=/bin/sh) runs it with -c. */
+function run(command: string, path = process.env["PATH"] ?? "/usr/bin:/bin") {
+  const nonce = newNonce();
+  // Its own process group, as sshd gives a session command (spawnSync honours `detached`; its type omits it).
+  const options: SpawnSyncOptions = { env: { PATH: path, SHELL: "/bin/sh" }, stdio: ["ignore", "pipe", "pipe"], timeout: 20_000 };
+  Object.assign(options, { detached: true });
+  const result = spawnSync("/bin/sh", ["-c", wrapCommand(command, nonce)], options);
+  const stderr = String(result.stderr);
+  const markers = [...stderr.matchAll(new RegExp(`${nonce}:([^\\n]*)\\n`, "g"))].map((match) => parseMarker(match[1]!));
+  return { nonce, stdout: String(result.stdout), stderr, markers, status: result.status };
+}
+
+const perl = spawnSync("sh", ["-c", "command -v perl"]).status === 0;
+
+describe("wrapCommand with perl on the host: exact status for every code and signal", () => {
+  it("has perl here (Debian's perl-base), so this suite is meaningful", () => {
+    expect(perl).toBe(true);
+  });
+
+  it("reports exit codes as exits, never as signals, across 0-255 and around the 128+N range", () => {
+    for (const code of [0, 1, 2, 42, 126, 127, 128, 129, 130, 137, 143, 192, 193, 254, 255]) {
+      const { markers } = run(`exit ${code}`);
+      expect(markers[0], `exit ${code}`).toMatchObject({ kind: "pid", waiter: "perl" });
+      expect(markers[1], `exit ${code}`).toEqual({ kind: "exit", code });
+    }
+  });
+
+  it.each(["INT", "TERM", "KILL", "HUP", "QUIT", "USR1", "SEGV", "PIPE"])("reports kill -%s $$ as that signal", (signal) => {
+    const { markers, stderr } = run(`kill -${signal} $$; echo not-reached`);
+    expect(markers.at(-1)).toMatchObject({ kind: "signal", signal: `SIG${signal}` });
     expect(stderr).not.toMatch(/Terminated|Killed/);
   });
 
-  it("keeps quotes and shell syntax of the command intact", () => {
-    const { nonce, stderr } = run(`printf '%s|' "it's" 'a b' >&2; exit 3`);
-    expect(stderr).toContain(`it's|a b|${nonce}:exit:3:`);
+  it("survives a signal to the whole process group and reports the command's death by it", () => {
+    const { markers } = run("kill -TERM 0; sleep 5");
+    expect(markers.at(-1)).toMatchObject({ kind: "signal", signal: "SIGTERM" });
+  });
+
+  it("runs the command in $SHELL -c, with its own $$, stdout and arguments intact", () => {
+    const { markers, stdout } = run(`printf '%s|' "it's" 'a b' "$0"; [ "$$" != "$PPID" ] && echo own-pid`);
+    expect(stdout).toBe("it's|a b|sh|own-pid\n");
+    expect(markers.at(-1)).toEqual({ kind: "exit", code: 0 });
+  });
+});
+
+describe("wrapCommand without perl: the sh fallback", () => {
+  // A PATH with the tools a shell needs but no perl.
+  const bin = mkdtempSync(join(tmpdir(), "tunnel-openssh-noperl-"));
+  for (const tool of ["sleep", "printf", "cat"]) symlinkSync(spawnSync("sh", ["-c", `command -v ${tool}`]).stdout.toString().trim() || `/bin/${tool}`, join(bin, tool));
+  afterAll(() => rmSync(bin, { recursive: true, force: true }));
+
+  it.each([
+    ["exit 0", { kind: "exit", code: 0 }],
+    ["exit 42", { kind: "exit", code: 42 }],
+    ["exit 255", { kind: "exit", code: 255 }],
+    ["kill -TERM $$", { kind: "signal", number: 15, signal: "SIGTERM" }],
+    ["kill -KILL $$", { kind: "signal", number: 9, signal: "SIGKILL" }],
+    // The documented limit: a POSIX shell's $? cannot tell exit 130 from a death by SIGINT.
+    ["exit 130", { kind: "signal", number: 2, signal: "SIGINT" }],
+  ])("%s reports %j", (command, report) => {
+    const { markers, stderr } = run(command, bin);
+    expect(markers[0]).toMatchObject({ kind: "pid", waiter: "sh" });
+    expect(markers.at(-1)).toEqual(report);
+    expect(stderr).not.toMatch(/Terminated|Killed/);
   });
 });
