@@ -298,7 +298,7 @@ function reportFailure(io: CliIo, error: unknown): number {
     return ExitCode.USAGE;
   }
   io.stderr.write(`tunnel: unexpected error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
-  return 4;
+  return ExitCode.INTERNAL;
 }
 
 /** The hosts `-H` / `-i` / `-g` name, with `-l` / `-p` applied. */

@@ -48,13 +48,16 @@ export interface HostOutcome {
  * - 1: every host was reached, and on at least one the command or script exited non-zero (or was killed by a signal);
  * - 2: usage error — bad options, host list or inventory; nothing ran;
  * - 3: at least one host failed otherwise: connection, authentication, host key, timeout, sudo or transfer error;
+ * - 4: an unexpected internal error;
  * - 130: interrupted (Ctrl-C); every running operation was cancelled and its remote process stopped.
+ *   The executable reports 143 instead when SIGTERM interrupted it, 141 when its output pipe closed.
  */
 export const ExitCode = {
   OK: 0,
   COMMAND_FAILED: 1,
   USAGE: 2,
   HOST_FAILED: 3,
+  INTERNAL: 4,
   INTERRUPTED: 130,
 } as const;
 
