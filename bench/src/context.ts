@@ -22,3 +22,12 @@ export async function interleaved(rounds: number, tools: ReadonlyArray<readonly 
   }
   return samples;
 }
+
+/** A failure in a few words, for the table's note: the error code (tunnel's or Node's) and the message. */
+export function describe(error: unknown): string {
+  if (error instanceof Error) {
+    const code = (error as { code?: unknown }).code;
+    return `${typeof code === "string" ? `${code}: ` : ""}${error.message.replace(/\s+/g, " ").slice(0, 160)}`;
+  }
+  return String(error);
+}

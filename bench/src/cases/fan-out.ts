@@ -3,13 +3,22 @@
  * 127.0.0.1), so every one is a different pool key and needs a connection of its own, as 200 real hosts would.
  */
 import type { Client } from "ssh2";
-import { freshSsh, makeStack, rawConnect, rawEnd, rawExec, type TransportName } from "../clients.js";
-import type { Context } from "../context.js";
+import { makeStack, rawConnect, rawEnd, rawExec, type TransportName } from "../clients.js";
+import { describe, type Context } from "../context.js";
+import { run, sshOptions } from "../environment.js";
 
 const SECTION = "fan-out: one `true` per host alias, concurrency 32";
 const CONCURRENCY = 32;
 
-async function workers(hosts: readonly string[], one: (host: string) => Promise<boolean>): Promise<{ rate: number; failures: number }> {
+interface Outcome {
+  /** Hosts that ran the command, per second. */
+  readonly rate: number;
+  readonly failures: number;
+  readonly retries: number;
+}
+
+/** `CONCURRENCY` workers taking hosts in order; a host whose command throws or fails counts as a failure. */
+async function workers(hosts: readonly string[], reasons: Set<string>, one: (host: string) => Promise<void>): Promise<Outcome> {
   let next = 0;
   let failures = 0;
   const startedAt = performance.now();
@@ -17,58 +26,77 @@ async function workers(hosts: readonly string[], one: (host: string) => Promise<
     Array.from({ length: CONCURRENCY }, async () => {
       while (next < hosts.length) {
         const host = hosts[next++] as string;
-        if (!(await one(host).catch(() => false))) failures++;
+        await one(host).catch((error: unknown) => {
+          failures++;
+          reasons.add(describe(error));
+        });
       }
     }),
   );
-  return { rate: hosts.length / ((performance.now() - startedAt) / 1000), failures };
+  return { rate: (hosts.length - failures) / ((performance.now() - startedAt) / 1000), failures, retries: 0 };
 }
 
 export async function fanOut(context: Context): Promise<void> {
   const { environment: server, options } = context;
   const hosts = server.aliases.slice(0, options.quick ? 50 : server.aliases.length);
-  const rounds = options.quick ? 1 : 3;
-  const samples = new Map<string, Array<{ rate: number; failures: number; retries: number }>>();
-  const add = (tool: string, value: { rate: number; failures: number; retries: number }) => samples.set(tool, [...(samples.get(tool) ?? []), value]);
+  const rounds = options.quick ? 1 : 2;
+  const outcomes = new Map<string, Outcome[]>();
+  const reasons = new Map<string, Set<string>>();
+  const reasonsOf = (tool: string) => reasons.get(tool) ?? reasons.set(tool, new Set()).get(tool)!;
+  const add = (tool: string, outcome: Outcome) => outcomes.set(tool, [...(outcomes.get(tool) ?? []), outcome]);
 
   for (let round = 0; round < rounds; round++) {
     context.log(`  round ${round + 1}/${rounds}`);
     for (const name of ["ssh2", "openssh"] as TransportName[]) {
+      const tool = `tunnel executor (${name})`;
       // A fresh pool each round: every host needs a new connection. The executor's maxConcurrent is the fan-out width.
       const stack = makeStack(name, server, { sshConfig: true, maxConcurrent: CONCURRENCY });
-      let retries = 0;
       try {
         const startedAt = performance.now();
         const results = await Promise.allSettled(hosts.map((host) => stack.executor.runCommand({ host, cmd: "true" })));
         const seconds = (performance.now() - startedAt) / 1000;
         let failures = 0;
+        let retries = 0;
         for (const result of results) {
-          if (result.status === "rejected" || result.value.exitCode !== 0) failures++;
-          else retries += result.value.attempts - 1;
+          if (result.status === "fulfilled" && result.value.exitCode === 0) {
+            retries += result.value.attempts - 1;
+            continue;
+          }
+          failures++;
+          reasonsOf(tool).add(result.status === "rejected" ? describe(result.reason) : `exit ${result.value.exitCode}: ${result.value.stderr.trim().slice(0, 120)}`);
         }
-        add(`tunnel executor (${name})`, { rate: hosts.length / seconds, failures, retries });
+        add(tool, { rate: (hosts.length - failures) / seconds, failures, retries });
       } finally {
         await stack.close();
       }
     }
     const closing: Promise<void>[] = [];
-    add("raw ssh2 (noDelay)", {
-      ...(await workers(hosts, async () => {
-        // Raw ssh2 reads no ssh_config: it connects to the alias's HostName directly.
+    add(
+      "raw ssh2 (noDelay)",
+      await workers(hosts, reasonsOf("raw ssh2 (noDelay)"), async () => {
+        // Raw ssh2 reads no ssh_config: it connects to the aliases' HostName directly.
         const client: Client = await rawConnect(server, true);
         try {
-          return (await rawExec(client, "true")) === 0;
+          const code = await rawExec(client, "true");
+          if (code !== 0) throw new Error(`exit ${code}`);
         } finally {
           closing.push(rawEnd(client));
         }
-      })),
-      retries: 0,
-    });
+      }),
+    );
     await Promise.all(closing);
-    add("fresh ssh (32 processes)", { ...(await workers(hosts, async (host) => (await freshSsh(server, "true", host, server.sshConfigPath)) === 0)), retries: 0 });
+    add(
+      "fresh ssh (32 processes)",
+      await workers(hosts, reasonsOf("fresh ssh (32 processes)"), async (host) => {
+        const outcome = await run("ssh", [...sshOptions(server, server.sshConfigPath), "-T", host, "true"]);
+        if (outcome.code !== 0) throw new Error(`ssh exited ${outcome.code}: ${outcome.stderr.trim().slice(0, 160)}`);
+      }),
+    );
   }
-  for (const [tool, values] of samples) {
+  for (const [tool, values] of outcomes) {
     const retries = values.reduce((sum, value) => sum + value.retries, 0);
+    const why = [...(reasons.get(tool) ?? [])].slice(0, 2);
+    const notes = [...(retries > 0 ? [`${retries} retried attempt(s)`] : []), ...why];
     context.record({
       section: SECTION,
       case: `${hosts.length} hosts`,
@@ -77,7 +105,7 @@ export async function fanOut(context: Context): Promise<void> {
       samples: values.map((value) => value.rate),
       failures: values.reduce((sum, value) => sum + value.failures, 0),
       against: tool === "raw ssh2 (noDelay)" ? [] : ["raw ssh2 (noDelay)"],
-      ...(retries > 0 ? { note: `${retries} retried attempt(s)` } : {}),
+      ...(notes.length > 0 ? { note: notes.join("; ") } : {}),
     });
   }
 }
