@@ -47,6 +47,13 @@ function alive(pid: number | undefined): boolean {
   }
 }
 
+/** Run `task` over `items`, a few at a time (the server's MaxSessions is 10). */
+async function inBatches<T, R>(items: readonly T[], task: (item: T) => Promise<R>, size = 5): Promise<R[]> {
+  const results: R[] = [];
+  for (let index = 0; index < items.length; index += size) results.push(...(await Promise.all(items.slice(index, index + size).map(task))));
+  return results;
+}
+
 async function outcome(promise: Promise<unknown>): Promise<unknown> {
   try {
     await promise;
@@ -77,6 +84,22 @@ if (support.available) {
     afterAll(async () => {
       await Promise.all(opened.map((connection) => connection.close()));
       await sshd?.stop();
+    }, 60_000);
+
+    it("exit codes in the 128+N range come back as exit codes, and signals as signals (exact, through perl on the host)", async () => {
+      const connection = await connect();
+      const codes = [0, 1, 42, 126, 127, 128, 129, 130, 137, 143, 192, 193, 254, 255];
+      const byCode = await inBatches(codes, (code) => runProcess(connection, { command: `echo code-${code}; exit ${code}` }));
+      byCode.forEach((result, index) => {
+        expect(result, `exit ${codes[index]}`).toMatchObject({ exitCode: codes[index], signal: null, stdout: `code-${codes[index]}\n` });
+      });
+      const signals = ["INT", "TERM", "KILL", "HUP", "ALRM", "USR1", "PIPE"];
+      const bySignal = await inBatches(signals, (signal) => runProcess(connection, { command: `kill -${signal} $$; echo not-reached` }));
+      bySignal.forEach((result, index) => {
+        expect(result, `kill -${signals[index]} $$`).toMatchObject({ exitCode: null, signal: `SIG${signals[index]}`, stdout: "" });
+      });
+      // A child killed by a signal while its shell goes on is the shell's business: the shell's own exit counts.
+      expect(await runProcess(connection, { command: "sh -c 'kill -INT $$'; echo $?" })).toMatchObject({ exitCode: 0, stdout: "130\n" });
     }, 60_000);
 
     it("master killed mid-command: typed error, onClose once, and no silent direct connection afterwards", async () => {
