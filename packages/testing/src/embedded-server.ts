@@ -1,7 +1,7 @@
 /**
  * An SSH server inside the test process, built on ssh2's server side: key and password auth for configured users,
  * exec (with env, pty, signals and exact exit statuses) as the user running the tests, SFTP over the local disk, a
- * MaxSessions limit, and fault hooks. No root, no sshd, no accounts: it runs wherever Node and Perl do.
+ * MaxSessions limit, and fault hooks. No root, no sshd, no accounts: Linux and Node are enough.
  *
  * Commands run on this machine, as the current OS user, whatever SSH user name authenticated.
  */
@@ -12,7 +12,7 @@ import { createServer, type Server as NetServer, type Socket } from "node:net";
 import { homedir, tmpdir, userInfo } from "node:os";
 import { join } from "node:path";
 import ssh2, { type AuthContext, type Connection, type ParsedKey, type Server as SshServer } from "ssh2";
-import { serveSession, type SessionContext, type SessionProcess } from "./embedded-server-session.js";
+import { serveSession, type SessionContext, type SessionHelper, type SessionProcess } from "./embedded-server-session.js";
 import { serveSftp } from "./embedded-server-sftp.js";
 import { runLocal } from "./run-local.js";
 
@@ -66,6 +66,11 @@ export interface TestServerOptions {
   readonly env?: Readonly<Record<string, string>>;
   /** Faults active from the start (see `TestServer.faults`). */
   readonly faults?: TestServerFaults;
+  /**
+   * The small program that serves each session and reports its command's exact exit status: `perl` starts in a few
+   * milliseconds, `node` (this Node binary) in about 50 and needs nothing else. Default `auto`: Perl when installed.
+   */
+  readonly sessionHelper?: "auto" | SessionHelper;
 }
 
 export interface ResolvedTestServerUser {
@@ -120,16 +125,17 @@ const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/b
 export async function startTestServer(options: TestServerOptions = {}): Promise<TestServer> {
   const maxSessions = options.maxSessions ?? 10;
   if (!Number.isInteger(maxSessions) || maxSessions < 1) throw new Error("maxSessions must be a positive integer");
-  await (perlCheck ??= checkPerl());
+  const helper = options.sessionHelper === undefined || options.sessionHelper === "auto" ? await (detected ??= detectHelper()) : options.sessionHelper;
+  if (helper === "perl" && !(await (perlWorks ??= checkPerl()))) throw new Error("sessionHelper perl: perl with POSIX cannot run here");
   const dir = await mkdtemp(join(tmpdir(), INSTANCE_PREFIX));
   try {
-    const hostKey = ssh2.utils.generateKeyPairSync("ed25519", { comment: "tunnel-test-server-host" });
-    const clientKey = ssh2.utils.generateKeyPairSync("ed25519", { comment: "tunnel-test-server-client" });
+    const hostKey = generateEd25519("tunnel-test-server-host");
+    const clientKey = generateEd25519("tunnel-test-server-client");
     const clientKeyPath = join(dir, "client_ed25519");
     await writeFile(clientKeyPath, clientKey.private, { mode: 0o600 });
     await writeFile(`${clientKeyPath}.pub`, `${clientKey.public.trim()}\n`, { mode: 0o644 });
     const users = resolveUsers(options.users, clientKey.public.trim());
-    const instance = new EmbeddedServer(dir, options, users, hostKey.private, clientKeyPath, clientKey.public.trim(), maxSessions);
+    const instance = new EmbeddedServer(dir, options, users, hostKey.private, clientKeyPath, clientKey.public.trim(), maxSessions, helper);
     await instance.listen(options.port ?? 0);
     await writeFile(instance.knownHostsPath, `${instance.knownHostsLine}\n`);
     return instance;
@@ -140,13 +146,33 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
 }
 
 const INSTANCE_PREFIX = "tunnel-test-server-";
-let perlCheck: Promise<void> | undefined;
+/**
+ * An ed25519 key pair in OpenSSH format. ssh2's generator drops a leading zero byte of the public key (about one key
+ * in 256), which makes a key nobody can load: such a pair is thrown away.
+ */
+function generateEd25519(comment: string): { private: string; public: string } {
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const pair = ssh2.utils.generateKeyPairSync("ed25519", { comment });
+    const parsedPrivate = ssh2.utils.parseKey(pair.private);
+    const parsedPublic = ssh2.utils.parseKey(pair.public);
+    // string "ssh-ed25519" (4 + 11) + string key (4 + 32)
+    if (!(parsedPrivate instanceof Error) && !(parsedPublic instanceof Error) && parsedPublic.getPublicSSH().length === 51) {
+      return pair;
+    }
+  }
+  throw new Error("could not generate a valid ed25519 key");
+}
 
-async function checkPerl(): Promise<void> {
-  const result = await runLocal("perl", ["-MPOSIX", "-e", "print 1"]).catch((error: unknown) => {
-    throw new Error(`the test server runs commands through perl, which cannot start: ${String(error)}`);
-  });
-  if (result.stdout !== "1") throw new Error(`the test server needs perl with POSIX: ${result.stderr.trim()}`);
+let detected: Promise<SessionHelper> | undefined;
+let perlWorks: Promise<boolean> | undefined;
+
+async function detectHelper(): Promise<SessionHelper> {
+  return (await (perlWorks ??= checkPerl())) ? "perl" : "node";
+}
+
+async function checkPerl(): Promise<boolean> {
+  const result = await runLocal("perl", ["-MPOSIX", "-e", "print 1"], { timeoutMs: 10_000 }).catch(() => undefined);
+  return result?.stdout === "1";
 }
 
 function resolveUsers(users: TestServerOptions["users"], clientPublicKey: string): ResolvedTestServerUser[] {
@@ -221,6 +247,7 @@ class EmbeddedServer implements TestServer {
     readonly clientKeyPath: string,
     readonly clientPublicKey: string,
     private readonly maxSessions: number,
+    private readonly helper: SessionHelper,
   ) {
     this.knownHostsPath = join(dir, "known_hosts");
     const parsedHostKey = ssh2.utils.parseKey(hostPrivateKey);
@@ -377,6 +404,7 @@ class EmbeddedServer implements TestServer {
       env: this.#environment(socket),
       cwd: this.options.root ?? homedir(),
       acceptEnv: this.#acceptEnv,
+      helper: this.helper,
       ptyAvailable: this.#ptyAvailable,
       // Each command is known to its connection (hung up when it drops) and to the server (killed by close()).
       track: (command) => {

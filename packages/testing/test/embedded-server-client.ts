@@ -82,3 +82,12 @@ export function waitForOutput(channel: ClientChannel, text: string, ms = 10_000)
 export function closed(client: Client): Promise<void> {
   return new Promise((resolve) => client.once("close", () => resolve()));
 }
+
+/** A fresh ed25519 key pair (ssh2's generator makes an unusable one about once in 256 tries: skip those). */
+export function generateKey(): { private: string; public: string } {
+  for (;;) {
+    const pair = ssh2.utils.generateKeyPairSync("ed25519");
+    const parsed = ssh2.utils.parseKey(pair.public);
+    if (!(parsed instanceof Error) && parsed.getPublicSSH().length === 51 && !(ssh2.utils.parseKey(pair.private) instanceof Error)) return pair;
+  }
+}

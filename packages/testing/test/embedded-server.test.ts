@@ -6,7 +6,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import ssh2, { type Client } from "ssh2";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestServer, type TestServer } from "@tunnel/testing";
-import { closed, collect, connect, open, run, waitForOutput } from "./embedded-server-client.js";
+import { closed, collect, connect, generateKey, open, run, waitForOutput } from "./embedded-server-client.js";
 
 function alive(pid: number): boolean {
   try {
@@ -97,13 +97,13 @@ describe("startTestServer", () => {
     });
 
     it("refuses a key it does not trust and a user it does not know", async () => {
-      const stranger = ssh2.utils.generateKeyPairSync("ed25519");
+      const stranger = generateKey();
       await expect(connect(server, { privateKey: stranger.private })).rejects.toMatchObject({ level: "client-authentication" });
       await expect(connect(server, { username: "nobody-here" })).rejects.toMatchObject({ level: "client-authentication" });
     });
 
     it("authenticates configured users by their own password or key only", async () => {
-      const alicesKey = ssh2.utils.generateKeyPairSync("ed25519");
+      const alicesKey = generateKey();
       const custom = await startTestServer({
         users: [
           { name: "alice", publicKeys: [alicesKey.public] },
@@ -291,5 +291,52 @@ describe("startTestServer", () => {
     expect(refused).toBe("ECONNREFUSED");
     await eventually(() => leftovers().length === 0);
     expect(leftovers()).toEqual([]);
+  });
+});
+
+describe("startTestServer with the Node session helper (for machines without Perl)", () => {
+  let server: TestServer;
+  let client: Client;
+
+  beforeAll(async () => {
+    server = await startTestServer({ sessionHelper: "node" });
+    client = await connect(server);
+  });
+
+  afterAll(async () => {
+    client?.end();
+    await server?.close();
+  });
+
+  it("runs commands with their exit code, stderr, env and stdin", async () => {
+    const channel = await open(client, 'cat; echo "$TUNNEL_VALUE" >&2; exit 3', { env: { TUNNEL_VALUE: "from env" } });
+    const result = collect(channel);
+    channel.end("from stdin\n");
+    expect(await result).toEqual({ code: 3, signal: null, stdout: "from stdin\n", stderr: "from env\n" });
+  });
+
+  it("reports death by a signal, and delivers signal requests to the command's process group", async () => {
+    expect(await run(client, "kill -TERM $$")).toMatchObject({ code: null, signal: "SIGTERM" });
+    const channel = await open(client, "sleep 300 & echo $!; wait");
+    const sleeper = Number((await waitForOutput(channel, "\n")).trim());
+    const result = collect(channel);
+    channel.signal("KILL");
+    expect(await result).toMatchObject({ code: null, signal: "SIGKILL" });
+    expect(await eventually(() => !alive(sleeper))).toBe(true);
+  });
+
+  it("gives a pty on request", async () => {
+    expect(await run(client, "tty && echo two", { pty: true })).toMatchObject({ code: 0, stdout: expect.stringMatching(/^\/dev\/pts\/\d+\r\ntwo\r\n$/) });
+  });
+
+  it("titles the session process like sshd's; killing it drops the connection", async () => {
+    const own = await connect(server);
+    const lost = closed(own);
+    const channel = await open(own, "echo $PPID $$; sleep 60");
+    const [sessionPid = 0, shellPid = 0] = (await waitForOutput(channel, "\n")).trim().split(" ").map(Number);
+    expect(commandLine(sessionPid)).toMatch(new RegExp(`^sshd: ${userInfo().username}@notty`));
+    process.kill(sessionPid, "SIGKILL");
+    await lost;
+    expect(await eventually(() => !alive(shellPid))).toBe(true);
   });
 });
