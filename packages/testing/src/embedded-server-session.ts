@@ -3,9 +3,9 @@
  * runs the command.
  *
  * Each command gets a small "session process" (Perl, or Node where Perl is missing), the server-side process of the
- * session (like the sshd child that serves a connection). It runs the command in `/bin/sh -c` as the leader of a new session and process group,
- * and reports the command's pid and its exact wait status on fd 3, so that a death by signal is told apart from an
- * exit code. The session process is titled `sshd: USER@notty`, as OpenSSH titles its per-connection child, so that
+ * session (like the sshd child that serves a connection). It runs the command in `/bin/sh -c` as the leader of a new
+ * session and process group, and reports the command's pid and its exact wait status on fd 3, so that a death by
+ * signal is told apart from an exit code. The session process is titled `sshd: USER@notty`, as OpenSSH titles its per-connection child, so that
  * tools that look for that process among a command's ancestors find it. Killing it drops the whole connection, as
  * killing sshd's child does. With a pty the command runs under util-linux `script`, which gives it a real terminal.
  */

@@ -392,8 +392,10 @@ function longName(name: string, stats: Stats): string {
     permissions += `${bits & 4 ? "r" : "-"}${bits & 2 ? "w" : "-"}${bits & 1 ? "x" : "-"}`;
   }
   const date = stats.mtime;
-  const when = `${MONTHS[date.getMonth()]} ${String(date.getDate()).padStart(2)} ${String(date.getHours()).padStart(2, "0")}:${String(date.getMinutes()).padStart(2, "0")}`;
-  return `${type}${permissions} ${String(stats.nlink).padStart(4)} ${String(stats.uid).padEnd(8)} ${String(stats.gid).padEnd(8)} ${String(stats.size).padStart(8)} ${when} ${name}`;
+  const two = (value: number) => String(value).padStart(2, "0");
+  const when = `${MONTHS[date.getMonth()]} ${String(date.getDate()).padStart(2)} ${two(date.getHours())}:${two(date.getMinutes())}`;
+  const owner = `${String(stats.uid).padEnd(8)} ${String(stats.gid).padEnd(8)}`;
+  return `${type}${permissions} ${String(stats.nlink).padStart(4)} ${owner} ${String(stats.size).padStart(8)} ${when} ${name}`;
 }
 
 function statusOf(error: unknown): number {

@@ -125,8 +125,11 @@ const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/b
 export async function startTestServer(options: TestServerOptions = {}): Promise<TestServer> {
   const maxSessions = options.maxSessions ?? 10;
   if (!Number.isInteger(maxSessions) || maxSessions < 1) throw new Error("maxSessions must be a positive integer");
-  const helper = options.sessionHelper === undefined || options.sessionHelper === "auto" ? await (detected ??= detectHelper()) : options.sessionHelper;
-  if (helper === "perl" && !(await (perlWorks ??= checkPerl()))) throw new Error("sessionHelper perl: perl with POSIX cannot run here");
+  const requested = options.sessionHelper ?? "auto";
+  const helper = requested === "auto" ? await (detected ??= detectHelper()) : requested;
+  if (helper === "perl" && !(await (perlWorks ??= checkPerl()))) {
+    throw new Error("sessionHelper perl: perl with POSIX cannot run here");
+  }
   const dir = await mkdtemp(join(tmpdir(), INSTANCE_PREFIX));
   try {
     const hostKey = generateEd25519("tunnel-test-server-host");
@@ -135,7 +138,8 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     await writeFile(clientKeyPath, clientKey.private, { mode: 0o600 });
     await writeFile(`${clientKeyPath}.pub`, `${clientKey.public.trim()}\n`, { mode: 0o644 });
     const users = resolveUsers(options.users, clientKey.public.trim());
-    const instance = new EmbeddedServer(dir, options, users, hostKey.private, clientKeyPath, clientKey.public.trim(), maxSessions, helper);
+    const keys = { host: hostKey.private, clientPath: clientKeyPath, clientPublic: clientKey.public.trim() };
+    const instance = new EmbeddedServer(dir, options, users, keys, maxSessions, helper);
     await instance.listen(options.port ?? 0);
     await writeFile(instance.knownHostsPath, `${instance.knownHostsLine}\n`);
     return instance;
@@ -219,7 +223,10 @@ interface ConnectionState {
   user: string | undefined;
   sessions: number;
   readonly processes: Set<SessionProcess>;
+  /** The handshake delay. */
   timer: NodeJS.Timeout | undefined;
+  /** Channel opens being delayed. */
+  readonly channelTimers: Set<NodeJS.Timeout>;
 }
 
 class EmbeddedServer implements TestServer {
@@ -227,6 +234,8 @@ class EmbeddedServer implements TestServer {
   port = 0;
   readonly knownHostsPath: string;
   readonly hostPublicKey: string;
+  readonly clientKeyPath: string;
+  readonly clientPublicKey: string;
   readonly faults: TestServerFaults;
   readonly #listener: NetServer;
   readonly #ssh: SshServer;
@@ -243,13 +252,14 @@ class EmbeddedServer implements TestServer {
     readonly dir: string,
     private readonly options: TestServerOptions,
     readonly users: readonly ResolvedTestServerUser[],
-    hostPrivateKey: string,
-    readonly clientKeyPath: string,
-    readonly clientPublicKey: string,
+    keys: { readonly host: string; readonly clientPath: string; readonly clientPublic: string },
     private readonly maxSessions: number,
     private readonly helper: SessionHelper,
   ) {
     this.knownHostsPath = join(dir, "known_hosts");
+    this.clientKeyPath = keys.clientPath;
+    this.clientPublicKey = keys.clientPublic;
+    const hostPrivateKey = keys.host;
     const parsedHostKey = ssh2.utils.parseKey(hostPrivateKey);
     if (parsedHostKey instanceof Error) throw parsedHostKey;
     this.hostPublicKey = `ssh-ed25519 ${parsedHostKey.getPublicSSH().toString("base64")}`;
@@ -304,7 +314,16 @@ class EmbeddedServer implements TestServer {
       socket.destroy();
       return;
     }
-    const state: ConnectionState = { socket, bytes: 0, ssh: undefined, user: undefined, sessions: 0, processes: new Set(), timer: undefined };
+    const state: ConnectionState = {
+      socket,
+      bytes: 0,
+      ssh: undefined,
+      user: undefined,
+      sessions: 0,
+      processes: new Set(),
+      timer: undefined,
+      channelTimers: new Set(),
+    };
     this.#states.add(state);
     socket.on("error", () => {
       // a reset by the client; `close` follows
@@ -349,6 +368,8 @@ class EmbeddedServer implements TestServer {
 
   #onSocketClosed(state: ConnectionState): void {
     clearTimeout(state.timer);
+    for (const timer of state.channelTimers) clearTimeout(timer);
+    state.channelTimers.clear();
     this.#states.delete(state);
     if (state.socket.remotePort !== undefined && this.#byClientPort.get(state.socket.remotePort) === state) {
       this.#byClientPort.delete(state.socket.remotePort);
@@ -382,9 +403,11 @@ class EmbeddedServer implements TestServer {
         };
         const delay = this.faults.channelDelayMs ?? 0;
         if (delay > 0) {
-          const timer = setTimeout(open, delay);
-          timer.unref();
-          state.socket.once("close", () => clearTimeout(timer));
+          const timer = setTimeout(() => {
+            state.channelTimers.delete(timer);
+            open();
+          }, delay);
+          state.channelTimers.add(timer);
         } else open();
       });
     });
