@@ -7,7 +7,7 @@
  */
 import { randomBytes, timingSafeEqual, createHash } from "node:crypto";
 import { accessSync, constants as fsConstants, rmSync } from "node:fs";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
 import { createServer, type Server as NetServer, type Socket } from "node:net";
 import { homedir, tmpdir, userInfo } from "node:os";
 import { join } from "node:path";
@@ -130,7 +130,8 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
   if (helper === "perl" && !(await (perlWorks ??= checkPerl()))) {
     throw new Error("sessionHelper perl: perl with POSIX cannot run here");
   }
-  const dir = await mkdtemp(join(tmpdir(), INSTANCE_PREFIX));
+  await (staleSweep ??= sweepStaleFolders().catch(() => {}));
+  const dir = await mkdtemp(join(tmpdir(), `${INSTANCE_PREFIX}${process.pid}-`));
   try {
     const hostKey = generateEd25519("tunnel-test-server-host");
     const clientKey = generateEd25519("tunnel-test-server-client");
@@ -150,6 +151,25 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
 }
 
 const INSTANCE_PREFIX = "tunnel-test-server-";
+let staleSweep: Promise<void> | undefined;
+
+/** Remove the key folders of test processes that died without `close()` (their pid is in the folder's name). */
+async function sweepStaleFolders(): Promise<void> {
+  for (const name of await readdir(tmpdir())) {
+    const owner = new RegExp(`^${INSTANCE_PREFIX}(\\d+)-`).exec(name);
+    if (!owner || Number(owner[1]) === process.pid || processExists(Number(owner[1]))) continue;
+    await rm(join(tmpdir(), name), { recursive: true, force: true });
+  }
+}
+
+function processExists(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
 /**
  * An ed25519 key pair in OpenSSH format. ssh2's generator drops a leading zero byte of the public key (about one key
  * in 256), which makes a key nobody can load: such a pair is thrown away.
