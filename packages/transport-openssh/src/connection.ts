@@ -48,6 +48,7 @@ export class OpenSshConnection implements Connection {
       sshPath: options.sshPath,
       env,
       killGraceMs: options.killGraceMs,
+      exactExitStatus: options.exactExitStatus,
       clientArgs: args,
       masterLost: () => this.masterLost(),
       reportLost: (error) => this.markLost(error),

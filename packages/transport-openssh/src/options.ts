@@ -42,6 +42,12 @@ export interface OpenSshTransportOptions {
   readonly maxChannels?: number;
   /** After an abort sent SIGTERM, how long to wait before SIGKILL, in ms. Default 2 000. */
   readonly killGraceMs?: number;
+  /**
+   * Tell `exit 128+N` from a death by signal N exactly, through `perl` on the host when it has one (default true).
+   * `false` skips perl and lets the login shell wait, which saves one process start per exec but reports an exit
+   * status of 129–192 as the signal `kill -l` names (see the README).
+   */
+  readonly exactExitStatus?: boolean;
   /** Extra `-o Key=Value` options. Keys that would break how tunnel drives ssh are refused (see the README). */
   readonly options?: Readonly<Record<string, string | number | boolean>>;
   /** Where the private per-connection folders go. Default `os.tmpdir()`. */
@@ -64,6 +70,7 @@ export interface ResolvedOptions {
   readonly keepaliveCountMax: number;
   readonly maxChannels: number;
   readonly killGraceMs: number;
+  readonly exactExitStatus: boolean;
   readonly extraOptions: readonly (readonly [string, string])[];
   readonly tempDir: string | undefined;
   readonly env: Readonly<Record<string, string>> | undefined;
@@ -160,6 +167,8 @@ export function resolveOptions(options: OpenSshTransportOptions = {}): ResolvedO
     throw new ConfigError("maxChannels", "must be an integer from 1 to 1000");
   }
   const killGraceMs = positiveMs("killGraceMs", options.killGraceMs, 2_000, true);
+  const exactExitStatus = options.exactExitStatus ?? true;
+  if (typeof exactExitStatus !== "boolean") throw new ConfigError("exactExitStatus", "must be a boolean");
   const extraOptions: Array<readonly [string, string]> = [];
   for (const [key, raw] of Object.entries(options.options ?? {})) {
     const field = `options.${key}`;
@@ -195,6 +204,7 @@ export function resolveOptions(options: OpenSshTransportOptions = {}): ResolvedO
     keepaliveCountMax,
     maxChannels,
     killGraceMs,
+    exactExitStatus,
     extraOptions,
     tempDir,
     env,

@@ -25,6 +25,8 @@ export interface ProcessHost {
   readonly sshPath: string;
   readonly env: Readonly<Record<string, string | undefined>>;
   readonly killGraceMs: number;
+  /** Wait through perl on the host when it has one (exact status), or always through the login shell. */
+  readonly exactExitStatus: boolean;
   /** ssh arguments of a client of the master, up to (not including) `-T`/`-tt` and the host. Built once. */
   readonly clientArgs: readonly string[];
   /** Is the master still there? Waits briefly for it to notice a dropped link. */
@@ -216,13 +218,14 @@ export class OpenSshRemoteProcess implements RemoteProcess {
   }
 
   private remoteCommand(nonce: string): string {
-    if (!this.pty) return wrapCommand(this.request.command, nonce);
+    const exact = this.host.exactExitStatus;
+    if (!this.pty) return wrapCommand(this.request.command, nonce, exact);
     // Through a master, ssh -tt hands the server the terminal modes of a local terminal there is none of
     // (everything off, even onlcr); reset them to the pty driver's defaults, as a direct session gets, and set
     // the window size ssh could not take from a local terminal.
     const pty = typeof this.request.pty === "object" ? this.request.pty : {};
     const size = `${pty.rows !== undefined ? ` rows ${Math.trunc(pty.rows)}` : ""}${pty.cols !== undefined ? ` cols ${Math.trunc(pty.cols)}` : ""}`;
-    return `stty sane${size} 2>/dev/null; ${wrapCommand(this.request.command, nonce)}`;
+    return `stty sane${size} 2>/dev/null; ${wrapCommand(this.request.command, nonce, exact)}`;
   }
 
   private flushPreStart(stderr: PassThrough): void {

@@ -63,9 +63,13 @@ const SH_WAITER = [
 
 const PERL_WORD = quote(PERL_WAITER);
 
-/** The session command for `command`. `$SHELL` is set by sshd to the user's login shell. */
-export function wrapCommand(command: string, nonce: string): string {
-  return `n=${nonce}; c=${quote(command)}; command -v perl >/dev/null 2>&1 && exec perl -e ${PERL_WORD} -- "$n" "$c"; ${SH_WAITER}`;
+/**
+ * The session command for `command`. `$SHELL` is set by sshd to the user's login shell. With `exact` (the default)
+ * the login shell becomes the perl waiter when the host has perl, and stays the sh waiter otherwise.
+ */
+export function wrapCommand(command: string, nonce: string, exact = true): string {
+  const perl = exact ? `command -v perl >/dev/null 2>&1 && exec perl -e ${PERL_WORD} -- "$n" "$c"; ` : "";
+  return `n=${nonce}; c=${quote(command)}; ${perl}${SH_WAITER}`;
 }
 
 export type Marker =

@@ -14,6 +14,11 @@ function configError(run: () => unknown): { field: string } {
 }
 
 describe("OpenSshTransport options", () => {
+  it("exact exit status is the default; false is the explicit opt-out", () => {
+    expect(resolveOptions().exactExitStatus).toBe(true);
+    expect(resolveOptions({ exactExitStatus: false }).exactExitStatus).toBe(false);
+  });
+
   it("defaults: strict host keys, batch mode, keepalive 15 s x 3, connect timeout 10 s", () => {
     const args = masterArgs(resolveOptions(), { host: "h" }, "/tmp/x/s").join(" ");
     expect(args).toContain("-M -N -S /tmp/x/s -o ControlPersist=no");
@@ -68,6 +73,7 @@ describe("OpenSshTransport options", () => {
     expect(configError(() => new OpenSshTransport({ sshPath: "" })).field).toBe("sshPath");
     expect(configError(() => new OpenSshTransport({ password: "a\nb" })).field).toBe("password");
     expect(configError(() => new OpenSshTransport({ hostKeyChecking: "no" as never })).field).toBe("hostKeyChecking");
+    expect(configError(() => new OpenSshTransport({ exactExitStatus: "yes" as never })).field).toBe("exactExitStatus");
     expect(configError(() => new OpenSshTransport({ hostKeyChecking: "insecure-accept-any", knownHostsFile: "/k" })).field).toBe("knownHostsFile");
   });
 

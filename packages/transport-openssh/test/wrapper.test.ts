@@ -45,12 +45,12 @@ describe("MarkerFilter", () => {
 });
 
 /** Run the session command the way sshd would: the login shell (here /bin/sh, with SHELL=/bin/sh) runs it with -c. */
-function run(command: string, path = process.env["PATH"] ?? "/usr/bin:/bin") {
+function run(command: string, path = process.env["PATH"] ?? "/usr/bin:/bin", exact = true) {
   const nonce = newNonce();
   // Its own process group, as sshd gives a session command (spawnSync honours `detached`; its type omits it).
   const options: SpawnSyncOptions = { env: { PATH: path, SHELL: "/bin/sh" }, stdio: ["ignore", "pipe", "pipe"], timeout: 20_000 };
   Object.assign(options, { detached: true });
-  const result = spawnSync("/bin/sh", ["-c", wrapCommand(command, nonce)], options);
+  const result = spawnSync("/bin/sh", ["-c", wrapCommand(command, nonce, exact)], options);
   const stderr = String(result.stderr);
   const markers = [...stderr.matchAll(new RegExp(`${nonce}:([^\\n]*)\\n`, "g"))].map((match) => parseMarker(match[1]!));
   return { nonce, stdout: String(result.stdout), stderr, markers, status: result.status };
@@ -108,5 +108,10 @@ describe("wrapCommand without perl: the sh fallback", () => {
     expect(markers[0]).toMatchObject({ kind: "pid", waiter: "sh" });
     expect(markers.at(-1)).toEqual(report);
     expect(stderr).not.toMatch(/Terminated|Killed/);
+  });
+
+  it("is what exactExitStatus: false asks for, even where perl exists", () => {
+    const { markers } = run("exit 3", undefined, false);
+    expect(markers).toEqual([expect.objectContaining({ kind: "pid", waiter: "sh" }), { kind: "exit", code: 3 }]);
   });
 });
