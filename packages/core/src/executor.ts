@@ -79,6 +79,8 @@ interface Operation {
 }
 
 const SCRIPT_FOLDER_PREFIX = "tunnel-script.";
+/** Channel refusals one operation absorbs (moving to another channel each time) before it fails. */
+const MAX_CHANNEL_REFUSALS = 20;
 /** Files moved at once in a directory transfer (each takes a channel of the connection). */
 const TRANSFER_PARALLELISM = 4;
 
@@ -156,7 +158,7 @@ export class Executor {
         }, command.sudo);
         failOnPreparation(prepared, result, operation.target);
         return result;
-      });
+      }, context);
     }, {
       idempotent: command.idempotent === true,
       // A stream can be read once: a request with streamed stdin is attempted once.
@@ -200,7 +202,7 @@ export class Executor {
         } finally {
           await this.#removeScriptFolder(connection, operation, script, folderName);
         }
-      }),
+      }, context),
     {
       idempotent: script.idempotent === true,
       replayable: true,
@@ -405,27 +407,37 @@ export class Executor {
     }
   }
 
-  /** Acquire a lease, health-check it before a retry, run `work`, and give the lease back the right way. */
-  async #withLease<T>(operation: Operation, attempt: number, work: (connection: Connection) => Promise<T>): Promise<T> {
-    let lease = await this.#pool.acquire(operation.target, { signal: operation.signal, parentSpan: operation.span });
-    if (attempt > 1) {
-      try {
-        await lease.connection.ping({ signal: operation.signal });
-      } catch (error) {
-        // The connection the retry got is not healthy: drop it and take a fresh one.
-        lease.destroy(error);
-        operation.span.addEvent("tunnel.connection.unhealthy", { "error.type": TunnelError.is(error) ? error.code : "Error" });
-        lease = await this.#pool.acquire(operation.target, { signal: operation.signal, parentSpan: operation.span });
+  /**
+   * Acquire a lease, health-check it before a retry, run `work`, and give the lease back the right way.
+   * A channel the server refused before the command started is not a failed attempt: the pool lowers that
+   * connection's budget and the work moves to another channel, up to `MAX_CHANNEL_REFUSALS` times.
+   */
+  async #withLease<T>(operation: Operation, attempt: number, work: (connection: Connection) => Promise<T>, context?: AttemptContext): Promise<T> {
+    for (let refusals = 0; ; refusals++) {
+      let lease = await this.#pool.acquire(operation.target, { signal: operation.signal, parentSpan: operation.span });
+      if (attempt > 1 && refusals === 0) {
+        try {
+          await lease.connection.ping({ signal: operation.signal });
+        } catch (error) {
+          // The connection the retry got is not healthy: drop it and take a fresh one.
+          lease.destroy(error);
+          operation.span.addEvent("tunnel.connection.unhealthy", { "error.type": TunnelError.is(error) ? error.code : "Error" });
+          lease = await this.#pool.acquire(operation.target, { signal: operation.signal, parentSpan: operation.span });
+        }
       }
-    }
-    try {
-      const value = await work(lease.connection);
-      if (this.#config.connectionReuse) lease.release();
-      else lease.destroy();
-      return value;
-    } catch (error) {
-      settleLease(lease, error);
-      throw error;
+      try {
+        const value = await work(lease.connection);
+        if (this.#config.connectionReuse) lease.release();
+        else lease.destroy();
+        return value;
+      } catch (error) {
+        settleLease(lease, error);
+        if (isRefusal(error) && context !== undefined && !context.started && refusals < MAX_CHANNEL_REFUSALS && !operation.signal.aborted) {
+          operation.span.addEvent("tunnel.channel.refused", { "tunnel.channel.refusals": refusals + 1 });
+          continue;
+        }
+        throw error;
+      }
     }
   }
 
@@ -527,14 +539,23 @@ export class Executor {
       ...(script.env !== undefined ? { env: script.env } : {}),
       ...(script.sudo !== undefined ? { sudo: script.sudo } : {}),
     });
-    try {
-      await runProcess(connection, {
-        command: remove.command,
-        timeoutMs: this.#cleanupTimeout,
-        ...(remove.sudo ? { sudo: { ...remove.sudo, promptTimeoutMs: this.#config.sudoTimeout } } : {}),
-      });
-    } catch (error) {
-      operation.span.addEvent("tunnel.script.cleanup_failed", { "error.type": TunnelError.is(error) ? error.code : "Error" });
+    // A channel refused here (the server's MaxSessions) frees up as the operation's own channels close: try again.
+    for (let tries = 1; ; tries++) {
+      try {
+        await runProcess(connection, {
+          command: remove.command,
+          timeoutMs: this.#cleanupTimeout,
+          ...(remove.sudo ? { sudo: { ...remove.sudo, promptTimeoutMs: this.#config.sudoTimeout } } : {}),
+        });
+        return;
+      } catch (error) {
+        if (isRefusal(error) && tries < 5 && !connection.closed) {
+          await new Promise((resolve) => setTimeout(resolve, 50 * tries));
+          continue;
+        }
+        operation.span.addEvent("tunnel.script.cleanup_failed", { "error.type": TunnelError.is(error) ? error.code : "Error" });
+        return;
+      }
     }
   }
 
@@ -551,10 +572,15 @@ export class Executor {
   }
 }
 
+/** The server refused to open a channel (its MaxSessions): a budget problem, not a failure of the host. */
+function isRefusal(error: unknown): boolean {
+  return TunnelError.is(error) && error.code === "CHANNEL" && (error as ChannelError).refused;
+}
+
 /** Return a lease after a failed attempt: evict on connection errors, lower the budget on a channel refusal. */
 function settleLease(lease: Lease, error: unknown): void {
   if (isConnectionError(error)) lease.destroy(error);
-  else if (TunnelError.is(error) && error.code === "CHANNEL" && (error as ChannelError).refused && lease.refused) lease.refused();
+  else if (isRefusal(error) && lease.refused) lease.refused();
   else lease.release();
 }
 

@@ -342,6 +342,7 @@ export function validateTransfer(transfer: Transfer): void {
   if (transfer.mode !== undefined) parseMode(transfer.mode, "mode", target);
   if (transfer.owner !== undefined) validateAccountName(transfer.owner, "owner", target);
   if (transfer.group !== undefined) validateAccountName(transfer.group, "group", target);
+  validateSudo(transfer.sudo, target);
   checkBoolean(transfer.recursive, "recursive", target);
   const overwrite: unknown = transfer.overwrite;
   if (overwrite !== undefined && overwrite !== "replace" && overwrite !== "skip" && overwrite !== "error") {

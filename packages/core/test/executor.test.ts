@@ -87,7 +87,7 @@ describe("Executor.runCommand", () => {
     expect((error as RetriesExhaustedError).errors.map((e) => (e as Error).message)).toEqual(["one", "two", "three"]);
   });
 
-  it("hands a refused channel back through lease.refused() and retries", async () => {
+  it("hands a refused channel back through lease.refused() and moves on without using an attempt", async () => {
     const pool = fakePool();
     const realSpawn = pool.connection.spawn.bind(pool.connection);
     let calls = 0;
@@ -98,9 +98,10 @@ describe("Executor.runCommand", () => {
       const refused = new ChannelError("open failed", { refused: true });
       return { ...process, started: Promise.reject(refused), exit: Promise.reject(refused) };
     };
-    const result = await new Executor(pool, fast).runCommand({ ...host, cmd: "echo second" });
-    expect(result).toMatchObject({ stdout: "second\n", attempts: 2 });
+    const result = await new Executor(pool, fast.with({ maxRetries: 0 })).runCommand({ ...host, cmd: "echo second" });
+    expect(result).toMatchObject({ stdout: "second\n", attempts: 1 });
     expect(pool.refusals).toHaveLength(1);
+    expect(pool.acquired).toHaveLength(2);
   });
 
   it("times out, stops the command and releases the lease", async () => {

@@ -80,6 +80,8 @@ export class Ssh2RemoteProcess implements RemoteProcess {
   private phase: Phase = "opening";
   private channel: ClientChannel | undefined;
   private status: ExitStatus | undefined;
+  /** The server sent EOF on the channel: all of stdout has arrived. */
+  private outputEnded = false;
   private abortError: AbortError | undefined;
   private readonly timers = new Set<NodeJS.Timeout>();
   private removeAbortListener: (() => void) | undefined;
@@ -150,8 +152,9 @@ export class Ssh2RemoteProcess implements RemoteProcess {
   /** The connection closed: settle now, since an unread channel never emits `close`. */
   connectionLost(error: TunnelError): void {
     if (this.phase === "done") return;
-    if (this.status && !this.abortError) {
-      // The exit status arrived before the loss; SSH delivers all output before it.
+    if (this.status && this.outputEnded && !this.abortError) {
+      // The exit status and the end of the output (EOF) arrived before the loss: nothing is missing. sshd may send
+      // the exit status before the last output, so a status alone does not mean the output is complete.
       this.finish();
       return;
     }
@@ -244,6 +247,9 @@ export class Ssh2RemoteProcess implements RemoteProcess {
     });
     channel.on("error", () => {
       // Stream errors surface as a closed channel or a lost connection.
+    });
+    channel.once("end", () => {
+      this.outputEnded = true;
     });
     channel.stderr.once("end", () => {
       stderrEnded = true;
