@@ -1,71 +1,133 @@
 /**
- * Figures for the README, printed (not asserted): exec latency through the transport against a raw `ssh -S`
- * through the same master, the master's RSS, and transfer throughput against scp through the same master.
- * Run: npx vitest run --dir bench
+ * Figures for the README, printed (not asserted), each measured side by side in the same run, interleaved round by
+ * round so that a busy machine slows every contender alike:
+ * - exec latency of `true` through the transport (exact exit status, and `exactExitStatus: false`) against a raw
+ *   `ssh -S <socket> … true` on the same master, spawned the same way (async) and with spawnSync;
+ * - 256 MiB upload and download through the transport against `scp` and `sftp -b` through the same master, and a
+ *   plain `scp` with its own connection; the process's peak RSS growth during the transport's transfers;
+ * - the master's RSS.
+ * Run: npx vitest run --config bench/vitest.config.ts
+ * Knobs: TUNNEL_BENCH_ROUNDS (exec rounds, default 40), TUNNEL_BENCH_MIB (file size, default 256),
+ * TUNNEL_BENCH_TRANSFER_ROUNDS (default 3).
  */
-import { execFileSync, spawnSync } from "node:child_process";
-import { randomBytes } from "node:crypto";
-import { readFileSync } from "node:fs";
+import { execFile, spawn, spawnSync } from "node:child_process";
+import { createHash, randomBytes } from "node:crypto";
+import { createReadStream, readFileSync } from "node:fs";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { promisify } from "node:util";
 import { expect, it } from "vitest";
 import { runProcess } from "@tunnel/core";
 import { startSshd } from "@tunnel/testing";
 import { OpenSshTransport, type OpenSshConnection } from "../src/index.js";
 
-it("measures exec latency, master RSS and transfer throughput", async () => {
+const run = promisify(execFile);
+const number = (name: string, fallback: number) => Number(process.env[name] ?? fallback);
+
+interface Series {
+  readonly name: string;
+  readonly values: number[];
+}
+
+const sorted = (values: readonly number[]) => [...values].sort((a, b) => a - b);
+const median = (values: readonly number[]) => sorted(values)[Math.floor(values.length / 2)]!;
+
+async function sha256(path: string): Promise<string> {
+  const hash = createHash("sha256");
+  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
+  return hash.digest("hex");
+}
+
+/** Run every contender once per round, in turn; returns each one's series. */
+async function interleave(rounds: number, contenders: Record<string, () => Promise<number>>): Promise<Series[]> {
+  const series = Object.keys(contenders).map((name) => ({ name, values: [] as number[] }));
+  for (let round = 0; round < rounds; round++) {
+    for (const entry of series) entry.values.push(await contenders[entry.name]!());
+  }
+  return series;
+}
+
+const timed = (task: () => Promise<unknown>) => async () => {
+  const started = performance.now();
+  await task();
+  return performance.now() - started;
+};
+
+it("measures exec latency, transfer throughput and memory side by side with raw ssh -S, scp and sftp", async () => {
   const sshd = await startSshd();
-  const transport = new OpenSshTransport({ identityFile: sshd.clientKeyPath, knownHostsFile: sshd.knownHostsPath, configFile: "/dev/null" });
-  const connection = (await transport.connect({ host: sshd.host, port: sshd.port, user: sshd.users.plain.name })) as OpenSshConnection;
+  const options = { identityFile: sshd.clientKeyPath, knownHostsFile: sshd.knownHostsPath, configFile: "/dev/null" };
+  const target = { host: sshd.host, port: sshd.port, user: sshd.users.plain.name };
+  const exact = (await new OpenSshTransport(options).connect(target)) as OpenSshConnection;
+  const shellWaiter = (await new OpenSshTransport({ ...options, exactExitStatus: false }).connect(target)) as OpenSshConnection;
   const dir = await mkdtemp(join(tmpdir(), "tunnel-openssh-bench-"));
+  const remote = `/tmp/tunnel-openssh-bench-${randomBytes(4).toString("hex")}`;
   try {
-    const rounds = 30;
-    const median = (values: number[]) => values.sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
-    const raw: number[] = [];
-    const wrapped: number[] = [];
-    for (let round = 0; round < rounds; round++) {
-      let started = performance.now();
-      spawnSync("ssh", ["-S", connection.controlPath, "-o", "ControlMaster=no", "-T", "x", "true"]);
-      raw.push(performance.now() - started);
-      started = performance.now();
-      await runProcess(connection, { command: "true" });
-      wrapped.push(performance.now() - started);
+    // Exec: a raw mux client with the same flags the transport gives its own.
+    const raw = ["-S", exact.controlPath, "-o", "ControlMaster=no", "-o", "ProxyCommand=/bin/false", "-F", "/dev/null", "-p", String(sshd.port), "-l", target.user, "-T", "--", sshd.host, "true"];
+    const rawAsync = () =>
+      new Promise<void>((resolve) => {
+        const child = spawn("ssh", raw, { stdio: ["pipe", "pipe", "pipe"] });
+        child.stdout.resume();
+        child.stderr.resume();
+        child.stdin.end();
+        child.on("close", () => resolve());
+      });
+    const execs = await interleave(number("TUNNEL_BENCH_ROUNDS", 40), {
+      "raw ssh -S (spawn)": timed(rawAsync),
+      "raw ssh -S (spawnSync)": timed(async () => spawnSync("ssh", raw)),
+      "tunnel, exact status (perl)": timed(() => runProcess(exact, { command: "true" })),
+      "tunnel, exactExitStatus: false": timed(() => runProcess(shellWaiter, { command: "true" })),
+    });
+    const base = median(execs[0]!.values);
+    const baseSync = median(execs[1]!.values);
+    console.log("\n| exec `true` | median ms | min | max | × raw (spawn) | × raw (spawnSync) |\n|---|---|---|---|---|---|");
+    for (const { name, values } of execs) {
+      const order = sorted(values);
+      console.log(
+        `| ${name} | ${median(values).toFixed(1)} | ${order[0]!.toFixed(1)} | ${order.at(-1)!.toFixed(1)} | ${(median(values) / base).toFixed(2)} | ${(median(values) / baseSync).toFixed(2)} |`,
+      );
     }
-    const rss = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${connection.masterPid}/status`, "utf8"))?.[1]);
-    const size = 256 * 1024 * 1024;
-    await writeFile(join(dir, "payload"), randomBytes(size));
-    const remote = `/tmp/tunnel-openssh-bench-${randomBytes(4).toString("hex")}`;
-    let started = performance.now();
-    await connection.upload({ localPath: join(dir, "payload"), remotePath: remote });
-    const up = size / 1048576 / ((performance.now() - started) / 1000);
-    started = performance.now();
-    await connection.download({ remotePath: remote, localPath: join(dir, "back") });
-    const down = size / 1048576 / ((performance.now() - started) / 1000);
-    const scpTarget = `${sshd.users.plain.name}@${sshd.host}:${remote}.scp`;
-    started = performance.now();
-    execFileSync("scp", ["-q", "-o", `ControlPath=${connection.controlPath}`, "-o", "ControlMaster=no", "-P", String(sshd.port), join(dir, "payload"), scpTarget]);
-    const scpUp = size / 1048576 / ((performance.now() - started) / 1000);
-    started = performance.now();
-    execFileSync("scp", ["-q", "-o", `ControlPath=${connection.controlPath}`, "-o", "ControlMaster=no", "-P", String(sshd.port), scpTarget, join(dir, "back.scp")]);
-    const scpDown = size / 1048576 / ((performance.now() - started) / 1000);
-    await runProcess(connection, { command: `rm -f ${remote} ${remote}.scp` });
-    console.log(
-      JSON.stringify({
-        rawSshSMedianMs: +median(raw).toFixed(1),
-        transportExecMedianMs: +median(wrapped).toFixed(1),
-        ratio: +(median(wrapped) / median(raw)).toFixed(2),
-        masterRssKiB: rss,
-        uploadMiBps: Math.round(up),
-        downloadMiBps: Math.round(down),
-        scpUpMiBps: Math.round(scpUp),
-        scpDownMiBps: Math.round(scpDown),
-      }),
-    );
-    expect(rss).toBeGreaterThan(0);
+
+    // Transfers.
+    const mib = number("TUNNEL_BENCH_MIB", 256);
+    const payload = join(dir, "payload");
+    await writeFile(payload, randomBytes(mib * 1024 * 1024));
+    const user = `${target.user}@${sshd.host}`;
+    const viaMaster = ["-o", `ControlPath=${exact.controlPath}`, "-o", "ControlMaster=no", "-o", "ProxyCommand=/bin/false", "-F", "/dev/null", "-P", String(sshd.port)];
+    const direct = ["-i", sshd.clientKeyPath, "-o", "IdentitiesOnly=yes", "-o", `UserKnownHostsFile=${sshd.knownHostsPath}`, "-o", "BatchMode=yes", "-F", "/dev/null", "-P", String(sshd.port)];
+    const sftp = (batch: string) =>
+      new Promise<void>((resolve, reject) => {
+        const child = spawn("sftp", ["-q", "-b", "-", ...viaMaster, user], { stdio: ["pipe", "ignore", "inherit"] });
+        child.stdin.end(batch);
+        child.on("close", (code) => (code === 0 ? resolve() : reject(new Error(`sftp exited ${code}`))));
+      });
+    const startRss = process.memoryUsage().rss;
+    let peakRss = startRss;
+    const sampler = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage().rss)), 20);
+    const rate = (task: () => Promise<unknown>) => async () => mib / ((await timed(task)()) / 1000);
+    const transfers = await interleave(number("TUNNEL_BENCH_TRANSFER_ROUNDS", 3), {
+      "tunnel upload": rate(() => exact.upload({ localPath: payload, remotePath: `${remote}.t` })),
+      "scp upload via the master": rate(() => run("scp", ["-q", ...viaMaster, payload, `${user}:${remote}.s`])),
+      "sftp -b put via the master": rate(() => sftp(`put ${payload} ${remote}.f\n`)),
+      "plain scp upload (own connection)": rate(() => run("scp", ["-q", ...direct, payload, `${user}:${remote}.p`])),
+      "tunnel download": rate(() => exact.download({ remotePath: `${remote}.t`, localPath: join(dir, "back") })),
+      "scp download via the master": rate(() => run("scp", ["-q", ...viaMaster, `${user}:${remote}.s`, join(dir, "back.s")])),
+      "sftp -b get via the master": rate(() => sftp(`get ${remote}.f ${join(dir, "back.f")}\n`)),
+      "plain scp download (own connection)": rate(() => run("scp", ["-q", ...direct, `${user}:${remote}.p`, join(dir, "back.p")])),
+    });
+    clearInterval(sampler);
+    console.log(`\n| ${mib} MiB | median MiB/s | all rounds |\n|---|---|---|`);
+    for (const { name, values } of transfers) console.log(`| ${name} | ${median(values).toFixed(0)} | ${values.map((value) => value.toFixed(0)).join(", ")} |`);
+
+    const masterRss = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${exact.masterPid}/status`, "utf8"))?.[1]);
+    console.log(`\nmaster RSS ${masterRss} KiB; this process's peak RSS growth during the transfers ${((peakRss - startRss) / 1048576).toFixed(1)} MiB`);
+    expect(await sha256(join(dir, "back"))).toBe(await sha256(payload));
   } finally {
-    await connection.close();
+    await runProcess(exact, { command: `rm -f ${remote}.t ${remote}.s ${remote}.f ${remote}.p` }).catch(() => undefined);
+    await exact.close();
+    await shellWaiter.close();
     await rm(dir, { recursive: true, force: true });
     await sshd.stop();
   }
-}, 300_000);
+}, 1_800_000);

@@ -4,7 +4,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm, truncate, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -335,6 +335,34 @@ if (support.available) {
         await runProcess(connection, { command: `rm -f ${remotePath}` });
         expect(connection.closed).toBe(false);
       } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
+    }, 60_000);
+    it("a transfer whose master dies under it fails with CONNECTION_LOST, both ways", async () => {
+      const dir = await mkdtemp(join(tmpdir(), "tunnel-openssh-test-"));
+      // Sparse 1 GiB files: cheap to make, long enough to move that the master dies mid-way on any machine.
+      const remotePath = `/tmp/tunnel-openssh-${randomBytes(6).toString("hex")}.bin`;
+      try {
+        await writeFile(join(dir, "big.bin"), "");
+        await truncate(join(dir, "big.bin"), 1024 ** 3);
+        const killMaster = (connection: OpenSshConnection) => {
+          let killed = false;
+          return () => {
+            if (killed) return;
+            killed = true;
+            process.kill(connection.masterPid!, "SIGKILL");
+          };
+        };
+        const uploader = await connect();
+        const upload = await outcome(uploader.upload({ localPath: join(dir, "big.bin"), remotePath: `${remotePath}.up`, onProgress: killMaster(uploader) }));
+        expect(upload, String(upload)).toMatchObject({ code: "CONNECTION_LOST" });
+        const downloader = await connect();
+        await runProcess(downloader, { command: `truncate -s 1G ${remotePath}` });
+        const download = await outcome(downloader.download({ remotePath, localPath: join(dir, "back.bin"), onProgress: killMaster(downloader) }));
+        expect(download, String(download)).toMatchObject({ code: "CONNECTION_LOST" });
+      } finally {
+        const cleaner = await connect();
+        await runProcess(cleaner, { command: `rm -f ${remotePath} ${remotePath}.up` });
         await rm(dir, { recursive: true, force: true });
       }
     }, 60_000);
