@@ -141,9 +141,11 @@ if (support.available) {
         }
       });
 
-      it("stops the remote process when Ctrl-C is typed on its terminal", async () => {
+      it.each(["ssh2", "openssh"])("stops the remote process when Ctrl-C is typed on its terminal (%s)", async (transport) => {
         const marker = `300.${randomBytes(3).readUIntBE(0, 3)}`;
-        const command = [process.execPath, BIN, "run", ...access, "-H", "web-1", "--", `echo started; sleep ${marker}`].map(shellWord).join(" ");
+        const command = [process.execPath, BIN, "run", "--transport", transport, ...access, "-H", "web-1", "--", `echo started; sleep ${marker}`]
+          .map(shellWord)
+          .join(" ");
         const running = start("script", ["-qec", command, "/dev/null"]);
         try {
           await running.waitFor(/web-1\s+\| started/, 30_000);

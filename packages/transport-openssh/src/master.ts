@@ -155,7 +155,9 @@ export class Master {
     }
     try {
       const args = [...masterArgs(this.options, this.target, this.socketPath), "--", this.target.host];
-      const child = spawn(this.options.sshPath, args, { stdio: ["ignore", "ignore", "pipe"], env, detached: false });
+      // A process group of its own: a Ctrl-C on the user's terminal goes to the application, which then stops the
+      // remote processes through this master, instead of killing the master first (see the README's cancellation).
+      const child = spawn(this.options.sshPath, args, { stdio: ["ignore", "ignore", "pipe"], env, detached: true });
       this.child = child;
       this.live = { child, dir: this.dir };
       liveMasters.add(this.live);

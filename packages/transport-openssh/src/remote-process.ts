@@ -126,7 +126,8 @@ export class OpenSshRemoteProcess implements RemoteProcess {
     // ssh sends the local TERM in its pty request.
     const env = this.pty ? { ...host.env, TERM: termName(typeof this.request.pty === "object" ? this.request.pty : {}) } : host.env;
     const stdio: StdioOptions = [this.files.stdin ?? "pipe", this.files.stdout ?? "pipe", "pipe"];
-    const child = spawn(host.sshPath, args, { stdio, env });
+    // Detached like the master: the application, not the terminal's Ctrl-C, decides when this client stops.
+    const child = spawn(host.sshPath, args, { stdio, env, detached: true });
     this.child = child;
     this.host.track(this);
 

@@ -17,6 +17,7 @@ export function runSsh(
     const child = spawn(options.sshPath, args, {
       stdio: [settings.input === undefined ? "ignore" : "pipe", "pipe", "pipe"],
       env: { ...process.env, ...options.env },
+      detached: true,
     });
     let stdout = "";
     let stderr = "";
