@@ -8,6 +8,7 @@
  * const result = await executor.runCommand({ host: "web-1", user: "deploy", cmd: "systemctl status nginx", sudo: true });
  */
 import { randomBytes } from "node:crypto";
+import { setMaxListeners } from "node:events";
 import { CircuitBreakerRegistry } from "./breaker.js";
 import type { CircuitState, CircuitStateChange } from "./breaker.js";
 import { classifyError, isConnectionError } from "./classify.js";
@@ -320,6 +321,8 @@ export class Executor {
     );
     const startedAt = performance.now();
     const stop = new AbortController();
+    // Every remote process, lease wait and transfer of the operation listens on this signal; a tree transfer has many.
+    setMaxListeners(0, stop.signal);
     const onAbort = () => stop.abort(new AbortError(undefined, { target }));
     request.signal?.addEventListener("abort", onAbort, { once: true });
     if (request.signal?.aborted) onAbort();
