@@ -1,3 +1,4 @@
+import { setMaxListeners } from "node:events";
 import { open, type FileHandle } from "node:fs/promises";
 import { AbortError, type DownloadRequest, type Progress, type Target, type UploadRequest } from "@tunnel/core";
 import type { SFTPWrapper } from "ssh2";
@@ -18,6 +19,8 @@ const sessionLost = new WeakMap<SFTPWrapper, AbortSignal>();
 
 /** Tie `sftp`'s pending requests to `lost`: when it aborts they reject with its reason. */
 export function bindSessionLoss(sftp: SFTPWrapper, lost: AbortSignal): void {
+  // Each request in flight listens (16 per transfer by default, more with parallel transfers).
+  setMaxListeners(0, lost);
   sessionLost.set(sftp, lost);
 }
 

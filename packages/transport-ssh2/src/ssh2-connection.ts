@@ -241,6 +241,8 @@ export class Ssh2Connection implements Connection, ProcessHost {
   /** An exec channel this connection opened has closed: its server-side slot is free after one round trip. */
   channelClosed(): void {
     if (this.closedError) return;
+    // With room to spare, a slot that sshd frees a moment late cannot make an open fail: no round trip needed.
+    if (this.slotsInUse() + 1 < this.maxChannels) return;
     this.closingSlots++;
     void this.ping()
       .catch(() => {})
