@@ -248,8 +248,9 @@ describe.each(TRANSPORTS)("awkward but valid strings arrive exactly over %s on a
       fc.asyncProperty(dirName, async (dir) => {
         const path = `${base}/${dir}`;
         await stack.executor.runCommand({ ...target(), cmd: 'mkdir -p -- "$D"', env: { D: path } });
-        const result = await stack.executor.runCommand({ ...target(), cmd: "pwd -P; printf '%s' \"$PWD\"", workingDir: path });
-        expect(result.stdout.slice(result.stdout.lastIndexOf("\n") + 1)).toBe(path);
+        // $PWD alone: a name may hold newlines, so nothing else is printed around it.
+        const result = await stack.executor.runCommand({ ...target(), cmd: "printf '%s' \"$PWD\"", workingDir: path });
+        expect(result.stdout).toBe(path);
       }),
       { numRuns: 10 },
     );

@@ -534,32 +534,48 @@ export class Executor {
     return folder;
   }
 
-  /** Best effort, bounded, and independent of the operation's (possibly aborted) signal. */
+  /**
+   * Best effort, bounded, and independent of the operation's (possibly aborted) signal. When the operation's
+   * connection is gone (or the removal itself was cut), the folder is removed over another connection from the pool,
+   * so a lost connection does not leave a script behind as long as the host can be reached again.
+   */
   async #removeScriptFolder(connection: Connection, operation: Operation, script: Script, folderName: string): Promise<void> {
-    if (connection.closed) return;
     const remove = prepareCommand({
       cmd: `rm -rf -- "\${TMPDIR:-/tmp}/${folderName}"`,
       ...(script.env !== undefined ? { env: script.env } : {}),
       ...(script.sudo !== undefined ? { sudo: script.sudo } : {}),
     });
-    // A channel refused here (the server's MaxSessions) frees up as the operation's own channels close: try again.
-    for (let tries = 1; ; tries++) {
+    const removeOn = async (target: Connection): Promise<boolean> => {
+      const result = await runProcess(target, {
+        command: remove.command,
+        timeoutMs: this.#cleanupTimeout,
+        ...(remove.sudo ? { sudo: { ...remove.sudo, promptTimeoutMs: this.#config.sudoTimeout } } : {}),
+      });
+      return result.exitCode === 0;
+    };
+    let lastError: unknown;
+    for (let tries = 1; tries <= 4; tries++) {
       try {
-        await runProcess(connection, {
-          command: remove.command,
-          timeoutMs: this.#cleanupTimeout,
-          ...(remove.sudo ? { sudo: { ...remove.sudo, promptTimeoutMs: this.#config.sudoTimeout } } : {}),
-        });
-        return;
-      } catch (error) {
-        if (isRefusal(error) && tries < 5 && !connection.closed) {
-          await new Promise((resolve) => setTimeout(resolve, 50 * tries));
+        if (!connection.closed && tries <= 2) {
+          if (await removeOn(connection)) return;
           continue;
         }
-        operation.span.addEvent("tunnel.script.cleanup_failed", { "error.type": TunnelError.is(error) ? error.code : "Error" });
-        return;
+        const lease = await this.#pool.acquire(operation.target, { signal: AbortSignal.timeout(this.#cleanupTimeout) });
+        try {
+          const removed = await removeOn(lease.connection);
+          lease.release();
+          if (removed) return;
+        } catch (error) {
+          settleLease(lease, error);
+          throw error;
+        }
+      } catch (error) {
+        lastError = error;
+        // A refused channel frees up as the operation's own channels close.
+        if (isRefusal(error)) await new Promise((resolve) => setTimeout(resolve, 50 * tries));
       }
     }
+    operation.span.addEvent("tunnel.script.cleanup_failed", { "error.type": TunnelError.is(lastError) ? lastError.code : "Error" });
   }
 
   #onBreakerChange(change: CircuitStateChange): void {
