@@ -23,3 +23,5 @@ export { startFaultProxy } from "./fault-proxy.js";
 export type { FaultProxy, FaultProxyOptions } from "./fault-proxy.js";
 export { startTestServer } from "./embedded-server.js";
 export type { ResolvedTestServerUser, TestServer, TestServerFaults, TestServerOptions, TestServerUser } from "./embedded-server.js";
+export * as traceScenarios from "./trace-scenarios.js";
+export type { Scenario as TraceScenario } from "./trace-scenarios.js";

@@ -2,8 +2,10 @@ import { AuthenticationError, ConnectError, Redactor, RetriesExhaustedError } fr
 import { describe, expect, it } from "vitest";
 import { ConsoleTracer } from "../src/index.js";
 import type { ConsoleTracerOptions } from "../src/index.js";
-import { command, failedCommand, nonZeroCommand, retriedCommand, script, transfer } from "./scenarios.js";
-import type { Scenario } from "./scenarios.js";
+import { traceScenarios } from "@tunnel/testing";
+import type { TraceScenario as Scenario } from "@tunnel/testing";
+
+const { command, failedCommand, nonZeroCommand, retriedCommand, script, transfer } = traceScenarios;
 
 const T0 = Date.UTC(2026, 0, 2, 3, 4, 5);
 

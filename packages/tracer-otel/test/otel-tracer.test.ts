@@ -10,8 +10,10 @@ import type { PoolStats } from "@tunnel/core";
 import { afterEach, describe, expect, it } from "vitest";
 import { OtelTracer } from "../src/index.js";
 import type { OtelTracerOptions } from "../src/index.js";
-import { KEY, command, failedCommand, nonZeroCommand, retriedCommand, script, transfer } from "./scenarios.js";
-import type { Scenario } from "./scenarios.js";
+import { traceScenarios } from "@tunnel/testing";
+import type { TraceScenario as Scenario } from "@tunnel/testing";
+
+const { KEY, command, failedCommand, nonZeroCommand, retriedCommand, script, transfer } = traceScenarios;
 
 class TestReader extends MetricReader {
   protected override async onShutdown(): Promise<void> {}

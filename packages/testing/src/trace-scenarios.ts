@@ -1,4 +1,11 @@
-// The span sequences the executor and the pool emit for tunnel's operations, as agreed for issue 8.
+/**
+ * The span sequences tunnel's executor and pool emit for each kind of operation (a command with sudo, a script, a
+ * transfer, a retried and a failed command), replayed on any `Tracer` without a network. Tracer packages use them to
+ * test their output; they are kept in step with `@tunnel/core`'s executor and `@tunnel/pool`.
+ * @example
+ * import { traceScenarios } from "@tunnel/testing";
+ * traceScenarios.command({ tracer, advance: () => {} }, { cmd: "uptime" });
+ */
 import { ConnectError, Redactor, redactSpan } from "@tunnel/core";
 import type { Span, Tracer } from "@tunnel/core";
 
