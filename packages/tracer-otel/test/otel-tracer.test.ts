@@ -29,7 +29,7 @@ function setup(options: Partial<OtelTracerOptions> = {}) {
   const scenario: Scenario = { tracer, advance: () => {} };
   const spans = () => exporter.getFinishedSpans();
   const byName = (name: string) => spans().filter((span) => span.name === name);
-  const only = (name: string): ReadableSpan => {
+  const single = (name: string): ReadableSpan => {
     const found = byName(name);
     expect(found).toHaveLength(1);
     return found[0]!;
@@ -38,7 +38,7 @@ function setup(options: Partial<OtelTracerOptions> = {}) {
     const { resourceMetrics } = await reader.collect();
     return resourceMetrics.scopeMetrics.flatMap((scope) => scope.metrics).find((item) => item.descriptor.name === name);
   };
-  return { tracer, scenario, spans, byName, only, metric };
+  return { tracer, scenario, spans, byName, single, metric };
 }
 
 const parentOf = (span: ReadableSpan) => span.parentSpanContext?.spanId;
@@ -47,11 +47,11 @@ const points = (data: MetricData | undefined) => (data?.dataPoints ?? []) as Dat
 
 describe("OtelTracer spans", () => {
   it("exports a command as a span tree: command → pool acquire → connect, one trace", () => {
-    const { scenario, only, spans } = setup();
+    const { scenario, single, spans } = setup();
     command(scenario, { cmd: "systemctl status nginx" });
-    const root = only("tunnel.command");
-    const acquire = only("tunnel.pool.acquire");
-    const connect = only("tunnel.connect");
+    const root = single("tunnel.command");
+    const acquire = single("tunnel.pool.acquire");
+    const connect = single("tunnel.connect");
     expect(parentOf(root)).toBeUndefined();
     expect(parentOf(acquire)).toBe(idOf(root));
     expect(parentOf(connect)).toBe(idOf(acquire));
@@ -61,9 +61,9 @@ describe("OtelTracer spans", () => {
   });
 
   it("puts semantic-convention and tunnel attributes on the command span, and its events", () => {
-    const { scenario, only } = setup();
+    const { scenario, single } = setup();
     command(scenario, { cmd: "systemctl status nginx", sudoPassword: "correct horse" });
-    const root = only("tunnel.command");
+    const root = single("tunnel.command");
     expect(root.attributes).toMatchObject({
       "server.address": "web-1",
       "server.port": 22,
@@ -82,41 +82,41 @@ describe("OtelTracer spans", () => {
     expect(root.events.map((event) => event.name)).toEqual(["tunnel.sudo.prompt_answered", "tunnel.command.completed"]);
     expect(root.events[1]?.attributes).toEqual({ "process.exit.code": 0 });
     expect(root.status.code).toBe(SpanStatusCode.UNSET);
-    expect(only("tunnel.pool.acquire").attributes).toEqual({
+    expect(single("tunnel.pool.acquire").attributes).toEqual({
       "tunnel.connection.key": KEY,
       "tunnel.pool.wait_ms": 5,
       "tunnel.pool.connected": true,
     });
-    expect(only("tunnel.connect").attributes).toMatchObject({ "server.address": "web-1", "tunnel.transport": "ssh2" });
+    expect(single("tunnel.connect").attributes).toMatchObject({ "server.address": "web-1", "tunnel.transport": "ssh2" });
   });
 
   it("drops the command text unless recordCommand is set", () => {
     const hidden = setup();
     command(hidden.scenario, { cmd: "cat /etc/motd" });
-    expect(hidden.only("tunnel.command").attributes).not.toHaveProperty("tunnel.command.text");
+    expect(hidden.single("tunnel.command").attributes).not.toHaveProperty("tunnel.command.text");
 
     const shown = setup({ recordCommand: true });
     command(shown.scenario, { cmd: "cat /etc/motd" });
-    expect(shown.only("tunnel.command").attributes["tunnel.command.text"]).toBe("cat /etc/motd");
+    expect(shown.single("tunnel.command").attributes["tunnel.command.text"]).toBe("cat /etc/motd");
   });
 
   it("exports a script with its interpreter, argument count and size", () => {
-    const { scenario, only } = setup();
+    const { scenario, single } = setup();
     script(scenario);
-    const root = only("tunnel.script");
+    const root = single("tunnel.script");
     expect(root.attributes).toMatchObject({
       "tunnel.script.interpreter": "/bin/bash",
       "tunnel.script.args_count": 2,
       "tunnel.script.size": 2048,
       "process.exit.code": 0,
     });
-    expect(parentOf(only("tunnel.pool.acquire"))).toBe(idOf(root));
+    expect(parentOf(single("tunnel.pool.acquire"))).toBe(idOf(root));
   });
 
   it("exports a transfer with direction, paths, bytes, rate and verification", () => {
-    const { scenario, only } = setup();
+    const { scenario, single } = setup();
     transfer(scenario);
-    expect(only("tunnel.transfer").attributes).toMatchObject({
+    expect(single("tunnel.transfer").attributes).toMatchObject({
       "tunnel.transfer.source": "./dist/app.tar.gz",
       "tunnel.transfer.destination": "/srv/app/app.tar.gz",
       "tunnel.transfer.direction": "upload",
@@ -129,9 +129,9 @@ describe("OtelTracer spans", () => {
   });
 
   it("exports a failed-then-retried command: a failed attempt's spans, a retry event, a successful root", () => {
-    const { scenario, only, byName } = setup();
+    const { scenario, single, byName } = setup();
     retriedCommand(scenario);
-    const root = only("tunnel.command");
+    const root = single("tunnel.command");
     const acquires = byName("tunnel.pool.acquire");
     const connects = byName("tunnel.connect");
     expect(acquires).toHaveLength(2);
@@ -156,9 +156,9 @@ describe("OtelTracer spans", () => {
   });
 
   it("marks a failed operation with status ERROR, error.type and the recorded exception", () => {
-    const { scenario, only } = setup();
+    const { scenario, single } = setup();
     failedCommand(scenario, new AuthenticationError("all configured authentication methods failed"));
-    const root = only("tunnel.command");
+    const root = single("tunnel.command");
     expect(root.status).toEqual({ code: SpanStatusCode.ERROR, message: "all configured authentication methods failed" });
     expect(root.attributes).toMatchObject({ "error.type": "AUTHENTICATION", "tunnel.error.phase": "auth", "tunnel.success": false });
     expect(root.events.map((event) => event.name)).toEqual(["tunnel.breaker.state", "exception"]);
@@ -170,9 +170,9 @@ describe("OtelTracer spans", () => {
   });
 
   it("leaves a non-zero exit as data: status stays unset", () => {
-    const { scenario, only } = setup();
+    const { scenario, single } = setup();
     nonZeroCommand(scenario);
-    const root = only("tunnel.command");
+    const root = single("tunnel.command");
     expect(root.status.code).toBe(SpanStatusCode.UNSET);
     expect(root.attributes["process.exit.code"]).toBe(1);
   });
@@ -181,10 +181,10 @@ describe("OtelTracer spans", () => {
     const manager = new AsyncLocalStorageContextManager().enable();
     context.setGlobalContextManager(manager);
     try {
-      const { tracer, only } = setup();
+      const { tracer, single } = setup();
       const request = new BasicTracerProvider().getTracer("app").startSpan("GET /deploy");
       context.with(trace.setSpan(context.active(), request), () => tracer.startSpan("tunnel.command").end());
-      expect(parentOf(only("tunnel.command"))).toBe(request.spanContext().spanId);
+      expect(parentOf(single("tunnel.command"))).toBe(request.spanContext().spanId);
     } finally {
       context.disable();
     }
@@ -330,19 +330,19 @@ describe("OtelTracer robustness", () => {
   });
 
   it("ends a span once and ignores calls after the end", () => {
-    const { tracer, only } = setup();
+    const { tracer, single } = setup();
     const span = tracer.startSpan("tunnel.command");
     span.end();
     span.setAttributes({ "tunnel.late": true });
     span.end();
-    expect(only("tunnel.command").attributes).not.toHaveProperty("tunnel.late");
+    expect(single("tunnel.command").attributes).not.toHaveProperty("tunnel.late");
   });
 
   it("finds its own span behind a redactSpan wrapper, and ignores foreign parents", () => {
-    const { tracer, only } = setup();
+    const { tracer, single } = setup();
     const foreign = { setAttributes() {}, addEvent() {}, recordError() {}, end() {} };
     tracer.startSpan("tunnel.connect", {}, foreign).end();
-    expect(parentOf(only("tunnel.connect"))).toBeUndefined();
+    expect(parentOf(single("tunnel.connect"))).toBeUndefined();
     expect(tracer.otelSpan(foreign)).toBeUndefined();
 
     const root = tracer.startSpan("tunnel.command");
@@ -351,6 +351,6 @@ describe("OtelTracer robustness", () => {
     expect(tracer.otelSpan(wrapped)).toBe(tracer.otelSpan(root));
     tracer.startSpan("tunnel.pool.acquire", {}, wrapped).end();
     root.end();
-    expect(parentOf(only("tunnel.pool.acquire"))).toBe(idOf(only("tunnel.command")));
+    expect(parentOf(single("tunnel.pool.acquire"))).toBe(idOf(single("tunnel.command")));
   });
 });
