@@ -1,3 +1,4 @@
+import { targetKey } from "@tunnel/core";
 import type { Target } from "@tunnel/core";
 
 /**
@@ -17,8 +18,7 @@ import type { Target } from "@tunnel/core";
  * @example generateConnectionKey({ host: "db", user: "ops", port: 22 }, "jump=bastion") // "ops@db:22#jump=bastion"
  */
 export function generateConnectionKey(target: Target, identity?: string): string {
-  const host = target.host.includes(":") ? `[${target.host}]` : target.host;
-  const port = target.port === undefined ? "" : String(target.port);
-  const key = `${target.user ?? ""}@${host}:${port}`;
+  // The executor keys breakers, spans and results with core's `targetKey`; the pool key is the same plus the identity.
+  const key = targetKey(target);
   return identity ? `${key}#${identity}` : key;
 }
