@@ -504,14 +504,22 @@ export class Executor {
       sudo,
     });
     try {
-      await runProcess(connection, {
-        command: kill.command,
-        timeoutMs: this.#cleanupTimeout,
-        ...(kill.sudo ? { sudo: { ...kill.sudo, promptTimeoutMs: this.#config.sudoTimeout } } : {}),
-      });
+      await this.#housekeeping(connection, kill);
     } catch (error) {
       operation.span.addEvent("tunnel.cancel.kill_failed", { "error.type": TunnelError.is(error) ? error.code : "Error" });
     }
+  }
+
+  /**
+   * Runs a prepared command that tidies up after an operation (a kill, a removal): on its own time budget and
+   * without the operation's signal, which may already be aborted.
+   */
+  #housekeeping(connection: Connection, prepared: PreparedCommand): Promise<RunResult> {
+    return runProcess(connection, {
+      command: prepared.command,
+      timeoutMs: this.#cleanupTimeout,
+      ...(prepared.sudo ? { sudo: { ...prepared.sudo, promptTimeoutMs: this.#config.sudoTimeout } } : {}),
+    });
   }
 
   /**
@@ -545,14 +553,7 @@ export class Executor {
       ...(script.env !== undefined ? { env: script.env } : {}),
       ...(script.sudo !== undefined ? { sudo: script.sudo } : {}),
     });
-    const removeOn = async (target: Connection): Promise<boolean> => {
-      const result = await runProcess(target, {
-        command: remove.command,
-        timeoutMs: this.#cleanupTimeout,
-        ...(remove.sudo ? { sudo: { ...remove.sudo, promptTimeoutMs: this.#config.sudoTimeout } } : {}),
-      });
-      return result.exitCode === 0;
-    };
+    const removeOn = async (target: Connection): Promise<boolean> => (await this.#housekeeping(target, remove)).exitCode === 0;
     let lastError: unknown;
     for (let tries = 1; tries <= 4; tries++) {
       try {
