@@ -149,7 +149,9 @@ describe("runProcess with sudo", () => {
 
   it("does not strip tokens from the command's own output after the exchange", async () => {
     const result = await runProcess(connection, {
-      command: "printf '[tunnel-ready-R1]' >&2; printf '[tunnel-sudo-N1]'",
+      // The command starts after the ready token, as under sudo; stdout and stderr are separate pipes, so without
+      // the pause its output could overtake the token.
+      command: "printf '[tunnel-ready-R1]' >&2; sleep 0.2; printf '[tunnel-sudo-N1]'",
       sudo: exchange,
     });
     expect(result.stdout).toBe("[tunnel-sudo-N1]");
