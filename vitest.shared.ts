@@ -8,7 +8,7 @@ const packagesDir = resolve(import.meta.dirname, "packages");
 function sourceAliases(): Record<string, string> {
   const aliases: Record<string, string> = {};
   for (const folder of readdirSync(packagesDir)) {
-    aliases[`@tunnel/${folder}`] = join(packagesDir, folder, "src", "index.ts");
+    aliases[`@tunnel-sh/${folder}`] = join(packagesDir, folder, "src", "index.ts");
   }
   return aliases;
 }

@@ -1,9 +1,9 @@
 #!/usr/bin/env node
 // The package graph of DESIGN.md, checked on every import in every package's src/ and test/:
-// - @tunnel/core imports only its own files and Node built-ins;
-// - no file imports another package's src/ (only its public entry point, `@tunnel/<name>`);
-// - adapters (pool, transports, tracers) import @tunnel/core and never each other;
-// - every @tunnel/* or third-party import of src/ is declared in that package's package.json.
+// - @tunnel-sh/core imports only its own files and Node built-ins;
+// - no file imports another package's src/ (only its public entry point, `@tunnel-sh/<name>`);
+// - adapters (pool, transports, tracers) import @tunnel-sh/core and never each other;
+// - every @tunnel-sh/* or third-party import of src/ is declared in that package's package.json.
 // Usage: node scripts/check-layering.mjs [workspace root]. Exits 1 and lists every violation.
 import { readFileSync, readdirSync, statSync, existsSync } from "node:fs";
 import { builtinModules } from "node:module";
@@ -84,17 +84,17 @@ for (const folder of folders) {
         continue;
       }
       const name = packageName(specifier);
-      if (name.startsWith("@tunnel/")) {
-        const other = name.slice("@tunnel/".length);
+      if (name.startsWith("@tunnel-sh/")) {
+        const other = name.slice("@tunnel-sh/".length);
         if (specifier !== name) violations.push(`${where}: imports "${specifier}"; use the public entry point "${name}"`);
         if (other === folder) continue;
         const may = isTest ? [...allowed, ...TEST_EXTRA] : allowed;
-        if (!may.includes(other)) violations.push(`${where}: @tunnel/${folder} must not import ${name}`);
+        if (!may.includes(other)) violations.push(`${where}: @tunnel-sh/${folder} must not import ${name}`);
         if (!(isTest ? devDeclared : declared).has(name)) violations.push(`${where}: imports ${name}, which package.json does not declare`);
         continue;
       }
       if (folder === "core" && !isTest) {
-        violations.push(`${where}: @tunnel/core has no runtime dependencies but imports "${specifier}"`);
+        violations.push(`${where}: @tunnel-sh/core has no runtime dependencies but imports "${specifier}"`);
         continue;
       }
       if (!(isTest ? devDeclared : declared).has(name)) violations.push(`${where}: imports "${name}", which package.json does not declare`);

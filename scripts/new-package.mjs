@@ -13,7 +13,7 @@ mkdirSync(join(dir, "src"), { recursive: true });
 mkdirSync(join(dir, "test"), { recursive: true });
 const isCore = folder === "core";
 write("package.json", JSON.stringify({
-  name: `@tunnel/${folder}`,
+  name: `@tunnel-sh/${folder}`,
   version: "0.0.0",
   description,
   license: "MIT",
@@ -22,7 +22,7 @@ write("package.json", JSON.stringify({
   engines: { node: ">=20.6" },
   exports: {
     ".": {
-      "@tunnel/source": "./src/index.ts",
+      "@tunnel-sh/source": "./src/index.ts",
       types: "./dist/index.d.ts",
       default: "./dist/index.js",
     },
@@ -37,8 +37,8 @@ write("package.json", JSON.stringify({
     check: "publint --strict && attw --pack . --profile esm-only",
   },
   ...(isCore ? {} : {
-    peerDependencies: { "@tunnel/core": "workspace:^" },
-    devDependencies: { "@tunnel/core": "workspace:*" },
+    peerDependencies: { "@tunnel-sh/core": "workspace:^" },
+    devDependencies: { "@tunnel-sh/core": "workspace:*" },
   }),
 }, null, 2) + "\n");
 write("tsconfig.json", JSON.stringify({
@@ -64,7 +64,7 @@ import { sharedTestConfig } from "../../vitest.shared.js";
 
 export default defineConfig(sharedTestConfig(import.meta.dirname));
 `);
-write("CHANGELOG.md", `# @tunnel/${folder}\n`);
-write("README.md", `# @tunnel/${folder}\n\n${description}\n`);
+write("CHANGELOG.md", `# @tunnel-sh/${folder}\n`);
+write("README.md", `# @tunnel-sh/${folder}\n\n${description}\n`);
 write("src/index.ts", "export {};\n");
 console.log(`created ${dir}`);

@@ -7,7 +7,7 @@ import { existsSync, readFileSync, statSync } from "node:fs";
 import { chown, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { startSshd, type Sshd } from "@tunnel/testing";
+import { startSshd, type Sshd } from "@tunnel-sh/testing";
 
 /** What a child process needs to reach the same server (passed as JSON in an environment variable). */
 export interface ServerInfo {

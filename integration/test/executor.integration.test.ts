@@ -1,8 +1,8 @@
 import { readdir, readFile, rm, stat } from "node:fs/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { AbortError, AuthenticationError, CircuitOpenError, SudoError, TimeoutError, TunnelError, ValidationError } from "@tunnel/core";
-import { RecordingTracer, remoteProcesses, startSshd } from "@tunnel/testing";
-import type { Sshd } from "@tunnel/testing";
+import { AbortError, AuthenticationError, CircuitOpenError, SudoError, TimeoutError, TunnelError, ValidationError } from "@tunnel-sh/core";
+import { RecordingTracer, remoteProcesses, startSshd } from "@tunnel-sh/testing";
+import type { Sshd } from "@tunnel-sh/testing";
 import { makeStack, TRANSPORTS, testExecutorConfig } from "./support/transports.js";
 import type { Stack } from "./support/transports.js";
 

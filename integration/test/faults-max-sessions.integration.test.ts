@@ -4,8 +4,8 @@
  * budget from the refusals and queues the rest. Over ssh2, 5 of 16 fail with RETRIES_EXHAUSTED (3 × CHANNEL).
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startSshd } from "@tunnel/testing";
-import type { Sshd } from "@tunnel/testing";
+import { startSshd } from "@tunnel-sh/testing";
+import type { Sshd } from "@tunnel-sh/testing";
 import { makeStack, TRANSPORTS } from "./support/transports.js";
 
 let sshd: Sshd;

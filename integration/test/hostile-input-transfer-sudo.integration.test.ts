@@ -4,10 +4,10 @@
  * I/O, as it is for runCommand and runScript; today the transfer goes ahead.
  */
 import { describe, expect, it } from "vitest";
-import { DefaultExecutorConfig, Executor, ValidationError } from "@tunnel/core";
-import type { Transfer } from "@tunnel/core";
-import { ConnectionPool, DefaultPoolConfig } from "@tunnel/pool";
-import { FakeTransport } from "@tunnel/testing";
+import { DefaultExecutorConfig, Executor, ValidationError } from "@tunnel-sh/core";
+import type { Transfer } from "@tunnel-sh/core";
+import { ConnectionPool, DefaultPoolConfig } from "@tunnel-sh/pool";
+import { FakeTransport } from "@tunnel-sh/testing";
 
 describe("transferFile validates sudo before any I/O", () => {
   it.each([["yes"], [1], [{ password: "" }], [{ password: "line\nbreak" }], [{ user: "not a user" }]])("sudo %j", async (sudo) => {

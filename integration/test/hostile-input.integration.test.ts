@@ -11,11 +11,11 @@ import { execFileSync } from "node:child_process";
 import { rm } from "node:fs/promises";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { DefaultExecutorConfig, Executor, ValidationError } from "@tunnel/core";
-import type { Command, Script, Transfer } from "@tunnel/core";
-import { ConnectionPool, DefaultPoolConfig } from "@tunnel/pool";
-import { FakeTransport, startSshd } from "@tunnel/testing";
-import type { Sshd } from "@tunnel/testing";
+import { DefaultExecutorConfig, Executor, ValidationError } from "@tunnel-sh/core";
+import type { Command, Script, Transfer } from "@tunnel-sh/core";
+import { ConnectionPool, DefaultPoolConfig } from "@tunnel-sh/pool";
+import { FakeTransport, startSshd } from "@tunnel-sh/testing";
+import type { Sshd } from "@tunnel-sh/testing";
 import { makeStack, TRANSPORTS } from "./support/transports.js";
 import type { Stack } from "./support/transports.js";
 

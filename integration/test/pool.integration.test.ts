@@ -1,8 +1,8 @@
 // The pool's end-to-end case (packages/pool/test/pool-integration-cases.ts, also run there against the pool's fake
 // transport) against a real sshd over both transports: 200 concurrent `sleep 0.05; echo ok` commands through pool leases.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startSshd } from "@tunnel/testing";
-import type { Sshd } from "@tunnel/testing";
+import { startSshd } from "@tunnel-sh/testing";
+import type { Sshd } from "@tunnel-sh/testing";
 import { checkPoolConcurrencyReport, runPoolConcurrencyCase } from "../../packages/pool/test/pool-integration-cases.js";
 import { makeTransport, TRANSPORTS } from "./support/transports.js";
 

@@ -7,8 +7,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startSshd } from "@tunnel/testing";
-import type { Sshd } from "@tunnel/testing";
+import { startSshd } from "@tunnel-sh/testing";
+import type { Sshd } from "@tunnel-sh/testing";
 import { makeStack, TRANSPORTS } from "./support/transports.js";
 import type { Stack } from "./support/transports.js";
 

@@ -11,11 +11,11 @@
 import { readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Redactor, redactSpan, spanRedactor, unwrapSpan } from "@tunnel/core";
-import type { Attributes, Span, Tracer } from "@tunnel/core";
-import { RecordingTracer, startSshd } from "@tunnel/testing";
-import type { Sshd } from "@tunnel/testing";
-import { ConsoleTracer } from "@tunnel/tracer-console";
+import { Redactor, redactSpan, spanRedactor, unwrapSpan } from "@tunnel-sh/core";
+import type { Attributes, Span, Tracer } from "@tunnel-sh/core";
+import { RecordingTracer, startSshd } from "@tunnel-sh/testing";
+import type { Sshd } from "@tunnel-sh/testing";
+import { ConsoleTracer } from "@tunnel-sh/tracer-console";
 import { makeStack, TRANSPORTS, testExecutorConfig } from "./support/transports.js";
 import type { Stack } from "./support/transports.js";
 

@@ -15,8 +15,8 @@ import { existsSync, readdirSync, statSync } from "node:fs";
 import { chown, mkdir, readdir, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startSshd } from "@tunnel/testing";
-import type { Sshd } from "@tunnel/testing";
+import { startSshd } from "@tunnel-sh/testing";
+import type { Sshd } from "@tunnel-sh/testing";
 import { eventually, remoteCommandsUnder, uidOf } from "./support/fault-processes.js";
 import { TRANSPORTS } from "./support/transports.js";
 
@@ -58,11 +58,11 @@ function staleBuilds(): string[] {
 const CHILD = String.raw`
 import { readdirSync, readFileSync } from "node:fs";
 import { writeFile } from "node:fs/promises";
-import { Executor, DefaultExecutorConfig, TunnelError } from "@tunnel/core";
-import { ConnectionPool, DefaultPoolConfig } from "@tunnel/pool";
-import { startFaultProxy } from "@tunnel/testing";
-import { Ssh2Transport } from "@tunnel/transport-ssh2";
-import { OpenSshTransport } from "@tunnel/transport-openssh";
+import { Executor, DefaultExecutorConfig, TunnelError } from "@tunnel-sh/core";
+import { ConnectionPool, DefaultPoolConfig } from "@tunnel-sh/pool";
+import { startFaultProxy } from "@tunnel-sh/testing";
+import { Ssh2Transport } from "@tunnel-sh/transport-ssh2";
+import { OpenSshTransport } from "@tunnel-sh/transport-openssh";
 
 const config = JSON.parse(process.env.TUNNEL_SOAK);
 const proxy = await startFaultProxy({ target: { host: "127.0.0.1", port: config.port } });

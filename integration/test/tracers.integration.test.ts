@@ -12,12 +12,12 @@ import type { MetricData } from "@opentelemetry/sdk-metrics";
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from "@opentelemetry/sdk-trace-base";
 import type { ReadableSpan } from "@opentelemetry/sdk-trace-base";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Redactor, redactSpan, spanRedactor, unwrapSpan } from "@tunnel/core";
-import type { Attributes, Span, Tracer } from "@tunnel/core";
-import { startSshd } from "@tunnel/testing";
-import type { Sshd } from "@tunnel/testing";
-import { ConsoleTracer } from "@tunnel/tracer-console";
-import { OtelTracer } from "@tunnel/tracer-otel";
+import { Redactor, redactSpan, spanRedactor, unwrapSpan } from "@tunnel-sh/core";
+import type { Attributes, Span, Tracer } from "@tunnel-sh/core";
+import { startSshd } from "@tunnel-sh/testing";
+import type { Sshd } from "@tunnel-sh/testing";
+import { ConsoleTracer } from "@tunnel-sh/tracer-console";
+import { OtelTracer } from "@tunnel-sh/tracer-otel";
 import { makeStack, testExecutorConfig, TRANSPORTS } from "./support/transports.js";
 
 class TestReader extends MetricReader {

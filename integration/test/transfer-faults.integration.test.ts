@@ -8,10 +8,10 @@ import { chown, copyFile, mkdtemp, readFile, rm, writeFile } from "node:fs/promi
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { TransferError, TunnelError } from "@tunnel/core";
-import type { Connection, TransferDirection } from "@tunnel/core";
-import { startFaultProxy, startSshd } from "@tunnel/testing";
-import type { FaultProxy, Sshd } from "@tunnel/testing";
+import { TransferError, TunnelError } from "@tunnel-sh/core";
+import type { Connection, TransferDirection } from "@tunnel-sh/core";
+import { startFaultProxy, startSshd } from "@tunnel-sh/testing";
+import type { FaultProxy, Sshd } from "@tunnel-sh/testing";
 import {
   TRANSFER_TRANSPORTS,
   accountIds,

@@ -7,8 +7,8 @@ import { mkdtemp, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startSshd } from "@tunnel/testing";
-import type { Sshd } from "@tunnel/testing";
+import { startSshd } from "@tunnel-sh/testing";
+import type { Sshd } from "@tunnel-sh/testing";
 import { rate, scp, timed } from "./support/transfer-measure.js";
 import { TRANSFER_TRANSPORTS, transferStack, userFolder, writeRandomFile } from "./support/transfer-stack.js";
 

@@ -7,10 +7,10 @@ import { chmod, chown, lstat, mkdir, mkdtemp, readFile, readdir, readlink, rm, s
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { TransferError } from "@tunnel/core";
-import type { Progress } from "@tunnel/core";
-import { startSshd } from "@tunnel/testing";
-import type { Sshd } from "@tunnel/testing";
+import { TransferError } from "@tunnel-sh/core";
+import type { Progress } from "@tunnel-sh/core";
+import { startSshd } from "@tunnel-sh/testing";
+import type { Sshd } from "@tunnel-sh/testing";
 import {
   TRANSFER_TRANSPORTS,
   accountIds,

@@ -13,10 +13,10 @@ const check = (fixture) =>
 test("a workspace that breaks the package graph is rejected with every violation named", () => {
   const run = check("violation");
   assert.equal(run.status, 1);
-  assert.match(run.stderr, /@tunnel\/core has no runtime dependencies but imports "ssh2"/);
+  assert.match(run.stderr, /@tunnel-sh\/core has no runtime dependencies but imports "ssh2"/);
   assert.match(run.stderr, /core must have no runtime dependencies/);
-  assert.match(run.stderr, /imports "@tunnel\/core\/src\/quote.js"; use the public entry point "@tunnel\/core"/);
-  assert.match(run.stderr, /@tunnel\/pool must not import @tunnel\/transport-ssh2/);
+  assert.match(run.stderr, /imports "@tunnel-sh\/core\/src\/quote.js"; use the public entry point "@tunnel-sh\/core"/);
+  assert.match(run.stderr, /@tunnel-sh\/pool must not import @tunnel-sh\/transport-ssh2/);
   assert.match(run.stderr, /relative import "..\/..\/core\/src\/errors.js" leaves the package/);
 });
 

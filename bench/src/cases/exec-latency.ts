@@ -1,8 +1,8 @@
 /**
  * One `true` on an already open connection, sequentially: what a caller waits for per command once connected.
  */
-import { runProcess } from "@tunnel/core";
-import type { Connection } from "@tunnel/core";
+import { runProcess } from "@tunnel-sh/core";
+import type { Connection } from "@tunnel-sh/core";
 import { ControlMaster, freshSsh, makeStack, makeTransport, nodeSshConnect, rawConnect, rawEnd, rawExec } from "../clients.js";
 import { interleaved, type Context } from "../context.js";
 import { timed } from "../stats.js";

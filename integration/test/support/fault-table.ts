@@ -4,7 +4,7 @@
  * times as bounds). `TUNNEL_WRITE_FAULT_TABLE=1` prints the observed rows instead of failing on a mismatch.
  */
 import { readFileSync } from "node:fs";
-import { TunnelError } from "@tunnel/core";
+import { TunnelError } from "@tunnel-sh/core";
 
 export const FAULT_DOC = new URL("../../../docs/faults.md", import.meta.url);
 const START = "<!-- fault-table:start -->";

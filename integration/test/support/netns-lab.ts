@@ -11,7 +11,7 @@ import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { Sshd } from "@tunnel/testing";
+import type { Sshd } from "@tunnel-sh/testing";
 import { descendantsOf, eventually, processTable } from "./fault-processes.js";
 import { run } from "./fault-run.js";
 

@@ -3,7 +3,7 @@
  * yardstick.
  */
 import { spawn } from "node:child_process";
-import type { Sshd } from "@tunnel/testing";
+import type { Sshd } from "@tunnel-sh/testing";
 
 export interface RssMeasure {
   /** RSS just before the work, bytes. */

@@ -9,12 +9,12 @@ import { chown, mkdtemp, open, readdir } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { finished } from "node:stream/promises";
-import { DefaultExecutorConfig, Executor } from "@tunnel/core";
-import type { Connection, ExecutorConfig, Transport } from "@tunnel/core";
-import { ConnectionPool, DefaultPoolConfig } from "@tunnel/pool";
-import type { Sshd } from "@tunnel/testing";
-import { OpenSshTransport } from "@tunnel/transport-openssh";
-import { Ssh2Transport } from "@tunnel/transport-ssh2";
+import { DefaultExecutorConfig, Executor } from "@tunnel-sh/core";
+import type { Connection, ExecutorConfig, Transport } from "@tunnel-sh/core";
+import { ConnectionPool, DefaultPoolConfig } from "@tunnel-sh/pool";
+import type { Sshd } from "@tunnel-sh/testing";
+import { OpenSshTransport } from "@tunnel-sh/transport-openssh";
+import { Ssh2Transport } from "@tunnel-sh/transport-ssh2";
 
 export type TransferTransportName = "ssh2" | "openssh";
 export const TRANSFER_TRANSPORTS: readonly TransferTransportName[] = ["ssh2", "openssh"];

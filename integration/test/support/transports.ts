@@ -2,13 +2,13 @@
  * Builds tunnel's stack (transport → pool → executor) for each transport against one test sshd, so every
  * cross-package suite runs the same cases over ssh2 and OpenSSH.
  */
-import { DefaultExecutorConfig, Executor } from "@tunnel/core";
-import type { ExecutorConfig, ExecutorOptions, Tracer, Transport } from "@tunnel/core";
-import { ConnectionPool, DefaultPoolConfig } from "@tunnel/pool";
-import type { PoolConfig } from "@tunnel/pool";
-import type { Sshd } from "@tunnel/testing";
-import { OpenSshTransport } from "@tunnel/transport-openssh";
-import { Ssh2Transport } from "@tunnel/transport-ssh2";
+import { DefaultExecutorConfig, Executor } from "@tunnel-sh/core";
+import type { ExecutorConfig, ExecutorOptions, Tracer, Transport } from "@tunnel-sh/core";
+import { ConnectionPool, DefaultPoolConfig } from "@tunnel-sh/pool";
+import type { PoolConfig } from "@tunnel-sh/pool";
+import type { Sshd } from "@tunnel-sh/testing";
+import { OpenSshTransport } from "@tunnel-sh/transport-openssh";
+import { Ssh2Transport } from "@tunnel-sh/transport-ssh2";
 
 export type TransportName = "ssh2" | "openssh";
 export const TRANSPORTS: readonly TransportName[] = ["ssh2", "openssh"];

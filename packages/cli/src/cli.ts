@@ -7,8 +7,8 @@ import { mkdir, readFile } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { basename, dirname } from "node:path";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
-import { Redactor, TunnelError, retryAttempts } from "@tunnel/core";
-import type { Progress, Result, SudoOptions, TransferResult } from "@tunnel/core";
+import { Redactor, TunnelError, retryAttempts } from "@tunnel-sh/core";
+import type { Progress, Result, SudoOptions, TransferResult } from "@tunnel-sh/core";
 import { describeTarget, parseHostList, parsePort, withDefaults, type HostEntry } from "./hosts.js";
 import { ENV_NAME, loadInventory, selectHosts } from "./inventory.js";
 import {

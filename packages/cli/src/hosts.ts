@@ -2,7 +2,7 @@
  * Host specifications as users type them: `host`, `user@host`, `host:2222`, `user@[::1]:2222`, `::1`, or an
  * ssh_config alias (passed on as the host, for the transport to resolve).
  */
-import type { Target } from "@tunnel/core";
+import type { Target } from "@tunnel-sh/core";
 import { UsageError } from "./usage-error.js";
 
 /** One host the CLI runs on: the name shown in output, where to connect, and variables for its environment. */

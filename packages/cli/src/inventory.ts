@@ -21,7 +21,7 @@
 import { readFile } from "node:fs/promises";
 import { extname } from "node:path";
 import { parse as parseYaml } from "yaml";
-import type { Target } from "@tunnel/core";
+import type { Target } from "@tunnel-sh/core";
 import { parseHostSpec, type HostEntry } from "./hosts.js";
 import { UsageError } from "./usage-error.js";
 

@@ -1,7 +1,7 @@
 /**
  * What the CLI prints: live `name | line` output, the summary table, and the `--json` document.
  */
-import type { ErrorCode, ErrorPhase } from "@tunnel/core";
+import type { ErrorCode, ErrorPhase } from "@tunnel-sh/core";
 
 /** Where the CLI writes. `process.stdout` / `process.stderr` fit. */
 export interface OutputStream {

@@ -3,7 +3,7 @@
  * nothing is drawn: `NoProgress` keeps the same shape.
  */
 import cliProgress from "cli-progress";
-import type { Progress } from "@tunnel/core";
+import type { Progress } from "@tunnel-sh/core";
 import { formatBytes, type OutputStream } from "./output.js";
 
 export interface TransferProgress {

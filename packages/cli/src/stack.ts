@@ -2,12 +2,12 @@
  * Builds tunnel's stack for one CLI run: transport → pool → executor, with one redactor shared by the executor
  * and the console tracer.
  */
-import { DefaultExecutorConfig, Executor, NoopTracer, Redactor } from "@tunnel/core";
-import type { Tracer, Transport } from "@tunnel/core";
-import { ConnectionPool, DefaultPoolConfig } from "@tunnel/pool";
-import { ConsoleTracer } from "@tunnel/tracer-console";
-import { OpenSshTransport } from "@tunnel/transport-openssh";
-import { Ssh2Transport } from "@tunnel/transport-ssh2";
+import { DefaultExecutorConfig, Executor, NoopTracer, Redactor } from "@tunnel-sh/core";
+import type { Tracer, Transport } from "@tunnel-sh/core";
+import { ConnectionPool, DefaultPoolConfig } from "@tunnel-sh/pool";
+import { ConsoleTracer } from "@tunnel-sh/tracer-console";
+import { OpenSshTransport } from "@tunnel-sh/transport-openssh";
+import { Ssh2Transport } from "@tunnel-sh/transport-ssh2";
 import type { OutputStream } from "./output.js";
 
 export type TransportName = "ssh2" | "openssh";

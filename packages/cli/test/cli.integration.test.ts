@@ -9,7 +9,7 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { remoteProcesses, sshdSupport, startSshd, type Sshd } from "@tunnel/testing";
+import { remoteProcesses, sshdSupport, startSshd, type Sshd } from "@tunnel-sh/testing";
 import { ExitCode, runCli, type CliIo, type JsonReport } from "../src/index.js";
 import { BIN, assertFreshBuild, eventually, plain, shellWord, start, tunnel } from "./process.js";
 import { Capture, FakeTerminal } from "./support.js";

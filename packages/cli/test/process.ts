@@ -23,10 +23,10 @@ export function assertFreshBuild(): void {
   try {
     built = statSync(BIN).mtimeMs;
   } catch {
-    throw new Error(`${BIN} is missing: run \`pnpm --filter @tunnel/cli build\` first (turbo's test task builds before testing)`);
+    throw new Error(`${BIN} is missing: run \`pnpm --filter @tunnel-sh/cli build\` first (turbo's test task builds before testing)`);
   }
   if (built < newestSource(join(PACKAGE_DIR, "src"))) {
-    throw new Error(`${BIN} is older than src/: run \`pnpm --filter @tunnel/cli build\` first`);
+    throw new Error(`${BIN} is older than src/: run \`pnpm --filter @tunnel-sh/cli build\` first`);
   }
 }
 

@@ -9,7 +9,7 @@
  * - `cause`: the original error (a vendor error, an errno error, ...).
  *
  * Errors are branded with `Symbol.for("tunnel.error")`, so `TunnelError.is(error)` recognises them
- * even when two copies of `@tunnel/core` are installed; `instanceof` does not.
+ * even when two copies of `@tunnel-sh/core` are installed; `instanceof` does not.
  *
  * Messages never contain secrets: passwords and passphrases are redacted before an error is built.
  */
@@ -68,7 +68,7 @@ export class TunnelError extends Error {
     this.target = options.target;
   }
 
-  /** True for any tunnel error, from this or another installed copy of `@tunnel/core`. */
+  /** True for any tunnel error, from this or another installed copy of `@tunnel-sh/core`. */
   static is(error: unknown): error is TunnelError {
     return typeof error === "object" && error !== null && (error as Record<symbol, unknown>)[brand] === true;
   }

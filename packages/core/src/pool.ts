@@ -1,5 +1,5 @@
 /**
- * The contract between core and a connection pool (`@tunnel/pool`).
+ * The contract between core and a connection pool (`@tunnel-sh/pool`).
  *
  * The executor never opens connections itself: it acquires a lease on one channel of a pooled
  * connection, runs one remote process on it, and releases (clean) or destroys (suspect) the lease.

@@ -1,5 +1,5 @@
 /**
- * The contract between core and a tracer (`@tunnel/tracer-otel`, `@tunnel/tracer-console`).
+ * The contract between core and a tracer (`@tunnel-sh/tracer-otel`, `@tunnel-sh/tracer-console`).
  * The seed's `SSHTracer` and `PoolTracer` in one small interface.
  *
  * Span names used by tunnel: `tunnel.command`, `tunnel.script`, `tunnel.transfer`, `tunnel.connect`,

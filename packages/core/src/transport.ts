@@ -1,5 +1,5 @@
 /**
- * The contract between core and a transport (`@tunnel/transport-ssh2`, `@tunnel/transport-openssh`, ...).
+ * The contract between core and a transport (`@tunnel-sh/transport-ssh2`, `@tunnel-sh/transport-openssh`, ...).
  *
  * A transport implements a few small primitives — open a connection, spawn a remote process, move one
  * file's bytes, ping, close. Core derives everything else (buffered results, sudo prompts, scripts,

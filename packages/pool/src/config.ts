@@ -6,7 +6,7 @@
  * const config = { ...DefaultPoolConfig(), maxConnectionsPerKey: 2, acquireTimeoutMs: 10_000 };
  * const pool = new ConnectionPool(transport, config);
  */
-import { ConfigError } from "@tunnel/core";
+import { ConfigError } from "@tunnel-sh/core";
 
 /** Node's timers fire at once for delays above this, so every finite time must stay below it. */
 export const MAX_TIMER_MS = 2_147_483_647;

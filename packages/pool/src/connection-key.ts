@@ -1,5 +1,5 @@
-import { targetKey } from "@tunnel/core";
-import type { Target } from "@tunnel/core";
+import { targetKey } from "@tunnel-sh/core";
+import type { Target } from "@tunnel-sh/core";
 
 /**
  * The pool key of a target: connections are shared only between targets with the same key.

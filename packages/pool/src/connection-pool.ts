@@ -8,8 +8,8 @@ import {
   TunnelError,
   ValidationError,
   hasCode,
-} from "@tunnel/core";
-import type { AcquireOptions, Connection, Lease, Pool, PoolKeyStats, PoolStats, Span, Target, Tracer, Transport } from "@tunnel/core";
+} from "@tunnel-sh/core";
+import type { AcquireOptions, Connection, Lease, Pool, PoolKeyStats, PoolStats, Span, Target, Tracer, Transport } from "@tunnel-sh/core";
 import { resolvePoolConfig } from "./config.js";
 import type { PoolConfig } from "./config.js";
 import { generateConnectionKey } from "./connection-key.js";

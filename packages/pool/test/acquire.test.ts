@@ -1,5 +1,5 @@
-import { AbortError, ConnectError, hasCode } from "@tunnel/core";
-import type { Lease } from "@tunnel/core";
+import { AbortError, ConnectError, hasCode } from "@tunnel-sh/core";
+import type { Lease } from "@tunnel-sh/core";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { BUDGET_RECOVERY_RELEASES, ConnectionPool } from "../src/index.js";
 import type { PoolConfig } from "../src/index.js";

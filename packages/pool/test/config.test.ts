@@ -1,4 +1,4 @@
-import { ConfigError, hasCode } from "@tunnel/core";
+import { ConfigError, hasCode } from "@tunnel-sh/core";
 import { describe, expect, it } from "vitest";
 import { ConnectionPool, DefaultPoolConfig, generateConnectionKey, resolvePoolConfig } from "../src/index.js";
 import { FakeTransport } from "./fake-transport.js";

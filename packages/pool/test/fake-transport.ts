@@ -4,7 +4,7 @@
  * MaxSessions that refuses channels, and counters of what was open at once.
  */
 import { PassThrough } from "node:stream";
-import { AbortError, ChannelError, ConnectError } from "@tunnel/core";
+import { AbortError, ChannelError, ConnectError } from "@tunnel-sh/core";
 import type {
   Connection,
   ConnectionCapabilities,
@@ -16,7 +16,7 @@ import type {
   Target,
   Transport,
   TunnelError,
-} from "@tunnel/core";
+} from "@tunnel-sh/core";
 
 export type ConnectOutcome =
   | { readonly kind: "ok"; readonly delayMs?: number; readonly maxChannels?: number }

@@ -1,4 +1,4 @@
-import { ConnectError, hasCode } from "@tunnel/core";
+import { ConnectError, hasCode } from "@tunnel-sh/core";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { ConnectionPool } from "../src/index.js";
 import type { PoolConfig } from "../src/index.js";

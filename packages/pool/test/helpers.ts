@@ -1,5 +1,5 @@
 import { vi } from "vitest";
-import type { Lease } from "@tunnel/core";
+import type { Lease } from "@tunnel-sh/core";
 
 /** Let every pending promise callback run (fake timers stay where they are). */
 export async function flush(): Promise<void> {

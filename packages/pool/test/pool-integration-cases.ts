@@ -13,8 +13,8 @@
  * });
  * expect(checkPoolConcurrencyReport(report)).toEqual([]);
  */
-import { hasCode } from "@tunnel/core";
-import type { ChannelError, Connection, ConnectOptions, ExitStatus, Lease, Target, Transport } from "@tunnel/core";
+import { hasCode } from "@tunnel-sh/core";
+import type { ChannelError, Connection, ConnectOptions, ExitStatus, Lease, Target, Transport } from "@tunnel-sh/core";
 import { ConnectionPool } from "../src/index.js";
 import type { ConnectionPoolStats, PoolConfig } from "../src/index.js";
 

@@ -1,4 +1,4 @@
-import type { Attributes, Span, Tracer } from "@tunnel/core";
+import type { Attributes, Span, Tracer } from "@tunnel-sh/core";
 
 export interface RecordedSpan {
   readonly name: string;

@@ -28,7 +28,7 @@ import {
   type Target,
   type Transport,
   type UploadRequest,
-} from "@tunnel/core";
+} from "@tunnel-sh/core";
 
 /** A test scripted the fake wrongly, or not at all, for this call. Deliberately not a `TunnelError`. */
 export class FakeScriptError extends Error {

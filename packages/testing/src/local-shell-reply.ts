@@ -11,7 +11,7 @@
 import { spawn } from "node:child_process";
 import { constants } from "node:os";
 import type { Readable } from "node:stream";
-import { ConnectError, type ExitStatus, type PtyOptions, type SpawnRequest } from "@tunnel/core";
+import { ConnectError, type ExitStatus, type PtyOptions, type SpawnRequest } from "@tunnel-sh/core";
 import type { FakeConnection, FakeProcessIo, SpawnHandler, SpawnReplyFunction } from "./fake-transport.js";
 
 // Arguments: command, pty ("1" or ""), TERM, rows, cols. Reports on fd 3: "pid N", then "exit N" or "signal N".

@@ -6,7 +6,7 @@
  * await executor.runCommand({ host, cmd: "true" });
  * expect(tracer.find("tunnel.command")).toMatchObject({ ended: true, errors: [] });
  */
-import type { Attributes, AttributeValue, Span, Tracer } from "@tunnel/core";
+import type { Attributes, AttributeValue, Span, Tracer } from "@tunnel-sh/core";
 
 export interface RecordedEvent {
   readonly name: string;

@@ -1,13 +1,13 @@
 /**
  * The span sequences tunnel's executor and pool emit for each kind of operation (a command with sudo, a script, a
  * transfer, a retried and a failed command), replayed on any `Tracer` without a network. Tracer packages use them to
- * test their output; they are kept in step with `@tunnel/core`'s executor and `@tunnel/pool`.
+ * test their output; they are kept in step with `@tunnel-sh/core`'s executor and `@tunnel-sh/pool`.
  * @example
- * import { traceScenarios } from "@tunnel/testing";
+ * import { traceScenarios } from "@tunnel-sh/testing";
  * traceScenarios.command({ tracer, advance: () => {} }, { cmd: "uptime" });
  */
-import { ConnectError, Redactor, redactSpan } from "@tunnel/core";
-import type { Span, Tracer } from "@tunnel/core";
+import { ConnectError, Redactor, redactSpan } from "@tunnel-sh/core";
+import type { Span, Tracer } from "@tunnel-sh/core";
 
 export interface Scenario {
   readonly tracer: Tracer;

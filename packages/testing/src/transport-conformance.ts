@@ -21,7 +21,7 @@
 import { createHash, randomBytes } from "node:crypto";
 import { PassThrough } from "node:stream";
 import { setTimeout as sleep } from "node:timers/promises";
-import { TunnelError, runProcess, type Connection, type RemoteProcess, type Target, type Transport } from "@tunnel/core";
+import { TunnelError, runProcess, type Connection, type RemoteProcess, type Target, type Transport } from "@tunnel-sh/core";
 import { ancestorsOf, isAlive, startTimeOf } from "./process-table.js";
 
 export interface ConformanceContext {

@@ -6,7 +6,7 @@ import { homedir, tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Client, FileEntry, SFTPWrapper, Stats } from "ssh2";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startTestServer, type TestServer } from "@tunnel/testing";
+import { startTestServer, type TestServer } from "@tunnel-sh/testing";
 import { connect, run } from "./embedded-server-client.js";
 
 function openSftp(client: Client): Promise<SFTPWrapper> {

@@ -2,8 +2,8 @@ import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { AuthenticationError, ChannelError, ConnectError, TunnelError, hasCode, runProcess, type TunnelError as TunnelErrorType } from "@tunnel/core";
-import { FakeScriptError, FakeTransport, localFileCopy, type FakeConnection } from "@tunnel/testing";
+import { AuthenticationError, ChannelError, ConnectError, TunnelError, hasCode, runProcess, type TunnelError as TunnelErrorType } from "@tunnel-sh/core";
+import { FakeScriptError, FakeTransport, localFileCopy, type FakeConnection } from "@tunnel-sh/testing";
 
 const target = { host: "web-1", user: "deploy", port: 22 };
 

@@ -1,7 +1,7 @@
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startFaultProxy, startSshd, type FaultProxy, type Sshd } from "@tunnel/testing";
+import { startFaultProxy, startSshd, type FaultProxy, type Sshd } from "@tunnel-sh/testing";
 import { ssh } from "./ssh-client.js";
 
 describe("a fault proxy in front of a real sshd", () => {

@@ -1,6 +1,6 @@
 import { connect, createServer, type Server, type Socket } from "node:net";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { startFaultProxy, type FaultProxy } from "@tunnel/testing";
+import { startFaultProxy, type FaultProxy } from "@tunnel-sh/testing";
 
 /** A local echo server that counts the connections it accepted. */
 let echo: Server;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { NoopTracer, TimeoutError } from "@tunnel/core";
-import { RecordedSpan, RecordingTracer } from "@tunnel/testing";
+import { NoopTracer, TimeoutError } from "@tunnel-sh/core";
+import { RecordedSpan, RecordingTracer } from "@tunnel-sh/testing";
 
 describe("RecordingTracer", () => {
   it("records spans in start order with merged attributes, events, errors and end state", () => {

@@ -1,5 +1,5 @@
 import { spawn } from "node:child_process";
-import type { Sshd, SshdUser } from "@tunnel/testing";
+import type { Sshd, SshdUser } from "@tunnel-sh/testing";
 
 export interface SshRun {
   readonly done: Promise<{ code: number | null; stdout: string; stderr: string }>;

@@ -4,7 +4,7 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expect, it } from "vitest";
-import { startSshd } from "@tunnel/testing";
+import { startSshd } from "@tunnel-sh/testing";
 
 function alive(pid: number): boolean {
   try {

@@ -2,7 +2,7 @@ import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { remoteProcesses, sshdSupport, startSshd, type Sshd } from "@tunnel/testing";
+import { remoteProcesses, sshdSupport, startSshd, type Sshd } from "@tunnel-sh/testing";
 import { ssh } from "./ssh-client.js";
 
 function alive(pid: number): boolean {

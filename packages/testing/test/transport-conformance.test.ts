@@ -9,7 +9,7 @@ import {
   type SpawnHandler,
   type SpawnReplyFunction,
   type TestRunner,
-} from "@tunnel/testing";
+} from "@tunnel-sh/testing";
 
 type Body = () => Promise<void> | void;
 

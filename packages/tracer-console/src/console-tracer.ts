@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
-import { Redactor, spanRedactor, unwrapSpan } from "@tunnel/core";
-import type { Attributes, AttributeValue, Span, Tracer } from "@tunnel/core";
+import { Redactor, spanRedactor, unwrapSpan } from "@tunnel-sh/core";
+import type { Attributes, AttributeValue, Span, Tracer } from "@tunnel-sh/core";
 import { formatJsonLine, formatPretty } from "./format.js";
 import type { FinishedSpan } from "./format.js";
 
@@ -57,7 +57,7 @@ const MAX_EVENTS = 128;
 const MAX_BUFFERED_CHILDREN = 64;
 
 /**
- * A `Tracer` (from `@tunnel/core`) that prints what tunnel does: readable lines for people, JSON lines for
+ * A `Tracer` (from `@tunnel-sh/core`) that prints what tunnel does: readable lines for people, JSON lines for
  * log shippers. Every method is safe to call at any time and never throws; a failing stream loses output,
  * never an operation.
  *

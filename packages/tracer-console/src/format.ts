@@ -1,4 +1,4 @@
-import type { AttributeValue, ErrorSummary } from "@tunnel/core";
+import type { AttributeValue, ErrorSummary } from "@tunnel-sh/core";
 
 /** A span as the console tracer keeps it; every string in it is already redacted. */
 export interface FinishedSpan {

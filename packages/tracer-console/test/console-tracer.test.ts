@@ -1,9 +1,9 @@
-import { AuthenticationError, ConnectError, Redactor, RetriesExhaustedError } from "@tunnel/core";
+import { AuthenticationError, ConnectError, Redactor, RetriesExhaustedError } from "@tunnel-sh/core";
 import { describe, expect, it } from "vitest";
 import { ConsoleTracer } from "../src/index.js";
 import type { ConsoleTracerOptions } from "../src/index.js";
-import { traceScenarios } from "@tunnel/testing";
-import type { TraceScenario as Scenario } from "@tunnel/testing";
+import { traceScenarios } from "@tunnel-sh/testing";
+import type { TraceScenario as Scenario } from "@tunnel-sh/testing";
 
 const { command, failedCommand, nonZeroCommand, retriedCommand, script, transfer } = traceScenarios;
 

@@ -12,11 +12,11 @@ import type {
   Tracer as OtelApiTracer,
   TracerProvider,
 } from "@opentelemetry/api";
-import { Redactor, spanRedactor, unwrapSpan } from "@tunnel/core";
-import type { Attributes, PoolStats, Span, Tracer } from "@tunnel/core";
+import { Redactor, spanRedactor, unwrapSpan } from "@tunnel-sh/core";
+import type { Attributes, PoolStats, Span, Tracer } from "@tunnel-sh/core";
 
 /** The instrumentation scope name of every span and instrument this package creates. */
-export const INSTRUMENTATION_SCOPE = "@tunnel/tracer-otel";
+export const INSTRUMENTATION_SCOPE = "@tunnel-sh/tracer-otel";
 
 /**
  * Histogram bucket boundaries for `tunnel.operation.duration`, in seconds: from a fast pooled command
@@ -30,7 +30,7 @@ export interface OtelTracerOptions {
   /** The OpenTelemetry tracer spans come from. Wins over `tracerProvider`. */
   readonly tracer?: OtelApiTracer;
   /**
-   * Where to get a tracer (scope `@tunnel/tracer-otel`) when `tracer` is not given. Without either, the
+   * Where to get a tracer (scope `@tunnel-sh/tracer-otel`) when `tracer` is not given. Without either, the
    * global provider is read (not registered): whatever the application registered, else a no-op.
    */
   readonly tracerProvider?: TracerProvider;
@@ -52,7 +52,7 @@ export interface OtelTracerOptions {
   readonly durationBoundaries?: readonly number[];
 }
 
-/** Something with pool counters, e.g. `@tunnel/pool`'s `ConnectionPool`. */
+/** Something with pool counters, e.g. `@tunnel-sh/pool`'s `ConnectionPool`. */
 export interface ObservablePool {
   stats(): PoolStats;
 }
@@ -70,7 +70,7 @@ export interface ObservePoolOptions {
 const OPERATIONS = new Set(["tunnel.command", "tunnel.script", "tunnel.transfer"]);
 
 /**
- * A `Tracer` (from `@tunnel/core`) over the OpenTelemetry API. tunnel's spans become OpenTelemetry spans,
+ * A `Tracer` (from `@tunnel-sh/core`) over the OpenTelemetry API. tunnel's spans become OpenTelemetry spans,
  * nested by the `parent` tunnel passes (under the caller's active span when there is none), with semantic
  * convention attributes where they exist (`server.address`, `server.port`, `process.exit.code`, `error.type`)
  * and `tunnel.*` otherwise. Failures set status ERROR, `error.type` and an exception event. Metrics:

@@ -5,13 +5,13 @@ import { MeterProvider, MetricReader } from "@opentelemetry/sdk-metrics";
 import type { DataPoint, Histogram, MetricData } from "@opentelemetry/sdk-metrics";
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from "@opentelemetry/sdk-trace-base";
 import type { ReadableSpan } from "@opentelemetry/sdk-trace-base";
-import { AuthenticationError, ConnectError, Redactor, redactSpan } from "@tunnel/core";
-import type { PoolStats } from "@tunnel/core";
+import { AuthenticationError, ConnectError, Redactor, redactSpan } from "@tunnel-sh/core";
+import type { PoolStats } from "@tunnel-sh/core";
 import { afterEach, describe, expect, it } from "vitest";
 import { OtelTracer } from "../src/index.js";
 import type { OtelTracerOptions } from "../src/index.js";
-import { traceScenarios } from "@tunnel/testing";
-import type { TraceScenario as Scenario } from "@tunnel/testing";
+import { traceScenarios } from "@tunnel-sh/testing";
+import type { TraceScenario as Scenario } from "@tunnel-sh/testing";
 
 const { KEY, command, failedCommand, nonZeroCommand, retriedCommand, script, transfer } = traceScenarios;
 
@@ -57,7 +57,7 @@ describe("OtelTracer spans", () => {
     expect(parentOf(connect)).toBe(idOf(acquire));
     expect(new Set(spans().map((span) => span.spanContext().traceId)).size).toBe(1);
     expect([root.kind, acquire.kind, connect.kind]).toEqual([SpanKind.CLIENT, SpanKind.INTERNAL, SpanKind.CLIENT]);
-    expect(root.instrumentationScope.name).toBe("@tunnel/tracer-otel");
+    expect(root.instrumentationScope.name).toBe("@tunnel-sh/tracer-otel");
   });
 
   it("puts semantic-convention and tunnel attributes on the command span, and its events", () => {

@@ -18,8 +18,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { expect, it } from "vitest";
-import { runProcess } from "@tunnel/core";
-import { startSshd } from "@tunnel/testing";
+import { runProcess } from "@tunnel-sh/core";
+import { startSshd } from "@tunnel-sh/testing";
 import { OpenSshTransport, type OpenSshConnection } from "../src/index.js";
 
 const run = promisify(execFile);

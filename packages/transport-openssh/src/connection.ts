@@ -13,7 +13,7 @@ import {
   type Target,
   type TunnelError,
   type UploadRequest,
-} from "@tunnel/core";
+} from "@tunnel-sh/core";
 import type { Master } from "./master.js";
 import { clientArgs, type ResolvedOptions } from "./options.js";
 import { OpenSshRemoteProcess, type ProcessFiles, type ProcessHost } from "./remote-process.js";

@@ -10,7 +10,7 @@ import { chmodSync, rmSync } from "node:fs";
 import { mkdtemp, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { AbortError, type Target, type TunnelError } from "@tunnel/core";
+import { AbortError, type Target, type TunnelError } from "@tunnel-sh/core";
 import { normalizeSshError } from "./normalize-error.js";
 import { masterArgs, type ResolvedOptions } from "./options.js";
 import { runSsh } from "./run-ssh.js";

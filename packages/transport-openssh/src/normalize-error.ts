@@ -15,7 +15,7 @@ import {
   formatTarget,
   type Target,
   type TunnelError,
-} from "@tunnel/core";
+} from "@tunnel-sh/core";
 
 /** Where the failing `ssh` invocation was in its life. */
 export type SshFailurePhase =

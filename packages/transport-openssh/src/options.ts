@@ -1,7 +1,7 @@
 /**
  * Options of `OpenSshTransport`, their validation (a `ConfigError` before any I/O) and the ssh arguments they become.
  */
-import { ConfigError, ValidationError, type Target } from "@tunnel/core";
+import { ConfigError, ValidationError, type Target } from "@tunnel-sh/core";
 
 /** How the server's host key is checked against known_hosts. */
 export type HostKeyChecking =

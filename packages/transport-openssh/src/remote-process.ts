@@ -13,7 +13,7 @@ import {
   type SpawnRequest,
   type Target,
   type TunnelError,
-} from "@tunnel/core";
+} from "@tunnel-sh/core";
 import { TailBuffer } from "./master.js";
 import { normalizeSshError } from "./normalize-error.js";
 import { signalName } from "./options.js";

@@ -22,7 +22,7 @@ import {
   type SpawnRequest,
   type Target,
   type UploadRequest,
-} from "@tunnel/core";
+} from "@tunnel-sh/core";
 import type { ProcessFiles } from "./remote-process.js";
 
 const PROGRESS_INTERVAL_MS = 100;

@@ -1,4 +1,4 @@
-import { AbortError, type Connection, type ConnectOptions, type Target, type Transport } from "@tunnel/core";
+import { AbortError, type Connection, type ConnectOptions, type Target, type Transport } from "@tunnel-sh/core";
 import { OpenSshConnection } from "./connection.js";
 import { Master } from "./master.js";
 import { resolveOptions, validateTarget, type OpenSshTransportOptions, type ResolvedOptions } from "./options.js";

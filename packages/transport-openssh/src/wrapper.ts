@@ -23,7 +23,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { Transform, type TransformCallback } from "node:stream";
-import { quote } from "@tunnel/core";
+import { quote } from "@tunnel-sh/core";
 
 export function newNonce(): string {
   return `tunnel${randomBytes(12).toString("hex")}`;

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { describeTransportConformance, startTestServer } from "@tunnel/testing";
+import { describeTransportConformance, startTestServer } from "@tunnel-sh/testing";
 import { OpenSshTransport } from "../src/index.js";
 
 // The OpenSSH client talks to the embedded server like to any other: no root and no sshd needed.

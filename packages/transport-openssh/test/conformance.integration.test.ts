@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { describeTransportConformance, sshdSupport, startSshd } from "@tunnel/testing";
+import { describeTransportConformance, sshdSupport, startSshd } from "@tunnel-sh/testing";
 import { OpenSshTransport } from "../src/index.js";
 
 // Fails (never skips) in CI when sshd cannot run: sshdSupport() throws there.

@@ -8,8 +8,8 @@ import { mkdtemp, readFile, rm, truncate, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { runProcess, TunnelError, type Connection, type Progress } from "@tunnel/core";
-import { remoteProcesses, sshdSupport, startSshd, type Sshd } from "@tunnel/testing";
+import { runProcess, TunnelError, type Connection, type Progress } from "@tunnel-sh/core";
+import { remoteProcesses, sshdSupport, startSshd, type Sshd } from "@tunnel-sh/testing";
 import { OpenSshTransport, type OpenSshConnection } from "../src/index.js";
 
 const support = sshdSupport();

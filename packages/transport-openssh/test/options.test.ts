@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { hasCode } from "@tunnel/core";
+import { hasCode } from "@tunnel-sh/core";
 import { OpenSshTransport } from "../src/index.js";
 import { clientArgs, masterArgs, resolveOptions, signalName, validateTarget } from "../src/options.js";
 

@@ -9,7 +9,7 @@ import {
   TunnelError,
   formatTarget,
   type Target,
-} from "@tunnel/core";
+} from "@tunnel-sh/core";
 
 /** Where the failure happened, so the same vendor error can be judged in context. */
 export interface ErrorContext {

@@ -1,4 +1,4 @@
-import { ConfigError, type Target } from "@tunnel/core";
+import { ConfigError, type Target } from "@tunnel-sh/core";
 import type { Algorithms, Client } from "ssh2";
 
 export type HostKeyPolicy = "strict" | "accept-new" | "insecure-accept-any";

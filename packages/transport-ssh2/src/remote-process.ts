@@ -8,7 +8,7 @@ import {
   type SpawnRequest,
   type Target,
   type TunnelError,
-} from "@tunnel/core";
+} from "@tunnel-sh/core";
 import type { Client, ClientChannel, PseudoTtyOptions } from "ssh2";
 import { normalizeError } from "./normalize-error.js";
 

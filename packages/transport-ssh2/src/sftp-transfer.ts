@@ -1,6 +1,6 @@
 import { setMaxListeners } from "node:events";
 import { open, type FileHandle } from "node:fs/promises";
-import { AbortError, type DownloadRequest, type Progress, type Target, type UploadRequest } from "@tunnel/core";
+import { AbortError, type DownloadRequest, type Progress, type Target, type UploadRequest } from "@tunnel-sh/core";
 import type { SFTPWrapper } from "ssh2";
 
 export interface TransferTuning {

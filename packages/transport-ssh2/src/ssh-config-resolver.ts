@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import { homedir, userInfo } from "node:os";
 import { join } from "node:path";
-import { ConfigError, type Target } from "@tunnel/core";
+import { ConfigError, type Target } from "@tunnel-sh/core";
 import SSHConfig from "ssh-config";
 import { parseProxyJump } from "./options.js";
 

@@ -10,7 +10,7 @@ import {
   type Target,
   type TunnelError,
   type UploadRequest,
-} from "@tunnel/core";
+} from "@tunnel-sh/core";
 import type { Client, SFTPWrapper } from "ssh2";
 import { normalizeError } from "./normalize-error.js";
 import { Ssh2RemoteProcess, type ProcessHost } from "./remote-process.js";

@@ -15,7 +15,7 @@ import {
   type Target,
   type Transport,
   type TunnelError,
-} from "@tunnel/core";
+} from "@tunnel-sh/core";
 import ssh2 from "ssh2";
 import type { AnyAuthMethod, AuthenticationType, Client, ConnectConfig, ParsedKey, ServerHostKeyAlgorithm } from "ssh2";
 import type SSHConfig from "ssh-config";

@@ -3,7 +3,7 @@ import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { describeTransportConformance, startTestServer, type TestServer } from "@tunnel/testing";
+import { describeTransportConformance, startTestServer, type TestServer } from "@tunnel-sh/testing";
 import { Ssh2Transport } from "../src/index.js";
 
 function transportFor(server: TestServer): Ssh2Transport {

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { describeTransportConformance, startSshd } from "@tunnel/testing";
+import { describeTransportConformance, startSshd } from "@tunnel-sh/testing";
 import { Ssh2Transport } from "../src/index.js";
 
 // No guard: where sshd cannot run, startSshd() rejects with the reason and the suite fails rather than skips.

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import type { ErrorCode, ErrorPhase } from "@tunnel/core";
+import type { ErrorCode, ErrorPhase } from "@tunnel-sh/core";
 import { normalizeError, type ErrorContext } from "../src/normalize-error.js";
 
 function vendorError(message: string, extra: Record<string, unknown> = {}): Error {

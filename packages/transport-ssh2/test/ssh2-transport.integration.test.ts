@@ -5,8 +5,8 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Connection, Progress, RemoteProcess } from "@tunnel/core";
-import { startFaultProxy, startSshd, type Sshd } from "@tunnel/testing";
+import type { Connection, Progress, RemoteProcess } from "@tunnel-sh/core";
+import { startFaultProxy, startSshd, type Sshd } from "@tunnel-sh/testing";
 import { Ssh2Transport, type Ssh2TransportOptions } from "../src/index.js";
 
 // No guard: where sshd cannot run, startSshd() rejects with the reason and these suites fail rather than skip.
