@@ -13,7 +13,7 @@ import { join } from "node:path";
 import { DefaultExecutorConfig, Executor, Redactor, TunnelError } from "@tunnel-sh/core";
 import type { Progress, Result, Target, TransferResult } from "@tunnel-sh/core";
 import { ConnectionPool, DefaultPoolConfig } from "@tunnel-sh/pool";
-import type { TestServer, TestServerOptions } from "@tunnel-sh/testing";
+import type { TestServer, TestServerOptions } from "@tunnel-sh/embedded-server";
 import { ConsoleTracer } from "@tunnel-sh/tracer-console";
 import { Ssh2Transport } from "@tunnel-sh/transport-ssh2";
 import { ExitCode, formatBytes, formatDuration, useColor, type OutputStream } from "./output.js";
@@ -27,7 +27,7 @@ export interface DemoOptions {
   readonly format: "pretty" | "json";
   /** Aborts the running example; the demo still cleans up, then resolves with 130. */
   readonly signal?: AbortSignal;
-  /** Starts the SSH server. Default: `startTestServer` from `@tunnel-sh/testing`. */
+  /** Starts the SSH server. Default: `startTestServer` from `@tunnel-sh/embedded-server`. */
   readonly startServer?: (options: TestServerOptions) => Promise<TestServer>;
 }
 
@@ -59,7 +59,7 @@ export async function runDemo(options: DemoOptions): Promise<number> {
       .map((line) => `    ${line}`)
       .join("\n");
 
-  const startServer = options.startServer ?? (await import("@tunnel-sh/testing")).startTestServer;
+  const startServer = options.startServer ?? (await import("@tunnel-sh/embedded-server")).startTestServer;
   const workspace = await mkdtemp(join(tmpdir(), "tunnel-demo-"));
   let server: TestServer | undefined;
   let pool: ConnectionPool | undefined;
