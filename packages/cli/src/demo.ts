@@ -17,7 +17,7 @@ import type { TestServer, TestServerOptions } from "@tunnel-sh/embedded-server";
 import { ConsoleTracer } from "@tunnel-sh/tracer-console";
 import { Ssh2Transport } from "@tunnel-sh/transport-ssh2";
 import { ExitCode, formatBytes, formatDuration, useColor, type OutputStream } from "./output.js";
-import { BarProgress, SharedTerminal } from "./progress.js";
+import { SharedTerminal } from "./progress.js";
 
 export interface DemoOptions {
   readonly stdout: OutputStream;
@@ -133,7 +133,7 @@ export async function runDemo(options: DemoOptions): Promise<number> {
     await mkdir(join(workspace, "local"), { recursive: true });
     await mkdir(join(workspace, "remote"), { recursive: true });
     await writeFile(localFile, Buffer.concat([Buffer.from("#!/bin/sh\necho myapp\nexit 0\n"), randomBytes(UPLOAD_BYTES)]));
-    const progress = out.isTTY === true && options.format === "pretty" ? new BarProgress(out, ["upload"]) : undefined;
+    const progress = out.isTTY === true && options.format === "pretty" ? new (await import("./bar-progress.js")).BarProgress(out, ["upload"]) : undefined;
     let reported = 0;
     await attempt(
       "3. An upload, verified with sha256, with progress",
