@@ -6,7 +6,7 @@
 import { createRequire } from "node:module";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { parsePort } from "./hosts.js";
-import { ExitCode, type OutputStream } from "./output.js";
+import { EXIT_STATUSES, ExitCode, type OutputStream } from "./output.js";
 import type { ExecOptions, TransferOptions } from "./host-operations.js";
 import type { TerminalInput } from "./prompt.js";
 import { InterruptedError, UsageError } from "./usage-error.js";
@@ -125,8 +125,8 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     .addHelpText(
       "after",
       `
-Exit status: 0 all hosts succeeded; 1 a command exited non-zero on some host; 2 usage error (nothing ran);
-3 some host failed otherwise (connection, authentication, timeout, transfer); 130 interrupted (Ctrl-C).
+Exit status:
+${EXIT_STATUSES.map(({ status, meaning }) => `  ${String(status).padEnd(5)}${meaning}`).join("\n")}
 
 Examples:
   tunnel run -H web-1,deploy@web-2:2222 -e LC_ALL=C -- systemctl status nginx

@@ -5,7 +5,7 @@ export { describeTarget, parseHostList, parseHostSpec, parsePort, withDefaults }
 export type { HostEntry } from "./hosts.js";
 export { loadInventory, parseInventory, selectHosts } from "./inventory.js";
 export type { HostSelection, Inventory } from "./inventory.js";
-export { ExitCode, PrefixWriter, exitCodeFor, formatBytes, formatDuration, formatJson, formatSummary } from "./output.js";
+export { EXIT_STATUSES, ExitCode, PrefixWriter, exitCodeFor, formatBytes, formatDuration, formatJson, formatSummary } from "./output.js";
 export type { HostOutcome, JsonReport, OutputStream } from "./output.js";
 export { promptHidden } from "./prompt.js";
 export type { TerminalInput } from "./prompt.js";
