@@ -198,7 +198,7 @@ Examples:
   program
     .command("demo")
     .description("start a throwaway SSH server on 127.0.0.1 and run tunnel's usage examples against it")
-    .option("--json", "trace as JSON lines")
+    .option("--json", "print only the traces on stdout, as JSON lines (the walk-through goes to stderr)")
     .action(async (options: { json?: boolean }) => {
       const { runDemo } = await import("./demo.js");
       status = await runDemo({ stdout: io.stdout, stderr: io.stderr, env: io.env, format: options.json ? "json" : "pretty", ...(io.interrupt ? { signal: io.interrupt } : {}) });

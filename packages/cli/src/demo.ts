@@ -47,7 +47,8 @@ echo "Deployment completed"
 const UPLOAD_BYTES = 24 * 1024 * 1024;
 
 export async function runDemo(options: DemoOptions): Promise<number> {
-  const out = options.stdout;
+  // With JSON traces, stdout carries the JSON lines alone (a program reads them); the prose goes to stderr.
+  const out = options.format === "json" ? options.stderr : options.stdout;
   const color = useColor(out, options.env);
   const bold = (text: string) => (color ? `\u001b[1m${text}\u001b[0m` : text);
   const dim = (text: string) => (color ? `\u001b[2m${text}\u001b[0m` : text);
@@ -76,7 +77,8 @@ export async function runDemo(options: DemoOptions): Promise<number> {
 
     const redactor = new Redactor();
     const terminal = new SharedTerminal(out);
-    const tracer = new ConsoleTracer({ stream: terminal, format: options.format, level: "info", colors: color, redactor });
+    const traces = options.format === "json" ? options.stdout : terminal;
+    const tracer = new ConsoleTracer({ stream: traces, format: options.format, level: "info", colors: color && options.format === "pretty", redactor });
     const transport = new Ssh2Transport({ privateKey: server.clientKeyPath, knownHosts: server.knownHostsPath, sshConfig: false, agent: false });
     pool = new ConnectionPool(transport, DefaultPoolConfig(), tracer);
     const executor = new Executor(pool, DefaultExecutorConfig(), tracer, { redactor });
