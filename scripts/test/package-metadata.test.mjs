@@ -1,5 +1,5 @@
-// Proves the publishing-metadata check can fail and that --write fixes what it names: a fixture workspace with a
-// package that was never prepared for publishing, and a private package that must be left alone.
+// The workspace's packages are ready to publish (`pnpm check` runs this file), and the check behind that can fail:
+// a fixture workspace with a package that was never prepared for publishing, and a private package left alone.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
@@ -12,7 +12,14 @@ const here = fileURLToPath(new URL(".", import.meta.url));
 const fixture = join(here, "fixtures", "metadata");
 const run = (mode, root) =>
   spawnSync(process.execPath, [join(here, "..", "package-metadata.mjs"), mode, root], { encoding: "utf8" });
+const workspace = fileURLToPath(new URL("../..", import.meta.url));
 const manifest = (root, folder) => JSON.parse(readFileSync(join(root, "packages", folder, "package.json"), "utf8"));
+
+test("every package of this workspace is ready to publish", () => {
+  const result = run("--check", workspace);
+  assert.equal(result.status, 0, result.stderr);
+  assert.match(result.stdout, /every package is ready to publish/);
+});
 
 test("a package without publishing metadata is rejected, every missing field named", () => {
   const result = run("--check", fixture);
