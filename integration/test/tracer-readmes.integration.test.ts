@@ -1,7 +1,8 @@
 // The tracer READMEs list exactly what is emitted: their span, event and metric tables are compared, in both
 // directions, with what both tracers emit for real operations against a real sshd over both transports —
 // commands (sudo, non-zero exit, killed by a signal, check), a script, transfers (upload, download, a failed one),
-// a retry after a lost server, an open circuit breaker, the pool's acquire failures and evictions, pool gauges.
+// a retry after a lost server, a refused channel, an open circuit breaker, the pool's acquire failures and
+// evictions, pool gauges.
 // Also: no local file path in any span, event or metric attribute by default.
 import { randomBytes } from "node:crypto";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
@@ -36,7 +37,6 @@ const consoleReadme = readTracerReadme(join(packages, "tracer-console", "README.
 const EXEMPT: Exemptions = {
   events: {
     "tunnel.connection.unhealthy": "needs a pooled connection that dies between two attempts, after the pool handed it out",
-    "tunnel.channel.refused": "needs a server refusing a channel on a connection the pool believed had room (the max-sessions fault suite covers it)",
     "tunnel.cancel.kill_failed": "needs the remote kill itself to fail",
     "tunnel.script.cleanup_failed": "needs every connection to the host to fail while the script folder is removed",
     "tunnel.transfer.verify_mismatch": "needs the remote file to change between the copy and its checksum",
@@ -111,7 +111,7 @@ const runs = new Map<TransportName, Run>();
 const cleanups: (() => Promise<void>)[] = [];
 
 /** Every scenario once over `transportName`, watched by four tracers: each kind with all options on, and with defaults. */
-async function runScenarios(transportName: TransportName, sshd: Sshd): Promise<Run> {
+async function runScenarios(transportName: TransportName, sshd: Sshd, limited: Sshd): Promise<Run> {
   const work = await mkdtemp(join(tmpdir(), "tunnel-tracer-readmes-"));
   const remote = `/tmp/tunnel-tracer-readmes-${transportName}-${randomBytes(4).toString("hex")}`;
   cleanups.push(async () => {
@@ -181,6 +181,17 @@ async function runScenarios(transportName: TransportName, sshd: Sshd): Promise<R
   await closing;
   for (const stop of totals) stop();
 
+  // A server with MaxSessions 1 refuses the second of two overlapping commands on one connection; the pool
+  // learns the budget and the command runs when the first one's channel closes.
+  const crowded = makeStack(transportName, limited, { tracer, pool: { maxConnectionsPerKey: 1, maxChannelsPerConnection: 2 }, transport: { maxChannels: 2 } });
+  try {
+    const crowd = { host: limited.host, port: limited.port, user: limited.users.plain.name };
+    const results = await Promise.all([1, 2].map((index) => crowded.executor.runCommand({ ...crowd, cmd: `sleep 1; echo ${index}` })));
+    expect(results.map((result) => result.stdout)).toEqual(["1\n", "2\n"]);
+  } finally {
+    await crowded.close();
+  }
+
   // A host that refuses connections opens its breaker at the first failure.
   const refusing = makeStack(transportName, sshd, { tracer, executor: testExecutorConfig().with({ maxRetries: 0, breaker: { failureThreshold: 1 } }) });
   try {
@@ -243,10 +254,12 @@ describe("tracer READMEs against what real operations emit", () => {
   const servers: Sshd[] = [];
 
   beforeAll(async () => {
+    const limited = await startSshd({ usePam: false, maxSessions: 1 });
+    servers.push(limited);
     for (const transportName of TRANSPORTS) {
       const sshd = await startSshd();
       servers.push(sshd);
-      runs.set(transportName, await runScenarios(transportName, sshd));
+      runs.set(transportName, await runScenarios(transportName, sshd, limited));
     }
   }, 300_000);
   afterAll(async () => {
