@@ -155,11 +155,14 @@ export function retriedCommand(scenario: Scenario): void {
   span.end();
 }
 
-/** `runCommand({ cmd: "systemctl restart nginx" })` whose connect fails with `error`, a non-retryable error: the operation fails. */
+/**
+ * `runCommand({ cmd: "systemctl restart nginx" })` whose connect fails with `error`, a non-retryable error: the
+ * operation fails. With `openBreaker`, the failure opens the host's circuit breaker, reported on a span of its own.
+ */
 export function failedCommand(
   scenario: Scenario,
   error: unknown,
-  options: { sudoPassword?: string; redactor?: Redactor } = {},
+  options: { sudoPassword?: string; redactor?: Redactor; openBreaker?: boolean } = {},
 ): void {
   const { tracer } = scenario;
   const operation = (options.redactor ?? new Redactor()).child(options.sudoPassword ? [options.sudoPassword] : []);
@@ -176,15 +179,17 @@ export function failedCommand(
     operation,
   );
   acquire(scenario, span, { connect: true, fail: error });
-  // The executor reports a breaker change on a short span of its own, not on the operation's.
-  const breaker = tracer.startSpan("tunnel.breaker", { "tunnel.connection.key": KEY });
-  breaker.addEvent("tunnel.breaker.state", {
-    "tunnel.breaker.state": "open",
-    "tunnel.breaker.previous_state": "closed",
-    "tunnel.breaker.failures": 1,
-    "tunnel.connection.key": KEY,
-  });
-  breaker.end();
+  if (options.openBreaker === true) {
+    // The executor reports a breaker change on a short span of its own, not on the operation's.
+    const breaker = tracer.startSpan("tunnel.breaker", { "tunnel.connection.key": KEY });
+    breaker.addEvent("tunnel.breaker.state", {
+      "tunnel.breaker.state": "open",
+      "tunnel.breaker.previous_state": "closed",
+      "tunnel.breaker.failures": 1,
+      "tunnel.connection.key": KEY,
+    });
+    breaker.end();
+  }
   span.setAttributes({ "tunnel.attempts": 1 });
   span.recordError(error);
   span.end();

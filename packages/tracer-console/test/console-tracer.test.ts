@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { AuthenticationError, ConnectError, Redactor, RetriesExhaustedError } from "@tunnel-sh/core";
 import { describe, expect, it } from "vitest";
 import { ConsoleTracer } from "../src/index.js";
@@ -74,8 +75,6 @@ describe("ConsoleTracer pretty format", () => {
     failedCommand(scenario, new AuthenticationError("all configured authentication methods failed"));
     expect(output()).toBe(
       [
-        "✓ deploy@web-1:22  breaker  0.0 ms",
-        "    +0.0 ms  circuit breaker open  deploy@web-1:22",
         "✗ deploy@web-1:22  command  systemctl restart nginx  AUTHENTICATION  5 ms  1 attempt",
         "    ✗ AUTHENTICATION  all configured authentication methods failed",
         "",
@@ -161,6 +160,28 @@ describe("ConsoleTracer pretty format", () => {
   });
 });
 
+describe("ConsoleTracer README", () => {
+  it("shows pretty output exactly as the tracer prints it", () => {
+    const readme = readFileSync(new URL("../README.md", import.meta.url), "utf8");
+    const sample = /Pretty \(`format: "pretty"`, the default\):\n\n```\n([\s\S]*?)```/.exec(readme)?.[1];
+    const { scenario, output } = setup();
+    command(scenario, { cmd: "systemctl status nginx", sudoPassword: "correct horse" });
+    retriedCommand(scenario);
+    transfer(scenario);
+    failedCommand(scenario, new AuthenticationError("all configured authentication methods failed"));
+    expect(sample).toBe(output());
+  });
+
+  it("shows a JSON line as the tracer writes it, ids and times aside", () => {
+    const readme = readFileSync(new URL("../README.md", import.meta.url), "utf8");
+    const sample = /```json\n(.*)\n```/.exec(readme)?.[1];
+    const { scenario, jsonLines } = setup({ format: "json" });
+    command(scenario, { cmd: "systemctl status nginx" });
+    const withoutIds = ({ traceId: _trace, spanId: _span, ...rest }: Record<string, unknown>) => rest;
+    expect(withoutIds(JSON.parse(sample ?? "{}") as Record<string, unknown>)).toEqual(withoutIds(jsonLines()[0]!));
+  });
+});
+
 describe("ConsoleTracer json format", () => {
   it("writes one parseable object per finished span with ids, times, attributes and events", () => {
     const { scenario, jsonLines } = setup({ format: "json", level: "debug" });
@@ -205,7 +226,7 @@ describe("ConsoleTracer json format", () => {
   it("gives a failed span error status, level and an error with code and message", () => {
     const { scenario, jsonLines } = setup({ format: "json" });
     const error = new RetriesExhaustedError([new ConnectError("refused"), new ConnectError("refused again")]);
-    failedCommand(scenario, error);
+    failedCommand(scenario, error, { openBreaker: true });
     const [breaker, root] = jsonLines();
     expect(breaker).toMatchObject({
       name: "tunnel.breaker",

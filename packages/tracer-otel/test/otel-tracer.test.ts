@@ -163,7 +163,7 @@ describe("OtelTracer spans", () => {
 
   it("marks a failed operation with status ERROR, error.type and the recorded exception", () => {
     const { scenario, single } = setup();
-    failedCommand(scenario, new AuthenticationError("all configured authentication methods failed"));
+    failedCommand(scenario, new AuthenticationError("all configured authentication methods failed"), { openBreaker: true });
     const root = single("tunnel.command");
     expect(root.status).toEqual({ code: SpanStatusCode.ERROR, message: "all configured authentication methods failed" });
     expect(root.attributes).toMatchObject({ "error.type": "AUTHENTICATION", "tunnel.error.phase": "auth", "tunnel.attempts": 1 });
