@@ -79,7 +79,7 @@ export async function runDemo(options: DemoOptions): Promise<number> {
     const terminal = new SharedTerminal(out);
     const traces = options.format === "json" ? options.stdout : terminal;
     const tracer = new ConsoleTracer({ stream: traces, format: options.format, level: "info", colors: color && options.format === "pretty", redactor });
-    const transport = new Ssh2Transport({ privateKey: server.clientKeyPath, knownHosts: server.knownHostsPath, sshConfig: false, agent: false });
+    const transport = new Ssh2Transport({ identityFile: server.clientKeyPath, knownHostsFile: server.knownHostsPath, configFile: false, agent: false });
     pool = new ConnectionPool(transport, DefaultPoolConfig(), tracer);
     const executor = new Executor(pool, DefaultExecutorConfig(), tracer, { redactor });
     const signal = options.signal;

@@ -6,7 +6,7 @@
  * --help` loads none of them, and a run over ssh2 never loads the OpenSSH transport (nor ssh2 a run over OpenSSH).
  */
 import { DefaultExecutorConfig, Executor, NoopTracer, Redactor } from "@tunnel-sh/core";
-import type { Tracer, Transport } from "@tunnel-sh/core";
+import type { SshTransportOptions, Tracer, Transport } from "@tunnel-sh/core";
 import type { ConnectionPool } from "@tunnel-sh/pool";
 import type { OutputStream } from "./output.js";
 
@@ -43,23 +43,19 @@ export interface Stack {
 }
 
 export async function makeTransport(options: StackOptions): Promise<Transport> {
-  const insecure = options.insecureAcceptAnyHostKey === true;
+  // Both transports take the same option names, so one object serves either.
+  const shared: SshTransportOptions = {
+    ...(options.identity !== undefined ? { identityFile: options.identity } : {}),
+    ...(options.knownHosts !== undefined ? { knownHostsFile: options.knownHosts } : {}),
+    ...(options.sshConfig !== undefined ? { configFile: options.sshConfig } : {}),
+    hostKeyChecking: options.insecureAcceptAnyHostKey === true ? "insecure-accept-any" : "strict",
+  };
   if (options.transport === "openssh") {
     const { OpenSshTransport } = await import("@tunnel-sh/transport-openssh");
-    return new OpenSshTransport({
-      ...(options.identity !== undefined ? { identityFile: options.identity } : {}),
-      ...(options.knownHosts !== undefined ? { knownHostsFile: options.knownHosts } : {}),
-      ...(options.sshConfig !== undefined ? { configFile: options.sshConfig } : {}),
-      hostKeyChecking: insecure ? "insecure-accept-any" : "strict",
-    });
+    return new OpenSshTransport(shared);
   }
   const { Ssh2Transport } = await import("@tunnel-sh/transport-ssh2");
-  return new Ssh2Transport({
-    ...(options.identity !== undefined ? { privateKey: options.identity } : {}),
-    ...(options.knownHosts !== undefined ? { knownHosts: options.knownHosts } : {}),
-    ...(options.sshConfig !== undefined ? { sshConfig: options.sshConfig } : {}),
-    hostKeyPolicy: insecure ? "insecure-accept-any" : "strict",
-  });
+  return new Ssh2Transport(shared);
 }
 
 export async function makeTracer(options: StackOptions, redactor: Redactor): Promise<Tracer> {

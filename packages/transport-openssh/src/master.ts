@@ -184,7 +184,7 @@ export class Master {
   }
 
   private async waitReady(signal: AbortSignal | undefined): Promise<void> {
-    const deadline = Date.now() + this.options.readyTimeoutMs;
+    const deadline = Date.now() + this.options.readyTimeout;
     let delay = 5;
     for (;;) {
       if (signal?.aborted) throw new AbortError("the connect was aborted", { phase: "connect", target: this.target });
@@ -200,7 +200,7 @@ export class Master {
       if (Date.now() > deadline) {
         throw normalizeSshError({
           phase: "connect",
-          stderr: `${this.stderr.toString()}\nthe connection was not ready within ${this.options.readyTimeoutMs} ms (timed out)`,
+          stderr: `${this.stderr.toString()}\nthe connection was not ready within ${this.options.readyTimeout} ms (timed out)`,
           exitCode: null,
           target: this.target,
         });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { hasCode } from "@tunnel-sh/core";
-import { OpenSshTransport } from "../src/index.js";
+import { SSH_TRANSPORT_OPTIONS, hasCode, type Target } from "@tunnel-sh/core";
+import { OPENSSH_TRANSPORT_OPTIONS, OpenSshTransport, type OpenSshTransportOptions } from "../src/index.js";
 import { clientArgs, masterArgs, resolveOptions, signalName, validateTarget } from "../src/options.js";
 
 function configError(run: () => unknown): { field: string } {
@@ -50,11 +50,25 @@ describe("OpenSshTransport options", () => {
   });
 
   it("extra -o options pass through when safe", () => {
-    const args = masterArgs(resolveOptions({ options: { Compression: true, ProxyJump: "jump@bastion:2222", Ciphers: "aes128-gcm@openssh.com" } }), { host: "h" }, "/s");
-    expect(args).toEqual(expect.arrayContaining(["Compression=yes", "ProxyJump=jump@bastion:2222", "Ciphers=aes128-gcm@openssh.com"]));
+    const args = masterArgs(resolveOptions({ options: { Compression: true, HostKeyAlias: "web", Ciphers: "aes128-gcm@openssh.com" } }), { host: "h" }, "/s");
+    expect(args).toEqual(expect.arrayContaining(["Compression=yes", "HostKeyAlias=web", "Ciphers=aes128-gcm@openssh.com"]));
   });
 
-  it.each(["ControlPath", "controlmaster", "ControlPersist", "BatchMode", "StrictHostKeyChecking", "ProxyCommand", "LocalCommand", "PermitLocalCommand", "LogLevel", "RemoteCommand"])(
+  it.each([
+    "ControlPath",
+    "controlmaster",
+    "ControlPersist",
+    "BatchMode",
+    "StrictHostKeyChecking",
+    "ProxyCommand",
+    "LocalCommand",
+    "PermitLocalCommand",
+    "LogLevel",
+    "RemoteCommand",
+    "ProxyJump",
+    "IdentityAgent",
+    "User",
+  ])(
     "refuses the option %s before any I/O",
     (key) => {
       expect(configError(() => new OpenSshTransport({ options: { [key]: "x" } })).field).toBe(`options.${key}`);
@@ -92,6 +106,99 @@ describe("OpenSshTransport options", () => {
 
   it("identity separates connections with different identities in a pool", () => {
     expect(new OpenSshTransport().identity({ host: "h" })).toBe("");
-    expect(new OpenSshTransport({ identityFile: "/k", options: { ProxyJump: "j" } }).identity({ host: "h" })).toBe("i=/k;ProxyJump=j");
+    expect(new OpenSshTransport({ identityFile: "/k", proxyJump: "j" }).identity({ host: "h" })).toBe("i=/k;J=j");
+    expect(new OpenSshTransport({ options: { HostKeyAlias: "web" } }).identity({ host: "h" })).toBe("HostKeyAlias=web");
+  });
+});
+
+describe("the shared option names become the ssh settings they are named after", () => {
+  const master = (options: OpenSshTransportOptions, target: Target = { host: "h" }) => masterArgs(resolveOptions(options), target, "/s");
+  const pair = (args: readonly string[], flag: string) => args[args.indexOf(flag) + 1];
+
+  it("identityFile and identitiesOnly", () => {
+    const args = master({ identityFile: ["/k1", "/k2"] });
+    expect(args.join(" ")).toContain("-i /k1 -i /k2 -o IdentitiesOnly=yes");
+    expect(master({ identityFile: "/k", identitiesOnly: false })).not.toContain("IdentitiesOnly=yes");
+    expect(master({})).not.toContain("IdentitiesOnly=yes");
+  });
+
+  it("knownHostsFile and hostKeyChecking", () => {
+    expect(master({ knownHostsFile: ["/a", "/b"] })).toContain("UserKnownHostsFile=/a /b");
+    expect(master({ hostKeyChecking: "accept-new" })).toContain("StrictHostKeyChecking=accept-new");
+  });
+
+  it("configFile: a path is -F; false reads no ssh_config (-F /dev/null), for the master and every client", () => {
+    expect(pair(master({ configFile: "/etc/tunnel/ssh_config" }), "-F")).toBe("/etc/tunnel/ssh_config");
+    expect(pair(master({ configFile: false }), "-F")).toBe("/dev/null");
+    expect(pair(clientArgs(resolveOptions({ configFile: false }), { host: "h" }, "/s"), "-F")).toBe("/dev/null");
+    expect(master({})).not.toContain("-F");
+  });
+
+  it("user is the login user when the target names none", () => {
+    expect(pair(master({ user: "deploy" }), "-l")).toBe("deploy");
+    expect(pair(master({ user: "deploy" }, { host: "h", user: "root" }), "-l")).toBe("root");
+    expect(pair(clientArgs(resolveOptions({ user: "deploy" }), { host: "h" }, "/s"), "-l")).toBe("deploy");
+  });
+
+  it("agent: a socket is IdentityAgent, false is IdentityAgent=none, unset leaves SSH_AUTH_SOCK to ssh", () => {
+    expect(master({ agent: "/run/agent%1.sock" })).toContain("IdentityAgent=/run/agent%%1.sock");
+    expect(master({ agent: false })).toContain("IdentityAgent=none");
+    expect(master({}).join(" ")).not.toContain("IdentityAgent");
+  });
+
+  it("proxyJump: OpenSSH's -J list, targets, or none", () => {
+    expect(master({ proxyJump: "alice@jump1:2222,jump2" })).toContain("ProxyJump=alice@jump1:2222,jump2");
+    expect(master({ proxyJump: [{ host: "::1", port: 22, user: "bob" }, { host: "jump2" }] })).toContain("ProxyJump=bob@[::1]:22,jump2");
+    expect(master({ proxyJump: "none" })).toContain("ProxyJump=none");
+    expect(master({}).join(" ")).not.toContain("ProxyJump");
+  });
+
+  it("connectTimeout, keepaliveInterval and keepaliveCountMax, rounded up to seconds", () => {
+    const args = master({ connectTimeout: 1500, keepaliveInterval: 2500, keepaliveCountMax: 5 });
+    expect(args).toEqual(expect.arrayContaining(["ConnectTimeout=2", "ServerAliveInterval=3", "ServerAliveCountMax=5"]));
+    expect(master({ keepaliveInterval: 0 })).toContain("ServerAliveInterval=0");
+  });
+
+  it("readyTimeout defaults to connectTimeout + 20 s; maxChannels to 10", () => {
+    expect(resolveOptions({ connectTimeout: 4000 }).readyTimeout).toBe(24_000);
+    expect(resolveOptions({ readyTimeout: 7000 }).readyTimeout).toBe(7000);
+    expect(resolveOptions().maxChannels).toBe(10);
+  });
+});
+
+describe("unknown and renamed options", () => {
+  it.each([
+    ["privateKey", "identityFile"],
+    ["username", "user"],
+    ["knownHosts", "knownHostsFile"],
+    ["hostKeyPolicy", "hostKeyChecking"],
+    ["sshConfig", "configFile"],
+  ])("refuses the old name %s, naming the new one (%s)", (old, renamed) => {
+    const error = configError(() => new OpenSshTransport({ [old]: "x" } as never)) as unknown as Error & { field: string };
+    expect(error.field).toBe(old);
+    expect(error.message).toBe(`${old}: is not an option of OpenSshTransport: it is now called ${renamed}`);
+  });
+
+  it("refuses a typo and ssh2's own options by name", () => {
+    const typo = configError(() => new OpenSshTransport({ identityFiles: ["/k"] } as never)) as unknown as Error & { field: string };
+    expect(typo.field).toBe("identityFiles");
+    expect(typo.message).toContain("(did you mean identityFile?)");
+    for (const key of ["createClient", "passphrase", "algorithms", "transfer"]) {
+      expect(configError(() => new OpenSshTransport({ [key]: undefined } as never)).field).toBe(key);
+    }
+  });
+
+  it("refuses wrong types with what was given", () => {
+    expect(configError(() => new OpenSshTransport({ identityFile: 42 as never })).field).toBe("identityFile");
+    expect(configError(() => new OpenSshTransport({ configFile: true as never })).field).toBe("configFile");
+    expect(configError(() => new OpenSshTransport({ options: "Compression=yes" as never })).field).toBe("options");
+    expect(configError(() => new OpenSshTransport({ options: { Compression: {} as never } })).field).toBe("options.Compression");
+    expect(configError(() => new OpenSshTransport({ env: [] as never })).field).toBe("env");
+    expect(configError(() => new OpenSshTransport({ agent: "/run/my agent" })).field).toBe("agent");
+  });
+
+  it("lists exactly the shared options plus the OpenSSH transport's own", () => {
+    expect(OPENSSH_TRANSPORT_OPTIONS.slice(0, SSH_TRANSPORT_OPTIONS.length)).toEqual(SSH_TRANSPORT_OPTIONS);
+    expect(OPENSSH_TRANSPORT_OPTIONS.slice(SSH_TRANSPORT_OPTIONS.length)).toEqual(["sshPath", "killGraceMs", "exactExitStatus", "options", "tempDir", "env"]);
   });
 });
