@@ -137,6 +137,8 @@ export class Master {
 
   private async launch(signal: AbortSignal | undefined): Promise<void> {
     const env: Record<string, string | undefined> = { ...process.env, ...this.options.env };
+    // ssh runs a ProxyCommand with $SHELL -c; the jump command is quoted for sh.
+    if (this.options.proxyJump !== undefined && this.options.proxyJump.length > 0) env.SHELL = "/bin/sh";
     let passwordFile: string | undefined;
     if (this.options.password !== undefined) {
       // The helper answers only password prompts (not passphrases or host key questions); the secret sits in a

@@ -4,6 +4,7 @@
 import {
   ConfigError,
   RENAMED_SSH_TRANSPORT_OPTIONS,
+  quote,
   SSH_TRANSPORT_OPTIONS,
   ValidationError,
   describeOptionValue,
@@ -220,9 +221,12 @@ export function proxyJumpArg(jumps: readonly Target[]): string {
     .join(",");
 }
 
-/** Arguments of the ControlMaster (`ssh -M -N`), before the host. */
-export function masterArgs(options: ResolvedOptions, target: Target, socketPath: string): string[] {
-  const args = ["-M", "-N", "-S", escapePercent(socketPath), "-o", "ControlPersist=no", ...commonArgs(options, target)];
+/**
+ * How one hop is authenticated and its host key checked: the same settings for the destination and every jump host,
+ * so a jump host is never checked against another known_hosts file or offered other keys than the destination.
+ */
+function hopSettings(options: ResolvedOptions, target: Target): string[] {
+  const args = commonArgs(options, target);
   // With a password ssh must ask for it — through the private askpass helper, never a terminal.
   args.push("-o", `BatchMode=${options.password === undefined ? "yes" : "no"}`);
   if (options.password !== undefined) args.push("-o", "NumberOfPasswordPrompts=1");
@@ -250,9 +254,34 @@ export function masterArgs(options: ResolvedOptions, target: Target, socketPath:
   for (const file of options.identityFiles) args.push("-i", file);
   if (options.identitiesOnly) args.push("-o", "IdentitiesOnly=yes");
   if (options.agent !== undefined) args.push("-o", `IdentityAgent=${options.agent === false ? "none" : escapePercent(options.agent)}`);
-  if (options.proxyJump !== undefined) args.push("-o", `ProxyJump=${options.proxyJump.length === 0 ? "none" : proxyJumpArg(options.proxyJump)}`);
   // LogLevel ERROR keeps "Warning: Permanently added" and similar chatter out of the error messages.
-  args.push("-o", "LogLevel=ERROR", "-o", "EscapeChar=none");
+  args.push("-o", "LogLevel=ERROR");
+  return args;
+}
+
+/**
+ * The `ProxyCommand` that reaches the next hop through `jumps` (first hop first): an `ssh -W` to the last jump host,
+ * itself reached through the ones before it. ssh's own `-J` would hand the jump hosts only `-F`, `-l` and `-p` and
+ * start `ssh` from PATH; this hands them every setting of `hopSettings` and starts `sshPath`. ssh runs the command
+ * with `$SHELL -c` and expands `%` tokens in it first, so every word is quoted for sh (the master gets SHELL=/bin/sh)
+ * and its `%` doubled; only `%h` and `%p` of `-W` are left for ssh, and each nested level is escaped once more.
+ */
+export function proxyCommand(options: ResolvedOptions, jumps: readonly Target[]): string {
+  const last = jumps[jumps.length - 1] as Target;
+  const words = [options.sshPath, ...hopSettings(options, last), "-o", "ControlMaster=no", "-o", "ControlPath=none"];
+  if (jumps.length > 1) words.push("-o", `ProxyCommand=${proxyCommand(options, jumps.slice(0, -1))}`);
+  const escaped = (word: string) => escapePercent(quote(word));
+  return `${words.map(escaped).join(" ")} -W '[%h]:%p' -- ${escaped(last.host)}`;
+}
+
+/** Arguments of the ControlMaster (`ssh -M -N`), before the host. */
+export function masterArgs(options: ResolvedOptions, target: Target, socketPath: string): string[] {
+  const args = ["-M", "-N", "-S", escapePercent(socketPath), "-o", "ControlPersist=no", ...hopSettings(options, target)];
+  if (options.proxyJump !== undefined) {
+    // "none" also overrides a ProxyJump or ProxyCommand from ssh_config (the first value ssh reads wins).
+    args.push("-o", options.proxyJump.length === 0 ? "ProxyJump=none" : `ProxyCommand=${proxyCommand(options, options.proxyJump)}`);
+  }
+  args.push("-o", "EscapeChar=none");
   for (const [key, value] of options.extraOptions) args.push("-o", `${key}=${value}`);
   return args;
 }

@@ -1,4 +1,6 @@
-import { AbortError, type Connection, type ConnectOptions, type Target, type Transport } from "@tunnel-sh/core";
+import { constants } from "node:fs";
+import { access } from "node:fs/promises";
+import { AbortError, ConfigError, type Connection, type ConnectOptions, type Target, type Transport } from "@tunnel-sh/core";
 import { OpenSshConnection } from "./connection.js";
 import { Master } from "./master.js";
 import { proxyJumpArg, resolveOptions, validateTarget, type OpenSshTransportOptions, type ResolvedOptions } from "./options.js";
@@ -22,6 +24,14 @@ export class OpenSshTransport implements Transport {
   async connect(target: Target, options: ConnectOptions = {}): Promise<Connection> {
     validateTarget(target);
     if (options.signal?.aborted) throw new AbortError("the connect was aborted", { phase: "connect", target });
+    // ssh only warns about an identity file it cannot read and goes on without it; say so before connecting.
+    for (const file of this.options.identityFiles) {
+      try {
+        await access(file, constants.R_OK);
+      } catch (error) {
+        throw new ConfigError("identityFile", `cannot read ${file}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`, { cause: error, target });
+      }
+    }
     const master = await Master.start(this.options, target, options.signal);
     return new OpenSshConnection(target, master, this.options);
   }

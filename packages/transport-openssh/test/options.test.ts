@@ -1,3 +1,6 @@
+import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { SSH_TRANSPORT_OPTIONS, hasCode, type Target } from "@tunnel-sh/core";
 import { OPENSSH_TRANSPORT_OPTIONS, OpenSshTransport, type OpenSshTransportOptions } from "../src/index.js";
@@ -146,11 +149,21 @@ describe("the shared option names become the ssh settings they are named after",
     expect(master({}).join(" ")).not.toContain("IdentityAgent");
   });
 
-  it("proxyJump: OpenSSH's -J list, targets, or none", () => {
-    expect(master({ proxyJump: "alice@jump1:2222,jump2" })).toContain("ProxyJump=alice@jump1:2222,jump2");
-    expect(master({ proxyJump: [{ host: "::1", port: 22, user: "bob" }, { host: "jump2" }] })).toContain("ProxyJump=bob@[::1]:22,jump2");
+  it("proxyJump: each jump host is an ssh -W with the transport's own settings, nested first hop innermost", () => {
+    const options = { proxyJump: "alice@jump1:2222,jump2", identityFile: "/keys/id%1", knownHostsFile: "/kh", user: "deploy", sshPath: "/opt/ssh" };
+    const args = master(options);
+    const command = (args.find((arg) => arg.startsWith("ProxyCommand=")) ?? "").slice("ProxyCommand=".length);
+    // The outer command reaches jump2 (as the default user) and forwards to the destination: %h and %p are the master's.
+    expect(command.startsWith("/opt/ssh -l deploy ")).toBe(true);
+    expect(command.endsWith(" -W '[%h]:%p' -- jump2")).toBe(true);
+    expect(command).toContain("-o StrictHostKeyChecking=yes -o UserKnownHostsFile=/kh -i /keys/id%%1 -o IdentitiesOnly=yes");
+    expect(command).toContain("-o BatchMode=yes");
+    // jump2 itself is reached through jump1; that command's tokens are escaped once more for the outer level.
+    expect(command).toContain("'ProxyCommand=/opt/ssh -p 2222 -l alice ");
+    expect(command).toContain("-i /keys/id%%%%1");
+    expect(command).toContain(" -W '\\''[%%h]:%%p'\\'' -- jump1'");
     expect(master({ proxyJump: "none" })).toContain("ProxyJump=none");
-    expect(master({}).join(" ")).not.toContain("ProxyJump");
+    expect(master({}).join(" ")).not.toMatch(/ProxyJump|ProxyCommand/);
   });
 
   it("connectTimeout, keepaliveInterval and keepaliveCountMax, rounded up to seconds", () => {
@@ -195,6 +208,15 @@ describe("unknown and renamed options", () => {
     expect(configError(() => new OpenSshTransport({ options: { Compression: {} as never } })).field).toBe("options.Compression");
     expect(configError(() => new OpenSshTransport({ env: [] as never })).field).toBe("env");
     expect(configError(() => new OpenSshTransport({ agent: "/run/my agent" })).field).toBe("agent");
+  });
+
+  it("an unreadable identityFile is a ConfigError at connect, before ssh starts", async () => {
+    const marker = join(mkdtempSync(join(tmpdir(), "tunnel-openssh-options-")), "started");
+    const sshPath = join(marker, "..", "ssh");
+    writeFileSync(sshPath, `#!/bin/sh\ntouch ${marker}\n`, { mode: 0o700 });
+    const transport = new OpenSshTransport({ identityFile: "/nonexistent/id_ed25519", sshPath, configFile: false });
+    await expect(transport.connect({ host: "127.0.0.1", port: 1 })).rejects.toMatchObject({ code: "CONFIG", field: "identityFile" });
+    expect(existsSync(marker)).toBe(false);
   });
 
   it("lists exactly the shared options plus the OpenSSH transport's own", () => {
