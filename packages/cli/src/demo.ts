@@ -10,7 +10,7 @@ import { randomBytes } from "node:crypto";
 import { mkdir, mkdtemp, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { DefaultExecutorConfig, Executor, Redactor, TunnelError } from "@tunnel-sh/core";
+import { DefaultExecutorConfig, Executor, Redactor, TunnelError, rejectUnknownOptions } from "@tunnel-sh/core";
 import type { Progress, Result, Target, TransferResult } from "@tunnel-sh/core";
 import { ConnectionPool, DefaultPoolConfig } from "@tunnel-sh/pool";
 import type { TestServer, TestServerOptions } from "@tunnel-sh/embedded-server";
@@ -47,6 +47,7 @@ echo "Deployment completed"
 const UPLOAD_BYTES = 24 * 1024 * 1024;
 
 export async function runDemo(options: DemoOptions): Promise<number> {
+  rejectUnknownOptions(options, ["stdout", "stderr", "env", "format", "signal", "startServer"], "runDemo");
   // With JSON traces, stdout carries the JSON lines alone (a program reads them); the prose goes to stderr.
   const out = options.format === "json" ? options.stderr : options.stdout;
   const color = useColor(out, options.env);

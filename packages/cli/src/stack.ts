@@ -5,7 +5,7 @@
  * The transport, the pool and the tracer are imported when a stack is made, and only the ones it uses: `tunnel
  * --help` loads none of them, and a run over ssh2 never loads the OpenSSH transport (nor ssh2 a run over OpenSSH).
  */
-import { DefaultExecutorConfig, Executor, NoopTracer, Redactor } from "@tunnel-sh/core";
+import { DefaultExecutorConfig, Executor, NoopTracer, Redactor, rejectUnknownOptions } from "@tunnel-sh/core";
 import type { SshTransportOptions, Tracer, Transport } from "@tunnel-sh/core";
 import type { ConnectionPool } from "@tunnel-sh/pool";
 import type { OutputStream } from "./output.js";
@@ -14,13 +14,14 @@ export type TransportName = "ssh2" | "openssh";
 
 export interface StackOptions {
   readonly transport: TransportName;
-  /** Private key file. */
-  readonly identity?: string | undefined;
-  readonly knownHosts?: string | undefined;
+  /** Private key file (the transports' `identityFile`). */
+  readonly identityFile?: string | undefined;
+  /** known_hosts file (the transports' `knownHostsFile`). */
+  readonly knownHostsFile?: string | undefined;
   /** Accept any host key: an explicit opt-out for throwaway hosts. */
   readonly insecureAcceptAnyHostKey?: boolean | undefined;
-  /** ssh_config file; default `~/.ssh/config`. */
-  readonly sshConfig?: string | undefined;
+  /** ssh_config file (the transports' `configFile`); default `~/.ssh/config`. */
+  readonly configFile?: string | undefined;
   /** Operations at once. */
   readonly concurrency: number;
   /** Retries after the first attempt, for failures that are safe to repeat. */
@@ -42,12 +43,28 @@ export interface Stack {
   close(): Promise<void>;
 }
 
+const STACK_OPTIONS: readonly (keyof StackOptions)[] = [
+  "transport",
+  "identityFile",
+  "knownHostsFile",
+  "insecureAcceptAnyHostKey",
+  "configFile",
+  "concurrency",
+  "retries",
+  "timeout",
+  "verbosity",
+  "traceFormat",
+  "traceStream",
+  "env",
+];
+
 export async function makeTransport(options: StackOptions): Promise<Transport> {
+  rejectUnknownOptions(options, STACK_OPTIONS, "makeTransport");
   // Both transports take the same option names, so one object serves either.
   const shared: SshTransportOptions = {
-    ...(options.identity !== undefined ? { identityFile: options.identity } : {}),
-    ...(options.knownHosts !== undefined ? { knownHostsFile: options.knownHosts } : {}),
-    ...(options.sshConfig !== undefined ? { configFile: options.sshConfig } : {}),
+    ...(options.identityFile !== undefined ? { identityFile: options.identityFile } : {}),
+    ...(options.knownHostsFile !== undefined ? { knownHostsFile: options.knownHostsFile } : {}),
+    ...(options.configFile !== undefined ? { configFile: options.configFile } : {}),
     hostKeyChecking: options.insecureAcceptAnyHostKey === true ? "insecure-accept-any" : "strict",
   };
   if (options.transport === "openssh") {
@@ -71,6 +88,7 @@ export async function makeTracer(options: StackOptions, redactor: Redactor): Pro
 }
 
 export async function makeStack(options: StackOptions, redactor = new Redactor()): Promise<Stack> {
+  rejectUnknownOptions(options, STACK_OPTIONS, "makeStack");
   const [transport, tracer, { ConnectionPool, DefaultPoolConfig }] = await Promise.all([
     makeTransport(options),
     makeTracer(options, redactor),

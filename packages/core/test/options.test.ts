@@ -1,5 +1,7 @@
 import { describe, expect, it } from "vitest";
 import {
+  CircuitBreaker,
+  CircuitBreakerRegistry,
   ConfigError,
   DefaultExecutorConfig,
   Executor,
@@ -161,5 +163,18 @@ describe("Executor options", () => {
   it("refuses a bad cleanupTimeout and an unknown config field", () => {
     expect(configError(() => new Executor(pool, DefaultExecutorConfig(), undefined, { cleanupTimeout: -1 })).field).toBe("cleanupTimeout");
     expect(configError(() => new Executor(pool, { ...DefaultExecutorConfig().toJSON(), retries: 2 } as never)).field).toBe("retries");
+  });
+});
+
+describe("CircuitBreaker options", () => {
+  it("refuses an unknown option by name, on the breaker and the registry", () => {
+    const settings = { failureThreshold: 3, cooldown: 1000 };
+    expect(configError(() => new CircuitBreaker("key", { ...settings, threshold: 2 } as never)).message).toContain(
+      "threshold: is not an option of CircuitBreaker",
+    );
+    expect(configError(() => new CircuitBreakerRegistry({ ...settings, cooldownMs: 5 } as never)).message).toContain(
+      "cooldownMs: is not an option of CircuitBreakerRegistry (did you mean cooldown?)",
+    );
+    expect(new CircuitBreakerRegistry({ ...settings, now: () => 0, onStateChange: () => {} }).state("key")).toBe("closed");
   });
 });
