@@ -103,6 +103,9 @@ export class Executor {
     if (options.cleanupTimeout !== undefined && !(typeof options.cleanupTimeout === "number" && Number.isInteger(options.cleanupTimeout) && options.cleanupTimeout > 0)) {
       throw new ConfigError("cleanupTimeout", `must be a positive whole number of milliseconds, got ${describeOptionValue(options.cleanupTimeout)}`);
     }
+    if (options.redactor !== undefined && typeof (options.redactor as { child?: unknown }).child !== "function") {
+      throw new ConfigError("redactor", `must be a Redactor, got ${describeOptionValue(options.redactor)}`);
+    }
     this.#pool = pool;
     this.#config = config instanceof ExecutorConfig ? config : new ExecutorConfig(config);
     this.#tracer = tracer;

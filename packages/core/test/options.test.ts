@@ -162,6 +162,7 @@ describe("Executor options", () => {
 
   it("refuses a bad cleanupTimeout and an unknown config field", () => {
     expect(configError(() => new Executor(pool, DefaultExecutorConfig(), undefined, { cleanupTimeout: -1 })).field).toBe("cleanupTimeout");
+    expect(configError(() => new Executor(pool, DefaultExecutorConfig(), undefined, { redactor: ["secret"] as never })).field).toBe("redactor");
     expect(configError(() => new Executor(pool, { ...DefaultExecutorConfig().toJSON(), retries: 2 } as never)).field).toBe("retries");
   });
 });
