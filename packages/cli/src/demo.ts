@@ -46,8 +46,17 @@ echo "Deployment completed"
 /** Size of the file the upload example moves: big enough for the progress bar to move. */
 const UPLOAD_BYTES = 24 * 1024 * 1024;
 
+const DEMO_OPTIONS = Object.keys({
+  stdout: true,
+  stderr: true,
+  env: true,
+  format: true,
+  signal: true,
+  startServer: true,
+} satisfies Record<keyof DemoOptions, true>);
+
 export async function runDemo(options: DemoOptions): Promise<number> {
-  rejectUnknownOptions(options, ["stdout", "stderr", "env", "format", "signal", "startServer"], "runDemo");
+  rejectUnknownOptions(options, DEMO_OPTIONS, "runDemo");
   // With JSON traces, stdout carries the JSON lines alone (a program reads them); the prose goes to stderr.
   const out = options.format === "json" ? options.stderr : options.stdout;
   const color = useColor(out, options.env);

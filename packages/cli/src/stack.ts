@@ -43,20 +43,21 @@ export interface Stack {
   close(): Promise<void>;
 }
 
-const STACK_OPTIONS: readonly (keyof StackOptions)[] = [
-  "transport",
-  "identityFile",
-  "knownHostsFile",
-  "insecureAcceptAnyHostKey",
-  "configFile",
-  "concurrency",
-  "retries",
-  "timeout",
-  "verbosity",
-  "traceFormat",
-  "traceStream",
-  "env",
-];
+/** Every option name; `satisfies` makes the compiler refuse a list that misses one. */
+const STACK_OPTIONS = Object.keys({
+  transport: true,
+  identityFile: true,
+  knownHostsFile: true,
+  insecureAcceptAnyHostKey: true,
+  configFile: true,
+  concurrency: true,
+  retries: true,
+  timeout: true,
+  verbosity: true,
+  traceFormat: true,
+  traceStream: true,
+  env: true,
+} satisfies Record<keyof StackOptions, true>);
 
 export async function makeTransport(options: StackOptions): Promise<Transport> {
   rejectUnknownOptions(options, STACK_OPTIONS, "makeTransport");

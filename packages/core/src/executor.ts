@@ -81,7 +81,7 @@ interface Operation {
   readonly deadline: number;
 }
 
-const EXECUTOR_OPTIONS: readonly (keyof ExecutorOptions)[] = ["redactor", "cleanupTimeout"];
+const EXECUTOR_OPTIONS = Object.keys({ redactor: true, cleanupTimeout: true } satisfies Record<keyof ExecutorOptions, true>);
 const SCRIPT_FOLDER_PREFIX = "tunnel-script.";
 /** Channel refusals one operation absorbs (moving to another channel each time) before it fails. */
 const MAX_CHANNEL_REFUSALS = 20;

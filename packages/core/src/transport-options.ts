@@ -86,23 +86,28 @@ export interface SshTransportOptions {
   readonly maxChannels?: number;
 }
 
-/** The names of `SshTransportOptions`, in the order the shared options table lists them. */
-export const SSH_TRANSPORT_OPTIONS: readonly (keyof SshTransportOptions)[] = Object.freeze([
-  "user",
-  "identityFile",
-  "identitiesOnly",
-  "agent",
-  "password",
-  "knownHostsFile",
-  "hostKeyChecking",
-  "configFile",
-  "proxyJump",
-  "connectTimeout",
-  "readyTimeout",
-  "keepaliveInterval",
-  "keepaliveCountMax",
-  "maxChannels",
-] as const);
+/**
+ * The names of `SshTransportOptions`, in the order the shared options table lists them. (`satisfies` makes the
+ * compiler refuse a list that misses a member.)
+ */
+export const SSH_TRANSPORT_OPTIONS: readonly (keyof SshTransportOptions)[] = Object.freeze(
+  Object.keys({
+    user: true,
+    identityFile: true,
+    identitiesOnly: true,
+    agent: true,
+    password: true,
+    knownHostsFile: true,
+    hostKeyChecking: true,
+    configFile: true,
+    proxyJump: true,
+    connectTimeout: true,
+    readyTimeout: true,
+    keepaliveInterval: true,
+    keepaliveCountMax: true,
+    maxChannels: true,
+  } satisfies Record<keyof SshTransportOptions, true>) as (keyof SshTransportOptions)[],
+);
 
 /**
  * Names earlier releases used for shared options, old → new. Transports refuse them with a `ConfigError` that says the

@@ -197,17 +197,18 @@ function wait(ms: number | undefined, signal: AbortSignal | undefined, target: T
   });
 }
 
-const FAKE_TRANSPORT_OPTIONS: readonly (keyof FakeTransportOptions)[] = [
-  "name",
-  "connect",
-  "spawn",
-  "ping",
-  "upload",
-  "download",
-  "maxChannels",
-  "capabilities",
-  "identity",
-];
+/** Every option name; `satisfies` makes the compiler refuse a list that misses one. */
+const FAKE_TRANSPORT_OPTIONS = Object.keys({
+  name: true,
+  connect: true,
+  spawn: true,
+  ping: true,
+  upload: true,
+  download: true,
+  maxChannels: true,
+  capabilities: true,
+  identity: true,
+} satisfies Record<keyof FakeTransportOptions, true>);
 
 export class FakeTransport implements Transport {
   readonly name: string;

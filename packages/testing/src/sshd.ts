@@ -139,7 +139,7 @@ export async function remoteProcesses(user: string): Promise<Array<{ pid: number
     .map(({ pid, ppid, args }) => ({ pid, ppid, args }));
 }
 
-const SSHD_OPTIONS: readonly (keyof StartSshdOptions)[] = ["maxSessions", "usePam", "extraConfig"];
+const SSHD_OPTIONS = Object.keys({ maxSessions: true, usePam: true, extraConfig: true } satisfies Record<keyof StartSshdOptions, true>);
 
 /** Throws `ConfigError` for an unknown option or a wrong value, before anything is created. */
 function validateSshdOptions(options: StartSshdOptions): void {

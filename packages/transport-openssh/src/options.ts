@@ -39,15 +39,17 @@ export interface OpenSshTransportOptions extends SshTransportOptions {
   readonly env?: Readonly<Record<string, string>>;
 }
 
-/** Every option name `OpenSshTransport` accepts: the shared ones, then the OpenSSH transport's own. */
+/** Every option name `OpenSshTransport` accepts: the shared ones, then the OpenSSH transport's own (`satisfies` keeps the list complete). */
 export const OPENSSH_TRANSPORT_OPTIONS: readonly (keyof OpenSshTransportOptions)[] = Object.freeze([
   ...SSH_TRANSPORT_OPTIONS,
-  "sshPath",
-  "killGraceMs",
-  "exactExitStatus",
-  "options",
-  "tempDir",
-  "env",
+  ...(Object.keys({
+    sshPath: true,
+    killGraceMs: true,
+    exactExitStatus: true,
+    options: true,
+    tempDir: true,
+    env: true,
+  } satisfies Record<Exclude<keyof OpenSshTransportOptions, keyof SshTransportOptions>, true>) as (keyof OpenSshTransportOptions)[]),
 ]);
 
 export interface ResolvedOptions extends ResolvedSshTransportOptions {

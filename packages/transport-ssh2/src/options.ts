@@ -53,17 +53,24 @@ export interface Ssh2TransportOptions extends SshTransportOptions {
   readonly createClient?: () => Client;
 }
 
-/** Every option name `Ssh2Transport` accepts: the shared ones, then ssh2's own. */
+/** Every option name `Ssh2Transport` accepts: the shared ones, then ssh2's own (`satisfies` keeps the list complete). */
 export const SSH2_TRANSPORT_OPTIONS: readonly (keyof Ssh2TransportOptions)[] = Object.freeze([
   ...SSH_TRANSPORT_OPTIONS,
-  "privateKey",
-  "passphrase",
-  "algorithms",
-  "transfer",
-  "createClient",
+  ...(Object.keys({
+    privateKey: true,
+    passphrase: true,
+    algorithms: true,
+    transfer: true,
+    createClient: true,
+  } satisfies Record<Exclude<keyof Ssh2TransportOptions, keyof SshTransportOptions>, true>) as (keyof Ssh2TransportOptions)[]),
 ]);
 
-const TRANSFER_OPTIONS: readonly (keyof TransferOptions)[] = ["concurrency", "chunkSize", "progressIntervalMs", "sftpIdleMs"];
+const TRANSFER_OPTIONS = Object.keys({
+  concurrency: true,
+  chunkSize: true,
+  progressIntervalMs: true,
+  sftpIdleMs: true,
+} satisfies Record<keyof TransferOptions, true>);
 
 /** ssh2's own `privateKey` still exists (a key in memory): only the other old names are renames here. */
 const { privateKey: _inMemoryKey, ...RENAMED } = RENAMED_SSH_TRANSPORT_OPTIONS;
