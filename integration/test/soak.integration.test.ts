@@ -69,7 +69,7 @@ const proxy = await startFaultProxy({ target: { host: "127.0.0.1", port: config.
 const knownHosts = config.scratch + "/known_hosts.proxy";
 await writeFile(knownHosts, "[127.0.0.1]:" + proxy.port + " " + config.hostPublicKey + "\n");
 const transport = config.transport === "ssh2"
-  ? new Ssh2Transport({ privateKey: config.clientKeyPath, knownHosts, sshConfig: false, agent: false, keepaliveInterval: 2000, keepaliveCountMax: 3 })
+  ? new Ssh2Transport({ identityFile: config.clientKeyPath, knownHostsFile: knownHosts, configFile: false, agent: false, keepaliveInterval: 2000, keepaliveCountMax: 3 })
   : new OpenSshTransport({ identityFile: config.clientKeyPath, knownHostsFile: knownHosts, configFile: "/dev/null", keepaliveInterval: 2000, keepaliveCountMax: 3 });
 const pool = new ConnectionPool(transport, { ...DefaultPoolConfig(), maxConnectionsPerKey: 3, acquireTimeoutMs: 20000 });
 const executor = new Executor(pool, DefaultExecutorConfig().with({ retryBackoff: 50, maxRetryDelay: 400, retryJitter: 0.2, maxRetries: 3, breaker: { failureThreshold: 1000, cooldown: 1000 } }));

@@ -10,7 +10,7 @@ import { randomBytes } from "node:crypto";
 import { mkdir, mkdtemp, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { DefaultExecutorConfig, Executor, Redactor, TunnelError } from "@tunnel-sh/core";
+import { DefaultExecutorConfig, Executor, Redactor, TunnelError, rejectUnknownOptions } from "@tunnel-sh/core";
 import type { Progress, Result, Target, TransferResult } from "@tunnel-sh/core";
 import { ConnectionPool, DefaultPoolConfig } from "@tunnel-sh/pool";
 import type { TestServer, TestServerOptions } from "@tunnel-sh/embedded-server";
@@ -46,7 +46,17 @@ echo "Deployment completed"
 /** Size of the file the upload example moves: big enough for the progress bar to move. */
 const UPLOAD_BYTES = 24 * 1024 * 1024;
 
+const DEMO_OPTIONS = Object.keys({
+  stdout: true,
+  stderr: true,
+  env: true,
+  format: true,
+  signal: true,
+  startServer: true,
+} satisfies Record<keyof DemoOptions, true>);
+
 export async function runDemo(options: DemoOptions): Promise<number> {
+  rejectUnknownOptions(options, DEMO_OPTIONS, "runDemo");
   // With JSON traces, stdout carries the JSON lines alone (a program reads them); the prose goes to stderr.
   const out = options.format === "json" ? options.stderr : options.stdout;
   const color = useColor(out, options.env);
@@ -79,7 +89,7 @@ export async function runDemo(options: DemoOptions): Promise<number> {
     const terminal = new SharedTerminal(out);
     const traces = options.format === "json" ? options.stdout : terminal;
     const tracer = new ConsoleTracer({ stream: traces, format: options.format, level: "info", colors: color && options.format === "pretty", redactor });
-    const transport = new Ssh2Transport({ privateKey: server.clientKeyPath, knownHosts: server.knownHostsPath, sshConfig: false, agent: false });
+    const transport = new Ssh2Transport({ identityFile: server.clientKeyPath, knownHostsFile: server.knownHostsPath, configFile: false, agent: false });
     pool = new ConnectionPool(transport, DefaultPoolConfig(), tracer);
     const executor = new Executor(pool, DefaultExecutorConfig(), tracer, { redactor });
     const signal = options.signal;

@@ -127,10 +127,10 @@ async function openSession(io: CliIo, options: CommonOptions, hosts: readonly Ho
   const stack = await makeStack(
     {
       transport: options.transport,
-      identity: options.identity,
-      knownHosts: options.knownHosts,
+      identityFile: options.identity,
+      knownHostsFile: options.knownHosts,
       insecureAcceptAnyHostKey: options.insecureAcceptAnyHostKey,
-      sshConfig: options.sshConfig,
+      configFile: options.sshConfig,
       concurrency: options.concurrency,
       retries: options.retries,
       timeout: options.timeout,

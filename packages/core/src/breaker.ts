@@ -27,6 +27,7 @@
  * catch (error) { permit.settle(error); throw error; }
  */
 import { CircuitOpenError, TunnelError } from "./errors.js";
+import { rejectUnknownOptions } from "./options.js";
 import type { Target } from "./types.js";
 
 export type CircuitState = "closed" | "open" | "half-open";
@@ -89,6 +90,8 @@ export interface CircuitPermit {
   settle(error: unknown): void;
 }
 
+const BREAKER_OPTIONS = Object.keys({ failureThreshold: true, cooldown: true, now: true, onStateChange: true } satisfies Record<keyof CircuitBreakerOptions, true>);
+
 function checkSettings(settings: CircuitBreakerSettings): void {
   if (!Number.isInteger(settings.failureThreshold) || settings.failureThreshold < 1) {
     throw new RangeError(`failureThreshold must be an integer ≥ 1, got ${settings.failureThreshold}`);
@@ -112,6 +115,7 @@ export class CircuitBreaker {
   #generation = 0;
 
   constructor(key: string, options: CircuitBreakerOptions) {
+    rejectUnknownOptions(options, BREAKER_OPTIONS, "CircuitBreaker");
     checkSettings(options);
     this.key = key;
     this.#settings = { failureThreshold: options.failureThreshold, cooldown: options.cooldown };
@@ -255,6 +259,7 @@ export class CircuitBreakerRegistry {
   readonly #options: CircuitBreakerOptions;
 
   constructor(options: CircuitBreakerOptions) {
+    rejectUnknownOptions(options, BREAKER_OPTIONS, "CircuitBreakerRegistry");
     checkSettings(options);
     this.#options = options;
     this.#settings = { failureThreshold: options.failureThreshold, cooldown: options.cooldown };

@@ -18,12 +18,14 @@ import {
   AbortError,
   ChannelError,
   CommandFailedError,
+  ConfigError,
   TimeoutError,
   TransferError,
   TunnelError,
   ValidationError,
   formatTarget,
 } from "./errors.js";
+import { describeOptionValue, rejectUnknownOptions } from "./options.js";
 import type { Lease, Pool } from "./pool.js";
 import { detectPreparationFailure, prepareCommand, prepareScriptCommand } from "./prepare.js";
 import type { PreparedCommand } from "./prepare.js";
@@ -79,6 +81,7 @@ interface Operation {
   readonly deadline: number;
 }
 
+const EXECUTOR_OPTIONS = Object.keys({ redactor: true, cleanupTimeout: true } satisfies Record<keyof ExecutorOptions, true>);
 const SCRIPT_FOLDER_PREFIX = "tunnel-script.";
 /** Channel refusals one operation absorbs (moving to another channel each time) before it fails. */
 const MAX_CHANNEL_REFUSALS = 20;
@@ -96,6 +99,13 @@ export class Executor {
   #config: ExecutorConfig;
 
   constructor(pool: Pool, config: ExecutorConfig = DefaultExecutorConfig(), tracer: Tracer = new NoopTracer(), options: ExecutorOptions = {}) {
+    rejectUnknownOptions(options, EXECUTOR_OPTIONS, "Executor");
+    if (options.cleanupTimeout !== undefined && !(typeof options.cleanupTimeout === "number" && Number.isInteger(options.cleanupTimeout) && options.cleanupTimeout > 0)) {
+      throw new ConfigError("cleanupTimeout", `must be a positive whole number of milliseconds, got ${describeOptionValue(options.cleanupTimeout)}`);
+    }
+    if (options.redactor !== undefined && typeof (options.redactor as { child?: unknown }).child !== "function") {
+      throw new ConfigError("redactor", `must be a Redactor, got ${describeOptionValue(options.redactor)}`);
+    }
     this.#pool = pool;
     this.#config = config instanceof ExecutorConfig ? config : new ExecutorConfig(config);
     this.#tracer = tracer;

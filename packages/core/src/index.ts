@@ -2,6 +2,15 @@ export * from "./errors.js";
 export type * from "./types.js";
 export type * from "./transport.js";
 export type * from "./pool.js";
+export { describeOptionValue, rejectUnknownOptions } from "./options.js";
+export type { UnknownOptionHints } from "./options.js";
+export {
+  RENAMED_SSH_TRANSPORT_OPTIONS,
+  SSH_TRANSPORT_OPTIONS,
+  parseProxyJump,
+  resolveSshTransportOptions,
+} from "./transport-options.js";
+export type { HostKeyChecking, ResolvedSshTransportOptions, SshTransportOptions } from "./transport-options.js";
 export type { Attributes, AttributeValue, Span, Tracer } from "./tracer.js";
 export { NoopTracer } from "./tracer.js";
 export { quote, quoteArgs } from "./quote.js";

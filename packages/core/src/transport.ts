@@ -15,7 +15,7 @@ import type { Progress, PtyOptions, Target } from "./types.js";
 
 /**
  * Makes connections. The seed's `ConnectionFactory`.
- * @example const connection = await new Ssh2Transport({ knownHosts }).connect({ host: "web-1", user: "deploy" });
+ * @example const connection = await new Ssh2Transport({ knownHostsFile }).connect({ host: "web-1", user: "deploy" });
  */
 export interface Transport {
   /** Short name for traces and stats, e.g. `"ssh2"` or `"openssh"`. */

@@ -117,7 +117,7 @@ const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/b
  * Start an embedded SSH server on 127.0.0.1.
  * @example
  * const server = await startTestServer();
- * const transport = new Ssh2Transport({ privateKey: server.clientKeyPath, knownHosts: server.knownHostsPath });
+ * const transport = new Ssh2Transport({ identityFile: server.clientKeyPath, knownHostsFile: server.knownHostsPath });
  * const connection = await transport.connect(server.target);
  * // ...
  * await server.close();

@@ -170,7 +170,7 @@ class PoolLease implements Lease {
  * A keyed pool of connections made by any `Transport`, lending one channel per lease.
  * See the package README for limits, fairness, health checks and shutdown.
  * @example
- * await using pool = new ConnectionPool(new Ssh2Transport({ knownHosts }), DefaultPoolConfig(), tracer);
+ * await using pool = new ConnectionPool(new Ssh2Transport({ knownHostsFile }), DefaultPoolConfig(), tracer);
  * const lease = await pool.acquire({ host: "web-1", user: "deploy" }, { signal });
  */
 export class ConnectionPool implements Pool, AsyncDisposable {

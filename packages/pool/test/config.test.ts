@@ -51,6 +51,9 @@ describe("pool config validation", () => {
 
   it("rejects unknown fields (typos) by name", () => {
     expect(configError(() => resolvePoolConfig({ maxConnection: 3 } as never)).field).toBe("maxConnection");
+    expect(configError(() => new ConnectionPool(new FakeTransport(), { idleTimeout: 5 } as never)).message).toContain(
+      "idleTimeout: is not an option of ConnectionPool (did you mean idleTimeoutMs?)",
+    );
   });
 
   it("rejects a minimum above the maximum, but lets the tighter of two limits win otherwise", () => {

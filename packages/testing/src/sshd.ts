@@ -11,6 +11,7 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import { ConfigError, describeOptionValue, rejectUnknownOptions } from "@tunnel-sh/core";
 import {
   descendants,
   isAlive,
@@ -138,8 +139,27 @@ export async function remoteProcesses(user: string): Promise<Array<{ pid: number
     .map(({ pid, ppid, args }) => ({ pid, ppid, args }));
 }
 
+const SSHD_OPTIONS = Object.keys({ maxSessions: true, usePam: true, extraConfig: true } satisfies Record<keyof StartSshdOptions, true>);
+
+/** Throws `ConfigError` for an unknown option or a wrong value, before anything is created. */
+function validateSshdOptions(options: StartSshdOptions): void {
+  rejectUnknownOptions(options, SSHD_OPTIONS, "startSshd");
+  const values = options as Record<string, unknown>;
+  if (options.maxSessions !== undefined && !(Number.isInteger(options.maxSessions) && options.maxSessions >= 1)) {
+    throw new ConfigError("maxSessions", `must be a positive integer, got ${describeOptionValue(values.maxSessions)}`);
+  }
+  if (options.usePam !== undefined && typeof options.usePam !== "boolean") {
+    throw new ConfigError("usePam", `must be true or false, got ${describeOptionValue(values.usePam)}`);
+  }
+  const extra: unknown = options.extraConfig;
+  if (extra !== undefined && (!Array.isArray(extra) || extra.some((line) => typeof line !== "string" || /[\r\n]/.test(line)))) {
+    throw new ConfigError("extraConfig", "must be a list of sshd_config lines (strings without line breaks)");
+  }
+}
+
 /** Start a throwaway sshd. Rejects (with the log's tail) when it does not answer with its host key in time. */
 export async function startSshd(options: StartSshdOptions = {}): Promise<Sshd> {
+  validateSshdOptions(options);
   const support = sshdSupport();
   if (!support.available) throw new Error(`cannot start sshd: ${support.reason}`);
   const accounts = await ensureTestAccounts();

@@ -12,7 +12,7 @@ import type {
   Tracer as OtelApiTracer,
   TracerProvider,
 } from "@opentelemetry/api";
-import { Redactor, spanRedactor, unwrapSpan } from "@tunnel-sh/core";
+import { ConfigError, Redactor, describeOptionValue, rejectUnknownOptions, spanRedactor, unwrapSpan } from "@tunnel-sh/core";
 import type { Attributes, PoolStats, Span, Tracer } from "@tunnel-sh/core";
 
 /** The instrumentation scope name of every span and instrument this package creates. */
@@ -55,6 +55,45 @@ export interface OtelTracerOptions {
   readonly redactor?: Redactor;
   /** Bucket boundaries (seconds) advised for `tunnel.operation.duration`. Default `DEFAULT_DURATION_BOUNDARIES`. */
   readonly durationBoundaries?: readonly number[];
+}
+
+/** Every option name; `satisfies` makes the compiler refuse a list that misses one. */
+const OPTIONS = Object.keys({
+  tracer: true,
+  tracerProvider: true,
+  meter: true,
+  meterProvider: true,
+  recordCommand: true,
+  recordLocalPaths: true,
+  redactor: true,
+  durationBoundaries: true,
+} satisfies Record<keyof OtelTracerOptions, true>);
+
+function validateOptions(options: OtelTracerOptions): void {
+  rejectUnknownOptions(options, OPTIONS, "OtelTracer");
+  const values = options as Record<string, unknown>;
+  const methods: ReadonlyArray<readonly [keyof OtelTracerOptions, string]> = [
+    ["tracer", "startSpan"],
+    ["tracerProvider", "getTracer"],
+    ["meter", "createHistogram"],
+    ["meterProvider", "getMeter"],
+    ["redactor", "redact"],
+  ];
+  for (const [field, method] of methods) {
+    const value = values[field];
+    if (value !== undefined && typeof (value as Record<string, unknown> | null)?.[method] !== "function") {
+      throw new ConfigError(field, `must have a ${method}() method, got ${describeOptionValue(value)}`);
+    }
+  }
+  for (const field of ["recordCommand", "recordLocalPaths"] as const) {
+    if (options[field] !== undefined && typeof options[field] !== "boolean") {
+      throw new ConfigError(field, `must be true or false, got ${describeOptionValue(values[field])}`);
+    }
+  }
+  const boundaries: unknown = options.durationBoundaries;
+  if (boundaries !== undefined && (!Array.isArray(boundaries) || boundaries.some((value) => typeof value !== "number" || !Number.isFinite(value)))) {
+    throw new ConfigError("durationBoundaries", "must be a list of finite numbers (seconds)");
+  }
 }
 
 /** Something with pool counters, e.g. `@tunnel-sh/pool`'s `ConnectionPool`. */
@@ -101,7 +140,9 @@ export class OtelTracer implements Tracer {
   readonly #retries: Counter;
   #gauges: { readonly connections: ObservableGauge; readonly busy: ObservableGauge; readonly waiting: ObservableGauge } | undefined;
 
+  /** Throws `ConfigError` for an unknown option or a value of the wrong kind: the one time this class throws. */
   constructor(options: OtelTracerOptions = {}) {
+    validateOptions(options);
     this.#tracer = options.tracer ?? (options.tracerProvider ?? trace).getTracer(INSTRUMENTATION_SCOPE);
     this.#meter = options.meter ?? (options.meterProvider ?? metrics).getMeter(INSTRUMENTATION_SCOPE);
     this.#redactor = options.redactor ?? new Redactor();

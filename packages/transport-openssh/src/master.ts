@@ -137,6 +137,8 @@ export class Master {
 
   private async launch(signal: AbortSignal | undefined): Promise<void> {
     const env: Record<string, string | undefined> = { ...process.env, ...this.options.env };
+    // ssh runs a ProxyCommand with $SHELL -c; the jump command is quoted for sh.
+    if (this.options.proxyJump !== undefined && this.options.proxyJump.length > 0) env.SHELL = "/bin/sh";
     let passwordFile: string | undefined;
     if (this.options.password !== undefined) {
       // The helper answers only password prompts (not passphrases or host key questions); the secret sits in a
@@ -184,7 +186,7 @@ export class Master {
   }
 
   private async waitReady(signal: AbortSignal | undefined): Promise<void> {
-    const deadline = Date.now() + this.options.readyTimeoutMs;
+    const deadline = Date.now() + this.options.readyTimeout;
     let delay = 5;
     for (;;) {
       if (signal?.aborted) throw new AbortError("the connect was aborted", { phase: "connect", target: this.target });
@@ -200,7 +202,7 @@ export class Master {
       if (Date.now() > deadline) {
         throw normalizeSshError({
           phase: "connect",
-          stderr: `${this.stderr.toString()}\nthe connection was not ready within ${this.options.readyTimeoutMs} ms (timed out)`,
+          stderr: `${this.stderr.toString()}\nthe connection was not ready within ${this.options.readyTimeout} ms (timed out)`,
           exitCode: null,
           target: this.target,
         });

@@ -226,6 +226,31 @@ if (support.available) {
       }
     });
 
+    it("connects through jump hosts (proxyJump) that get the transport's own keys and known_hosts files", async () => {
+      const jumpHost = await startSshd({ usePam: false });
+      try {
+        const hop = `${jumpHost.users.plain.name}@${jumpHost.host}:${jumpHost.port}`;
+        const settings = { identityFile: sshd.clientKeyPath, configFile: false, agent: false } as const;
+        const accepted = () => acceptedConnections(jumpHost);
+        const before = accepted();
+        // Two hops through the same jump host: the inner command is nested (and escaped) inside the outer one.
+        for (const [proxyJump, hops] of [[hop, 1], [`${hop},${hop}`, 2]] as const) {
+          const through = new OpenSshTransport({ ...settings, knownHostsFile: [sshd.knownHostsPath, jumpHost.knownHostsPath], proxyJump });
+          const start = accepted();
+          const connection = await through.connect(target);
+          expect((await runProcess(connection, { command: "echo via-jump" })).stdout).toBe("via-jump\n");
+          await connection.close();
+          expect(accepted() - start).toBe(hops);
+        }
+        expect(accepted() - before).toBe(3);
+        // The jump host's key is checked against knownHostsFile too: without its line the connect is refused.
+        const unverified = new OpenSshTransport({ ...settings, knownHostsFile: sshd.knownHostsPath, proxyJump: hop });
+        expect(await outcome(unverified.connect(target))).toMatchObject({ code: "HOST_KEY", retryable: false });
+      } finally {
+        await jumpHost.stop();
+      }
+    });
+
     it("refused connections and wrong keys are typed", async () => {
       const closed = new OpenSshTransport({ identityFile: sshd.clientKeyPath, knownHostsFile: sshd.knownHostsPath, configFile: "/dev/null" });
       expect(await outcome(closed.connect({ ...target, port: 1 }))).toMatchObject({ code: "CONNECT", retryable: true });

@@ -1,9 +1,8 @@
 import { readFileSync } from "node:fs";
 import { homedir, userInfo } from "node:os";
 import { join } from "node:path";
-import { ConfigError, type Target } from "@tunnel-sh/core";
+import { ConfigError, parseProxyJump, type Target } from "@tunnel-sh/core";
 import SSHConfig from "ssh-config";
-import { parseProxyJump } from "./options.js";
 
 /** What ssh_config says about one host alias. Absent members were not set. */
 export interface HostSettings {
@@ -25,12 +24,12 @@ export function loadSshConfig(path: string, explicit: boolean): SSHConfig | unde
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === "ENOENT" && !explicit) return undefined;
-    throw new ConfigError("sshConfig", `cannot read ${path}: ${code ?? String(error)}`, { cause: error });
+    throw new ConfigError("configFile", `cannot read ${path}: ${code ?? String(error)}`, { cause: error });
   }
   try {
     return SSHConfig.parse(text);
   } catch (error) {
-    throw new ConfigError("sshConfig", `cannot parse ${path}: ${(error as Error).message}`, { cause: error });
+    throw new ConfigError("configFile", `cannot parse ${path}: ${(error as Error).message}`, { cause: error });
   }
 }
 
@@ -82,7 +81,7 @@ export function hostSettings(config: SSHConfig | undefined, alias: string, user?
   if (portText !== undefined) {
     port = Number(portText);
     if (!Number.isInteger(port) || port < 1 || port > 65535) {
-      throw new ConfigError("sshConfig", `invalid Port "${portText}" for host ${alias}`);
+      throw new ConfigError("configFile", `invalid Port "${portText}" for host ${alias}`);
     }
   }
   const configUser = first(computed["user"]);
@@ -92,7 +91,7 @@ export function hostSettings(config: SSHConfig | undefined, alias: string, user?
     ...(port !== undefined ? { port } : {}),
     ...(configUser !== undefined ? { user: configUser } : {}),
     identityFiles: all(computed["identityfile"]).filter((file) => file.toLowerCase() !== "none"),
-    ...(jump !== undefined ? { proxyJump: parseProxyJump(jump, "sshConfig.ProxyJump") } : {}),
+    ...(jump !== undefined ? { proxyJump: parseProxyJump(jump, "configFile.ProxyJump") } : {}),
   };
 }
 

@@ -84,7 +84,7 @@ function validateTarget(target: Target): void {
  *
  * Every client it creates (one per hop) belongs to the connection it returns and is closed with it.
  * @example
- * const transport = new Ssh2Transport({ knownHosts: "/etc/tunnel/known_hosts", privateKey: "/etc/tunnel/id_ed25519" });
+ * const transport = new Ssh2Transport({ knownHostsFile: "/etc/tunnel/known_hosts", identityFile: "/etc/tunnel/id_ed25519" });
  * const connection = await transport.connect({ host: "web-1", user: "deploy" });
  */
 export class Ssh2Transport implements Transport {
@@ -109,10 +109,12 @@ export class Ssh2Transport implements Transport {
     const config = this.loadConfig();
     const final = this.resolveHop(target, config);
     const hops = [...this.resolveJumps(target, config), final];
-    const knownHosts = this.options.hostKeyPolicy === "insecure-accept-any" ? [] : this.readKnownHosts();
+    const knownHosts = this.options.hostKeyChecking === "insecure-accept-any" ? [] : this.readKnownHosts();
     const resolvedTarget: Target = { host: final.host, port: final.port, user: final.user };
     // Keys are read and parsed here so a bad key is a ConfigError before any network I/O.
     const authHandlers = hops.map((hop) => this.authHandler(hop));
+    // readyTimeout bounds the whole connect, every hop included, as the shared option says.
+    const deadline = Date.now() + this.options.readyTimeout;
 
     const clients: Client[] = [];
     let sock: Socket | Duplex | undefined;
@@ -130,6 +132,7 @@ export class Ssh2Transport implements Transport {
           // ssh2 leaves Nagle on: 44 ms per round trip instead of ~2.6 ms on an open connection.
           socket.setNoDelay(true);
           socket.on("error", () => {}); // reported through the client
+          limitTcpConnect(socket, this.options.connectTimeout);
           sock = socket;
         } else {
           const previous = clients[index - 1] as Client;
@@ -138,7 +141,7 @@ export class Ssh2Transport implements Transport {
         if (signal?.aborted) throw new AbortError("the connect was aborted", { phase: "connect", target });
         const client = this.options.createClient ? this.options.createClient() : new ssh2.Client();
         clients.push(client);
-        await this.handshake(client, hop, sock, knownHosts, authHandlers[index] as AuthHandler, signal);
+        await this.handshake(client, hop, sock, knownHosts, authHandlers[index] as AuthHandler, Math.max(1, deadline - Date.now()), signal);
         options.span?.addEvent("tunnel.hop.ready", {
           "server.address": hop.host,
           "server.port": hop.port,
@@ -174,7 +177,7 @@ export class Ssh2Transport implements Transport {
   }
 
   private loadConfig(): SSHConfig | undefined {
-    const option = this.options.sshConfig;
+    const option = this.options.configFile;
     if (option === false) return undefined;
     const path = option ?? join(homedir(), ".ssh", "config");
     // The pool asks for identity() on every acquire: parse again only when the file changed.
@@ -195,7 +198,7 @@ export class Ssh2Transport implements Transport {
     const settings = hostSettings(config, target.host);
     const host = settings.hostName ?? target.host;
     const port = target.port ?? settings.port ?? 22;
-    const user = target.user ?? this.options.username ?? settings.user ?? userInfo().username;
+    const user = target.user ?? this.options.user ?? settings.user ?? userInfo().username;
     const tokens = { host, user, port, alias: target.host };
     return { alias: target.host, host, port, user, identityFiles: settings.identityFiles.map((file) => expandPath(file, tokens)) };
   }
@@ -207,8 +210,7 @@ export class Ssh2Transport implements Transport {
   }
 
   private readKnownHosts(): KnownHostsEntry[] {
-    const explicit = this.options.knownHosts !== undefined;
-    const files = this.options.knownHosts ?? [join(homedir(), ".ssh", "known_hosts")];
+    const files = this.knownHostsFiles();
     const entries: KnownHostsEntry[] = [];
     for (const file of files) {
       let text: string;
@@ -217,39 +219,39 @@ export class Ssh2Transport implements Transport {
       } catch (error) {
         const code = (error as NodeJS.ErrnoException).code;
         if (code === "ENOENT") continue;
-        throw new ConfigError("knownHosts", `cannot read ${file}: ${code ?? String(error)}`, { cause: error });
+        throw new ConfigError("knownHostsFile", `cannot read ${file}: ${code ?? String(error)}`, { cause: error });
       }
       entries.push(...parseKnownHosts(text, file));
-    }
-    if (explicit && entries.length === 0 && this.options.hostKeyPolicy === "strict") {
-      // Not an error: every host is simply unknown. Stated here because it is the usual set-up mistake.
     }
     return entries;
   }
 
+  private knownHostsFiles(): readonly string[] {
+    return this.options.knownHostsFiles.length > 0 ? this.options.knownHostsFiles : [join(homedir(), ".ssh", "known_hosts")];
+  }
+
   private loadKeys(hop: Hop): ParsedKey[] {
     const passphrase = this.options.passphrase;
-    const explicit = this.options.privateKey;
-    if (explicit !== undefined) {
-      let data: Buffer | string;
-      let label: string;
-      if (typeof explicit === "string" && !explicit.includes("-----BEGIN")) {
-        label = explicit;
-        try {
-          data = readFileSync(explicit);
-        } catch (error) {
-          throw new ConfigError("privateKey", `cannot read ${explicit}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`, { cause: error });
-        }
-      } else {
-        label = "the key given";
-        data = typeof explicit === "string" ? explicit : Buffer.from(explicit);
+    const keys: ParsedKey[] = [];
+    const inMemory = this.options.privateKey;
+    if (inMemory !== undefined) {
+      const key = parseKey(typeof inMemory === "string" ? inMemory : Buffer.from(inMemory), passphrase);
+      if (key instanceof Error) throw new ConfigError("privateKey", `cannot use the key given: ${key.message}`);
+      keys.push(key);
+    }
+    for (const file of this.options.identityFiles) {
+      let data: Buffer;
+      try {
+        data = readFileSync(file);
+      } catch (error) {
+        throw new ConfigError("identityFile", `cannot read ${file}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`, { cause: error });
       }
       const key = parseKey(data, passphrase);
-      if (key instanceof Error) throw new ConfigError("privateKey", `cannot use ${label}: ${key.message}`);
-      return [key];
+      if (key instanceof Error) throw new ConfigError("identityFile", `cannot use ${file}: ${key.message}`);
+      keys.push(key);
     }
+    if (inMemory !== undefined || this.options.identityFiles.length > 0) return keys;
     const files = hop.identityFiles.length > 0 ? hop.identityFiles : defaultIdentityFiles();
-    const keys: ParsedKey[] = [];
     for (const file of files) {
       let data: Buffer;
       try {
@@ -266,7 +268,7 @@ export class Ssh2Transport implements Transport {
   private authHandler(hop: Hop): AuthHandler {
     const username = hop.user;
     const password = this.options.password;
-    const agent = this.options.agent === false ? undefined : (this.options.agent ?? process.env["SSH_AUTH_SOCK"]);
+    const agent = this.options.agent === false || this.options.identitiesOnly ? undefined : (this.options.agent ?? process.env["SSH_AUTH_SOCK"]);
     const attempts: AnyAuthMethod[] = [];
     if (agent) attempts.push({ type: "agent", username, agent });
     for (const key of this.loadKeys(hop)) attempts.push({ type: "publickey", username, key });
@@ -296,7 +298,7 @@ export class Ssh2Transport implements Transport {
 
   private hostKeyAlgorithms(hop: Hop, knownHosts: readonly KnownHostsEntry[]): ConnectConfig["algorithms"] {
     const algorithms = this.options.algorithms;
-    if (algorithms?.serverHostKey !== undefined || this.options.hostKeyPolicy === "insecure-accept-any") return algorithms;
+    if (algorithms?.serverHostKey !== undefined || this.options.hostKeyChecking === "insecure-accept-any") return algorithms;
     // Like OpenSSH, ask first for the key types known_hosts holds for this host, so a host with several
     // keys presents one we can check.
     const preferred = knownKeyTypes(knownHosts, hop.host, hop.port).flatMap(algorithmsForKeyType);
@@ -311,12 +313,13 @@ export class Ssh2Transport implements Transport {
     sock: Socket | Duplex,
     knownHosts: KnownHostsEntry[],
     authHandler: AuthHandler,
+    readyTimeout: number,
     signal: AbortSignal | undefined,
   ): Promise<void> {
     const hopTarget: Target = { host: hop.host, port: hop.port, user: hop.user };
     let hostKeyError: TunnelError | undefined;
-    const policy = this.options.hostKeyPolicy;
-    const knownHostsFiles = this.options.knownHosts ?? [join(homedir(), ".ssh", "known_hosts")];
+    const policy = this.options.hostKeyChecking;
+    const knownHostsFiles = this.knownHostsFiles();
     const hostVerifier = (key: Buffer, verify: (valid: boolean) => void): void => {
       if (policy === "insecure-accept-any") return verify(true);
       const verdict = verifyHostKey(knownHosts, hop.host, hop.port, key);
@@ -354,7 +357,7 @@ export class Ssh2Transport implements Transport {
           return verify(false);
         }
       }
-      hostKeyError = new HostKeyError(`the host key of ${formatTarget(hopTarget)} (${shown}) is not in known_hosts and hostKeyPolicy is "strict"`, {
+      hostKeyError = new HostKeyError(`the host key of ${formatTarget(hopTarget)} (${shown}) is not in known_hosts and hostKeyChecking is "strict"`, {
         target: hopTarget,
         fingerprint: fingerprint(key),
       });
@@ -366,7 +369,7 @@ export class Ssh2Transport implements Transport {
       host: hop.host,
       port: hop.port,
       username: hop.user,
-      readyTimeout: this.options.readyTimeout,
+      readyTimeout,
       keepaliveInterval: this.options.keepaliveInterval,
       keepaliveCountMax: this.options.keepaliveCountMax,
       hostVerifier,
@@ -416,6 +419,17 @@ export class Ssh2Transport implements Transport {
       throw error;
     });
   }
+}
+
+/** The TCP connect of the first hop gets `ms` (later hops are channels through the previous one). */
+function limitTcpConnect(socket: Socket, ms: number): void {
+  const timer = setTimeout(() => {
+    const error = Object.assign(new Error(`TCP connect timed out after ${ms} ms (connectTimeout)`), { code: "ETIMEDOUT" });
+    socket.destroy(error);
+  }, ms);
+  const clear = (): void => clearTimeout(timer);
+  socket.once("connect", clear);
+  socket.once("close", clear);
 }
 
 function parseKey(data: Buffer | string, passphrase: string | undefined): ParsedKey | Error {

@@ -8,7 +8,7 @@ import { describeTransportConformance } from "@tunnel-sh/testing";
 import { Ssh2Transport } from "../src/index.js";
 
 function transportFor(server: TestServer): Ssh2Transport {
-  return new Ssh2Transport({ privateKey: server.clientKeyPath, knownHosts: server.knownHostsPath, sshConfig: false, agent: false });
+  return new Ssh2Transport({ identityFile: server.clientKeyPath, knownHostsFile: server.knownHostsPath, configFile: false, agent: false });
 }
 
 // The embedded server needs neither root nor sshd: this suite runs on every machine.

@@ -43,9 +43,9 @@ describe("Ssh2Transport on real OpenSSH sshd", () => {
   });
 
   const base = (sshd: Sshd, extra: Ssh2TransportOptions = {}): Ssh2TransportOptions => ({
-    privateKey: sshd.clientKeyPath,
-    knownHosts: sshd.knownHostsPath,
-    sshConfig: false,
+    identityFile: sshd.clientKeyPath,
+    knownHostsFile: sshd.knownHostsPath,
+    configFile: false,
     agent: false,
     ...extra,
   });
@@ -55,7 +55,7 @@ describe("Ssh2Transport on real OpenSSH sshd", () => {
     it("refuses a changed host key with HostKeyError, not retryable, naming the fingerprint", async () => {
       const file = join(scratch, "changed_known_hosts");
       writeFileSync(file, `[${pam.host}]:${pam.port} ${OTHER_KEY}\n`);
-      const error = await new Ssh2Transport(base(pam, { knownHosts: file })).connect(targetOf(pam)).catch((caught: unknown) => caught);
+      const error = await new Ssh2Transport(base(pam, { knownHostsFile: file })).connect(targetOf(pam)).catch((caught: unknown) => caught);
       expect(error).toMatchObject({ name: "HostKeyError", code: "HOST_KEY", retryable: false });
       expect((error as Error).message).toMatch(/CHANGED/);
       expect((error as { fingerprint?: string }).fingerprint).toMatch(/^SHA256:/);
@@ -64,7 +64,7 @@ describe("Ssh2Transport on real OpenSSH sshd", () => {
     it("refuses an unknown host under the default strict policy", async () => {
       const file = join(scratch, "empty_known_hosts");
       writeFileSync(file, "");
-      await expect(new Ssh2Transport(base(pam, { knownHosts: file })).connect(targetOf(pam))).rejects.toMatchObject({ code: "HOST_KEY" });
+      await expect(new Ssh2Transport(base(pam, { knownHostsFile: file })).connect(targetOf(pam))).rejects.toMatchObject({ code: "HOST_KEY" });
     });
 
     it("accepts a host listed through a hashed entry (ssh-keygen -H)", async () => {
@@ -72,18 +72,18 @@ describe("Ssh2Transport on real OpenSSH sshd", () => {
       writeFileSync(file, `${pam.knownHostsLine}\n`);
       execFileSync("ssh-keygen", ["-H", "-f", file], { stdio: "ignore" });
       expect(readFileSync(file, "utf8")).toMatch(/^\|1\|/);
-      const connection = await new Ssh2Transport(base(pam, { knownHosts: file })).connect(targetOf(pam));
+      const connection = await new Ssh2Transport(base(pam, { knownHostsFile: file })).connect(targetOf(pam));
       expect((await run(connection, "echo hashed-ok")).stdout).toBe("hashed-ok\n");
       await connection.close();
     });
 
     it("accept-new appends the new host, then strict accepts it", async () => {
       const file = join(scratch, "accept_new", "known_hosts");
-      const connection = await new Ssh2Transport(base(pam, { knownHosts: file, hostKeyPolicy: "accept-new" })).connect(targetOf(pam));
+      const connection = await new Ssh2Transport(base(pam, { knownHostsFile: file, hostKeyChecking: "accept-new" })).connect(targetOf(pam));
       await connection.close();
       expect(readFileSync(file, "utf8")).toBe(`${pam.knownHostsLine}\n`);
       expect(statSync(file).mode & 0o777).toBe(0o600);
-      const again = await new Ssh2Transport(base(pam, { knownHosts: file })).connect(targetOf(pam));
+      const again = await new Ssh2Transport(base(pam, { knownHostsFile: file })).connect(targetOf(pam));
       await again.close();
       expect(readFileSync(file, "utf8").split("\n").filter(Boolean)).toHaveLength(1);
     });
@@ -92,7 +92,7 @@ describe("Ssh2Transport on real OpenSSH sshd", () => {
       const file = join(scratch, "accept_new_changed");
       writeFileSync(file, `[${pam.host}]:${pam.port} ${OTHER_KEY}\n`);
       await expect(
-        new Ssh2Transport(base(pam, { knownHosts: file, hostKeyPolicy: "accept-new" })).connect(targetOf(pam)),
+        new Ssh2Transport(base(pam, { knownHostsFile: file, hostKeyChecking: "accept-new" })).connect(targetOf(pam)),
       ).rejects.toMatchObject({ code: "HOST_KEY" });
     });
   });
@@ -100,7 +100,7 @@ describe("Ssh2Transport on real OpenSSH sshd", () => {
   describe("authentication", () => {
     it("logs in with a password (no key, no agent)", async () => {
       const user = plain.users.plain;
-      const transport = new Ssh2Transport({ knownHosts: plain.knownHostsPath, sshConfig: false, agent: false, password: user.password });
+      const transport = new Ssh2Transport({ knownHostsFile: plain.knownHostsPath, configFile: false, agent: false, password: user.password });
       const connection = await transport.connect({ host: plain.host, port: plain.port, user: user.name });
       expect((await run(connection, "echo password-ok")).stdout).toBe("password-ok\n");
       await connection.close();
@@ -109,7 +109,7 @@ describe("Ssh2Transport on real OpenSSH sshd", () => {
 
     it("logs in with keyboard-interactive answered with the password", async () => {
       const user = pam.users.plain;
-      const transport = new Ssh2Transport({ knownHosts: pam.knownHostsPath, sshConfig: false, agent: false, password: user.password });
+      const transport = new Ssh2Transport({ knownHostsFile: pam.knownHostsPath, configFile: false, agent: false, password: user.password });
       const connection = await transport.connect({ host: pam.host, port: pam.port, user: user.name });
       expect((await run(connection, "echo kbd-ok")).stdout).toBe("kbd-ok\n");
       await connection.close();
@@ -118,7 +118,7 @@ describe("Ssh2Transport on real OpenSSH sshd", () => {
 
     it("a wrong password is an AuthenticationError that never shows the password", async () => {
       const secret = `wrong-${randomBytes(6).toString("hex")}`;
-      const transport = new Ssh2Transport({ knownHosts: plain.knownHostsPath, sshConfig: false, agent: false, password: secret });
+      const transport = new Ssh2Transport({ knownHostsFile: plain.knownHostsPath, configFile: false, agent: false, password: secret });
       const error = await transport.connect({ host: plain.host, port: plain.port, user: plain.users.plain.name }).catch((caught: unknown) => caught);
       expect(error).toMatchObject({ name: "AuthenticationError", code: "AUTHENTICATION", retryable: false });
       expect(JSON.stringify(error)).not.toContain(secret);
@@ -129,7 +129,7 @@ describe("Ssh2Transport on real OpenSSH sshd", () => {
   it("connects through a jump host (ProxyJump), verifying both host keys", async () => {
     const knownHosts = [pam.knownHostsPath, plain.knownHostsPath];
     const jump = `${plain.users.plain.name}@${plain.host}:${plain.port}`;
-    const transport = new Ssh2Transport(base(pam, { knownHosts, proxyJump: jump }));
+    const transport = new Ssh2Transport(base(pam, { knownHostsFile: knownHosts, proxyJump: jump }));
     const before = (readFileSync(plain.logPath, "utf8").match(/Accepted publickey/g) ?? []).length;
     const connection = await transport.connect(targetOf(pam));
     expect((await run(connection, "echo via-jump")).stdout).toBe("via-jump\n");
@@ -140,7 +140,7 @@ describe("Ssh2Transport on real OpenSSH sshd", () => {
     expect(socketsTo(plain.port)).toHaveLength(0);
 
     // The jump host's key is checked too: without it in known_hosts the connect is refused.
-    const unverified = new Ssh2Transport(base(pam, { knownHosts: [pam.knownHostsPath], proxyJump: jump }));
+    const unverified = new Ssh2Transport(base(pam, { knownHostsFile: [pam.knownHostsPath], proxyJump: jump }));
     await expect(unverified.connect(targetOf(pam))).rejects.toMatchObject({ code: "HOST_KEY", target: { port: plain.port } });
   });
 
@@ -149,7 +149,7 @@ describe("Ssh2Transport on real OpenSSH sshd", () => {
     try {
       const knownHosts = join(scratch, "proxy_known_hosts");
       writeFileSync(knownHosts, `[127.0.0.1]:${proxy.port} ${pam.hostPublicKey}\n`);
-      const transport = new Ssh2Transport(base(pam, { knownHosts, keepaliveInterval: 500, keepaliveCountMax: 3 }));
+      const transport = new Ssh2Transport(base(pam, { knownHostsFile: knownHosts, keepaliveInterval: 500, keepaliveCountMax: 3 }));
       const connection = await transport.connect({ host: "127.0.0.1", port: proxy.port, user: pam.users.plain.name });
       const lost = new Promise<unknown>((resolve) => connection.onClose(resolve));
       const sleeper: RemoteProcess = connection.spawn({ command: "sleep 30" });
@@ -178,7 +178,7 @@ describe("Ssh2Transport on real OpenSSH sshd", () => {
     try {
       const knownHosts = join(scratch, `proxy_known_hosts_${fault}`);
       writeFileSync(knownHosts, `[127.0.0.1]:${proxy.port} ${pam.hostPublicKey}\n`);
-      const connection = await new Ssh2Transport(base(pam, { knownHosts })).connect({ host: "127.0.0.1", port: proxy.port, user: pam.users.plain.name });
+      const connection = await new Ssh2Transport(base(pam, { knownHostsFile: knownHosts })).connect({ host: "127.0.0.1", port: proxy.port, user: pam.users.plain.name });
       const sleeper = connection.spawn({ command: "sleep 30" });
       sleeper.stdin.end();
       await sleeper.started;
@@ -197,7 +197,7 @@ describe("Ssh2Transport on real OpenSSH sshd", () => {
     try {
       const knownHosts = join(scratch, `proxy_known_hosts_sftp_${direction}`);
       writeFileSync(knownHosts, `[127.0.0.1]:${proxy.port} ${pam.hostPublicKey}\n`);
-      const connection = await new Ssh2Transport(base(pam, { knownHosts })).connect({ host: "127.0.0.1", port: proxy.port, user: pam.users.plain.name });
+      const connection = await new Ssh2Transport(base(pam, { knownHostsFile: knownHosts })).connect({ host: "127.0.0.1", port: proxy.port, user: pam.users.plain.name });
       const local = join(scratch, `reset-${direction}`);
       const remote = `/home/${pam.users.plain.name}/tunnel-reset-${direction}`;
       writeFileSync(local, randomBytes(48 * 1024 * 1024));
@@ -337,9 +337,9 @@ describe("channel refusal on a MaxSessions 2 server", () => {
   it("a third concurrent command is a refused ChannelError and the connection still works", async () => {
     // maxChannels matches the server, as it should; the third command goes past it on purpose.
     const connection = await new Ssh2Transport({
-      privateKey: sshd.clientKeyPath,
-      knownHosts: sshd.knownHostsPath,
-      sshConfig: false,
+      identityFile: sshd.clientKeyPath,
+      knownHostsFile: sshd.knownHostsPath,
+      configFile: false,
       agent: false,
       maxChannels: 2,
     }).connect({ host: sshd.host, port: sshd.port, user: sshd.users.plain.name });
@@ -362,9 +362,9 @@ describe("channel refusal on a MaxSessions 2 server", () => {
   it("keeps maxChannels commands in flight back to back without a single refusal", async () => {
     // sshd frees a closed session's slot a little after the close; an open sent at once would be refused.
     const connection = await new Ssh2Transport({
-      privateKey: sshd.clientKeyPath,
-      knownHosts: sshd.knownHostsPath,
-      sshConfig: false,
+      identityFile: sshd.clientKeyPath,
+      knownHostsFile: sshd.knownHostsPath,
+      configFile: false,
       agent: false,
       maxChannels: 2,
     }).connect({ host: sshd.host, port: sshd.port, user: sshd.users.plain.name });
@@ -385,9 +385,9 @@ describe("channel refusal on a MaxSessions 2 server", () => {
 
   it("reuses an idle SFTP session for back-to-back transfers, and gives its channel back when execs need it", async () => {
     const connection = await new Ssh2Transport({
-      privateKey: sshd.clientKeyPath,
-      knownHosts: sshd.knownHostsPath,
-      sshConfig: false,
+      identityFile: sshd.clientKeyPath,
+      knownHostsFile: sshd.knownHostsPath,
+      configFile: false,
       agent: false,
       maxChannels: 2,
       transfer: { sftpIdleMs: 60_000 },
