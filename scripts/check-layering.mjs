@@ -22,7 +22,8 @@ const ALLOWED = {
   "tracer-console": ["core"],
   "embedded-server": [],
   testing: ["core"],
-  cli: ["core", "pool", "transport-ssh2", "transport-openssh", "tracer-otel", "tracer-console", "embedded-server"],
+  queue: ["core"],
+  cli: ["core", "pool", "transport-ssh2", "transport-openssh", "tracer-otel", "tracer-console", "embedded-server", "queue"],
   bench: ["core", "pool", "transport-ssh2", "transport-openssh", "tracer-console", "testing"],
 };
 /** Tests may also use the test helpers and the embedded server (and anything their package may use). */
