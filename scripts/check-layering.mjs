@@ -24,7 +24,7 @@ const ALLOWED = {
   testing: ["core"],
   queue: ["core"],
   cli: ["core", "pool", "transport-ssh2", "transport-openssh", "tracer-otel", "tracer-console", "embedded-server", "queue"],
-  bench: ["core", "pool", "transport-ssh2", "transport-openssh", "tracer-console", "testing"],
+  bench: ["core", "pool", "transport-ssh2", "transport-openssh", "tracer-console", "queue", "testing"],
 };
 /** Tests may also use the test helpers and the embedded server (and anything their package may use). */
 const TEST_EXTRA = ["testing", "embedded-server"];

@@ -100,6 +100,7 @@ export class QueueProducer implements FleetRunner {
     this.#events = new QueueEvents(queueName, { connection: this.#eventsConnection, prefix });
     // Every job in flight waits on these emitters; a fleet has many.
     this.#events.setMaxListeners(0);
+    this.#queue.setMaxListeners(0);
     this.#events.on("progress", ({ jobId, data }) => this.#onProgress(jobId, data));
     this.#ready = Promise.all([this.#queue.waitUntilReady(), this.#events.waitUntilReady()]).then(() => undefined);
     // A connection error surfaces on the next request; it must not crash the process meanwhile.
