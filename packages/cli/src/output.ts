@@ -33,9 +33,12 @@ export interface HostOutcome {
     readonly verified: boolean;
     readonly skipped: number;
   };
-  /** Why the host failed before or while running (connection, authentication, timeout, abort, transfer, ...). */
+  /**
+   * Why the host failed before or while running (connection, authentication, timeout, abort, transfer, ...), or
+   * `SKIPPED` when it never started because the `--max-fail` budget was spent before its turn.
+   */
   readonly error?: {
-    readonly code: ErrorCode | "ERROR";
+    readonly code: ErrorCode | "ERROR" | "SKIPPED";
     readonly message: string;
     readonly phase: ErrorPhase | undefined;
     readonly retryable: boolean;
@@ -180,8 +183,9 @@ export function formatSummary(outcomes: readonly HostOutcome[]): string {
       .map((cell, column) => (column === row.length - 1 ? cell : cell.padEnd(widths[column] ?? 0)))
       .join("  ")
       .trimEnd();
-  const failed = outcomes.filter((outcome) => !outcome.ok).length;
-  const count = `${outcomes.length} host${outcomes.length === 1 ? "" : "s"}: ${outcomes.length - failed} ok, ${failed} failed`;
+  const skipped = outcomes.filter((outcome) => outcome.error?.code === "SKIPPED").length;
+  const failed = outcomes.filter((outcome) => !outcome.ok).length - skipped;
+  const count = `${outcomes.length} host${outcomes.length === 1 ? "" : "s"}: ${outcomes.length - failed - skipped} ok, ${failed} failed${skipped > 0 ? `, ${skipped} not started` : ""}`;
   return [render(header), ...rows.map(render), count].join("\n") + "\n";
 }
 

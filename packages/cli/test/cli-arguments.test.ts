@@ -1,6 +1,6 @@
 import { createServer } from "node:net";
 import { describe, expect, it } from "vitest";
-import { ExitCode, forEachHost, parseDuration, parseEnvAssignments, parseHostList, pathForHost, runCli } from "../src/index.js";
+import { ExitCode, parseDuration, parseEnvAssignments, parseHostList, pathForHost, runCli } from "../src/index.js";
 import type { CliIo } from "../src/index.js";
 import { Capture } from "./support.js";
 
@@ -119,19 +119,3 @@ describe("pathForHost", () => {
   });
 });
 
-describe("forEachHost", () => {
-  it("runs at most `limit` at once and keeps the hosts' order", async () => {
-    const hosts = parseHostList(["a,b,c,d,e"]);
-    let running = 0;
-    let peak = 0;
-    const results = await forEachHost(hosts, 2, async (host) => {
-      running += 1;
-      peak = Math.max(peak, running);
-      await new Promise((resolve) => setTimeout(resolve, host.name === "a" ? 30 : 5));
-      running -= 1;
-      return host.name.toUpperCase();
-    });
-    expect(results).toEqual(["A", "B", "C", "D", "E"]);
-    expect(peak).toBe(2);
-  });
-});
