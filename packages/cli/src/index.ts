@@ -1,4 +1,4 @@
-export { runCli, parseDuration } from "./cli.js";
+export { runCli, parseDuration, parseMaxFail, parseSerial } from "./cli.js";
 export type { CliIo } from "./cli.js";
 export { pathForHost, parseEnvAssignments, resolveHosts } from "./host-operations.js";
 export { describeTarget, parseHostList, parseHostSpec, parsePort, withDefaults } from "./hosts.js";

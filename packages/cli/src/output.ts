@@ -64,7 +64,10 @@ export const EXIT_STATUSES: ReadonlyArray<{ readonly status: number; readonly me
   { status: ExitCode.OK, meaning: "every host succeeded" },
   { status: ExitCode.COMMAND_FAILED, meaning: "every host was reached, and on at least one the command or script exited non-zero (or was killed by a signal)" },
   { status: ExitCode.USAGE, meaning: "usage error: bad options, host list or inventory; nothing ran" },
-  { status: ExitCode.HOST_FAILED, meaning: "at least one host failed otherwise: connection, authentication, host key, timeout, sudo or transfer error" },
+  {
+    status: ExitCode.HOST_FAILED,
+    meaning: "at least one host failed otherwise (connection, authentication, host key, timeout, sudo or transfer error) or was not started because the --max-fail budget was spent",
+  },
   { status: ExitCode.INTERNAL, meaning: "an unexpected internal error (a bug: please report it)" },
   { status: ExitCode.INTERRUPTED, meaning: "interrupted by Ctrl-C (SIGINT): every running operation was cancelled and its remote process stopped" },
   { status: ExitCode.OUTPUT_CLOSED, meaning: "interrupted because the reader of tunnel's output went away, as in `tunnel run ... | head`" },

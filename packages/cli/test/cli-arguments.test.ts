@@ -1,6 +1,6 @@
 import { createServer } from "node:net";
 import { describe, expect, it } from "vitest";
-import { ExitCode, parseDuration, parseEnvAssignments, parseHostList, pathForHost, runCli } from "../src/index.js";
+import { ExitCode, parseDuration, parseMaxFail, parseSerial, parseEnvAssignments, parseHostList, pathForHost, runCli } from "../src/index.js";
 import type { CliIo } from "../src/index.js";
 import { Capture } from "./support.js";
 
@@ -119,3 +119,18 @@ describe("pathForHost", () => {
   });
 });
 
+
+describe("--serial and --max-fail", () => {
+  it("reads batch sizes as counts and percentages", () => {
+    expect(parseSerial("1,10%,100%")).toEqual([1, "10%", "100%"]);
+    expect(parseSerial("5")).toEqual([5]);
+    for (const bad of ["0", "1,,2", "-1", "0%", "150%", "ten"]) expect(() => parseSerial(bad), bad).toThrow(/batch size/);
+  });
+
+  it("reads a failure budget as a count or a percentage", () => {
+    expect(parseMaxFail("0")).toBe(0);
+    expect(parseMaxFail("3")).toBe(3);
+    expect(parseMaxFail("12.5%")).toBe("12.5%");
+    for (const bad of ["-1", "101%", "lots", ""]) expect(() => parseMaxFail(bad), bad).toThrow(/failure budget/);
+  });
+});
