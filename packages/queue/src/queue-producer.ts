@@ -14,14 +14,14 @@
  */
 import { createHash } from "node:crypto";
 import { setMaxListeners } from "node:events";
-import { AbortError, ConfigError, OutcomeUnknownError, TunnelError, ValidationError, targetKey, validateCommand, validateScript, validateTransfer } from "@tunnel-sh/core";
+import { AbortError, ConfigError, ConnectError, OutcomeUnknownError, TunnelError, ValidationError, targetKey, validateCommand, validateScript, validateTransfer } from "@tunnel-sh/core";
 import type { Command, FleetRunner, Result, Script, Transfer, TransferResult } from "@tunnel-sh/core";
 import { Queue, QueueEvents } from "bullmq";
 import type { Job } from "bullmq";
 import type { Redis } from "ioredis";
 import { JOB_DATA_VERSION, OUTCOME_UNKNOWN_PREFIX, isJobProgress } from "./job-data.js";
 import type { OperationKind, QueueJobData, QueueJobEvent, QueueJobOutcome, TraceCarrier } from "./job-data.js";
-import { DEFAULT_PREFIX, DEFAULT_QUEUE_NAME, cancelChannel, cancelMarker, connectRedis, quietQuit, validateLocation, validateQueueName } from "./redis.js";
+import { DEFAULT_PREFIX, DEFAULT_QUEUE_NAME, atMost, cancelChannel, cancelMarker, connectRedis, quietQuit, validateLocation, validateQueueName } from "./redis.js";
 import type { RedisLocation } from "./redis.js";
 import { deserializeError } from "./serialize-error.js";
 
@@ -50,6 +50,8 @@ export interface QueueProducerOptions {
   readonly traceContext?: () => TraceCarrier | undefined;
   /** Seconds finished jobs (and their results) are kept in Redis. Default 3 600. */
   readonly keepJobsFor?: number;
+  /** Milliseconds to wait for Redis before a request fails with `ConnectError`. Default 10 000. */
+  readonly connectTimeout?: number;
 }
 
 /** Live callbacks of one request, fed from the job's progress events. */
@@ -91,7 +93,9 @@ export class QueueProducer implements FleetRunner {
     if (options.traceContext !== undefined && typeof options.traceContext !== "function") throw new ConfigError("traceContext", "must be a function");
     const keep = options.keepJobsFor ?? 3_600;
     if (!Number.isFinite(keep) || keep <= 0) throw new ConfigError("keepJobsFor", `must be a number of seconds > 0, got ${String(keep)}`);
-    this.#options = { ...options, keepJobsFor: keep };
+    const connectTimeout = options.connectTimeout ?? 10_000;
+    if (!Number.isInteger(connectTimeout) || connectTimeout < 1) throw new ConfigError("connectTimeout", `must be a positive integer of ms, got ${String(connectTimeout)}`);
+    this.#options = { ...options, keepJobsFor: keep, connectTimeout };
     this.#prefix = prefix;
     this.#queueName = queueName;
     this.#connection = connectRedis(options.redis);
@@ -135,7 +139,8 @@ export class QueueProducer implements FleetRunner {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    await Promise.allSettled([this.#events.close(), this.#queue.close()]);
+    // BullMQ's close waits for Redis; an unreachable one must not keep the producer from closing.
+    await atMost(Promise.allSettled([this.#events.close(), this.#queue.close()]), this.#options.connectTimeout ?? 10_000);
     await Promise.all([quietQuit(this.#connection), quietQuit(this.#eventsConnection)]);
   }
 
@@ -172,7 +177,7 @@ export class QueueProducer implements FleetRunner {
     const signal = request.signal;
     if (signal?.aborted) throw new AbortError(undefined, { target: request });
     if (this.#closed) throw new ConfigError("producer", "is closed");
-    await this.#ready;
+    await this.#whenReady(request);
     const jobId = this.#jobId(data, request);
     const keep = this.#options.keepJobsFor ?? 3_600;
     const job = await this.#queue.add(data.kind, data, {
@@ -213,6 +218,22 @@ export class QueueProducer implements FleetRunner {
       signal?.removeEventListener("abort", onAbort);
       set.delete(listeners);
       if (set.size === 0) this.#listeners.delete(id);
+    }
+  }
+
+  /** Redis answered, or a `ConnectError` after `connectTimeout` (ioredis itself would retry for ever). */
+  async #whenReady(request: Command | Script | Transfer): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = this.#options.connectTimeout ?? 10_000;
+    try {
+      await Promise.race([
+        this.#ready,
+        new Promise<never>((_resolve, reject) => {
+          timer = setTimeout(() => reject(new ConnectError(`the queue's Redis did not answer within ${timeout} ms`, { target: request, retryable: false })), timeout);
+        }),
+      ]);
+    } finally {
+      clearTimeout(timer);
     }
   }
 

@@ -13,7 +13,10 @@ export const DEFAULT_PREFIX = "bull";
 
 /** A new connection the caller of this function owns and must `quit()`. BullMQ needs `maxRetriesPerRequest: null`. */
 export function connectRedis(location: RedisLocation): Redis {
-  return typeof location === "string" ? new Redis(location, { maxRetriesPerRequest: null, lazyConnect: false }) : new Redis({ ...location, maxRetriesPerRequest: null });
+  const redis = typeof location === "string" ? new Redis(location, { maxRetriesPerRequest: null }) : new Redis({ ...location, maxRetriesPerRequest: null });
+  // ioredis reconnects by itself and prints errors nobody listens to; requests report an unreachable Redis instead.
+  redis.on("error", () => undefined);
+  return redis;
 }
 
 export function validateLocation(location: unknown, field = "redis"): asserts location is RedisLocation {
@@ -43,11 +46,23 @@ export function cancelMarker(prefix: string, queue: string, jobId: string): stri
   return `${prefix}:${queue}:tunnel:cancelled:${jobId}`;
 }
 
-/** Quit a connection, dropping it when Redis is already gone. */
+/** Quit a connection, dropping it when Redis is gone (a quit would wait for a reconnect that never comes). */
 export async function quietQuit(redis: Redis): Promise<void> {
+  if (redis.status === "end") return;
+  if (redis.status !== "ready") {
+    redis.disconnect();
+    return;
+  }
   try {
     await redis.quit();
   } catch {
     redis.disconnect();
   }
+}
+
+/** Wait for `work`, at most `ms`; resolves either way. */
+export async function atMost(work: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([work.then(() => undefined, () => undefined), new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]);
+  clearTimeout(timer);
 }
