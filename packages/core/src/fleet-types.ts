@@ -112,7 +112,10 @@ export interface FleetHostResult {
   readonly result?: Result;
   /** A transfer's result, when it completed. */
   readonly transfer?: TransferResult;
-  /** The typed error it failed or was cancelled with (a `CircuitOpenError` when the host's breaker was open). */
+  /**
+   * The typed error it failed or was cancelled with (a `CircuitOpenError` when the host's breaker was open). A runner
+   * that rejects with something other than a `TunnelError` gets it wrapped in an `OutcomeUnknownError` (as `cause`).
+   */
   readonly error?: TunnelError;
   /** Why a `skipped` host did not start. */
   readonly skipReason?: "budget" | "aborted";

@@ -8,7 +8,7 @@
  * const report = await run;
  */
 import { setMaxListeners } from "node:events";
-import { AbortError, TunnelError, ValidationError } from "./errors.js";
+import { AbortError, OutcomeUnknownError, TunnelError, ValidationError } from "./errors.js";
 import { targetKey } from "./executor.js";
 import type {
   FleetAmount,
@@ -250,9 +250,13 @@ async function execute(runner: FleetRunner, options: FleetOptions, plan: FleetPl
       const finished = { ...base, ...value, durationMs: performance.now() - hostStartedAt };
       result = { ...finished, status: isFailure({ ...finished, status: "ok" }) ? "failed" : "ok" };
     } catch (caught) {
-      const error = caught instanceof Error ? caught : new Error(String(caught));
-      const cancelled = stop.signal.aborted && TunnelError.is(error) && (error.code === "ABORTED" || error.code === "POOL_CLOSED");
-      const finished: FleetHostResult = { ...base, status: "failed", error: error as TunnelError, durationMs: performance.now() - hostStartedAt };
+      // The Executor rejects with TunnelErrors only; a runner of another kind that throws something else leaves the
+      // host's fate unknown.
+      const error = TunnelError.is(caught)
+        ? caught
+        : new OutcomeUnknownError(`the runner failed: ${caught instanceof Error ? caught.message : String(caught)}`, { target: host.target, cause: caught });
+      const cancelled = stop.signal.aborted && (error.code === "ABORTED" || error.code === "POOL_CLOSED");
+      const finished: FleetHostResult = { ...base, status: "failed", error, durationMs: performance.now() - hostStartedAt };
       result = cancelled ? { ...finished, status: "cancelled" } : { ...finished, status: isFailure(finished) ? "failed" : "ok" };
     }
     results[host.index] = result;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { DefaultExecutorConfig } from "../src/config.js";
-import { AbortError, CircuitOpenError, ConnectError, TunnelError, ValidationError } from "../src/errors.js";
+import { AbortError, CircuitOpenError, ConnectError, OutcomeUnknownError, TunnelError, ValidationError } from "../src/errors.js";
 import { Executor } from "../src/executor.js";
 import { Fleet } from "../src/fleet.js";
 import type { FleetEvent, FleetHost, FleetRunner } from "../src/fleet-types.js";
@@ -220,6 +220,13 @@ describe("Fleet", () => {
     bad({ operation: { type: "reboot" } }, "operation.type");
     bad({ operation: (host: FleetHost) => ({ type: "command", cmd: "true", env: host.host === "h3" ? { "BAD-NAME": "x" } : {} }) }, "operation.env");
     expect(runner.started).toEqual([]);
+  });
+
+  it("wraps what a runner rejects with, when it is not a TunnelError, in OutcomeUnknownError", async () => {
+    const report = await new Fleet(new ScriptedRunner({ a: { error: new Error("runner bug") } })).run({ hosts: [{ host: "a" }], operation: command });
+    expect(report.hosts[0]?.status).toBe("failed");
+    expect(report.hosts[0]?.error).toBeInstanceOf(OutcomeUnknownError);
+    expect(report.hosts[0]?.error?.message).toContain("runner bug");
   });
 
   it("gives an empty report for no hosts", async () => {
