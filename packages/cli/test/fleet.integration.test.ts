@@ -9,7 +9,7 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { redisServerSupport, sshdSupport, startRedisServer, startSshd, type RedisServer, type Sshd } from "@tunnel-sh/testing";
+import { redisServerSupport, remoteProcesses, sshdSupport, startRedisServer, startSshd, type RedisServer, type Sshd } from "@tunnel-sh/testing";
 import { ExitCode, type HostOutcome, type JsonReport } from "../src/index.js";
 import { BIN, assertFreshBuild, eventually, start, tunnel, type Running } from "./process.js";
 
@@ -146,6 +146,23 @@ if (support.available && redisSupport.available) {
       expect(sudo.code, sudo.stdout).toBe(ExitCode.OK);
       expect((JSON.parse(sudo.stdout) as JsonReport).hosts[0]?.stdout).toBe("root\n");
       expect(sudo.stdout + sudo.stderr).not.toContain(sshd.users.pwsudo.password);
+    });
+
+    it("Ctrl-C on run --redis cancels the jobs on their workers, stops the remote processes and exits 130", async () => {
+      const marker = `300.${randomBytes(3).readUIntBE(0, 3)}`;
+      const sleepers = async () => (await remoteProcesses(sshd.users.plain.name)).filter((entry) => entry.args === `sleep ${marker}`).length;
+      const running = start(process.execPath, [BIN, "run", "--redis", redis.url, "--queue", queue, "-H", "web-1,web-2", "--", `echo started; sleep ${marker}`]);
+      try {
+        await running.waitFor(/web-1\s+\| started[\s\S]*web-2\s+\| started|web-2\s+\| started[\s\S]*web-1\s+\| started/, 30_000);
+        expect(await eventually(async () => (await sleepers()) === 2, 10_000)).toBe(true);
+        running.child.kill("SIGINT");
+        const result = await running.finished;
+        expect(result.code).toBe(ExitCode.INTERRUPTED);
+        expect(result.stderr).toMatch(/web-1\s+-\s+\S+\s+1\s+ABORTED/);
+        expect(await eventually(async () => (await sleepers()) === 0, 10_000)).toBe(true);
+      } finally {
+        running.child.kill("SIGKILL");
+      }
     });
 
     it("refuses a sudo password with --redis, and queue options without it, before anything runs", async () => {
