@@ -15,7 +15,7 @@
 import { createHash } from "node:crypto";
 import { setMaxListeners } from "node:events";
 import { AbortError, ConfigError, ConnectError, OutcomeUnknownError, TunnelError, ValidationError, targetKey, validateCommand, validateScript, validateTransfer } from "@tunnel-sh/core";
-import type { Command, FleetRunner, Result, Script, Transfer, TransferResult } from "@tunnel-sh/core";
+import type { Command, FleetRunner, Result, Script, Target, Transfer, TransferResult } from "@tunnel-sh/core";
 import { Queue, QueueEvents } from "bullmq";
 import type { Job } from "bullmq";
 import type { Redis } from "ioredis";
@@ -152,7 +152,7 @@ export class QueueProducer implements FleetRunner {
   #jobData(kind: OperationKind, request: Command | Script | Transfer, idempotent: boolean): QueueJobData {
     const sudo = request.sudo;
     if (typeof sudo === "object" && sudo.password !== undefined) {
-      throw new ValidationError("sudo.password", "a password never goes into the queue: name a secret with the producer's `sudoSecret`, which workers resolve", { target: request });
+      throw new ValidationError("sudo.password", "a password never goes into the queue: name a secret with the producer's `sudoSecret`, which workers resolve", { target: targetOf(request) });
     }
     const { signal: _signal, onStdout: _stdout, onStderr: _stderr, onProgress: _progress, ...rest } = request as Command & Transfer;
     const trace = this.#options.traceContext?.();
@@ -175,7 +175,7 @@ export class QueueProducer implements FleetRunner {
 
   async #submit(data: QueueJobData, request: Command | Script | Transfer, listeners: Listeners): Promise<Result | TransferResult> {
     const signal = request.signal;
-    if (signal?.aborted) throw new AbortError(undefined, { target: request });
+    if (signal?.aborted) throw new AbortError(undefined, { target: targetOf(request) });
     if (this.#closed) throw new ConfigError("producer", "is closed");
     await this.#whenReady(request);
     const jobId = this.#jobId(data, request);
@@ -187,13 +187,13 @@ export class QueueProducer implements FleetRunner {
       removeOnFail: { age: keep },
     });
     const id = job.id;
-    if (id === undefined) throw new OutcomeUnknownError("BullMQ gave the job no id", { target: request });
+    if (id === undefined) throw new OutcomeUnknownError("BullMQ gave the job no id", { target: targetOf(request) });
     let set = this.#listeners.get(id);
     if (!set) this.#listeners.set(id, (set = new Set()));
     set.add(listeners);
     const onAbort = () => {
       void this.#cancel(job).then((removed) => {
-        if (removed) abortWait(new AbortError(undefined, { target: request }));
+        if (removed) abortWait(new AbortError(undefined, { target: targetOf(request) }));
       });
     };
     let abortWait: (error: unknown) => void = () => undefined;
@@ -225,15 +225,22 @@ export class QueueProducer implements FleetRunner {
   async #whenReady(request: Command | Script | Transfer): Promise<void> {
     let timer: NodeJS.Timeout | undefined;
     const timeout = this.#options.connectTimeout ?? 10_000;
+    const signal = request.signal;
+    let onAbort: (() => void) | undefined;
     try {
       await Promise.race([
         this.#ready,
         new Promise<never>((_resolve, reject) => {
-          timer = setTimeout(() => reject(new ConnectError(`the queue's Redis did not answer within ${timeout} ms`, { target: request, retryable: false })), timeout);
+          onAbort = () => reject(new AbortError(undefined, { target: targetOf(request) }));
+          signal?.addEventListener("abort", onAbort, { once: true });
+        }),
+        new Promise<never>((_resolve, reject) => {
+          timer = setTimeout(() => reject(new ConnectError(`the queue's Redis did not answer within ${timeout} ms`, { target: targetOf(request), retryable: false })), timeout);
         }),
       ]);
     } finally {
       clearTimeout(timer);
+      if (onAbort) signal?.removeEventListener("abort", onAbort);
     }
   }
 
@@ -252,6 +259,8 @@ export class QueueProducer implements FleetRunner {
     try {
       if ((await job.getState()) === "waiting" || (await job.getState()) === "delayed") {
         await job.remove();
+        // No worker will see this job; a later one under the same id (the same run submitted again) must not be cancelled.
+        await this.#connection.del(cancelMarker(this.#prefix, this.#queueName, id));
         return true;
       }
     } catch {
@@ -283,7 +292,12 @@ function failedJobError(reason: string, request: Command | Script | Transfer): O
     : /stalled more than allowable limit/.test(reason)
       ? "the workers running the job stopped while it ran, more often than allowed; it is not run again"
       : `the job failed in the queue: ${reason}`;
-  return new OutcomeUnknownError(message, { target: { host: request.host, ...(request.port !== undefined ? { port: request.port } : {}), ...(request.user !== undefined ? { user: request.user } : {}) } });
+  return new OutcomeUnknownError(message, { target: targetOf(request) });
+}
+
+/** The request's target alone: errors carry no command, env or paths. */
+function targetOf(request: Command | Script | Transfer): Target {
+  return { host: request.host, ...(request.port !== undefined ? { port: request.port } : {}), ...(request.user !== undefined ? { user: request.user } : {}) };
 }
 
 function checkedTrace(trace: TraceCarrier): TraceCarrier {

@@ -152,6 +152,7 @@ export class QueueWorker {
     const data = job.data;
     const jobId = job.id ?? "";
     const request = data.request as unknown as Command & Script & Transfer;
+    const jobTarget = { host: request.host, ...(request.port !== undefined ? { port: request.port } : {}), ...(request.user !== undefined ? { user: request.user } : {}) };
     const target = `${String(request.user ?? "")}@${String(request.host)}:${String(request.port ?? "")}`;
     const notify = (event: Omit<QueueWorkerJobEvent, "jobId" | "kind" | "target">) => {
       try {
@@ -171,14 +172,14 @@ export class QueueWorker {
         `${OUTCOME_UNKNOWN_PREFIX}the worker running the job on ${target} stopped while it ran; it may or may not have run, and is not idempotent, so it is not run again`,
       );
     }
-    const abortOutcome = (): QueueJobOutcome => ({ ok: false, error: serializeError(new AbortError(undefined, { target: request })) });
+    const abortOutcome = (): QueueJobOutcome => ({ ok: false, error: serializeError(new AbortError(undefined, { target: jobTarget })) });
     if (signal?.aborted || (await this.#connection.exists(cancelMarker(this.#prefix, this.#queueName, jobId))) === 1) return abortOutcome();
 
     let password: string | undefined;
     if (data.sudoSecret !== undefined) {
       password = await this.#secret(data.sudoSecret);
       if (password === undefined) {
-        const error = new ConfigError("sudoSecret", `this worker has no secret named ${JSON.stringify(data.sudoSecret)}`, { target: request });
+        const error = new ConfigError("sudoSecret", `this worker has no secret named ${JSON.stringify(data.sudoSecret)}`, { target: jobTarget });
         notify({ phase: "refused", reason: error.message });
         return { ok: false, error: serializeError(error) };
       }
@@ -186,7 +187,7 @@ export class QueueWorker {
 
     const progress = new ProgressSender(job, this.#options.outputInterval ?? 50);
     const stop = new AbortController();
-    const onAbort = () => stop.abort(new AbortError("the job was cancelled", { target: request }));
+    const onAbort = () => stop.abort(new AbortError("the job was cancelled", { target: jobTarget }));
     signal?.addEventListener("abort", onAbort, { once: true });
     if (signal?.aborted) onAbort();
     const sudo = request.sudo;

@@ -61,7 +61,8 @@ export function serializeError(error: unknown): SerializedError {
     message: error.message,
     phase: error.phase,
     retryable: error.retryable,
-    ...(error.target ? { target: { ...error.target } } : {}),
+    // The target alone: an error's target object may be a whole request (command, env), which stays out of Redis.
+    ...(error.target ? { target: { host: error.target.host, ...(error.target.port !== undefined ? { port: error.target.port } : {}), ...(error.target.user !== undefined ? { user: error.target.user } : {}) } } : {}),
     ...(typeof details.field === "string" ? { field: details.field } : {}),
     ...(typeof details.reason === "string" ? { reason: details.reason } : {}),
     ...(typeof details.fingerprint === "string" ? { fingerprint: details.fingerprint } : {}),
