@@ -158,8 +158,9 @@ export type FleetEvent =
 
 /**
  * A fleet in progress: await it (or `report`) for the report, and iterate it for the live events. An iterator started
- * in the same tick as `run()` sees every event; one started later sees the events from then on. The report never
- * rejects for a host's failure (that is data in it); it rejects only when the run itself breaks.
+ * in the same tick as `run()` sees every event; one started later sees the events from then on. Each iterator keeps
+ * the events its reader has not taken yet: read it as the run goes, or leave the loop (`break`) to stop collecting.
+ * The report never rejects for a host's failure (that is data in it); it rejects only when the run itself breaks.
  */
 export interface FleetRun extends PromiseLike<FleetReport>, AsyncIterable<FleetEvent> {
   readonly report: Promise<FleetReport>;
