@@ -27,6 +27,12 @@ export interface FleetRunner {
   runCommand(command: Command): Promise<Result>;
   runScript(script: Script): Promise<Result>;
   transferFile(transfer: Transfer): Promise<TransferResult>;
+  /**
+   * Optional: checks a host's request beyond core's validation (which the fleet runs anyway), for what only this
+   * runner refuses — e.g. a queue producer refusing a sudo password. Called for every host before any I/O; MUST throw
+   * a `ValidationError` for a request it would refuse, and MUST NOT do I/O.
+   */
+  validate?(type: FleetOperation["type"], request: Command | Script | Transfer): void;
 }
 
 /** One host of a fleet: a target and the name events and the report use for it. */

@@ -47,7 +47,8 @@ export class Fleet {
    * operation that is invalid for any host. The returned run is awaitable (the report) and async-iterable (events).
    */
   run(options: FleetOptions): FleetRun {
-    const plan = planFleet(options);
+    const runner = this.#runner;
+    const plan = planFleet(options, runner.validate ? (type, request) => runner.validate?.(type, request) : undefined);
     const channel = new EventChannel();
     const report = Promise.resolve().then(() => execute(this.#runner, options, plan, channel));
     // The report's rejection is the caller's to see through `report`/`then`; the iterator ends either way.
@@ -74,7 +75,7 @@ export interface FleetPlan {
 }
 
 /** Validate fleet options and plan the run. Throws `ValidationError` naming the field. No I/O. */
-export function planFleet(options: FleetOptions): FleetPlan {
+export function planFleet(options: FleetOptions, validate?: FleetRunner["validate"]): FleetPlan {
   if (typeof options !== "object" || options === null) throw new ValidationError("fleet", "an options object is required");
   if (!Array.isArray(options.hosts)) throw new ValidationError("hosts", "must be an array of targets");
   const concurrency = options.concurrency ?? DEFAULT_CONCURRENCY;
@@ -113,7 +114,7 @@ export function planFleet(options: FleetOptions): FleetPlan {
     if (earlier !== undefined) throw new ValidationError(`hosts[${index}].name`, `"${name}" is already the name of hosts[${earlier}]`);
     names.set(name, index);
     const hostOperation = typeof options.operation === "function" ? options.operation(host, index) : options.operation;
-    validateOperation(hostOperation, target, index);
+    validateOperation(hostOperation, target, index, validate);
     return { name, target, index, operation: hostOperation, batch: 0 };
   });
 
@@ -166,7 +167,7 @@ function resolveAmount(amount: unknown, total: number, field: string, rounding: 
   throw new ValidationError(field, `must be a count or a percentage like "10%", got ${show(amount)}`);
 }
 
-function validateOperation(operation: unknown, target: Target, index: number): void {
+function validateOperation(operation: unknown, target: Target, index: number, validate: FleetRunner["validate"]): void {
   if (typeof operation !== "object" || operation === null) throw new ValidationError(`operation`, `for hosts[${index}]: must be an operation object`, { target });
   const type: unknown = (operation as { type?: unknown }).type;
   const request = requestFor(operation as FleetOperation, target, {});
@@ -175,6 +176,7 @@ function validateOperation(operation: unknown, target: Target, index: number): v
     else if (type === "script") validateScript(request as Script);
     else if (type === "transfer") validateTransfer(request as Transfer);
     else throw new ValidationError("operation.type", `must be "command", "script" or "transfer", got ${show(type)}`, { target });
+    validate?.(type, request);
   } catch (error) {
     throw rename(error, "operation");
   }

@@ -229,6 +229,20 @@ describe("Fleet", () => {
     expect(report.hosts[0]?.error?.message).toContain("runner bug");
   });
 
+  it("asks the runner's own validate() about every host's request before running anything", () => {
+    const runner = new ScriptedRunner();
+    const checked: string[] = [];
+    const picky = Object.assign(runner, {
+      validate: (type: string, request: Command | Script | Transfer) => {
+        checked.push(`${type} ${request.host}`);
+        if (request.host === "h2") throw new ValidationError("cmd", "this runner refuses it", { target: request });
+      },
+    });
+    expect(() => new Fleet(picky).run({ hosts: hostsNamed(3), operation: command })).toThrow(/operation\.cmd: this runner refuses it/);
+    expect(checked).toEqual(["command h1", "command h2"]);
+    expect(runner.started).toEqual([]);
+  });
+
   it("gives an empty report for no hosts", async () => {
     expect(await new Fleet(new ScriptedRunner()).run({ hosts: [], operation: command })).toMatchObject({ hosts: [], ok: 0, batches: [] });
   });

@@ -113,11 +113,13 @@ export class QueueProducer implements FleetRunner {
     this.#events.on("error", () => undefined);
   }
 
+  /** What the queue refuses beyond core's validation (a password, stdin that is not a string). No I/O. */
+  validate(_type: OperationKind, request: Command | Script | Transfer): void {
+    checkForQueue(request);
+  }
+
   runCommand(command: Command): Promise<Result> {
     validateCommand(command);
-    if (command.stdin !== undefined && typeof command.stdin !== "string") {
-      throw new ValidationError("stdin", "only a string goes through the queue (a stream or bytes cannot be put into a job)", { target: command });
-    }
     const data = this.#jobData("command", command, command.idempotent === true);
     return this.#submit(data, command, { onStdout: command.onStdout, onStderr: command.onStderr, seq: -1 }) as Promise<Result>;
   }
@@ -150,10 +152,8 @@ export class QueueProducer implements FleetRunner {
 
   /** The JSON a job carries: the request without callbacks, signal and secrets. Throws before any I/O. */
   #jobData(kind: OperationKind, request: Command | Script | Transfer, idempotent: boolean): QueueJobData {
+    checkForQueue(request);
     const sudo = request.sudo;
-    if (typeof sudo === "object" && sudo.password !== undefined) {
-      throw new ValidationError("sudo.password", "a password never goes into the queue: name a secret with the producer's `sudoSecret`, which workers resolve", { target: targetOf(request) });
-    }
     const { signal: _signal, onStdout: _stdout, onStderr: _stderr, onProgress: _progress, ...rest } = request as Command & Transfer;
     const trace = this.#options.traceContext?.();
     const data: QueueJobData = {
@@ -293,6 +293,18 @@ function failedJobError(reason: string, request: Command | Script | Transfer): O
       ? "the workers running the job stopped while it ran, more often than allowed; it is not run again"
       : `the job failed in the queue: ${reason}`;
   return new OutcomeUnknownError(message, { target: targetOf(request) });
+}
+
+/** What cannot go into a job: a sudo password (a secret) and stdin that is not a string. */
+function checkForQueue(request: Command | Script | Transfer): void {
+  const sudo = request.sudo;
+  if (typeof sudo === "object" && sudo.password !== undefined) {
+    throw new ValidationError("sudo.password", "a password never goes into the queue: name a secret with the producer's `sudoSecret`, which workers resolve", { target: targetOf(request) });
+  }
+  const stdin = (request as Command).stdin;
+  if (stdin !== undefined && typeof stdin !== "string") {
+    throw new ValidationError("stdin", "only a string goes through the queue (a stream or bytes cannot be put into a job)", { target: targetOf(request) });
+  }
 }
 
 /** The request's target alone: errors carry no command, env or paths. */

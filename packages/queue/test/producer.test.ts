@@ -24,6 +24,18 @@ describe("QueueProducer without a reachable Redis", () => {
     }
   });
 
+  it("refuses a fleet whose operation carries a sudo password before any host starts", async () => {
+    const producer = new QueueProducer({ redis: `redis://127.0.0.1:${await closedPort()}`, connectTimeout: 300 });
+    try {
+      const { Fleet } = await import("@tunnel-sh/core");
+      expect(() =>
+        new Fleet(producer).run({ hosts: [{ host: "web-1" }], operation: { type: "command", cmd: "id", sudo: { password: "hunter2hunter2" } } }),
+      ).toThrow(/operation\.sudo\.password/);
+    } finally {
+      await producer.close();
+    }
+  });
+
   it("validates a request before any I/O: an invalid command, a password, a stream on stdin", async () => {
     const producer = new QueueProducer({ redis: `redis://127.0.0.1:${await closedPort()}`, connectTimeout: 300 });
     try {
