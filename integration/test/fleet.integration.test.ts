@@ -40,7 +40,7 @@ describe.each(TRANSPORTS)("Fleet over %s on host aliases of a real sshd", (trans
     const knownHosts = join(folder, "known_hosts");
     const transport: Transport =
       transportName === "ssh2"
-        ? new Ssh2Transport({ privateKey: sshd.clientKeyPath, knownHosts, sshConfig: configFile, agent: false })
+        ? new Ssh2Transport({ identityFile: sshd.clientKeyPath, knownHostsFile: knownHosts, configFile, agent: false })
         : new OpenSshTransport({ identityFile: sshd.clientKeyPath, knownHostsFile: knownHosts, configFile });
     const pool = new ConnectionPool(transport, DefaultPoolConfig());
     pools.push(pool);

@@ -35,7 +35,7 @@ export interface QueueWorkerTask {
 }
 
 function executorFor(server: ServerInfo, knownHostsPath: string): { executor: Executor; close: () => Promise<void> } {
-  const transport = new Ssh2Transport({ privateKey: server.clientKeyPath, knownHosts: knownHostsPath, sshConfig: server.sshConfigPath, agent: false });
+  const transport = new Ssh2Transport({ identityFile: server.clientKeyPath, knownHostsFile: knownHostsPath, configFile: server.sshConfigPath, agent: false });
   const pool = new ConnectionPool(transport, DefaultPoolConfig());
   return { executor: new Executor(pool, DefaultExecutorConfig().with({ maxConcurrent: CONCURRENCY })), close: () => pool.close() };
 }

@@ -10,6 +10,7 @@
 import { setMaxListeners } from "node:events";
 import { AbortError, OutcomeUnknownError, TunnelError, ValidationError } from "./errors.js";
 import { targetKey } from "./executor.js";
+import { rejectUnknownOptions } from "./options.js";
 import type {
   FleetAmount,
   FleetEvent,
@@ -24,6 +25,18 @@ import type { Command, Progress, Result, Script, Target, Transfer, TransferResul
 import { validateCommand, validateScript, validateTarget, validateTransfer } from "./validate.js";
 
 const DEFAULT_CONCURRENCY = 10;
+const FLEET_OPTIONS = [
+  "hosts",
+  "operation",
+  "concurrency",
+  "serial",
+  "maxFailures",
+  "failFast",
+  "onBudgetSpent",
+  "isFailure",
+  "signal",
+  "onEvent",
+] as const satisfies readonly (keyof FleetOptions)[];
 
 /** A host with everything the run needs, resolved before any I/O. */
 interface PlannedHost {
@@ -77,6 +90,8 @@ export interface FleetPlan {
 /** Validate fleet options and plan the run. Throws `ValidationError` naming the field. No I/O. */
 export function planFleet(options: FleetOptions, validate?: FleetRunner["validate"]): FleetPlan {
   if (typeof options !== "object" || options === null) throw new ValidationError("fleet", "an options object is required");
+  // A misspelt budget or batch option would silently run every host at once: refuse what is not an option.
+  rejectUnknownOptions(options, FLEET_OPTIONS, "Fleet.run");
   if (!Array.isArray(options.hosts)) throw new ValidationError("hosts", "must be an array of targets");
   const concurrency = options.concurrency ?? DEFAULT_CONCURRENCY;
   if (typeof concurrency !== "number" || !Number.isInteger(concurrency) || concurrency < 1) {

@@ -219,6 +219,7 @@ describe("Fleet", () => {
     bad({ operation: { type: "command", cmd: "" } }, "operation.cmd");
     bad({ operation: { type: "reboot" } }, "operation.type");
     bad({ operation: (host: FleetHost) => ({ type: "command", cmd: "true", env: host.host === "h3" ? { "BAD-NAME": "x" } : {} }) }, "operation.env");
+    expect(() => fleet.run({ hosts: hostsNamed(3), operation: command, maxFailure: 1 } as never)).toThrow(/maxFailure/);
     expect(runner.started).toEqual([]);
   });
 

@@ -14,7 +14,7 @@
  */
 import { createHash } from "node:crypto";
 import { setMaxListeners } from "node:events";
-import { AbortError, ConfigError, ConnectError, OutcomeUnknownError, TunnelError, ValidationError, targetKey, validateCommand, validateScript, validateTransfer } from "@tunnel-sh/core";
+import { AbortError, ConfigError, ConnectError, OutcomeUnknownError, TunnelError, ValidationError, rejectUnknownOptions, targetKey, validateCommand, validateScript, validateTransfer } from "@tunnel-sh/core";
 import type { Command, FleetRunner, Result, Script, Target, Transfer, TransferResult } from "@tunnel-sh/core";
 import { Queue, QueueEvents } from "bullmq";
 import type { Job } from "bullmq";
@@ -62,6 +62,7 @@ interface Listeners {
   seq: number;
 }
 
+const PRODUCER_OPTIONS = ["redis", "queue", "prefix", "runId", "sudoSecret", "traceContext", "keepJobsFor", "connectTimeout"] as const satisfies readonly (keyof QueueProducerOptions)[];
 const MAX_TRACE_ENTRIES = 8;
 const MAX_TRACE_VALUE = 512;
 
@@ -79,6 +80,7 @@ export class QueueProducer implements FleetRunner {
 
   constructor(options: QueueProducerOptions) {
     if (typeof options !== "object" || options === null) throw new ConfigError("options", "an options object is required");
+    rejectUnknownOptions(options, PRODUCER_OPTIONS, "QueueProducer");
     validateLocation(options.redis);
     const queueName = options.queue ?? DEFAULT_QUEUE_NAME;
     validateQueueName(queueName);

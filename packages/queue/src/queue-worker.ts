@@ -13,7 +13,7 @@
  * const worker = new QueueWorker({ redis: "redis://10.0.0.5:6379", runner: executor, concurrency: 50, secrets: { "deploy-sudo": password } });
  * process.on("SIGTERM", () => void worker.close().then(() => pool.close()));
  */
-import { AbortError, ConfigError, TunnelError } from "@tunnel-sh/core";
+import { AbortError, ConfigError, TunnelError, rejectUnknownOptions } from "@tunnel-sh/core";
 import type { Command, FleetRunner, Progress, Script, Transfer } from "@tunnel-sh/core";
 import { UnrecoverableError, Worker } from "bullmq";
 import type { Job } from "bullmq";
@@ -69,6 +69,21 @@ export interface QueueWorkerOptions {
   readonly onJob?: (event: QueueWorkerJobEvent) => void;
 }
 
+const WORKER_OPTIONS = [
+  "redis",
+  "runner",
+  "queue",
+  "prefix",
+  "concurrency",
+  "secrets",
+  "withTraceContext",
+  "lockDuration",
+  "stalledInterval",
+  "outputInterval",
+  "name",
+  "onJob",
+] as const satisfies readonly (keyof QueueWorkerOptions)[];
+
 /** Output gathered past this many characters is sent at once. */
 const OUTPUT_FLUSH_CHARACTERS = 64 * 1024;
 
@@ -84,6 +99,7 @@ export class QueueWorker {
 
   constructor(options: QueueWorkerOptions) {
     if (typeof options !== "object" || options === null) throw new ConfigError("options", "an options object is required");
+    rejectUnknownOptions(options, WORKER_OPTIONS, "QueueWorker");
     validateLocation(options.redis);
     const queueName = options.queue ?? DEFAULT_QUEUE_NAME;
     validateQueueName(queueName);
