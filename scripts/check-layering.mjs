@@ -22,8 +22,9 @@ const ALLOWED = {
   "tracer-console": ["core"],
   "embedded-server": [],
   testing: ["core"],
-  cli: ["core", "pool", "transport-ssh2", "transport-openssh", "tracer-otel", "tracer-console", "embedded-server"],
-  bench: ["core", "pool", "transport-ssh2", "transport-openssh", "tracer-console", "testing"],
+  queue: ["core"],
+  cli: ["core", "pool", "transport-ssh2", "transport-openssh", "tracer-otel", "tracer-console", "embedded-server", "queue"],
+  bench: ["core", "pool", "transport-ssh2", "transport-openssh", "tracer-console", "queue", "testing"],
 };
 /** Tests may also use the test helpers and the embedded server (and anything their package may use). */
 const TEST_EXTRA = ["testing", "embedded-server"];

@@ -5,9 +5,11 @@
  */
 import { createRequire } from "node:module";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
+import type { FleetAmount } from "@tunnel-sh/core";
 import { parsePort } from "./hosts.js";
 import { EXIT_STATUSES, ExitCode, type OutputStream } from "./output.js";
 import type { ExecOptions, TransferOptions } from "./host-operations.js";
+import type { WorkerCliOptions } from "./worker.js";
 import type { TerminalInput } from "./prompt.js";
 import { InterruptedError, UsageError } from "./usage-error.js";
 
@@ -68,6 +70,40 @@ export function parseDuration(text: string): number {
   if (ms <= 0) throw new InvalidArgumentError("must be longer than 0");
   if (ms > 24 * 3_600_000) throw new InvalidArgumentError("must be at most 24h");
   return ms;
+}
+
+/**
+ * `--serial` batch sizes: counts or percentages, comma-separated.
+ * @example parseSerial("1,10%,100%") // [1, "10%", "100%"]
+ */
+export function parseSerial(text: string): FleetAmount[] {
+  const parts = text.split(",").map((part) => part.trim());
+  return parts.map((part) => {
+    if (/^\d+$/.test(part) && Number(part) >= 1) return Number(part);
+    if (/^\d+(\.\d+)?%$/.test(part) && Number(part.slice(0, -1)) > 0 && Number(part.slice(0, -1)) <= 100) return part as `${number}%`;
+    throw new InvalidArgumentError(`"${part}" is not a batch size (a count ≥ 1 or a percentage like 10%; e.g. 1,10%,100%)`);
+  });
+}
+
+/**
+ * `--max-fail`: a count or a percentage of the hosts.
+ * @example parseMaxFail("10%") // "10%"
+ */
+export function parseMaxFail(text: string): FleetAmount {
+  const value = text.trim();
+  if (/^\d+$/.test(value)) return Number(value);
+  if (/^\d+(\.\d+)?%$/.test(value) && Number(value.slice(0, -1)) <= 100) return value as `${number}%`;
+  throw new InvalidArgumentError(`"${text}" is not a failure budget (a count like 3 or a percentage like 10%)`);
+}
+
+function addFleetOptions(command: Command): Command {
+  return command
+    .option("--serial <sizes>", "rolling batches: sizes as counts or percentages, the last repeating (e.g. 1,10%,100%)", parseSerial)
+    .option("--max-fail <n|p%>", "stop starting hosts once more than this many (or this share) have failed; 0 stops at the first failure", parseMaxFail)
+    .option("--redis <url>", "submit through the queue on this Redis (run by `tunnel worker`s) instead of running here")
+    .option("--queue <name>", "queue name with --redis (default tunnel)")
+    .option("--sudo-secret <name>", "with --redis: the secret the workers use as the sudo password (implies --sudo)")
+    .option("--run-id <id>", "with --redis: name this run; submitting it again runs nothing twice");
 }
 
 function addHostOptions(command: Command): Command {
@@ -133,24 +169,27 @@ Examples:
   tunnel script -i inventory.yaml -g app deploy.sh -- --release 42
   tunnel put -i inventory.yaml -g app --verify --mode 0755 ./myapp /tmp/myapp-new
   tunnel get -H web-1,web-2 /var/log/nginx/error.log './logs/{host}.log'
+  tunnel run -i inventory.yaml --serial 1,10%,100% --max-fail 5% -- systemctl reload nginx
+  tunnel worker --redis redis://queue.internal:6379      (on each worker machine)
+  tunnel run --redis redis://queue.internal:6379 -i inventory.yaml -- uptime
   tunnel demo`,
     );
 
   addExecOptions(
-    addHostOptions(
+    addFleetOptions(addHostOptions(
       program
         .command("run")
         .description("run a shell command on every host")
         .argument("<command...>", "the command line (options go before it; or after --)")
         .passThroughOptions(),
-    ),
+    )),
   ).action(async (words: string[], _options: unknown, command: Command) => {
     const options = command.opts<ExecOptions>();
     status = await (await operations()).runCommandOnHosts(io, options, words.join(" "));
   });
 
   addExecOptions(
-    addHostOptions(
+    addFleetOptions(addHostOptions(
       program
         .command("script")
         .description("run a local script file on every host (uploaded to a private temp folder, removed afterwards)")
@@ -158,7 +197,7 @@ Examples:
         .argument("[args...]", "arguments for the script (after --)")
         .passThroughOptions()
         .option("--interpreter <path>", "interpreter (default: the script's shebang, else /bin/sh)"),
-    ),
+    )),
   ).action(async (file: string, args: string[], _options: unknown, command: Command) => {
     const options = command.opts<ExecOptions>();
     // Options end at the file; a `--` right after it only separates the script's arguments.
@@ -167,7 +206,7 @@ Examples:
 
   addTransferOptions(
     addSudoOptions(
-      addHostOptions(
+      addFleetOptions(addHostOptions(
         program
           .command("put")
           .description("upload a file (or with -r a directory) to every host")
@@ -175,7 +214,7 @@ Examples:
           .argument("<remote>", "remote destination path; {host} is replaced by the host's name")
           .option("--mode <mode>", "file mode to set, octal (e.g. 0755)")
           .option("--chown <owner[:group]>", "owner (and group) to set; needs --sudo unless you log in as root"),
-      ),
+      )),
     ),
   ).action(async (local: string, remote: string, _options: unknown, command: Command) => {
     const options = command.opts<TransferOptions>();
@@ -183,17 +222,36 @@ Examples:
   });
 
   addTransferOptions(
-    addHostOptions(
+    addFleetOptions(addHostOptions(
       program
         .command("get")
         .description("download a file (or with -r a directory) from every host; with several hosts put {host} in the local path")
         .argument("<remote>", "remote file or directory")
         .argument("<local>", "local destination; {host} is replaced by the host's name"),
-    ),
+    )),
   ).action(async (remote: string, local: string, _options: unknown, command: Command) => {
     const options = command.opts<TransferOptions>();
     status = await (await operations()).transferOnHosts(io, options, "download", remote, local);
   });
+
+  program
+    .command("worker")
+    .description("take jobs from the queue on Redis (submitted with --redis) and run them from this machine, until Ctrl-C")
+    .requiredOption("--redis <url>", "the Redis the producers submit to (redis://host:6379)")
+    .option("--queue <name>", "queue name (default tunnel)")
+    .option("--secret-env <name=VAR>", "a secret jobs may name (--sudo-secret name), read from the environment variable VAR (repeatable)", collect)
+    .option("-F, --ssh-config <file>", "ssh_config file (default ~/.ssh/config)")
+    .option("-I, --identity <file>", "private key file")
+    .option("--known-hosts <file>", "known_hosts file to verify host keys against (default ~/.ssh/known_hosts)")
+    .option("--insecure-accept-any-host-key", "do not verify host keys (throwaway hosts only)")
+    .addOption(new Option("--transport <name>", "how to reach hosts").choices(["ssh2", "openssh"]).default("ssh2"))
+    .option("-c, --concurrency <n>", "jobs to run at once", positiveInteger(1000), 10)
+    .option("--retries <n>", "retries of failures that are safe to repeat (connect, channel)", retriesValue)
+    .option("-v, --verbose", "trace operations on stderr (-vv: also connections and the pool)", (_value: string, previous: number) => previous + 1, 0)
+    .action(async (_options: unknown, command: Command) => {
+      const { runWorker } = await import("./worker.js");
+      status = await runWorker(io, command.opts<WorkerCliOptions>());
+    });
 
   program
     .command("demo")

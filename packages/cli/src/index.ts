@@ -1,6 +1,6 @@
-export { runCli, parseDuration } from "./cli.js";
+export { runCli, parseDuration, parseMaxFail, parseSerial } from "./cli.js";
 export type { CliIo } from "./cli.js";
-export { forEachHost, pathForHost, parseEnvAssignments, resolveHosts } from "./host-operations.js";
+export { pathForHost, parseEnvAssignments, resolveHosts } from "./host-operations.js";
 export { describeTarget, parseHostList, parseHostSpec, parsePort, withDefaults } from "./hosts.js";
 export type { HostEntry } from "./hosts.js";
 export { loadInventory, parseInventory, selectHosts } from "./inventory.js";

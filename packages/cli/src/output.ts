@@ -33,9 +33,12 @@ export interface HostOutcome {
     readonly verified: boolean;
     readonly skipped: number;
   };
-  /** Why the host failed before or while running (connection, authentication, timeout, abort, transfer, ...). */
+  /**
+   * Why the host failed before or while running (connection, authentication, timeout, abort, transfer, ...), or
+   * `SKIPPED` when it never started because the `--max-fail` budget was spent before its turn.
+   */
   readonly error?: {
-    readonly code: ErrorCode | "ERROR";
+    readonly code: ErrorCode | "ERROR" | "SKIPPED";
     readonly message: string;
     readonly phase: ErrorPhase | undefined;
     readonly retryable: boolean;
@@ -61,7 +64,10 @@ export const EXIT_STATUSES: ReadonlyArray<{ readonly status: number; readonly me
   { status: ExitCode.OK, meaning: "every host succeeded" },
   { status: ExitCode.COMMAND_FAILED, meaning: "every host was reached, and on at least one the command or script exited non-zero (or was killed by a signal)" },
   { status: ExitCode.USAGE, meaning: "usage error: bad options, host list or inventory; nothing ran" },
-  { status: ExitCode.HOST_FAILED, meaning: "at least one host failed otherwise: connection, authentication, host key, timeout, sudo or transfer error" },
+  {
+    status: ExitCode.HOST_FAILED,
+    meaning: "at least one host failed otherwise (connection, authentication, host key, timeout, sudo or transfer error) or was not started because the --max-fail budget was spent",
+  },
   { status: ExitCode.INTERNAL, meaning: "an unexpected internal error (a bug: please report it)" },
   { status: ExitCode.INTERRUPTED, meaning: "interrupted by Ctrl-C (SIGINT): every running operation was cancelled and its remote process stopped" },
   { status: ExitCode.OUTPUT_CLOSED, meaning: "interrupted because the reader of tunnel's output went away, as in `tunnel run ... | head`" },
@@ -180,8 +186,9 @@ export function formatSummary(outcomes: readonly HostOutcome[]): string {
       .map((cell, column) => (column === row.length - 1 ? cell : cell.padEnd(widths[column] ?? 0)))
       .join("  ")
       .trimEnd();
-  const failed = outcomes.filter((outcome) => !outcome.ok).length;
-  const count = `${outcomes.length} host${outcomes.length === 1 ? "" : "s"}: ${outcomes.length - failed} ok, ${failed} failed`;
+  const skipped = outcomes.filter((outcome) => outcome.error?.code === "SKIPPED").length;
+  const failed = outcomes.filter((outcome) => !outcome.ok).length - skipped;
+  const count = `${outcomes.length} host${outcomes.length === 1 ? "" : "s"}: ${outcomes.length - failed - skipped} ok, ${failed} failed${skipped > 0 ? `, ${skipped} not started` : ""}`;
   return [render(header), ...rows.map(render), count].join("\n") + "\n";
 }
 

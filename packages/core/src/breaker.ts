@@ -14,7 +14,7 @@
  *   `HOST_KEY`, `SUDO`, `CHANNEL`, `TRANSFER`. An authentication failure does NOT trip the breaker: the host is
  *   up, the problem is the credentials, and auth errors are never retried anyway, so they cannot hammer it;
  * - neutral (no verdict about the host): `TIMEOUT`, `ABORTED`, `VALIDATION`, `CONFIG`, `POOL_TIMEOUT`,
- *   `POOL_CLOSED`, `CIRCUIT_OPEN`, `RETRIES_EXHAUSTED` and non-tunnel errors. A neutral probe frees the
+ *   `POOL_CLOSED`, `CIRCUIT_OPEN`, `RETRIES_EXHAUSTED`, `OUTCOME_UNKNOWN` and non-tunnel errors. A neutral probe frees the
  *   half-open slot for the next probe.
  *
  * The `open → half-open` move is lazy: it happens (and its listener fires) on the first `acquire()` or `state`

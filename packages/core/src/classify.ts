@@ -68,6 +68,7 @@ const RULES: Readonly<Record<ErrorCode, Rule>> = {
   POOL_CLOSED: never("the pool is closed"),
   TRANSFER: never("the transfer failed"),
   RETRIES_EXHAUSTED: never("retries were already exhausted"),
+  OUTCOME_UNKNOWN: never("whether the operation ran is unknown; only the one who knows it is idempotent repeats it"),
 };
 
 /**

@@ -33,7 +33,8 @@ export type ErrorCode =
   | "COMMAND_FAILED"
   | "RETRIES_EXHAUSTED"
   | "POOL_CLOSED"
-  | "POOL_TIMEOUT";
+  | "POOL_TIMEOUT"
+  | "OUTCOME_UNKNOWN";
 
 const brand = Symbol.for("tunnel.error");
 
@@ -251,5 +252,16 @@ export class PoolTimeoutError extends TunnelError {
   override readonly name = "PoolTimeoutError";
   constructor(message: string, options: Opt = {}) {
     super("POOL_TIMEOUT", message, { retryable: true, ...options, phase: "connect" });
+  }
+}
+
+/**
+ * Whether the operation ran, and how it ended, cannot be known: whoever ran it (a queue worker) stopped in the middle.
+ * Never retryable: it is repeated only when the request said it is idempotent, by whoever can tell.
+ */
+export class OutcomeUnknownError extends TunnelError {
+  override readonly name = "OutcomeUnknownError";
+  constructor(message: string, options: Opt = {}) {
+    super("OUTCOME_UNKNOWN", message, { ...options, phase: options.phase ?? "exec", retryable: false });
   }
 }

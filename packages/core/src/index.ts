@@ -68,3 +68,19 @@ export { MIN_SECRET_LENGTH, REDACTED, Redactor, redactSpan, spanRedactor, unwrap
 export type { ErrorSummary } from "./redact.js";
 export { Executor, targetKey } from "./executor.js";
 export type { ExecutorOptions, ExecutorStats } from "./executor.js";
+export { Fleet } from "./fleet.js";
+export type {
+  FleetAmount,
+  FleetCommand,
+  FleetEvent,
+  FleetHost,
+  FleetHostResult,
+  FleetHostStatus,
+  FleetOperation,
+  FleetOptions,
+  FleetReport,
+  FleetRun,
+  FleetRunner,
+  FleetScript,
+  FleetTransfer,
+} from "./fleet-types.js";

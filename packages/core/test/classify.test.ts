@@ -10,6 +10,7 @@ import {
   ConnectError,
   HostKeyError,
   PoolClosedError,
+  OutcomeUnknownError,
   PoolTimeoutError,
   RetriesExhaustedError,
   SudoError,
@@ -40,6 +41,7 @@ const EXAMPLES: Record<ErrorCode, TunnelError> = {
   POOL_CLOSED: new PoolClosedError(),
   TRANSFER: new TransferError("No such file"),
   RETRIES_EXHAUSTED: new RetriesExhaustedError([new ConnectError("x"), new ConnectError("y")]),
+  OUTCOME_UNKNOWN: new OutcomeUnknownError("the worker stopped while the command ran"),
 };
 
 type Verdicts = readonly [notStarted: boolean, startedIdempotent: boolean, startedNotIdempotent: boolean];
@@ -62,6 +64,7 @@ const TABLE: Record<ErrorCode, Verdicts> = {
   POOL_CLOSED: [false, false, false],
   TRANSFER: [false, false, false],
   RETRIES_EXHAUSTED: [false, false, false],
+  OUTCOME_UNKNOWN: [false, false, false],
 };
 
 describe("classifyError", () => {

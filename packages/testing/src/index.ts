@@ -23,3 +23,5 @@ export { startFaultProxy } from "./fault-proxy.js";
 export type { FaultProxy, FaultProxyOptions } from "./fault-proxy.js";
 export * as traceScenarios from "./trace-scenarios.js";
 export type { Scenario as TraceScenario } from "./trace-scenarios.js";
+export { redisServerSupport, startRedisServer } from "./redis-server.js";
+export type { RedisServer, RedisServerSupport } from "./redis-server.js";
