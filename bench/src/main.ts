@@ -46,7 +46,7 @@ function parseArguments(argv: readonly string[]): BenchOptions & { child?: strin
     else if (argument === "--only") only = (argv[++index] ?? "").split(",").filter(Boolean);
     else if (argument.startsWith("--only=")) only = argument.slice("--only=".length).split(",").filter(Boolean);
     else if (argument === "--child") child = argv[++index];
-    else if (argument === "--queue-worker") queueWorker = argv[++index];
+    else if (argument === "--queue-worker") queueWorker = "stdin";
     else if (argument === "--out") out = argv[++index];
     else if (argument === "--") continue;
     else throw new Error(`unknown argument ${argument} (use --quick, --only a,b, --out file.json)`);
@@ -59,7 +59,10 @@ function parseArguments(argv: readonly string[]): BenchOptions & { child?: strin
 async function main(): Promise<void> {
   const options = parseArguments(process.argv.slice(2));
   if (options.queueWorker !== undefined) {
-    await runQueueWorker(JSON.parse(options.queueWorker) as QueueWorkerTask);
+    // The task arrives on stdin, so nothing of it shows in this process's argv.
+    const chunks: Buffer[] = [];
+    for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+    await runQueueWorker(JSON.parse(Buffer.concat(chunks).toString("utf8")) as QueueWorkerTask);
     return;
   }
   if (options.child !== undefined) {

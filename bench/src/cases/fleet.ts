@@ -26,7 +26,7 @@ const CONCURRENCY = 32;
 
 /** What a bench queue worker process needs. */
 export interface QueueWorkerTask {
-  readonly server: ServerInfo;
+  readonly server: Pick<ServerInfo, "clientKeyPath" | "sshConfigPath">;
   readonly knownHostsPath: string;
   readonly redis: string;
   readonly queue: string;
@@ -34,7 +34,7 @@ export interface QueueWorkerTask {
   readonly mode: "ssh" | "noop";
 }
 
-function executorFor(server: ServerInfo, knownHostsPath: string): { executor: Executor; close: () => Promise<void> } {
+function executorFor(server: Pick<ServerInfo, "clientKeyPath" | "sshConfigPath">, knownHostsPath: string): { executor: Executor; close: () => Promise<void> } {
   const transport = new Ssh2Transport({ identityFile: server.clientKeyPath, knownHostsFile: knownHostsPath, configFile: server.sshConfigPath, agent: false });
   const pool = new ConnectionPool(transport, DefaultPoolConfig());
   return { executor: new Executor(pool, DefaultExecutorConfig().with({ maxConcurrent: CONCURRENCY })), close: () => pool.close() };
@@ -61,7 +61,11 @@ export async function runQueueWorker(task: QueueWorkerTask): Promise<void> {
 }
 
 function startWorker(task: QueueWorkerTask): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [process.argv[1] as string, "--queue-worker", JSON.stringify(task)], { stdio: ["ignore", "pipe", "inherit"] });
+  // Only the paths a worker needs, and on stdin: the environment object also holds the test users' passwords,
+  // which must never reach another process's argv or environment.
+  const worker: QueueWorkerTask = { ...task, server: { clientKeyPath: task.server.clientKeyPath, sshConfigPath: task.server.sshConfigPath } };
+  const child = spawn(process.execPath, [process.argv[1] as string, "--queue-worker"], { stdio: ["pipe", "pipe", "inherit"] });
+  child.stdin?.end(JSON.stringify(worker));
   return new Promise((resolve, reject) => {
     let stdout = "";
     child.stdout?.on("data", (chunk: Buffer) => {
