@@ -59,7 +59,7 @@ describe.each(TRANSPORTS)("README examples over %s", (transportName) => {
     if (work) await rm(work, { recursive: true, force: true });
   });
 
-  it("has the three seed examples", () => {
+  it("has the three examples: a command, a script, a transfer", () => {
     expect([...examples.keys()]).toEqual(["command", "script", "transfer"]);
   });
 

@@ -1,6 +1,6 @@
 /**
  * The contract between core and a tracer (`@tunnel-sh/tracer-otel`, `@tunnel-sh/tracer-console`).
- * The seed's `SSHTracer` and `PoolTracer` in one small interface.
+ * One small interface for the spans of operations (commands, scripts, transfers) and of the pool's connection work.
  *
  * Span names used by tunnel: `tunnel.command`, `tunnel.script`, `tunnel.transfer`, `tunnel.connect`,
  * `tunnel.pool.acquire`. Attribute values are already redacted when they reach a tracer.
