@@ -20,7 +20,7 @@ export const SYSTEM_PACKAGES = [
   { name: "passwd", programs: ["useradd", "userdel", "chpasswd"], why: "the SSH test accounts" },
   { name: "util-linux", programs: ["flock", "setsid"], why: "the test accounts' lock; process groups" },
   { name: "procps", programs: ["ps", "pgrep"], why: "cancelling remote processes; leak checks" },
-  { name: "iproute2", programs: ["ip"], why: "network namespaces of the fault suite" },
+  { name: "iproute2", programs: ["ip", "ss"], why: "network namespaces of the fault suite; open-socket checks" },
   { name: "nftables", programs: ["nft"], why: "dropped SYNs and packet loss in the fault suite" },
   { name: "perl", programs: ["perl"], why: "the openssh transport's remote wrapper; the embedded server's shell" },
   { name: "python3", programs: ["python3"], why: "scripts run by interpreter" },
