@@ -2,13 +2,14 @@
  * `pnpm bench`: tunnel side by side with raw ssh2, node-ssh and the OpenSSH binaries against a throwaway sshd.
  * Prints a markdown table and writes bench/results/latest.json.
  *
- *   node dist/main.js [--quick] [--only exec,throughput,connect,fan-out,transfer,memory]
+ *   node dist/main.js [--quick] [--only exec,throughput,connect,fan-out,transfer,memory,cli]
  */
 import { spawnSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { cliStartup } from "./cases/cli-startup.js";
 import { connectRate } from "./cases/connect-rate.js";
 import { execLatency } from "./cases/exec-latency.js";
 import { fanOut } from "./cases/fan-out.js";
@@ -27,6 +28,7 @@ const SECTIONS: ReadonlyArray<readonly [string, (context: Context) => Promise<vo
   ["fan-out", fanOut],
   ["transfer", transfers],
   ["memory", memory],
+  ["cli", cliStartup],
 ];
 
 function parseArguments(argv: readonly string[]): BenchOptions & { child?: string; out?: string } {

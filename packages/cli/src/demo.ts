@@ -13,11 +13,11 @@ import { join } from "node:path";
 import { DefaultExecutorConfig, Executor, Redactor, TunnelError } from "@tunnel-sh/core";
 import type { Progress, Result, Target, TransferResult } from "@tunnel-sh/core";
 import { ConnectionPool, DefaultPoolConfig } from "@tunnel-sh/pool";
-import type { TestServer, TestServerOptions } from "@tunnel-sh/testing";
+import type { TestServer, TestServerOptions } from "@tunnel-sh/embedded-server";
 import { ConsoleTracer } from "@tunnel-sh/tracer-console";
 import { Ssh2Transport } from "@tunnel-sh/transport-ssh2";
 import { ExitCode, formatBytes, formatDuration, useColor, type OutputStream } from "./output.js";
-import { BarProgress, SharedTerminal } from "./progress.js";
+import { SharedTerminal } from "./progress.js";
 
 export interface DemoOptions {
   readonly stdout: OutputStream;
@@ -27,7 +27,7 @@ export interface DemoOptions {
   readonly format: "pretty" | "json";
   /** Aborts the running example; the demo still cleans up, then resolves with 130. */
   readonly signal?: AbortSignal;
-  /** Starts the SSH server. Default: `startTestServer` from `@tunnel-sh/testing`. */
+  /** Starts the SSH server. Default: `startTestServer` from `@tunnel-sh/embedded-server`. */
   readonly startServer?: (options: TestServerOptions) => Promise<TestServer>;
 }
 
@@ -47,7 +47,8 @@ echo "Deployment completed"
 const UPLOAD_BYTES = 24 * 1024 * 1024;
 
 export async function runDemo(options: DemoOptions): Promise<number> {
-  const out = options.stdout;
+  // With JSON traces, stdout carries the JSON lines alone (a program reads them); the prose goes to stderr.
+  const out = options.format === "json" ? options.stderr : options.stdout;
   const color = useColor(out, options.env);
   const bold = (text: string) => (color ? `\u001b[1m${text}\u001b[0m` : text);
   const dim = (text: string) => (color ? `\u001b[2m${text}\u001b[0m` : text);
@@ -59,7 +60,7 @@ export async function runDemo(options: DemoOptions): Promise<number> {
       .map((line) => `    ${line}`)
       .join("\n");
 
-  const startServer = options.startServer ?? (await import("@tunnel-sh/testing")).startTestServer;
+  const startServer = options.startServer ?? (await import("@tunnel-sh/embedded-server")).startTestServer;
   const workspace = await mkdtemp(join(tmpdir(), "tunnel-demo-"));
   let server: TestServer | undefined;
   let pool: ConnectionPool | undefined;
@@ -76,7 +77,8 @@ export async function runDemo(options: DemoOptions): Promise<number> {
 
     const redactor = new Redactor();
     const terminal = new SharedTerminal(out);
-    const tracer = new ConsoleTracer({ stream: terminal, format: options.format, level: "info", colors: color, redactor });
+    const traces = options.format === "json" ? options.stdout : terminal;
+    const tracer = new ConsoleTracer({ stream: traces, format: options.format, level: "info", colors: color && options.format === "pretty", redactor });
     const transport = new Ssh2Transport({ privateKey: server.clientKeyPath, knownHosts: server.knownHostsPath, sshConfig: false, agent: false });
     pool = new ConnectionPool(transport, DefaultPoolConfig(), tracer);
     const executor = new Executor(pool, DefaultExecutorConfig(), tracer, { redactor });
@@ -133,7 +135,7 @@ export async function runDemo(options: DemoOptions): Promise<number> {
     await mkdir(join(workspace, "local"), { recursive: true });
     await mkdir(join(workspace, "remote"), { recursive: true });
     await writeFile(localFile, Buffer.concat([Buffer.from("#!/bin/sh\necho myapp\nexit 0\n"), randomBytes(UPLOAD_BYTES)]));
-    const progress = out.isTTY === true && options.format === "pretty" ? new BarProgress(out, ["upload"]) : undefined;
+    const progress = out.isTTY === true && options.format === "pretty" ? new (await import("./bar-progress.js")).BarProgress(out, ["upload"]) : undefined;
     let reported = 0;
     await attempt(
       "3. An upload, verified with sha256, with progress",

@@ -1,10 +1,11 @@
-export { runCli, forEachHost, pathForHost, parseDuration, parseEnvAssignments, resolveHosts } from "./cli.js";
+export { runCli, parseDuration } from "./cli.js";
 export type { CliIo } from "./cli.js";
+export { forEachHost, pathForHost, parseEnvAssignments, resolveHosts } from "./host-operations.js";
 export { describeTarget, parseHostList, parseHostSpec, parsePort, withDefaults } from "./hosts.js";
 export type { HostEntry } from "./hosts.js";
 export { loadInventory, parseInventory, selectHosts } from "./inventory.js";
 export type { HostSelection, Inventory } from "./inventory.js";
-export { ExitCode, PrefixWriter, exitCodeFor, formatBytes, formatDuration, formatJson, formatSummary } from "./output.js";
+export { EXIT_STATUSES, ExitCode, PrefixWriter, exitCodeFor, formatBytes, formatDuration, formatJson, formatSummary } from "./output.js";
 export type { HostOutcome, JsonReport, OutputStream } from "./output.js";
 export { promptHidden } from "./prompt.js";
 export type { TerminalInput } from "./prompt.js";

@@ -42,16 +42,7 @@ export interface HostOutcome {
   };
 }
 
-/**
- * Exit statuses of `tunnel`.
- * - 0: every host succeeded;
- * - 1: every host was reached, and on at least one the command or script exited non-zero (or was killed by a signal);
- * - 2: usage error — bad options, host list or inventory; nothing ran;
- * - 3: at least one host failed otherwise: connection, authentication, host key, timeout, sudo or transfer error;
- * - 4: an unexpected internal error;
- * - 130: interrupted (Ctrl-C); every running operation was cancelled and its remote process stopped.
- *   The executable reports 143 instead when SIGTERM interrupted it, 141 when its output pipe closed.
- */
+/** Exit statuses of `tunnel`; `EXIT_STATUSES` says what each means. */
 export const ExitCode = {
   OK: 0,
   COMMAND_FAILED: 1,
@@ -59,7 +50,23 @@ export const ExitCode = {
   HOST_FAILED: 3,
   INTERNAL: 4,
   INTERRUPTED: 130,
+  /** Reported by the executable instead of 130 when its output pipe closed (SIGPIPE's 128 + 13). */
+  OUTPUT_CLOSED: 141,
+  /** Reported by the executable instead of 130 when SIGTERM interrupted it (128 + 15). */
+  TERMINATED: 143,
 } as const;
+
+/** Every exit status of `tunnel` and what it means, in order: `tunnel --help` prints it, and the README's table matches it. */
+export const EXIT_STATUSES: ReadonlyArray<{ readonly status: number; readonly meaning: string }> = [
+  { status: ExitCode.OK, meaning: "every host succeeded" },
+  { status: ExitCode.COMMAND_FAILED, meaning: "every host was reached, and on at least one the command or script exited non-zero (or was killed by a signal)" },
+  { status: ExitCode.USAGE, meaning: "usage error: bad options, host list or inventory; nothing ran" },
+  { status: ExitCode.HOST_FAILED, meaning: "at least one host failed otherwise: connection, authentication, host key, timeout, sudo or transfer error" },
+  { status: ExitCode.INTERNAL, meaning: "an unexpected internal error (a bug: please report it)" },
+  { status: ExitCode.INTERRUPTED, meaning: "interrupted by Ctrl-C (SIGINT): every running operation was cancelled and its remote process stopped" },
+  { status: ExitCode.OUTPUT_CLOSED, meaning: "interrupted because the reader of tunnel's output went away, as in `tunnel run ... | head`" },
+  { status: ExitCode.TERMINATED, meaning: "interrupted by SIGTERM" },
+];
 
 /** The exit status for a set of outcomes (see `ExitCode`). */
 export function exitCodeFor(outcomes: readonly HostOutcome[], interrupted = false): number {

@@ -1,13 +1,13 @@
 /**
  * Builds tunnel's stack for one CLI run: transport → pool → executor, with one redactor shared by the executor
  * and the console tracer.
+ *
+ * The transport, the pool and the tracer are imported when a stack is made, and only the ones it uses: `tunnel
+ * --help` loads none of them, and a run over ssh2 never loads the OpenSSH transport (nor ssh2 a run over OpenSSH).
  */
 import { DefaultExecutorConfig, Executor, NoopTracer, Redactor } from "@tunnel-sh/core";
 import type { Tracer, Transport } from "@tunnel-sh/core";
-import { ConnectionPool, DefaultPoolConfig } from "@tunnel-sh/pool";
-import { ConsoleTracer } from "@tunnel-sh/tracer-console";
-import { OpenSshTransport } from "@tunnel-sh/transport-openssh";
-import { Ssh2Transport } from "@tunnel-sh/transport-ssh2";
+import type { ConnectionPool } from "@tunnel-sh/pool";
 import type { OutputStream } from "./output.js";
 
 export type TransportName = "ssh2" | "openssh";
@@ -42,9 +42,10 @@ export interface Stack {
   close(): Promise<void>;
 }
 
-export function makeTransport(options: StackOptions): Transport {
+export async function makeTransport(options: StackOptions): Promise<Transport> {
   const insecure = options.insecureAcceptAnyHostKey === true;
   if (options.transport === "openssh") {
+    const { OpenSshTransport } = await import("@tunnel-sh/transport-openssh");
     return new OpenSshTransport({
       ...(options.identity !== undefined ? { identityFile: options.identity } : {}),
       ...(options.knownHosts !== undefined ? { knownHostsFile: options.knownHosts } : {}),
@@ -52,6 +53,7 @@ export function makeTransport(options: StackOptions): Transport {
       hostKeyChecking: insecure ? "insecure-accept-any" : "strict",
     });
   }
+  const { Ssh2Transport } = await import("@tunnel-sh/transport-ssh2");
   return new Ssh2Transport({
     ...(options.identity !== undefined ? { privateKey: options.identity } : {}),
     ...(options.knownHosts !== undefined ? { knownHosts: options.knownHosts } : {}),
@@ -60,8 +62,9 @@ export function makeTransport(options: StackOptions): Transport {
   });
 }
 
-export function makeTracer(options: StackOptions, redactor: Redactor): Tracer {
+export async function makeTracer(options: StackOptions, redactor: Redactor): Promise<Tracer> {
   if (options.verbosity <= 0) return new NoopTracer();
+  const { ConsoleTracer } = await import("@tunnel-sh/tracer-console");
   return new ConsoleTracer({
     stream: options.traceStream,
     format: options.traceFormat ?? "pretty",
@@ -71,9 +74,12 @@ export function makeTracer(options: StackOptions, redactor: Redactor): Tracer {
   });
 }
 
-export function makeStack(options: StackOptions, redactor = new Redactor()): Stack {
-  const transport = makeTransport(options);
-  const tracer = makeTracer(options, redactor);
+export async function makeStack(options: StackOptions, redactor = new Redactor()): Promise<Stack> {
+  const [transport, tracer, { ConnectionPool, DefaultPoolConfig }] = await Promise.all([
+    makeTransport(options),
+    makeTracer(options, redactor),
+    import("@tunnel-sh/pool"),
+  ]);
   const pool = new ConnectionPool(transport, { ...DefaultPoolConfig() }, tracer);
   let config = DefaultExecutorConfig().with({ maxConcurrent: options.concurrency });
   if (options.retries !== undefined) config = config.with({ maxRetries: options.retries });

@@ -143,7 +143,7 @@ export class Executor {
     const attributes: Attributes = {
       "tunnel.command.text": command.cmd,
       "tunnel.command.sudo": command.sudo !== undefined && command.sudo !== false,
-      "tunnel.command.timeout_ms": timeout,
+      "tunnel.command.timeout": timeout / 1000,
       "tunnel.command.working_dir": command.workingDir,
       "tunnel.command.env_count": Object.keys(command.env ?? {}).length,
     };
@@ -182,7 +182,7 @@ export class Executor {
       "tunnel.script.args_count": script.args?.length ?? 0,
       "tunnel.script.size": Buffer.byteLength(script.content),
       "tunnel.command.sudo": script.sudo !== undefined && script.sudo !== false,
-      "tunnel.command.timeout_ms": timeout,
+      "tunnel.command.timeout": timeout / 1000,
       "tunnel.command.working_dir": script.workingDir,
       "tunnel.command.env_count": Object.keys(script.env ?? {}).length,
     };
@@ -220,8 +220,9 @@ export class Executor {
     validateTransfer(transfer);
     const timeout = transfer.timeout ?? this.#config.transferTimeout;
     const attributes: Attributes = {
-      "tunnel.transfer.source": transfer.source,
-      "tunnel.transfer.destination": transfer.destination,
+      // The local side is kept apart so tracers can leave local file paths out of traces.
+      "tunnel.transfer.local_path": transfer.direction === "upload" ? transfer.source : transfer.destination,
+      "tunnel.transfer.remote_path": transfer.direction === "upload" ? transfer.destination : transfer.source,
       "tunnel.transfer.direction": transfer.direction,
       "tunnel.transfer.verify": transfer.verify === "sha256" ? "sha256" : "none",
       "tunnel.transfer.recursive": transfer.recursive === true,
@@ -258,7 +259,7 @@ export class Executor {
                 done: (error?: unknown) => (error === undefined ? lease.release() : settleLease(lease, error)),
               };
             },
-            onVerifyMismatch: (path) => operation.span.addEvent("tunnel.transfer.verify_mismatch", { "tunnel.transfer.path": path }),
+            onVerifyMismatch: (path) => operation.span.addEvent("tunnel.transfer.verify_mismatch", { "tunnel.transfer.remote_path": path }),
           };
           const request: Transfer = onProgress ? { ...transfer, onProgress } : transfer;
           return transfer.direction === "upload" ? uploadTransfer(transferContext, request) : downloadTransfer(transferContext, request);
@@ -275,8 +276,6 @@ export class Executor {
             "tunnel.transfer.skipped": result.skipped,
             "tunnel.transfer.rate": durationMs > 0 ? Math.round((result.bytes * 1000) / durationMs) : 0,
             "tunnel.transfer.verified": result.verified,
-            "tunnel.duration_ms": durationMs,
-            "tunnel.success": true,
             "tunnel.attempts": attempts,
           });
           return result;
@@ -355,7 +354,7 @@ export class Executor {
               onRetry: ({ attempt, delayMs, error }) =>
                 span.addEvent("tunnel.retry", {
                   "tunnel.attempt": attempt + 1,
-                  "tunnel.retry.delay_ms": delayMs,
+                  "tunnel.retry.delay": delayMs / 1000,
                   "error.type": TunnelError.is(error) ? error.code : "Error",
                 }),
               stats: this.#retryStats,
@@ -379,12 +378,13 @@ export class Executor {
           span.setAttributes({
             "process.exit.code": result.exitCode ?? undefined,
             "tunnel.exit.signal": result.signal ?? undefined,
-            "tunnel.duration_ms": result.durationMs,
-            "tunnel.success": result.exitCode === 0,
             "tunnel.attempts": result.attempts,
             "tunnel.output.truncated": result.truncated,
           });
-          span.addEvent("tunnel.command.completed");
+          span.addEvent("tunnel.command.completed", {
+            "process.exit.code": result.exitCode ?? undefined,
+            "tunnel.exit.signal": result.signal ?? undefined,
+          });
           if (check && result.exitCode !== 0) throw new CommandFailedError(result, { target });
           return result as unknown as R;
         } catch (error) {
@@ -396,11 +396,7 @@ export class Executor {
       }
     } catch (caught) {
       const error = stop.signal.aborted && !(caught instanceof CommandFailedError) ? finalStopError(stop.signal, caught) : caught;
-      span.setAttributes({
-        "tunnel.duration_ms": performance.now() - startedAt,
-        "tunnel.success": false,
-        "tunnel.attempts": retryAttempts(caught) ?? Math.max(attempts, 1),
-      });
+      span.setAttributes({ "tunnel.attempts": retryAttempts(caught) ?? Math.max(attempts, 1) });
       span.recordError(error);
       throw redactor.redactErrorObject(error);
     } finally {

@@ -28,8 +28,9 @@ export interface Transport {
   connect(target: Target, options?: ConnectOptions): Promise<Connection>;
   /**
    * Options that change which server or identity a connection reaches (a jump host, an identity file),
-   * rendered as a short stable string. The pool adds it to its key so connections with different identities
-   * are never shared. Optional; absent means "nothing beyond the target".
+   * rendered as a short stable string. The pool adds a digest of it to its key so connections with different
+   * identities are never shared; a pool MUST NOT put the string itself into stats, traces or metrics, since it
+   * may name local files. Optional; absent means "nothing beyond the target".
    */
   identity?(target: Target): string;
 }

@@ -21,7 +21,5 @@ export { describeTransportConformance } from "./transport-conformance.js";
 export type { ConformanceAssertion, ConformanceContext, TestRunner } from "./transport-conformance.js";
 export { startFaultProxy } from "./fault-proxy.js";
 export type { FaultProxy, FaultProxyOptions } from "./fault-proxy.js";
-export { startTestServer } from "./embedded-server.js";
-export type { ResolvedTestServerUser, TestServer, TestServerFaults, TestServerOptions, TestServerUser } from "./embedded-server.js";
 export * as traceScenarios from "./trace-scenarios.js";
 export type { Scenario as TraceScenario } from "./trace-scenarios.js";

@@ -45,6 +45,11 @@ export interface ConsoleTracerOptions {
    * but still private.
    */
   readonly recordCommand?: boolean;
+  /**
+   * Print `tunnel.transfer.local_path` (the local file of a transfer, redacted). Default `false`: no local file
+   * path is written unless asked; the remote path is always printed.
+   */
+  readonly recordLocalPaths?: boolean;
   /** Milliseconds since the epoch, fractional allowed. Default: `performance.timeOrigin + performance.now()`. */
   readonly clock?: () => number;
   /** Random bytes as lowercase hex, for trace and span ids. Default: `node:crypto` `randomBytes`. */
@@ -72,6 +77,7 @@ export class ConsoleTracer implements Tracer {
   readonly #colors: boolean;
   readonly #redactor: Redactor;
   readonly #recordCommand: boolean;
+  readonly #recordLocalPaths: boolean;
   readonly #clock: () => number;
   readonly #randomHex: (bytes: number) => string;
   readonly #spans = new WeakMap<Span, ConsoleSpan>();
@@ -83,6 +89,7 @@ export class ConsoleTracer implements Tracer {
     this.#colors = this.#format === "pretty" && (options.colors ?? options.stream.isTTY === true);
     this.#redactor = options.redactor ?? new Redactor();
     this.#recordCommand = options.recordCommand ?? true;
+    this.#recordLocalPaths = options.recordLocalPaths ?? false;
     this.#clock = options.clock ?? (() => performance.timeOrigin + performance.now());
     this.#randomHex = options.randomHex ?? ((bytes) => randomBytes(bytes).toString("hex"));
   }
@@ -112,6 +119,7 @@ export class ConsoleTracer implements Tracer {
   clean(redactor: Redactor, attributes: Attributes | undefined): Record<string, AttributeValue> {
     const redacted = redactor.redactAttributes(attributes);
     if (!this.#recordCommand) delete redacted["tunnel.command.text"];
+    if (!this.#recordLocalPaths) delete redacted["tunnel.transfer.local_path"];
     return redacted;
   }
 

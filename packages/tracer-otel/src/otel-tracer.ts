@@ -44,6 +44,11 @@ export interface OtelTracerOptions {
    */
   readonly recordCommand?: boolean;
   /**
+   * Keep `tunnel.transfer.local_path` (the local file of a transfer) on spans (redacted). Default `false`: no local
+   * file path reaches OpenTelemetry unless asked; the remote path is always kept.
+   */
+  readonly recordLocalPaths?: boolean;
+  /**
    * Removes secrets from every string attribute, event attribute and exception message before it reaches
    * OpenTelemetry. Share it with the executor so secrets registered there are removed here too.
    */
@@ -72,8 +77,9 @@ const OPERATIONS = new Set(["tunnel.command", "tunnel.script", "tunnel.transfer"
 /**
  * A `Tracer` (from `@tunnel-sh/core`) over the OpenTelemetry API. tunnel's spans become OpenTelemetry spans,
  * nested by the `parent` tunnel passes (under the caller's active span when there is none), with semantic
- * convention attributes where they exist (`server.address`, `server.port`, `process.exit.code`, `error.type`)
- * and `tunnel.*` otherwise. Failures set status ERROR, `error.type` and an exception event. Metrics:
+ * convention attributes where they exist (`server.address`, `server.port`, `process.exit.code`, `error.type`,
+ * `exception.*`) and `tunnel.*` otherwise; durations in seconds. Failures set status ERROR, `error.type` (the
+ * tunnel error code) and an exception event (`exception.type` is the error's class name). Metrics:
  * `tunnel.operation.duration`, `tunnel.retries` and, through `observePool`, pool gauges.
  *
  * Registers nothing globally. Every method is safe to call at any time and never throws.
@@ -89,6 +95,7 @@ export class OtelTracer implements Tracer {
   readonly #meter: Meter;
   readonly #redactor: Redactor;
   readonly #recordCommand: boolean;
+  readonly #recordLocalPaths: boolean;
   readonly #spans = new WeakMap<Span, TunnelOtelSpan>();
   readonly #duration: Histogram;
   readonly #retries: Counter;
@@ -99,6 +106,7 @@ export class OtelTracer implements Tracer {
     this.#meter = options.meter ?? (options.meterProvider ?? metrics).getMeter(INSTRUMENTATION_SCOPE);
     this.#redactor = options.redactor ?? new Redactor();
     this.#recordCommand = options.recordCommand ?? false;
+    this.#recordLocalPaths = options.recordLocalPaths ?? false;
     this.#duration = this.#meter.createHistogram("tunnel.operation.duration", {
       description: "Duration of tunnel operations (command, script, transfer) and of their pool acquire and connect steps.",
       unit: "s",
@@ -197,11 +205,12 @@ export class OtelTracer implements Tracer {
     }
   }
 
-  /** @internal tunnel attributes as OpenTelemetry attributes: redacted, command text kept only when asked. */
+  /** @internal tunnel attributes as OpenTelemetry attributes: redacted, command text and local paths kept only when asked. */
   clean(redactor: Redactor, attributes: Attributes | undefined): OtelAttributes {
     const out: OtelAttributes = {};
     for (const [key, value] of Object.entries(redactor.redactAttributes(attributes))) {
       if (key === "tunnel.command.text" && !this.#recordCommand) continue;
+      if (key === "tunnel.transfer.local_path" && !this.#recordLocalPaths) continue;
       out[key] = Array.isArray(value) ? [...(value as readonly (string | number)[])] as string[] | number[] : (value as string | number | boolean);
     }
     return out;
@@ -270,10 +279,10 @@ class TunnelOtelSpan implements Span {
     if (this.#ended) return;
     try {
       const summary = this.redactor.redactError(error);
+      // No `code`: the SDK would put it in `exception.type`, which holds the class name; the code is `error.type`.
       const exception: Exception = {
         name: summary.name,
         message: summary.message,
-        ...(summary.code !== undefined ? { code: summary.code } : {}),
         ...(summary.stack !== undefined ? { stack: summary.stack } : {}),
       };
       this.otelSpan.recordException(exception);
@@ -307,7 +316,6 @@ class TunnelOtelSpan implements Span {
     if (!attributes) return;
     const code = attributes["process.exit.code"];
     const signal = attributes["tunnel.exit.signal"];
-    if (attributes["tunnel.success"] === false) this.#failed = true;
     if (typeof code === "number" && code !== 0) this.#failed = true;
     if (typeof signal === "string" && signal !== "") this.#failed = true;
   }

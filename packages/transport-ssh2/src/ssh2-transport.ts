@@ -139,11 +139,11 @@ export class Ssh2Transport implements Transport {
         const client = this.options.createClient ? this.options.createClient() : new ssh2.Client();
         clients.push(client);
         await this.handshake(client, hop, sock, knownHosts, authHandlers[index] as AuthHandler, signal);
-        options.span?.addEvent("ssh.hop.ready", {
+        options.span?.addEvent("tunnel.hop.ready", {
           "server.address": hop.host,
           "server.port": hop.port,
-          "ssh.hop": index,
-          "ssh.jump": index < hops.length - 1,
+          "tunnel.hop.index": index,
+          "tunnel.hop.jump": index < hops.length - 1,
         });
       }
     } catch (error) {

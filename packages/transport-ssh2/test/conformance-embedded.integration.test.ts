@@ -3,7 +3,8 @@ import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { describeTransportConformance, startTestServer, type TestServer } from "@tunnel-sh/testing";
+import { startTestServer, type TestServer } from "@tunnel-sh/embedded-server";
+import { describeTransportConformance } from "@tunnel-sh/testing";
 import { Ssh2Transport } from "../src/index.js";
 
 function transportFor(server: TestServer): Ssh2Transport {

@@ -6,7 +6,7 @@ import { homedir, tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Client, FileEntry, SFTPWrapper, Stats } from "ssh2";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startTestServer, type TestServer } from "@tunnel-sh/testing";
+import { startTestServer, type TestServer } from "@tunnel-sh/embedded-server";
 import { connect, run } from "./embedded-server-client.js";
 
 function openSftp(client: Client): Promise<SFTPWrapper> {

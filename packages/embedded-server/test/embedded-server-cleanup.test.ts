@@ -4,7 +4,7 @@ import { mkdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expect, it } from "vitest";
-import { startTestServer } from "@tunnel-sh/testing";
+import { startTestServer } from "@tunnel-sh/embedded-server";
 
 it("removes the key folder a dead test process left behind when the next server starts", async () => {
   // A process that has exited: its pid names no live process (for now).

@@ -1,5 +1,5 @@
 import ssh2, { type Client, type ClientChannel, type ConnectConfig, type ExecOptions } from "ssh2";
-import type { TestServer } from "@tunnel-sh/testing";
+import type { TestServer } from "@tunnel-sh/embedded-server";
 import { readFileSync } from "node:fs";
 
 /** Settings that replace the defaults; `privateKey: undefined` leaves the client key out. */

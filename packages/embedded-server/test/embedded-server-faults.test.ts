@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Client } from "ssh2";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { startTestServer, type TestServer } from "@tunnel-sh/testing";
+import { startTestServer, type TestServer } from "@tunnel-sh/embedded-server";
 import { closed, collect, connect, open, run, waitForOutput } from "./embedded-server-client.js";
 
 function alive(pid: number): boolean {

@@ -5,7 +5,7 @@ import { homedir, userInfo } from "node:os";
 import { setTimeout as sleep } from "node:timers/promises";
 import ssh2, { type Client } from "ssh2";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startTestServer, type TestServer } from "@tunnel-sh/testing";
+import { startTestServer, type TestServer } from "@tunnel-sh/embedded-server";
 import { closed, collect, connect, generateKey, open, run, waitForOutput } from "./embedded-server-client.js";
 
 function alive(pid: number): boolean {

@@ -5,6 +5,7 @@
  *
  * Commands run on this machine, as the current OS user, whatever SSH user name authenticated.
  */
+import { execFile } from "node:child_process";
 import { randomBytes, timingSafeEqual, createHash } from "node:crypto";
 import { accessSync, constants as fsConstants, rmSync } from "node:fs";
 import { mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
@@ -14,7 +15,6 @@ import { join } from "node:path";
 import ssh2, { type AuthContext, type Connection, type ParsedKey, type Server as SshServer } from "ssh2";
 import { serveSession, type SessionContext, type SessionHelper, type SessionProcess } from "./embedded-server-session.js";
 import { serveSftp } from "./embedded-server-sftp.js";
-import { runLocal } from "./run-local.js";
 
 export interface TestServerUser {
   /** The SSH user name. Commands run as the current OS user whatever the name. */
@@ -194,9 +194,12 @@ async function detectHelper(): Promise<SessionHelper> {
   return (await (perlWorks ??= checkPerl())) ? "perl" : "node";
 }
 
-async function checkPerl(): Promise<boolean> {
-  const result = await runLocal("perl", ["-MPOSIX", "-e", "print 1"], { timeoutMs: 10_000 }).catch(() => undefined);
-  return result?.stdout === "1";
+function checkPerl(): Promise<boolean> {
+  return new Promise((resolve) => {
+    execFile("perl", ["-MPOSIX", "-e", "print 1"], { timeout: 10_000, killSignal: "SIGKILL" }, (error, stdout) => {
+      resolve(error === null && stdout === "1");
+    });
+  });
 }
 
 function resolveUsers(users: TestServerOptions["users"], clientPublicKey: string): ResolvedTestServerUser[] {
