@@ -61,7 +61,7 @@ describe.each(TRANSPORTS)("README examples over %s", (transportName) => {
     if (work) await rm(work, { recursive: true, force: true });
   });
 
-  it("has the three seed examples", () => {
+  it("has the four examples: a command, a script, a transfer, a fleet", () => {
     expect([...examples.keys()]).toEqual(["command", "script", "transfer", "fleet"]);
   });
 

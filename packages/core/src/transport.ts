@@ -14,7 +14,7 @@ import type { Span } from "./tracer.js";
 import type { Progress, PtyOptions, Target } from "./types.js";
 
 /**
- * Makes connections. The seed's `ConnectionFactory`.
+ * Makes connections: the factory a pool calls to open a connection to a target.
  * @example const connection = await new Ssh2Transport({ knownHostsFile }).connect({ host: "web-1", user: "deploy" });
  */
 export interface Transport {
@@ -52,7 +52,7 @@ export interface ConnectionCapabilities {
 }
 
 /**
- * One authenticated connection to one host. The seed's `SSHClient`.
+ * One authenticated connection to one host.
  * A connection is used by one pool; many processes may run on it at once, up to `maxChannels`.
  */
 export interface Connection {

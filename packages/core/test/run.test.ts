@@ -2,7 +2,7 @@ import { Readable } from "node:stream";
 import { describe, expect, it } from "vitest";
 import { AbortError, SudoError, TimeoutError, TunnelError } from "../src/errors.js";
 import { runProcess, TokenFilter } from "../src/run.js";
-import { alive, localConnection } from "./support/local-connection.js";
+import { exits, localConnection } from "./support/local-connection.js";
 
 const connection = localConnection();
 
@@ -68,8 +68,7 @@ describe("runProcess", () => {
     }).catch((caught: unknown) => caught);
     expect(error).toBeInstanceOf(TimeoutError);
     expect(TunnelError.is(error) && error.code).toBe("TIMEOUT");
-    await new Promise((resolve) => setTimeout(resolve, 200));
-    expect(await alive(Number(pids[0]))).toBe(false);
+    expect(await exits(Number(pids[0]))).toBe(true);
   });
 
   it("rejects with AbortError when the caller aborts, and at once when already aborted", async () => {

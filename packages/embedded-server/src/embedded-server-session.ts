@@ -61,8 +61,14 @@ const [file, args] =
   : mode === "pty-shell" ? ["script", ["-qfec", size + "; exec /bin/sh -i", "/dev/null"]]
   : mode === "shell" ? ["/bin/sh", []]
   : ["/bin/sh", ["-c", command]];
-const child = spawn(file, args, { stdio: "inherit", detached: true, env: JSON.parse(env) });
-child.on("spawn", () => report("pid " + child.pid));
+// The command's own shell reports its pid before it runs the command, so the report always comes before any output
+// (a report sent from here, after the spawn, could come late, and a client that saw output could kill this process
+// before the server knew which group to hang up).
+const child = spawn("/bin/sh", ["-c", 'echo "pid $$" >&3; exec 3>&-; exec "$0" "$@"', file, ...args], {
+  stdio: ["inherit", "inherit", "inherit", 3],
+  detached: true,
+  env: JSON.parse(env),
+});
 child.on("error", (error) => {
   process.stderr.write("cannot run " + file + ": " + error.message + "\n");
   report("exit 127");

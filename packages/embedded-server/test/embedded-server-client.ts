@@ -32,27 +32,31 @@ export interface ExecResult {
   readonly stderr: string;
 }
 
+/**
+ * Each channel's exit status, recorded from the moment it opens: ssh2 can deliver a quick command's output, exit
+ * status and close in the same read as the exec's success, so `exit` fires before the caller of `open()` listens.
+ */
+const exits = new WeakMap<ClientChannel, { code: number | null; signal: string | null }>();
+
 /** Open an exec channel. */
 export function open(client: Client, command: string, options: ExecOptions = {}): Promise<ClientChannel> {
   return new Promise((resolve, reject) =>
-    client.exec(command, options, (error, channel) => (error ? reject(error) : resolve(channel))),
+    client.exec(command, options, (error, channel) => {
+      if (error) return reject(error);
+      channel.once("exit", (code: number | null, signal?: string) => exits.set(channel, { code, signal: signal ?? null }));
+      resolve(channel);
+    }),
   );
 }
 
-/** Read a channel to its close: output and exit status. */
+/** Read a channel from `open()` to its close: output and exit status. */
 export function collect(channel: ClientChannel): Promise<ExecResult> {
   return new Promise((resolve) => {
     let stdout = "";
     let stderr = "";
-    let code: number | null = null;
-    let signal: string | null = null;
     channel.on("data", (chunk: Buffer) => (stdout += chunk.toString("utf8")));
     channel.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString("utf8")));
-    channel.on("exit", (exitCode: number | null, signalName?: string) => {
-      code = exitCode;
-      signal = signalName ?? null;
-    });
-    channel.on("close", () => resolve({ code, signal, stdout, stderr }));
+    channel.on("close", () => resolve({ ...(exits.get(channel) ?? { code: null, signal: null }), stdout, stderr }));
   });
 }
 

@@ -17,7 +17,7 @@ function alive(pid: number): boolean {
   }
 }
 
-async function eventually(predicate: () => boolean, ms = 5_000): Promise<boolean> {
+async function eventually(predicate: () => boolean, ms = 20_000): Promise<boolean> {
   const deadline = Date.now() + ms;
   while (!predicate()) {
     if (Date.now() > deadline) return false;

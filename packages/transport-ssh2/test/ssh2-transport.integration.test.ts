@@ -23,6 +23,11 @@ async function run(connection: Connection, command: string): Promise<{ stdout: s
   return { stdout, exitCode: status.exitCode };
 }
 
+/** Resolves once `check` holds, however long that takes (the test's timeout is the only bound). */
+async function until(check: () => boolean): Promise<void> {
+  while (!check()) await new Promise((resolve) => setTimeout(resolve, 20));
+}
+
 function socketsTo(port: number): string[] {
   const lines = execFileSync("ss", ["-tnpH", "state", "established", `( dport = :${port} )`], { encoding: "utf8" }).split("\n");
   return lines.filter((line) => line.includes(`pid=${process.pid},`));
@@ -144,7 +149,7 @@ describe("Ssh2Transport on real OpenSSH sshd", () => {
     await expect(unverified.connect(targetOf(pam))).rejects.toMatchObject({ code: "HOST_KEY", target: { port: plain.port } });
   });
 
-  it("detects a black-holed link by keepalive within interval × count + 1 s", async () => {
+  it("detects a black-holed link by its unanswered keepalives", async () => {
     const proxy = await startFaultProxy({ target: { host: pam.host, port: pam.port } });
     try {
       const knownHosts = join(scratch, "proxy_known_hosts");
@@ -157,11 +162,11 @@ describe("Ssh2Transport on real OpenSSH sshd", () => {
       sleeper.stdout.resume();
       sleeper.stderr.resume();
       await sleeper.started;
-      const cutAt = performance.now();
       proxy.blackhole();
-      await expect(sleeper.exit).rejects.toMatchObject({ code: "CONNECTION_LOST", retryable: true });
-      const detectedMs = performance.now() - cutAt;
-      expect(detectedMs).toBeLessThan(500 * 3 + 1000);
+      // Nothing crosses a black hole, so only the keepalives can end the wait: the error says they went unanswered.
+      const error = await sleeper.exit.catch((caught: unknown) => caught);
+      expect(error).toMatchObject({ code: "CONNECTION_LOST", retryable: true });
+      expect((error as Error).message).toMatch(/keepalive/);
       await expect(lost).resolves.toMatchObject({ code: "CONNECTION_LOST" });
       expect(connection.closed).toBe(true);
       await expect(connection.ping()).rejects.toMatchObject({ code: "CONNECTION_LOST" });
@@ -182,10 +187,11 @@ describe("Ssh2Transport on real OpenSSH sshd", () => {
       const sleeper = connection.spawn({ command: "sleep 30" });
       sleeper.stdin.end();
       await sleeper.started;
-      const cutAt = performance.now();
       proxy[fault]();
-      await expect(sleeper.exit).rejects.toMatchObject({ code: "CONNECTION_LOST", retryable: true });
-      expect(performance.now() - cutAt).toBeLessThan(2000);
+      // No keepalive is configured here: the loss is seen from the socket's own events, not a timer.
+      const error = await sleeper.exit.catch((caught: unknown) => caught);
+      expect(error).toMatchObject({ code: "CONNECTION_LOST", retryable: true });
+      expect((error as Error).message).not.toMatch(/keepalive/);
       expect(connection.closed).toBe(true);
     } finally {
       await proxy.close();
@@ -202,10 +208,10 @@ describe("Ssh2Transport on real OpenSSH sshd", () => {
       const remote = `/home/${pam.users.plain.name}/tunnel-reset-${direction}`;
       writeFileSync(local, randomBytes(48 * 1024 * 1024));
       if (direction === "download") await connection.upload({ localPath: local, remotePath: remote });
-      let cutAt = 0;
+      let cut = false;
       const onProgress = (event: { bytes: number }) => {
-        if (!cutAt && event.bytes > 4 * 1024 * 1024) {
-          cutAt = performance.now();
+        if (!cut && event.bytes > 4 * 1024 * 1024) {
+          cut = true;
           proxy.reset();
         }
       };
@@ -214,8 +220,7 @@ describe("Ssh2Transport on real OpenSSH sshd", () => {
           ? connection.upload({ localPath: local, remotePath: remote, onProgress })
           : connection.download({ remotePath: remote, localPath: `${local}.back`, onProgress });
       await expect(transfer).rejects.toMatchObject({ code: "CONNECTION_LOST" });
-      expect(cutAt).toBeGreaterThan(0);
-      expect(performance.now() - cutAt).toBeLessThan(5000);
+      expect(cut).toBe(true);
       rmSync(remote, { force: true });
     } finally {
       await proxy.close();
@@ -240,20 +245,24 @@ describe("Ssh2Transport on real OpenSSH sshd", () => {
     const proxy = await startFaultProxy({ target: { host: pam.host, port: pam.port } });
     try {
       proxy.blackhole();
+      // Two connects at once: readyTimeout 1 s, and one with an hour that only an abort can end.
+      const controller = new AbortController();
+      let longSettled = false;
+      const pending = new Ssh2Transport(base(pam, { readyTimeout: 3_600_000 }))
+        .connect({ host: "127.0.0.1", port: proxy.port, user: "nobody" }, { signal: controller.signal })
+        .finally(() => (longSettled = true));
       const transport = new Ssh2Transport(base(pam, { readyTimeout: 1000 }));
       const startedAt = performance.now();
       const error = await transport.connect({ host: "127.0.0.1", port: proxy.port, user: "nobody" }).catch((caught: unknown) => caught);
       expect(error).toMatchObject({ name: "ConnectError", code: "CONNECT", retryable: true });
       expect((error as Error).message).toMatch(/timed out/);
-      expect(performance.now() - startedAt).toBeLessThan(3000);
+      // Its own readyTimeout ended it (a lower bound: a busy machine only adds to it), and not the other's.
+      expect(performance.now() - startedAt).toBeGreaterThanOrEqual(990);
+      expect(longSettled).toBe(false);
 
-      const controller = new AbortController();
-      const pending = new Ssh2Transport(base(pam)).connect({ host: "127.0.0.1", port: proxy.port, user: "nobody" }, { signal: controller.signal });
-      setTimeout(() => controller.abort(), 100);
-      const abortedAt = performance.now();
+      controller.abort();
       await expect(pending).rejects.toMatchObject({ code: "ABORTED" });
-      expect(performance.now() - abortedAt).toBeLessThan(1000);
-      await new Promise((resolve) => setTimeout(resolve, 50));
+      await until(() => socketsTo(proxy.port).length === 0);
       expect(socketsTo(proxy.port)).toHaveLength(0);
     } finally {
       await proxy.close();
