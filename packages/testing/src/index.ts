@@ -1,5 +1,7 @@
 export { remoteProcesses, sshdSupport, startSshd } from "./sshd.js";
 export type { Sshd, SshdSupport, SshdUser, StartSshdOptions } from "./sshd.js";
+export { createCertificateAuthority, startSshAgent } from "./certificate-authority.js";
+export type { CertificateAuthority, CertificateKey, SignOptions, SshAgent } from "./certificate-authority.js";
 export { FakeConnection, FakeScriptError, FakeTransport, localFileCopy } from "./fake-transport.js";
 export type {
   ConnectOutcome,
