@@ -91,3 +91,5 @@ export type {
   FleetScript,
   FleetTransfer,
 } from "./fleet-types.js";
+export { CERTIFIED_KEY_TYPES, SshReader, parseSshCertificate, parseSshCertificateBlob, sshCertificateProblem, sshString } from "./ssh-certificate.js";
+export type { SshCertificate } from "./ssh-certificate.js";

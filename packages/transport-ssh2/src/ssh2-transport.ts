@@ -12,9 +12,12 @@ import {
   ValidationError,
   formatTarget,
   hasCode,
+  parseSshCertificate,
+  sshCertificateProblem,
   type ConnectOptions,
   type Connection,
   type KeyboardInteractiveHandler,
+  type SshCertificate,
   type Target,
   type Transport,
   type TunnelError,
@@ -34,14 +37,7 @@ import {
 import { normalizeError } from "./normalize-error.js";
 import { resolveOptions, type ResolvedOptions, type Ssh2TransportOptions } from "./options.js";
 import { Ssh2Connection } from "./ssh2-connection.js";
-import {
-  certificateAgent,
-  certificateKey,
-  certificateProblem,
-  installCertificateSupport,
-  parseCertificateText,
-  type OpenSshCertificate,
-} from "./ssh2-certificates.js";
+import { certificateAgent, certificateKey, installCertificateSupport } from "./ssh2-certificates.js";
 import { defaultIdentityFiles, expandPath, hostSettings, loadSshConfig } from "./ssh-config-resolver.js";
 
 /** One hop of a connection: a jump host or the final host, fully resolved. */
@@ -62,7 +58,7 @@ interface Hop {
 /** How one hop authenticates: ssh2's handler, and the certificates it offers (to explain a refusal). */
 interface HopAuth {
   readonly handler: AuthHandler;
-  readonly certificates: readonly OpenSshCertificate[];
+  readonly certificates: readonly SshCertificate[];
 }
 
 type AuthHandler = (methodsLeft: AuthenticationType[] | null) => AnyAuthMethod | false;
@@ -268,7 +264,7 @@ export class Ssh2Transport implements Transport {
     return this.options.knownHostsFiles.length > 0 ? this.options.knownHostsFiles : [join(homedir(), ".ssh", "known_hosts")];
   }
 
-  private loadKeys(hop: Hop): { keys: ParsedKey[]; certificates: OpenSshCertificate[] } {
+  private loadKeys(hop: Hop): { keys: ParsedKey[]; certificates: SshCertificate[] } {
     const passphrase = this.options.passphrase;
     const keys: ParsedKey[] = [];
     const inMemory = this.options.privateKey;
@@ -319,8 +315,8 @@ export class Ssh2Transport implements Transport {
   }
 
   /** The certificate option's files (must be readable), ssh_config's, and `<identity>-cert.pub` beside each identity. */
-  private loadCertificates(hop: Hop, identityFiles: readonly string[]): OpenSshCertificate[] {
-    const certificates: OpenSshCertificate[] = [];
+  private loadCertificates(hop: Hop, identityFiles: readonly string[]): SshCertificate[] {
+    const certificates: SshCertificate[] = [];
     const read = (file: string, required: boolean): void => {
       let text: string;
       try {
@@ -329,7 +325,7 @@ export class Ssh2Transport implements Transport {
         if (!required) return;
         throw new ConfigError("certificateFile", `cannot read ${file}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`, { cause: error });
       }
-      const certificate = parseCertificateText(text);
+      const certificate = parseSshCertificate(text);
       if (certificate instanceof Error) {
         if (!required) return;
         throw new ConfigError("certificateFile", `cannot use ${file}: ${certificate.message}`);
@@ -574,9 +570,9 @@ function keyboardInteractivePrompt(handler: KeyboardInteractiveHandler, target: 
 }
 
 /** A refused login with certificates on offer: say which certificate problems the local check finds. */
-function explainCertificates(error: unknown, hop: Hop, certificates: readonly OpenSshCertificate[]): unknown {
+function explainCertificates(error: unknown, hop: Hop, certificates: readonly SshCertificate[]): unknown {
   if (certificates.length === 0 || !hasCode(error, "AUTHENTICATION")) return error;
-  const problems = certificates.map((certificate) => certificateProblem(certificate, hop.user)).filter((problem) => problem !== undefined);
+  const problems = certificates.map((certificate) => sshCertificateProblem(certificate, hop.user)).filter((problem) => problem !== undefined);
   if (problems.length === 0) return error;
   return new AuthenticationError(`${error.message} (${problems.join("; ")})`, { target: error.target, cause: error });
 }

@@ -6,14 +6,8 @@ import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import ssh2 from "ssh2";
 import type { ParsedKey } from "ssh2";
-import {
-  certificateKey,
-  certificateProblem,
-  installCertificateSupport,
-  missingSsh2Internals,
-  parseCertificateText,
-  type OpenSshCertificate,
-} from "../src/ssh2-certificates.js";
+import { parseSshCertificate, sshCertificateProblem, type SshCertificate } from "@tunnel-sh/core";
+import { certificateKey, installCertificateSupport, missingSsh2Internals } from "../src/ssh2-certificates.js";
 
 const dir = mkdtempSync(join(tmpdir(), "tunnel-ssh2-cert-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -23,11 +17,11 @@ function keygen(...args: string[]): void {
 }
 
 /** A key signed by a fresh CA with ssh-keygen; returns the parsed certificate and the private key. */
-function issue(name: string, type: "ed25519" | "rsa", sign: string[]): { certificate: OpenSshCertificate; key: ParsedKey; caPublic: string } {
+function issue(name: string, type: "ed25519" | "rsa", sign: string[]): { certificate: SshCertificate; key: ParsedKey; caPublic: string } {
   keygen("-t", "ed25519", "-N", "", "-f", join(dir, `${name}-ca`));
   keygen("-t", type, ...(type === "rsa" ? ["-b", "2048"] : []), "-N", "", "-f", join(dir, name));
   keygen("-s", join(dir, `${name}-ca`), "-I", `${name}-id`, ...sign, join(dir, `${name}.pub`));
-  const certificate = parseCertificateText(readFileSync(join(dir, `${name}-cert.pub`), "utf8"));
+  const certificate = parseSshCertificate(readFileSync(join(dir, `${name}-cert.pub`), "utf8"));
   if (certificate instanceof Error) throw certificate;
   const key = ssh2.utils.parseKey(readFileSync(join(dir, name))) as ParsedKey;
   return { certificate, key, caPublic: readFileSync(join(dir, `${name}-ca.pub`), "utf8") };
@@ -59,10 +53,10 @@ describe("OpenSSH certificates", () => {
 
   it("tells an expired certificate, a not-yet-valid one and a wrong principal apart", () => {
     const { certificate } = issue("bob", "ed25519", ["-n", "bob", "-V", "20200101:20200102"]);
-    expect(certificateProblem(certificate, "bob")).toMatch(/expired at 2020-01-0/);
-    expect(certificateProblem(certificate, "bob", new Date("2019-06-01T00:00:00Z"))).toMatch(/not valid before/);
-    expect(certificateProblem(certificate, "carol", new Date("2020-01-01T12:00:00Z"))).toMatch(/for "bob", not the login user "carol"/);
-    expect(certificateProblem(certificate, "bob", new Date("2020-01-01T12:00:00Z"))).toBeUndefined();
+    expect(sshCertificateProblem(certificate, "bob")).toMatch(/expired at 2020-01-0/);
+    expect(sshCertificateProblem(certificate, "bob", new Date("2019-06-01T00:00:00Z"))).toMatch(/not valid before/);
+    expect(sshCertificateProblem(certificate, "carol", new Date("2020-01-01T12:00:00Z"))).toMatch(/for "bob", not the login user "carol"/);
+    expect(sshCertificateProblem(certificate, "bob", new Date("2020-01-01T12:00:00Z"))).toBeUndefined();
   });
 
   it("an RSA certificate asks for rsa-sha2-512 and its key signs with SHA-512", () => {
@@ -75,7 +69,7 @@ describe("OpenSSH certificates", () => {
   });
 
   it("refuses text that is not a certificate", () => {
-    expect(parseCertificateText("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAICa6QN951YjE5ApEM6KMoDac021WVZAzVfxS4l7zKRxC")).toBeInstanceOf(Error);
-    expect(parseCertificateText("ssh-ed25519-cert-v01@openssh.com AAAA")).toBeInstanceOf(Error);
+    expect(parseSshCertificate("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAICa6QN951YjE5ApEM6KMoDac021WVZAzVfxS4l7zKRxC")).toBeInstanceOf(Error);
+    expect(parseSshCertificate("ssh-ed25519-cert-v01@openssh.com AAAA")).toBeInstanceOf(Error);
   });
 });
