@@ -27,6 +27,7 @@ import type { AnyAuthMethod, AuthenticationType, Client, ConnectConfig, ParsedKe
 import type SSHConfig from "ssh-config";
 import {
   blobKeyType,
+  certificateAuthorityFor,
   fingerprint,
   knownHostsLine,
   knownKeyTypes,
@@ -445,6 +446,14 @@ export class Ssh2Transport implements Transport {
           });
           return verify(false);
         }
+      }
+      const authority = certificateAuthorityFor(knownHosts, hop.host, hop.port);
+      if (authority !== undefined) {
+        hostKeyError = new HostKeyError(
+          `the host key of ${formatTarget(hopTarget)} (${shown}) is not in known_hosts; ${authority.file}:${authority.line} trusts a certificate authority for it, but the ssh2 transport cannot verify host certificates (ssh2 cannot negotiate *-cert-v01@openssh.com host keys): list the host key itself, or use @tunnel-sh/transport-openssh`,
+          { target: hopTarget, fingerprint: fingerprint(key) },
+        );
+        return verify(false);
       }
       hostKeyError = new HostKeyError(`the host key of ${formatTarget(hopTarget)} (${shown}) is not in known_hosts and hostKeyChecking is "strict"`, {
         target: hopTarget,
