@@ -103,6 +103,7 @@ export class OpenSshTransport implements Transport {
     const parts: string[] = [];
     if (this.options.configFile) parts.push(`F=${this.options.configFile}`);
     if (this.options.identityFiles.length > 0) parts.push(`i=${this.options.identityFiles.join(",")}`);
+    if (this.options.certificateFiles.length > 0) parts.push(`c=${this.options.certificateFiles.join(",")}`);
     if (this.options.proxyJump !== undefined) parts.push(`J=${proxyJumpArg(this.options.proxyJump) || "none"}`);
     for (const [key, value] of this.options.extraOptions) {
       if (/^(proxyjump|hostname|user|port|hostkeyalias|certificatefile)$/i.test(key)) parts.push(`${key}=${value}`);
