@@ -343,8 +343,9 @@ export class Ssh2Transport implements Transport {
   private agentForwarding(final: Hop): string | undefined {
     if (!(this.options.forwardAgent ?? final.forwardAgent ?? false)) return undefined;
     const agent = this.options.agent === false ? undefined : (this.options.agent ?? process.env["SSH_AUTH_SOCK"]);
-    if (!agent) throw new ConfigError("forwardAgent", "there is no agent to forward: set agent or SSH_AUTH_SOCK");
-    return agent;
+    // Like OpenSSH, ssh_config's ForwardAgent without an agent forwards nothing; the option asks for it explicitly.
+    if (!agent && this.options.forwardAgent === true) throw new ConfigError("forwardAgent", "there is no agent to forward: set agent or SSH_AUTH_SOCK");
+    return agent || undefined;
   }
 
   private authentication(hop: Hop, promptSignal: AbortSignal): HopAuth {
