@@ -66,8 +66,15 @@ type AuthPk = (this: ProtocolInternals, username: string, pubKey: unknown, keyAl
 
 const PATCHED = Symbol.for("tunnel-sh.ssh2-certificate.patched");
 
+let internalsChecked: { readonly missing: string | undefined } | undefined;
+
 /** What the patch needs from ssh2's internals; a message naming the first thing missing, or `undefined`. */
 export function missingSsh2Internals(): string | undefined {
+  internalsChecked ??= { missing: checkSsh2Internals() };
+  return internalsChecked.missing;
+}
+
+function checkSsh2Internals(): string | undefined {
   const require = createRequire(import.meta.url);
   let Protocol: { prototype: Record<string | symbol, unknown> } | undefined;
   let utils: { sendPacket?: unknown } | undefined;
@@ -193,7 +200,10 @@ type AgentCallback<T> = (error: Error | null | undefined, value?: T) => void;
  * An ssh2 agent on `socketPath` that also offers the certificates the agent holds (each before the other keys, as
  * OpenSSH does), signs certificate challenges with the algorithm the certificate needs, and forwards like ssh2's own.
  */
-export function certificateAgent(socketPath: string): BaseAgent {
+export function certificateAgent(socketPath: string): BaseAgent | string {
+  // Without the patch the agent's certificates cannot be used: ssh2's own agent client (which drops them) still
+  // serves its plain keys.
+  if (missingSsh2Internals() !== undefined) return socketPath;
   installCertificateSupport();
   const agent = new ssh2.OpenSSHAgent(socketPath);
   const sign = agent.sign.bind(agent) as (key: unknown, data: Buffer, options: unknown, callback: AgentCallback<Buffer>) => void;

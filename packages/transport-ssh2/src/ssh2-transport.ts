@@ -304,7 +304,11 @@ export class Ssh2Transport implements Transport {
     }
     const certificates = this.loadCertificates(hop, files);
     if (certificates.length === 0) return { keys, certificates };
-    installCertificateSupport();
+    try {
+      installCertificateSupport();
+    } catch (error) {
+      throw new ConfigError("certificateFile", (error as Error).message, { cause: error });
+    }
     // Like OpenSSH: a key's certificate is offered first, then the bare key.
     const offered: ParsedKey[] = [];
     for (const key of keys) {
