@@ -161,6 +161,10 @@ function validateSshdOptions(options: StartSshdOptions): void {
   if (options.usePam !== undefined && typeof options.usePam !== "boolean") {
     throw new ConfigError("usePam", `must be true or false, got ${describeOptionValue(values.usePam)}`);
   }
+  const certificate = values.hostCertificate as { authority?: { signHostKey?: unknown } } | undefined;
+  if (certificate !== undefined && (typeof certificate !== "object" || certificate === null || typeof certificate.authority?.signHostKey !== "function")) {
+    throw new ConfigError("hostCertificate", "must be { authority } with a CA from createCertificateAuthority()");
+  }
   const extra: unknown = options.extraConfig;
   if (extra !== undefined && (!Array.isArray(extra) || extra.some((line) => typeof line !== "string" || /[\r\n]/.test(line)))) {
     throw new ConfigError("extraConfig", "must be a list of sshd_config lines (strings without line breaks)");
