@@ -117,6 +117,7 @@ function addHostOptions(command: Command): Command {
     .option("-I, --identity <file>", "private key file")
     .option("--known-hosts <file>", "known_hosts file to verify host keys against (default ~/.ssh/known_hosts)")
     .option("--insecure-accept-any-host-key", "do not verify host keys (throwaway hosts only)")
+    .option("-A, --forward-agent", "forward the ssh-agent to the hosts (default: ssh_config's ForwardAgent)")
     .addOption(new Option("--transport <name>", "how to reach hosts").choices(["ssh2", "openssh"]).default("ssh2"))
     .option("-c, --concurrency <n>", "hosts to work on at once", positiveInteger(1000), 10)
     .option("--retries <n>", "retries of failures that are safe to repeat (connect, channel)", retriesValue)

@@ -12,7 +12,7 @@ import { describeTarget, parseHostList, withDefaults, type HostEntry } from "./h
 import { ENV_NAME, loadInventory, selectHosts } from "./inventory.js";
 import { PrefixWriter, exitCodeFor, formatBytes, formatDuration, formatJson, formatSummary, useColor, type HostOutcome, type OutputStream } from "./output.js";
 import { NoProgress, SharedTerminal, type TransferProgress } from "./progress.js";
-import { promptHidden } from "./prompt.js";
+import { promptHidden, terminalKeyboardInteractive, type TerminalInput } from "./prompt.js";
 import { makeStack, type StackOptions, type TransportName } from "./stack.js";
 import { UsageError } from "./usage-error.js";
 
@@ -27,6 +27,7 @@ export interface CommonOptions {
   readonly identity?: string;
   readonly knownHosts?: string;
   readonly insecureAcceptAnyHostKey?: boolean;
+  readonly forwardAgent?: boolean;
   readonly transport: TransportName;
   readonly concurrency: number;
   readonly retries?: number;
@@ -130,6 +131,8 @@ interface Session {
   /** stderr, shared by traces and progress bars. */
   readonly terminal: SharedTerminal;
   readonly env: CliIo["env"];
+  /** The terminal second factors are asked on, when stdin is one. */
+  readonly stdin: TerminalInput | undefined;
 }
 
 /** Hosts and connection options, checked before anything is asked (a password) or opened. */
@@ -156,6 +159,7 @@ function checkQueueOptions(options: CommonOptions & QueueCliOptions & SudoCliOpt
     ["-I/--identity", options.identity],
     ["--known-hosts", options.knownHosts],
     ["--insecure-accept-any-host-key", options.insecureAcceptAnyHostKey],
+    ["-A/--forward-agent", options.forwardAgent],
     ["-F/--ssh-config", options.sshConfig],
     ["--retries", options.retries],
   ];
@@ -164,14 +168,16 @@ function checkQueueOptions(options: CommonOptions & QueueCliOptions & SudoCliOpt
   }
 }
 
-/** The local stack's settings from the command's options. */
-export function stackOptions(options: CommonOptions, terminal: OutputStream, env: CliIo["env"]): StackOptions {
+/** The local stack's settings from the command's options; with a terminal `stdin`, second factors are asked there. */
+export function stackOptions(options: CommonOptions, terminal: OutputStream, env: CliIo["env"], stdin?: TerminalInput): StackOptions {
   return {
     transport: options.transport,
     identityFile: options.identity,
     knownHostsFile: options.knownHosts,
     insecureAcceptAnyHostKey: options.insecureAcceptAnyHostKey,
     configFile: options.sshConfig,
+    forwardAgent: options.forwardAgent,
+    onKeyboardInteractive: stdin?.isTTY === true ? terminalKeyboardInteractive(stdin, terminal) : undefined,
     concurrency: options.concurrency,
     retries: options.retries,
     timeout: options.timeout,
@@ -255,7 +261,7 @@ async function openRunner(options: CommonOptions & QueueCliOptions, session: Omi
     });
     return { runner: producer, close: () => producer.close() };
   }
-  const stack = await makeStack(stackOptions(options, session.terminal, session.env), redactor);
+  const stack = await makeStack(stackOptions(options, session.terminal, session.env, session.stdin), redactor);
   return { runner: stack.executor, close: () => stack.close() };
 }
 
@@ -275,7 +281,7 @@ async function onEveryHost(
   hooks: { readonly before?: (session: Session) => void; readonly after?: (session: Session) => void } = {},
 ): Promise<number> {
   const terminal = new SharedTerminal(io.stderr);
-  const base = { hosts, json: options.json === true, redactor, terminal, env: io.env, prefix: new PrefixWriter(hosts.map((host) => host.name), useColor(io.stdout, io.env)) };
+  const base = { hosts, json: options.json === true, redactor, terminal, env: io.env, stdin: io.stdin, prefix: new PrefixWriter(hosts.map((host) => host.name), useColor(io.stdout, io.env)) };
   const byName = new Map(hosts.map((host) => [host.name, host]));
   const fleetHosts = hosts.map((host) => ({ ...host.target, name: host.name }));
   const entry = (name: string) => byName.get(name) as HostEntry;

@@ -7,7 +7,7 @@ export { loadInventory, parseInventory, selectHosts } from "./inventory.js";
 export type { HostSelection, Inventory } from "./inventory.js";
 export { EXIT_STATUSES, ExitCode, PrefixWriter, exitCodeFor, formatBytes, formatDuration, formatJson, formatSummary } from "./output.js";
 export type { HostOutcome, JsonReport, OutputStream } from "./output.js";
-export { promptHidden } from "./prompt.js";
+export { promptHidden, terminalKeyboardInteractive } from "./prompt.js";
 export type { TerminalInput } from "./prompt.js";
 export { makeStack, makeTransport } from "./stack.js";
 export type { Stack, StackOptions, TransportName } from "./stack.js";

@@ -6,7 +6,7 @@
  * --help` loads none of them, and a run over ssh2 never loads the OpenSSH transport (nor ssh2 a run over OpenSSH).
  */
 import { DefaultExecutorConfig, Executor, NoopTracer, Redactor, rejectUnknownOptions } from "@tunnel-sh/core";
-import type { SshTransportOptions, Tracer, Transport } from "@tunnel-sh/core";
+import type { KeyboardInteractiveHandler, SshTransportOptions, Tracer, Transport } from "@tunnel-sh/core";
 import type { ConnectionPool } from "@tunnel-sh/pool";
 import type { OutputStream } from "./output.js";
 
@@ -22,6 +22,10 @@ export interface StackOptions {
   readonly insecureAcceptAnyHostKey?: boolean | undefined;
   /** ssh_config file (the transports' `configFile`); default `~/.ssh/config`. */
   readonly configFile?: string | undefined;
+  /** Forward the ssh-agent to the hosts (the transports' `forwardAgent`); unset, ssh_config decides. */
+  readonly forwardAgent?: boolean | undefined;
+  /** Answers keyboard-interactive prompts, e.g. on the terminal (the transports' `onKeyboardInteractive`). */
+  readonly onKeyboardInteractive?: KeyboardInteractiveHandler | undefined;
   /** Operations at once. */
   readonly concurrency: number;
   /** Retries after the first attempt, for failures that are safe to repeat. */
@@ -50,6 +54,8 @@ const STACK_OPTIONS = Object.keys({
   knownHostsFile: true,
   insecureAcceptAnyHostKey: true,
   configFile: true,
+  forwardAgent: true,
+  onKeyboardInteractive: true,
   concurrency: true,
   retries: true,
   timeout: true,
@@ -66,6 +72,8 @@ export async function makeTransport(options: StackOptions): Promise<Transport> {
     ...(options.identityFile !== undefined ? { identityFile: options.identityFile } : {}),
     ...(options.knownHostsFile !== undefined ? { knownHostsFile: options.knownHostsFile } : {}),
     ...(options.configFile !== undefined ? { configFile: options.configFile } : {}),
+    ...(options.forwardAgent !== undefined ? { forwardAgent: options.forwardAgent } : {}),
+    ...(options.onKeyboardInteractive !== undefined ? { onKeyboardInteractive: options.onKeyboardInteractive } : {}),
     hostKeyChecking: options.insecureAcceptAnyHostKey === true ? "insecure-accept-any" : "strict",
   };
   if (options.transport === "openssh") {

@@ -36,3 +36,19 @@ describe("the CLI's stack", () => {
     await expect(runDemo({ stdout, stderr, env: {}, format: "json", colour: true } as never)).rejects.toMatchObject({ code: "CONFIG", field: "colour" });
   });
 });
+
+describe("second factors and agent forwarding in the stack", () => {
+  it("asks keyboard-interactive questions on the terminal only when stdin is one, and passes --forward-agent on", async () => {
+    const { stackOptions } = await import("../src/host-operations.js");
+    const { FakeTerminal, Capture } = await import("./support.js");
+    const common = { transport: "ssh2" as const, concurrency: 1, verbose: 0, forwardAgent: true };
+    const withTerminal = stackOptions(common, new Capture(), {}, new FakeTerminal());
+    expect(typeof withTerminal.onKeyboardInteractive).toBe("function");
+    expect(withTerminal.forwardAgent).toBe(true);
+    expect(stackOptions(common, new Capture(), {}).onKeyboardInteractive).toBeUndefined();
+    // Both transports take the callback under the shared name.
+    for (const transport of ["ssh2", "openssh"] as const) {
+      expect((await makeTransport({ ...base, ...withTerminal, transport, traceStream: base.traceStream })).name).toBe(transport);
+    }
+  });
+});

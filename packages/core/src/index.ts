@@ -10,7 +10,14 @@ export {
   parseProxyJump,
   resolveSshTransportOptions,
 } from "./transport-options.js";
-export type { HostKeyChecking, ResolvedSshTransportOptions, SshTransportOptions } from "./transport-options.js";
+export type {
+  HostKeyChecking,
+  KeyboardInteractiveHandler,
+  KeyboardInteractivePrompt,
+  KeyboardInteractiveRequest,
+  ResolvedSshTransportOptions,
+  SshTransportOptions,
+} from "./transport-options.js";
 export type { Attributes, AttributeValue, Span, Tracer } from "./tracer.js";
 export { NoopTracer } from "./tracer.js";
 export { quote, quoteArgs } from "./quote.js";
@@ -84,3 +91,5 @@ export type {
   FleetScript,
   FleetTransfer,
 } from "./fleet-types.js";
+export { CERTIFIED_KEY_TYPES, SshReader, parseSshCertificate, parseSshCertificateBlob, sshCertificateProblem, sshString } from "./ssh-certificate.js";
+export type { SshCertificate } from "./ssh-certificate.js";

@@ -20,6 +20,39 @@ import type { Target } from "./types.js";
  */
 export type HostKeyChecking = "strict" | "accept-new" | "insecure-accept-any";
 
+/** One prompt of a keyboard-interactive round (RFC 4256). */
+export interface KeyboardInteractivePrompt {
+  /** The prompt text as the server sent it, e.g. `"Verification code: "` or `"Password: "`. */
+  readonly prompt: string;
+  /** Whether the answer may be shown while it is typed (false for passwords and codes). */
+  readonly echo: boolean;
+}
+
+/** A keyboard-interactive round the server asks, handed to `onKeyboardInteractive`. */
+export interface KeyboardInteractiveRequest {
+  /** The host being logged in to (a jump host or the destination) and the login user. */
+  readonly target: Target;
+  /** The round's name and instructions from the server; often empty. */
+  readonly name: string;
+  readonly instructions: string;
+  /** One or more prompts; the answer MUST hold one string per prompt, in order. */
+  readonly prompts: readonly KeyboardInteractivePrompt[];
+  /**
+   * Aborts when the connect is aborted or its `readyTimeout` runs out: stop asking and return (or throw) at once.
+   */
+  readonly signal: AbortSignal;
+}
+
+/**
+ * Answers keyboard-interactive prompts: second factors after a key (`AuthenticationMethods
+ * publickey,keyboard-interactive`), one-time codes, PAM questions. The answers are secrets: transports never put
+ * them on a command line, in an environment, an error, a trace or a log. A rejected promise or a wrong count of
+ * answers fails the login with an `AuthenticationError`.
+ * @example
+ * onKeyboardInteractive: async ({ prompts, signal }) => Promise.all(prompts.map((p) => askTerminal(p.prompt, { echo: p.echo, signal })))
+ */
+export type KeyboardInteractiveHandler = (request: KeyboardInteractiveRequest) => Promise<readonly string[]> | readonly string[];
+
 /** Options with the same name and meaning on every SSH transport. Every member is optional. */
 export interface SshTransportOptions {
   /**
@@ -35,6 +68,13 @@ export interface SshTransportOptions {
    */
   readonly identityFile?: string | readonly string[];
   /**
+   * OpenSSH user certificate file(s) (`*-cert.pub`) to present with the identities (OpenSSH's `CertificateFile`).
+   * Each is used with the private key it certifies. Without it, a `<identity>-cert.pub` beside each identity file is
+   * used, as OpenSSH does, and ssh_config's `CertificateFile` applies. An unreadable file is a `ConfigError`.
+   * @example "/run/vault/id_ed25519-cert.pub"
+   */
+  readonly certificateFile?: string | readonly string[];
+  /**
    * Offer only the given identities, not every key the agent holds (OpenSSH's `IdentitiesOnly`).
    * Default: `true` when `identityFile` is set, else `false`.
    */
@@ -45,10 +85,22 @@ export interface SshTransportOptions {
    */
   readonly agent?: string | false;
   /**
+   * Forward the ssh-agent (`agent`, else `SSH_AUTH_SOCK`) to the server for every command of the connection
+   * (OpenSSH's `ForwardAgent`), so a `git clone` there can use the caller's keys. Default: ssh_config's
+   * `ForwardAgent`, else `false`. The agent's socket path never appears in traces.
+   */
+  readonly forwardAgent?: boolean;
+  /**
    * Password for `password` and `keyboard-interactive` authentication. It never appears on a command line, in an
    * environment, an error, a trace or a log.
    */
   readonly password?: string;
+  /**
+   * Answers keyboard-interactive prompts (OpenSSH's `KbdInteractiveAuthentication`), e.g. a second factor after the
+   * key. With it every keyboard-interactive round goes to the callback; without it, `password` answers the first
+   * round and keyboard-interactive is otherwise not tried.
+   */
+  readonly onKeyboardInteractive?: KeyboardInteractiveHandler;
   /**
    * known_hosts file(s) to check host keys against (OpenSSH's `UserKnownHostsFile`). `"accept-new"` records new hosts
    * in the first one. Default `~/.ssh/known_hosts`.
@@ -94,9 +146,12 @@ export const SSH_TRANSPORT_OPTIONS: readonly (keyof SshTransportOptions)[] = Obj
   Object.keys({
     user: true,
     identityFile: true,
+    certificateFile: true,
     identitiesOnly: true,
     agent: true,
+    forwardAgent: true,
     password: true,
+    onKeyboardInteractive: true,
     knownHostsFile: true,
     hostKeyChecking: true,
     configFile: true,
@@ -125,10 +180,15 @@ export const RENAMED_SSH_TRANSPORT_OPTIONS: Readonly<Record<string, keyof SshTra
 export interface ResolvedSshTransportOptions {
   readonly user: string | undefined;
   readonly identityFiles: readonly string[];
+  /** Empty when not given (certificates beside the identities and ssh_config's apply). */
+  readonly certificateFiles: readonly string[];
   /** `undefined` when not given: each transport applies the default with the identities it knows. */
   readonly identitiesOnly: boolean | undefined;
   readonly agent: string | false | undefined;
+  /** `undefined` when not given (ssh_config's `ForwardAgent` decides, else off). */
+  readonly forwardAgent: boolean | undefined;
   readonly password: string | undefined;
+  readonly onKeyboardInteractive: KeyboardInteractiveHandler | undefined;
   /** Empty when not given (the transport's default file applies). */
   readonly knownHostsFiles: readonly string[];
   readonly hostKeyChecking: HostKeyChecking;
@@ -253,6 +313,17 @@ export function resolveSshTransportOptions(options: SshTransportOptions): Resolv
   }
   const agent = options.agent;
   if (agent !== undefined && agent !== false) path("agent", agent);
+  const certificateFiles = paths("certificateFile", options.certificateFile);
+  if (options.forwardAgent !== undefined && typeof options.forwardAgent !== "boolean") {
+    throw new ConfigError("forwardAgent", `must be true or false, got ${describeOptionValue(options.forwardAgent)}`);
+  }
+  if (options.forwardAgent === true && agent === false) {
+    throw new ConfigError("forwardAgent", "needs an agent to forward, but agent is false; remove one of them");
+  }
+  const onKeyboardInteractive: unknown = options.onKeyboardInteractive;
+  if (onKeyboardInteractive !== undefined && typeof onKeyboardInteractive !== "function") {
+    throw new ConfigError("onKeyboardInteractive", `must be a function, got ${describeOptionValue(onKeyboardInteractive)}`);
+  }
   const password = options.password;
   if (password !== undefined && (typeof password !== "string" || password.length === 0)) {
     throw new ConfigError("password", `must be a non-empty string, got ${typeof password === "string" ? "an empty string" : describeOptionValue(password)}`);
@@ -271,9 +342,12 @@ export function resolveSshTransportOptions(options: SshTransportOptions): Resolv
   return {
     user,
     identityFiles,
+    certificateFiles,
     identitiesOnly: options.identitiesOnly,
     agent,
+    forwardAgent: options.forwardAgent,
     password,
+    onKeyboardInteractive: options.onKeyboardInteractive,
     knownHostsFiles,
     hostKeyChecking,
     configFile,

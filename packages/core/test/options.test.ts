@@ -75,9 +75,12 @@ describe("the shared SSH transport options", () => {
     expect(resolveSshTransportOptions({})).toEqual({
       user: undefined,
       identityFiles: [],
+      certificateFiles: [],
       identitiesOnly: undefined,
       agent: undefined,
+      forwardAgent: undefined,
       password: undefined,
+      onKeyboardInteractive: undefined,
       knownHostsFiles: [],
       hostKeyChecking: "strict",
       configFile: undefined,
@@ -89,6 +92,25 @@ describe("the shared SSH transport options", () => {
       maxChannels: 10,
     });
     expect(resolveSshTransportOptions({ connectTimeout: 5000 }).readyTimeout).toBe(25_000);
+  });
+
+  it("checks certificateFile, forwardAgent and onKeyboardInteractive", () => {
+    expect(resolveSshTransportOptions({ certificateFile: "/k-cert.pub" }).certificateFiles).toEqual(["/k-cert.pub"]);
+    const field = (options: Record<string, unknown>) => {
+      try {
+        resolveSshTransportOptions(options);
+      } catch (error) {
+        return (error as ConfigError).field;
+      }
+      return undefined;
+    };
+    expect(field({ certificateFile: "" })).toBe("certificateFile");
+    expect(field({ certificateFile: ["/a", 3] })).toBe("certificateFile[1]");
+    expect(field({ forwardAgent: "yes" })).toBe("forwardAgent");
+    expect(field({ forwardAgent: true, agent: false })).toBe("forwardAgent");
+    expect(field({ onKeyboardInteractive: "123456" })).toBe("onKeyboardInteractive");
+    const handler = () => ["123456"];
+    expect(resolveSshTransportOptions({ forwardAgent: true, onKeyboardInteractive: handler })).toMatchObject({ forwardAgent: true, onKeyboardInteractive: handler });
   });
 
   it("normalises one path or a list of paths, and jump hosts", () => {

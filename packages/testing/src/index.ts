@@ -1,5 +1,7 @@
 export { remoteProcesses, sshdSupport, startSshd } from "./sshd.js";
 export type { Sshd, SshdSupport, SshdUser, StartSshdOptions } from "./sshd.js";
+export { createCertificateAuthority, startSshAgent } from "./certificate-authority.js";
+export type { CertificateAuthority, CertificateKey, SignOptions, SshAgent } from "./certificate-authority.js";
 export { FakeConnection, FakeScriptError, FakeTransport, localFileCopy } from "./fake-transport.js";
 export type {
   ConnectOutcome,
@@ -18,6 +20,8 @@ export { localShellReply } from "./local-shell-reply.js";
 export { RecordedSpan, RecordingTracer } from "./recording-tracer.js";
 export type { RecordedEvent } from "./recording-tracer.js";
 export { describeTransportConformance } from "./transport-conformance.js";
+export { describeAuthenticationConformance } from "./authentication-conformance.js";
+export type { AuthenticationConformanceOptions } from "./authentication-conformance.js";
 export type { ConformanceAssertion, ConformanceContext, TestRunner } from "./transport-conformance.js";
 export { startFaultProxy } from "./fault-proxy.js";
 export type { FaultProxy, FaultProxyOptions } from "./fault-proxy.js";

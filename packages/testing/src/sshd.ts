@@ -21,6 +21,7 @@ import {
   uidOf,
   type ProcessEntry,
 } from "./process-table.js";
+import type { CertificateAuthority } from "./certificate-authority.js";
 import { runLocal } from "./run-local.js";
 import { ensureTestAccounts } from "./test-users.js";
 
@@ -43,6 +44,15 @@ export interface StartSshdOptions {
    * Lines from the first `Match` on are conditional blocks and go at the end instead.
    */
   readonly extraConfig?: readonly string[];
+  /**
+   * Sign the host key with this CA and present the certificate (sshd's `HostCertificate`). `principals` default to
+   * `["127.0.0.1"]`, `validity` to `"-5m:+1h"` (ssh-keygen `-V` syntax).
+   */
+  readonly hostCertificate?: {
+    readonly authority: CertificateAuthority;
+    readonly principals?: readonly string[];
+    readonly validity?: string;
+  };
 }
 
 export interface Sshd {
@@ -139,7 +149,7 @@ export async function remoteProcesses(user: string): Promise<Array<{ pid: number
     .map(({ pid, ppid, args }) => ({ pid, ppid, args }));
 }
 
-const SSHD_OPTIONS = Object.keys({ maxSessions: true, usePam: true, extraConfig: true } satisfies Record<keyof StartSshdOptions, true>);
+const SSHD_OPTIONS = Object.keys({ maxSessions: true, usePam: true, extraConfig: true, hostCertificate: true } satisfies Record<keyof StartSshdOptions, true>);
 
 /** Throws `ConfigError` for an unknown option or a wrong value, before anything is created. */
 function validateSshdOptions(options: StartSshdOptions): void {
@@ -150,6 +160,10 @@ function validateSshdOptions(options: StartSshdOptions): void {
   }
   if (options.usePam !== undefined && typeof options.usePam !== "boolean") {
     throw new ConfigError("usePam", `must be true or false, got ${describeOptionValue(values.usePam)}`);
+  }
+  const certificate = values.hostCertificate as { authority?: { signHostKey?: unknown } } | undefined;
+  if (certificate !== undefined && (typeof certificate !== "object" || certificate === null || typeof certificate.authority?.signHostKey !== "function")) {
+    throw new ConfigError("hostCertificate", "must be { authority } with a CA from createCertificateAuthority()");
   }
   const extra: unknown = options.extraConfig;
   if (extra !== undefined && (!Array.isArray(extra) || extra.some((line) => typeof line !== "string" || /[\r\n]/.test(line)))) {
@@ -172,7 +186,12 @@ export async function startSshd(options: StartSshdOptions = {}): Promise<Sshd> {
     const keygen = await runLocal("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "tunnel-testing-host", "-f", keyPath]);
     if (keygen.code !== 0) throw new Error(`ssh-keygen failed: ${keygen.stderr.trim()}`);
     const hostPublicKey = (await readFile(`${keyPath}.pub`, "utf8")).trim().split(" ").slice(0, 2).join(" ");
-    const extraLines = await compatibilityLines();
+    const extraLines = [...(await compatibilityLines())];
+    if (options.hostCertificate) {
+      const { authority, principals = ["127.0.0.1"], validity = "-5m:+1h" } = options.hostCertificate;
+      const certificate = await authority.signHostKey(`${keyPath}.pub`, { identity: "tunnel-testing-host", principals, validity });
+      extraLines.push(`HostCertificate ${certificate}`);
+    }
     // A port picked now may be taken before sshd binds it; then try another one.
     let lastError: unknown;
     for (let attempt = 0; attempt < 5; attempt++) {

@@ -11,6 +11,7 @@ describe("the test kit refuses unknown options before doing anything", () => {
     await expect(startSshd({ maxSessions: 0 })).rejects.toMatchObject({ code: "CONFIG", field: "maxSessions" });
     await expect(startSshd({ usePam: "no" as never })).rejects.toMatchObject({ code: "CONFIG", field: "usePam" });
     await expect(startSshd({ extraConfig: ["MaxStartups 2\nPermitRootLogin yes"] })).rejects.toMatchObject({ code: "CONFIG", field: "extraConfig" });
+    await expect(startSshd({ hostCertificate: { authority: "/tmp/ca" } as never })).rejects.toMatchObject({ code: "CONFIG", field: "hostCertificate" });
   });
 
   it("startFaultProxy", async () => {

@@ -11,6 +11,7 @@ import { mkdtemp, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { AbortError, type Target, type TunnelError } from "@tunnel-sh/core";
+import { startAskpassBridge, type AskpassBridge } from "./askpass-bridge.js";
 import { normalizeSshError } from "./normalize-error.js";
 import { masterArgs, type ResolvedOptions } from "./options.js";
 import { runSsh } from "./run-ssh.js";
@@ -140,7 +141,17 @@ export class Master {
     // ssh runs a ProxyCommand with $SHELL -c; the jump command is quoted for sh.
     if (this.options.proxyJump !== undefined && this.options.proxyJump.length > 0) env.SHELL = "/bin/sh";
     let passwordFile: string | undefined;
-    if (this.options.password !== undefined) {
+    let bridge: AskpassBridge | undefined;
+    if (this.options.onKeyboardInteractive !== undefined) {
+      bridge = await startAskpassBridge({
+        dir: this.dir,
+        target: this.target,
+        password: this.options.password,
+        onKeyboardInteractive: this.options.onKeyboardInteractive,
+        signal: AbortSignal.any([AbortSignal.timeout(this.options.readyTimeout), ...(signal ? [signal] : [])]),
+      });
+      Object.assign(env, bridge.env);
+    } else if (this.options.password !== undefined) {
       // The helper answers only password prompts (not passphrases or host key questions); the secret sits in a
       // 0600 file inside the 0700 folder and is removed as soon as the master is up or has failed.
       passwordFile = join(this.dir, "password");
@@ -182,6 +193,7 @@ export class Master {
       await this.waitReady(signal);
     } finally {
       if (passwordFile) await rm(passwordFile, { force: true });
+      await bridge?.close();
     }
   }
 

@@ -76,6 +76,9 @@ const reservedOptions = new Map<string, string>([
   ["globalknownhostsfile", "use the knownHostsFile option"],
   ["identityfile", "use the identityFile option"],
   ["identitiesonly", "use the identitiesOnly option"],
+  ["certificatefile", "use the certificateFile option"],
+  ["forwardagent", "use the forwardAgent option"],
+  ["kbdinteractiveauthentication", "use the onKeyboardInteractive option"],
   ["identityagent", "use the agent option"],
   ["user", "use the user option"],
   ["proxyjump", "use the proxyJump option"],
@@ -128,6 +131,7 @@ export function resolveOptions(options: OpenSshTransportOptions = {}): ResolvedO
   const shared = resolveSshTransportOptions(options);
   shared.knownHostsFiles.forEach((file) => noWhitespace("knownHostsFile", file));
   if (typeof shared.agent === "string") noWhitespace("agent", shared.agent);
+  shared.certificateFiles.forEach((file) => noWhitespace("certificateFile", file));
   // ssh reads one line from the askpass helper.
   if (shared.password !== undefined && /[\0\r\n]/.test(shared.password)) {
     throw new ConfigError("password", "must not contain NUL or line breaks");
@@ -229,8 +233,11 @@ export function proxyJumpArg(jumps: readonly Target[]): string {
  */
 function hopSettings(options: ResolvedOptions, target: Target): string[] {
   const args = commonArgs(options, target);
-  // With a password ssh must ask for it — through the private askpass helper, never a terminal.
-  args.push("-o", `BatchMode=${options.password === undefined ? "yes" : "no"}`);
+  // With a password or a keyboard-interactive callback ssh must ask — through the private askpass helper, never a
+  // terminal.
+  const asks = options.password !== undefined || options.onKeyboardInteractive !== undefined;
+  args.push("-o", `BatchMode=${asks ? "no" : "yes"}`);
+  if (options.onKeyboardInteractive !== undefined) args.push("-o", "KbdInteractiveAuthentication=yes");
   if (options.password !== undefined) args.push("-o", "NumberOfPasswordPrompts=1");
   args.push("-o", `ConnectTimeout=${seconds(options.connectTimeout)}`);
   if (options.keepaliveInterval > 0) {
@@ -254,6 +261,7 @@ function hopSettings(options: ResolvedOptions, target: Target): string[] {
     args.push("-o", `UserKnownHostsFile=${options.knownHostsFiles.join(" ")}`);
   }
   for (const file of options.identityFiles) args.push("-i", file);
+  for (const file of options.certificateFiles) args.push("-o", `CertificateFile=${escapePercent(file)}`);
   if (options.identitiesOnly) args.push("-o", "IdentitiesOnly=yes");
   if (options.agent !== undefined) args.push("-o", `IdentityAgent=${options.agent === false ? "none" : escapePercent(options.agent)}`);
   // LogLevel ERROR keeps "Warning: Permanently added" and similar chatter out of the error messages.
@@ -284,6 +292,12 @@ export function masterArgs(options: ResolvedOptions, target: Target, socketPath:
     args.push("-o", options.proxyJump.length === 0 ? "ProxyJump=none" : `ProxyCommand=${proxyCommand(options, options.proxyJump)}`);
   }
   args.push("-o", "EscapeChar=none");
+  // The destination only, as with ssh -A: jump hosts never see the agent. Unset, ssh_config's ForwardAgent applies.
+  // A path forwards that agent (the `agent` option), whatever SSH_AUTH_SOCK says.
+  if (options.forwardAgent !== undefined) {
+    const forward = options.forwardAgent ? (typeof options.agent === "string" ? escapePercent(options.agent) : "yes") : "no";
+    args.push("-o", `ForwardAgent=${forward}`);
+  }
   for (const [key, value] of options.extraOptions) args.push("-o", `${key}=${value}`);
   return args;
 }
@@ -307,6 +321,8 @@ export function clientArgs(options: ResolvedOptions, target: Target, socketPath:
     "LogLevel=ERROR",
     "-o",
     "EscapeChar=none",
+    // The master forwards the agent only for sessions whose mux client asks for it too.
+    ...(options.forwardAgent !== undefined ? ["-o", `ForwardAgent=${options.forwardAgent ? "yes" : "no"}`] : []),
     ...commonArgs(options, target),
   ];
 }

@@ -58,6 +58,9 @@ describe("OpenSshTransport options", () => {
   });
 
   it.each([
+    "CertificateFile",
+    "ForwardAgent",
+    "KbdInteractiveAuthentication",
     "ControlPath",
     "controlmaster",
     "ControlPersist",
@@ -123,6 +126,21 @@ describe("the shared option names become the ssh settings they are named after",
     expect(args.join(" ")).toContain("-i /k1 -i /k2 -o IdentitiesOnly=yes");
     expect(master({ identityFile: "/k", identitiesOnly: false })).not.toContain("IdentitiesOnly=yes");
     expect(master({})).not.toContain("IdentitiesOnly=yes");
+  });
+
+  it("certificateFile, forwardAgent and onKeyboardInteractive", () => {
+    expect(master({ certificateFile: ["/c1-cert.pub", "/c%2-cert.pub"] }).join(" ")).toContain("-o CertificateFile=/c1-cert.pub -o CertificateFile=/c%%2-cert.pub");
+    expect(master({ forwardAgent: true, agent: "/run/agent.sock" })).toContain("ForwardAgent=/run/agent.sock");
+    expect(master({ forwardAgent: true })).toContain("ForwardAgent=yes");
+    expect(master({ forwardAgent: false })).toContain("ForwardAgent=no");
+    expect(master({}).join(" ")).not.toContain("ForwardAgent");
+    // The mux client must ask for forwarding too, or the master forwards nothing for that session.
+    expect(clientArgs(resolveOptions({ forwardAgent: true }), { host: "h" }, "/s")).toContain("ForwardAgent=yes");
+    expect(clientArgs(resolveOptions({}), { host: "h" }, "/s").join(" ")).not.toContain("ForwardAgent");
+    const asking = master({ onKeyboardInteractive: () => ["123456"] });
+    expect(asking).toContain("BatchMode=no");
+    expect(asking).toContain("KbdInteractiveAuthentication=yes");
+    expect(() => resolveOptions({ certificateFile: "/with space-cert.pub" })).toThrow(/whitespace/);
   });
 
   it("knownHostsFile and hostKeyChecking", () => {

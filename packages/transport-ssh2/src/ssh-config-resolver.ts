@@ -10,6 +10,8 @@ export interface HostSettings {
   readonly port?: number;
   readonly user?: string;
   readonly identityFiles: readonly string[];
+  readonly certificateFiles: readonly string[];
+  readonly forwardAgent?: boolean;
   readonly proxyJump?: readonly Target[];
 }
 
@@ -73,7 +75,7 @@ export function expandPath(path: string, tokens: { host: string; user: string; p
  * evaluated: reading a config must never run a command.
  */
 export function hostSettings(config: SSHConfig | undefined, alias: string, user?: string): HostSettings {
-  if (!config) return { identityFiles: [] };
+  if (!config) return { identityFiles: [], certificateFiles: [] };
   const computed = config.compute(user ? { Host: alias, User: user } : { Host: alias }, { ignoreCase: true, matchExec: false });
   const hostName = first(computed["hostname"]);
   const portText = first(computed["port"]);
@@ -86,11 +88,14 @@ export function hostSettings(config: SSHConfig | undefined, alias: string, user?
   }
   const configUser = first(computed["user"]);
   const jump = first(computed["proxyjump"]);
+  const forwardAgent = first(computed["forwardagent"])?.toLowerCase();
   return {
     ...(hostName !== undefined ? { hostName: hostName.replace(/%h/g, alias) } : {}),
     ...(port !== undefined ? { port } : {}),
     ...(configUser !== undefined ? { user: configUser } : {}),
     identityFiles: all(computed["identityfile"]).filter((file) => file.toLowerCase() !== "none"),
+    certificateFiles: all(computed["certificatefile"]).filter((file) => file.toLowerCase() !== "none"),
+    ...(forwardAgent !== undefined ? { forwardAgent: forwardAgent !== "no" } : {}),
     ...(jump !== undefined ? { proxyJump: parseProxyJump(jump, "configFile.ProxyJump") } : {}),
   };
 }

@@ -93,6 +93,24 @@ describe("option validation happens in the constructor, before any I/O", () => {
     expect(created).toBe(0);
   });
 
+  it("rejects an unreadable or malformed certificateFile, and forwardAgent without an agent, before connecting", async () => {
+    let created = 0;
+    const createClient = () => (created++, new FakeClient().asClient());
+    const unreadable = new Ssh2Transport({ certificateFile: "/nonexistent/id-cert.pub", configFile: false, agent: false, createClient });
+    await expect(unreadable.connect({ host: "127.0.0.1", port: 1 })).rejects.toMatchObject({ code: "CONFIG", field: "certificateFile" });
+    const malformed = new Ssh2Transport({ certificateFile: new URL("../package.json", import.meta.url).pathname, configFile: false, agent: false, createClient });
+    await expect(malformed.connect({ host: "127.0.0.1", port: 1 })).rejects.toMatchObject({ code: "CONFIG", field: "certificateFile" });
+    const saved = process.env["SSH_AUTH_SOCK"];
+    delete process.env["SSH_AUTH_SOCK"];
+    try {
+      const noAgent = new Ssh2Transport({ forwardAgent: true, configFile: false, createClient });
+      await expect(noAgent.connect({ host: "127.0.0.1", port: 1 })).rejects.toMatchObject({ code: "CONFIG", field: "forwardAgent" });
+    } finally {
+      if (saved !== undefined) process.env["SSH_AUTH_SOCK"] = saved;
+    }
+    expect(created).toBe(0);
+  });
+
   it("rejects an invalid target with ValidationError", async () => {
     const transport = new Ssh2Transport({ configFile: false });
     await expect(transport.connect({ host: "" })).rejects.toMatchObject({ code: "VALIDATION", field: "host" });
