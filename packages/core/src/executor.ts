@@ -459,6 +459,8 @@ export class Executor {
     extra: Omit<RunRequest, "command" | "signal" | "timeoutMs" | "sudo" | "onStarted">,
     sudo?: boolean | SudoOptions,
   ): Promise<RunResult> {
+    // Set once the sudo-wrapped command was let through its gate (see prepare.ts): only then can anything of it run.
+    let released = false;
     const request: RunRequest = {
       ...extra,
       command: prepared.command,
@@ -472,15 +474,26 @@ export class Executor {
               ...prepared.sudo,
               promptTimeoutMs: this.#config.sudoTimeout,
               onPrompt: () => operation.span.addEvent("tunnel.sudo.prompt_answered"),
+              onRelease: () => {
+                released = true;
+                operation.span.addEvent("tunnel.sudo.released");
+              },
             },
           }
         : {}),
     };
     if (!prepared.sudo || sudo === undefined || sudo === false) return runProcess(connection, request);
     // A process run under sudo belongs to another user: the signal the login user's channel sends reaches sudo but
-    // not the command's children. On cancel, first stop the command's process groups as that user, then the channel.
+    // not the command's children. On cancel after the gate opened, first stop the command's process groups as that
+    // user, then the channel. Before the gate opened nothing of the request runs: closing the channel is enough (sudo
+    // runs as the login user's real uid and dies with the session; the gated shell reads EOF), and no second sudo
+    // round trip is made.
     const inner = new AbortController();
     const onAbort = () => {
+      if (!released) {
+        inner.abort(operation.signal.reason);
+        return;
+      }
       void this.#killSudoGroups(connection, operation, prepared.nonce, sudo).finally(() => inner.abort(operation.signal.reason));
     };
     operation.signal.addEventListener("abort", onAbort, { once: true });

@@ -33,12 +33,14 @@ export {
 } from "./validate.js";
 export {
   PREPARATION_EXIT_CODE,
+  SUDO_GATE_EXIT_CODE,
   createNonce,
   detectPreparationFailure,
   preparationMarker,
   prepareCommand,
   prepareScriptCommand,
   scriptInterpreter,
+  sudoGateLine,
   sudoPrompt,
   sudoReadyToken,
 } from "./prepare.js";
