@@ -360,7 +360,9 @@ export class Executor {
               },
               signal: stop.signal,
               deadline: operation.deadline,
-              shouldRetry: (error) => classifyError(error, { started: context.started, idempotent: options.idempotent }).retryable,
+              // Every failed connect attempt counts for the breaker; once it opened, the operation stops retrying.
+              shouldRetry: (error) =>
+                permit.attemptFailed(error) && classifyError(error, { started: context.started, idempotent: options.idempotent }).retryable,
               onRetry: ({ attempt, delayMs, error }) =>
                 span.addEvent("tunnel.retry", {
                   "tunnel.attempt": attempt + 1,
