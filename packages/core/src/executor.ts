@@ -71,6 +71,8 @@ export function targetKey(target: Target): string {
 /** What one attempt knows, shared with the retry classifier. */
 interface AttemptContext {
   started: boolean;
+  /** The command was handed to a live connection: an exec request may have reached the server. */
+  requested?: boolean;
 }
 
 interface Operation {
@@ -348,6 +350,7 @@ export class Executor {
             (attempt) => {
               attempts = attempt;
               context.started = false;
+              context.requested = false;
               return attemptOnce(operation, context, attempt);
             },
             {
@@ -362,7 +365,8 @@ export class Executor {
               deadline: operation.deadline,
               // Every failed connect attempt counts for the breaker; once it opened, the operation stops retrying.
               shouldRetry: (error) =>
-                permit.attemptFailed(error) && classifyError(error, { started: context.started, idempotent: options.idempotent }).retryable,
+                permit.attemptFailed(error) &&
+                classifyError(error, { started: context.started, requested: context.requested === true, idempotent: options.idempotent }).retryable,
               onRetry: ({ attempt, delayMs, error }) =>
                 span.addEvent("tunnel.retry", {
                   "tunnel.attempt": attempt + 1,
@@ -484,6 +488,8 @@ export class Executor {
           }
         : {}),
     };
+    // A connection already closed sends nothing; on a live one the exec request may reach the server from now on.
+    if (!connection.closed) context.requested = true;
     if (!prepared.sudo || sudo === undefined || sudo === false) return runProcess(connection, request);
     // A process run under sudo belongs to another user: the signal the login user's channel sends reaches sudo but
     // not the command's children. On cancel after the gate opened, first stop the command's process groups as that

@@ -6,6 +6,7 @@ import { constants } from "node:os";
 import { PassThrough, type Readable, type Writable } from "node:stream";
 import {
   AbortError,
+  ChannelError,
   ConnectError,
   type ExitStatus,
   type PtyOptions,
@@ -41,6 +42,7 @@ export interface ProcessHost {
 }
 
 const PRE_START_LIMIT = 64 * 1024;
+const PTY_REFUSED = /PTY allocation request failed/;
 
 /**
  * Local files handed to the mux client as its stdin or stdout (transfers): the master reads or writes them directly,
@@ -77,6 +79,7 @@ export class OpenSshRemoteProcess implements RemoteProcess {
   private preStartBytes = 0;
   private readonly pty: boolean;
   private killing: Promise<void> | undefined;
+  private ptyRefused = false;
 
   constructor(
     private readonly host: ProcessHost,
@@ -154,7 +157,14 @@ export class OpenSshRemoteProcess implements RemoteProcess {
       // stdout and stderr share the terminal; the local stderr carries only ssh's own messages.
       if (child.stdout) child.stdout.pipe(markerStream).pipe(stdout);
       else stdout.end();
-      child.stderr!.on("data", (chunk: Buffer) => this.sshStderr.append(chunk));
+      // A server that refuses the pty (PermitTTY no) runs the command without one: the wrapper's markers then
+      // arrive on stderr, next to ssh's "PTY allocation request failed".
+      const stderrMarkers = new MarkerFilter(nonce, onMarker);
+      child.stderr!.pipe(stderrMarkers);
+      stderrMarkers.on("data", (chunk: Buffer) => {
+        this.sshStderr.append(chunk);
+        if (this.pid === undefined && !this.ptyRefused) this.ptyRefused = PTY_REFUSED.test(this.sshStderr.toString());
+      });
       stderr.end();
     } else {
       if (child.stdout) child.stdout.pipe(stdout);
@@ -243,6 +253,16 @@ export class OpenSshRemoteProcess implements RemoteProcess {
     }
     if (this.aborted) {
       this.fail(new AbortError("the command was aborted; the remote process was stopped", { target: this.host.target }));
+      return;
+    }
+    if (this.ptyRefused) {
+      // The command ran without the terminal it asked for; the next attempt would get none either.
+      this.fail(
+        new ChannelError("the server refused to allocate a pseudo-terminal (pty), e.g. PermitTTY no; the command ran without one", {
+          target: this.host.target,
+          retryable: false,
+        }),
+      );
       return;
     }
     if (this.status) {
