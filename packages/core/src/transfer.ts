@@ -497,9 +497,11 @@ async function downloadOne(
 
 async function applyLocalOwner(path: string, transfer: Transfer, target: Target): Promise<void> {
   const { execFileSync } = await import("node:child_process");
+  // An explicit environment: the lookups need only PATH, and nothing else of this process's environment is theirs.
+  const options = { env: { PATH: process.env.PATH ?? "/usr/bin:/bin", LC_ALL: "C" } };
   try {
-    const uid = transfer.owner === undefined ? -1 : Number(/^\d+$/.test(transfer.owner) ? transfer.owner : execFileSync("id", ["-u", "--", transfer.owner]).toString().trim());
-    const gid = transfer.group === undefined ? -1 : Number(/^\d+$/.test(transfer.group) ? transfer.group : execFileSync("getent", ["group", transfer.group]).toString().split(":")[2]);
+    const uid = transfer.owner === undefined ? -1 : Number(/^\d+$/.test(transfer.owner) ? transfer.owner : execFileSync("id", ["-u", "--", transfer.owner], options).toString().trim());
+    const gid = transfer.group === undefined ? -1 : Number(/^\d+$/.test(transfer.group) ? transfer.group : execFileSync("getent", ["group", transfer.group], options).toString().split(":")[2]);
     await chown(path, uid, gid);
   } catch (error) {
     throw new TransferError(`could not change the owner of ${path}`, { target, cause: error });
