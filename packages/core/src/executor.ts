@@ -150,6 +150,8 @@ export class Executor {
    */
   async runCommand(command: Command): Promise<Result> {
     validateCommand(command);
+    // Preparing once up front refuses what cannot be sent (a command line past MAX_COMMAND_BYTES) before any I/O.
+    prepareCommand(command);
     const config = this.#config;
     const timeout = command.timeout ?? config.defaultTimeout;
     const attributes: Attributes = {
@@ -187,6 +189,7 @@ export class Executor {
    */
   async runScript(script: Script): Promise<Result> {
     validateScript(script);
+    prepareScriptCommand(script, `/tmp/${SCRIPT_FOLDER_PREFIX}${"0".repeat(24)}/script`);
     const config = this.#config;
     const timeout = script.timeout ?? config.scriptTimeout;
     const attributes: Attributes = {

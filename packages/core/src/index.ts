@@ -33,6 +33,7 @@ export {
 } from "./validate.js";
 export {
   PREPARATION_EXIT_CODE,
+  MAX_COMMAND_BYTES,
   SUDO_GATE_EXIT_CODE,
   createNonce,
   detectPreparationFailure,

@@ -206,6 +206,28 @@ function preparedSudo(prompt: string, ready: string, gate: string, password: str
   return sudo;
 }
 
+/**
+ * The longest prepared command, in UTF-8 bytes. The command travels as one SSH exec request and reaches the host as one
+ * argument of `<login shell> -c`: Linux refuses a single argument past 128 KiB (`MAX_ARG_STRLEN`, "Argument list too
+ * long"), sshd drops a connection whose packet passes 256 KiB ("Bad packet length", taking every other channel of it
+ * along), and the openssh transport passes the command as one argument of a local `ssh`. The margin leaves room for
+ * what a transport adds around it. Larger data belongs on stdin, or in a script's content (which goes through stdin).
+ */
+export const MAX_COMMAND_BYTES = 96 * 1024;
+
+function checkSize(command: string, parts: PrepareParts, body: readonly string[]): void {
+  const size = Buffer.byteLength(command, "utf8");
+  if (size <= MAX_COMMAND_BYTES) return;
+  const envBytes = Object.entries(parts.env ?? {}).reduce((sum, [name, value]) => sum + name.length + Buffer.byteLength(value, "utf8"), 0);
+  const bodyBytes = body.reduce((sum, line) => sum + Buffer.byteLength(line, "utf8"), 0);
+  const field = envBytes >= bodyBytes ? "env" : "cmd";
+  throw new ValidationError(
+    field,
+    `makes the command line ${size} bytes, more than the ${MAX_COMMAND_BYTES} an exec request and the host's argument limit ` +
+      `carry safely; pass large data through stdin (or as a script's content)`,
+  );
+}
+
 /** Wraps the lines (cd, exports, extra checks, command) for the login shell, through sudo when asked. */
 function assemble(parts: PrepareParts, body: readonly string[], nonce: string): PreparedCommand {
   validateEnv(parts.env);
@@ -219,13 +241,18 @@ function assemble(parts: PrepareParts, body: readonly string[], nonce: string): 
     ...body,
   ];
   const script = lines.join("\n");
-  if (!sudo) return { command: script, nonce };
+  if (!sudo) {
+    checkSize(script, parts, body);
+    return { command: script, nonce };
+  }
   // sudo reads `-u 1000` as a user *named* 1000; a numeric id means the uid, which sudo spells `#1000`.
   const user = sudo.user !== undefined ? ["-u", /^[0-9]+$/.test(sudo.user) ? `#${sudo.user}` : sudo.user] : [];
   const prompt = sudoPrompt(nonce);
   const mode = sudo.password === undefined ? ["-n"] : ["-S", "-p", prompt];
+  const command = `exec sudo ${quoteArgs([...mode, ...user, "--", "/bin/sh", "-c", script])}`;
+  checkSize(command, parts, body);
   return {
-    command: `exec sudo ${quoteArgs([...mode, ...user, "--", "/bin/sh", "-c", script])}`,
+    command,
     nonce,
     sudo: preparedSudo(prompt, sudoReadyToken(nonce), sudoGateLine(nonce), sudo.password),
   };

@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ValidationError } from "../src/errors.js";
 import { quote } from "../src/quote.js";
 import {
+  MAX_COMMAND_BYTES,
   PREPARATION_EXIT_CODE,
   createNonce,
   detectPreparationFailure,
@@ -270,6 +271,25 @@ describe("prepareCommand without sudo", () => {
     await mkdir(dir, { recursive: true });
     const prepared = prepareCommand({ cmd: 'printf "%s|" "$V" "$(pwd -P)"', env: { V: "x'y\"z$`\\" }, workingDir: dir });
     expect((await sh(prepared.command, { shell: "/bin/bash" })).stdout).toBe(`x'y"z$\`\\|${dir}|`);
+  });
+});
+
+describe("the command line limit", () => {
+  it("refuses a prepared command past MAX_COMMAND_BYTES, naming what made it large", () => {
+    const big = "x".repeat(MAX_COMMAND_BYTES);
+    const field = (prepare: () => unknown): string | undefined => {
+      try {
+        prepare();
+        return undefined;
+      } catch (error) {
+        return error instanceof ValidationError ? error.field : String(error);
+      }
+    };
+    expect(field(() => prepareCommand({ cmd: "true", env: { BIG: big } }))).toBe("env");
+    expect(field(() => prepareCommand({ cmd: `echo ${big}`, sudo: true }))).toBe("cmd");
+    // Multi-byte characters count as the bytes they take.
+    expect(() => prepareCommand({ cmd: "true", env: { BIG: "é".repeat(MAX_COMMAND_BYTES / 2) } })).toThrow(ValidationError);
+    expect(() => prepareCommand({ cmd: "true", env: { BIG: "x".repeat(MAX_COMMAND_BYTES - 1024) } })).not.toThrow();
   });
 });
 

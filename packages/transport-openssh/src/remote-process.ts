@@ -14,6 +14,7 @@ import {
   type SpawnRequest,
   type Target,
   type TunnelError,
+  ValidationError,
 } from "@tunnel-sh/core";
 import { TailBuffer } from "./master.js";
 import { normalizeSshError } from "./normalize-error.js";
@@ -43,6 +44,8 @@ export interface ProcessHost {
 
 const PRE_START_LIMIT = 64 * 1024;
 const PTY_REFUSED = /PTY allocation request failed/;
+/** Linux's limit on one argument of a new program (`MAX_ARG_STRLEN`, 32 pages), the terminating NUL included. */
+const MAX_ARGUMENT_BYTES = 128 * 1024;
 
 /**
  * Local files handed to the mux client as its stdin or stdout (transfers): the master reads or writes them directly,
@@ -125,7 +128,19 @@ export class OpenSshRemoteProcess implements RemoteProcess {
     }
     const nonce = newNonce();
     const host = this.host;
-    const args = [...host.clientArgs, this.pty ? "-tt" : "-T", "--", host.target.host, this.remoteCommand(nonce)];
+    const remoteCommand = this.remoteCommand(nonce);
+    if (Buffer.byteLength(remoteCommand, "utf8") >= MAX_ARGUMENT_BYTES) {
+      // The kernel would refuse to start ssh (E2BIG): a property of this request, not of the connection.
+      stdout.end();
+      stderr.end();
+      this.fail(
+        new ValidationError("command", `is ${Buffer.byteLength(remoteCommand, "utf8")} bytes with the wrapper, more than one argument of a local ssh can hold (${MAX_ARGUMENT_BYTES})`, {
+          target: host.target,
+        }),
+      );
+      return;
+    }
+    const args = [...host.clientArgs, this.pty ? "-tt" : "-T", "--", host.target.host, remoteCommand];
     // ssh sends the local TERM in its pty request.
     const env = this.pty ? { ...host.env, TERM: termName(typeof this.request.pty === "object" ? this.request.pty : {}) } : host.env;
     const stdio: StdioOptions = [this.files.stdin ?? "pipe", this.files.stdout ?? "pipe", "pipe"];
@@ -246,6 +261,10 @@ export class OpenSshRemoteProcess implements RemoteProcess {
 
   private async finish(code: number | null, spawnError: Error | undefined): Promise<void> {
     if (spawnError) {
+      if ((spawnError as NodeJS.ErrnoException).code === "E2BIG") {
+        this.fail(new ValidationError("command", "is too long for the argument list of a local ssh (E2BIG)", { target: this.host.target }));
+        return;
+      }
       this.fail(
         normalizeSshError({ phase: "channel", stderr: `ssh: ${spawnError.message}`, exitCode: null, target: this.host.target }),
       );
