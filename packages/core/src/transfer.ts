@@ -4,7 +4,8 @@
  *
  * - Atomic: each file is written under a temporary name in its destination folder and renamed over the
  *   destination only when complete (and verified), so an interrupted transfer never leaves a partial file under
- *   the destination name. A single file goes to `.<name>.tunnel-<nonce>.part`; the files of a tree go to a
+ *   the destination name. A single file goes to `.<name>.tunnel-<nonce>.part` (`.tunnel-<nonce>.part` when the
+ *   longer name would pass the 255-byte limit of a file name); the files of a tree go to a
  *   staging folder `.tunnel-<nonce>.part/<name>` inside their own folder, so one `mv` per folder renames them all
  *   (still one atomic rename(2) per file). Temporary files are removed on failure — over another connection from
  *   the pool when the transfer's own connection was lost (that connection then serves the executor's retry).
@@ -351,13 +352,25 @@ async function applyRemoteOwner(context: TransferContext, transfer: Transfer, pa
   }
 }
 
+/** The longest file name (one path component, in bytes) common file systems accept: Linux's NAME_MAX. */
+const NAME_MAX = 255;
+
+/**
+ * The temporary name next to a destination: `.<name>.tunnel-<nonce>.part`, or `.tunnel-<nonce>.part` when that would
+ * pass `NAME_MAX` — every name the file system accepts must stay transferable, and the temp name is 26 bytes longer.
+ */
+function tempBaseName(name: string): string {
+  const nonce = randomBytes(6).toString("hex");
+  const long = `.${name}.tunnel-${nonce}.part`;
+  return Buffer.byteLength(long, "utf8") <= NAME_MAX ? long : `.tunnel-${nonce}.part`;
+}
+
 function tempName(path: string): string {
-  const directory = posix.dirname(path);
-  return posix.join(directory, `.${posix.basename(path)}.tunnel-${randomBytes(6).toString("hex")}.part`);
+  return posix.join(posix.dirname(path), tempBaseName(posix.basename(path)));
 }
 
 function localTempName(path: string): string {
-  return join(dirname(path), `.${basename(path)}.tunnel-${randomBytes(6).toString("hex")}.part`);
+  return join(dirname(path), tempBaseName(basename(path)));
 }
 
 /**
