@@ -583,17 +583,35 @@ export class Executor {
       ...(script.env !== undefined ? { env: script.env } : {}),
       ...(script.sudo !== undefined ? { sudo: script.sudo } : {}),
     });
-    const removeOn = async (target: Connection): Promise<boolean> => (await this.#housekeeping(target, remove)).exitCode === 0;
+    // Over another connection, the operation's own session may have left a process on the host (its link was cut, not
+    // its shell): first stop whatever names the folder (the bracket keeps the pattern from matching the shell that
+    // runs it; the name itself is kept out of that command line), then remove it, and once more a moment later for a
+    // process that was about to create it.
+    const stopLeftovers = prepareCommand({
+      cmd: `pkill -KILL -f -- ${quote(`[t]unnel-script[.]${folderName.slice(SCRIPT_FOLDER_PREFIX.length)}`)} 2>/dev/null; exit 0`,
+      ...(script.sudo !== undefined ? { sudo: script.sudo } : {}),
+    });
+    const removeOn = async (target: Connection, afterLoss = false): Promise<boolean> => {
+      if (afterLoss) await this.#housekeeping(target, stopLeftovers);
+      if ((await this.#housekeeping(target, remove)).exitCode !== 0) return false;
+      if (!afterLoss) return true;
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      return (await this.#housekeeping(target, remove)).exitCode === 0;
+    };
     let lastError: unknown;
-    for (let tries = 1; tries <= 4; tries++) {
+    // Two tries on the operation's own connection, then over others from the pool until the budget is spent: the host
+    // may be flapping, and each failed try waits a little longer.
+    const deadline = Date.now() + this.#cleanupTimeout;
+    for (let tries = 1; tries <= 2 || Date.now() < deadline; tries++) {
+      if (tries > 2) await new Promise((resolve) => setTimeout(resolve, Math.min(1_000, 100 * (tries - 2))));
       try {
         if (!connection.closed && tries <= 2) {
           if (await removeOn(connection)) return;
           continue;
         }
-        const lease = await this.#pool.acquire(operation.target, { signal: AbortSignal.timeout(this.#cleanupTimeout) });
+        const lease = await this.#pool.acquire(operation.target, { signal: AbortSignal.timeout(Math.max(1, deadline - Date.now())) });
         try {
-          const removed = await removeOn(lease.connection);
+          const removed = await removeOn(lease.connection, true);
           lease.release();
           if (removed) return;
         } catch (error) {

@@ -31,7 +31,6 @@ import { createHash, randomBytes } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { chmod, chown, lstat, mkdir, readdir, readlink, rename, rm, stat, symlink } from "node:fs/promises";
 import { basename, dirname, join, posix } from "node:path";
-import { isConnectionError } from "./classify.js";
 import { ConnectError, TransferError, TunnelError } from "./errors.js";
 import { prepareCommand } from "./prepare.js";
 import { quote } from "./quote.js";
@@ -422,37 +421,56 @@ async function cleanupRemote(context: TransferContext, temps: readonly string[])
   if (temps.length === 0) return;
   const commands = chunked(temps, quote).map((chunk) => prepareCommand({ cmd: `rm -rf -- ${chunk.map(quote).join(" ")}` }).command);
   const removeOn = async (connection: Connection): Promise<void> => {
-    for (const command of commands) await runProcess(connection, { command, timeoutMs: CLEANUP_TIMEOUT_MS });
+    for (const command of commands) {
+      const result = await runProcess(connection, { command, timeoutMs: CLEANUP_TIMEOUT_MS });
+      if (result.exitCode !== 0) throw new TransferError(`could not remove temp files: ${result.stderr.trim()}`, { target: context.target });
+    }
   };
   if (!context.connection.closed) {
     try {
       await removeOn(context.connection);
       return;
-    } catch (error) {
-      if (!isConnectionError(error) && !context.connection.closed) return;
+    } catch {
+      // Whatever stopped the removal here (a lost link, a refused channel, a timeout), try over another connection.
     }
   }
-  if (!context.borrow) return;
-  const borrowing = context.borrow();
-  let timer: NodeJS.Timeout | undefined;
-  const gaveUp = new Promise<undefined>((resolve) => {
-    timer = setTimeout(resolve, CLEANUP_TIMEOUT_MS, undefined);
-    timer.unref();
-  });
-  const channel = await Promise.race([borrowing.catch(() => undefined), gaveUp]);
-  clearTimeout(timer);
-  if (!channel) {
-    // Too slow to connect: give the channel back whenever it arrives.
-    borrowing.then((late) => late.done(), () => undefined);
-    return;
-  }
-  let failure: unknown;
-  try {
-    await removeOn(channel.connection);
-  } catch (error) {
-    failure = error;
-  } finally {
-    channel.done(failure);
+  const borrow = context.borrow;
+  if (!borrow) return;
+  // The transfer's own session may still have a process on the host (its connection was cut, not its shell): stop
+  // every process that names one of these temp files first, so none creates one after the removal. The bracket keeps
+  // the pattern from matching the shell that runs it.
+  const nonces = [...new Set(temps.flatMap((temp) => /tunnel-([0-9a-f]{12})\.part/.exec(temp)?.[1] ?? []))];
+  const stop = nonces.length > 0 ? prepareCommand({ cmd: `pkill -KILL -f -- ${quote(`[t]unnel-(${nonces.join("|")})[.]part`)} 2>/dev/null; exit 0` }).command : undefined;
+  // Keep trying, over whatever connection the pool can give, until the budget is spent: the host may be flapping.
+  const deadline = Date.now() + CLEANUP_TIMEOUT_MS;
+  for (let tries = 1; Date.now() < deadline; tries++) {
+    const borrowing = borrow();
+    let timer: NodeJS.Timeout | undefined;
+    const gaveUp = new Promise<undefined>((resolve) => {
+      timer = setTimeout(resolve, Math.max(1, deadline - Date.now()), undefined);
+      timer.unref();
+    });
+    const channel = await Promise.race([borrowing.catch(() => undefined), gaveUp]);
+    clearTimeout(timer);
+    if (channel) {
+      let failure: unknown;
+      try {
+        if (stop) await runProcess(channel.connection, { command: stop, timeoutMs: CLEANUP_TIMEOUT_MS });
+        await removeOn(channel.connection);
+        // A process of the cut session that was about to open a temp file when the pkill ran: once more, a moment later.
+        await new Promise((resolveLater) => setTimeout(resolveLater, 500));
+        await removeOn(channel.connection);
+        return;
+      } catch (error) {
+        failure = error;
+      } finally {
+        channel.done(failure);
+      }
+    } else {
+      // Too slow to connect: give the channel back whenever it arrives.
+      borrowing.then((late) => late.done(), () => undefined);
+    }
+    await new Promise((resolveLater) => setTimeout(resolveLater, Math.min(1_000, 100 * tries)));
   }
 }
 
