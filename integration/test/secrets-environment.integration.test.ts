@@ -136,8 +136,8 @@ describe("no secret in any process's argv or environment", () => {
     const transports: Transport[] =
       name === "ssh2"
         ? [
-            new Ssh2Transport({ privateKey: join(keysDir, "id_encrypted"), passphrase, knownHosts: sshd.knownHostsPath, sshConfig: false, agent: false }),
-            new Ssh2Transport({ password: loginPassword, knownHosts: sshd.knownHostsPath, sshConfig: false, agent: false }),
+            new Ssh2Transport({ identityFile: join(keysDir, "id_encrypted"), passphrase, knownHostsFile: sshd.knownHostsPath, configFile: false, agent: false }),
+            new Ssh2Transport({ password: loginPassword, knownHostsFile: sshd.knownHostsPath, configFile: false, agent: false }),
           ]
         : [new OpenSshTransport({ password: loginPassword, options: { PubkeyAuthentication: "no" }, knownHostsFile: sshd.knownHostsPath, configFile: "/dev/null" })];
     const pools = transports.map((transport) => new ConnectionPool(transport, DefaultPoolConfig()));
