@@ -2,8 +2,8 @@
  * Uploads and scripts under continuous faults — sshd session processes killed and connections reset (RST) at random
  * moments — leave no temp file (`.part`) and no script folder behind, once the faults stop. Over ssh2 only for now:
  * the openssh transport still leaves a few temp files under this fault rate, and joins this suite once it does not.
- * Operations may fail (that is what the faults do); what they leave behind may not. The number of operations is fixed,
- * so the run does not depend on the machine's speed.
+ * Operations may fail (that is what the faults do); what they leave behind may not. The number of operations and of
+ * faults (one per third operation) is fixed, so the run does not depend on the machine's speed.
  */
 import { randomBytes } from "node:crypto";
 import { mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
@@ -53,27 +53,25 @@ describe.each<TransportName>(["ssh2"])("temp files under session kills and reset
     });
     const target = { host: proxy.host, port: proxy.port, user: sshd.users.plain.name };
     await stack.executor.runCommand({ ...target, cmd: `rm -rf ${remote} && mkdir -p ${remote}/scripts` });
-    let faulting = true;
     const faults = { kills: 0, resets: 0 };
-    const faulter = (async () => {
-      for (let round = 0; faulting; round++) {
-        await new Promise((resolve) => setTimeout(resolve, 150 + Math.floor(Math.random() * 250)));
-        if (round % 10 === 9) {
-          proxy.reset();
-          faults.resets++;
-          continue;
-        }
-        const children = sshdUserChildren(sshd.pid, sshd.users.plain.name);
-        const victim = children[Math.floor(Math.random() * children.length)];
-        if (!victim) continue;
-        try {
-          process.kill(victim.pid, "SIGKILL");
-          faults.kills++;
-        } catch {
-          // gone already
-        }
+    // Faults are tied to operations, not to the clock: every third operation gets one at a random moment of its run.
+    const fault = async (index: number) => {
+      await new Promise((resolve) => setTimeout(resolve, Math.floor(Math.random() * 150)));
+      if (index % 15 === 0) {
+        proxy.reset();
+        faults.resets++;
+        return;
       }
-    })();
+      const children = sshdUserChildren(sshd.pid, sshd.users.plain.name);
+      const victim = children[Math.floor(Math.random() * children.length)];
+      if (!victim) return;
+      try {
+        process.kill(victim.pid, "SIGKILL");
+        faults.kills++;
+      } catch {
+        // gone already
+      }
+    };
     let next = 0;
     let succeeded = 0;
     const worker = async () => {
@@ -83,20 +81,17 @@ describe.each<TransportName>(["ssh2"])("temp files under session kills and reset
           index % 2 === 0
             ? stack.executor.transferFile({ ...target, direction: "upload", source: join(local, `file-${index % 4}.bin`), destination: `${remote}/up-${index}.bin`, ...(index % 4 === 0 ? { verify: "sha256" as const } : {}) })
             : stack.executor.runScript({ ...target, content: `#!/bin/sh\necho "s$1"\nsleep 0.0${index % 10}`, args: [String(index)], env: { TMPDIR: `${remote}/scripts` }, timeout: 20_000 });
+        const faulted = index % 3 === 0 ? fault(index) : Promise.resolve();
         if (await operation.then(() => true, () => false)) succeeded++;
+        await faulted;
       }
     };
-    try {
-      await Promise.all(Array.from({ length: CONCURRENCY }, worker));
-    } finally {
-      faulting = false;
-      await faulter;
-    }
+    await Promise.all(Array.from({ length: CONCURRENCY }, worker));
     // Clean-up of the last cut operations ends with them; then no process of the user may be left to create anything.
     expect(await eventually(() => remoteCommandsUnder(sshd.pid, sshd.users.plain.name).length === 0, 10_000)).toBe(true);
     await new Promise((resolve) => setTimeout(resolve, 1_000));
     await stack.close();
-    expect(faults.kills + faults.resets).toBeGreaterThan(10);
+    expect(faults.kills + faults.resets).toBeGreaterThanOrEqual(OPERATIONS / 6);
     expect(succeeded).toBeGreaterThan(OPERATIONS / 4);
     expect(await leftovers(remote)).toEqual([]);
   });
