@@ -1,7 +1,6 @@
 /**
  * Uploads and scripts under continuous faults — sshd session processes killed and connections reset (RST) at random
- * moments — leave no temp file (`.part`) and no script folder behind, once the faults stop. Over ssh2 only for now:
- * the openssh transport still leaves a few temp files under this fault rate, and joins this suite once it does not.
+ * moments — over both transports leave no temp file (`.part`) and no script folder behind, once the faults stop.
  * Operations may fail (that is what the faults do); what they leave behind may not. The number of operations and of
  * faults (one per third operation) is fixed, so the run does not depend on the machine's speed.
  */
@@ -13,8 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startFaultProxy, startSshd } from "@tunnel-sh/testing";
 import type { FaultProxy, Sshd } from "@tunnel-sh/testing";
 import { eventually, remoteCommandsUnder, sshdUserChildren } from "./support/fault-processes.js";
-import { makeStack, testExecutorConfig } from "./support/transports.js";
-import type { TransportName } from "./support/transports.js";
+import { makeStack, TRANSPORTS, testExecutorConfig } from "./support/transports.js";
 
 const OPERATIONS = 120;
 const CONCURRENCY = 8;
@@ -25,7 +23,7 @@ async function leftovers(folder: string): Promise<string[]> {
   return entries.filter((entry) => entry.name.includes(".tunnel-") || entry.name.endsWith(".part") || entry.name.startsWith("tunnel-script.")).map((entry) => entry.name);
 }
 
-describe.each<TransportName>(["ssh2"])("temp files under session kills and resets over %s", (transportName) => {
+describe.each(TRANSPORTS)("temp files under session kills and resets over %s", (transportName) => {
   let sshd: Sshd;
   let proxy: FaultProxy;
   let local: string;
