@@ -5,6 +5,10 @@
  */
 import { runCli } from "./cli.js";
 import { ExitCode } from "./output.js";
+import { takeSecretVariables } from "./secret-variables.js";
+
+// First of all: the password variable leaves this process's environment, so no child process inherits it.
+const env = takeSecretVariables(process.argv.slice(2), process.env);
 
 const interrupt = new AbortController();
 let received: NodeJS.Signals | undefined;
@@ -33,7 +37,7 @@ const status = await runCli(process.argv.slice(2), {
   stdout: process.stdout,
   stderr: process.stderr,
   stdin: process.stdin,
-  env: process.env,
+  env,
   interrupt: interrupt.signal,
 });
 const signalStatus: Partial<Record<NodeJS.Signals, number>> = { SIGTERM: ExitCode.TERMINATED, SIGPIPE: ExitCode.OUTPUT_CLOSED };

@@ -71,6 +71,8 @@ export function targetKey(target: Target): string {
 /** What one attempt knows, shared with the retry classifier. */
 interface AttemptContext {
   started: boolean;
+  /** The command was handed to a live connection: an exec request may have reached the server. */
+  requested?: boolean;
 }
 
 interface Operation {
@@ -148,6 +150,8 @@ export class Executor {
    */
   async runCommand(command: Command): Promise<Result> {
     validateCommand(command);
+    // Preparing once up front refuses what cannot be sent (a command line past MAX_COMMAND_BYTES) before any I/O.
+    prepareCommand(command);
     const config = this.#config;
     const timeout = command.timeout ?? config.defaultTimeout;
     const attributes: Attributes = {
@@ -185,6 +189,7 @@ export class Executor {
    */
   async runScript(script: Script): Promise<Result> {
     validateScript(script);
+    prepareScriptCommand(script, `/tmp/${SCRIPT_FOLDER_PREFIX}${"0".repeat(24)}/script`);
     const config = this.#config;
     const timeout = script.timeout ?? config.scriptTimeout;
     const attributes: Attributes = {
@@ -348,6 +353,7 @@ export class Executor {
             (attempt) => {
               attempts = attempt;
               context.started = false;
+              context.requested = false;
               return attemptOnce(operation, context, attempt);
             },
             {
@@ -360,7 +366,10 @@ export class Executor {
               },
               signal: stop.signal,
               deadline: operation.deadline,
-              shouldRetry: (error) => classifyError(error, { started: context.started, idempotent: options.idempotent }).retryable,
+              // Every failed connect attempt counts for the breaker; once it opened, the operation stops retrying.
+              shouldRetry: (error) =>
+                permit.attemptFailed(error) &&
+                classifyError(error, { started: context.started, requested: context.requested === true, idempotent: options.idempotent }).retryable,
               onRetry: ({ attempt, delayMs, error }) =>
                 span.addEvent("tunnel.retry", {
                   "tunnel.attempt": attempt + 1,
@@ -459,6 +468,8 @@ export class Executor {
     extra: Omit<RunRequest, "command" | "signal" | "timeoutMs" | "sudo" | "onStarted">,
     sudo?: boolean | SudoOptions,
   ): Promise<RunResult> {
+    // Set once the sudo-wrapped command was let through its gate (see prepare.ts): only then can anything of it run.
+    let released = false;
     const request: RunRequest = {
       ...extra,
       command: prepared.command,
@@ -472,15 +483,28 @@ export class Executor {
               ...prepared.sudo,
               promptTimeoutMs: this.#config.sudoTimeout,
               onPrompt: () => operation.span.addEvent("tunnel.sudo.prompt_answered"),
+              onRelease: () => {
+                released = true;
+                operation.span.addEvent("tunnel.sudo.released");
+              },
             },
           }
         : {}),
     };
+    // A connection already closed sends nothing; on a live one the exec request may reach the server from now on.
+    if (!connection.closed) context.requested = true;
     if (!prepared.sudo || sudo === undefined || sudo === false) return runProcess(connection, request);
     // A process run under sudo belongs to another user: the signal the login user's channel sends reaches sudo but
-    // not the command's children. On cancel, first stop the command's process groups as that user, then the channel.
+    // not the command's children. On cancel after the gate opened, first stop the command's process groups as that
+    // user, then the channel. Before the gate opened nothing of the request runs: closing the channel is enough (sudo
+    // runs as the login user's real uid and dies with the session; the gated shell reads EOF), and no second sudo
+    // round trip is made.
     const inner = new AbortController();
     const onAbort = () => {
+      if (!released) {
+        inner.abort(operation.signal.reason);
+        return;
+      }
       void this.#killSudoGroups(connection, operation, prepared.nonce, sudo).finally(() => inner.abort(operation.signal.reason));
     };
     operation.signal.addEventListener("abort", onAbort, { once: true });
@@ -559,17 +583,35 @@ export class Executor {
       ...(script.env !== undefined ? { env: script.env } : {}),
       ...(script.sudo !== undefined ? { sudo: script.sudo } : {}),
     });
-    const removeOn = async (target: Connection): Promise<boolean> => (await this.#housekeeping(target, remove)).exitCode === 0;
+    // Over another connection, the operation's own session may have left a process on the host (its link was cut, not
+    // its shell): first stop whatever names the folder (the bracket keeps the pattern from matching the shell that
+    // runs it; the name itself is kept out of that command line), then remove it, and once more a moment later for a
+    // process that was about to create it.
+    const stopLeftovers = prepareCommand({
+      cmd: `pkill -KILL -f -- ${quote(`[t]unnel-script[.]${folderName.slice(SCRIPT_FOLDER_PREFIX.length)}`)} 2>/dev/null; exit 0`,
+      ...(script.sudo !== undefined ? { sudo: script.sudo } : {}),
+    });
+    const removeOn = async (target: Connection, afterLoss = false): Promise<boolean> => {
+      if (afterLoss) await this.#housekeeping(target, stopLeftovers);
+      if ((await this.#housekeeping(target, remove)).exitCode !== 0) return false;
+      if (!afterLoss) return true;
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      return (await this.#housekeeping(target, remove)).exitCode === 0;
+    };
     let lastError: unknown;
-    for (let tries = 1; tries <= 4; tries++) {
+    // Two tries on the operation's own connection, then over others from the pool until the budget is spent: the host
+    // may be flapping, and each failed try waits a little longer.
+    const deadline = Date.now() + this.#cleanupTimeout;
+    for (let tries = 1; tries <= 2 || Date.now() < deadline; tries++) {
+      if (tries > 2) await new Promise((resolve) => setTimeout(resolve, Math.min(1_000, 100 * (tries - 2))));
       try {
         if (!connection.closed && tries <= 2) {
           if (await removeOn(connection)) return;
           continue;
         }
-        const lease = await this.#pool.acquire(operation.target, { signal: AbortSignal.timeout(this.#cleanupTimeout) });
+        const lease = await this.#pool.acquire(operation.target, { signal: AbortSignal.timeout(Math.max(1, deadline - Date.now())) });
         try {
-          const removed = await removeOn(lease.connection);
+          const removed = await removeOn(lease.connection, true);
           lease.release();
           if (removed) return;
         } catch (error) {

@@ -40,12 +40,15 @@ export {
 } from "./validate.js";
 export {
   PREPARATION_EXIT_CODE,
+  MAX_COMMAND_BYTES,
+  SUDO_GATE_EXIT_CODE,
   createNonce,
   detectPreparationFailure,
   preparationMarker,
   prepareCommand,
   prepareScriptCommand,
   scriptInterpreter,
+  sudoGateLine,
   sudoPrompt,
   sudoReadyToken,
 } from "./prepare.js";

@@ -95,6 +95,16 @@ describe("classifyError", () => {
     expect(classifyError(EXAMPLES.AUTHENTICATION, { started: false, idempotent: true }).reason).toContain("authentication failed");
   });
 
+  it("needs positive evidence: a connection lost after the command was handed over counts as started", () => {
+    const lost = EXAMPLES.CONNECTION_LOST;
+    expect(classifyError(lost, { started: false, requested: true, idempotent: false }).retryable).toBe(false);
+    expect(classifyError(lost, { started: false, requested: true, idempotent: true }).retryable).toBe(true);
+    expect(classifyError(lost, { started: false, requested: false, idempotent: false }).retryable).toBe(true);
+    // A refused connect or channel is the server saying no: evidence enough, whatever was requested.
+    expect(classifyError(EXAMPLES.CONNECT, { started: false, requested: true, idempotent: false }).retryable).toBe(true);
+    expect(classifyError(EXAMPLES.CHANNEL, { started: false, requested: true, idempotent: false }).retryable).toBe(true);
+  });
+
   it("never retries errors that are not tunnel errors", () => {
     for (const error of [new Error("boom"), new TypeError("x is undefined"), "a string", undefined, null, { code: "CONNECT" }]) {
       expect(classifyError(error, { started: false, idempotent: true })).toEqual({

@@ -196,7 +196,9 @@ async function detectHelper(): Promise<SessionHelper> {
 
 function checkPerl(): Promise<boolean> {
   return new Promise((resolve) => {
-    execFile("perl", ["-MPOSIX", "-e", "print 1"], { timeout: 10_000, killSignal: "SIGKILL" }, (error, stdout) => {
+    // An explicit environment: the check needs PATH only, and nothing else of this process's environment is perl's.
+    const env = { PATH: process.env["PATH"] ?? DEFAULT_PATH };
+    execFile("perl", ["-MPOSIX", "-e", "print 1"], { timeout: 10_000, killSignal: "SIGKILL", env }, (error, stdout) => {
       resolve(error === null && stdout === "1");
     });
   });

@@ -14,6 +14,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { connect, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { childEnvironment } from "./child-environment.js";
 
 const SEARCH_PATH = ["/usr/bin", "/usr/local/bin", "/usr/sbin", "/bin"];
 
@@ -67,7 +68,7 @@ export async function startRedisServer(): Promise<RedisServer> {
     const child = spawn(
       path,
       ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir, "--protected-mode", "yes", "--loglevel", "warning"],
-      { stdio: ["ignore", "pipe", "pipe"] },
+      { stdio: ["ignore", "pipe", "pipe"], env: childEnvironment() },
     );
     let log = "";
     child.stdout?.on("data", (chunk: Buffer) => (log = (log + chunk.toString()).slice(-4_000)));

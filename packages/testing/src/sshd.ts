@@ -24,6 +24,7 @@ import {
 import type { CertificateAuthority } from "./certificate-authority.js";
 import { runLocal } from "./run-local.js";
 import { ensureTestAccounts } from "./test-users.js";
+import { childEnvironment } from "./child-environment.js";
 
 const SSHD_PATH = "/usr/sbin/sshd";
 const READY_DEADLINE_MS = 10_000;
@@ -366,7 +367,7 @@ class SshdInstance implements Sshd {
     const stderrFd = openSync(stderrPath, "a");
     let child: ChildProcess;
     try {
-      child = spawn(SSHD_PATH, ["-D", "-f", config, "-E", this.logPath], { stdio: ["ignore", "ignore", stderrFd] });
+      child = spawn(SSHD_PATH, ["-D", "-f", config, "-E", this.logPath], { stdio: ["ignore", "ignore", stderrFd], env: childEnvironment() });
     } finally {
       closeSync(stderrFd);
     }

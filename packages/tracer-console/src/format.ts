@@ -217,6 +217,8 @@ function describeEvent(name: string, attributes: Readonly<Record<string, Attribu
     }
     case "tunnel.sudo.prompt_answered":
       return "sudo prompt answered";
+    case "tunnel.sudo.released":
+      return "sudo let the command through";
     case "tunnel.hop.ready": {
       const address = attributes["server.address"];
       const port = attributes["server.port"];

@@ -12,6 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { AbortError, type Target, type TunnelError } from "@tunnel-sh/core";
 import { startAskpassBridge, type AskpassBridge } from "./askpass-bridge.js";
+import { sshEnvironment } from "./environment.js";
 import { normalizeSshError } from "./normalize-error.js";
 import { masterArgs, type ResolvedOptions } from "./options.js";
 import { runSsh } from "./run-ssh.js";
@@ -137,7 +138,7 @@ export class Master {
   }
 
   private async launch(signal: AbortSignal | undefined): Promise<void> {
-    const env: Record<string, string | undefined> = { ...process.env, ...this.options.env };
+    const env: Record<string, string | undefined> = sshEnvironment(this.options.env);
     // ssh runs a ProxyCommand with $SHELL -c; the jump command is quoted for sh.
     if (this.options.proxyJump !== undefined && this.options.proxyJump.length > 0) env.SHELL = "/bin/sh";
     let passwordFile: string | undefined;

@@ -35,7 +35,11 @@ export interface OpenSshTransportOptions extends SshTransportOptions {
   readonly options?: Readonly<Record<string, string | number | boolean>>;
   /** Where the private per-connection folders go. Default `os.tmpdir()`. */
   readonly tempDir?: string;
-  /** Extra environment for the ssh processes. Default: this process's environment. */
+  /**
+   * Environment for the ssh processes, on top of the few variables taken from this process (`PATH`, `HOME`, `USER`,
+   * `LANG`/`LC_*`, `SSH_AUTH_SOCK`, ...: see `INHERITED_VARIABLES`). Nothing else of this process's environment
+   * reaches ssh, so pass here what a ProxyCommand in your ssh_config needs.
+   */
   readonly env?: Readonly<Record<string, string>>;
 }
 

@@ -59,6 +59,9 @@ function deferred<T>(): { promise: Promise<T>; resolve: (value: T) => void; reje
   return { promise, resolve, reject };
 }
 
+/** Bytes of a command in one exec request: well inside the 256 KiB packets OpenSSH accepts, with room for framing. */
+const MAX_EXEC_REQUEST_BYTES = 192 * 1024;
+
 function ptyOptions(pty: SpawnRequest["pty"]): PseudoTtyOptions | undefined {
   if (pty === undefined || pty === false) return undefined;
   if (pty === true) return { term: "xterm", rows: 24, cols: 80 };
@@ -123,6 +126,16 @@ export class Ssh2RemoteProcess implements RemoteProcess {
     }
     const host = this.host;
     const pty = ptyOptions(request.pty);
+    const size = Buffer.byteLength(request.command, "utf8");
+    if (size > MAX_EXEC_REQUEST_BYTES) {
+      // sshd drops the whole connection on an oversize packet ("Bad packet length"), and every other channel with it.
+      this.fail(
+        new ValidationError("command", `is ${size} bytes, more than one SSH exec request carries safely (${MAX_EXEC_REQUEST_BYTES})`, {
+          target: host.target,
+        }),
+      );
+      return;
+    }
     try {
       const callback = (error: Error | undefined, channel: ClientChannel): void => this.onOpen(error, channel);
       if (pty) host.client.exec(request.command, { pty }, callback);
