@@ -18,27 +18,27 @@ export class TestServerOptionError extends TypeError {
   }
 }
 
-/** Keys of `TestServerOptions`. */
-export const TEST_SERVER_OPTIONS: readonly (keyof TestServerOptions)[] = [
-  "port",
-  "users",
-  "maxSessions",
-  "root",
-  "acceptEnv",
-  "env",
-  "faults",
-  "sessionHelper",
-];
+/** Keys of `TestServerOptions`; `satisfies` makes the compiler refuse a list that misses one. */
+export const TEST_SERVER_OPTIONS = Object.keys({
+  port: true,
+  users: true,
+  maxSessions: true,
+  root: true,
+  acceptEnv: true,
+  env: true,
+  faults: true,
+  sessionHelper: true,
+} satisfies Record<keyof TestServerOptions, true>);
 /** Keys of `TestServerUser`. */
-export const TEST_SERVER_USER_OPTIONS: readonly (keyof TestServerUser)[] = ["name", "password", "publicKeys"];
+export const TEST_SERVER_USER_OPTIONS = Object.keys({ name: true, password: true, publicKeys: true } satisfies Record<keyof TestServerUser, true>);
 /** Keys of `TestServerFaults`. */
-export const TEST_SERVER_FAULT_OPTIONS: readonly (keyof TestServerFaults)[] = [
-  "stallHandshake",
-  "handshakeDelayMs",
-  "channelDelayMs",
-  "refuseChannels",
-  "dropAfterBytes",
-];
+export const TEST_SERVER_FAULT_OPTIONS = Object.keys({
+  stallHandshake: true,
+  handshakeDelayMs: true,
+  channelDelayMs: true,
+  refuseChannels: true,
+  dropAfterBytes: true,
+} satisfies Record<keyof TestServerFaults, true>);
 
 /**
  * Throw a `TestServerOptionError` when `value` is not a plain object or holds a key not in `allowed`. `undefined`
