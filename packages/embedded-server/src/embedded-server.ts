@@ -15,6 +15,13 @@ import { join } from "node:path";
 import ssh2, { type AuthContext, type Connection, type ParsedKey, type Server as SshServer } from "ssh2";
 import { serveSession, type SessionContext, type SessionHelper, type SessionProcess } from "./embedded-server-session.js";
 import { serveSftp } from "./embedded-server-sftp.js";
+import {
+  TEST_SERVER_FAULT_OPTIONS,
+  TEST_SERVER_OPTIONS,
+  TEST_SERVER_USER_OPTIONS,
+  TestServerOptionError,
+  rejectUnknownTestServerOptions,
+} from "./test-server-options.js";
 
 export interface TestServerUser {
   /** The SSH user name. Commands run as the current OS user whatever the name. */
@@ -114,7 +121,8 @@ export interface TestServer {
 const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /**
- * Start an embedded SSH server on 127.0.0.1.
+ * Start an embedded SSH server on 127.0.0.1. An unknown or unusable option (in `options`, a user or `faults`) is a
+ * `TestServerOptionError` naming it, before any key is generated or port opened.
  * @example
  * const server = await startTestServer();
  * const transport = new Ssh2Transport({ identityFile: server.clientKeyPath, knownHostsFile: server.knownHostsPath });
@@ -123,12 +131,20 @@ const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/b
  * await server.close();
  */
 export async function startTestServer(options: TestServerOptions = {}): Promise<TestServer> {
+  rejectUnknownTestServerOptions(options, TEST_SERVER_OPTIONS, "");
+  rejectUnknownTestServerOptions(options.faults, TEST_SERVER_FAULT_OPTIONS, "faults");
+  if (options.users !== undefined && !Array.isArray(options.users)) {
+    throw new TestServerOptionError("users", "must be an array of users");
+  }
+  options.users?.forEach((user, index) => rejectUnknownTestServerOptions(user, TEST_SERVER_USER_OPTIONS, `users[${index}]`));
   const maxSessions = options.maxSessions ?? 10;
-  if (!Number.isInteger(maxSessions) || maxSessions < 1) throw new Error("maxSessions must be a positive integer");
+  if (!Number.isInteger(maxSessions) || maxSessions < 1) {
+    throw new TestServerOptionError("maxSessions", "must be a positive integer");
+  }
   const requested = options.sessionHelper ?? "auto";
   const helper = requested === "auto" ? await (detected ??= detectHelper()) : requested;
   if (helper === "perl" && !(await (perlWorks ??= checkPerl()))) {
-    throw new Error("sessionHelper perl: perl with POSIX cannot run here");
+    throw new TestServerOptionError("sessionHelper", "perl with POSIX cannot run here");
   }
   await (staleSweep ??= sweepStaleFolders().catch(() => {}));
   const dir = await mkdtemp(join(tmpdir(), `${INSTANCE_PREFIX}${process.pid}-`));
@@ -206,11 +222,13 @@ function checkPerl(): Promise<boolean> {
 
 function resolveUsers(users: TestServerOptions["users"], clientPublicKey: string): ResolvedTestServerUser[] {
   const list = users ?? [{ name: userInfo().username, password: randomBytes(12).toString("base64url") }];
-  if (list.length === 0) throw new Error("the test server needs at least one user");
-  return list.map((user) => {
+  if (list.length === 0) throw new TestServerOptionError("users", "the test server needs at least one user");
+  return list.map((user, index) => {
     const publicKeys = user.publicKeys ?? [clientPublicKey];
     for (const key of publicKeys) {
-      if (ssh2.utils.parseKey(key) instanceof Error) throw new Error(`user ${user.name}: not a public key: ${key}`);
+      if (ssh2.utils.parseKey(key) instanceof Error) {
+        throw new TestServerOptionError(`users[${index}].publicKeys`, `user ${user.name}: not a public key: ${key}`);
+      }
     }
     return { name: user.name, password: user.password, publicKeys };
   });

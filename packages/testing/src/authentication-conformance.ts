@@ -10,7 +10,7 @@
  */
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { runProcess, type Connection, type KeyboardInteractiveRequest, type SshTransportOptions, type Target, type Transport } from "@tunnel-sh/core";
+import { ConfigError, rejectUnknownOptions, runProcess, type Connection, type KeyboardInteractiveRequest, type SshTransportOptions, type Target, type Transport } from "@tunnel-sh/core";
 import { createCertificateAuthority, startSshAgent, type CertificateAuthority, type CertificateKey, type SshAgent } from "./certificate-authority.js";
 import { RecordingTracer } from "./recording-tracer.js";
 import { startSshd, type Sshd } from "./sshd.js";
@@ -25,18 +25,27 @@ export interface AuthenticationConformanceOptions {
   readonly hostCertificates?: boolean;
 }
 
+const SUITE_OPTIONS = Object.keys({ hostCertificates: true } satisfies Record<keyof AuthenticationConformanceOptions, true>);
+
 async function output(connection: Connection, command: string): Promise<{ stdout: string; stderr: string; exitCode: number | null }> {
   const result = await runProcess(connection, { command, maxOutputBytes: 1024 * 1024 });
   return { stdout: result.stdout, stderr: result.stderr, exitCode: result.exitCode };
 }
 
-/** Run the suite; `makeTransport` builds the transport under test from shared options only. */
+/**
+ * Run the suite; `makeTransport` builds the transport under test from shared options only. An unknown key of
+ * `suiteOptions` is a `ConfigError` naming it.
+ */
 export function describeAuthenticationConformance(
   name: string,
   makeTransport: (options: SshTransportOptions) => Transport,
   runner: TestRunner,
   suiteOptions: AuthenticationConformanceOptions = {},
 ): void {
+  rejectUnknownOptions(suiteOptions, SUITE_OPTIONS, "describeAuthenticationConformance");
+  if (suiteOptions.hostCertificates !== undefined && typeof suiteOptions.hostCertificates !== "boolean") {
+    throw new ConfigError("hostCertificates", "must be true or false");
+  }
   const { describe, it, expect, beforeAll, afterAll } = runner;
   const hostCertificates = suiteOptions.hostCertificates ?? true;
 

@@ -11,6 +11,7 @@ import { chmod, mkdtemp, readFile, rename, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import { rejectUnknownOptions } from "@tunnel-sh/core";
 import { runLocal } from "./run-local.js";
 
 /** A client key pair made for a test, with the certificates signed for it. */
@@ -35,6 +36,13 @@ export interface SignOptions {
   readonly certificatePath?: string;
 }
 
+const SIGN_OPTIONS = Object.keys({
+  identity: true,
+  principals: true,
+  validity: true,
+  certificatePath: true,
+} satisfies Record<keyof SignOptions, true>);
+
 export interface CertificateAuthority {
   /** Private folder holding the CA key and everything made with it; removed by `remove()`. */
   readonly dir: string;
@@ -46,7 +54,10 @@ export interface CertificateAuthority {
   readonly caPublicKeyPath: string;
   /** A new key pair (`ed25519`, or `rsa` with 2048 bits) in the CA's folder, named `name`. */
   createKey(name: string, type: "ed25519" | "rsa"): Promise<CertificateKey>;
-  /** Sign a user public key; returns the certificate's path (default `<key>-cert.pub`). */
+  /**
+   * Sign a user public key; returns the certificate's path (default `<key>-cert.pub`). An unknown option is a
+   * `ConfigError` naming it (as for `signHostKey`).
+   */
   signUserKey(publicKeyPath: string, options: SignOptions): Promise<string>;
   /** Sign a host public key (`-h`); returns the certificate's path. */
   signHostKey(publicKeyPath: string, options: SignOptions): Promise<string>;
@@ -67,6 +78,8 @@ export async function createCertificateAuthority(): Promise<CertificateAuthority
   await keygen(["-q", "-t", "ed25519", "-N", "", "-C", "tunnel-test-ca", "-f", caKeyPath]);
   const caPublicKey = (await readFile(`${caKeyPath}.pub`, "utf8")).trim().split(" ").slice(0, 2).join(" ");
   const sign = async (publicKeyPath: string, options: SignOptions, host: boolean): Promise<string> => {
+    // A misspelt `validity` would sign a certificate that is valid, and a test of expiry would pass for nothing.
+    rejectUnknownOptions(options, SIGN_OPTIONS, host ? "signHostKey" : "signUserKey");
     const certificatePath = options.certificatePath ?? publicKeyPath.replace(/\.pub$/, "") + "-cert.pub";
     const args = ["-q", "-s", caKeyPath, "-I", options.identity ?? "tunnel-test", "-n", options.principals.join(",")];
     args.push("-V", options.validity ?? "-5m:+1h");

@@ -1,5 +1,5 @@
 import { spawn } from "node:child_process";
-import { writeFileSync } from "node:fs";
+import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
@@ -90,6 +90,25 @@ describe.runIf(sshdSupport().available)("a certificate authority, a CA-only sshd
       expect(result.stderr).toMatch(/Host key verification failed/);
     } finally {
       await otherCa.remove();
+    }
+  });
+});
+
+describe("signing options", () => {
+  it("a misspelt option is a ConfigError naming it, and no certificate is written", async () => {
+    const ca = await createCertificateAuthority();
+    try {
+      const key = await ca.createKey("typo", "ed25519");
+      const typo = { principals: ["deploy"], validty: "20200101:20200102" } as never;
+      await expect(ca.signUserKey(key.publicKeyPath, typo)).rejects.toMatchObject({
+        code: "CONFIG",
+        field: "validty",
+        message: expect.stringContaining("(did you mean validity?)"),
+      });
+      await expect(ca.signHostKey(key.publicKeyPath, typo)).rejects.toMatchObject({ code: "CONFIG", field: "validty" });
+      expect(existsSync(key.publicKeyPath.replace(/\.pub$/, "-cert.pub"))).toBe(false);
+    } finally {
+      await ca.remove();
     }
   });
 });

@@ -69,6 +69,8 @@ const OPTIONS = Object.keys({
   durationBoundaries: true,
 } satisfies Record<keyof OtelTracerOptions, true>);
 
+const OBSERVE_POOL_OPTIONS = Object.keys({ name: true, byKey: true } satisfies Record<keyof ObservePoolOptions, true>);
+
 function validateOptions(options: OtelTracerOptions): void {
   rejectUnknownOptions(options, OPTIONS, "OtelTracer");
   const values = options as Record<string, unknown>;
@@ -192,9 +194,18 @@ export class OtelTracer implements Tracer {
    * Report a pool's counters as observable gauges, read at each metric collection:
    * `tunnel.pool.connection.count` (`tunnel.pool.connection.state` = `idle` | `used`),
    * `tunnel.pool.channel.busy` and `tunnel.pool.acquire.pending`. Returns a function that stops observing.
+   * An unknown option (a misspelt `byKey` would silently report totals) is a `ConfigError`; this is called while
+   * setting up, not on the traced path.
    * @example const stop = tracer.observePool(pool, { name: "deploy" }); ... stop();
    */
   observePool(pool: ObservablePool, options: ObservePoolOptions = {}): () => void {
+    rejectUnknownOptions(options, OBSERVE_POOL_OPTIONS, "OtelTracer.observePool");
+    if (options.name !== undefined && typeof options.name !== "string") {
+      throw new ConfigError("name", `must be a string, got ${describeOptionValue(options.name)}`);
+    }
+    if (options.byKey !== undefined && typeof options.byKey !== "boolean") {
+      throw new ConfigError("byKey", `must be true or false, got ${describeOptionValue(options.byKey)}`);
+    }
     try {
       this.#gauges ??= {
         connections: this.#meter.createObservableGauge("tunnel.pool.connection.count", {

@@ -44,4 +44,15 @@ describe("OtelTracer options", () => {
   ])("refuses a bad %s", (field, options) => {
     expect(() => new OtelTracer(options as never)).toThrow(expect.objectContaining({ code: "CONFIG", field }));
   });
+
+  it("observePool refuses an unknown option or a bad value", () => {
+    const tracer = new OtelTracer({ meterProvider: new MeterProvider() });
+    const pool = { stats: () => ({ connections: 0, idleConnections: 0, busyChannels: 0, waiting: 0, keys: {} }) } as never;
+    expect(() => tracer.observePool(pool, { bykey: true } as never)).toThrow(
+      expect.objectContaining({ code: "CONFIG", field: "bykey", message: expect.stringContaining("(did you mean byKey?)") }),
+    );
+    expect(() => tracer.observePool(pool, { name: 7 } as never)).toThrow(expect.objectContaining({ code: "CONFIG", field: "name" }));
+    expect(() => tracer.observePool(pool, { byKey: "yes" } as never)).toThrow(expect.objectContaining({ code: "CONFIG", field: "byKey" }));
+    expect(() => tracer.observePool(pool, { name: "deploy", byKey: true })()).not.toThrow();
+  });
 });
