@@ -42,6 +42,13 @@ export interface StartSshdOptions {
    * Lines from the first `Match` on are conditional blocks and go at the end instead.
    */
   readonly extraConfig?: readonly string[];
+  /** Serve the `sftp` subsystem. Default true; false leaves out the `Subsystem` line (the request then fails). */
+  readonly sftp?: boolean;
+  /**
+   * A locked-down server as hardened hosts run it: `MaxSessions 1` (no second channel beside a running command),
+   * `PermitTTY no` and no SFTP subsystem. Overrides `maxSessions` and `sftp`.
+   */
+  readonly lockedDown?: boolean;
 }
 
 export interface Sshd {
@@ -225,7 +232,8 @@ function compatibilityLines(): Promise<string[]> {
   return compatibility;
 }
 
-function freePort(): Promise<number> {
+/** A loopback port nothing listens on right now. */
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.unref();
@@ -240,7 +248,7 @@ function freePort(): Promise<number> {
 
 function renderConfig(dir: string, port: number, options: StartSshdOptions, compatibility: readonly string[]): string {
   // Lines from the first `Match` on form conditional blocks, which run to the end of the file: they go last.
-  const lines = options.extraConfig ?? [];
+  const lines = [...(options.lockedDown ? ["PermitTTY no"] : []), ...(options.extraConfig ?? [])];
   const firstMatch = lines.findIndex((line) => keyword(line) === "match");
   const extra = [...(firstMatch === -1 ? lines : lines.slice(0, firstMatch)), ...compatibility];
   const blocks = firstMatch === -1 ? [] : lines.slice(firstMatch);
@@ -257,13 +265,13 @@ function renderConfig(dir: string, port: number, options: StartSshdOptions, comp
     "PermitRootLogin no",
     "AuthorizedKeysFile .ssh/authorized_keys",
     "StrictModes yes",
-    `MaxSessions ${options.maxSessions ?? 10}`,
+    `MaxSessions ${options.lockedDown ? 1 : (options.maxSessions ?? 10)}`,
     "MaxStartups 10:30:100",
     "LoginGraceTime 30",
     "ClientAliveInterval 5",
     "ClientAliveCountMax 3",
     "LogLevel VERBOSE",
-    "Subsystem sftp internal-sftp",
+    ...(options.sftp === false || options.lockedDown ? [] : ["Subsystem sftp internal-sftp"]),
     "AcceptEnv LANG LC_*",
     "PrintMotd no",
   ].filter((line) => !overridden.has(keyword(line)));
@@ -447,7 +455,7 @@ class SshdInstance implements Sshd {
   }
 }
 
-async function waitGone(processes: readonly Tracked[], timeoutMs: number): Promise<void> {
+export async function waitGone(processes: readonly Tracked[], timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (processes.some((entry) => isAlive(entry.pid, entry.startTime))) {
     if (Date.now() > deadline) {
