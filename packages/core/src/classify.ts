@@ -6,7 +6,7 @@
  * | `CONNECT`, `CHANNEL`, `POOL_TIMEOUT` | retry | retry only if `idempotent` (a transport should say `CONNECTION_LOST` then) |
  * | `CONNECTION_LOST` | retry | retry only if `idempotent` |
  * | `TIMEOUT` | never | never |
- * | `AUTHENTICATION`, `HOST_KEY`, `VALIDATION`, `CONFIG`, `SUDO`, `ABORTED`, `CIRCUIT_OPEN`, `COMMAND_FAILED`, `POOL_CLOSED`, `TRANSFER`, `RETRIES_EXHAUSTED` | never | never |
+ * | `AUTHENTICATION`, `HOST_KEY`, `VALIDATION`, `CONFIG`, `SUDO`, `ABORTED`, `CIRCUIT_OPEN`, `COMMAND_FAILED`, `POOL_CLOSED`, `TRANSFER`, `RETRIES_EXHAUSTED`, `UNSUPPORTED_HOST` | never | never |
  * | anything that is not a `TunnelError` | never | never |
  *
  * Why a `TIMEOUT` is never retried: the timeout is the caller's budget for the whole operation, not for one
@@ -68,6 +68,7 @@ const RULES: Readonly<Record<ErrorCode, Rule>> = {
   POOL_CLOSED: never("the pool is closed"),
   TRANSFER: never("the transfer failed"),
   RETRIES_EXHAUSTED: never("retries were already exhausted"),
+  UNSUPPORTED_HOST: never("the host cannot do this; it would fail the same way again"),
 };
 
 /**

@@ -33,7 +33,8 @@ export type ErrorCode =
   | "COMMAND_FAILED"
   | "RETRIES_EXHAUSTED"
   | "POOL_CLOSED"
-  | "POOL_TIMEOUT";
+  | "POOL_TIMEOUT"
+  | "UNSUPPORTED_HOST";
 
 const brand = Symbol.for("tunnel.error");
 
@@ -251,5 +252,23 @@ export class PoolTimeoutError extends TunnelError {
   override readonly name = "PoolTimeoutError";
   constructor(message: string, options: Opt = {}) {
     super("POOL_TIMEOUT", message, { retryable: true, ...options, phase: "connect" });
+  }
+}
+
+/**
+ * The host cannot do what was asked, and asking again will not change that: its login shell did not run the
+ * command (a `nologin` or restricted shell), a tool tunnel needs is missing, the server refused a pty, a session
+ * beside a running one, or the SFTP subsystem. `detail` is the host's own line that says so (e.g.
+ * `This account is currently not available.`). Never retryable.
+ */
+export class UnsupportedHostError extends TunnelError {
+  override readonly name = "UnsupportedHostError";
+  readonly reason: "shell" | "tool" | "pty" | "session" | "sftp";
+  /** The host's message (first stderr line), when it gave one. */
+  readonly detail: string | undefined;
+  constructor(message: string, options: Opt & { readonly reason: UnsupportedHostError["reason"]; readonly detail?: string }) {
+    super("UNSUPPORTED_HOST", message, { ...options, phase: options.phase ?? "exec", retryable: false });
+    this.reason = options.reason;
+    this.detail = options.detail;
   }
 }

@@ -30,9 +30,11 @@ export {
   prepareCommand,
   prepareScriptCommand,
   scriptInterpreter,
+  startToken,
   sudoPrompt,
   sudoReadyToken,
 } from "./prepare.js";
+export { MAX_LOGIN_LINE_LENGTH, encodeForPrintf, loginShellCommand, loginShellLength } from "./login-shell.js";
 export type { PreparationFailure, PrepareOptions, PreparedCommand, PreparedSudo, PrepareParts } from "./prepare.js";
 export { RetryStats, abortErrorFrom, computeBackoff, executeWithRetry, retryAttempts, sleep } from "./retry.js";
 export type { RetryInfo, RetryOptions, RetryOutcome, RetryStatsSnapshot, RetryStrategy } from "./retry.js";

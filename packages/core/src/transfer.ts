@@ -69,6 +69,7 @@ async function remote(context: TransferContext, cmd: string, what: string, sudo?
   const prepared = prepareCommand({ cmd, ...(sudo !== undefined ? { sudo } : {}) });
   const result = await runProcess(context.connection, {
     command: prepared.command,
+    start: prepared.start,
     signal: context.signal,
     maxOutputBytes: 1024 * 1024,
     ...(prepared.sudo ? { sudo: { ...prepared.sudo, promptTimeoutMs: context.sudoTimeout } } : {}),
@@ -407,9 +408,9 @@ const CLEANUP_TIMEOUT_MS = 10_000;
  */
 async function cleanupRemote(context: TransferContext, temps: readonly string[]): Promise<void> {
   if (temps.length === 0) return;
-  const commands = chunked(temps, quote).map((chunk) => prepareCommand({ cmd: `rm -rf -- ${chunk.map(quote).join(" ")}` }).command);
+  const commands = chunked(temps, quote).map((chunk) => prepareCommand({ cmd: `rm -rf -- ${chunk.map(quote).join(" ")}` }));
   const removeOn = async (connection: Connection): Promise<void> => {
-    for (const command of commands) await runProcess(connection, { command, timeoutMs: CLEANUP_TIMEOUT_MS });
+    for (const { command, start } of commands) await runProcess(connection, { command, start, timeoutMs: CLEANUP_TIMEOUT_MS });
   };
   if (!context.connection.closed) {
     try {

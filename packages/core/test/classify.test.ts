@@ -16,6 +16,7 @@ import {
   TimeoutError,
   TransferError,
   TunnelError,
+  UnsupportedHostError,
   ValidationError,
 } from "../src/errors.js";
 import type { ErrorCode } from "../src/errors.js";
@@ -40,6 +41,7 @@ const EXAMPLES: Record<ErrorCode, TunnelError> = {
   POOL_CLOSED: new PoolClosedError(),
   TRANSFER: new TransferError("No such file"),
   RETRIES_EXHAUSTED: new RetriesExhaustedError([new ConnectError("x"), new ConnectError("y")]),
+  UNSUPPORTED_HOST: new UnsupportedHostError("the login shell did not run the command", { reason: "shell" }),
 };
 
 type Verdicts = readonly [notStarted: boolean, startedIdempotent: boolean, startedNotIdempotent: boolean];
@@ -62,6 +64,7 @@ const TABLE: Record<ErrorCode, Verdicts> = {
   POOL_CLOSED: [false, false, false],
   TRANSFER: [false, false, false],
   RETRIES_EXHAUSTED: [false, false, false],
+  UNSUPPORTED_HOST: [false, false, false],
 };
 
 describe("classifyError", () => {

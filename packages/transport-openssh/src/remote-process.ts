@@ -12,7 +12,10 @@ import {
   type RemoteProcess,
   type SpawnRequest,
   type Target,
-  type TunnelError,
+  TunnelError,
+  UnsupportedHostError,
+  formatTarget,
+  loginShellCommand,
 } from "@tunnel-sh/core";
 import { TailBuffer } from "./master.js";
 import { normalizeSshError } from "./normalize-error.js";
@@ -193,7 +196,9 @@ export class OpenSshRemoteProcess implements RemoteProcess {
       if (child.stdin) stdin.unpipe(child.stdin);
       // Nothing reads stdin any more: let late writes drain instead of stalling the writer forever.
       stdin.resume();
-      void this.finish(code, spawnError);
+      // `exit` settles once the output is complete: the last stderr bytes (held until the pid report, or passing
+      // the marker filter) may still be on their way into the streams when ssh exits.
+      void Promise.all([finished(stdout), finished(stderr)]).then(() => this.finish(code, spawnError));
     });
 
     if (signal) {
@@ -220,13 +225,13 @@ export class OpenSshRemoteProcess implements RemoteProcess {
 
   private remoteCommand(nonce: string): string {
     const exact = this.host.exactExitStatus;
-    if (!this.pty) return wrapCommand(this.request.command, nonce, exact);
+    if (!this.pty) return loginShellCommand(wrapCommand(this.request.command, nonce, { exact }));
     // Through a master, ssh -tt hands the server the terminal modes of a local terminal there is none of
     // (everything off, even onlcr); reset them to the pty driver's defaults, as a direct session gets, and set
     // the window size ssh could not take from a local terminal.
     const pty = typeof this.request.pty === "object" ? this.request.pty : {};
     const size = `${pty.rows !== undefined ? ` rows ${Math.trunc(pty.rows)}` : ""}${pty.cols !== undefined ? ` cols ${Math.trunc(pty.cols)}` : ""}`;
-    return `stty sane${size} 2>/dev/null; ${wrapCommand(this.request.command, nonce, exact)}`;
+    return loginShellCommand(`stty sane${size} 2>/dev/null; ${wrapCommand(this.request.command, nonce, { exact, group: false })}`);
   }
 
   private flushPreStart(stderr: PassThrough): void {
@@ -250,6 +255,11 @@ export class OpenSshRemoteProcess implements RemoteProcess {
       return;
     }
     if (this.pid === undefined) {
+      const refusal = this.hostRefusal(code);
+      if (refusal) {
+        this.fail(refusal);
+        return;
+      }
       // Never started: ssh's own message says why — unless the master died under the request, which a mux client
       // talking to a dying master cannot always tell.
       let error = normalizeSshError({ phase: "channel", stderr: this.sshStderr.toString(), exitCode: code, target: this.host.target });
@@ -269,6 +279,29 @@ export class OpenSshRemoteProcess implements RemoteProcess {
     }
     const sent = this.sentSignals[this.sentSignals.length - 1];
     this.succeed({ exitCode: null, signal: `SIG${sent ?? "KILL"}` });
+  }
+
+  /**
+   * The session ran but the wrapper never reported: the host refused the pty, or the login shell did not run the
+   * command (a `nologin` or restricted shell). ssh exits with the remote status then, not 255. Both would fail the
+   * same way again, so they are never retried.
+   */
+  private hostRefusal(code: number | null): TunnelError | undefined {
+    const text = this.sshStderr.toString();
+    const target = this.host.target;
+    if (this.pty && /PTY allocation request failed/.test(text)) {
+      return new UnsupportedHostError(`the server refused a pseudo-terminal on ${formatTarget(target)}`, {
+        reason: "pty",
+        detail: "PTY allocation request failed",
+        target,
+      });
+    }
+    if (code === null || code === 255) return undefined;
+    const detail = text.split("\n").map((line) => line.trim()).find((line) => line !== "");
+    return new UnsupportedHostError(
+      `the login shell on ${formatTarget(target)} did not run the command (ssh exited with ${code})${detail ? `: ${detail}` : ""}`,
+      { reason: "shell", target, ...(detail !== undefined ? { detail } : {}) },
+    );
   }
 
   private succeed(status: ExitStatus): void {
@@ -342,6 +375,15 @@ export class OpenSshRemoteProcess implements RemoteProcess {
   }
 }
 
+/** Resolves once everything has been written into `stream` and it was ended (its `finish`). */
+function finished(stream: PassThrough): Promise<void> {
+  if (stream.writableFinished) return Promise.resolve();
+  return new Promise((resolve) => {
+    stream.once("finish", () => resolve());
+    stream.once("close", () => resolve());
+  });
+}
+
 const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref?.());
 
 function termName(pty: PtyOptions): string {
@@ -350,5 +392,6 @@ function termName(pty: PtyOptions): string {
 }
 
 function TunnelErrorFrom(error: unknown, target: Target): TunnelError {
+  if (TunnelError.is(error)) return error;
   return new ConnectError(`could not start ssh: ${error instanceof Error ? error.message : String(error)}`, { phase: "channel", target });
 }

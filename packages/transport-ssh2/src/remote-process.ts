@@ -3,6 +3,7 @@ import {
   AbortError,
   ConnectError,
   ValidationError,
+  loginShellCommand,
   type ExitStatus,
   type RemoteProcess,
   type SpawnRequest,
@@ -123,10 +124,18 @@ export class Ssh2RemoteProcess implements RemoteProcess {
     }
     const host = this.host;
     const pty = ptyOptions(request.pty);
+    let line: string;
+    try {
+      // The prepared script goes to `/bin/sh` through a line every login shell (fish and tcsh too) parses alike.
+      line = loginShellCommand(request.command);
+    } catch (error) {
+      this.fail(error);
+      return;
+    }
     try {
       const callback = (error: Error | undefined, channel: ClientChannel): void => this.onOpen(error, channel);
-      if (pty) host.client.exec(request.command, { pty }, callback);
-      else host.client.exec(request.command, callback);
+      if (pty) host.client.exec(line, { pty }, callback);
+      else host.client.exec(line, callback);
     } catch (error) {
       // ssh2 throws "Not connected" synchronously once the socket is gone.
       this.fail(normalizeError(error, { phase: "channel", target: host.target, secrets: host.secrets }));
