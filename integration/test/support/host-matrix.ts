@@ -73,10 +73,13 @@ export const CELLS: readonly Cell[] = [
     exceptions: {
       "shell-option": { failsWith: "VALIDATION" },
       "script-bash-args": { failsWith: "VALIDATION" },
-      "transfer-tree": { failsWith: "TRANSFER" },
     },
   },
   { server: "openssh-pam", shell: "bash", full: false },
+  { server: "openssh-locked", shell: "bash", full: true },
+  { server: "dropbear", shell: "bash", full: true },
+  { server: "dropbear", shell: "fish", full: false },
+  { server: "dropbear", shell: "busybox", full: false, exceptions: { "script-bash-args": { failsWith: "VALIDATION" } } },
 ];
 
 export function checksOf(cell: Cell): readonly CheckName[] {

@@ -34,6 +34,7 @@ export {
   sudoPrompt,
   sudoReadyToken,
 } from "./prepare.js";
+export { inOwnProcessGroup } from "./process-group.js";
 export { MAX_LOGIN_LINE_LENGTH, encodeForPrintf, loginShellCommand, loginShellLength } from "./login-shell.js";
 export type { PreparationFailure, PrepareOptions, PreparedCommand, PreparedSudo, PrepareParts } from "./prepare.js";
 export { RetryStats, abortErrorFrom, computeBackoff, executeWithRetry, retryAttempts, sleep } from "./retry.js";

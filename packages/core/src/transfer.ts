@@ -75,7 +75,9 @@ async function remote(context: TransferContext, cmd: string, what: string, sudo?
     ...(prepared.sudo ? { sudo: { ...prepared.sudo, promptTimeoutMs: context.sudoTimeout } } : {}),
   });
   if (result.exitCode !== 0) {
-    const detail = result.stderr.trim().split("\n").slice(-2).join(" ");
+    // The first line is the one that says what failed (`find: unrecognized: -printf`); tools such as busybox follow
+    // it with their usage text.
+    const detail = result.stderr.split("\n").map((line) => line.trim()).find((line) => line !== "") ?? "";
     throw new TransferError(`${what} failed on the host${detail ? `: ${detail}` : ` (exit ${result.exitCode ?? result.signal})`}`, {
       target: context.target,
     });
@@ -190,12 +192,12 @@ function chunked<T>(items: readonly T[], render: (item: T) => string): T[][] {
 }
 
 /**
- * Shell functions: `tunnel_hash` prints the sha256 of its stdin (`openssl dgst`, much faster than `sha256sum`,
- * which is the fallback); `tunnel_check FILE HEX` succeeds when FILE hashes to HEX. Reading stdin keeps file
+ * Shell functions: `tunnel_hash` prints the sha256 of its stdin (`openssl dgst`, much faster than `sha256sum`, which
+ * is the fallback — GNU's or busybox's — then BSD's `shasum -a 256`); `tunnel_check FILE HEX` succeeds when FILE hashes to HEX. Reading stdin keeps file
  * names out of the output.
  */
 const HASH_FUNCTIONS =
-  'tunnel_hash() { if command -v openssl >/dev/null 2>&1; then openssl dgst -sha256 -r; else sha256sum; fi; }; ' +
+  'tunnel_hash() { if command -v openssl >/dev/null 2>&1; then openssl dgst -sha256 -r; elif command -v sha256sum >/dev/null 2>&1; then sha256sum; else shasum -a 256; fi; }; ' +
   'tunnel_check() { tunnel_sum=$(tunnel_hash < "$1") || return 1; [ "${tunnel_sum%% *}" = "$2" ]; }';
 
 /** The sha256 of each remote file, in order: one remote command per chunk of paths. */
@@ -576,15 +578,40 @@ async function walkLocal(root: string): Promise<TreeEntry[]> {
   return entries;
 }
 
+/**
+ * The tree listing: NUL-separated records survive any file name — kind, mode (octal), size, path, link target.
+ * GNU find prints them itself (`-printf`); elsewhere (busybox, BSD) a POSIX sh loop over `find -exec` builds the same
+ * records with `stat` (GNU/busybox `-c`, BSD `-f`) and `readlink`. Which one a host needs is probed once per connection.
+ */
+const GNU_WALK =
+  "find . -mindepth 1 \\( -type d -printf 'd\\t%m\\t0\\t%P\\0\\0' \\) -o \\( -type f -printf 'f\\t%m\\t%s\\t%P\\0\\0' \\) " +
+  "-o \\( -type l -printf 'l\\t0\\t0\\t%P\\0%l\\0' \\) -o -printf 'o\\t0\\t0\\t%P\\0\\0'";
+const PORTABLE_WALK =
+  "find . -mindepth 1 -exec /bin/sh -c '" +
+  "if stat -c %a . >/dev/null 2>&1; then st() { stat -c \"%a %s\" -- \"$1\"; }; else st() { stat -f \"%Lp %z\" -- \"$1\"; }; fi; " +
+  "for f; do p=${f#./}; " +
+  "if [ -L \"$f\" ]; then printf \"l\\t0\\t0\\t%s\\0%s\\0\" \"$p\" \"$(readlink -- \"$f\")\"; " +
+  "elif [ -d \"$f\" ]; then set -- $(st \"$f\"); printf \"d\\t%s\\t0\\t%s\\0\\0\" \"$1\" \"$p\"; " +
+  "elif [ -f \"$f\" ]; then set -- $(st \"$f\"); printf \"f\\t%s\\t%s\\t%s\\0\\0\" \"$1\" \"$2\" \"$p\"; " +
+  "else printf \"o\\t0\\t0\\t%s\\0\\0\" \"$p\"; fi; done' tunnel-walk {} +";
+
+/** What each connection's host offers, probed once: GNU `find -printf` or not. */
+const gnuFind = new WeakMap<Connection, Promise<boolean>>();
+
+function hasGnuFind(context: TransferContext): Promise<boolean> {
+  let probe = gnuFind.get(context.connection);
+  if (!probe) {
+    probe = remote(context, "find / -maxdepth 0 -printf '' >/dev/null 2>&1 && echo gnu || echo other", "probing find").then((result) => result.stdout.trim() === "gnu");
+    probe.catch(() => gnuFind.delete(context.connection));
+    gnuFind.set(context.connection, probe);
+  }
+  return probe;
+}
+
 async function walkRemote(context: TransferContext, root: string): Promise<TreeEntry[]> {
   const r = quote(root);
-  // NUL-separated records survive any file name: kind, mode (octal), size, path, link target.
-  const result = await remote(
-    context,
-    `cd -- ${r} && find . -mindepth 1 \\( -type d -printf 'd\\t%m\\t0\\t%P\\0\\0' \\) -o \\( -type f -printf 'f\\t%m\\t%s\\t%P\\0\\0' \\) ` +
-      `-o \\( -type l -printf 'l\\t0\\t0\\t%P\\0%l\\0' \\) -o -printf 'o\\t0\\t0\\t%P\\0\\0'`,
-    "listing the remote folder",
-  );
+  const walk = (await hasGnuFind(context)) ? GNU_WALK : PORTABLE_WALK;
+  const result = await remote(context, `cd -- ${r} && ${walk}`, "listing the remote folder");
   const parts = result.stdout.split("\0");
   const entries: TreeEntry[] = [];
   for (let index = 0; index + 1 < parts.length; index += 2) {

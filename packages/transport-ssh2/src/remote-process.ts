@@ -3,6 +3,7 @@ import {
   AbortError,
   ConnectError,
   ValidationError,
+  inOwnProcessGroup,
   loginShellCommand,
   type ExitStatus,
   type RemoteProcess,
@@ -31,6 +32,8 @@ export interface ProcessHost {
   readonly closedError: TunnelError | undefined;
   /** Milliseconds between SIGTERM and SIGKILL when a request's signal aborts. */
   readonly killGraceMs: number;
+  /** The server's `signal` requests reach only the session's pid (dropbear): run commands in their own group. */
+  readonly signalsOnlySessionPid: boolean;
   track(process: Ssh2RemoteProcess): void;
   /** A promise to wait for before opening the channel (another channel is giving its slot back), if any. */
   beforeOpen(): Promise<void> | undefined;
@@ -127,7 +130,7 @@ export class Ssh2RemoteProcess implements RemoteProcess {
     let line: string;
     try {
       // The prepared script goes to `/bin/sh` through a line every login shell (fish and tcsh too) parses alike.
-      line = loginShellCommand(request.command);
+      line = loginShellCommand(pty || !host.signalsOnlySessionPid ? request.command : inOwnProcessGroup(request.command));
     } catch (error) {
       this.fail(error);
       return;

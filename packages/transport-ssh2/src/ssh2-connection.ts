@@ -52,6 +52,11 @@ export class Ssh2Connection implements Connection, ProcessHost {
   readonly client: Client;
   readonly secrets: readonly (string | undefined)[];
   readonly killGraceMs: number;
+  /**
+   * The server signals only the session's pid (dropbear), not a process group it leads (OpenSSH): commands run in
+   * a group of their own then, which passes the signals on (core's `inOwnProcessGroup`).
+   */
+  readonly signalsOnlySessionPid: boolean;
 
   closedError: TunnelError | undefined;
   private readonly jumpClients: readonly Client[];
@@ -77,6 +82,9 @@ export class Ssh2Connection implements Connection, ProcessHost {
     this.tuning = parts.tuning;
     this.secrets = parts.secrets;
     this.killGraceMs = parts.killGraceMs;
+    // ssh2 keeps the server's software version (from its identification line) here; its typings leave it out.
+    const software = (this.client as unknown as { _remoteVer?: unknown })._remoteVer;
+    this.signalsOnlySessionPid = typeof software === "string" && /dropbear/i.test(software);
     this.closeTimeoutMs = parts.closeTimeoutMs ?? 2000;
     this.closedPromise = new Promise<void>((resolve) => {
       this.client.once("close", () => {
