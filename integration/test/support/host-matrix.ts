@@ -17,8 +17,10 @@ export interface Cell {
   readonly shell: ShellKind;
   /** Every check (`full`), or the subset. */
   readonly full: boolean;
-  /** Checks whose expectation is not "works". */
+  /** Checks whose expectation is not "works", over both transports. */
   readonly exceptions?: Partial<Record<CheckName, Expectation>>;
+  /** Checks whose expectation is not "works" over one transport. */
+  readonly byTransport?: Partial<Record<"ssh2" | "openssh", Partial<Record<CheckName, Expectation>>>>;
 }
 
 export const ALL_CHECKS: readonly CheckName[] = [
@@ -57,6 +59,9 @@ export const SUBSET_CHECKS: readonly CheckName[] = [
   "transfer-verify-mode",
 ];
 
+/** A cancelled command keeps running when nothing can be run beside it and no signal request reaches its group. */
+const SINGLE_SESSION_GAP = "one session per connection: no second channel for the kill; the session is closed, the command runs on";
+
 export const CELLS: readonly Cell[] = [
   { server: "openssh", shell: "bash", full: true },
   { server: "openssh", shell: "dash", full: false },
@@ -76,7 +81,24 @@ export const CELLS: readonly Cell[] = [
     },
   },
   { server: "openssh-pam", shell: "bash", full: false },
-  { server: "openssh-locked", shell: "bash", full: true },
+  {
+    server: "openssh-locked",
+    shell: "bash",
+    full: true,
+    exceptions: {
+      pty: { failsWith: "UNSUPPORTED_HOST", reason: "pty" },
+    },
+    byTransport: {
+      // The SSH signal request reaches the session's group, but sudo passes it on to its command only.
+      ssh2: { "timeout-sudo": { gap: "sudo passes the signal to its command only; its children run on" } },
+      openssh: {
+        timeout: { gap: SINGLE_SESSION_GAP },
+        abort: { gap: SINGLE_SESSION_GAP },
+        "timeout-compound": { gap: SINGLE_SESSION_GAP },
+        "timeout-sudo": { gap: SINGLE_SESSION_GAP },
+      },
+    },
+  },
   { server: "dropbear", shell: "bash", full: true },
   { server: "dropbear", shell: "fish", full: false },
   { server: "dropbear", shell: "busybox", full: false, exceptions: { "script-bash-args": { failsWith: "VALIDATION" } } },
@@ -86,6 +108,7 @@ export function checksOf(cell: Cell): readonly CheckName[] {
   return cell.full ? ALL_CHECKS : SUBSET_CHECKS;
 }
 
-export function expectationOf(cell: Cell, check: CheckName): Expectation {
-  return cell.exceptions?.[check] ?? "works";
+export function expectationOf(cell: Cell, check: CheckName, transport: "ssh2" | "openssh"): Expectation {
+  return cell.byTransport?.[transport]?.[check] ?? cell.exceptions?.[check] ?? "works";
 }
+

@@ -469,9 +469,8 @@ async function downloadOne(
   const progress = meter.file();
   try {
     for (let round = 1; ; round++) {
-      const expected = expectedHash?.();
-      expected?.catch(() => {});
-      await moveBytes(context.connection, () =>
+      // The download's channel is asked for first, so a server with one session slot gives it to the bytes.
+      const moving = moveBytes(context.connection, () =>
         context.connection.download({
           remotePath,
           localPath: temp,
@@ -479,8 +478,17 @@ async function downloadOne(
           onProgress: round === 1 ? progress.onProgress : () => {},
         }),
       );
+      const expected = expectedHash?.();
+      expected?.catch(() => {});
+      await moving;
       if (!expected) break;
-      const [wanted, actual] = await Promise.all([expected, sha256OfLocal(temp, context.signal)]);
+      // The remote hash runs beside the download on a second channel; a server that allows one session at a time
+      // (MaxSessions 1) refuses it, and then it runs once the download's channel is free.
+      const remoteHash = expected.catch((error: unknown) => {
+        if (TunnelError.is(error) && error.code === "CHANNEL" && (error as { refused?: boolean }).refused && expectedHash) return expectedHash();
+        throw error;
+      });
+      const [wanted, actual] = await Promise.all([remoteHash, sha256OfLocal(temp, context.signal)]);
       if (wanted === actual) break;
       if (round >= 2) throw new TransferError(`sha256 mismatch for ${remotePath} after a second attempt`, { target: context.target });
       context.onVerifyMismatch?.(remotePath);

@@ -50,6 +50,7 @@ export class OpenSshConnection implements Connection {
       env,
       killGraceMs: options.killGraceMs,
       exactExitStatus: options.exactExitStatus,
+      singleSession: options.maxChannels === 1,
       clientArgs: args,
       masterLost: () => this.masterLost(),
       reportLost: (error) => this.markLost(error),

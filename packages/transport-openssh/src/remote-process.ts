@@ -38,6 +38,11 @@ export interface ProcessHost {
   reportLost(error: TunnelError): void;
   /** Run `command` through the master without the wrapper; resolves with ssh's exit status. */
   runRaw(command: string): Promise<number | null>;
+  /**
+   * The server allows one session per connection (`maxChannels: 1`, sshd's `MaxSessions 1`): no second exec can
+   * carry a kill, so stopping a process closes its session instead.
+   */
+  readonly singleSession: boolean;
   /** Bookkeeping of live processes. */
   track(process: OpenSshRemoteProcess): void;
   untrack(process: OpenSshRemoteProcess): void;
@@ -198,7 +203,12 @@ export class OpenSshRemoteProcess implements RemoteProcess {
       stdin.resume();
       // `exit` settles once the output is complete: the last stderr bytes (held until the pid report, or passing
       // the marker filter) may still be on their way into the streams when ssh exits.
-      void Promise.all([finished(stdout), finished(stderr)]).then(() => this.finish(code, spawnError));
+      // (An aborted process's output is dropped: it may never be complete.)
+      if (this.aborted) {
+        if (!stdout.writableEnded) stdout.end();
+        if (!stderr.writableEnded) stderr.end();
+        void this.finish(code, spawnError);
+      } else void Promise.all([finished(stdout), finished(stderr)]).then(() => this.finish(code, spawnError));
     });
 
     if (signal) {
@@ -332,6 +342,18 @@ export class OpenSshRemoteProcess implements RemoteProcess {
     }
     if (this.settled || this.pid === undefined) return;
     this.sentSignals.push(name);
+    if (this.host.singleSession) {
+      // Nothing can run beside this session: closing the local client is all there is (the remote command may
+      // run on; see the README's limits). The master holds copies of the client's pipes until the remote command
+      // ends, so our ends are closed once the client is gone, or `exit` would wait for the command.
+      const child = this.child;
+      child.once("exit", () => {
+        child.stdout?.destroy();
+        child.stderr?.destroy();
+      });
+      child.kill("SIGTERM");
+      return;
+    }
     // A second exec through the master signals the whole process group the wrapper leads (killing the local
     // mux client would leave a no-pty remote command running).
     const status = await this.host.runRaw(`kill -s ${name} -- -${this.pid} 2>/dev/null || kill -s ${name} ${this.pid} 2>/dev/null; exit 0`);
