@@ -343,14 +343,22 @@ export class OpenSshRemoteProcess implements RemoteProcess {
     if (this.settled || this.pid === undefined) return;
     this.sentSignals.push(name);
     if (this.host.singleSession) {
-      // Nothing can run beside this session: closing the local client is all there is (the remote command may
-      // run on; see the README's limits). The master holds copies of the client's pipes until the remote command
-      // ends, so our ends are closed once the client is gone, or `exit` would wait for the command.
+      // Nothing can run beside this session, and the client sends no signal requests. The session is closed, and
+      // with it the connection, whose one session the command would hold until it ends: the pool replaces it. (The
+      // remote command runs on; see the README's limits.)
       const child = this.child;
+      // The master holds copies of the client's pipes; close our ends once the client is gone.
       child.once("exit", () => {
         child.stdout?.destroy();
         child.stderr?.destroy();
       });
+      this.host.reportLost(
+        new ConnectError("the connection was closed to stop a command: the server allows one session per connection", {
+          lost: true,
+          phase: "exec",
+          target: this.host.target,
+        }),
+      );
       child.kill("SIGTERM");
       return;
     }
