@@ -64,16 +64,33 @@ export interface TransferContext {
   readonly onVerifyMismatch?: (path: string) => void;
 }
 
+/**
+ * Runs `step` again when the server refused its channel: nothing ran, so repeating is safe. A server that allows
+ * one session at a time (MaxSessions 1) frees a closed session's slot a moment after the close, and a transfer's
+ * steps follow each other closely.
+ */
+async function whileRefused<T>(context: TransferContext, step: () => Promise<T>): Promise<T> {
+  for (let refusals = 0; ; refusals++) {
+    try {
+      return await step();
+    } catch (error) {
+      const refused = TunnelError.is(error) && error.code === "CHANNEL" && (error as { refused?: boolean }).refused === true;
+      if (!refused || refusals >= 8 || context.signal.aborted) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 25 * (refusals + 1)));
+    }
+  }
+}
+
 /** Run a remote shell command line on the transfer's connection; a non-zero exit is a `TransferError`. */
 async function remote(context: TransferContext, cmd: string, what: string, sudo?: boolean | SudoOptions): Promise<RunResult> {
   const prepared = prepareCommand({ cmd, ...(sudo !== undefined ? { sudo } : {}) });
-  const result = await runProcess(context.connection, {
+  const result = await whileRefused(context, () => runProcess(context.connection, {
     command: prepared.command,
     start: prepared.start,
     signal: context.signal,
     maxOutputBytes: 1024 * 1024,
     ...(prepared.sudo ? { sudo: { ...prepared.sudo, promptTimeoutMs: context.sudoTimeout } } : {}),
-  });
+  }));
   if (result.exitCode !== 0) {
     // The first line is the one that says what failed (`find: unrecognized: -printf`); tools such as busybox follow
     // it with their usage text.
@@ -243,7 +260,7 @@ async function sendFile(context: TransferContext, item: Outgoing, verify: boolea
     item.localHash = sha256OfLocal(item.local, context.signal);
     item.localHash.catch(() => {});
   }
-  await moveBytes(context.connection, () =>
+  await whileRefused(context, () => moveBytes(context.connection, () =>
     context.connection.upload({
       localPath: item.local,
       remotePath: item.temp,
@@ -251,7 +268,7 @@ async function sendFile(context: TransferContext, item: Outgoing, verify: boolea
       onProgress,
       ...(item.mode !== undefined ? { mode: item.mode } : {}),
     }),
-  );
+  ));
 }
 
 const octal = (mode: number): string => mode.toString(8).padStart(4, "0");
@@ -470,14 +487,14 @@ async function downloadOne(
   try {
     for (let round = 1; ; round++) {
       // The download's channel is asked for first, so a server with one session slot gives it to the bytes.
-      const moving = moveBytes(context.connection, () =>
+      const moving = whileRefused(context, () => moveBytes(context.connection, () =>
         context.connection.download({
           remotePath,
           localPath: temp,
           signal: context.signal,
           onProgress: round === 1 ? progress.onProgress : () => {},
         }),
-      );
+      ));
       const expected = expectedHash?.();
       expected?.catch(() => {});
       await moving;
