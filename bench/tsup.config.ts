@@ -9,5 +9,5 @@ export default defineConfig({
   sourcemap: true,
   clean: true,
   silent: true,
-  external: [/^@tunnel-sh\//, "ssh2", "node-ssh", "ssh2-sftp-client"],
+  external: [/^@tunnel-sh\//, "ssh2", "node-ssh", "ssh2-sftp-client", "ioredis"],
 });

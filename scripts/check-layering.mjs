@@ -20,12 +20,14 @@ const ALLOWED = {
   "transport-openssh": ["core"],
   "tracer-otel": ["core"],
   "tracer-console": ["core"],
+  "embedded-server": [],
   testing: ["core"],
-  cli: ["core", "pool", "transport-ssh2", "transport-openssh", "tracer-otel", "tracer-console", "testing"],
-  bench: ["core", "pool", "transport-ssh2", "transport-openssh", "tracer-console", "testing"],
+  queue: ["core"],
+  cli: ["core", "pool", "transport-ssh2", "transport-openssh", "tracer-otel", "tracer-console", "embedded-server", "queue"],
+  bench: ["core", "pool", "transport-ssh2", "transport-openssh", "tracer-console", "queue", "testing"],
 };
-/** Tests may also use the test helpers (and anything their package may use). */
-const TEST_EXTRA = ["testing"];
+/** Tests may also use the test helpers and the embedded server (and anything their package may use). */
+const TEST_EXTRA = ["testing", "embedded-server"];
 
 const builtins = new Set(builtinModules.flatMap((name) => [name, `node:${name}`]));
 const importPattern = /(?:^|[\s;])(?:import|export)\s[^'"]*?from\s*["']([^"']+)["']|(?:^|[^.\w])import\s*\(\s*["']([^"']+)["']\s*\)|^\s*import\s*["']([^"']+)["']/gm;

@@ -1,6 +1,7 @@
 // Creates the standard files of a workspace package: node scripts/new-package.mjs <folder> "<description>"
 import { mkdirSync, writeFileSync, existsSync } from "node:fs";
 import { join } from "node:path";
+import { CORE_PEER_RANGE, NODE_RANGE, packageMetadata } from "./package-metadata.mjs";
 
 const [folder, description = ""] = process.argv.slice(2);
 if (!folder) throw new Error("usage: new-package.mjs <folder> <description>");
@@ -19,7 +20,7 @@ write("package.json", JSON.stringify({
   license: "MIT",
   type: "module",
   sideEffects: false,
-  engines: { node: ">=20.6" },
+  engines: { node: NODE_RANGE },
   exports: {
     ".": {
       "@tunnel-sh/source": "./src/index.ts",
@@ -37,7 +38,7 @@ write("package.json", JSON.stringify({
     check: "publint --strict && attw --pack . --profile esm-only",
   },
   ...(isCore ? {} : {
-    peerDependencies: { "@tunnel-sh/core": "workspace:^" },
+    peerDependencies: { "@tunnel-sh/core": CORE_PEER_RANGE },
     devDependencies: { "@tunnel-sh/core": "workspace:*" },
   }),
 }, null, 2) + "\n");
@@ -67,4 +68,7 @@ export default defineConfig(sharedTestConfig(import.meta.dirname));
 write("CHANGELOG.md", `# @tunnel-sh/${folder}\n`);
 write("README.md", `# @tunnel-sh/${folder}\n\n${description}\n`);
 write("src/index.ts", "export {};\n");
+// Publishing metadata (repository, keywords, publishConfig, LICENSE) comes from the one script that checks it.
+const problems = packageMetadata(process.cwd(), { write: true });
+if (problems.length) throw new Error(problems.join("\n"));
 console.log(`created ${dir}`);

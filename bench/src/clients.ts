@@ -6,7 +6,7 @@ import { readFileSync } from "node:fs";
 import { connect as netConnect } from "node:net";
 import { join } from "node:path";
 import { DefaultExecutorConfig, Executor } from "@tunnel-sh/core";
-import type { Transport } from "@tunnel-sh/core";
+import type { SshTransportOptions, Transport } from "@tunnel-sh/core";
 import { ConnectionPool, DefaultPoolConfig, type PoolConfig } from "@tunnel-sh/pool";
 import { OpenSshTransport } from "@tunnel-sh/transport-openssh";
 import { Ssh2Transport } from "@tunnel-sh/transport-ssh2";
@@ -19,21 +19,15 @@ export type TransportName = "ssh2" | "openssh";
 export const TRANSPORTS: readonly TransportName[] = ["ssh2", "openssh"];
 
 export function makeTransport(name: TransportName, server: ServerInfo, sshConfig = false): Transport {
-  if (name === "ssh2") {
-    return new Ssh2Transport({
-      privateKey: server.clientKeyPath,
-      knownHosts: server.knownHostsPath,
-      sshConfig: sshConfig ? server.sshConfigPath : false,
-      agent: false,
-      maxChannels: server.maxSessions,
-    });
-  }
-  return new OpenSshTransport({
+  // The same options, by the same names, for both transports.
+  const options: SshTransportOptions = {
     identityFile: server.clientKeyPath,
     knownHostsFile: server.knownHostsPath,
-    configFile: sshConfig ? server.sshConfigPath : "/dev/null",
+    configFile: sshConfig ? server.sshConfigPath : false,
+    agent: false,
     maxChannels: server.maxSessions,
-  });
+  };
+  return name === "ssh2" ? new Ssh2Transport(options) : new OpenSshTransport(options);
 }
 
 export interface Stack {

@@ -2,16 +2,19 @@
  * `pnpm bench`: tunnel side by side with raw ssh2, node-ssh and the OpenSSH binaries against a throwaway sshd.
  * Prints a markdown table and writes bench/results/latest.json.
  *
- *   node dist/main.js [--quick] [--only exec,throughput,connect,fan-out,transfer,memory]
+ *   node dist/main.js [--quick] [--only exec,throughput,connect,fan-out,transfer,memory,cli]
  */
 import { spawnSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { cliStartup } from "./cases/cli-startup.js";
 import { connectRate } from "./cases/connect-rate.js";
 import { execLatency } from "./cases/exec-latency.js";
 import { fanOut } from "./cases/fan-out.js";
+import { fleet, runQueueWorker } from "./cases/fleet.js";
+import type { QueueWorkerTask } from "./cases/fleet.js";
 import { memory, runChild } from "./cases/memory.js";
 import { throughput } from "./cases/throughput.js";
 import { transfers } from "./cases/transfers.js";
@@ -25,14 +28,17 @@ const SECTIONS: ReadonlyArray<readonly [string, (context: Context) => Promise<vo
   ["throughput", throughput],
   ["connect", connectRate],
   ["fan-out", fanOut],
+  ["fleet", fleet],
   ["transfer", transfers],
   ["memory", memory],
+  ["cli", cliStartup],
 ];
 
-function parseArguments(argv: readonly string[]): BenchOptions & { child?: string; out?: string } {
+function parseArguments(argv: readonly string[]): BenchOptions & { child?: string; queueWorker?: string; out?: string } {
   let quick = false;
   let only: string[] = [];
   let child: string | undefined;
+  let queueWorker: string | undefined;
   let out: string | undefined;
   for (let index = 0; index < argv.length; index++) {
     const argument = argv[index] as string;
@@ -40,17 +46,25 @@ function parseArguments(argv: readonly string[]): BenchOptions & { child?: strin
     else if (argument === "--only") only = (argv[++index] ?? "").split(",").filter(Boolean);
     else if (argument.startsWith("--only=")) only = argument.slice("--only=".length).split(",").filter(Boolean);
     else if (argument === "--child") child = argv[++index];
+    else if (argument === "--queue-worker") queueWorker = "stdin";
     else if (argument === "--out") out = argv[++index];
     else if (argument === "--") continue;
     else throw new Error(`unknown argument ${argument} (use --quick, --only a,b, --out file.json)`);
   }
   const known = new Set(SECTIONS.map(([name]) => name));
   for (const name of only) if (!known.has(name)) throw new Error(`unknown section ${name}; sections: ${[...known].join(", ")}`);
-  return { quick, only, ...(child !== undefined ? { child } : {}), ...(out !== undefined ? { out } : {}) };
+  return { quick, only, ...(child !== undefined ? { child } : {}), ...(queueWorker !== undefined ? { queueWorker } : {}), ...(out !== undefined ? { out } : {}) };
 }
 
 async function main(): Promise<void> {
   const options = parseArguments(process.argv.slice(2));
+  if (options.queueWorker !== undefined) {
+    // The task arrives on stdin, so nothing of it shows in this process's argv.
+    const chunks: Buffer[] = [];
+    for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+    await runQueueWorker(JSON.parse(Buffer.concat(chunks).toString("utf8")) as QueueWorkerTask);
+    return;
+  }
   if (options.child !== undefined) {
     const report = await runChild(JSON.parse(options.child) as Parameters<typeof runChild>[0]);
     process.stdout.write(`${JSON.stringify(report)}\n`);

@@ -173,7 +173,7 @@ describe.each(TRANSPORTS)("faults over %s", (name) => {
         // gone
       }
     }
-    expect(await eventually(() => remoteCommandsUnder(listenerPid, user()).filter((entry) => entry.args.includes(mark)).length === 0, 5_000)).toBe(true);
+    expect(await eventually(() => remoteCommandsUnder(listenerPid, user()).filter((entry) => entry.args.includes(mark)).length === 0, 20_000)).toBe(true);
   }
 
   it("connection reset mid-command: CONNECTION_LOST at once, not re-run; the next command gets a fresh connection", async () => {

@@ -7,6 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Fleet } from "@tunnel-sh/core";
 import { startSshd } from "@tunnel-sh/testing";
 import type { Sshd } from "@tunnel-sh/testing";
 import { makeStack, TRANSPORTS } from "./support/transports.js";
@@ -34,10 +35,11 @@ describe.each(TRANSPORTS)("README examples over %s", (transportName) => {
     const body = examples.get(name);
     if (!body) throw new Error(`the README has no example "${name}"`);
     const file = join(work, `${name}.ts`);
-    await writeFile(file, `export default async function ({ executor, host, user, port, localFile, console }) {\n${body}\nreturn typeof result !== "undefined" ? result : typeof transfer !== "undefined" ? transfer : undefined;\n}\n`);
+    await writeFile(file, `export default async function ({ executor, Fleet, host, user, port, localFile, console }) {\n${body}\nreturn typeof result !== "undefined" ? result : typeof transfer !== "undefined" ? transfer : undefined;\n}\n`);
     const module = (await import(file)) as { default: (scope: Record<string, unknown>) => Promise<unknown> };
     return module.default({
       executor: stack.executor,
+      Fleet,
       host: sshd.host,
       user: sshd.users.sudo.name,
       port: sshd.port,
@@ -59,8 +61,8 @@ describe.each(TRANSPORTS)("README examples over %s", (transportName) => {
     if (work) await rm(work, { recursive: true, force: true });
   });
 
-  it("has the three seed examples", () => {
-    expect([...examples.keys()]).toEqual(["command", "script", "transfer"]);
+  it("has the four examples: a command, a script, a transfer, a fleet", () => {
+    expect([...examples.keys()]).toEqual(["command", "script", "transfer", "fleet"]);
   });
 
   it("runs the command example: sudo and env, a non-zero exit as data", async () => {
@@ -75,6 +77,14 @@ describe.each(TRANSPORTS)("README examples over %s", (transportName) => {
     const result = (await run("script")) as { exitCode: number; stdout: string };
     expect(result.stdout).toContain("Starting deployment...");
     expect(result.exitCode).not.toBe(0); // `set -e` stops at the missing systemctl, as it would on a host without it
+  });
+
+  it("runs the fleet example: a canary batch, then the rest, with each host's output", async () => {
+    printed.length = 0;
+    const report = (await run("fleet")) as { ok: number; batches: number[]; hosts: Array<{ name: string; status: string }> };
+    expect(report).toMatchObject({ ok: 4, batches: [1, 3] });
+    expect(printed.filter((line) => line.includes(": deploying on ")).sort()).toEqual([1, 2, 3, 4].map((n) => `web-${n}: deploying on web-${n}`));
+    expect(printed).toContain("4 ok, 0 failed, 0 skipped");
   });
 
   it("runs the upload example", async () => {

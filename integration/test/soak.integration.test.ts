@@ -1,10 +1,13 @@
 /**
  * A bounded soak, over both transports: thousands of mixed operations (commands, scripts, small uploads and
  * downloads) at moderate concurrency through the fault proxy, while connections are reset and sshd session
- * processes killed at random. At the end: every operation settled, no busy channel, and after `close()` no socket,
- * no child process, no remote process of the test user, no script folder or transfer temp file; heap growth below
- * 48 MiB after warm-up;
- * and the Node process exits by itself with code 0 (no forced exit).
+ * processes killed. At the end: every operation settled, every planned fault injected, no busy channel, and after
+ * `close()` no socket, no child process, no remote process of the test user, no script folder or transfer temp file;
+ * heap growth below 48 MiB after warm-up; and the Node process exits by itself with code 0 (no forced exit).
+ *
+ * Faults are driven by operation count, not by time: a random generator seeded from `TUNNEL_SOAK_SEED` (or a random
+ * seed, shown in the test's name) plans which operation each fault comes before and what it is, so a slow machine
+ * runs the same operations with the same faults as a fast one, only slower. Rerun a failure with its seed.
  *
  * The soak runs in a child Node process so that its exit can be observed. That process imports the *built*
  * packages (dist/), as an application would: CI builds before it tests; locally, run `pnpm build` first (the test
@@ -19,21 +22,54 @@ import { startSshd } from "@tunnel-sh/testing";
 import type { Sshd } from "@tunnel-sh/testing";
 import { eventually, remoteCommandsUnder, uidOf } from "./support/fault-processes.js";
 import { TRANSPORTS } from "./support/transports.js";
+import type { TransportName } from "./support/transports.js";
 
 /**
- * Per transport: operations (and the fewest that must fit in the time budget on a busy machine), the budget, and
- * the pause between faults. A ControlMaster takes far longer to
- * connect than an ssh2 client, so the openssh soak injects faults less often (a fault faster than a reconnect would
- * only measure reconnecting).
+ * Per transport: operations, and the gap between two faults in operations started. A ControlMaster takes far longer
+ * to connect than an ssh2 client, so the openssh soak runs fewer operations and faults less often (a fault faster
+ * than a reconnect would only measure reconnecting).
  */
 const PLAN = {
-  ssh2: { operations: 2_000, minimum: 400, budgetMs: 70_000, faultDelayMs: [300, 1_000], minimumFaults: 20 },
-  openssh: { operations: 600, minimum: 80, budgetMs: 70_000, faultDelayMs: [1_500, 3_000], minimumFaults: 5 },
+  ssh2: { operations: 2_000, faultGap: [50, 110] },
+  openssh: { operations: 600, faultGap: [60, 120] },
 } as const;
+/** No fault within this many operations of the end, so every planned fault finds a connection to cut. */
+const QUIET_TAIL = 100;
 const CONCURRENCY = 8;
 /** Heap growth allowed between the warmed-up point (after 200 operations) and the end, after GC. */
 const HEAP_GROWTH_LIMIT = 48 * 1024 * 1024;
-const CHILD_DEADLINE_MS = 150_000;
+/** Only a guard against a hung soak, far above any run's length: no verdict depends on how long the soak takes. */
+const CHILD_DEADLINE_MS = 900_000;
+const SEED = process.env.TUNNEL_SOAK_SEED ? Number(process.env.TUNNEL_SOAK_SEED) : Math.floor(Math.random() * 2 ** 32);
+
+/** mulberry32: a small seeded generator of numbers in [0, 1); the child process uses the same one. */
+function seeded(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
+  };
+}
+
+interface PlannedFault {
+  /** The fault comes just before the operation with this index starts (or, with nothing to cut then, a later one). */
+  readonly at: number;
+  readonly kind: "reset" | "kill";
+}
+
+/** The faults of one soak: a seeded gap in operations between faults, a reset or a session kill at even odds. */
+function planFaults(name: TransportName, seed: number): PlannedFault[] {
+  const { operations, faultGap } = PLAN[name];
+  const random = seeded(seed);
+  const faults: PlannedFault[] = [];
+  for (let at = faultGap[0]; at < operations - QUIET_TAIL; at += faultGap[0] + Math.floor(random() * (faultGap[1] - faultGap[0] + 1))) {
+    faults.push({ at, kind: random() < 0.5 ? "reset" : "kill" });
+  }
+  return faults;
+}
 
 const integrationDir = new URL("..", import.meta.url).pathname;
 const packagesDir = new URL("../../packages", import.meta.url).pathname;
@@ -69,7 +105,7 @@ const proxy = await startFaultProxy({ target: { host: "127.0.0.1", port: config.
 const knownHosts = config.scratch + "/known_hosts.proxy";
 await writeFile(knownHosts, "[127.0.0.1]:" + proxy.port + " " + config.hostPublicKey + "\n");
 const transport = config.transport === "ssh2"
-  ? new Ssh2Transport({ privateKey: config.clientKeyPath, knownHosts, sshConfig: false, agent: false, keepaliveInterval: 2000, keepaliveCountMax: 3 })
+  ? new Ssh2Transport({ identityFile: config.clientKeyPath, knownHostsFile: knownHosts, configFile: false, agent: false, keepaliveInterval: 2000, keepaliveCountMax: 3 })
   : new OpenSshTransport({ identityFile: config.clientKeyPath, knownHostsFile: knownHosts, configFile: "/dev/null", keepaliveInterval: 2000, keepaliveCountMax: 3 });
 const pool = new ConnectionPool(transport, { ...DefaultPoolConfig(), maxConnectionsPerKey: 3, acquireTimeoutMs: 20000 });
 const executor = new Executor(pool, DefaultExecutorConfig().with({ retryBackoff: 50, maxRetryDelay: 400, retryJitter: 0.2, maxRetries: 3, breaker: { failureThreshold: 1000, cooldown: 1000 } }));
@@ -99,20 +135,38 @@ function sessionChildren() {
   return all.filter((p) => under.has(p.pid) && p.uid === uid && p.args.startsWith("sshd:") && !p.args.includes("[priv]"));
 }
 
-const faults = { reset: 0, kill: 0 };
-let injecting = true;
-const injector = (async () => {
-  while (injecting) {
-    await new Promise((resolve) => setTimeout(resolve, config.faultDelayMs[0] + Math.random() * (config.faultDelayMs[1] - config.faultDelayMs[0])));
-    if (!injecting) break;
-    if (Math.random() < 0.5) { proxy.reset(); faults.reset++; }
-    else {
+// The same generator as the test's, for the choice of victim.
+function seeded(seed) {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+const random = seeded(config.seed ^ 0x5eed);
+const faults = { reset: 0, kill: 0, deferred: 0 };
+let nextFault = 0;
+// Injects every planned fault due before operation index starts. A fault that finds nothing to cut (every
+// connection just dropped and none reconnected yet) waits for the next operation's start: it is never skipped.
+function injectDue(index) {
+  while (nextFault < config.faults.length && config.faults[nextFault].at <= index) {
+    const fault = config.faults[nextFault];
+    if (fault.kind === "reset") {
+      if (proxy.connections === 0) { faults.deferred++; return; }
+      proxy.reset();
+    } else {
       const victims = sessionChildren();
-      const victim = victims[Math.floor(Math.random() * victims.length)];
-      if (victim) { try { process.kill(victim.pid, "SIGKILL"); faults.kill++; } catch {} }
+      const victim = victims[Math.floor(random() * victims.length)];
+      if (!victim) { faults.deferred++; return; }
+      try { process.kill(victim.pid, "SIGKILL"); } catch { faults.deferred++; return; }
     }
+    faults[fault.kind]++;
+    nextFault++;
   }
-})();
+}
 
 const outcomes = {};
 const unexpected = [];
@@ -151,14 +205,13 @@ async function one(index) {
 }
 const startedAt = Date.now();
 await Promise.all(Array.from({ length: config.concurrency }, async () => {
-  while (started < config.operations && Date.now() - startedAt < config.budgetMs) {
+  while (started < config.operations) {
     const index = started++;
+    injectDue(index);
     await one(index);
     if (index === 200) { globalThis.gc(); heapWarm = process.memoryUsage().heapUsed; }
   }
 }));
-injecting = false;
-await injector;
 const before = pool.stats();
 await pool.close();
 await proxy.close();
@@ -195,7 +248,7 @@ function runChild(env: Record<string, string>): Promise<{ code: number | null; s
   });
 }
 
-describe.each(TRANSPORTS)("soak over %s", (name) => {
+describe.each(TRANSPORTS)(`soak over %s (TUNNEL_SOAK_SEED=${SEED})`, (name) => {
   let sshd: Sshd;
   let scratch: string;
   let remote: string;
@@ -219,6 +272,7 @@ describe.each(TRANSPORTS)("soak over %s", (name) => {
 
   it("mixed operations under random resets and session kills: all settle, nothing leaks, the process exits by itself", async () => {
     const plan = PLAN[name];
+    const planned = planFaults(name, SEED);
     if (!process.env.TUNNEL_SOAK_ALLOW_STALE) expect(staleBuilds(), "dist/ older than src/: run `pnpm build` before the soak").toEqual([]);
     const user = sshd.users.plain.name;
     const child = await runChild({
@@ -233,8 +287,8 @@ describe.each(TRANSPORTS)("soak over %s", (name) => {
         remote,
         operations: plan.operations,
         concurrency: CONCURRENCY,
-        budgetMs: plan.budgetMs,
-        faultDelayMs: plan.faultDelayMs,
+        seed: SEED,
+        faults: planned,
       }),
     });
     expect(child, child.stderr.slice(0, 2_000)).toMatchObject({ code: 0, signal: null });
@@ -244,7 +298,7 @@ describe.each(TRANSPORTS)("soak over %s", (name) => {
       outcomes: Record<string, number>;
       unexpected: unknown[];
       unexpectedCount: number;
-      faults: { reset: number; kill: number };
+      faults: { reset: number; kill: number; deferred: number };
       busyChannels: number;
       waiting: number;
       stateAfterClose: string;
@@ -255,12 +309,14 @@ describe.each(TRANSPORTS)("soak over %s", (name) => {
       heapEnd: number;
       durationMs: number;
     };
-    console.log(`soak ${name}: ${JSON.stringify({ ...report, resources: report.resources, unexpected: report.unexpected.slice(0, 3) })}`);
-    // The time budget bounds the run; on a busy machine fewer operations fit in it.
-    expect(report.operations).toBeGreaterThanOrEqual(plan.minimum);
+    console.log(`soak ${name} (TUNNEL_SOAK_SEED=${SEED}): ${JSON.stringify({ ...report, resources: report.resources, unexpected: report.unexpected.slice(0, 3) })}`);
+    expect(report.operations).toBe(plan.operations);
     expect(report.pending).toBe(0);
     expect(report.unexpected).toEqual([]);
-    expect(report.faults.reset + report.faults.kill).toBeGreaterThanOrEqual(plan.minimumFaults);
+    expect(report.faults).toMatchObject({
+      reset: planned.filter((fault) => fault.kind === "reset").length,
+      kill: planned.filter((fault) => fault.kind === "kill").length,
+    });
     const succeeded = Object.entries(report.outcomes).filter(([key]) => key.endsWith(":ok")).reduce((sum, [, count]) => sum + count, 0);
     expect(succeeded).toBeGreaterThan(report.operations * 0.5);
     expect(report).toMatchObject({ busyChannels: 0, waiting: 0, stateAfterClose: "closed", connectionsAfterClose: 0, children: [] });

@@ -12,48 +12,17 @@ import type { MetricData } from "@opentelemetry/sdk-metrics";
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from "@opentelemetry/sdk-trace-base";
 import type { ReadableSpan } from "@opentelemetry/sdk-trace-base";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Redactor, redactSpan, spanRedactor, unwrapSpan } from "@tunnel-sh/core";
-import type { Attributes, Span, Tracer } from "@tunnel-sh/core";
+import { Redactor } from "@tunnel-sh/core";
 import { startSshd } from "@tunnel-sh/testing";
 import type { Sshd } from "@tunnel-sh/testing";
 import { ConsoleTracer } from "@tunnel-sh/tracer-console";
 import { OtelTracer } from "@tunnel-sh/tracer-otel";
+import { TeeTracer } from "./support/tee-tracer.js";
 import { makeStack, testExecutorConfig, TRANSPORTS } from "./support/transports.js";
 
 class TestReader extends MetricReader {
   protected override async onShutdown(): Promise<void> {}
   protected override async onForceFlush(): Promise<void> {}
-}
-
-/** Sends every span to several tracers (the application would pick one; the test watches both at once). */
-class TeeTracer implements Tracer {
-  constructor(private readonly tracers: readonly Tracer[]) {}
-  startSpan(name: string, attributes?: Attributes, parent?: Span): Span {
-    // The executor hands out its spans wrapped for redaction: find the tee behind the wrapper, and keep the wrapper's
-    // redactor on the parent each tracer gets.
-    const parents = (unwrapSpan(parent) as TeeSpan | undefined)?.spans;
-    const redactor = spanRedactor(parent);
-    const spans = this.tracers.map((tracer, index) => {
-      const own = parents?.[index];
-      return tracer.startSpan(name, attributes, own && redactor ? redactSpan(own, redactor) : own);
-    });
-    return new TeeSpan(spans);
-  }
-}
-class TeeSpan implements Span {
-  constructor(readonly spans: readonly Span[]) {}
-  setAttributes(attributes: Attributes): void {
-    for (const span of this.spans) span.setAttributes(attributes);
-  }
-  addEvent(name: string, attributes?: Attributes): void {
-    for (const span of this.spans) span.addEvent(name, attributes);
-  }
-  recordError(error: unknown): void {
-    for (const span of this.spans) span.recordError(error);
-  }
-  end(): void {
-    for (const span of this.spans) span.end();
-  }
 }
 
 function memoryStream(): { stream: Writable; text: () => string } {
@@ -151,6 +120,9 @@ describe.each(TRANSPORTS)("tracers on real operations over %s", (transportName) 
     expect(retried!.events.find((event) => event.name === "tunnel.retry")?.attributes).toMatchObject({ "error.type": "CONNECT" });
     const failedConnect = spans().find((span) => span.name === "tunnel.connect" && span.status.code === SpanStatusCode.ERROR);
     expect(failedConnect).toBeDefined();
+    // The semantic conventions: the exception's class name in exception.type, the tunnel code in error.type.
+    expect(failedConnect!.attributes["error.type"]).toBe("CONNECT");
+    expect(failedConnect!.events.find((event) => event.name === "exception")?.attributes?.["exception.type"]).toBe("ConnectError");
   });
 
   it("measures durations and retries as metrics", async () => {

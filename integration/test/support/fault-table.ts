@@ -71,13 +71,18 @@ function cells(line: string): string[] {
     .map((cell) => cell.trim().replace(/^`|`$/g, ""));
 }
 
-/** The rows between the table markers of docs/faults.md. */
-export function readFaultTable(text = readFileSync(FAULT_DOC, "utf8")): FaultRow[] {
-  const start = text.indexOf(START);
-  const end = text.indexOf(END);
-  if (start === -1 || end === -1 || end < start) throw new Error(`docs/faults.md: the markers ${START} / ${END} are missing`);
+/**
+ * The rows between a table's markers in docs/faults.md: `<!-- fault-table:start -->` … `<!-- fault-table:end -->` by
+ * default, or those of another table of the same columns (`table: "safety-table"`).
+ */
+export function readFaultTable(text = readFileSync(FAULT_DOC, "utf8"), table = "fault-table"): FaultRow[] {
+  const startMarker = table === "fault-table" ? START : `<!-- ${table}:start -->`;
+  const endMarker = table === "fault-table" ? END : `<!-- ${table}:end -->`;
+  const start = text.indexOf(startMarker);
+  const end = text.indexOf(endMarker);
+  if (start === -1 || end === -1 || end < start) throw new Error(`docs/faults.md: the markers ${startMarker} / ${endMarker} are missing`);
   const lines = text
-    .slice(start + START.length, end)
+    .slice(start + startMarker.length, end)
     .split("\n")
     .filter((line) => line.trim().startsWith("|"));
   const header = cells(lines[0] ?? "").map((cell) => cell.toLowerCase());

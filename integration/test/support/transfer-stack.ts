@@ -41,7 +41,7 @@ export function transferTransport(name: TransferTransportName, sshd: Sshd, optio
   const knownHosts = options.knownHostsPath ?? sshd.knownHostsPath;
   const inner: Transport =
     name === "ssh2"
-      ? new Ssh2Transport({ privateKey: sshd.clientKeyPath, knownHosts, sshConfig: false, agent: false })
+      ? new Ssh2Transport({ identityFile: sshd.clientKeyPath, knownHostsFile: knownHosts, configFile: false, agent: false })
       : new OpenSshTransport({ identityFile: sshd.clientKeyPath, knownHostsFile: knownHosts, configFile: "/dev/null" });
   const wrap = options.wrap;
   if (!wrap) return inner;

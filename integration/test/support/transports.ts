@@ -27,9 +27,9 @@ export function makeTransport(name: TransportName, sshd: Pick<Sshd, "clientKeyPa
   const { passwordOnly, ...rest } = overrides;
   if (name === "ssh2") {
     return new Ssh2Transport({
-      ...(passwordOnly ? {} : { privateKey: sshd.clientKeyPath }),
-      knownHosts: sshd.knownHostsPath,
-      sshConfig: false,
+      ...(passwordOnly ? {} : { identityFile: sshd.clientKeyPath }),
+      knownHostsFile: sshd.knownHostsPath,
+      configFile: false,
       agent: false,
       ...rest,
     });

@@ -4,6 +4,11 @@
  * stopped — and tunnel exits with 130 (143 for SIGTERM); a second Ctrl-C exits at once.
  */
 import { runCli } from "./cli.js";
+import { ExitCode } from "./output.js";
+import { takeSecretVariables } from "./secret-variables.js";
+
+// First of all: the password variable leaves this process's environment, so no child process inherits it.
+const env = takeSecretVariables(process.argv.slice(2), process.env);
 
 const interrupt = new AbortController();
 let received: NodeJS.Signals | undefined;
@@ -32,10 +37,10 @@ const status = await runCli(process.argv.slice(2), {
   stdout: process.stdout,
   stderr: process.stderr,
   stdin: process.stdin,
-  env: process.env,
+  env,
   interrupt: interrupt.signal,
 });
-const signalStatus: Partial<Record<NodeJS.Signals, number>> = { SIGTERM: 143, SIGPIPE: 141 };
-process.exitCode = status === 130 && received !== undefined ? (signalStatus[received] ?? status) : status;
+const signalStatus: Partial<Record<NodeJS.Signals, number>> = { SIGTERM: ExitCode.TERMINATED, SIGPIPE: ExitCode.OUTPUT_CLOSED };
+process.exitCode = status === ExitCode.INTERRUPTED && received !== undefined ? (signalStatus[received] ?? status) : status;
 // Everything is closed by now; should a handle linger anyway, do not hang the shell.
 setTimeout(() => process.exit(), 2_000).unref();

@@ -10,14 +10,14 @@ import { randomBytes } from "node:crypto";
 import { mkdir, mkdtemp, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { DefaultExecutorConfig, Executor, Redactor, TunnelError } from "@tunnel-sh/core";
+import { DefaultExecutorConfig, Executor, Redactor, TunnelError, rejectUnknownOptions } from "@tunnel-sh/core";
 import type { Progress, Result, Target, TransferResult } from "@tunnel-sh/core";
 import { ConnectionPool, DefaultPoolConfig } from "@tunnel-sh/pool";
-import type { TestServer, TestServerOptions } from "@tunnel-sh/testing";
+import type { TestServer, TestServerOptions } from "@tunnel-sh/embedded-server";
 import { ConsoleTracer } from "@tunnel-sh/tracer-console";
 import { Ssh2Transport } from "@tunnel-sh/transport-ssh2";
 import { ExitCode, formatBytes, formatDuration, useColor, type OutputStream } from "./output.js";
-import { BarProgress, SharedTerminal } from "./progress.js";
+import { SharedTerminal } from "./progress.js";
 
 export interface DemoOptions {
   readonly stdout: OutputStream;
@@ -27,7 +27,7 @@ export interface DemoOptions {
   readonly format: "pretty" | "json";
   /** Aborts the running example; the demo still cleans up, then resolves with 130. */
   readonly signal?: AbortSignal;
-  /** Starts the SSH server. Default: `startTestServer` from `@tunnel-sh/testing`. */
+  /** Starts the SSH server. Default: `startTestServer` from `@tunnel-sh/embedded-server`. */
   readonly startServer?: (options: TestServerOptions) => Promise<TestServer>;
 }
 
@@ -46,8 +46,19 @@ echo "Deployment completed"
 /** Size of the file the upload example moves: big enough for the progress bar to move. */
 const UPLOAD_BYTES = 24 * 1024 * 1024;
 
+const DEMO_OPTIONS = Object.keys({
+  stdout: true,
+  stderr: true,
+  env: true,
+  format: true,
+  signal: true,
+  startServer: true,
+} satisfies Record<keyof DemoOptions, true>);
+
 export async function runDemo(options: DemoOptions): Promise<number> {
-  const out = options.stdout;
+  rejectUnknownOptions(options, DEMO_OPTIONS, "runDemo");
+  // With JSON traces, stdout carries the JSON lines alone (a program reads them); the prose goes to stderr.
+  const out = options.format === "json" ? options.stderr : options.stdout;
   const color = useColor(out, options.env);
   const bold = (text: string) => (color ? `\u001b[1m${text}\u001b[0m` : text);
   const dim = (text: string) => (color ? `\u001b[2m${text}\u001b[0m` : text);
@@ -59,7 +70,7 @@ export async function runDemo(options: DemoOptions): Promise<number> {
       .map((line) => `    ${line}`)
       .join("\n");
 
-  const startServer = options.startServer ?? (await import("@tunnel-sh/testing")).startTestServer;
+  const startServer = options.startServer ?? (await import("@tunnel-sh/embedded-server")).startTestServer;
   const workspace = await mkdtemp(join(tmpdir(), "tunnel-demo-"));
   let server: TestServer | undefined;
   let pool: ConnectionPool | undefined;
@@ -76,8 +87,9 @@ export async function runDemo(options: DemoOptions): Promise<number> {
 
     const redactor = new Redactor();
     const terminal = new SharedTerminal(out);
-    const tracer = new ConsoleTracer({ stream: terminal, format: options.format, level: "info", colors: color, redactor });
-    const transport = new Ssh2Transport({ privateKey: server.clientKeyPath, knownHosts: server.knownHostsPath, sshConfig: false, agent: false });
+    const traces = options.format === "json" ? options.stdout : terminal;
+    const tracer = new ConsoleTracer({ stream: traces, format: options.format, level: "info", colors: color && options.format === "pretty", redactor });
+    const transport = new Ssh2Transport({ identityFile: server.clientKeyPath, knownHostsFile: server.knownHostsPath, configFile: false, agent: false });
     pool = new ConnectionPool(transport, DefaultPoolConfig(), tracer);
     const executor = new Executor(pool, DefaultExecutorConfig(), tracer, { redactor });
     const signal = options.signal;
@@ -133,7 +145,7 @@ export async function runDemo(options: DemoOptions): Promise<number> {
     await mkdir(join(workspace, "local"), { recursive: true });
     await mkdir(join(workspace, "remote"), { recursive: true });
     await writeFile(localFile, Buffer.concat([Buffer.from("#!/bin/sh\necho myapp\nexit 0\n"), randomBytes(UPLOAD_BYTES)]));
-    const progress = out.isTTY === true && options.format === "pretty" ? new BarProgress(out, ["upload"]) : undefined;
+    const progress = out.isTTY === true && options.format === "pretty" ? new (await import("./bar-progress.js")).BarProgress(out, ["upload"]) : undefined;
     let reported = 0;
     await attempt(
       "3. An upload, verified with sha256, with progress",

@@ -1,12 +1,13 @@
-export { runCli, forEachHost, pathForHost, parseDuration, parseEnvAssignments, resolveHosts } from "./cli.js";
+export { runCli, parseDuration, parseMaxFail, parseSerial } from "./cli.js";
 export type { CliIo } from "./cli.js";
+export { pathForHost, parseEnvAssignments, resolveHosts } from "./host-operations.js";
 export { describeTarget, parseHostList, parseHostSpec, parsePort, withDefaults } from "./hosts.js";
 export type { HostEntry } from "./hosts.js";
 export { loadInventory, parseInventory, selectHosts } from "./inventory.js";
 export type { HostSelection, Inventory } from "./inventory.js";
-export { ExitCode, PrefixWriter, exitCodeFor, formatBytes, formatDuration, formatJson, formatSummary } from "./output.js";
+export { EXIT_STATUSES, ExitCode, PrefixWriter, exitCodeFor, formatBytes, formatDuration, formatJson, formatSummary } from "./output.js";
 export type { HostOutcome, JsonReport, OutputStream } from "./output.js";
-export { promptHidden } from "./prompt.js";
+export { promptHidden, terminalKeyboardInteractive } from "./prompt.js";
 export type { TerminalInput } from "./prompt.js";
 export { makeStack, makeTransport } from "./stack.js";
 export type { Stack, StackOptions, TransportName } from "./stack.js";

@@ -20,7 +20,6 @@
  */
 import { readFile } from "node:fs/promises";
 import { extname } from "node:path";
-import { parse as parseYaml } from "yaml";
 import type { Target } from "@tunnel-sh/core";
 import { parseHostSpec, type HostEntry } from "./hosts.js";
 import { UsageError } from "./usage-error.js";
@@ -154,12 +153,14 @@ function parseGroups(source: string, value: unknown): Map<string, RawGroup> {
 
 /**
  * Parse inventory text. `source` names the file in error messages; `format` defaults to YAML (which reads JSON too).
- * Throws `UsageError` naming the field at fault.
+ * Rejects with a `UsageError` naming the field at fault.
  */
-export function parseInventory(text: string, source = "inventory", format: "yaml" | "json" = "yaml"): Inventory {
+export async function parseInventory(text: string, source = "inventory", format: "yaml" | "json" = "yaml"): Promise<Inventory> {
+  // The YAML parser loads with the first YAML inventory, not with every `tunnel` start.
+  const parseYaml = format === "json" ? undefined : (await import("yaml")).parse;
   let document: unknown;
   try {
-    document = format === "json" ? JSON.parse(text) : parseYaml(text);
+    document = parseYaml === undefined ? JSON.parse(text) : parseYaml(text);
   } catch (error) {
     fail(source, "syntax", error instanceof Error ? error.message.split("\n")[0] ?? "" : String(error));
   }

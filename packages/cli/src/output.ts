@@ -33,25 +33,19 @@ export interface HostOutcome {
     readonly verified: boolean;
     readonly skipped: number;
   };
-  /** Why the host failed before or while running (connection, authentication, timeout, abort, transfer, ...). */
+  /**
+   * Why the host failed before or while running (connection, authentication, timeout, abort, transfer, ...), or
+   * `SKIPPED` when it never started because the `--max-fail` budget was spent before its turn.
+   */
   readonly error?: {
-    readonly code: ErrorCode | "ERROR";
+    readonly code: ErrorCode | "ERROR" | "SKIPPED";
     readonly message: string;
     readonly phase: ErrorPhase | undefined;
     readonly retryable: boolean;
   };
 }
 
-/**
- * Exit statuses of `tunnel`.
- * - 0: every host succeeded;
- * - 1: every host was reached, and on at least one the command or script exited non-zero (or was killed by a signal);
- * - 2: usage error — bad options, host list or inventory; nothing ran;
- * - 3: at least one host failed otherwise: connection, authentication, host key, timeout, sudo or transfer error;
- * - 4: an unexpected internal error;
- * - 130: interrupted (Ctrl-C); every running operation was cancelled and its remote process stopped.
- *   The executable reports 143 instead when SIGTERM interrupted it, 141 when its output pipe closed.
- */
+/** Exit statuses of `tunnel`; `EXIT_STATUSES` says what each means. */
 export const ExitCode = {
   OK: 0,
   COMMAND_FAILED: 1,
@@ -59,7 +53,26 @@ export const ExitCode = {
   HOST_FAILED: 3,
   INTERNAL: 4,
   INTERRUPTED: 130,
+  /** Reported by the executable instead of 130 when its output pipe closed (SIGPIPE's 128 + 13). */
+  OUTPUT_CLOSED: 141,
+  /** Reported by the executable instead of 130 when SIGTERM interrupted it (128 + 15). */
+  TERMINATED: 143,
 } as const;
+
+/** Every exit status of `tunnel` and what it means, in order: `tunnel --help` prints it, and the README's table matches it. */
+export const EXIT_STATUSES: ReadonlyArray<{ readonly status: number; readonly meaning: string }> = [
+  { status: ExitCode.OK, meaning: "every host succeeded" },
+  { status: ExitCode.COMMAND_FAILED, meaning: "every host was reached, and on at least one the command or script exited non-zero (or was killed by a signal)" },
+  { status: ExitCode.USAGE, meaning: "usage error: bad options, host list or inventory; nothing ran" },
+  {
+    status: ExitCode.HOST_FAILED,
+    meaning: "at least one host failed otherwise (connection, authentication, host key, timeout, sudo or transfer error) or was not started because the --max-fail budget was spent",
+  },
+  { status: ExitCode.INTERNAL, meaning: "an unexpected internal error (a bug: please report it)" },
+  { status: ExitCode.INTERRUPTED, meaning: "interrupted by Ctrl-C (SIGINT): every running operation was cancelled and its remote process stopped" },
+  { status: ExitCode.OUTPUT_CLOSED, meaning: "interrupted because the reader of tunnel's output went away, as in `tunnel run ... | head`" },
+  { status: ExitCode.TERMINATED, meaning: "interrupted by SIGTERM" },
+];
 
 /** The exit status for a set of outcomes (see `ExitCode`). */
 export function exitCodeFor(outcomes: readonly HostOutcome[], interrupted = false): number {
@@ -173,8 +186,9 @@ export function formatSummary(outcomes: readonly HostOutcome[]): string {
       .map((cell, column) => (column === row.length - 1 ? cell : cell.padEnd(widths[column] ?? 0)))
       .join("  ")
       .trimEnd();
-  const failed = outcomes.filter((outcome) => !outcome.ok).length;
-  const count = `${outcomes.length} host${outcomes.length === 1 ? "" : "s"}: ${outcomes.length - failed} ok, ${failed} failed`;
+  const skipped = outcomes.filter((outcome) => outcome.error?.code === "SKIPPED").length;
+  const failed = outcomes.filter((outcome) => !outcome.ok).length - skipped;
+  const count = `${outcomes.length} host${outcomes.length === 1 ? "" : "s"}: ${outcomes.length - failed - skipped} ok, ${failed} failed${skipped > 0 ? `, ${skipped} not started` : ""}`;
   return [render(header), ...rows.map(render), count].join("\n") + "\n";
 }
 

@@ -1,26 +1,31 @@
 /**
  * Builds tunnel's stack for one CLI run: transport → pool → executor, with one redactor shared by the executor
  * and the console tracer.
+ *
+ * The transport, the pool and the tracer are imported when a stack is made, and only the ones it uses: `tunnel
+ * --help` loads none of them, and a run over ssh2 never loads the OpenSSH transport (nor ssh2 a run over OpenSSH).
  */
-import { DefaultExecutorConfig, Executor, NoopTracer, Redactor } from "@tunnel-sh/core";
-import type { Tracer, Transport } from "@tunnel-sh/core";
-import { ConnectionPool, DefaultPoolConfig } from "@tunnel-sh/pool";
-import { ConsoleTracer } from "@tunnel-sh/tracer-console";
-import { OpenSshTransport } from "@tunnel-sh/transport-openssh";
-import { Ssh2Transport } from "@tunnel-sh/transport-ssh2";
+import { DefaultExecutorConfig, Executor, NoopTracer, Redactor, rejectUnknownOptions } from "@tunnel-sh/core";
+import type { KeyboardInteractiveHandler, SshTransportOptions, Tracer, Transport } from "@tunnel-sh/core";
+import type { ConnectionPool } from "@tunnel-sh/pool";
 import type { OutputStream } from "./output.js";
 
 export type TransportName = "ssh2" | "openssh";
 
 export interface StackOptions {
   readonly transport: TransportName;
-  /** Private key file. */
-  readonly identity?: string | undefined;
-  readonly knownHosts?: string | undefined;
+  /** Private key file (the transports' `identityFile`). */
+  readonly identityFile?: string | undefined;
+  /** known_hosts file (the transports' `knownHostsFile`). */
+  readonly knownHostsFile?: string | undefined;
   /** Accept any host key: an explicit opt-out for throwaway hosts. */
   readonly insecureAcceptAnyHostKey?: boolean | undefined;
-  /** ssh_config file; default `~/.ssh/config`. */
-  readonly sshConfig?: string | undefined;
+  /** ssh_config file (the transports' `configFile`); default `~/.ssh/config`. */
+  readonly configFile?: string | undefined;
+  /** Forward the ssh-agent to the hosts (the transports' `forwardAgent`); unset, ssh_config decides. */
+  readonly forwardAgent?: boolean | undefined;
+  /** Answers keyboard-interactive prompts, e.g. on the terminal (the transports' `onKeyboardInteractive`). */
+  readonly onKeyboardInteractive?: KeyboardInteractiveHandler | undefined;
   /** Operations at once. */
   readonly concurrency: number;
   /** Retries after the first attempt, for failures that are safe to repeat. */
@@ -42,26 +47,46 @@ export interface Stack {
   close(): Promise<void>;
 }
 
-export function makeTransport(options: StackOptions): Transport {
-  const insecure = options.insecureAcceptAnyHostKey === true;
+/** Every option name; `satisfies` makes the compiler refuse a list that misses one. */
+const STACK_OPTIONS = Object.keys({
+  transport: true,
+  identityFile: true,
+  knownHostsFile: true,
+  insecureAcceptAnyHostKey: true,
+  configFile: true,
+  forwardAgent: true,
+  onKeyboardInteractive: true,
+  concurrency: true,
+  retries: true,
+  timeout: true,
+  verbosity: true,
+  traceFormat: true,
+  traceStream: true,
+  env: true,
+} satisfies Record<keyof StackOptions, true>);
+
+export async function makeTransport(options: StackOptions): Promise<Transport> {
+  rejectUnknownOptions(options, STACK_OPTIONS, "makeTransport");
+  // Both transports take the same option names, so one object serves either.
+  const shared: SshTransportOptions = {
+    ...(options.identityFile !== undefined ? { identityFile: options.identityFile } : {}),
+    ...(options.knownHostsFile !== undefined ? { knownHostsFile: options.knownHostsFile } : {}),
+    ...(options.configFile !== undefined ? { configFile: options.configFile } : {}),
+    ...(options.forwardAgent !== undefined ? { forwardAgent: options.forwardAgent } : {}),
+    ...(options.onKeyboardInteractive !== undefined ? { onKeyboardInteractive: options.onKeyboardInteractive } : {}),
+    hostKeyChecking: options.insecureAcceptAnyHostKey === true ? "insecure-accept-any" : "strict",
+  };
   if (options.transport === "openssh") {
-    return new OpenSshTransport({
-      ...(options.identity !== undefined ? { identityFile: options.identity } : {}),
-      ...(options.knownHosts !== undefined ? { knownHostsFile: options.knownHosts } : {}),
-      ...(options.sshConfig !== undefined ? { configFile: options.sshConfig } : {}),
-      hostKeyChecking: insecure ? "insecure-accept-any" : "strict",
-    });
+    const { OpenSshTransport } = await import("@tunnel-sh/transport-openssh");
+    return new OpenSshTransport(shared);
   }
-  return new Ssh2Transport({
-    ...(options.identity !== undefined ? { privateKey: options.identity } : {}),
-    ...(options.knownHosts !== undefined ? { knownHosts: options.knownHosts } : {}),
-    ...(options.sshConfig !== undefined ? { sshConfig: options.sshConfig } : {}),
-    hostKeyPolicy: insecure ? "insecure-accept-any" : "strict",
-  });
+  const { Ssh2Transport } = await import("@tunnel-sh/transport-ssh2");
+  return new Ssh2Transport(shared);
 }
 
-export function makeTracer(options: StackOptions, redactor: Redactor): Tracer {
+export async function makeTracer(options: StackOptions, redactor: Redactor): Promise<Tracer> {
   if (options.verbosity <= 0) return new NoopTracer();
+  const { ConsoleTracer } = await import("@tunnel-sh/tracer-console");
   return new ConsoleTracer({
     stream: options.traceStream,
     format: options.traceFormat ?? "pretty",
@@ -71,9 +96,13 @@ export function makeTracer(options: StackOptions, redactor: Redactor): Tracer {
   });
 }
 
-export function makeStack(options: StackOptions, redactor = new Redactor()): Stack {
-  const transport = makeTransport(options);
-  const tracer = makeTracer(options, redactor);
+export async function makeStack(options: StackOptions, redactor = new Redactor()): Promise<Stack> {
+  rejectUnknownOptions(options, STACK_OPTIONS, "makeStack");
+  const [transport, tracer, { ConnectionPool, DefaultPoolConfig }] = await Promise.all([
+    makeTransport(options),
+    makeTracer(options, redactor),
+    import("@tunnel-sh/pool"),
+  ]);
   const pool = new ConnectionPool(transport, { ...DefaultPoolConfig() }, tracer);
   let config = DefaultExecutorConfig().with({ maxConcurrent: options.concurrency });
   if (options.retries !== undefined) config = config.with({ maxRetries: options.retries });

@@ -1,6 +1,6 @@
 import { createServer } from "node:net";
 import { describe, expect, it } from "vitest";
-import { ExitCode, forEachHost, parseDuration, parseEnvAssignments, parseHostList, pathForHost, runCli } from "../src/index.js";
+import { ExitCode, parseDuration, parseMaxFail, parseSerial, parseEnvAssignments, parseHostList, pathForHost, runCli } from "../src/index.js";
 import type { CliIo } from "../src/index.js";
 import { Capture } from "./support.js";
 
@@ -119,19 +119,18 @@ describe("pathForHost", () => {
   });
 });
 
-describe("forEachHost", () => {
-  it("runs at most `limit` at once and keeps the hosts' order", async () => {
-    const hosts = parseHostList(["a,b,c,d,e"]);
-    let running = 0;
-    let peak = 0;
-    const results = await forEachHost(hosts, 2, async (host) => {
-      running += 1;
-      peak = Math.max(peak, running);
-      await new Promise((resolve) => setTimeout(resolve, host.name === "a" ? 30 : 5));
-      running -= 1;
-      return host.name.toUpperCase();
-    });
-    expect(results).toEqual(["A", "B", "C", "D", "E"]);
-    expect(peak).toBe(2);
+
+describe("--serial and --max-fail", () => {
+  it("reads batch sizes as counts and percentages", () => {
+    expect(parseSerial("1,10%,100%")).toEqual([1, "10%", "100%"]);
+    expect(parseSerial("5")).toEqual([5]);
+    for (const bad of ["0", "1,,2", "-1", "0%", "150%", "ten"]) expect(() => parseSerial(bad), bad).toThrow(/batch size/);
+  });
+
+  it("reads a failure budget as a count or a percentage", () => {
+    expect(parseMaxFail("0")).toBe(0);
+    expect(parseMaxFail("3")).toBe(3);
+    expect(parseMaxFail("12.5%")).toBe("12.5%");
+    for (const bad of ["-1", "101%", "lots", ""]) expect(() => parseMaxFail(bad), bad).toThrow(/failure budget/);
   });
 });

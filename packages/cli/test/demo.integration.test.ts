@@ -54,6 +54,25 @@ describe("tunnel demo", () => {
     expect(await processesMentioning(privateTmp)).toEqual([]);
   });
 
+  it("with --json prints only JSON lines on stdout, one per operation, and the walk-through on stderr", async () => {
+    assertFreshBuild();
+    const result = await tunnel(["demo", "--json"], { env: { ...process.env, TMPDIR: privateTmp, NO_COLOR: "1" }, timeoutMs: 120_000 });
+    expect(result.code, result.stderr).toBe(ExitCode.OK);
+    const lines = result.stdout.split("\n").filter((line) => line !== "");
+    const records = lines.map((line) => {
+      try {
+        return JSON.parse(line) as unknown;
+      } catch {
+        throw new Error(`stdout has a line that is not JSON: ${line}`);
+      }
+    });
+    // One trace record per example, in order.
+    expect(records.map((record) => (record as { name?: unknown }).name)).toEqual(["tunnel.command", "tunnel.script", "tunnel.transfer"]);
+    expect(result.stderr).toContain("1. A command with environment variables");
+    expect(result.stderr).toContain("operations: 3, attempts: 3, retries: 0, failures: 0");
+    expect(await readdir(privateTmp)).toEqual([]);
+  });
+
   it("cleans up and resolves with 130 when interrupted mid-way", async () => {
     const interrupt = new AbortController();
     const stdout = new Capture();

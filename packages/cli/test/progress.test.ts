@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { BarProgress, NoProgress } from "../src/progress.js";
+import { BarProgress } from "../src/bar-progress.js";
+import { NoProgress } from "../src/progress.js";
 import { Capture, plain } from "./support.js";
 
 describe("BarProgress", () => {

@@ -9,12 +9,17 @@
  *   flight"). Probe success → `closed`; probe connection failure → `open` again for another cooldown.
  *
  * What counts (see `breakerOutcome`):
- * - failure: connection-class errors only — `CONNECT` and `CONNECTION_LOST`;
+ * - failure: connection-class errors only — `CONNECT` and `CONNECTION_LOST` — and each failed attempt counts on its
+ *   own: an operation that tries to connect three times (two retries) and fails three times adds three failures
+ *   (`CircuitPermit.attemptFailed`). So the breaker opens under any retry setting, after `failureThreshold` failed
+ *   connect attempts in a row, and the attempt that opens it is the operation's last: no retry runs into an open
+ *   breaker. Counting whole operations instead would make the threshold mean a different number of connect attempts
+ *   for every `maxRetries`, and an operation whose retries ran out (`RETRIES_EXHAUSTED`) says nothing by itself;
  * - success: the host answered — a result (whatever its exit code), `COMMAND_FAILED`, `AUTHENTICATION`,
  *   `HOST_KEY`, `SUDO`, `CHANNEL`, `TRANSFER`, `UNSUPPORTED_HOST`. An authentication failure does NOT trip the breaker: the host is
  *   up, the problem is the credentials, and auth errors are never retried anyway, so they cannot hammer it;
  * - neutral (no verdict about the host): `TIMEOUT`, `ABORTED`, `VALIDATION`, `CONFIG`, `POOL_TIMEOUT`,
- *   `POOL_CLOSED`, `CIRCUIT_OPEN`, `RETRIES_EXHAUSTED` and non-tunnel errors. A neutral probe frees the
+ *   `POOL_CLOSED`, `CIRCUIT_OPEN`, `RETRIES_EXHAUSTED`, `OUTCOME_UNKNOWN` and non-tunnel errors. A neutral probe frees the
  *   half-open slot for the next probe.
  *
  * The `open → half-open` move is lazy: it happens (and its listener fires) on the first `acquire()` or `state`
@@ -27,6 +32,7 @@
  * catch (error) { permit.settle(error); throw error; }
  */
 import { CircuitOpenError, TunnelError } from "./errors.js";
+import { rejectUnknownOptions } from "./options.js";
 import type { Target } from "./types.js";
 
 export type CircuitState = "closed" | "open" | "half-open";
@@ -85,9 +91,18 @@ export interface CircuitPermit {
   failure(error?: unknown): void;
   /** Says nothing about the host (timeout, abort, ...). */
   neutral(): void;
+  /**
+   * One attempt of the operation failed with `error`; the operation may go on with another attempt. A
+   * connection-class failure counts at once (and is not counted again when the operation settles with it).
+   * Returns whether the breaker still lets this operation make another attempt: false once it opened (or, for a probe,
+   * once the probe failed).
+   */
+  attemptFailed(error: unknown): boolean;
   /** Settle from an error, classified by `breakerOutcome`. */
   settle(error: unknown): void;
 }
+
+const BREAKER_OPTIONS = Object.keys({ failureThreshold: true, cooldown: true, now: true, onStateChange: true } satisfies Record<keyof CircuitBreakerOptions, true>);
 
 function checkSettings(settings: CircuitBreakerSettings): void {
   if (!Number.isInteger(settings.failureThreshold) || settings.failureThreshold < 1) {
@@ -112,6 +127,7 @@ export class CircuitBreaker {
   #generation = 0;
 
   constructor(key: string, options: CircuitBreakerOptions) {
+    rejectUnknownOptions(options, BREAKER_OPTIONS, "CircuitBreaker");
     checkSettings(options);
     this.key = key;
     this.#settings = { failureThreshold: options.failureThreshold, cooldown: options.cooldown };
@@ -178,10 +194,12 @@ export class CircuitBreaker {
   #permit(probe: boolean): CircuitPermit {
     const generation = this.#generation;
     let settled = false;
+    /** A failed attempt of this operation was counted already: its final connection failure is not counted twice. */
+    let counted = false;
     const settle = (outcome: BreakerOutcome, error?: unknown) => {
       if (settled) return;
       settled = true;
-      this.#record(probe, generation, outcome, error);
+      this.#record(probe, generation, counted && outcome === "failure" ? "neutral" : outcome, error);
     };
     return {
       probe,
@@ -189,6 +207,15 @@ export class CircuitBreaker {
       failure: (error?: unknown) => settle("failure", error),
       neutral: () => settle("neutral"),
       settle: (error: unknown) => settle(breakerOutcome(error), error),
+      attemptFailed: (error: unknown) => {
+        if (settled) return false;
+        if (breakerOutcome(error) === "failure") {
+          this.#record(probe, generation, "failure", error);
+          counted = true;
+        }
+        this.#refresh();
+        return generation === this.#generation && (this.#state === "closed" || probe);
+      },
     };
   }
 
@@ -255,6 +282,7 @@ export class CircuitBreakerRegistry {
   readonly #options: CircuitBreakerOptions;
 
   constructor(options: CircuitBreakerOptions) {
+    rejectUnknownOptions(options, BREAKER_OPTIONS, "CircuitBreakerRegistry");
     checkSettings(options);
     this.#options = options;
     this.#settings = { failureThreshold: options.failureThreshold, cooldown: options.cooldown };

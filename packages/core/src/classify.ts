@@ -4,10 +4,14 @@
  * | code | before the command started | after it started |
  * |---|---|---|
  * | `CONNECT`, `CHANNEL`, `POOL_TIMEOUT` | retry | retry only if `idempotent` (a transport should say `CONNECTION_LOST` then) |
- * | `CONNECTION_LOST` | retry | retry only if `idempotent` |
+ * | `CONNECTION_LOST` | retry, unless the command was already handed to the transport (`requested`) | retry only if `idempotent` |
  * | `TIMEOUT` | never | never |
  * | `AUTHENTICATION`, `HOST_KEY`, `VALIDATION`, `CONFIG`, `SUDO`, `ABORTED`, `CIRCUIT_OPEN`, `COMMAND_FAILED`, `POOL_CLOSED`, `TRANSFER`, `RETRIES_EXHAUSTED`, `UNSUPPORTED_HOST` | never | never |
  * | anything that is not a `TunnelError` | never | never |
+ *
+ * A retry needs positive evidence that the command never started. A refused or failed connect, a channel the server
+ * refused, and a pool wait are such evidence. A connection lost after the exec request may have gone out is not: the
+ * server may have started the command and the news of it was lost with the link, so that case counts as started.
  *
  * Why a `TIMEOUT` is never retried: the timeout is the caller's budget for the whole operation, not for one
  * attempt — retrying would multiply it; the command may well have run (partly), so it is not a "before start"
@@ -29,6 +33,11 @@ export interface ClassifyContext {
   readonly started: boolean;
   /** The request said `idempotent: true`: running it twice is harmless. */
   readonly idempotent: boolean;
+  /**
+   * The command was handed to a live connection (`Connection.spawn`), so an exec request may have reached the server
+   * even though `started` is still false. A lost connection is then no evidence that the command never ran.
+   */
+  readonly requested?: boolean;
 }
 
 /** The verdict: retry or not, and a short reason for traces and logs. */
@@ -51,9 +60,19 @@ const beforeStart =
       : { retryable: false, reason: `${what} while the command ran; the request is not idempotent` };
   };
 
+/** Like `beforeStart`, but a command already handed to the transport counts as started (see the module comment). */
+const lostAfterRequest =
+  (what: string): Rule =>
+  (context) =>
+    context.requested === true && !context.started
+      ? context.idempotent
+        ? { retryable: true, reason: `${what} after the command was sent; the request is idempotent` }
+        : { retryable: false, reason: `${what} after the command was sent, so it may have run; the request is not idempotent` }
+      : beforeStart(what)(context);
+
 const RULES: Readonly<Record<ErrorCode, Rule>> = {
   CONNECT: beforeStart("the connection failed"),
-  CONNECTION_LOST: beforeStart("the connection was lost"),
+  CONNECTION_LOST: lostAfterRequest("the connection was lost"),
   CHANNEL: beforeStart("the channel could not be opened"),
   POOL_TIMEOUT: beforeStart("no pooled connection was free in time"),
   TIMEOUT: never("the operation ran out of its time budget"),
@@ -69,6 +88,7 @@ const RULES: Readonly<Record<ErrorCode, Rule>> = {
   TRANSFER: never("the transfer failed"),
   RETRIES_EXHAUSTED: never("retries were already exhausted"),
   UNSUPPORTED_HOST: never("the host cannot do this; it would fail the same way again"),
+  OUTCOME_UNKNOWN: never("whether the operation ran is unknown; only the one who knows it is idempotent repeats it"),
 };
 
 /**

@@ -26,6 +26,7 @@
  * config.retryStrategy(); // { maxAttempts: 6, baseDelay: 1000, maxDelay: 30000, multiplier: 2, jitter: 0.3 }
  */
 import { ConfigError } from "./errors.js";
+import { rejectUnknownOptions } from "./options.js";
 import type { RetryStrategy } from "./retry.js";
 import { MAX_TIMEOUT_MS } from "./validate.js";
 
@@ -117,9 +118,7 @@ export function validateExecutorConfig(config: unknown): asserts config is Execu
     throw new ConfigError("config", `must be an object, got ${show(config)}`);
   }
   const values = config as Record<string, unknown>;
-  for (const key of Object.keys(values)) {
-    if (!KEYS.has(key)) throw new ConfigError(key, "is not an executor setting");
-  }
+  rejectUnknownOptions(values, KEYS, "ExecutorConfig");
   for (const key of KEYS) {
     if (values[key] === undefined) throw new ConfigError(key, "is required");
   }
@@ -151,9 +150,7 @@ export function validateExecutorConfig(config: unknown): asserts config is Execu
     throw new ConfigError("breaker", `must be { failureThreshold, cooldown }, got ${show(breaker)}`);
   }
   const breakerValues = breaker as Record<string, unknown>;
-  for (const key of Object.keys(breakerValues)) {
-    if (key !== "failureThreshold" && key !== "cooldown") throw new ConfigError(`breaker.${key}`, "is not a breaker setting");
-  }
+  rejectUnknownOptions(breakerValues, ["failureThreshold", "cooldown"], "ExecutorConfig", { path: "breaker" });
   integer(breakerValues.failureThreshold, "breaker.failureThreshold", 1);
   milliseconds(breakerValues.cooldown, "breaker.cooldown");
 }

@@ -34,6 +34,7 @@ export type ErrorCode =
   | "RETRIES_EXHAUSTED"
   | "POOL_CLOSED"
   | "POOL_TIMEOUT"
+  | "OUTCOME_UNKNOWN"
   | "UNSUPPORTED_HOST";
 
 const brand = Symbol.for("tunnel.error");
@@ -252,6 +253,17 @@ export class PoolTimeoutError extends TunnelError {
   override readonly name = "PoolTimeoutError";
   constructor(message: string, options: Opt = {}) {
     super("POOL_TIMEOUT", message, { retryable: true, ...options, phase: "connect" });
+  }
+}
+
+/**
+ * Whether the operation ran, and how it ended, cannot be known: whoever ran it (a queue worker) stopped in the middle.
+ * Never retryable: it is repeated only when the request said it is idempotent, by whoever can tell.
+ */
+export class OutcomeUnknownError extends TunnelError {
+  override readonly name = "OutcomeUnknownError";
+  constructor(message: string, options: Opt = {}) {
+    super("OUTCOME_UNKNOWN", message, { ...options, phase: options.phase ?? "exec", retryable: false });
   }
 }
 

@@ -18,12 +18,14 @@ import {
   AbortError,
   ChannelError,
   CommandFailedError,
+  ConfigError,
   TimeoutError,
   TransferError,
   TunnelError,
   ValidationError,
   formatTarget,
 } from "./errors.js";
+import { describeOptionValue, rejectUnknownOptions } from "./options.js";
 import type { Lease, Pool } from "./pool.js";
 import { detectPreparationFailure, prepareCommand, prepareScriptCommand } from "./prepare.js";
 import type { PreparedCommand } from "./prepare.js";
@@ -69,6 +71,8 @@ export function targetKey(target: Target): string {
 /** What one attempt knows, shared with the retry classifier. */
 interface AttemptContext {
   started: boolean;
+  /** The command was handed to a live connection: an exec request may have reached the server. */
+  requested?: boolean;
 }
 
 interface Operation {
@@ -79,6 +83,7 @@ interface Operation {
   readonly deadline: number;
 }
 
+const EXECUTOR_OPTIONS = Object.keys({ redactor: true, cleanupTimeout: true } satisfies Record<keyof ExecutorOptions, true>);
 const SCRIPT_FOLDER_PREFIX = "tunnel-script.";
 /** Channel refusals one operation absorbs (moving to another channel each time) before it fails. */
 const MAX_CHANNEL_REFUSALS = 20;
@@ -96,6 +101,13 @@ export class Executor {
   #config: ExecutorConfig;
 
   constructor(pool: Pool, config: ExecutorConfig = DefaultExecutorConfig(), tracer: Tracer = new NoopTracer(), options: ExecutorOptions = {}) {
+    rejectUnknownOptions(options, EXECUTOR_OPTIONS, "Executor");
+    if (options.cleanupTimeout !== undefined && !(typeof options.cleanupTimeout === "number" && Number.isInteger(options.cleanupTimeout) && options.cleanupTimeout > 0)) {
+      throw new ConfigError("cleanupTimeout", `must be a positive whole number of milliseconds, got ${describeOptionValue(options.cleanupTimeout)}`);
+    }
+    if (options.redactor !== undefined && typeof (options.redactor as { child?: unknown }).child !== "function") {
+      throw new ConfigError("redactor", `must be a Redactor, got ${describeOptionValue(options.redactor)}`);
+    }
     this.#pool = pool;
     this.#config = config instanceof ExecutorConfig ? config : new ExecutorConfig(config);
     this.#tracer = tracer;
@@ -138,12 +150,14 @@ export class Executor {
    */
   async runCommand(command: Command): Promise<Result> {
     validateCommand(command);
+    // Preparing once up front refuses what cannot be sent (a command line past MAX_COMMAND_BYTES) before any I/O.
+    prepareCommand(command);
     const config = this.#config;
     const timeout = command.timeout ?? config.defaultTimeout;
     const attributes: Attributes = {
       "tunnel.command.text": command.cmd,
       "tunnel.command.sudo": command.sudo !== undefined && command.sudo !== false,
-      "tunnel.command.timeout_ms": timeout,
+      "tunnel.command.timeout": timeout / 1000,
       "tunnel.command.working_dir": command.workingDir,
       "tunnel.command.env_count": Object.keys(command.env ?? {}).length,
     };
@@ -175,6 +189,7 @@ export class Executor {
    */
   async runScript(script: Script): Promise<Result> {
     validateScript(script);
+    prepareScriptCommand(script, `/tmp/${SCRIPT_FOLDER_PREFIX}${"0".repeat(24)}/script`);
     const config = this.#config;
     const timeout = script.timeout ?? config.scriptTimeout;
     const attributes: Attributes = {
@@ -182,7 +197,7 @@ export class Executor {
       "tunnel.script.args_count": script.args?.length ?? 0,
       "tunnel.script.size": Buffer.byteLength(script.content),
       "tunnel.command.sudo": script.sudo !== undefined && script.sudo !== false,
-      "tunnel.command.timeout_ms": timeout,
+      "tunnel.command.timeout": timeout / 1000,
       "tunnel.command.working_dir": script.workingDir,
       "tunnel.command.env_count": Object.keys(script.env ?? {}).length,
     };
@@ -220,8 +235,9 @@ export class Executor {
     validateTransfer(transfer);
     const timeout = transfer.timeout ?? this.#config.transferTimeout;
     const attributes: Attributes = {
-      "tunnel.transfer.source": transfer.source,
-      "tunnel.transfer.destination": transfer.destination,
+      // The local side is kept apart so tracers can leave local file paths out of traces.
+      "tunnel.transfer.local_path": transfer.direction === "upload" ? transfer.source : transfer.destination,
+      "tunnel.transfer.remote_path": transfer.direction === "upload" ? transfer.destination : transfer.source,
       "tunnel.transfer.direction": transfer.direction,
       "tunnel.transfer.verify": transfer.verify === "sha256" ? "sha256" : "none",
       "tunnel.transfer.recursive": transfer.recursive === true,
@@ -258,7 +274,7 @@ export class Executor {
                 done: (error?: unknown) => (error === undefined ? lease.release() : settleLease(lease, error)),
               };
             },
-            onVerifyMismatch: (path) => operation.span.addEvent("tunnel.transfer.verify_mismatch", { "tunnel.transfer.path": path }),
+            onVerifyMismatch: (path) => operation.span.addEvent("tunnel.transfer.verify_mismatch", { "tunnel.transfer.remote_path": path }),
           };
           const request: Transfer = onProgress ? { ...transfer, onProgress } : transfer;
           return transfer.direction === "upload" ? uploadTransfer(transferContext, request) : downloadTransfer(transferContext, request);
@@ -275,8 +291,6 @@ export class Executor {
             "tunnel.transfer.skipped": result.skipped,
             "tunnel.transfer.rate": durationMs > 0 ? Math.round((result.bytes * 1000) / durationMs) : 0,
             "tunnel.transfer.verified": result.verified,
-            "tunnel.duration_ms": durationMs,
-            "tunnel.success": true,
             "tunnel.attempts": attempts,
           });
           return result;
@@ -339,6 +353,7 @@ export class Executor {
             (attempt) => {
               attempts = attempt;
               context.started = false;
+              context.requested = false;
               return attemptOnce(operation, context, attempt);
             },
             {
@@ -351,11 +366,14 @@ export class Executor {
               },
               signal: stop.signal,
               deadline: operation.deadline,
-              shouldRetry: (error) => classifyError(error, { started: context.started, idempotent: options.idempotent }).retryable,
+              // Every failed connect attempt counts for the breaker; once it opened, the operation stops retrying.
+              shouldRetry: (error) =>
+                permit.attemptFailed(error) &&
+                classifyError(error, { started: context.started, requested: context.requested === true, idempotent: options.idempotent }).retryable,
               onRetry: ({ attempt, delayMs, error }) =>
                 span.addEvent("tunnel.retry", {
                   "tunnel.attempt": attempt + 1,
-                  "tunnel.retry.delay_ms": delayMs,
+                  "tunnel.retry.delay": delayMs / 1000,
                   "error.type": TunnelError.is(error) ? error.code : "Error",
                 }),
               stats: this.#retryStats,
@@ -379,12 +397,13 @@ export class Executor {
           span.setAttributes({
             "process.exit.code": result.exitCode ?? undefined,
             "tunnel.exit.signal": result.signal ?? undefined,
-            "tunnel.duration_ms": result.durationMs,
-            "tunnel.success": result.exitCode === 0,
             "tunnel.attempts": result.attempts,
             "tunnel.output.truncated": result.truncated,
           });
-          span.addEvent("tunnel.command.completed");
+          span.addEvent("tunnel.command.completed", {
+            "process.exit.code": result.exitCode ?? undefined,
+            "tunnel.exit.signal": result.signal ?? undefined,
+          });
           if (check && result.exitCode !== 0) throw new CommandFailedError(result, { target });
           return result as unknown as R;
         } catch (error) {
@@ -396,11 +415,7 @@ export class Executor {
       }
     } catch (caught) {
       const error = stop.signal.aborted && !(caught instanceof CommandFailedError) ? finalStopError(stop.signal, caught) : caught;
-      span.setAttributes({
-        "tunnel.duration_ms": performance.now() - startedAt,
-        "tunnel.success": false,
-        "tunnel.attempts": retryAttempts(caught) ?? Math.max(attempts, 1),
-      });
+      span.setAttributes({ "tunnel.attempts": retryAttempts(caught) ?? Math.max(attempts, 1) });
       span.recordError(error);
       throw redactor.redactErrorObject(error);
     } finally {
@@ -453,6 +468,8 @@ export class Executor {
     extra: Omit<RunRequest, "command" | "signal" | "timeoutMs" | "sudo" | "onStarted">,
     sudo?: boolean | SudoOptions,
   ): Promise<RunResult> {
+    // Set once the sudo-wrapped command was let through its gate (see prepare.ts): only then can anything of it run.
+    let released = false;
     const request: RunRequest = {
       ...extra,
       command: prepared.command,
@@ -467,15 +484,28 @@ export class Executor {
               ...prepared.sudo,
               promptTimeoutMs: this.#config.sudoTimeout,
               onPrompt: () => operation.span.addEvent("tunnel.sudo.prompt_answered"),
+              onRelease: () => {
+                released = true;
+                operation.span.addEvent("tunnel.sudo.released");
+              },
             },
           }
         : {}),
     };
+    // A connection already closed sends nothing; on a live one the exec request may reach the server from now on.
+    if (!connection.closed) context.requested = true;
     if (!prepared.sudo || sudo === undefined || sudo === false) return runProcess(connection, request);
     // A process run under sudo belongs to another user: the signal the login user's channel sends reaches sudo but
-    // not the command's children. On cancel, first stop the command's process groups as that user, then the channel.
+    // not the command's children. On cancel after the gate opened, first stop the command's process groups as that
+    // user, then the channel. Before the gate opened nothing of the request runs: closing the channel is enough (sudo
+    // runs as the login user's real uid and dies with the session; the gated shell reads EOF), and no second sudo
+    // round trip is made.
     const inner = new AbortController();
     const onAbort = () => {
+      if (!released) {
+        inner.abort(operation.signal.reason);
+        return;
+      }
       void this.#killSudoGroups(connection, operation, prepared.nonce, sudo).finally(() => inner.abort(operation.signal.reason));
     };
     operation.signal.addEventListener("abort", onAbort, { once: true });
@@ -555,17 +585,35 @@ export class Executor {
       ...(script.env !== undefined ? { env: script.env } : {}),
       ...(script.sudo !== undefined ? { sudo: script.sudo } : {}),
     });
-    const removeOn = async (target: Connection): Promise<boolean> => (await this.#housekeeping(target, remove)).exitCode === 0;
+    // Over another connection, the operation's own session may have left a process on the host (its link was cut, not
+    // its shell): first stop whatever names the folder (the bracket keeps the pattern from matching the shell that
+    // runs it; the name itself is kept out of that command line), then remove it, and once more a moment later for a
+    // process that was about to create it.
+    const stopLeftovers = prepareCommand({
+      cmd: `pkill -KILL -f -- ${quote(`[t]unnel-script[.]${folderName.slice(SCRIPT_FOLDER_PREFIX.length)}`)} 2>/dev/null; exit 0`,
+      ...(script.sudo !== undefined ? { sudo: script.sudo } : {}),
+    });
+    const removeOn = async (target: Connection, afterLoss = false): Promise<boolean> => {
+      if (afterLoss) await this.#housekeeping(target, stopLeftovers);
+      if ((await this.#housekeeping(target, remove)).exitCode !== 0) return false;
+      if (!afterLoss) return true;
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      return (await this.#housekeeping(target, remove)).exitCode === 0;
+    };
     let lastError: unknown;
-    for (let tries = 1; tries <= 4; tries++) {
+    // Two tries on the operation's own connection, then over others from the pool until the budget is spent: the host
+    // may be flapping, and each failed try waits a little longer.
+    const deadline = Date.now() + this.#cleanupTimeout;
+    for (let tries = 1; tries <= 2 || Date.now() < deadline; tries++) {
+      if (tries > 2) await new Promise((resolve) => setTimeout(resolve, Math.min(1_000, 100 * (tries - 2))));
       try {
         if (!connection.closed && tries <= 2) {
           if (await removeOn(connection)) return;
           continue;
         }
-        const lease = await this.#pool.acquire(operation.target, { signal: AbortSignal.timeout(this.#cleanupTimeout) });
+        const lease = await this.#pool.acquire(operation.target, { signal: AbortSignal.timeout(Math.max(1, deadline - Date.now())) });
         try {
-          const removed = await removeOn(lease.connection);
+          const removed = await removeOn(lease.connection, true);
           lease.release();
           if (removed) return;
         } catch (error) {

@@ -2,6 +2,22 @@ export * from "./errors.js";
 export type * from "./types.js";
 export type * from "./transport.js";
 export type * from "./pool.js";
+export { describeOptionValue, rejectUnknownOptions } from "./options.js";
+export type { UnknownOptionHints } from "./options.js";
+export {
+  RENAMED_SSH_TRANSPORT_OPTIONS,
+  SSH_TRANSPORT_OPTIONS,
+  parseProxyJump,
+  resolveSshTransportOptions,
+} from "./transport-options.js";
+export type {
+  HostKeyChecking,
+  KeyboardInteractiveHandler,
+  KeyboardInteractivePrompt,
+  KeyboardInteractiveRequest,
+  ResolvedSshTransportOptions,
+  SshTransportOptions,
+} from "./transport-options.js";
 export type { Attributes, AttributeValue, Span, Tracer } from "./tracer.js";
 export { NoopTracer } from "./tracer.js";
 export { quote, quoteArgs } from "./quote.js";
@@ -24,6 +40,8 @@ export {
 } from "./validate.js";
 export {
   PREPARATION_EXIT_CODE,
+  MAX_COMMAND_BYTES,
+  SUDO_GATE_EXIT_CODE,
   createNonce,
   detectPreparationFailure,
   preparationMarker,
@@ -31,6 +49,7 @@ export {
   prepareScriptCommand,
   scriptInterpreter,
   startToken,
+  sudoGateLine,
   sudoPrompt,
   sudoReadyToken,
 } from "./prepare.js";
@@ -62,3 +81,21 @@ export { MIN_SECRET_LENGTH, REDACTED, Redactor, redactSpan, spanRedactor, unwrap
 export type { ErrorSummary } from "./redact.js";
 export { Executor, targetKey } from "./executor.js";
 export type { ExecutorOptions, ExecutorStats } from "./executor.js";
+export { Fleet } from "./fleet.js";
+export type {
+  FleetAmount,
+  FleetCommand,
+  FleetEvent,
+  FleetHost,
+  FleetHostResult,
+  FleetHostStatus,
+  FleetOperation,
+  FleetOptions,
+  FleetReport,
+  FleetRun,
+  FleetRunner,
+  FleetScript,
+  FleetTransfer,
+} from "./fleet-types.js";
+export { CERTIFIED_KEY_TYPES, SshReader, parseSshCertificate, parseSshCertificateBlob, sshCertificateProblem, sshString } from "./ssh-certificate.js";
+export type { SshCertificate } from "./ssh-certificate.js";

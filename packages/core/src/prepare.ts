@@ -37,6 +37,10 @@
  *   rewrites prompts), writes `password + "\n"` to stdin once, strips prompt and ready token from the output, and
  *   only then streams the command's own stdin. No prompt at all (cached credentials) is fine. The password is
  *   never on the command line. `PreparedCommand.sudo` has the shape of `run.ts`'s `SudoExchange`.
+ * - After the ready token the shell waits for the gate line `go-N` on stdin, and only then enters the working dir,
+ *   exports and runs the command. The caller writes it when the ready token arrives, unless it gave up meanwhile:
+ *   an abort or timeout during the prompt phase closes the channel, the shell reads EOF and exits 125, and nothing
+ *   of the request ever ran — however late sudo let it through.
  */
 import { randomBytes } from "node:crypto";
 import { ValidationError } from "./errors.js";
@@ -80,6 +84,11 @@ export interface PreparedSudo {
   readonly ready: string;
   /** The password to write (followed by `"\n"`) once the prompt appears. Absent for `sudo -n`. */
   readonly password?: string;
+  /**
+   * The line to write (followed by `"\n"`) to stdin once the ready token arrived, before the command's own stdin.
+   * The command runs nothing of the request until it reads this line; never write it after giving up on the run.
+   */
+  readonly gate: string;
 }
 
 /** A command line ready for `Connection.spawn({ command })`. */
@@ -123,6 +132,29 @@ export function startToken(nonce: string): string {
 export function sudoReadyToken(nonce: string): string {
   return `[tunnel-ready-${nonce}]`;
 }
+
+/** The line a sudo-wrapped command waits for on stdin, after its ready token, before it runs anything else. */
+export function sudoGateLine(nonce: string): string {
+  return `go-${nonce}`;
+}
+
+/**
+ * The first lines of the shell that sudo starts: print the ready token, then wait for the gate line on stdin. Until the
+ * caller writes that line nothing of the request runs, so a caller that gave up during the prompt phase (abort, timeout)
+ * only has to close the channel: the shell reads EOF and exits. On a terminal (`pty`) the gate line is not echoed.
+ */
+function sudoGateLines(nonce: string): string[] {
+  return [
+    `tunnel_tty=$( [ -t 0 ] && stty -g 2>/dev/null && stty -echo 2>/dev/null )`,
+    `printf '%s' ${quote(sudoReadyToken(nonce))} >&2`,
+    `IFS= read -r tunnel_gate && [ "$tunnel_gate" = ${quote(sudoGateLine(nonce))} ] || exit ${SUDO_GATE_EXIT_CODE}`,
+    `[ -z "$tunnel_tty" ] || stty "$tunnel_tty" 2>/dev/null`,
+    `unset tunnel_tty tunnel_gate`,
+  ];
+}
+
+/** Exit code of a sudo-wrapped command whose caller closed stdin instead of writing the gate line. */
+export const SUDO_GATE_EXIT_CODE = 125;
 
 /** The stderr line a prepared command prints when it stops early for `failure`. */
 export function preparationMarker(nonce: string, failure: PreparationFailure): string {
@@ -180,13 +212,35 @@ function normaliseSudo(sudo: PrepareParts["sudo"]): SudoOptions | undefined {
 
 const REDACTED = "[redacted]";
 
-function preparedSudo(prompt: string, ready: string, password: string | undefined): PreparedSudo {
-  const redacted = () => ({ prompt, ready, ...(password !== undefined ? { password: REDACTED } : {}) });
-  const sudo = { prompt, ready, ...(password !== undefined ? { password } : {}) };
+function preparedSudo(prompt: string, ready: string, gate: string, password: string | undefined): PreparedSudo {
+  const redacted = () => ({ prompt, ready, gate, ...(password !== undefined ? { password: REDACTED } : {}) });
+  const sudo = { prompt, ready, gate, ...(password !== undefined ? { password } : {}) };
   for (const [key, value] of [["toJSON", redacted], [Symbol.for("nodejs.util.inspect.custom"), redacted]] as const) {
     Object.defineProperty(sudo, key, { value, enumerable: false });
   }
   return sudo;
+}
+
+/**
+ * The longest prepared command, in UTF-8 bytes. The command travels as one SSH exec request and reaches the host as one
+ * argument of `<login shell> -c`: Linux refuses a single argument past 128 KiB (`MAX_ARG_STRLEN`, "Argument list too
+ * long"), sshd drops a connection whose packet passes 256 KiB ("Bad packet length", taking every other channel of it
+ * along), and the openssh transport passes the command as one argument of a local `ssh`. The margin leaves room for
+ * what a transport adds around it. Larger data belongs on stdin, or in a script's content (which goes through stdin).
+ */
+export const MAX_COMMAND_BYTES = 96 * 1024;
+
+function checkSize(command: string, parts: PrepareParts, body: readonly string[]): void {
+  const size = Buffer.byteLength(command, "utf8");
+  if (size <= MAX_COMMAND_BYTES) return;
+  const envBytes = Object.entries(parts.env ?? {}).reduce((sum, [name, value]) => sum + name.length + Buffer.byteLength(value, "utf8"), 0);
+  const bodyBytes = body.reduce((sum, line) => sum + Buffer.byteLength(line, "utf8"), 0);
+  const field = envBytes >= bodyBytes ? "env" : "cmd";
+  throw new ValidationError(
+    field,
+    `makes the command line ${size} bytes, more than the ${MAX_COMMAND_BYTES} an exec request and the host's argument limit ` +
+      `carry safely; pass large data through stdin (or as a script's content)`,
+  );
 }
 
 /** Wraps the lines (cd, exports, extra checks, command) for the login shell, through sudo when asked. */
@@ -195,26 +249,30 @@ function assemble(parts: PrepareParts, body: readonly string[], nonce: string): 
   if (parts.workingDir !== undefined) validatePath(parts.workingDir, "workingDir");
   validateSudo(parts.sudo);
   const sudo = normaliseSudo(parts.sudo);
-  const ready = sudoReadyToken(nonce);
   const start = startToken(nonce);
+  const startLine = `printf '%s' ${quote(start)} >&2`;
   const lines = [
-    ...(sudo ? [`printf '%s' ${quote(ready)} >&2`] : []),
+    ...(sudo ? sudoGateLines(nonce) : []),
     ...(parts.workingDir !== undefined ? [changeDirectoryLine(parts.workingDir, nonce)] : []),
     ...exportLines(parts.env),
     ...body,
   ];
   const script = lines.join("\n");
-  const startLine = `printf '%s' ${quote(start)} >&2`;
-  if (!sudo) return { command: `${startLine}\n${script}`, start, nonce };
+  if (!sudo) {
+    checkSize(script, parts, body);
+    return { command: `${startLine}\n${script}`, start, nonce };
+  }
   // sudo reads `-u 1000` as a user *named* 1000; a numeric id means the uid, which sudo spells `#1000`.
   const user = sudo.user !== undefined ? ["-u", /^[0-9]+$/.test(sudo.user) ? `#${sudo.user}` : sudo.user] : [];
   const prompt = sudoPrompt(nonce);
   const mode = sudo.password === undefined ? ["-n"] : ["-S", "-p", prompt];
+  const command = `${startLine}\nexec sudo ${quoteArgs([...mode, ...user, "--", "/bin/sh", "-c", script])}`;
+  checkSize(command, parts, body);
   return {
-    command: `${startLine}\nexec sudo ${quoteArgs([...mode, ...user, "--", "/bin/sh", "-c", script])}`,
+    command,
     start,
     nonce,
-    sudo: preparedSudo(prompt, ready, sudo.password),
+    sudo: preparedSudo(prompt, sudoReadyToken(nonce), sudoGateLine(nonce), sudo.password),
   };
 }
 

@@ -12,7 +12,7 @@
  *   strategy: { maxAttempts: 3, baseDelay: 200, maxDelay: 5_000, multiplier: 2, jitter: 0.2 },
  *   signal,
  *   shouldRetry: (error) => classifyError(error, { started, idempotent }).retryable,
- *   onRetry: ({ attempt, delayMs, error }) => span.addEvent("retry", { attempt, delay_ms: delayMs }),
+ *   onRetry: ({ attempt, delayMs, error }) => span.addEvent("tunnel.retry", { "tunnel.attempt": attempt + 1, "tunnel.retry.delay": delayMs / 1000 }),
  * });
  */
 import { AbortError, RetriesExhaustedError, TunnelError } from "./errors.js";

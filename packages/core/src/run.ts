@@ -29,6 +29,13 @@ export interface SudoExchange {
    * It ends the prompt phase: user stdin is sent only after it, and it is stripped from the output.
    */
   readonly ready: string;
+  /**
+   * A line to write to stdin once `ready` arrived, before the command's own stdin (see `prepare.ts`: the prepared
+   * command runs nothing until it reads it). Never written once the run was stopped.
+   */
+  readonly gate?: string;
+  /** Called right before the gate line is written: from now on the command may run. */
+  readonly onRelease?: () => void;
   /** Bound on the prompt phase (from spawn until `ready`). Past it the process is stopped with a `SudoError`. */
   readonly promptTimeoutMs?: number;
   /** Called when the prompt was answered (for traces). */
@@ -117,7 +124,7 @@ export async function runProcess(connection: Connection, request: RunRequest): P
   );
 
   const sendStdin = () => writeStdin(process, request.stdin);
-  const sudo = request.sudo ? new SudoWatcher(request.sudo, process, sendStdin, stopWith, connection) : undefined;
+  const sudo = request.sudo ? new SudoWatcher(request.sudo, process, sendStdin, stopWith, () => stop.signal.aborted, connection) : undefined;
   if (sudo && request.sudo?.promptTimeoutMs !== undefined) {
     const promptTimeoutMs = request.sudo.promptTimeoutMs;
     timers.push(
@@ -227,6 +234,7 @@ class SudoWatcher {
   readonly #process: RemoteProcess;
   readonly #sendStdin: () => void;
   readonly #stop: (error: TunnelError) => void;
+  readonly #stopped: () => boolean;
   readonly #connection: Connection;
 
   constructor(
@@ -234,12 +242,14 @@ class SudoWatcher {
     process: RemoteProcess,
     sendStdin: () => void,
     stop: (error: TunnelError) => void,
+    stopped: () => boolean,
     connection: Connection,
   ) {
     this.#exchange = exchange;
     this.#process = process;
     this.#sendStdin = sendStdin;
     this.#stop = stop;
+    this.#stopped = stopped;
     this.#connection = connection;
   }
 
@@ -247,9 +257,15 @@ class SudoWatcher {
   filter(): TokenFilter {
     const filter = new TokenFilter([this.#exchange.prompt, this.#exchange.ready], (token) => {
       if (this.done) return "done";
+      // A stopped run (abort, timeout) neither answers a prompt nor lets the command through, whatever arrives later.
+      if (this.#stopped()) return "continue";
       if (token === this.#exchange.ready) {
         this.done = true;
         for (const other of this.#filters) other.finish();
+        if (this.#exchange.gate !== undefined) {
+          this.#exchange.onRelease?.();
+          this.#process.stdin.write(`${this.#exchange.gate}\n`);
+        }
         this.#sendStdin();
         return "done";
       }

@@ -1,9 +1,14 @@
 /**
- * The contract between core and a tracer (`@tunnel-sh/tracer-otel`, `@tunnel-sh/tracer-console`).
- * The seed's `SSHTracer` and `PoolTracer` in one small interface.
+ * The contract between core and a tracer (`@tunnel-sh/tracer-otel`, `@tunnel-sh/tracer-console`): one small
+ * interface for the executor's operations, the pool and the transports alike.
  *
- * Span names used by tunnel: `tunnel.command`, `tunnel.script`, `tunnel.transfer`, `tunnel.connect`,
- * `tunnel.pool.acquire`. Attribute values are already redacted when they reach a tracer.
+ * Span names used by tunnel: `tunnel.command`, `tunnel.script`, `tunnel.transfer` (operations),
+ * `tunnel.pool.acquire`, `tunnel.connect`, `tunnel.pool.evict` (the pool) and `tunnel.breaker` (a circuit
+ * breaker's state change). Attribute names follow the OpenTelemetry semantic conventions where one exists
+ * (`server.address`, `process.exit.code`, `error.type`) and are under `tunnel.*` otherwise; durations are in
+ * seconds; no attribute holds a local file path except `tunnel.transfer.local_path`, which tracers drop unless
+ * asked. The tracer packages' READMEs list every span, attribute and event. Attribute values are already
+ * redacted when they reach a tracer.
  */
 
 export type AttributeValue = string | number | boolean | readonly string[] | readonly number[];
@@ -20,7 +25,7 @@ export interface Tracer {
 
 export interface Span {
   setAttributes(attributes: Attributes): void;
-  /** A point-in-time event, e.g. `retry` with `{ attempt: 2, delay_ms: 200 }`. */
+  /** A point-in-time event, e.g. `tunnel.retry` with `{ "tunnel.attempt": 2, "tunnel.retry.delay": 0.2 }`. */
   addEvent(name: string, attributes?: Attributes): void;
   /** Mark the span failed and record the error (a `TunnelError`'s code becomes `error.type`). */
   recordError(error: unknown): void;

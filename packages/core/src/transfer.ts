@@ -4,7 +4,8 @@
  *
  * - Atomic: each file is written under a temporary name in its destination folder and renamed over the
  *   destination only when complete (and verified), so an interrupted transfer never leaves a partial file under
- *   the destination name. A single file goes to `.<name>.tunnel-<nonce>.part`; the files of a tree go to a
+ *   the destination name. A single file goes to `.<name>.tunnel-<nonce>.part` (`.tunnel-<nonce>.part` when the
+ *   longer name would pass the 255-byte limit of a file name); the files of a tree go to a
  *   staging folder `.tunnel-<nonce>.part/<name>` inside their own folder, so one `mv` per folder renames them all
  *   (still one atomic rename(2) per file). Temporary files are removed on failure — over another connection from
  *   the pool when the transfer's own connection was lost (that connection then serves the executor's retry).
@@ -30,7 +31,6 @@ import { createHash, randomBytes } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { chmod, chown, lstat, mkdir, readdir, readlink, rename, rm, stat, symlink } from "node:fs/promises";
 import { basename, dirname, join, posix } from "node:path";
-import { isConnectionError } from "./classify.js";
 import { ConnectError, TransferError, TunnelError } from "./errors.js";
 import { prepareCommand } from "./prepare.js";
 import { quote } from "./quote.js";
@@ -371,13 +371,25 @@ async function applyRemoteOwner(context: TransferContext, transfer: Transfer, pa
   }
 }
 
+/** The longest file name (one path component, in bytes) common file systems accept: Linux's NAME_MAX. */
+const NAME_MAX = 255;
+
+/**
+ * The temporary name next to a destination: `.<name>.tunnel-<nonce>.part`, or `.tunnel-<nonce>.part` when that would
+ * pass `NAME_MAX` — every name the file system accepts must stay transferable, and the temp name is 26 bytes longer.
+ */
+function tempBaseName(name: string): string {
+  const nonce = randomBytes(6).toString("hex");
+  const long = `.${name}.tunnel-${nonce}.part`;
+  return Buffer.byteLength(long, "utf8") <= NAME_MAX ? long : `.tunnel-${nonce}.part`;
+}
+
 function tempName(path: string): string {
-  const directory = posix.dirname(path);
-  return posix.join(directory, `.${posix.basename(path)}.tunnel-${randomBytes(6).toString("hex")}.part`);
+  return posix.join(posix.dirname(path), tempBaseName(posix.basename(path)));
 }
 
 function localTempName(path: string): string {
-  return join(dirname(path), `.${basename(path)}.tunnel-${randomBytes(6).toString("hex")}.part`);
+  return join(dirname(path), tempBaseName(basename(path)));
 }
 
 /**
@@ -429,37 +441,56 @@ async function cleanupRemote(context: TransferContext, temps: readonly string[])
   if (temps.length === 0) return;
   const commands = chunked(temps, quote).map((chunk) => prepareCommand({ cmd: `rm -rf -- ${chunk.map(quote).join(" ")}` }));
   const removeOn = async (connection: Connection): Promise<void> => {
-    for (const { command, start } of commands) await runProcess(connection, { command, start, timeoutMs: CLEANUP_TIMEOUT_MS });
+    for (const { command, start } of commands) {
+      const result = await runProcess(connection, { command, start, timeoutMs: CLEANUP_TIMEOUT_MS });
+      if (result.exitCode !== 0) throw new TransferError(`could not remove temp files: ${result.stderr.trim()}`, { target: context.target });
+    }
   };
   if (!context.connection.closed) {
     try {
       await removeOn(context.connection);
       return;
-    } catch (error) {
-      if (!isConnectionError(error) && !context.connection.closed) return;
+    } catch {
+      // Whatever stopped the removal here (a lost link, a refused channel, a timeout), try over another connection.
     }
   }
-  if (!context.borrow) return;
-  const borrowing = context.borrow();
-  let timer: NodeJS.Timeout | undefined;
-  const gaveUp = new Promise<undefined>((resolve) => {
-    timer = setTimeout(resolve, CLEANUP_TIMEOUT_MS, undefined);
-    timer.unref();
-  });
-  const channel = await Promise.race([borrowing.catch(() => undefined), gaveUp]);
-  clearTimeout(timer);
-  if (!channel) {
-    // Too slow to connect: give the channel back whenever it arrives.
-    borrowing.then((late) => late.done(), () => undefined);
-    return;
-  }
-  let failure: unknown;
-  try {
-    await removeOn(channel.connection);
-  } catch (error) {
-    failure = error;
-  } finally {
-    channel.done(failure);
+  const borrow = context.borrow;
+  if (!borrow) return;
+  // The transfer's own session may still have a process on the host (its connection was cut, not its shell): stop
+  // every process that names one of these temp files first, so none creates one after the removal. The bracket keeps
+  // the pattern from matching the shell that runs it.
+  const nonces = [...new Set(temps.flatMap((temp) => /tunnel-([0-9a-f]{12})\.part/.exec(temp)?.[1] ?? []))];
+  const stop = nonces.length > 0 ? prepareCommand({ cmd: `pkill -KILL -f -- ${quote(`[t]unnel-(${nonces.join("|")})[.]part`)} 2>/dev/null; exit 0` }).command : undefined;
+  // Keep trying, over whatever connection the pool can give, until the budget is spent: the host may be flapping.
+  const deadline = Date.now() + CLEANUP_TIMEOUT_MS;
+  for (let tries = 1; Date.now() < deadline; tries++) {
+    const borrowing = borrow();
+    let timer: NodeJS.Timeout | undefined;
+    const gaveUp = new Promise<undefined>((resolve) => {
+      timer = setTimeout(resolve, Math.max(1, deadline - Date.now()), undefined);
+      timer.unref();
+    });
+    const channel = await Promise.race([borrowing.catch(() => undefined), gaveUp]);
+    clearTimeout(timer);
+    if (channel) {
+      let failure: unknown;
+      try {
+        if (stop) await runProcess(channel.connection, { command: stop, timeoutMs: CLEANUP_TIMEOUT_MS });
+        await removeOn(channel.connection);
+        // A process of the cut session that was about to open a temp file when the pkill ran: once more, a moment later.
+        await new Promise((resolveLater) => setTimeout(resolveLater, 500));
+        await removeOn(channel.connection);
+        return;
+      } catch (error) {
+        failure = error;
+      } finally {
+        channel.done(failure);
+      }
+    } else {
+      // Too slow to connect: give the channel back whenever it arrives.
+      borrowing.then((late) => late.done(), () => undefined);
+    }
+    await new Promise((resolveLater) => setTimeout(resolveLater, Math.min(1_000, 100 * tries)));
   }
 }
 
@@ -525,9 +556,11 @@ async function downloadOne(
 
 async function applyLocalOwner(path: string, transfer: Transfer, target: Target): Promise<void> {
   const { execFileSync } = await import("node:child_process");
+  // An explicit environment: the lookups need only PATH, and nothing else of this process's environment is theirs.
+  const options = { env: { PATH: process.env.PATH ?? "/usr/bin:/bin", LC_ALL: "C" } };
   try {
-    const uid = transfer.owner === undefined ? -1 : Number(/^\d+$/.test(transfer.owner) ? transfer.owner : execFileSync("id", ["-u", "--", transfer.owner]).toString().trim());
-    const gid = transfer.group === undefined ? -1 : Number(/^\d+$/.test(transfer.group) ? transfer.group : execFileSync("getent", ["group", transfer.group]).toString().split(":")[2]);
+    const uid = transfer.owner === undefined ? -1 : Number(/^\d+$/.test(transfer.owner) ? transfer.owner : execFileSync("id", ["-u", "--", transfer.owner], options).toString().trim());
+    const gid = transfer.group === undefined ? -1 : Number(/^\d+$/.test(transfer.group) ? transfer.group : execFileSync("getent", ["group", transfer.group], options).toString().split(":")[2]);
     await chown(path, uid, gid);
   } catch (error) {
     throw new TransferError(`could not change the owner of ${path}`, { target, cause: error });

@@ -14,8 +14,8 @@ import type { Span } from "./tracer.js";
 import type { Progress, PtyOptions, Target } from "./types.js";
 
 /**
- * Makes connections. The seed's `ConnectionFactory`.
- * @example const connection = await new Ssh2Transport({ knownHosts }).connect({ host: "web-1", user: "deploy" });
+ * Makes connections: the factory a pool calls to open a connection to a target.
+ * @example const connection = await new Ssh2Transport({ knownHostsFile }).connect({ host: "web-1", user: "deploy" });
  */
 export interface Transport {
   /** Short name for traces and stats, e.g. `"ssh2"` or `"openssh"`. */
@@ -28,8 +28,9 @@ export interface Transport {
   connect(target: Target, options?: ConnectOptions): Promise<Connection>;
   /**
    * Options that change which server or identity a connection reaches (a jump host, an identity file),
-   * rendered as a short stable string. The pool adds it to its key so connections with different identities
-   * are never shared. Optional; absent means "nothing beyond the target".
+   * rendered as a short stable string. The pool adds a digest of it to its key so connections with different
+   * identities are never shared; a pool MUST NOT put the string itself into stats, traces or metrics, since it
+   * may name local files. Optional; absent means "nothing beyond the target".
    */
   identity?(target: Target): string;
 }
@@ -51,7 +52,7 @@ export interface ConnectionCapabilities {
 }
 
 /**
- * One authenticated connection to one host. The seed's `SSHClient`.
+ * One authenticated connection to one host.
  * A connection is used by one pool; many processes may run on it at once, up to `maxChannels`.
  */
 export interface Connection {

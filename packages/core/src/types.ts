@@ -44,7 +44,7 @@ export interface OperationOptions extends Target {
 
 export type OutputListener = (chunk: string) => void;
 
-/** `executor.runCommand(command)` — the seed's `Command`. */
+/** A shell command line to run on one host: what `executor.runCommand(command)` takes. */
 export interface Command extends OperationOptions {
   /**
    * The shell command line, not quoted by tunnel. It is run by POSIX `/bin/sh` on every host, whatever the login
@@ -85,7 +85,7 @@ export interface Command extends OperationOptions {
   readonly maxOutputBytes?: number;
 }
 
-/** `executor.runScript(script)` — the seed's `Script`. */
+/** A script to upload to one host and run there: what `executor.runScript(script)` takes. */
 export interface Script extends OperationOptions {
   /** The script body. */
   readonly content: string;
@@ -114,7 +114,7 @@ export interface Progress {
 
 export type TransferDirection = "upload" | "download";
 
-/** `executor.transferFile(transfer)` — the seed's `Transfer`. */
+/** A file or directory tree to copy to or from one host: what `executor.transferFile(transfer)` takes. */
 export interface Transfer extends OperationOptions {
   /** Local path for uploads, remote path for downloads. */
   readonly source: string;

@@ -15,7 +15,8 @@
  * - account names (`sudo.user`, `owner`, `group`): `^[A-Za-z_][A-Za-z0-9_.-]*\$?$` or a numeric id;
  *   `sudo.user` also takes sudo's `#1000` uid form.
  * - env names: `^[A-Za-z_][A-Za-z0-9_]*$`; env values: any string without NUL.
- * - NUL bytes are rejected in every string that reaches a command line (no shell word can hold one).
+ * - NUL bytes are rejected in every string that reaches a command line (no shell word can hold one), and so are
+ *   lone UTF-16 surrogates (no UTF-8 form: the host would get U+FFFD instead).
  * - `timeout`: a positive finite number of milliseconds, at most 2^31−1 (Node timers fire at once past it).
  * - `maxOutputBytes`: a non-negative safe integer (0 keeps nothing; callbacks still see the output).
  * - `mode`: `"0755"`, `"755"` or `0o755`; at most `0o7777` (see `parseMode`).
@@ -68,9 +69,18 @@ function checkString(value: unknown, field: string, target?: Target): asserts va
   if (typeof value !== "string") fail(field, `must be a string, got ${describe(value)}`, target);
 }
 
+/** A UTF-16 code unit of a surrogate pair without its partner: no UTF-8 encoding exists for it. */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+/**
+ * No NUL, and valid Unicode: a lone surrogate would reach the host as U+FFFD, a different string than the one asked
+ * for, so it is refused rather than silently changed.
+ */
 function checkNoNul(value: string, field: string, target?: Target): void {
   const index = value.indexOf("\0");
   if (index >= 0) fail(field, `must not contain a NUL byte (found at index ${index})`, target);
+  const surrogate = LONE_SURROGATE.exec(value);
+  if (surrogate) fail(field, `must be valid Unicode: a lone UTF-16 surrogate at index ${surrogate.index} has no UTF-8 form`, target);
 }
 
 function checkBoolean(value: unknown, field: string, target?: Target): void {
@@ -176,6 +186,7 @@ export function validateSudo(sudo: unknown, target?: Target): void {
     if (typeof password !== "string") fail("sudo.password", `must be a string, got ${describe(password)}`, target);
     if (password.length === 0) fail("sudo.password", "must not be empty (omit it to use sudo -n)", target);
     if (password.includes("\0")) fail("sudo.password", "must not contain a NUL byte", target);
+    if (LONE_SURROGATE.test(password)) fail("sudo.password", "must be valid Unicode (it holds a lone UTF-16 surrogate)", target);
     if (/[\r\n]/.test(password)) {
       fail("sudo.password", "must not contain a line break (sudo reads the password up to the first one)", target);
     }

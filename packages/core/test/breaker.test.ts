@@ -211,6 +211,44 @@ describe("CircuitBreaker", () => {
     expect(breaker.failures).toBe(1);
   });
 
+  it("counts every failed attempt of one operation, and its final error not again", () => {
+    const { breaker } = setup(3);
+    const permit = breaker.acquire();
+    expect(permit.attemptFailed(refused())).toBe(true);
+    expect(permit.attemptFailed(new ChannelError("refused by the server"))).toBe(true);
+    expect(breaker.failures).toBe(1);
+    expect(permit.attemptFailed(refused())).toBe(true);
+    expect(breaker.failures).toBe(2);
+    permit.settle(refused());
+    expect(breaker.failures).toBe(2);
+    expect(breaker.state).toBe("closed");
+  });
+
+  it("opens on the attempt that reaches the threshold and tells that operation to stop retrying", () => {
+    const { breaker } = setup(3);
+    const first = breaker.acquire();
+    const second = breaker.acquire();
+    expect(first.attemptFailed(refused())).toBe(true);
+    expect(second.attemptFailed(refused())).toBe(true);
+    expect(first.attemptFailed(refused())).toBe(false);
+    expect(breaker.state).toBe("open");
+    // The other operation's next attempt would run into an open breaker: it stops too, and counts nothing more.
+    expect(second.attemptFailed(refused())).toBe(false);
+    expect(breaker.failures).toBe(3);
+    expect(() => breaker.acquire()).toThrow(CircuitOpenError);
+  });
+
+  it("a probe whose attempt fails opens the breaker again and stops its retries", () => {
+    const { breaker, advance } = setup(1, 1000);
+    breaker.acquire().failure(refused());
+    advance(1000);
+    const probe = breaker.acquire();
+    expect(probe.probe).toBe(true);
+    expect(probe.attemptFailed(new ChannelError("refused by the server"))).toBe(true);
+    expect(probe.attemptFailed(refused())).toBe(false);
+    expect(breaker.state).toBe("open");
+  });
+
   it("applies new settings to later decisions", () => {
     const { breaker, advance } = setup(5, 1000);
     breaker.configure({ failureThreshold: 1, cooldown: 50 });

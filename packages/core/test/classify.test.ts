@@ -10,6 +10,7 @@ import {
   ConnectError,
   HostKeyError,
   PoolClosedError,
+  OutcomeUnknownError,
   PoolTimeoutError,
   RetriesExhaustedError,
   SudoError,
@@ -42,6 +43,7 @@ const EXAMPLES: Record<ErrorCode, TunnelError> = {
   TRANSFER: new TransferError("No such file"),
   RETRIES_EXHAUSTED: new RetriesExhaustedError([new ConnectError("x"), new ConnectError("y")]),
   UNSUPPORTED_HOST: new UnsupportedHostError("the login shell did not run the command", { reason: "shell" }),
+  OUTCOME_UNKNOWN: new OutcomeUnknownError("the worker stopped while the command ran"),
 };
 
 type Verdicts = readonly [notStarted: boolean, startedIdempotent: boolean, startedNotIdempotent: boolean];
@@ -65,6 +67,7 @@ const TABLE: Record<ErrorCode, Verdicts> = {
   TRANSFER: [false, false, false],
   RETRIES_EXHAUSTED: [false, false, false],
   UNSUPPORTED_HOST: [false, false, false],
+  OUTCOME_UNKNOWN: [false, false, false],
 };
 
 describe("classifyError", () => {
@@ -93,6 +96,16 @@ describe("classifyError", () => {
     expect(classifyError(EXAMPLES.CONNECTION_LOST, { started: true, idempotent: true }).reason).toContain("is idempotent");
     expect(classifyError(EXAMPLES.TIMEOUT, { started: true, idempotent: true }).reason).toContain("time budget");
     expect(classifyError(EXAMPLES.AUTHENTICATION, { started: false, idempotent: true }).reason).toContain("authentication failed");
+  });
+
+  it("needs positive evidence: a connection lost after the command was handed over counts as started", () => {
+    const lost = EXAMPLES.CONNECTION_LOST;
+    expect(classifyError(lost, { started: false, requested: true, idempotent: false }).retryable).toBe(false);
+    expect(classifyError(lost, { started: false, requested: true, idempotent: true }).retryable).toBe(true);
+    expect(classifyError(lost, { started: false, requested: false, idempotent: false }).retryable).toBe(true);
+    // A refused connect or channel is the server saying no: evidence enough, whatever was requested.
+    expect(classifyError(EXAMPLES.CONNECT, { started: false, requested: true, idempotent: false }).retryable).toBe(true);
+    expect(classifyError(EXAMPLES.CHANNEL, { started: false, requested: true, idempotent: false }).retryable).toBe(true);
   });
 
   it("never retries errors that are not tunnel errors", () => {

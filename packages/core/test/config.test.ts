@@ -204,8 +204,8 @@ describe("validateExecutorConfig", () => {
   });
 
   it("rejects unknown fields (typos) and missing ones", () => {
-    expect(configError(() => validateExecutorConfig({ ...valid(), defaultTimout: 5 })).message).toBe(
-      "defaultTimout: is not an executor setting",
+    expect(configError(() => validateExecutorConfig({ ...valid(), defaultTimout: 5 })).message).toMatch(
+      /^defaultTimout: is not an option of ExecutorConfig \(did you mean defaultTimeout\?\)/,
     );
     const { sudoTimeout: _dropped, ...missing } = valid();
     expect(configError(() => validateExecutorConfig(missing)).message).toBe("sudoTimeout: is required");

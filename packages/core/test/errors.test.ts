@@ -9,6 +9,7 @@ import {
   ConnectError,
   HostKeyError,
   PoolClosedError,
+  OutcomeUnknownError,
   PoolTimeoutError,
   RetriesExhaustedError,
   SudoError,
@@ -42,6 +43,7 @@ describe("the error subclasses", () => {
     [new RetriesExhaustedError([new Error("x")]), "RetriesExhaustedError", "RETRIES_EXHAUSTED", "exec", false],
     [new PoolClosedError(), "PoolClosedError", "POOL_CLOSED", "connect", false],
     [new PoolTimeoutError("busy"), "PoolTimeoutError", "POOL_TIMEOUT", "connect", true],
+    [new OutcomeUnknownError("worker gone"), "OutcomeUnknownError", "OUTCOME_UNKNOWN", "exec", false],
   ] as const)("%s: name %s, code %s, phase %s, retryable %s", (error, name, code, phase, retryable) => {
     expect(error).toBeInstanceOf(TunnelError);
     expect(error).toBeInstanceOf(Error);

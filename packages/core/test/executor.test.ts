@@ -1,8 +1,9 @@
 import { mkdtemp, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { DefaultExecutorConfig } from "../src/config.js";
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
+import { DefaultExecutorConfig, DevelopmentExecutorConfig, ProductionExecutorConfig } from "../src/config.js";
+import type { ExecutorConfig } from "../src/config.js";
 import {
   AbortError,
   AuthenticationError,
@@ -166,6 +167,59 @@ describe("Executor.runCommand", () => {
     executor.updateConfig({ defaultTimeout: 200 });
     await expect(executor.runCommand({ ...host, cmd: "sleep 5" })).rejects.toBeInstanceOf(TimeoutError);
     expect(executor.config.defaultTimeout).toBe(200);
+  });
+});
+
+describe("the circuit breaker under every shipped preset", () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  /** Drives fake time forward until `promise` settles (backoff sleeps), letting real I/O run in between. */
+  async function drive<T>(promise: Promise<T>): Promise<T | unknown> {
+    let done = false;
+    const outcome = promise.then(
+      (value) => value,
+      (error: unknown) => error,
+    ).finally(() => (done = true));
+    while (!done) {
+      await vi.advanceTimersByTimeAsync(250);
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    return outcome;
+  }
+
+  it.each<[string, () => ExecutorConfig]>([
+    ["DefaultExecutorConfig", DefaultExecutorConfig],
+    ["DevelopmentExecutorConfig", DevelopmentExecutorConfig],
+    ["ProductionExecutorConfig", ProductionExecutorConfig],
+  ])("%s: a host that keeps refusing opens it after failureThreshold connect attempts, then one probe closes it", async (_name, preset) => {
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "Date"] });
+    const config = preset();
+    const { failureThreshold, cooldown } = config.breaker;
+    const pool = fakePool();
+    const executor = new Executor(pool, config);
+    for (let i = 0; i < 100; i++) pool.failNext.push(new ConnectError("connect ECONNREFUSED 127.0.0.1:22"));
+    const errors: unknown[] = [];
+    while (!(errors.at(-1) instanceof CircuitOpenError) && errors.length < 50) {
+      errors.push(await drive(executor.runCommand({ ...host, cmd: "true" })));
+    }
+    expect(errors.at(-1)).toBeInstanceOf(CircuitOpenError);
+    // Every failed connect attempt counted, and the attempt that opened the breaker was the last one.
+    expect(pool.acquired).toHaveLength(failureThreshold);
+    expect(executor.stats().breakers["tester@local:"]).toBe("open");
+    // Open: fail fast, without asking the pool (no network I/O).
+    await expect(executor.runCommand({ ...host, cmd: "true" })).rejects.toBeInstanceOf(CircuitOpenError);
+    expect(pool.acquired).toHaveLength(failureThreshold);
+    // After the cooldown exactly one probe goes through; the host is back, so it closes the breaker.
+    pool.failNext.length = 0;
+    vi.advanceTimersByTime(cooldown);
+    const probe = executor.runCommand({ ...host, cmd: "echo probe" });
+    await expect(executor.runCommand({ ...host, cmd: "true" })).rejects.toBeInstanceOf(CircuitOpenError);
+    // A successful run needs no timer to fire; fake time stands still while it runs.
+    expect(await probe).toMatchObject({ stdout: "probe\n", attempts: 1 });
+    expect(executor.stats().breakers["tester@local:"]).toBe("closed");
+    expect(await executor.runCommand({ ...host, cmd: "echo again" })).toMatchObject({ stdout: "again\n" });
   });
 });
 

@@ -1,5 +1,5 @@
 import { spawn } from "node:child_process";
-import { chmod, mkdir, mkdtemp, readFile, realpath, rm, writeFile } from "node:fs/promises";
+import { chmod, mkdir, mkdtemp, readFile, realpath, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { inspect } from "node:util";
@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ValidationError } from "../src/errors.js";
 import { quote } from "../src/quote.js";
 import {
+  MAX_COMMAND_BYTES,
   PREPARATION_EXIT_CODE,
   createNonce,
   detectPreparationFailure,
@@ -16,6 +17,7 @@ import {
   prepareScriptCommand,
   scriptInterpreter,
   sudoPrompt,
+  sudoGateLine,
   sudoReadyToken,
 } from "../src/prepare.js";
 
@@ -308,12 +310,31 @@ describe("prepareCommand with a shell", () => {
   });
 });
 
+describe("the command line limit", () => {
+  it("refuses a prepared command past MAX_COMMAND_BYTES, naming what made it large", () => {
+    const big = "x".repeat(MAX_COMMAND_BYTES);
+    const field = (prepare: () => unknown): string | undefined => {
+      try {
+        prepare();
+        return undefined;
+      } catch (error) {
+        return error instanceof ValidationError ? error.field : String(error);
+      }
+    };
+    expect(field(() => prepareCommand({ cmd: "true", env: { BIG: big } }))).toBe("env");
+    expect(field(() => prepareCommand({ cmd: `echo ${big}`, sudo: true }))).toBe("cmd");
+    // Multi-byte characters count as the bytes they take.
+    expect(() => prepareCommand({ cmd: "true", env: { BIG: "é".repeat(MAX_COMMAND_BYTES / 2) } })).toThrow(ValidationError);
+    expect(() => prepareCommand({ cmd: "true", env: { BIG: "x".repeat(MAX_COMMAND_BYTES - 1024) } })).not.toThrow();
+  });
+});
+
 describe("prepareCommand with sudo", () => {
   it("uses sudo -n without a password, so sudo never waits for one", () => {
     const prepared = prepareCommand({ cmd: "id -u", sudo: true }, { nonce: NONCE });
     expect(afterStart(prepared.command).startsWith("exec sudo -n -- /bin/sh -c ")).toBe(true);
     expect(prepared.command).not.toContain(" -S ");
-    expect(prepared.sudo).toEqual({ prompt: sudoPrompt(NONCE), ready: sudoReadyToken(NONCE) });
+    expect(prepared.sudo).toEqual({ prompt: sudoPrompt(NONCE), ready: sudoReadyToken(NONCE), gate: sudoGateLine(NONCE) });
     expect(prepared.sudo?.password).toBeUndefined();
   });
 
@@ -342,9 +363,14 @@ describe("prepareCommand with sudo", () => {
     expect(prepared.sudo?.password).toBe(password);
   });
 
-  it("puts cd, env and the command inside the shell that sudo runs, after the ready token", () => {
+  it("puts cd, env and the command inside the shell that sudo runs, after the ready token and the gate", () => {
     const prepared = prepareCommand({ cmd: "make install", sudo: { user: "bob" }, env: { A: "1" }, workingDir: "/srv" }, { nonce: NONCE });
-    const inner = `printf '%s' '[tunnel-ready-${NONCE}]' >&2\n`;
+    const inner =
+      `tunnel_tty=$( [ -t 0 ] && stty -g 2>/dev/null && stty -echo 2>/dev/null )\n` +
+      `printf '%s' '[tunnel-ready-${NONCE}]' >&2\n` +
+      `IFS= read -r tunnel_gate && [ "$tunnel_gate" = go-${NONCE} ] || exit 125\n` +
+      `[ -z "$tunnel_tty" ] || stty "$tunnel_tty" 2>/dev/null\n` +
+      `unset tunnel_tty tunnel_gate\n`;
     const expectedScript = `${inner}CDPATH= cd -- /srv || { printf '%s\\n' 'tunnel[${NONCE}]: cannot change directory' >&2; exit 97; }\nexport A=1\nmake install`;
     expect(afterStart(prepared.command)).toBe(`exec sudo -n -u bob -- /bin/sh -c '${expectedScript.replace(/'/g, `'\\''`)}'`);
   });
@@ -356,12 +382,13 @@ describe("prepareCommand with sudo", () => {
         const commands = batch.map((env) => {
           const cmd = `printf '%s\\0' "$LEAKY" "$FAKE_SUDO_USER" ${Object.keys(env).map((name) => `"$${name}"`).join(" ")}`;
           // The ready token goes to stderr; send it to stdout here so the outer stderr stays empty.
-          return `${prepareCommand({ cmd, env, sudo: { user: "nobody" } }, { nonce: NONCE }).command} 2>&1`;
+          return `printf '%s\\n' ${sudoGateLine(NONCE)} | { ${prepareCommand({ cmd, env, sudo: { user: "nobody" } }, { nonce: NONCE }).command}; } 2>&1`;
         });
         const outcomes = await shEach(commands, fakeSudoEnv());
         batch.forEach((env, index) => {
           expect(outcomes[index]?.exitCode).toBe(0);
-          const stdout = outcomes[index]?.stdout as string;
+          // The start token comes first (stderr, merged here), then the ready token.
+          const stdout = (outcomes[index]?.stdout as string).replace(START, "");
           expect(stdout.startsWith(sudoReadyToken(NONCE))).toBe(true);
           const values = stdout.slice(sudoReadyToken(NONCE).length).split("\0").slice(0, -1);
           expect(values).toEqual(["", "nobody", ...Object.values(env)]);
@@ -381,7 +408,7 @@ describe("prepareCommand with sudo", () => {
       { cmd: 'printf "%s|%s" "$GREETING" "$(pwd -P)"; cat', sudo: { password }, env: { GREETING: "hi there" }, workingDir: dir },
       { nonce: NONCE },
     );
-    const outcome = await sh(prepared.command, { env: fakeSudoEnv(password), stdin: `${password}\nuser stdin` });
+    const outcome = await sh(prepared.command, { env: fakeSudoEnv(password), stdin: `${password}\n${prepared.sudo?.gate}\nuser stdin` });
     expect(outcome.exitCode).toBe(0);
     expect(outcome.stderr).toBe(`[tunnel-sudo-${NONCE}][tunnel-ready-${NONCE}]`);
     expect(outcome.stdout).toBe(`hi there|${dir}user stdin`);
@@ -399,10 +426,24 @@ describe("prepareCommand with sudo", () => {
 
   it("reports a missing working dir under sudo after the ready token", async () => {
     const prepared = prepareCommand({ cmd: "echo RAN", sudo: true, workingDir: join(scratch, "gone") });
-    const outcome = await sh(prepared.command, { env: fakeSudoEnv() });
+    const outcome = await sh(prepared.command, { env: fakeSudoEnv(), stdin: `${prepared.sudo?.gate}\n` });
     expect(outcome.stdout).toBe("");
     expect(outcome.stderr.startsWith(prepared.sudo?.ready as string)).toBe(true);
     expect(detectPreparationFailure(prepared, outcome)).toBe("working-dir");
+  });
+
+  it("runs nothing of the request until the gate line arrives: a closed stdin or another line exits 125", async () => {
+    const marker = join(scratch, "gate-marker");
+    for (const stdin of ["", "go\n", `${sudoGateLine("ffffffffffffffff")}\n`]) {
+      const prepared = prepareCommand({ cmd: `touch ${quote(marker)}`, sudo: true, env: { A: "1" } });
+      const outcome = await sh(prepared.command, { env: fakeSudoEnv(), stdin });
+      expect(outcome).toMatchObject({ exitCode: 125, stdout: "", stderr: prepared.sudo?.ready });
+      await expect(stat(marker)).rejects.toThrow();
+    }
+    const prepared = prepareCommand({ cmd: `touch ${quote(marker)}; cat`, sudo: true });
+    const outcome = await sh(prepared.command, { env: fakeSudoEnv(), stdin: `${prepared.sudo?.gate}\nafter the gate` });
+    expect(outcome).toMatchObject({ exitCode: 0, stdout: "after the gate" });
+    await expect(stat(marker)).resolves.toBeDefined();
   });
 });
 
@@ -494,7 +535,7 @@ describe("prepareScriptCommand", () => {
     await writeFile(path, 'printf "%s|%s" "$FAKE_SUDO_USER" "$X"\n');
     const prepared = prepareScriptCommand({ content: "x", sudo: { user: "app" }, env: { X: "kept" } }, path);
     expect(afterStart(prepared.command).startsWith("exec sudo -n -u app -- /bin/sh -c ")).toBe(true);
-    const outcome = await sh(prepared.command, { env: fakeSudoEnv() });
+    const outcome = await sh(prepared.command, { env: fakeSudoEnv(), stdin: `${prepared.sudo?.gate}\n` });
     expect(outcome.stdout).toBe("app|kept");
   });
 

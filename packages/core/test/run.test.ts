@@ -1,8 +1,9 @@
-import { Readable } from "node:stream";
+import { PassThrough, Readable, Writable } from "node:stream";
 import { describe, expect, it } from "vitest";
 import { AbortError, SudoError, TimeoutError, TunnelError, UnsupportedHostError } from "../src/errors.js";
 import { runProcess, TokenFilter } from "../src/run.js";
-import { alive, localConnection } from "./support/local-connection.js";
+import type { Connection, RemoteProcess, SpawnRequest } from "../src/transport.js";
+import { alive, exits, localConnection } from "./support/local-connection.js";
 
 const connection = localConnection();
 
@@ -86,8 +87,7 @@ describe("runProcess", () => {
     }).catch((caught: unknown) => caught);
     expect(error).toBeInstanceOf(TimeoutError);
     expect(TunnelError.is(error) && error.code).toBe("TIMEOUT");
-    await new Promise((resolve) => setTimeout(resolve, 200));
-    expect(await alive(Number(pids[0]))).toBe(false);
+    expect(await exits(Number(pids[0]))).toBe(true);
   });
 
   it("rejects with AbortError when the caller aborts, and at once when already aborted", async () => {
@@ -173,6 +173,63 @@ describe("runProcess with sudo", () => {
       sudo: exchange,
     });
     expect(result.stdout).toBe("[tunnel-sudo-N1]");
+  });
+});
+
+/** A process whose output the test writes by hand, recording everything written to its stdin. */
+function scriptedProcess() {
+  const stdout = new PassThrough();
+  const stderr = new PassThrough();
+  const written: string[] = [];
+  const stdin = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      written.push(chunk.toString());
+      done();
+    },
+  });
+  let exit!: (status: { exitCode: number | null; signal: string | null }) => void;
+  const process: RemoteProcess = {
+    stdin,
+    stdout,
+    stderr,
+    started: Promise.resolve(),
+    exit: new Promise((resolve) => (exit = resolve)),
+    kill: async () => {},
+  };
+  const stub = { ...connection, spawn: (request: SpawnRequest) => {
+    request.signal?.addEventListener("abort", () => exit({ exitCode: null, signal: "SIGTERM" }), { once: true });
+    return process;
+  } } as Connection;
+  return { stub, stdout, stderr, written, exit: (code: number) => exit({ exitCode: code, signal: null }) };
+}
+
+describe("runProcess with sudo, once stopped", () => {
+  const exchange = { prompt: "[tunnel-sudo-N2]", ready: "[tunnel-ready-R2]", gate: "go-R2", password: "s3cret" };
+
+  it("never answers a prompt nor writes the gate after an abort, whatever arrives later", async () => {
+    const { stub, stderr, written } = scriptedProcess();
+    const controller = new AbortController();
+    const running = runProcess(stub, { command: "x", sudo: exchange, signal: controller.signal });
+    controller.abort();
+    stderr.write(exchange.prompt);
+    stderr.write(exchange.ready);
+    await expect(running).rejects.toBeInstanceOf(AbortError);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(written).toEqual([]);
+  });
+
+  it("answers the prompt once, then writes the gate line before the command's stdin", async () => {
+    const { stub, stderr, written, exit } = scriptedProcess();
+    let released = 0;
+    const running = runProcess(stub, { command: "x", sudo: { ...exchange, onRelease: () => released++ }, stdin: "user input" });
+    stderr.write(exchange.prompt);
+    await new Promise((resolve) => setImmediate(resolve));
+    stderr.write(exchange.ready);
+    await new Promise((resolve) => setImmediate(resolve));
+    exit(0);
+    await running;
+    expect(written).toEqual(["s3cret\n", "go-R2\n", "user input"]);
+    expect(released).toBe(1);
   });
 });
 

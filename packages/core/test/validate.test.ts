@@ -190,6 +190,17 @@ describe("validateCommand", () => {
     expect(envError.message).not.toContain(secret);
   });
 
+  it("rejects strings that are not valid Unicode (lone surrogates) wherever they would reach the host", () => {
+    for (const lone of ["\uD800", "a\uDC00b", "\uDBFFx", "x\uDFFF"]) {
+      expect(rejection(() => validateCommand(command({ env: { A: lone } }))).field).toBe("env.A");
+      expect(rejection(() => validateCommand(command({ cmd: `echo ${lone}` }))).field).toBe("cmd");
+      expect(rejection(() => validateCommand(command({ workingDir: `/tmp/${lone}` }))).field).toBe("workingDir");
+      expect(rejection(() => validateCommand(command({ sudo: { password: `pw${lone}` } }))).field).toBe("sudo.password");
+    }
+    // A well-formed pair is fine.
+    expect(() => validateCommand(command({ env: { A: "\uD83D\uDE42 ok" } }))).not.toThrow();
+  });
+
   it("explains why a password cannot hold a line break", () => {
     const error = rejection(() => validateCommand(command({ sudo: { password: "a\nb" } })));
     expect(error.message).toContain("line break");

@@ -6,7 +6,7 @@
  * const config = { ...DefaultPoolConfig(), maxConnectionsPerKey: 2, acquireTimeoutMs: 10_000 };
  * const pool = new ConnectionPool(transport, config);
  */
-import { ConfigError } from "@tunnel-sh/core";
+import { ConfigError, rejectUnknownOptions } from "@tunnel-sh/core";
 
 /** Node's timers fire at once for delays above this, so every finite time must stay below it. */
 export const MAX_TIMER_MS = 2_147_483_647;
@@ -96,9 +96,7 @@ const RULES: Readonly<Record<keyof PoolConfig, Rule>> = {
  */
 export function resolvePoolConfig(config: Partial<PoolConfig> = {}): PoolConfig {
   if (typeof config !== "object" || config === null) throw new ConfigError("config", "must be an object");
-  for (const field of Object.keys(config)) {
-    if (!Object.hasOwn(RULES, field)) throw new ConfigError(field, "is not a pool option");
-  }
+  rejectUnknownOptions(config, Object.keys(RULES), "ConnectionPool");
   const resolved: Record<string, unknown> = { ...DefaultPoolConfig() };
   for (const [field, value] of Object.entries(config)) if (value !== undefined) resolved[field] = value;
   for (const [field, rule] of Object.entries(RULES)) checkField(field, resolved[field], rule);

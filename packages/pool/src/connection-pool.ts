@@ -170,7 +170,7 @@ class PoolLease implements Lease {
  * A keyed pool of connections made by any `Transport`, lending one channel per lease.
  * See the package README for limits, fairness, health checks and shutdown.
  * @example
- * await using pool = new ConnectionPool(new Ssh2Transport({ knownHosts }), DefaultPoolConfig(), tracer);
+ * await using pool = new ConnectionPool(new Ssh2Transport({ knownHostsFile }), DefaultPoolConfig(), tracer);
  * const lease = await pool.acquire({ host: "web-1", user: "deploy" }, { signal });
  */
 export class ConnectionPool implements Pool, AsyncDisposable {
@@ -566,7 +566,7 @@ export class ConnectionPool implements Pool, AsyncDisposable {
     const waited = now - waiter.enqueuedAt;
     this.waits.record(waited);
     waiter.span.setAttributes({
-      "tunnel.pool.wait_ms": waited,
+      "tunnel.pool.wait_time": waited / 1000,
       "tunnel.pool.connected": waiter.connected,
       "tunnel.pool.connection_id": pooled.id,
     });
@@ -589,7 +589,7 @@ export class ConnectionPool implements Pool, AsyncDisposable {
     if (!this.queue.has(waiter)) return;
     this.removeWaiter(waiter);
     waiter.span.addEvent(event);
-    waiter.span.setAttributes({ "tunnel.pool.wait_ms": Date.now() - waiter.enqueuedAt, "tunnel.pool.connected": waiter.connected });
+    waiter.span.setAttributes({ "tunnel.pool.wait_time": (Date.now() - waiter.enqueuedAt) / 1000, "tunnel.pool.connected": waiter.connected });
     waiter.span.recordError(error);
     waiter.span.end();
     waiter.reject(error);
@@ -811,7 +811,7 @@ export class ConnectionPool implements Pool, AsyncDisposable {
         "tunnel.pool.connection_id": pooled.id,
         "tunnel.pool.uses": pooled.uses,
         "tunnel.pool.busy_channels": pooled.busy,
-        "tunnel.pool.age_ms": Date.now() - pooled.createdAt,
+        "tunnel.pool.connection.age": (Date.now() - pooled.createdAt) / 1000,
       });
       if (error !== undefined) span.recordError(error);
       span.end();

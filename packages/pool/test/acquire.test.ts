@@ -213,7 +213,7 @@ describe("fair queue", () => {
     (await waiting).release();
     const [first, second] = tracer.named("tunnel.pool.acquire");
     expect(first?.attributes).toMatchObject({ "tunnel.connection.key": "deploy@web-1:22", "tunnel.pool.queue_position": 0, "tunnel.pool.connected": true });
-    expect(second?.attributes).toMatchObject({ "tunnel.pool.queue_position": 0, "tunnel.pool.connected": false, "tunnel.pool.wait_ms": 250 });
+    expect(second?.attributes).toMatchObject({ "tunnel.pool.queue_position": 0, "tunnel.pool.connected": false, "tunnel.pool.wait_time": 0.25 });
     expect(first?.ended && second?.ended).toBe(true);
     expect(pool.stats().acquireWaitMs).toEqual({ count: 2, p50: 0, p95: 250, max: 250 });
   });

@@ -51,6 +51,9 @@ describe("pool config validation", () => {
 
   it("rejects unknown fields (typos) by name", () => {
     expect(configError(() => resolvePoolConfig({ maxConnection: 3 } as never)).field).toBe("maxConnection");
+    expect(configError(() => new ConnectionPool(new FakeTransport(), { idleTimeout: 5 } as never)).message).toContain(
+      "idleTimeout: is not an option of ConnectionPool (did you mean idleTimeoutMs?)",
+    );
   });
 
   it("rejects a minimum above the maximum, but lets the tighter of two limits win otherwise", () => {
@@ -78,10 +81,14 @@ describe("generateConnectionKey", () => {
     expect(generateConnectionKey({ host: "web-1", port: 22 })).toBe("@web-1:22");
   });
 
-  it("brackets IPv6 addresses and appends the transport identity", () => {
+  it("brackets IPv6 addresses and appends a digest of the transport identity, never the identity itself", () => {
     expect(generateConnectionKey({ host: "::1", user: "deploy", port: 2222 })).toBe("deploy@[::1]:2222");
-    expect(generateConnectionKey({ host: "db", user: "ops", port: 22 }, "jump=bastion")).toBe("ops@db:22#jump=bastion");
+    expect(generateConnectionKey({ host: "db", user: "ops", port: 22 }, "jump=bastion")).toBe("ops@db:22#cf8b6dac5304");
     expect(generateConnectionKey({ host: "db", user: "ops", port: 22 }, "")).toBe("ops@db:22");
+    const identityFile = generateConnectionKey({ host: "db", user: "ops", port: 22 }, "i=/home/ops/.ssh/id_ed25519");
+    expect(identityFile).toMatch(/^ops@db:22#[0-9a-f]{12}$/);
+    expect(identityFile).not.toContain("/home/ops");
+    expect(generateConnectionKey({ host: "db", user: "ops", port: 22 }, "i=/home/ops/.ssh/id_rsa")).not.toBe(identityFile);
   });
 
   it("is stable: the same target gives the same key", () => {

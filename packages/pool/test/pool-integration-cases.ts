@@ -7,7 +7,7 @@
  * @example
  * const sshd = await startSshd({ maxSessions: 3 });
  * const report = await runPoolConcurrencyCase({
- *   transport: new Ssh2Transport({ knownHosts: sshd.knownHostsPath, ... }),
+ *   transport: new Ssh2Transport({ knownHostsFile: sshd.knownHostsPath, ... }),
  *   target: { host: sshd.host, port: sshd.port, user: sshd.users.plain.name },
  *   config: { maxChannelsPerConnection: 10, maxConnectionsPerKey: 4 },
  * });

@@ -16,8 +16,11 @@ import { PassThrough, type Readable, type Writable } from "node:stream";
 import {
   AbortError,
   ChannelError,
+  ConfigError,
   ConnectError,
   TunnelError,
+  describeOptionValue,
+  rejectUnknownOptions,
   type Connection,
   type ConnectionCapabilities,
   type ConnectOptions,
@@ -194,6 +197,19 @@ function wait(ms: number | undefined, signal: AbortSignal | undefined, target: T
   });
 }
 
+/** Every option name; `satisfies` makes the compiler refuse a list that misses one. */
+const FAKE_TRANSPORT_OPTIONS = Object.keys({
+  name: true,
+  connect: true,
+  spawn: true,
+  ping: true,
+  upload: true,
+  download: true,
+  maxChannels: true,
+  capabilities: true,
+  identity: true,
+} satisfies Record<keyof FakeTransportOptions, true>);
+
 export class FakeTransport implements Transport {
   readonly name: string;
   /** Every call made on the transport and its connections, in order. */
@@ -206,7 +222,15 @@ export class FakeTransport implements Transport {
   #connectAttempts = 0;
   #nextId = 1;
 
+  /** Throws `ConfigError` for an unknown option, before any scripted call. */
   constructor(options: FakeTransportOptions = {}) {
+    rejectUnknownOptions(options, FAKE_TRANSPORT_OPTIONS, "FakeTransport");
+    if (options.maxChannels !== undefined && !(Number.isInteger(options.maxChannels) && options.maxChannels >= 1)) {
+      throw new ConfigError("maxChannels", `must be a positive integer, got ${describeOptionValue(options.maxChannels)}`);
+    }
+    if (options.identity !== undefined && typeof options.identity !== "function") {
+      throw new ConfigError("identity", `must be a function, got ${describeOptionValue(options.identity)}`);
+    }
     this.#options = options;
     this.name = options.name ?? "fake";
     if (options.identity) this.identity = options.identity;

@@ -8,6 +8,7 @@
  * proxy.blackhole();   // the link goes silent: only keepalives can notice
  */
 import { connect, createServer, type Socket } from "node:net";
+import { ConfigError, describeOptionValue, rejectUnknownOptions } from "@tunnel-sh/core";
 
 export interface FaultProxy {
   readonly host: string;
@@ -90,7 +91,17 @@ interface Pair {
 
 /** Start a fault proxy in front of `options.target`. It starts in the `ok` state. */
 export async function startFaultProxy(options: FaultProxyOptions): Promise<FaultProxy> {
+  if (options === undefined) throw new ConfigError("target", "is required: startFaultProxy needs { target: { host, port } }");
+  rejectUnknownOptions(options, ["target"], "startFaultProxy");
   const { target } = options;
+  if (typeof target !== "object" || target === null) {
+    throw new ConfigError("target", `must be { host, port }, got ${describeOptionValue(target)}`);
+  }
+  rejectUnknownOptions(target, ["host", "port"], "startFaultProxy", { path: "target" });
+  if (typeof target.host !== "string" || target.host === "") throw new ConfigError("target.host", "must be a non-empty string");
+  if (!Number.isInteger(target.port) || target.port < 1 || target.port > 65535) {
+    throw new ConfigError("target.port", `must be an integer from 1 to 65535, got ${describeOptionValue(target.port)}`);
+  }
   let mode: Mode = "ok";
   let delayMs = 0;
   const pairs = new Set<Pair>();

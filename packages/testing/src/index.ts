@@ -4,6 +4,8 @@ export { dropbearSupport, startDropbear } from "./dropbear.js";
 export type { Dropbear, DropbearSupport } from "./dropbear.js";
 export { BUSYBOX_PATH, LOGIN_SHELLS, ensureShellAccounts, missingShellPrograms, shellUserName } from "./shell-users.js";
 export type { LoginShell, ShellUser } from "./shell-users.js";
+export { createCertificateAuthority, startSshAgent } from "./certificate-authority.js";
+export type { CertificateAuthority, CertificateKey, SignOptions, SshAgent } from "./certificate-authority.js";
 export { FakeConnection, FakeScriptError, FakeTransport, localFileCopy } from "./fake-transport.js";
 export type {
   ConnectOutcome,
@@ -22,10 +24,12 @@ export { localShellReply } from "./local-shell-reply.js";
 export { RecordedSpan, RecordingTracer } from "./recording-tracer.js";
 export type { RecordedEvent } from "./recording-tracer.js";
 export { describeTransportConformance } from "./transport-conformance.js";
+export { describeAuthenticationConformance } from "./authentication-conformance.js";
+export type { AuthenticationConformanceOptions } from "./authentication-conformance.js";
 export type { ConformanceAssertion, ConformanceContext, TestRunner } from "./transport-conformance.js";
 export { startFaultProxy } from "./fault-proxy.js";
 export type { FaultProxy, FaultProxyOptions } from "./fault-proxy.js";
-export { startTestServer } from "./embedded-server.js";
-export type { ResolvedTestServerUser, TestServer, TestServerFaults, TestServerOptions, TestServerUser } from "./embedded-server.js";
 export * as traceScenarios from "./trace-scenarios.js";
 export type { Scenario as TraceScenario } from "./trace-scenarios.js";
+export { redisServerSupport, startRedisServer } from "./redis-server.js";
+export type { RedisServer, RedisServerSupport } from "./redis-server.js";

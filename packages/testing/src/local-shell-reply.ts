@@ -13,6 +13,7 @@ import { constants } from "node:os";
 import type { Readable } from "node:stream";
 import { ConnectError, type ExitStatus, type PtyOptions, type SpawnRequest } from "@tunnel-sh/core";
 import type { FakeConnection, FakeProcessIo, SpawnHandler, SpawnReplyFunction } from "./fake-transport.js";
+import { childEnvironment } from "./child-environment.js";
 
 // Arguments: command, pty ("1" or ""), TERM, rows, cols. Reports on fd 3: "pid N", then "exit N" or "signal N".
 const SESSION_SCRIPT = String.raw`
@@ -81,7 +82,7 @@ function runLocalShell(io: FakeProcessIo): Promise<ExitStatus> {
   const child = spawn(
     "perl",
     ["-e", SESSION_SCRIPT, "--", io.request.command, pty ? "1" : "", pty?.term ?? "", String(pty?.rows ?? 0), String(pty?.cols ?? 0)],
-    { stdio: ["pipe", "pipe", "pipe", "pipe"] },
+    { stdio: ["pipe", "pipe", "pipe", "pipe"], env: childEnvironment() },
   );
   installExitHook();
   return new Promise<ExitStatus>((resolve, reject) => {

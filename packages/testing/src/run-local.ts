@@ -1,4 +1,5 @@
 import { spawn } from "node:child_process";
+import { childEnvironment } from "./child-environment.js";
 
 export interface LocalResult {
   readonly code: number | null;
@@ -17,7 +18,7 @@ export function runLocal(
   options: { readonly input?: string; readonly timeoutMs?: number; readonly env?: NodeJS.ProcessEnv } = {},
 ): Promise<LocalResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(file, args, { stdio: ["pipe", "pipe", "pipe"], env: options.env ?? process.env });
+    const child = spawn(file, args, { stdio: ["pipe", "pipe", "pipe"], env: options.env ?? childEnvironment() });
     const stdout: Buffer[] = [];
     const stderr: Buffer[] = [];
     child.stdout.on("data", (chunk: Buffer) => stdout.push(chunk));

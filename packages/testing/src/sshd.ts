@@ -11,6 +11,7 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import { ConfigError, describeOptionValue, rejectUnknownOptions } from "@tunnel-sh/core";
 import {
   descendants,
   isAlive,
@@ -20,8 +21,10 @@ import {
   uidOf,
   type ProcessEntry,
 } from "./process-table.js";
+import type { CertificateAuthority } from "./certificate-authority.js";
 import { runLocal } from "./run-local.js";
 import { ensureTestAccounts } from "./test-users.js";
+import { childEnvironment } from "./child-environment.js";
 
 const SSHD_PATH = "/usr/sbin/sshd";
 const READY_DEADLINE_MS = 10_000;
@@ -49,6 +52,15 @@ export interface StartSshdOptions {
    * `PermitTTY no` and no SFTP subsystem. Overrides `maxSessions` and `sftp`.
    */
   readonly lockedDown?: boolean;
+  /**
+   * Sign the host key with this CA and present the certificate (sshd's `HostCertificate`). `principals` default to
+   * `["127.0.0.1"]`, `validity` to `"-5m:+1h"` (ssh-keygen `-V` syntax).
+   */
+  readonly hostCertificate?: {
+    readonly authority: CertificateAuthority;
+    readonly principals?: readonly string[];
+    readonly validity?: string;
+  };
 }
 
 export interface Sshd {
@@ -145,8 +157,36 @@ export async function remoteProcesses(user: string): Promise<Array<{ pid: number
     .map(({ pid, ppid, args }) => ({ pid, ppid, args }));
 }
 
+const SSHD_OPTIONS = Object.keys({ maxSessions: true, usePam: true, extraConfig: true, hostCertificate: true, sftp: true, lockedDown: true } satisfies Record<keyof StartSshdOptions, true>);
+
+/** Throws `ConfigError` for an unknown option or a wrong value, before anything is created. */
+function validateSshdOptions(options: StartSshdOptions): void {
+  rejectUnknownOptions(options, SSHD_OPTIONS, "startSshd");
+  const values = options as Record<string, unknown>;
+  if (options.maxSessions !== undefined && !(Number.isInteger(options.maxSessions) && options.maxSessions >= 1)) {
+    throw new ConfigError("maxSessions", `must be a positive integer, got ${describeOptionValue(values.maxSessions)}`);
+  }
+  if (options.usePam !== undefined && typeof options.usePam !== "boolean") {
+    throw new ConfigError("usePam", `must be true or false, got ${describeOptionValue(values.usePam)}`);
+  }
+  for (const flag of ["sftp", "lockedDown"] as const) {
+    if (options[flag] !== undefined && typeof options[flag] !== "boolean") {
+      throw new ConfigError(flag, `must be true or false, got ${describeOptionValue(values[flag])}`);
+    }
+  }
+  const certificate = values.hostCertificate as { authority?: { signHostKey?: unknown } } | undefined;
+  if (certificate !== undefined && (typeof certificate !== "object" || certificate === null || typeof certificate.authority?.signHostKey !== "function")) {
+    throw new ConfigError("hostCertificate", "must be { authority } with a CA from createCertificateAuthority()");
+  }
+  const extra: unknown = options.extraConfig;
+  if (extra !== undefined && (!Array.isArray(extra) || extra.some((line) => typeof line !== "string" || /[\r\n]/.test(line)))) {
+    throw new ConfigError("extraConfig", "must be a list of sshd_config lines (strings without line breaks)");
+  }
+}
+
 /** Start a throwaway sshd. Rejects (with the log's tail) when it does not answer with its host key in time. */
 export async function startSshd(options: StartSshdOptions = {}): Promise<Sshd> {
+  validateSshdOptions(options);
   const support = sshdSupport();
   if (!support.available) throw new Error(`cannot start sshd: ${support.reason}`);
   const accounts = await ensureTestAccounts();
@@ -159,7 +199,12 @@ export async function startSshd(options: StartSshdOptions = {}): Promise<Sshd> {
     const keygen = await runLocal("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "tunnel-testing-host", "-f", keyPath]);
     if (keygen.code !== 0) throw new Error(`ssh-keygen failed: ${keygen.stderr.trim()}`);
     const hostPublicKey = (await readFile(`${keyPath}.pub`, "utf8")).trim().split(" ").slice(0, 2).join(" ");
-    const extraLines = await compatibilityLines();
+    const extraLines = [...(await compatibilityLines())];
+    if (options.hostCertificate) {
+      const { authority, principals = ["127.0.0.1"], validity = "-5m:+1h" } = options.hostCertificate;
+      const certificate = await authority.signHostKey(`${keyPath}.pub`, { identity: "tunnel-testing-host", principals, validity });
+      extraLines.push(`HostCertificate ${certificate}`);
+    }
     // A port picked now may be taken before sshd binds it; then try another one.
     let lastError: unknown;
     for (let attempt = 0; attempt < 5; attempt++) {
@@ -335,7 +380,7 @@ class SshdInstance implements Sshd {
     const stderrFd = openSync(stderrPath, "a");
     let child: ChildProcess;
     try {
-      child = spawn(SSHD_PATH, ["-D", "-f", config, "-E", this.logPath], { stdio: ["ignore", "ignore", stderrFd] });
+      child = spawn(SSHD_PATH, ["-D", "-f", config, "-E", this.logPath], { stdio: ["ignore", "ignore", stderrFd], env: childEnvironment() });
     } finally {
       closeSync(stderrFd);
     }

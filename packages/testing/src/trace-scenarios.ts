@@ -21,7 +21,11 @@ export const KEY = "deploy@web-1:22";
 /** One pool acquire (with a fresh connect when `connect` is set), nested under `parent`. */
 export function acquire(scenario: Scenario, parent: Span, options: { connect: boolean; fail?: unknown }): void {
   const { tracer, advance } = scenario;
-  const span = tracer.startSpan("tunnel.pool.acquire", { "tunnel.connection.key": KEY }, parent);
+  const span = tracer.startSpan(
+    "tunnel.pool.acquire",
+    { "tunnel.connection.key": KEY, "tunnel.pool.queue_position": 0, "tunnel.transport": "ssh2" },
+    parent,
+  );
   if (options.connect) {
     const connect = tracer.startSpan(
       "tunnel.connect",
@@ -30,11 +34,17 @@ export function acquire(scenario: Scenario, parent: Span, options: { connect: bo
     );
     advance(4);
     if (options.fail !== undefined) connect.recordError(options.fail);
+    else connect.addEvent("tunnel.hop.ready", { "server.address": "web-1", "server.port": 22, "tunnel.hop.index": 0, "tunnel.hop.jump": false });
     connect.end();
   }
   advance(1);
-  if (options.fail !== undefined) span.recordError(options.fail);
-  else span.setAttributes({ "tunnel.pool.wait_ms": options.connect ? 5 : 0, "tunnel.pool.connected": options.connect });
+  if (options.fail !== undefined) {
+    span.addEvent("tunnel.pool.connect_failed");
+    span.setAttributes({ "tunnel.pool.wait_time": 0.005, "tunnel.pool.connected": true });
+    span.recordError(options.fail);
+  } else {
+    span.setAttributes({ "tunnel.pool.wait_time": options.connect ? 0.005 : 0, "tunnel.pool.connected": options.connect, "tunnel.pool.connection_id": 1 });
+  }
   span.end();
 }
 
@@ -50,7 +60,7 @@ export function command(scenario: Scenario, options: { cmd: string; sudoPassword
         "tunnel.connection.key": KEY,
         "tunnel.command.text": options.cmd,
         "tunnel.command.sudo": options.sudoPassword !== undefined,
-        "tunnel.command.timeout_ms": 30_000,
+        "tunnel.command.timeout": 30,
         "tunnel.command.working_dir": "/srv/app",
         "tunnel.command.env_count": 1,
       }),
@@ -64,8 +74,6 @@ export function command(scenario: Scenario, options: { cmd: string; sudoPassword
   span.addEvent("tunnel.command.completed", { "process.exit.code": 0 });
   span.setAttributes({
     "process.exit.code": 0,
-    "tunnel.duration_ms": 12,
-    "tunnel.success": true,
     "tunnel.attempts": 1,
     "tunnel.output.truncated": false,
   });
@@ -79,7 +87,7 @@ export function script(scenario: Scenario): void {
     ...TARGET,
     "tunnel.connection.key": KEY,
     "tunnel.command.sudo": false,
-    "tunnel.command.timeout_ms": 60_000,
+    "tunnel.command.timeout": 60,
     "tunnel.command.env_count": 0,
     "tunnel.script.interpreter": "/bin/bash",
     "tunnel.script.args_count": 2,
@@ -90,8 +98,6 @@ export function script(scenario: Scenario): void {
   span.addEvent("tunnel.command.completed", { "process.exit.code": 0 });
   span.setAttributes({
     "process.exit.code": 0,
-    "tunnel.duration_ms": 21,
-    "tunnel.success": true,
     "tunnel.attempts": 1,
     "tunnel.output.truncated": false,
   });
@@ -104,20 +110,20 @@ export function transfer(scenario: Scenario): void {
   const span = tracer.startSpan("tunnel.transfer", {
     ...TARGET,
     "tunnel.connection.key": KEY,
-    "tunnel.transfer.source": "./dist/app.tar.gz",
-    "tunnel.transfer.destination": "/srv/app/app.tar.gz",
+    "tunnel.transfer.local_path": "./dist/app.tar.gz",
+    "tunnel.transfer.remote_path": "/srv/app/app.tar.gz",
     "tunnel.transfer.direction": "upload",
     "tunnel.transfer.verify": "sha256",
+    "tunnel.transfer.recursive": false,
   });
   acquire(scenario, span, { connect: false });
   advance(1499);
   span.setAttributes({
     "tunnel.transfer.bytes": 3 * 1024 * 1024,
     "tunnel.transfer.files": 1,
+    "tunnel.transfer.skipped": 0,
     "tunnel.transfer.rate": 2 * 1024 * 1024,
     "tunnel.transfer.verified": true,
-    "tunnel.duration_ms": 1500,
-    "tunnel.success": true,
     "tunnel.attempts": 1,
   });
   span.end();
@@ -131,31 +137,32 @@ export function retriedCommand(scenario: Scenario): void {
     "tunnel.connection.key": KEY,
     "tunnel.command.text": "uptime",
     "tunnel.command.sudo": false,
-    "tunnel.command.timeout_ms": 30_000,
+    "tunnel.command.timeout": 30,
     "tunnel.command.env_count": 0,
   });
   const refused = new ConnectError("connect ECONNREFUSED 10.0.0.5:22", { target: { host: "web-1", port: 22, user: "deploy" } });
   acquire(scenario, span, { connect: true, fail: refused });
-  span.addEvent("tunnel.retry", { "tunnel.attempt": 2, "tunnel.retry.delay_ms": 200, "error.type": "CONNECT" });
+  span.addEvent("tunnel.retry", { "tunnel.attempt": 2, "tunnel.retry.delay": 0.2, "error.type": "CONNECT" });
   advance(200);
   acquire(scenario, span, { connect: true });
   advance(2);
   span.addEvent("tunnel.command.completed", { "process.exit.code": 0 });
   span.setAttributes({
     "process.exit.code": 0,
-    "tunnel.duration_ms": 212,
-    "tunnel.success": true,
     "tunnel.attempts": 2,
     "tunnel.output.truncated": false,
   });
   span.end();
 }
 
-/** `runCommand({ cmd: "systemctl restart nginx" })` whose connect fails with `error`, a non-retryable error: the operation fails. */
+/**
+ * `runCommand({ cmd: "systemctl restart nginx" })` whose connect fails with `error`, a non-retryable error: the
+ * operation fails. With `openBreaker`, the failure opens the host's circuit breaker, reported on a span of its own.
+ */
 export function failedCommand(
   scenario: Scenario,
   error: unknown,
-  options: { sudoPassword?: string; redactor?: Redactor } = {},
+  options: { sudoPassword?: string; redactor?: Redactor; openBreaker?: boolean } = {},
 ): void {
   const { tracer } = scenario;
   const operation = (options.redactor ?? new Redactor()).child(options.sudoPassword ? [options.sudoPassword] : []);
@@ -172,8 +179,18 @@ export function failedCommand(
     operation,
   );
   acquire(scenario, span, { connect: true, fail: error });
-  span.addEvent("tunnel.breaker.state", { "tunnel.breaker.state": "open", "tunnel.connection.key": KEY });
-  span.setAttributes({ "tunnel.success": false, "tunnel.attempts": 1, "tunnel.duration_ms": 5 });
+  if (options.openBreaker === true) {
+    // The executor reports a breaker change on a short span of its own, not on the operation's.
+    const breaker = tracer.startSpan("tunnel.breaker", { "tunnel.connection.key": KEY });
+    breaker.addEvent("tunnel.breaker.state", {
+      "tunnel.breaker.state": "open",
+      "tunnel.breaker.previous_state": "closed",
+      "tunnel.breaker.failures": 1,
+      "tunnel.connection.key": KEY,
+    });
+    breaker.end();
+  }
+  span.setAttributes({ "tunnel.attempts": 1 });
   span.recordError(error);
   span.end();
 }
@@ -184,6 +201,7 @@ export function nonZeroCommand(scenario: Scenario): void {
   const span = tracer.startSpan("tunnel.command", { ...TARGET, "tunnel.connection.key": KEY, "tunnel.command.text": "false" });
   acquire(scenario, span, { connect: false });
   advance(2);
-  span.setAttributes({ "process.exit.code": 1, "tunnel.success": false, "tunnel.attempts": 1 });
+  span.addEvent("tunnel.command.completed", { "process.exit.code": 1 });
+  span.setAttributes({ "process.exit.code": 1, "tunnel.attempts": 1, "tunnel.output.truncated": false });
   span.end();
 }

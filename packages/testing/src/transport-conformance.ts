@@ -8,7 +8,7 @@
  * describeTransportConformance("ssh2 against sshd", async () => {
  *   const sshd = await startSshd();
  *   return {
- *     transport: new Ssh2Transport({ privateKey: sshd.clientKeyPath, knownHosts: [sshd.knownHostsPath] }),
+ *     transport: new Ssh2Transport({ identityFile: sshd.clientKeyPath, knownHostsFile: [sshd.knownHostsPath] }),
  *     target: { host: sshd.host, port: sshd.port, user: sshd.users.plain.name },
  *     teardown: () => sshd.stop(),
  *   };

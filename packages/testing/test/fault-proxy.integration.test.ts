@@ -33,12 +33,12 @@ describe("a fault proxy in front of a real sshd", () => {
     proxy.ok();
     const session = through("echo started; sleep 30; echo finished", ["-o", "ServerAliveInterval=1", "-o", "ServerAliveCountMax=2"]);
     await session.waitFor("started");
-    const cut = Date.now();
     proxy.blackhole();
     const result = await session.done;
+    // Ended by the client's keepalive (its message), not by the command finishing behind the black hole.
     expect(result.code).toBe(255);
     expect(result.stderr).toContain("not responding");
-    expect(Date.now() - cut).toBeLessThan(10_000);
+    expect(result.stdout).not.toContain("finished");
     proxy.ok();
   }, 30_000);
 

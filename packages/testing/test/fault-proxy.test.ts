@@ -1,5 +1,5 @@
 import { connect, createServer, type Server, type Socket } from "node:net";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { startFaultProxy, type FaultProxy } from "@tunnel-sh/testing";
 
 /** A local echo server that counts the connections it accepted. */
@@ -33,7 +33,7 @@ afterEach(async () => {
 interface Client {
   readonly socket: Socket;
   received(): string;
-  /** Resolves once `text` has been received (rejects after `ms`). */
+  /** Resolves once `text` has been received, on the data event that brings it (rejects after `ms`, a hang guard). */
   waitFor(text: string, ms?: number): Promise<void>;
   readonly events: string[];
 }
@@ -51,17 +51,31 @@ async function client(port: number): Promise<Client> {
     socket,
     events,
     received: () => text,
-    waitFor: async (wanted, ms = 5_000) => {
-      const deadline = Date.now() + ms;
-      while (!text.includes(wanted)) {
-        if (Date.now() > deadline) throw new Error(`did not receive ${wanted}; got ${JSON.stringify(text)}`);
-        await new Promise((resolve) => setTimeout(resolve, 10));
-      }
-    },
+    waitFor: (wanted, ms = 20_000) =>
+      new Promise<void>((resolve, reject) => {
+        if (text.includes(wanted)) return resolve();
+        const onData = () => {
+          if (!text.includes(wanted)) return;
+          clearTimeout(guard);
+          socket.off("data", onData);
+          resolve();
+        };
+        const guard = setTimeout(() => {
+          socket.off("data", onData);
+          reject(new Error(`did not receive ${wanted}; got ${JSON.stringify(text)}`));
+        }, ms);
+        socket.on("data", onData);
+      }),
   };
 }
 
+/** For checks that nothing happens: a pause long enough for anything wrongly forwarded to show up. */
 const settle = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Resolves once `check` holds, however long that takes (the test's timeout is the only bound). */
+async function until(check: () => boolean): Promise<void> {
+  while (!check()) await new Promise((resolve) => setTimeout(resolve, 10));
+}
 
 describe("startFaultProxy", () => {
   it("forwards both ways and counts live connections", async () => {
@@ -71,11 +85,11 @@ describe("startFaultProxy", () => {
     const two = await client(proxy.port);
     one.socket.write("ping");
     await one.waitFor("ping");
-    await settle(20);
-    expect(proxy.connections).toBe(2);
+    await until(() => proxy.connections === 2);
     two.socket.destroy();
-    await settle(50);
+    await until(() => proxy.connections === 1);
     expect(proxy.connections).toBe(1);
+    expect(one.received()).toBe("ping");
   });
 
   it("holds bytes while paused and delivers them in order on resume", async () => {
@@ -90,19 +104,25 @@ describe("startFaultProxy", () => {
     await one.waitFor("ab");
   });
 
-  it("delays every chunk both ways", async () => {
+  it("delays every chunk both ways; delay(0) forwards without a timer again", async () => {
     proxy = await startFaultProxy({ target: { host: "127.0.0.1", port: echoPort } });
     const one = await client(proxy.port);
     proxy.delay(150);
-    const started = Date.now();
+    const started = performance.now();
     one.socket.write("slow");
     await one.waitFor("slow");
-    expect(Date.now() - started).toBeGreaterThanOrEqual(280);
+    // Held once on the way up and once on the way down (a lower bound: a busy machine only adds to it).
+    expect(performance.now() - started).toBeGreaterThanOrEqual(280);
     proxy.delay(0);
-    const fast = Date.now();
-    one.socket.write("fast");
-    await one.waitFor("fast");
-    expect(Date.now() - fast).toBeLessThan(150);
+    // With timers frozen, only a chunk forwarded at once, both ways, can arrive.
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout"] });
+    try {
+      one.socket.write("fast");
+      await one.waitFor("fast");
+    } finally {
+      vi.useRealTimers();
+    }
+    expect(one.received()).toBe("slowfast");
   });
 
   it("black-holes bytes without closing, and never forwards new connections", async () => {
@@ -115,6 +135,7 @@ describe("startFaultProxy", () => {
     one.socket.write("lost");
     const late = await client(proxy.port);
     late.socket.write("hello?");
+    await until(() => proxy.connections === 2);
     await settle(300);
     expect(one.received()).toBe("before");
     expect(late.received()).toBe("");
@@ -131,7 +152,7 @@ describe("startFaultProxy", () => {
     proxy = await startFaultProxy({ target: { host: "127.0.0.1", port: echoPort } });
     const one = await client(proxy.port);
     proxy.reset();
-    await settle(100);
+    await until(() => one.events.includes("close"));
     expect(one.events).toContain("error:ECONNRESET");
   });
 
@@ -139,7 +160,7 @@ describe("startFaultProxy", () => {
     proxy = await startFaultProxy({ target: { host: "127.0.0.1", port: echoPort } });
     const one = await client(proxy.port);
     proxy.fin();
-    await settle(100);
+    await until(() => one.events.length > 0);
     expect(one.events[0]).toBe("end");
     expect(one.events.some((event) => event.startsWith("error"))).toBe(false);
   });
@@ -150,8 +171,8 @@ describe("startFaultProxy", () => {
     proxy.blackhole();
     await proxy.close();
     await proxy.close();
-    await settle(50);
-    expect(one.events).toContain("close");
+    await until(() => one.events.includes("close"));
+    expect(one.events.filter((event) => event === "close")).toHaveLength(1);
     const refused = await new Promise<string>((resolve) => {
       const socket = connect(proxy.port, "127.0.0.1");
       socket.on("connect", () => resolve("connected"));

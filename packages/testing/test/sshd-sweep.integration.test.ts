@@ -24,14 +24,14 @@ it("cleans up instances whose owner process is gone, and only those", async () =
   await writeFile(join(owned, "owner"), `${process.pid}\n`);
   // Stands in for the stale instance's listener: its command line names the instance's config like sshd's does.
   const listener = spawn("perl", ["-e", "sleep 60", "--", "-f", join(stale, "sshd_config")], { stdio: "ignore" });
-  const running = Date.now() + 5_000;
+  const running = Date.now() + 20_000;
   while (!readFileSync(`/proc/${listener.pid}/cmdline`, "utf8").includes("sshd_config") && Date.now() < running) {
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
   const sshd = await startSshd();
   try {
     expect(existsSync(stale)).toBe(false);
-    const deadline = Date.now() + 5_000;
+    const deadline = Date.now() + 20_000;
     while (alive(listener.pid ?? 0) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
     expect(alive(listener.pid ?? 0)).toBe(false);
     expect(existsSync(owned)).toBe(true);

@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { Redactor, spanRedactor, unwrapSpan } from "@tunnel-sh/core";
+import { ConfigError, Redactor, describeOptionValue, rejectUnknownOptions, spanRedactor, unwrapSpan } from "@tunnel-sh/core";
 import type { Attributes, AttributeValue, Span, Tracer } from "@tunnel-sh/core";
 import { formatJsonLine, formatPretty } from "./format.js";
 import type { FinishedSpan } from "./format.js";
@@ -45,6 +45,11 @@ export interface ConsoleTracerOptions {
    * but still private.
    */
   readonly recordCommand?: boolean;
+  /**
+   * Print `tunnel.transfer.local_path` (the local file of a transfer, redacted). Default `false`: no local file
+   * path is written unless asked; the remote path is always printed.
+   */
+  readonly recordLocalPaths?: boolean;
   /** Milliseconds since the epoch, fractional allowed. Default: `performance.timeOrigin + performance.now()`. */
   readonly clock?: () => number;
   /** Random bytes as lowercase hex, for trace and span ids. Default: `node:crypto` `randomBytes`. */
@@ -52,6 +57,47 @@ export interface ConsoleTracerOptions {
 }
 
 const LEVELS: Record<ConsoleLevel, number> = { debug: 0, info: 1, error: 2 };
+
+/** Every option name; `satisfies` makes the compiler refuse a list that misses one. */
+const OPTIONS = Object.keys({
+  stream: true,
+  format: true,
+  level: true,
+  colors: true,
+  redactor: true,
+  recordCommand: true,
+  recordLocalPaths: true,
+  clock: true,
+  randomHex: true,
+} satisfies Record<keyof ConsoleTracerOptions, true>);
+
+function validateOptions(options: ConsoleTracerOptions): void {
+  if (options === undefined) throw new ConfigError("stream", "is required: ConsoleTracer needs { stream }");
+  rejectUnknownOptions(options, OPTIONS, "ConsoleTracer");
+  const values = options as unknown as Record<string, unknown>;
+  if (typeof (options.stream as { write?: unknown } | undefined)?.write !== "function") {
+    throw new ConfigError("stream", `must have a write() method, got ${describeOptionValue(values.stream)}`);
+  }
+  if (options.format !== undefined && options.format !== "pretty" && options.format !== "json") {
+    throw new ConfigError("format", `must be "pretty" or "json", got ${describeOptionValue(values.format)}`);
+  }
+  if (options.level !== undefined && !Object.hasOwn(LEVELS, options.level)) {
+    throw new ConfigError("level", `must be "debug", "info" or "error", got ${describeOptionValue(values.level)}`);
+  }
+  for (const field of ["colors", "recordCommand", "recordLocalPaths"] as const) {
+    if (options[field] !== undefined && typeof options[field] !== "boolean") {
+      throw new ConfigError(field, `must be true or false, got ${describeOptionValue(values[field])}`);
+    }
+  }
+  for (const field of ["clock", "randomHex"] as const) {
+    if (options[field] !== undefined && typeof options[field] !== "function") {
+      throw new ConfigError(field, `must be a function, got ${describeOptionValue(values[field])}`);
+    }
+  }
+  if (options.redactor !== undefined && typeof (options.redactor as { redact?: unknown }).redact !== "function") {
+    throw new ConfigError("redactor", `must be a Redactor, got ${describeOptionValue(values.redactor)}`);
+  }
+}
 /** Bounds memory for spans that stay open long or log in a loop. */
 const MAX_EVENTS = 128;
 const MAX_BUFFERED_CHILDREN = 64;
@@ -72,17 +118,21 @@ export class ConsoleTracer implements Tracer {
   readonly #colors: boolean;
   readonly #redactor: Redactor;
   readonly #recordCommand: boolean;
+  readonly #recordLocalPaths: boolean;
   readonly #clock: () => number;
   readonly #randomHex: (bytes: number) => string;
   readonly #spans = new WeakMap<Span, ConsoleSpan>();
 
+  /** Throws `ConfigError` for an unknown option or a value of the wrong kind. */
   constructor(options: ConsoleTracerOptions) {
+    validateOptions(options);
     this.#stream = options.stream;
     this.#format = options.format ?? "pretty";
     this.#level = LEVELS[options.level ?? "info"] ?? LEVELS.info;
     this.#colors = this.#format === "pretty" && (options.colors ?? options.stream.isTTY === true);
     this.#redactor = options.redactor ?? new Redactor();
     this.#recordCommand = options.recordCommand ?? true;
+    this.#recordLocalPaths = options.recordLocalPaths ?? false;
     this.#clock = options.clock ?? (() => performance.timeOrigin + performance.now());
     this.#randomHex = options.randomHex ?? ((bytes) => randomBytes(bytes).toString("hex"));
   }
@@ -112,6 +162,7 @@ export class ConsoleTracer implements Tracer {
   clean(redactor: Redactor, attributes: Attributes | undefined): Record<string, AttributeValue> {
     const redacted = redactor.redactAttributes(attributes);
     if (!this.#recordCommand) delete redacted["tunnel.command.text"];
+    if (!this.#recordLocalPaths) delete redacted["tunnel.transfer.local_path"];
     return redacted;
   }
 

@@ -155,10 +155,11 @@ function describe(name: string, attributes: Readonly<Record<string, AttributeVal
     }
     case "tunnel.transfer": {
       const direction = text("tunnel.transfer.direction");
-      const source = text("tunnel.transfer.source");
-      const destination = text("tunnel.transfer.destination");
+      const local = text("tunnel.transfer.local_path");
+      const remote = text("tunnel.transfer.remote_path");
       if (direction) parts.push(direction);
-      if (source || destination) parts.push(`${source ?? "?"} → ${destination ?? "?"}`);
+      if (local && remote) parts.push(direction === "download" ? `${remote} → ${local}` : `${local} → ${remote}`);
+      else if (remote) parts.push(remote);
       const size = number("tunnel.transfer.bytes");
       if (size !== undefined) parts.push(bytes(size));
       const files = number("tunnel.transfer.files");
@@ -170,8 +171,8 @@ function describe(name: string, attributes: Readonly<Record<string, AttributeVal
       break;
     }
     case "tunnel.pool.acquire": {
-      const wait = number("tunnel.pool.wait_ms");
-      if (wait !== undefined) parts.push(`waited ${duration(wait)}`);
+      const wait = number("tunnel.pool.wait_time");
+      if (wait !== undefined) parts.push(`waited ${duration(wait * 1000)}`);
       if (attributes["tunnel.pool.connected"] === true) parts.push("new connection");
       else if (attributes["tunnel.pool.connected"] === false) parts.push("reused connection");
       break;
@@ -201,11 +202,11 @@ function describeEvent(name: string, attributes: Readonly<Record<string, Attribu
   switch (name) {
     case "tunnel.retry": {
       const attempt = attributes["tunnel.attempt"];
-      const delay = attributes["tunnel.retry.delay_ms"];
+      const delay = attributes["tunnel.retry.delay"];
       const type = attributes["error.type"];
       let text = "retry";
       if (attempt !== undefined) text += `  attempt ${String(attempt)}`;
-      if (typeof delay === "number") text += ` in ${duration(delay)}`;
+      if (typeof delay === "number") text += ` in ${duration(delay * 1000)}`;
       if (type !== undefined) text += `  after ${String(type)}`;
       return text;
     }
@@ -216,6 +217,20 @@ function describeEvent(name: string, attributes: Readonly<Record<string, Attribu
     }
     case "tunnel.sudo.prompt_answered":
       return "sudo prompt answered";
+    case "tunnel.sudo.released":
+      return "sudo let the command through";
+    case "tunnel.hop.ready": {
+      const address = attributes["server.address"];
+      const port = attributes["server.port"];
+      const where = address === undefined ? "" : `  ${String(address)}${port === undefined ? "" : `:${String(port)}`}`;
+      return `${attributes["tunnel.hop.jump"] === true ? "jump host" : "host"} ready${where}`;
+    }
+    case "tunnel.command.completed": {
+      const signal = attributes["tunnel.exit.signal"];
+      const code = attributes["process.exit.code"];
+      if (typeof signal === "string" && signal !== "") return `completed  signal ${signal}`;
+      return code === undefined ? "completed" : `completed  exit ${String(code)}`;
+    }
     default: {
       const pairs = Object.entries(attributes).map(([key, value]) => `${key}=${Array.isArray(value) ? value.join(",") : String(value)}`);
       return [name.replace(/^tunnel\./, ""), ...pairs].join("  ");

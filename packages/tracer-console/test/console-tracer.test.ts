@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { AuthenticationError, ConnectError, Redactor, RetriesExhaustedError } from "@tunnel-sh/core";
 import { describe, expect, it } from "vitest";
 import { ConsoleTracer } from "../src/index.js";
@@ -32,7 +33,7 @@ describe("ConsoleTracer pretty format", () => {
       [
         "✓ deploy@web-1:22  command  sudo systemctl status nginx  exit 0  11 ms  1 attempt",
         "    +8 ms  sudo prompt answered",
-        "    +11 ms  command.completed  process.exit.code=0",
+        "    +11 ms  completed  exit 0",
         "",
       ].join("\n"),
     );
@@ -44,10 +45,14 @@ describe("ConsoleTracer pretty format", () => {
     expect(output().split("\n")[0]).toBe("✓ deploy@web-1:22  script  /bin/bash  2 args  2.0 KiB  exit 0  21 ms  1 attempt");
   });
 
-  it("describes transfers by direction, paths, size, rate and verification", () => {
+  it("describes transfers by direction, remote path, size, rate and verification; the local path only when asked", () => {
     const { scenario, output } = setup();
     transfer(scenario);
-    expect(output()).toBe(
+    expect(output()).toBe("✓ deploy@web-1:22  transfer  upload  /srv/app/app.tar.gz  3.0 MiB  2.0 MiB/s  sha256 verified  1.5 s  1 attempt\n");
+
+    const local = setup({ recordLocalPaths: true });
+    transfer(local.scenario);
+    expect(local.output()).toBe(
       "✓ deploy@web-1:22  transfer  upload  ./dist/app.tar.gz → /srv/app/app.tar.gz  3.0 MiB  2.0 MiB/s  sha256 verified  1.5 s  1 attempt\n",
     );
   });
@@ -59,7 +64,7 @@ describe("ConsoleTracer pretty format", () => {
       [
         "✓ deploy@web-1:22  command  uptime  exit 0  212 ms  2 attempts",
         "    +5 ms  retry  attempt 2 in 200 ms  after CONNECT",
-        "    +212 ms  command.completed  process.exit.code=0",
+        "    +212 ms  completed  exit 0",
         "",
       ].join("\n"),
     );
@@ -71,7 +76,6 @@ describe("ConsoleTracer pretty format", () => {
     expect(output()).toBe(
       [
         "✗ deploy@web-1:22  command  systemctl restart nginx  AUTHENTICATION  5 ms  1 attempt",
-        "    +5 ms  circuit breaker open  deploy@web-1:22",
         "    ✗ AUTHENTICATION  all configured authentication methods failed",
         "",
       ].join("\n"),
@@ -81,7 +85,7 @@ describe("ConsoleTracer pretty format", () => {
   it("marks a non-zero exit as failed without an error", () => {
     const { scenario, output } = setup();
     nonZeroCommand(scenario);
-    expect(output()).toBe("✗ deploy@web-1:22  command  false  exit 1  3 ms  1 attempt\n");
+    expect(output()).toBe("✗ deploy@web-1:22  command  false  exit 1  3 ms  1 attempt\n    +3 ms  completed  exit 1\n");
   });
 
   it("shows child spans (pool acquire, connect) only at debug level, after their operation, as a tree", () => {
@@ -94,12 +98,14 @@ describe("ConsoleTracer pretty format", () => {
     const lines = debug.output().trimEnd().split("\n");
     expect(lines[0]).toMatch(/^✓ deploy@web-1:22  command  uptime/);
     expect(lines.slice(3)).toEqual([
-      "  ✗ deploy@web-1:22  pool.acquire  CONNECT  5 ms",
+      "  ✗ deploy@web-1:22  pool.acquire  waited 5 ms  new connection  CONNECT  5 ms",
+      "      +5 ms  pool.connect_failed",
       "      ✗ CONNECT  connect ECONNREFUSED 10.0.0.5:22",
       "    ✗ deploy@web-1:22  connect  via ssh2  CONNECT  4 ms",
       "        ✗ CONNECT  connect ECONNREFUSED 10.0.0.5:22",
       "  ✓ deploy@web-1:22  pool.acquire  waited 5 ms  new connection  5 ms",
       "    ✓ deploy@web-1:22  connect  via ssh2  4 ms",
+      "        +4 ms  host ready  web-1:22",
     ]);
   });
 
@@ -154,6 +160,28 @@ describe("ConsoleTracer pretty format", () => {
   });
 });
 
+describe("ConsoleTracer README", () => {
+  it("shows pretty output exactly as the tracer prints it", () => {
+    const readme = readFileSync(new URL("../README.md", import.meta.url), "utf8");
+    const sample = /Pretty \(`format: "pretty"`, the default\):\n\n```\n([\s\S]*?)```/.exec(readme)?.[1];
+    const { scenario, output } = setup();
+    command(scenario, { cmd: "systemctl status nginx", sudoPassword: "correct horse" });
+    retriedCommand(scenario);
+    transfer(scenario);
+    failedCommand(scenario, new AuthenticationError("all configured authentication methods failed"));
+    expect(sample).toBe(output());
+  });
+
+  it("shows a JSON line as the tracer writes it, ids and times aside", () => {
+    const readme = readFileSync(new URL("../README.md", import.meta.url), "utf8");
+    const sample = /```json\n(.*)\n```/.exec(readme)?.[1];
+    const { scenario, jsonLines } = setup({ format: "json" });
+    command(scenario, { cmd: "systemctl status nginx" });
+    const withoutIds = ({ traceId: _trace, spanId: _span, ...rest }: Record<string, unknown>) => rest;
+    expect(withoutIds(JSON.parse(sample ?? "{}") as Record<string, unknown>)).toEqual(withoutIds(jsonLines()[0]!));
+  });
+});
+
 describe("ConsoleTracer json format", () => {
   it("writes one parseable object per finished span with ids, times, attributes and events", () => {
     const { scenario, jsonLines } = setup({ format: "json", level: "debug" });
@@ -175,7 +203,6 @@ describe("ConsoleTracer json format", () => {
         "tunnel.command.text": "systemctl status nginx",
         "process.exit.code": 0,
         "tunnel.attempts": 1,
-        "tunnel.success": true,
       },
       events: [{ name: "tunnel.command.completed", time: new Date(T0 + 11).toISOString(), attributes: { "process.exit.code": 0 } }],
     });
@@ -184,7 +211,8 @@ describe("ConsoleTracer json format", () => {
     expect(acquire["parentSpanId"]).toBe(root["spanId"]);
     expect(connect["parentSpanId"]).toBe(acquire["spanId"]);
     expect(new Set(lines.map((line) => line["traceId"]))).toEqual(new Set([root["traceId"]]));
-    expect(acquire).toMatchObject({ level: "debug", attributes: { "tunnel.pool.connected": true, "tunnel.pool.wait_ms": 5 } });
+    expect(acquire).toMatchObject({ level: "debug", attributes: { "tunnel.pool.connected": true, "tunnel.pool.wait_time": 0.005 } });
+    expect(root["attributes"]).not.toHaveProperty("tunnel.success");
     expect(root).not.toHaveProperty("error");
   });
 
@@ -198,13 +226,20 @@ describe("ConsoleTracer json format", () => {
   it("gives a failed span error status, level and an error with code and message", () => {
     const { scenario, jsonLines } = setup({ format: "json" });
     const error = new RetriesExhaustedError([new ConnectError("refused"), new ConnectError("refused again")]);
-    failedCommand(scenario, error);
-    const [root] = jsonLines();
+    failedCommand(scenario, error, { openBreaker: true });
+    const [breaker, root] = jsonLines();
+    expect(breaker).toMatchObject({
+      name: "tunnel.breaker",
+      level: "info",
+      status: "ok",
+      events: [{ name: "tunnel.breaker.state", attributes: { "tunnel.breaker.state": "open", "tunnel.breaker.previous_state": "closed" } }],
+    });
     expect(root).toMatchObject({
+      name: "tunnel.command",
       level: "error",
       status: "error",
       error: { type: "RETRIES_EXHAUSTED", code: "RETRIES_EXHAUSTED", message: "failed after 2 attempts: refused again", phase: "connect" },
-      events: [{ name: "tunnel.breaker.state", attributes: { "tunnel.breaker.state": "open" } }],
+      events: [],
     });
   });
 
@@ -220,7 +255,7 @@ describe("ConsoleTracer json format", () => {
     const [root] = jsonLines();
     expect(root?.["events"]).toContainEqual(expect.objectContaining({
       name: "tunnel.retry",
-      attributes: { "tunnel.attempt": 2, "tunnel.retry.delay_ms": 200, "error.type": "CONNECT" },
+      attributes: { "tunnel.attempt": 2, "tunnel.retry.delay": 0.2, "error.type": "CONNECT" },
     }));
     expect(root?.["attributes"]["tunnel.attempts"]).toBe(2);
   });

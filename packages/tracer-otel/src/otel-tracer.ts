@@ -12,7 +12,7 @@ import type {
   Tracer as OtelApiTracer,
   TracerProvider,
 } from "@opentelemetry/api";
-import { Redactor, spanRedactor, unwrapSpan } from "@tunnel-sh/core";
+import { ConfigError, Redactor, describeOptionValue, rejectUnknownOptions, spanRedactor, unwrapSpan } from "@tunnel-sh/core";
 import type { Attributes, PoolStats, Span, Tracer } from "@tunnel-sh/core";
 
 /** The instrumentation scope name of every span and instrument this package creates. */
@@ -44,12 +44,56 @@ export interface OtelTracerOptions {
    */
   readonly recordCommand?: boolean;
   /**
+   * Keep `tunnel.transfer.local_path` (the local file of a transfer) on spans (redacted). Default `false`: no local
+   * file path reaches OpenTelemetry unless asked; the remote path is always kept.
+   */
+  readonly recordLocalPaths?: boolean;
+  /**
    * Removes secrets from every string attribute, event attribute and exception message before it reaches
    * OpenTelemetry. Share it with the executor so secrets registered there are removed here too.
    */
   readonly redactor?: Redactor;
   /** Bucket boundaries (seconds) advised for `tunnel.operation.duration`. Default `DEFAULT_DURATION_BOUNDARIES`. */
   readonly durationBoundaries?: readonly number[];
+}
+
+/** Every option name; `satisfies` makes the compiler refuse a list that misses one. */
+const OPTIONS = Object.keys({
+  tracer: true,
+  tracerProvider: true,
+  meter: true,
+  meterProvider: true,
+  recordCommand: true,
+  recordLocalPaths: true,
+  redactor: true,
+  durationBoundaries: true,
+} satisfies Record<keyof OtelTracerOptions, true>);
+
+function validateOptions(options: OtelTracerOptions): void {
+  rejectUnknownOptions(options, OPTIONS, "OtelTracer");
+  const values = options as Record<string, unknown>;
+  const methods: ReadonlyArray<readonly [keyof OtelTracerOptions, string]> = [
+    ["tracer", "startSpan"],
+    ["tracerProvider", "getTracer"],
+    ["meter", "createHistogram"],
+    ["meterProvider", "getMeter"],
+    ["redactor", "redact"],
+  ];
+  for (const [field, method] of methods) {
+    const value = values[field];
+    if (value !== undefined && typeof (value as Record<string, unknown> | null)?.[method] !== "function") {
+      throw new ConfigError(field, `must have a ${method}() method, got ${describeOptionValue(value)}`);
+    }
+  }
+  for (const field of ["recordCommand", "recordLocalPaths"] as const) {
+    if (options[field] !== undefined && typeof options[field] !== "boolean") {
+      throw new ConfigError(field, `must be true or false, got ${describeOptionValue(values[field])}`);
+    }
+  }
+  const boundaries: unknown = options.durationBoundaries;
+  if (boundaries !== undefined && (!Array.isArray(boundaries) || boundaries.some((value) => typeof value !== "number" || !Number.isFinite(value)))) {
+    throw new ConfigError("durationBoundaries", "must be a list of finite numbers (seconds)");
+  }
 }
 
 /** Something with pool counters, e.g. `@tunnel-sh/pool`'s `ConnectionPool`. */
@@ -72,8 +116,9 @@ const OPERATIONS = new Set(["tunnel.command", "tunnel.script", "tunnel.transfer"
 /**
  * A `Tracer` (from `@tunnel-sh/core`) over the OpenTelemetry API. tunnel's spans become OpenTelemetry spans,
  * nested by the `parent` tunnel passes (under the caller's active span when there is none), with semantic
- * convention attributes where they exist (`server.address`, `server.port`, `process.exit.code`, `error.type`)
- * and `tunnel.*` otherwise. Failures set status ERROR, `error.type` and an exception event. Metrics:
+ * convention attributes where they exist (`server.address`, `server.port`, `process.exit.code`, `error.type`,
+ * `exception.*`) and `tunnel.*` otherwise; durations in seconds. Failures set status ERROR, `error.type` (the
+ * tunnel error code) and an exception event (`exception.type` is the error's class name). Metrics:
  * `tunnel.operation.duration`, `tunnel.retries` and, through `observePool`, pool gauges.
  *
  * Registers nothing globally. Every method is safe to call at any time and never throws.
@@ -89,16 +134,20 @@ export class OtelTracer implements Tracer {
   readonly #meter: Meter;
   readonly #redactor: Redactor;
   readonly #recordCommand: boolean;
+  readonly #recordLocalPaths: boolean;
   readonly #spans = new WeakMap<Span, TunnelOtelSpan>();
   readonly #duration: Histogram;
   readonly #retries: Counter;
   #gauges: { readonly connections: ObservableGauge; readonly busy: ObservableGauge; readonly waiting: ObservableGauge } | undefined;
 
+  /** Throws `ConfigError` for an unknown option or a value of the wrong kind: the one time this class throws. */
   constructor(options: OtelTracerOptions = {}) {
+    validateOptions(options);
     this.#tracer = options.tracer ?? (options.tracerProvider ?? trace).getTracer(INSTRUMENTATION_SCOPE);
     this.#meter = options.meter ?? (options.meterProvider ?? metrics).getMeter(INSTRUMENTATION_SCOPE);
     this.#redactor = options.redactor ?? new Redactor();
     this.#recordCommand = options.recordCommand ?? false;
+    this.#recordLocalPaths = options.recordLocalPaths ?? false;
     this.#duration = this.#meter.createHistogram("tunnel.operation.duration", {
       description: "Duration of tunnel operations (command, script, transfer) and of their pool acquire and connect steps.",
       unit: "s",
@@ -197,11 +246,12 @@ export class OtelTracer implements Tracer {
     }
   }
 
-  /** @internal tunnel attributes as OpenTelemetry attributes: redacted, command text kept only when asked. */
+  /** @internal tunnel attributes as OpenTelemetry attributes: redacted, command text and local paths kept only when asked. */
   clean(redactor: Redactor, attributes: Attributes | undefined): OtelAttributes {
     const out: OtelAttributes = {};
     for (const [key, value] of Object.entries(redactor.redactAttributes(attributes))) {
       if (key === "tunnel.command.text" && !this.#recordCommand) continue;
+      if (key === "tunnel.transfer.local_path" && !this.#recordLocalPaths) continue;
       out[key] = Array.isArray(value) ? [...(value as readonly (string | number)[])] as string[] | number[] : (value as string | number | boolean);
     }
     return out;
@@ -270,10 +320,10 @@ class TunnelOtelSpan implements Span {
     if (this.#ended) return;
     try {
       const summary = this.redactor.redactError(error);
+      // No `code`: the SDK would put it in `exception.type`, which holds the class name; the code is `error.type`.
       const exception: Exception = {
         name: summary.name,
         message: summary.message,
-        ...(summary.code !== undefined ? { code: summary.code } : {}),
         ...(summary.stack !== undefined ? { stack: summary.stack } : {}),
       };
       this.otelSpan.recordException(exception);
@@ -307,7 +357,6 @@ class TunnelOtelSpan implements Span {
     if (!attributes) return;
     const code = attributes["process.exit.code"];
     const signal = attributes["tunnel.exit.signal"];
-    if (attributes["tunnel.success"] === false) this.#failed = true;
     if (typeof code === "number" && code !== 0) this.#failed = true;
     if (typeof signal === "string" && signal !== "") this.#failed = true;
   }

@@ -70,22 +70,24 @@ describe("OtelTracer spans", () => {
       "tunnel.user": "deploy",
       "tunnel.connection.key": KEY,
       "tunnel.command.sudo": true,
-      "tunnel.command.timeout_ms": 30_000,
+      "tunnel.command.timeout": 30,
       "tunnel.command.working_dir": "/srv/app",
       "tunnel.command.env_count": 1,
       "process.exit.code": 0,
-      "tunnel.duration_ms": 12,
-      "tunnel.success": true,
       "tunnel.attempts": 1,
       "tunnel.output.truncated": false,
     });
+    expect(Object.keys(root.attributes).filter((name) => name.endsWith("_ms") || name === "tunnel.success")).toEqual([]);
     expect(root.events.map((event) => event.name)).toEqual(["tunnel.sudo.prompt_answered", "tunnel.command.completed"]);
     expect(root.events[1]?.attributes).toEqual({ "process.exit.code": 0 });
     expect(root.status.code).toBe(SpanStatusCode.UNSET);
     expect(single("tunnel.pool.acquire").attributes).toEqual({
       "tunnel.connection.key": KEY,
-      "tunnel.pool.wait_ms": 5,
+      "tunnel.pool.queue_position": 0,
+      "tunnel.transport": "ssh2",
+      "tunnel.pool.wait_time": 0.005,
       "tunnel.pool.connected": true,
+      "tunnel.pool.connection_id": 1,
     });
     expect(single("tunnel.connect").attributes).toMatchObject({ "server.address": "web-1", "tunnel.transport": "ssh2" });
   });
@@ -113,12 +115,12 @@ describe("OtelTracer spans", () => {
     expect(parentOf(single("tunnel.pool.acquire"))).toBe(idOf(root));
   });
 
-  it("exports a transfer with direction, paths, bytes, rate and verification", () => {
+  it("exports a transfer with direction, remote path, bytes, rate and verification; the local path only when asked", () => {
     const { scenario, single } = setup();
     transfer(scenario);
+    expect(single("tunnel.transfer").attributes).not.toHaveProperty("tunnel.transfer.local_path");
     expect(single("tunnel.transfer").attributes).toMatchObject({
-      "tunnel.transfer.source": "./dist/app.tar.gz",
-      "tunnel.transfer.destination": "/srv/app/app.tar.gz",
+      "tunnel.transfer.remote_path": "/srv/app/app.tar.gz",
       "tunnel.transfer.direction": "upload",
       "tunnel.transfer.verify": "sha256",
       "tunnel.transfer.bytes": 3 * 1024 * 1024,
@@ -126,6 +128,10 @@ describe("OtelTracer spans", () => {
       "tunnel.transfer.rate": 2 * 1024 * 1024,
       "tunnel.transfer.verified": true,
     });
+
+    const local = setup({ recordLocalPaths: true });
+    transfer(local.scenario);
+    expect(local.single("tunnel.transfer").attributes["tunnel.transfer.local_path"]).toBe("./dist/app.tar.gz");
   });
 
   it("exports a failed-then-retried command: a failed attempt's spans, a retry event, a successful root", () => {
@@ -144,7 +150,7 @@ describe("OtelTracer spans", () => {
     expect(failed.attributes).toMatchObject({ "error.type": "CONNECT", "tunnel.error.phase": "connect" });
     const exception = failed.events.find((event) => event.name === "exception");
     expect(exception?.attributes).toMatchObject({
-      "exception.type": "CONNECT",
+      "exception.type": "ConnectError",
       "exception.message": "connect ECONNREFUSED 10.0.0.5:22",
     });
     expect(succeeded.status.code).toBe(SpanStatusCode.UNSET);
@@ -152,21 +158,26 @@ describe("OtelTracer spans", () => {
     expect(root.status.code).toBe(SpanStatusCode.UNSET);
     expect(root.attributes["tunnel.attempts"]).toBe(2);
     const retry = root.events.find((event) => event.name === "tunnel.retry");
-    expect(retry?.attributes).toEqual({ "tunnel.attempt": 2, "tunnel.retry.delay_ms": 200, "error.type": "CONNECT" });
+    expect(retry?.attributes).toEqual({ "tunnel.attempt": 2, "tunnel.retry.delay": 0.2, "error.type": "CONNECT" });
   });
 
   it("marks a failed operation with status ERROR, error.type and the recorded exception", () => {
     const { scenario, single } = setup();
-    failedCommand(scenario, new AuthenticationError("all configured authentication methods failed"));
+    failedCommand(scenario, new AuthenticationError("all configured authentication methods failed"), { openBreaker: true });
     const root = single("tunnel.command");
     expect(root.status).toEqual({ code: SpanStatusCode.ERROR, message: "all configured authentication methods failed" });
-    expect(root.attributes).toMatchObject({ "error.type": "AUTHENTICATION", "tunnel.error.phase": "auth", "tunnel.success": false });
-    expect(root.events.map((event) => event.name)).toEqual(["tunnel.breaker.state", "exception"]);
-    expect(root.events[0]?.attributes).toEqual({ "tunnel.breaker.state": "open", "tunnel.connection.key": KEY });
-    expect(root.events[1]?.attributes).toMatchObject({
-      "exception.type": "AUTHENTICATION",
+    expect(root.attributes).toMatchObject({ "error.type": "AUTHENTICATION", "tunnel.error.phase": "auth", "tunnel.attempts": 1 });
+    expect(root.events.map((event) => event.name)).toEqual(["exception"]);
+    // The class name, by the semantic conventions; the tunnel code is `error.type`.
+    expect(root.events[0]?.attributes).toMatchObject({
+      "exception.type": "AuthenticationError",
       "exception.message": "all configured authentication methods failed",
     });
+    expect(root.events[0]?.attributes).not.toHaveProperty("exception.code");
+    const breaker = single("tunnel.breaker");
+    expect(breaker.events.map((event) => [event.name, event.attributes])).toEqual([
+      ["tunnel.breaker.state", { "tunnel.breaker.state": "open", "tunnel.breaker.previous_state": "closed", "tunnel.breaker.failures": 1, "tunnel.connection.key": KEY }],
+    ]);
   });
 
   it("leaves a non-zero exit as data: status stays unset", () => {

@@ -15,6 +15,7 @@ import {
   type TunnelError,
   type UploadRequest,
 } from "@tunnel-sh/core";
+import { sshEnvironment } from "./environment.js";
 import type { Master } from "./master.js";
 import { clientArgs, type ResolvedOptions } from "./options.js";
 import { OpenSshRemoteProcess, type ProcessFiles, type ProcessHost } from "./remote-process.js";
@@ -42,7 +43,7 @@ export class OpenSshConnection implements Connection {
       if (error) this.markLost(error);
     });
     // Built once per connection: every exec reuses them.
-    const env = { ...process.env, ...options.env };
+    const env = sshEnvironment(options.env);
     const args = clientArgs(options, target, master.socketPath);
     this.host = {
       target,

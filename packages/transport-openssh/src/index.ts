@@ -1,4 +1,7 @@
 export { OpenSshTransport } from "./transport.js";
 export { OpenSshConnection } from "./connection.js";
-export type { HostKeyChecking, OpenSshTransportOptions } from "./options.js";
+export { OPENSSH_TRANSPORT_OPTIONS } from "./options.js";
+export type { OpenSshTransportOptions } from "./options.js";
 export { normalizeSshError, type SshFailure, type SshFailurePhase } from "./normalize-error.js";
+export type { HostKeyChecking, SshTransportOptions } from "@tunnel-sh/core";
+export { INHERITED_VARIABLES } from "./environment.js";

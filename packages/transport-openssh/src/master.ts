@@ -11,6 +11,8 @@ import { mkdtemp, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { AbortError, type Target, type TunnelError } from "@tunnel-sh/core";
+import { startAskpassBridge, type AskpassBridge } from "./askpass-bridge.js";
+import { sshEnvironment } from "./environment.js";
 import { normalizeSshError } from "./normalize-error.js";
 import { masterArgs, type ResolvedOptions } from "./options.js";
 import { runSsh } from "./run-ssh.js";
@@ -136,9 +138,21 @@ export class Master {
   }
 
   private async launch(signal: AbortSignal | undefined): Promise<void> {
-    const env: Record<string, string | undefined> = { ...process.env, ...this.options.env };
+    const env: Record<string, string | undefined> = sshEnvironment(this.options.env);
+    // ssh runs a ProxyCommand with $SHELL -c; the jump command is quoted for sh.
+    if (this.options.proxyJump !== undefined && this.options.proxyJump.length > 0) env.SHELL = "/bin/sh";
     let passwordFile: string | undefined;
-    if (this.options.password !== undefined) {
+    let bridge: AskpassBridge | undefined;
+    if (this.options.onKeyboardInteractive !== undefined) {
+      bridge = await startAskpassBridge({
+        dir: this.dir,
+        target: this.target,
+        password: this.options.password,
+        onKeyboardInteractive: this.options.onKeyboardInteractive,
+        signal: AbortSignal.any([AbortSignal.timeout(this.options.readyTimeout), ...(signal ? [signal] : [])]),
+      });
+      Object.assign(env, bridge.env);
+    } else if (this.options.password !== undefined) {
       // The helper answers only password prompts (not passphrases or host key questions); the secret sits in a
       // 0600 file inside the 0700 folder and is removed as soon as the master is up or has failed.
       passwordFile = join(this.dir, "password");
@@ -180,11 +194,12 @@ export class Master {
       await this.waitReady(signal);
     } finally {
       if (passwordFile) await rm(passwordFile, { force: true });
+      await bridge?.close();
     }
   }
 
   private async waitReady(signal: AbortSignal | undefined): Promise<void> {
-    const deadline = Date.now() + this.options.readyTimeoutMs;
+    const deadline = Date.now() + this.options.readyTimeout;
     let delay = 5;
     for (;;) {
       if (signal?.aborted) throw new AbortError("the connect was aborted", { phase: "connect", target: this.target });
@@ -200,7 +215,7 @@ export class Master {
       if (Date.now() > deadline) {
         throw normalizeSshError({
           phase: "connect",
-          stderr: `${this.stderr.toString()}\nthe connection was not ready within ${this.options.readyTimeoutMs} ms (timed out)`,
+          stderr: `${this.stderr.toString()}\nthe connection was not ready within ${this.options.readyTimeout} ms (timed out)`,
           exitCode: null,
           target: this.target,
         });

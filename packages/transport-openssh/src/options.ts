@@ -1,45 +1,28 @@
 /**
  * Options of `OpenSshTransport`, their validation (a `ConfigError` before any I/O) and the ssh arguments they become.
  */
-import { ConfigError, ValidationError, type Target } from "@tunnel-sh/core";
+import {
+  ConfigError,
+  RENAMED_SSH_TRANSPORT_OPTIONS,
+  quote,
+  SSH_TRANSPORT_OPTIONS,
+  ValidationError,
+  describeOptionValue,
+  rejectUnknownOptions,
+  resolveSshTransportOptions,
+  type ResolvedSshTransportOptions,
+  type SshTransportOptions,
+  type Target,
+} from "@tunnel-sh/core";
 
-/** How the server's host key is checked against known_hosts. */
-export type HostKeyChecking =
-  /** Only keys already in known_hosts are accepted (`StrictHostKeyChecking=yes`). The default. */
-  | "strict"
-  /** Unknown hosts are added on first use, changed keys are refused (`StrictHostKeyChecking=accept-new`). */
-  | "accept-new"
-  /** Any key is accepted and nothing is recorded (`StrictHostKeyChecking=no`, `UserKnownHostsFile=/dev/null`). An explicit opt-out. */
-  | "insecure-accept-any";
-
-export interface OpenSshTransportOptions {
+/**
+ * Options of `new OpenSshTransport(options)`: the options every tunnel SSH transport shares (`SshTransportOptions`:
+ * `identityFile`, `knownHostsFile`, `hostKeyChecking`, `configFile`, `proxyJump`, ... — see core), each turned into
+ * the ssh setting it is named after, and the OpenSSH transport's own.
+ */
+export interface OpenSshTransportOptions extends SshTransportOptions {
   /** The ssh client binary. Default `"ssh"` (found on PATH). */
   readonly sshPath?: string;
-  /** An extra ssh_config file (`-F`); replaces `~/.ssh/config` for these connections, as `-F` does. */
-  readonly configFile?: string;
-  /** Private key file(s) (`-i`). With them, `IdentitiesOnly=yes` unless `identitiesOnly` is false. */
-  readonly identityFile?: string | readonly string[];
-  /** Offer only the given identity files, not every agent key. Default: true when `identityFile` is set. */
-  readonly identitiesOnly?: boolean;
-  /** known_hosts file(s) (`UserKnownHostsFile`). Default: ssh's own (`~/.ssh/known_hosts`). */
-  readonly knownHostsFile?: string | readonly string[];
-  /** Default `"strict"`. */
-  readonly hostKeyChecking?: HostKeyChecking;
-  /**
-   * Password for password / keyboard-interactive authentication, answered by a private `SSH_ASKPASS` helper.
-   * It never appears on a command line: it sits in a 0600 file inside a 0700 folder only while the master connects.
-   */
-  readonly password?: string;
-  /** TCP connect timeout in ms (`ConnectTimeout`, rounded up to seconds). Default 10 000. */
-  readonly connectTimeout?: number;
-  /** Deadline for the whole connect (TCP, key exchange, authentication) in ms. Default `connectTimeout` + 20 000. */
-  readonly readyTimeout?: number;
-  /** Keepalive interval in ms (`ServerAliveInterval`, rounded up to seconds); 0 disables. Default 15 000. */
-  readonly keepaliveInterval?: number;
-  /** Unanswered keepalives before the connection counts as lost (`ServerAliveCountMax`). Default 3. */
-  readonly keepaliveCountMax?: number;
-  /** Channels allowed at once per connection (match the server's MaxSessions). Default 10. */
-  readonly maxChannels?: number;
   /** After an abort sent SIGTERM, how long to wait before SIGKILL, in ms. Default 2 000. */
   readonly killGraceMs?: number;
   /**
@@ -52,23 +35,30 @@ export interface OpenSshTransportOptions {
   readonly options?: Readonly<Record<string, string | number | boolean>>;
   /** Where the private per-connection folders go. Default `os.tmpdir()`. */
   readonly tempDir?: string;
-  /** Extra environment for the ssh processes (e.g. `SSH_AUTH_SOCK`). Default: this process's environment. */
+  /**
+   * Environment for the ssh processes, on top of the few variables taken from this process (`PATH`, `HOME`, `USER`,
+   * `LANG`/`LC_*`, `SSH_AUTH_SOCK`, ...: see `INHERITED_VARIABLES`). Nothing else of this process's environment
+   * reaches ssh, so pass here what a ProxyCommand in your ssh_config needs.
+   */
   readonly env?: Readonly<Record<string, string>>;
 }
 
-export interface ResolvedOptions {
-  readonly sshPath: string;
-  readonly configFile: string | undefined;
-  readonly identityFiles: readonly string[];
+/** Every option name `OpenSshTransport` accepts: the shared ones, then the OpenSSH transport's own (`satisfies` keeps the list complete). */
+export const OPENSSH_TRANSPORT_OPTIONS: readonly (keyof OpenSshTransportOptions)[] = Object.freeze([
+  ...SSH_TRANSPORT_OPTIONS,
+  ...(Object.keys({
+    sshPath: true,
+    killGraceMs: true,
+    exactExitStatus: true,
+    options: true,
+    tempDir: true,
+    env: true,
+  } satisfies Record<Exclude<keyof OpenSshTransportOptions, keyof SshTransportOptions>, true>) as (keyof OpenSshTransportOptions)[]),
+]);
+
+export interface ResolvedOptions extends ResolvedSshTransportOptions {
   readonly identitiesOnly: boolean;
-  readonly knownHostsFiles: readonly string[];
-  readonly hostKeyChecking: HostKeyChecking;
-  readonly password: string | undefined;
-  readonly connectTimeoutMs: number;
-  readonly readyTimeoutMs: number;
-  readonly keepaliveIntervalMs: number;
-  readonly keepaliveCountMax: number;
-  readonly maxChannels: number;
+  readonly sshPath: string;
   readonly killGraceMs: number;
   readonly exactExitStatus: boolean;
   readonly extraOptions: readonly (readonly [string, string])[];
@@ -90,10 +80,16 @@ const reservedOptions = new Map<string, string>([
   ["globalknownhostsfile", "use the knownHostsFile option"],
   ["identityfile", "use the identityFile option"],
   ["identitiesonly", "use the identitiesOnly option"],
+  ["certificatefile", "use the certificateFile option"],
+  ["forwardagent", "use the forwardAgent option"],
+  ["kbdinteractiveauthentication", "use the onKeyboardInteractive option"],
+  ["identityagent", "use the agent option"],
+  ["user", "use the user option"],
+  ["proxyjump", "use the proxyJump option"],
   ["serveraliveinterval", "use the keepaliveInterval option"],
   ["serveralivecountmax", "use the keepaliveCountMax option"],
   ["connecttimeout", "use the connectTimeout option"],
-  ["proxycommand", "put ProxyCommand in a configFile (or use ProxyJump)"],
+  ["proxycommand", "put ProxyCommand in a configFile (or use proxyJump)"],
   ["localcommand", "local commands are not run"],
   ["permitlocalcommand", "local commands are not run"],
   ["knownhostscommand", "local commands are not run"],
@@ -112,69 +108,54 @@ const keyPattern = /^[A-Za-z][A-Za-z0-9]*$/;
 const valuePattern = /^[A-Za-z0-9_.,:@%+=/~\-[\]*!^]+$/;
 const signalNames = /^[A-Z0-9]+$/;
 
-function list(value: string | readonly string[] | undefined): readonly string[] {
-  if (value === undefined) return [];
-  return typeof value === "string" ? [value] : value;
-}
-
-function path(field: string, value: string): string {
-  if (typeof value !== "string" || value.length === 0) throw new ConfigError(field, "must be a non-empty path");
+function path(field: string, value: unknown): string {
+  if (typeof value !== "string" || value.length === 0) {
+    throw new ConfigError(field, `must be a non-empty path, got ${describeOptionValue(value)}`);
+  }
   if (/[\0\r\n]/.test(value)) throw new ConfigError(field, "must not contain NUL or line breaks");
   return value;
 }
 
-function positiveMs(field: string, value: number | undefined, fallback: number, allowZero = false): number {
+function milliseconds(field: string, value: unknown, fallback: number): number {
   if (value === undefined) return fallback;
-  if (typeof value !== "number" || !Number.isFinite(value) || value < 0 || (!allowZero && value === 0)) {
-    throw new ConfigError(field, `must be a ${allowZero ? "non-negative" : "positive"} number of milliseconds`);
+  if (typeof value !== "number" || !Number.isFinite(value) || value < 0) {
+    throw new ConfigError(field, `must be a non-negative number of milliseconds, got ${describeOptionValue(value)}`);
   }
   return value;
 }
 
-/** Validate every option; throws `ConfigError` naming the field. Does no I/O. */
+/** ssh splits a `-o` value of these settings at whitespace. */
+function noWhitespace(field: string, value: string): void {
+  if (/\s/.test(value)) throw new ConfigError(field, "paths with whitespace are not supported by ssh's -o settings; put it in a configFile");
+}
+
+/** Validate every option; throws `ConfigError` naming the field, unknown and renamed ones included. Does no I/O. */
 export function resolveOptions(options: OpenSshTransportOptions = {}): ResolvedOptions {
-  if (typeof options !== "object" || options === null) throw new ConfigError("options", "must be an object");
+  rejectUnknownOptions(options, OPENSSH_TRANSPORT_OPTIONS, "OpenSshTransport", { renamed: RENAMED_SSH_TRANSPORT_OPTIONS });
+  const shared = resolveSshTransportOptions(options);
+  shared.knownHostsFiles.forEach((file) => noWhitespace("knownHostsFile", file));
+  if (typeof shared.agent === "string") noWhitespace("agent", shared.agent);
+  shared.certificateFiles.forEach((file) => noWhitespace("certificateFile", file));
+  // ssh reads one line from the askpass helper.
+  if (shared.password !== undefined && /[\0\r\n]/.test(shared.password)) {
+    throw new ConfigError("password", "must not contain NUL or line breaks");
+  }
   const sshPath = options.sshPath === undefined ? "ssh" : path("sshPath", options.sshPath);
-  const configFile = options.configFile === undefined ? undefined : path("configFile", options.configFile);
-  const identityFiles = list(options.identityFile).map((file) => path("identityFile", file));
-  const knownHostsFiles = list(options.knownHostsFile).map((file) => path("knownHostsFile", file));
-  for (const file of knownHostsFiles) {
-    if (/\s/.test(file)) throw new ConfigError("knownHostsFile", "paths with whitespace are not supported by UserKnownHostsFile");
-  }
-  const hostKeyChecking = options.hostKeyChecking ?? "strict";
-  if (!["strict", "accept-new", "insecure-accept-any"].includes(hostKeyChecking)) {
-    throw new ConfigError("hostKeyChecking", 'must be "strict", "accept-new" or "insecure-accept-any"');
-  }
-  if (hostKeyChecking === "insecure-accept-any" && knownHostsFiles.length > 0) {
-    throw new ConfigError("knownHostsFile", 'is ignored with hostKeyChecking "insecure-accept-any"; remove one of them');
-  }
-  if (options.password !== undefined) {
-    if (typeof options.password !== "string" || options.password.length === 0) {
-      throw new ConfigError("password", "must be a non-empty string");
-    }
-    // ssh reads one line from the askpass helper.
-    if (/[\0\r\n]/.test(options.password)) throw new ConfigError("password", "must not contain NUL or line breaks");
-  }
-  const connectTimeoutMs = positiveMs("connectTimeout", options.connectTimeout, 10_000);
-  const readyTimeoutMs = positiveMs("readyTimeout", options.readyTimeout, connectTimeoutMs + 20_000);
-  const keepaliveIntervalMs = positiveMs("keepaliveInterval", options.keepaliveInterval, 15_000, true);
-  const keepaliveCountMax = options.keepaliveCountMax ?? 3;
-  if (!Number.isInteger(keepaliveCountMax) || keepaliveCountMax < 1) {
-    throw new ConfigError("keepaliveCountMax", "must be a positive integer");
-  }
-  const maxChannels = options.maxChannels ?? 10;
-  if (!Number.isInteger(maxChannels) || maxChannels < 1 || maxChannels > 1000) {
-    throw new ConfigError("maxChannels", "must be an integer from 1 to 1000");
-  }
-  const killGraceMs = positiveMs("killGraceMs", options.killGraceMs, 2_000, true);
+  const killGraceMs = milliseconds("killGraceMs", options.killGraceMs, 2_000);
   const exactExitStatus = options.exactExitStatus ?? true;
-  if (typeof exactExitStatus !== "boolean") throw new ConfigError("exactExitStatus", "must be a boolean");
+  if (typeof exactExitStatus !== "boolean") throw new ConfigError("exactExitStatus", `must be a boolean, got ${describeOptionValue(exactExitStatus)}`);
+  if (options.options !== undefined && (typeof options.options !== "object" || options.options === null || Array.isArray(options.options))) {
+    throw new ConfigError("options", `must be an object of ssh settings, got ${describeOptionValue(options.options)}`);
+  }
   const extraOptions: Array<readonly [string, string]> = [];
   for (const [key, raw] of Object.entries(options.options ?? {})) {
     const field = `options.${key}`;
     if (!keyPattern.test(key)) throw new ConfigError(field, "is not an ssh option keyword");
     const reason = reservedOptions.get(key.toLowerCase());
     if (reason) throw new ConfigError(field, `cannot be set here: ${reason}`);
+    if (typeof raw !== "string" && typeof raw !== "number" && typeof raw !== "boolean") {
+      throw new ConfigError(field, `must be a string, a number or a boolean, got ${describeOptionValue(raw)}`);
+    }
     const value = typeof raw === "boolean" ? (raw ? "yes" : "no") : String(raw);
     if (!valuePattern.test(value)) {
       throw new ConfigError(field, "has characters ssh would reinterpret (whitespace, quotes, #, $, \\); put it in a configFile");
@@ -184,6 +165,9 @@ export function resolveOptions(options: OpenSshTransportOptions = {}): ResolvedO
   const tempDir = options.tempDir === undefined ? undefined : path("tempDir", options.tempDir);
   const env = options.env;
   if (env !== undefined) {
+    if (typeof env !== "object" || env === null || Array.isArray(env)) {
+      throw new ConfigError("env", `must be an object of variables, got ${describeOptionValue(env)}`);
+    }
     for (const [name, value] of Object.entries(env)) {
       if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name) || typeof value !== "string") {
         throw new ConfigError(`env.${name}`, "must be a valid variable name with a string value");
@@ -191,18 +175,9 @@ export function resolveOptions(options: OpenSshTransportOptions = {}): ResolvedO
     }
   }
   return {
+    ...shared,
+    identitiesOnly: shared.identitiesOnly ?? shared.identityFiles.length > 0,
     sshPath,
-    configFile,
-    identityFiles,
-    identitiesOnly: options.identitiesOnly ?? identityFiles.length > 0,
-    knownHostsFiles,
-    hostKeyChecking,
-    password: options.password,
-    connectTimeoutMs,
-    readyTimeoutMs,
-    keepaliveIntervalMs,
-    keepaliveCountMax,
-    maxChannels,
     killGraceMs,
     exactExitStatus,
     extraOptions,
@@ -239,21 +214,38 @@ const seconds = (ms: number) => String(Math.max(1, Math.ceil(ms / 1000)));
 /** `-o` options shared by the master and every client: never prompt, check host keys as asked. */
 export function commonArgs(options: ResolvedOptions, target: Target): string[] {
   const args: string[] = [];
-  if (options.configFile !== undefined) args.push("-F", options.configFile);
+  if (options.configFile !== undefined) args.push("-F", options.configFile === false ? "/dev/null" : options.configFile);
   if (target.port !== undefined) args.push("-p", String(target.port));
-  if (target.user !== undefined) args.push("-l", target.user);
+  const user = target.user ?? options.user;
+  if (user !== undefined) args.push("-l", user);
   return args;
 }
 
-/** Arguments of the ControlMaster (`ssh -M -N`), before the host. */
-export function masterArgs(options: ResolvedOptions, target: Target, socketPath: string): string[] {
-  const args = ["-M", "-N", "-S", escapePercent(socketPath), "-o", "ControlPersist=no", ...commonArgs(options, target)];
-  // With a password ssh must ask for it — through the private askpass helper, never a terminal.
-  args.push("-o", `BatchMode=${options.password === undefined ? "yes" : "no"}`);
+/** `[user@]host[:port]` hops for `-J`, first hop first. */
+export function proxyJumpArg(jumps: readonly Target[]): string {
+  return jumps
+    .map((hop) => {
+      const host = hop.host.includes(":") ? `[${hop.host}]` : hop.host;
+      return `${hop.user === undefined ? "" : `${hop.user}@`}${host}${hop.port === undefined ? "" : `:${hop.port}`}`;
+    })
+    .join(",");
+}
+
+/**
+ * How one hop is authenticated and its host key checked: the same settings for the destination and every jump host,
+ * so a jump host is never checked against another known_hosts file or offered other keys than the destination.
+ */
+function hopSettings(options: ResolvedOptions, target: Target): string[] {
+  const args = commonArgs(options, target);
+  // With a password or a keyboard-interactive callback ssh must ask — through the private askpass helper, never a
+  // terminal.
+  const asks = options.password !== undefined || options.onKeyboardInteractive !== undefined;
+  args.push("-o", `BatchMode=${asks ? "no" : "yes"}`);
+  if (options.onKeyboardInteractive !== undefined) args.push("-o", "KbdInteractiveAuthentication=yes");
   if (options.password !== undefined) args.push("-o", "NumberOfPasswordPrompts=1");
-  args.push("-o", `ConnectTimeout=${seconds(options.connectTimeoutMs)}`);
-  if (options.keepaliveIntervalMs > 0) {
-    args.push("-o", `ServerAliveInterval=${seconds(options.keepaliveIntervalMs)}`);
+  args.push("-o", `ConnectTimeout=${seconds(options.connectTimeout)}`);
+  if (options.keepaliveInterval > 0) {
+    args.push("-o", `ServerAliveInterval=${seconds(options.keepaliveInterval)}`);
     args.push("-o", `ServerAliveCountMax=${options.keepaliveCountMax}`);
   } else {
     args.push("-o", "ServerAliveInterval=0");
@@ -273,9 +265,43 @@ export function masterArgs(options: ResolvedOptions, target: Target, socketPath:
     args.push("-o", `UserKnownHostsFile=${options.knownHostsFiles.join(" ")}`);
   }
   for (const file of options.identityFiles) args.push("-i", file);
+  for (const file of options.certificateFiles) args.push("-o", `CertificateFile=${escapePercent(file)}`);
   if (options.identitiesOnly) args.push("-o", "IdentitiesOnly=yes");
+  if (options.agent !== undefined) args.push("-o", `IdentityAgent=${options.agent === false ? "none" : escapePercent(options.agent)}`);
   // LogLevel ERROR keeps "Warning: Permanently added" and similar chatter out of the error messages.
-  args.push("-o", "LogLevel=ERROR", "-o", "EscapeChar=none");
+  args.push("-o", "LogLevel=ERROR");
+  return args;
+}
+
+/**
+ * The `ProxyCommand` that reaches the next hop through `jumps` (first hop first): an `ssh -W` to the last jump host,
+ * itself reached through the ones before it. ssh's own `-J` would hand the jump hosts only `-F`, `-l` and `-p` and
+ * start `ssh` from PATH; this hands them every setting of `hopSettings` and starts `sshPath`. ssh runs the command
+ * with `$SHELL -c` and expands `%` tokens in it first, so every word is quoted for sh (the master gets SHELL=/bin/sh)
+ * and its `%` doubled; only `%h` and `%p` of `-W` are left for ssh, and each nested level is escaped once more.
+ */
+export function proxyCommand(options: ResolvedOptions, jumps: readonly Target[]): string {
+  const last = jumps[jumps.length - 1] as Target;
+  const words = [options.sshPath, ...hopSettings(options, last), "-o", "ControlMaster=no", "-o", "ControlPath=none"];
+  if (jumps.length > 1) words.push("-o", `ProxyCommand=${proxyCommand(options, jumps.slice(0, -1))}`);
+  const escaped = (word: string) => escapePercent(quote(word));
+  return `${words.map(escaped).join(" ")} -W '[%h]:%p' -- ${escaped(last.host)}`;
+}
+
+/** Arguments of the ControlMaster (`ssh -M -N`), before the host. */
+export function masterArgs(options: ResolvedOptions, target: Target, socketPath: string): string[] {
+  const args = ["-M", "-N", "-S", escapePercent(socketPath), "-o", "ControlPersist=no", ...hopSettings(options, target)];
+  if (options.proxyJump !== undefined) {
+    // "none" also overrides a ProxyJump or ProxyCommand from ssh_config (the first value ssh reads wins).
+    args.push("-o", options.proxyJump.length === 0 ? "ProxyJump=none" : `ProxyCommand=${proxyCommand(options, options.proxyJump)}`);
+  }
+  args.push("-o", "EscapeChar=none");
+  // The destination only, as with ssh -A: jump hosts never see the agent. Unset, ssh_config's ForwardAgent applies.
+  // A path forwards that agent (the `agent` option), whatever SSH_AUTH_SOCK says.
+  if (options.forwardAgent !== undefined) {
+    const forward = options.forwardAgent ? (typeof options.agent === "string" ? escapePercent(options.agent) : "yes") : "no";
+    args.push("-o", `ForwardAgent=${forward}`);
+  }
   for (const [key, value] of options.extraOptions) args.push("-o", `${key}=${value}`);
   return args;
 }
@@ -299,6 +325,8 @@ export function clientArgs(options: ResolvedOptions, target: Target, socketPath:
     "LogLevel=ERROR",
     "-o",
     "EscapeChar=none",
+    // The master forwards the agent only for sessions whose mux client asks for it too.
+    ...(options.forwardAgent !== undefined ? ["-o", `ForwardAgent=${options.forwardAgent ? "yes" : "no"}`] : []),
     ...commonArgs(options, target),
   ];
 }

@@ -14,6 +14,7 @@ import {
   type Target,
   TunnelError,
   UnsupportedHostError,
+  ValidationError,
   formatTarget,
   loginShellCommand,
 } from "@tunnel-sh/core";
@@ -49,6 +50,9 @@ export interface ProcessHost {
 }
 
 const PRE_START_LIMIT = 64 * 1024;
+const PTY_REFUSED = /PTY allocation request failed/;
+/** Linux's limit on one argument of a new program (`MAX_ARG_STRLEN`, 32 pages), the terminating NUL included. */
+const MAX_ARGUMENT_BYTES = 128 * 1024;
 
 /**
  * Local files handed to the mux client as its stdin or stdout (transfers): the master reads or writes them directly,
@@ -85,6 +89,7 @@ export class OpenSshRemoteProcess implements RemoteProcess {
   private preStartBytes = 0;
   private readonly pty: boolean;
   private killing: Promise<void> | undefined;
+  private ptyRefused = false;
 
   constructor(
     private readonly host: ProcessHost,
@@ -130,7 +135,19 @@ export class OpenSshRemoteProcess implements RemoteProcess {
     }
     const nonce = newNonce();
     const host = this.host;
-    const args = [...host.clientArgs, this.pty ? "-tt" : "-T", "--", host.target.host, this.remoteCommand(nonce)];
+    const remoteCommand = this.remoteCommand(nonce);
+    if (Buffer.byteLength(remoteCommand, "utf8") >= MAX_ARGUMENT_BYTES) {
+      // The kernel would refuse to start ssh (E2BIG): a property of this request, not of the connection.
+      stdout.end();
+      stderr.end();
+      this.fail(
+        new ValidationError("command", `is ${Buffer.byteLength(remoteCommand, "utf8")} bytes with the wrapper, more than one argument of a local ssh can hold (${MAX_ARGUMENT_BYTES})`, {
+          target: host.target,
+        }),
+      );
+      return;
+    }
+    const args = [...host.clientArgs, this.pty ? "-tt" : "-T", "--", host.target.host, remoteCommand];
     // ssh sends the local TERM in its pty request.
     const env = this.pty ? { ...host.env, TERM: termName(typeof this.request.pty === "object" ? this.request.pty : {}) } : host.env;
     const stdio: StdioOptions = [this.files.stdin ?? "pipe", this.files.stdout ?? "pipe", "pipe"];
@@ -162,7 +179,14 @@ export class OpenSshRemoteProcess implements RemoteProcess {
       // stdout and stderr share the terminal; the local stderr carries only ssh's own messages.
       if (child.stdout) child.stdout.pipe(markerStream).pipe(stdout);
       else stdout.end();
-      child.stderr!.on("data", (chunk: Buffer) => this.sshStderr.append(chunk));
+      // A server that refuses the pty (PermitTTY no) runs the command without one: the wrapper's markers then
+      // arrive on stderr, next to ssh's "PTY allocation request failed".
+      const stderrMarkers = new MarkerFilter(nonce, onMarker);
+      child.stderr!.pipe(stderrMarkers);
+      stderrMarkers.on("data", (chunk: Buffer) => {
+        this.sshStderr.append(chunk);
+        if (this.pid === undefined && !this.ptyRefused) this.ptyRefused = PTY_REFUSED.test(this.sshStderr.toString());
+      });
       stderr.end();
     } else {
       if (child.stdout) child.stdout.pipe(stdout);
@@ -251,6 +275,10 @@ export class OpenSshRemoteProcess implements RemoteProcess {
 
   private async finish(code: number | null, spawnError: Error | undefined): Promise<void> {
     if (spawnError) {
+      if ((spawnError as NodeJS.ErrnoException).code === "E2BIG") {
+        this.fail(new ValidationError("command", "is too long for the argument list of a local ssh (E2BIG)", { target: this.host.target }));
+        return;
+      }
       this.fail(
         normalizeSshError({ phase: "channel", stderr: `ssh: ${spawnError.message}`, exitCode: null, target: this.host.target }),
       );
@@ -258,6 +286,17 @@ export class OpenSshRemoteProcess implements RemoteProcess {
     }
     if (this.aborted) {
       this.fail(new AbortError("the command was aborted; the remote process was stopped", { target: this.host.target }));
+      return;
+    }
+    if (this.ptyRefused) {
+      // The command ran without the terminal it asked for; the next attempt would get none either.
+      this.fail(
+        new UnsupportedHostError("the server refused to allocate a pseudo-terminal (pty), e.g. PermitTTY no; the command ran without one", {
+          reason: "pty",
+          detail: "PTY allocation request failed",
+          target: this.host.target,
+        }),
+      );
       return;
     }
     if (this.status) {

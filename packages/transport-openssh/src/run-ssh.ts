@@ -1,5 +1,6 @@
 /** Run a short-lived ssh command (`-O check`, `-O exit`, a remote `kill`) and collect its result. */
 import { spawn } from "node:child_process";
+import { sshEnvironment } from "./environment.js";
 import type { ResolvedOptions } from "./options.js";
 
 export interface SshRunResult {
@@ -16,7 +17,7 @@ export function runSsh(
   return new Promise((resolve) => {
     const child = spawn(options.sshPath, args, {
       stdio: [settings.input === undefined ? "ignore" : "pipe", "pipe", "pipe"],
-      env: { ...process.env, ...options.env },
+      env: sshEnvironment(options.env),
       detached: true,
     });
     let stdout = "";

@@ -13,6 +13,7 @@
 import { open, readFile, type FileHandle } from "node:fs/promises";
 import {
   AbortError,
+  ChannelError,
   TransferError,
   TunnelError,
   quote,
@@ -150,7 +151,8 @@ export async function uploadFile(host: TransferHost, request: UploadRequest): Pr
     }
     // A new file gets `mode` (through umask, like an SFTP open with attributes); an existing one keeps its own.
     const umask = request.mode === undefined ? "" : `umask ${(~request.mode & 0o777).toString(8).padStart(3, "0")} && `;
-    const command = `${umask}cat > ${quote(request.remotePath)}`;
+    // `exec`: a signal that kills cat is reported as that signal (a shell in between would turn it into 128 + N).
+    const command = `${umask}exec cat > ${quote(request.remotePath)}`;
     const remote = host.spawnWithFiles({ command, ...(request.signal ? { signal: request.signal } : {}) }, { stdin: file.fd });
     remote.stdout.resume();
     const stderrText = collect(remote.stderr);
@@ -161,6 +163,11 @@ export async function uploadFile(host: TransferHost, request: UploadRequest): Pr
       progress.start();
       const status = await remote.exit;
       progress.stop();
+      if (status.signal !== null) {
+        // Something on the host killed the remote cat: nothing was committed (the caller writes a temp name), and a
+        // new attempt may well succeed.
+        throw new ChannelError(`upload to ${request.remotePath} failed: ${describeStatus(status)}`, { target, phase: "transfer", retryable: true });
+      }
       if (status.exitCode !== 0) {
         throw new TransferError(`upload to ${request.remotePath} failed: ${(await stderrText) || describeStatus(status)}`, { target });
       }

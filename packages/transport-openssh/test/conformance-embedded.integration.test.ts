@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { describeTransportConformance, startTestServer } from "@tunnel-sh/testing";
+import { startTestServer } from "@tunnel-sh/embedded-server";
+import { describeTransportConformance } from "@tunnel-sh/testing";
 import { OpenSshTransport } from "../src/index.js";
 
 // The OpenSSH client talks to the embedded server like to any other: no root and no sshd needed.

@@ -1,5 +1,6 @@
 export { Ssh2Transport } from "./ssh2-transport.js";
-export type { HostKeyPolicy, Ssh2TransportOptions, TransferOptions } from "./options.js";
+export { SSH2_TRANSPORT_OPTIONS } from "./options.js";
+export type { Ssh2TransportOptions, TransferOptions } from "./options.js";
 export { normalizeError, type ErrorContext } from "./normalize-error.js";
 export {
   parseKnownHosts,
@@ -10,3 +11,4 @@ export {
   type HostKeyVerdict,
   type KnownHostsEntry,
 } from "./known-hosts.js";
+export type { HostKeyChecking, SshTransportOptions } from "@tunnel-sh/core";

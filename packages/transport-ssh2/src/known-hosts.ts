@@ -2,7 +2,9 @@ import { createHash, createHmac, timingSafeEqual } from "node:crypto";
 
 /**
  * One usable line of a known_hosts file.
- * `@cert-authority` lines are parsed but never match: tunnel does not verify host certificates.
+ * `@cert-authority` lines are parsed but never trust a key: ssh2 1.17 cannot negotiate certificate host key algorithms
+ * (`ssh-ed25519-cert-v01@openssh.com`, ...), so a server's host certificate never reaches the verifier. A host known
+ * only through its CA is refused, with an error that says so (`certificateAuthorityFor`).
  */
 export interface KnownHostsEntry {
   readonly marker: "revoked" | "cert-authority" | undefined;
@@ -114,6 +116,12 @@ export function verifyHostKey(entries: readonly KnownHostsEntry[], host: string,
   if (trusted) return { status: "trusted", entry: trusted };
   if (forHost.length > 0) return { status: "changed", entries: forHost };
   return { status: "unknown" };
+}
+
+/** The `@cert-authority` line that names this host, if any (to explain why the host is refused). */
+export function certificateAuthorityFor(entries: readonly KnownHostsEntry[], host: string, port: number): KnownHostsEntry | undefined {
+  const name = knownHostsName(host, port);
+  return entries.find((entry) => entry.marker === "cert-authority" && hostFieldMatches(entry.hosts, name));
 }
 
 /** The key types listed for a host, in file order — used to prefer those host key algorithms. */

@@ -63,6 +63,9 @@ function deferred<T>(): { promise: Promise<T>; resolve: (value: T) => void; reje
   return { promise, resolve, reject };
 }
 
+/** Bytes of a command in one exec request: well inside the 256 KiB packets OpenSSH accepts, with room for framing. */
+const MAX_EXEC_REQUEST_BYTES = 192 * 1024;
+
 function ptyOptions(pty: SpawnRequest["pty"]): PseudoTtyOptions | undefined {
   if (pty === undefined || pty === false) return undefined;
   if (pty === true) return { term: "xterm", rows: 24, cols: 80 };
@@ -133,6 +136,16 @@ export class Ssh2RemoteProcess implements RemoteProcess {
       line = loginShellCommand(pty || !host.signalsOnlySessionPid ? request.command : inOwnProcessGroup(request.command));
     } catch (error) {
       this.fail(error);
+      return;
+    }
+    const size = Buffer.byteLength(line, "utf8");
+    if (size > MAX_EXEC_REQUEST_BYTES) {
+      // sshd drops the whole connection on an oversize packet ("Bad packet length"), and every other channel with it.
+      this.fail(
+        new ValidationError("command", `is ${size} bytes, more than one SSH exec request carries safely (${MAX_EXEC_REQUEST_BYTES})`, {
+          target: host.target,
+        }),
+      );
       return;
     }
     try {

@@ -1,9 +1,8 @@
 import { readFileSync } from "node:fs";
 import { homedir, userInfo } from "node:os";
 import { join } from "node:path";
-import { ConfigError, type Target } from "@tunnel-sh/core";
+import { ConfigError, parseProxyJump, type Target } from "@tunnel-sh/core";
 import SSHConfig from "ssh-config";
-import { parseProxyJump } from "./options.js";
 
 /** What ssh_config says about one host alias. Absent members were not set. */
 export interface HostSettings {
@@ -11,6 +10,8 @@ export interface HostSettings {
   readonly port?: number;
   readonly user?: string;
   readonly identityFiles: readonly string[];
+  readonly certificateFiles: readonly string[];
+  readonly forwardAgent?: boolean;
   readonly proxyJump?: readonly Target[];
 }
 
@@ -25,12 +26,12 @@ export function loadSshConfig(path: string, explicit: boolean): SSHConfig | unde
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === "ENOENT" && !explicit) return undefined;
-    throw new ConfigError("sshConfig", `cannot read ${path}: ${code ?? String(error)}`, { cause: error });
+    throw new ConfigError("configFile", `cannot read ${path}: ${code ?? String(error)}`, { cause: error });
   }
   try {
     return SSHConfig.parse(text);
   } catch (error) {
-    throw new ConfigError("sshConfig", `cannot parse ${path}: ${(error as Error).message}`, { cause: error });
+    throw new ConfigError("configFile", `cannot parse ${path}: ${(error as Error).message}`, { cause: error });
   }
 }
 
@@ -74,7 +75,7 @@ export function expandPath(path: string, tokens: { host: string; user: string; p
  * evaluated: reading a config must never run a command.
  */
 export function hostSettings(config: SSHConfig | undefined, alias: string, user?: string): HostSettings {
-  if (!config) return { identityFiles: [] };
+  if (!config) return { identityFiles: [], certificateFiles: [] };
   const computed = config.compute(user ? { Host: alias, User: user } : { Host: alias }, { ignoreCase: true, matchExec: false });
   const hostName = first(computed["hostname"]);
   const portText = first(computed["port"]);
@@ -82,17 +83,20 @@ export function hostSettings(config: SSHConfig | undefined, alias: string, user?
   if (portText !== undefined) {
     port = Number(portText);
     if (!Number.isInteger(port) || port < 1 || port > 65535) {
-      throw new ConfigError("sshConfig", `invalid Port "${portText}" for host ${alias}`);
+      throw new ConfigError("configFile", `invalid Port "${portText}" for host ${alias}`);
     }
   }
   const configUser = first(computed["user"]);
   const jump = first(computed["proxyjump"]);
+  const forwardAgent = first(computed["forwardagent"])?.toLowerCase();
   return {
     ...(hostName !== undefined ? { hostName: hostName.replace(/%h/g, alias) } : {}),
     ...(port !== undefined ? { port } : {}),
     ...(configUser !== undefined ? { user: configUser } : {}),
     identityFiles: all(computed["identityfile"]).filter((file) => file.toLowerCase() !== "none"),
-    ...(jump !== undefined ? { proxyJump: parseProxyJump(jump, "sshConfig.ProxyJump") } : {}),
+    certificateFiles: all(computed["certificatefile"]).filter((file) => file.toLowerCase() !== "none"),
+    ...(forwardAgent !== undefined ? { forwardAgent: forwardAgent !== "no" } : {}),
+    ...(jump !== undefined ? { proxyJump: parseProxyJump(jump, "configFile.ProxyJump") } : {}),
   };
 }
 

@@ -1,5 +1,6 @@
 import {
   AbortError,
+  ChannelError,
   ConnectError,
   hasCode,
   type Connection,
@@ -198,9 +199,15 @@ export class Ssh2Connection implements Connection, ProcessHost {
             return;
           }
           sftp.on("error", () => {});
-          bindSessionLoss(sftp, this.lost.signal);
+          // Requests in flight when the session closes under them (its server process was killed, say) get no
+          // answer from ssh2: settle them, as a failure a new attempt (on a new session) may get past.
+          const sessionClosed = new AbortController();
+          bindSessionLoss(sftp, AbortSignal.any([this.lost.signal, sessionClosed.signal]));
           sftp.once("close", () => {
             if (this.sftp === entry) this.sftp = undefined;
+            sessionClosed.abort(
+              new ChannelError("the SFTP session closed before the transfer ended", { phase: "transfer", target: this.target, retryable: true }),
+            );
           });
           resolve(sftp);
         });

@@ -5,13 +5,19 @@ import { dirname, join } from "node:path";
 import type { Duplex } from "node:stream";
 import {
   AbortError,
+  AuthenticationError,
   ConfigError,
   ConnectError,
   HostKeyError,
   ValidationError,
   formatTarget,
+  hasCode,
+  parseSshCertificate,
+  sshCertificateProblem,
   type ConnectOptions,
   type Connection,
+  type KeyboardInteractiveHandler,
+  type SshCertificate,
   type Target,
   type Transport,
   type TunnelError,
@@ -21,6 +27,7 @@ import type { AnyAuthMethod, AuthenticationType, Client, ConnectConfig, ParsedKe
 import type SSHConfig from "ssh-config";
 import {
   blobKeyType,
+  certificateAuthorityFor,
   fingerprint,
   knownHostsLine,
   knownKeyTypes,
@@ -31,6 +38,7 @@ import {
 import { normalizeError } from "./normalize-error.js";
 import { resolveOptions, type ResolvedOptions, type Ssh2TransportOptions } from "./options.js";
 import { Ssh2Connection } from "./ssh2-connection.js";
+import { certificateAgent, certificateKey, installCertificateSupport } from "./ssh2-certificates.js";
 import { defaultIdentityFiles, expandPath, hostSettings, loadSshConfig } from "./ssh-config-resolver.js";
 
 /** One hop of a connection: a jump host or the final host, fully resolved. */
@@ -42,6 +50,16 @@ interface Hop {
   readonly port: number;
   readonly user: string;
   readonly identityFiles: readonly string[];
+  /** ssh_config's CertificateFile for this host, tokens expanded. */
+  readonly certificateFiles: readonly string[];
+  /** ssh_config's ForwardAgent for this host, when set. */
+  readonly forwardAgent: boolean | undefined;
+}
+
+/** How one hop authenticates: ssh2's handler, and the certificates it offers (to explain a refusal). */
+interface HopAuth {
+  readonly handler: AuthHandler;
+  readonly certificates: readonly SshCertificate[];
 }
 
 type AuthHandler = (methodsLeft: AuthenticationType[] | null) => AnyAuthMethod | false;
@@ -84,7 +102,7 @@ function validateTarget(target: Target): void {
  *
  * Every client it creates (one per hop) belongs to the connection it returns and is closed with it.
  * @example
- * const transport = new Ssh2Transport({ knownHosts: "/etc/tunnel/known_hosts", privateKey: "/etc/tunnel/id_ed25519" });
+ * const transport = new Ssh2Transport({ knownHostsFile: "/etc/tunnel/known_hosts", identityFile: "/etc/tunnel/id_ed25519" });
  * const connection = await transport.connect({ host: "web-1", user: "deploy" });
  */
 export class Ssh2Transport implements Transport {
@@ -109,10 +127,15 @@ export class Ssh2Transport implements Transport {
     const config = this.loadConfig();
     const final = this.resolveHop(target, config);
     const hops = [...this.resolveJumps(target, config), final];
-    const knownHosts = this.options.hostKeyPolicy === "insecure-accept-any" ? [] : this.readKnownHosts();
+    const knownHosts = this.options.hostKeyChecking === "insecure-accept-any" ? [] : this.readKnownHosts();
     const resolvedTarget: Target = { host: final.host, port: final.port, user: final.user };
+    // readyTimeout bounds the whole connect, every hop included, as the shared option says.
+    const deadline = Date.now() + this.options.readyTimeout;
+    // Keyboard-interactive callbacks stop asking when the connect is aborted or runs out of time.
+    const promptSignal = AbortSignal.any([AbortSignal.timeout(this.options.readyTimeout), ...(signal ? [signal] : [])]);
     // Keys are read and parsed here so a bad key is a ConfigError before any network I/O.
-    const authHandlers = hops.map((hop) => this.authHandler(hop));
+    const authentications = hops.map((hop) => this.authentication(hop, promptSignal));
+    const agentForwarding = this.agentForwarding(final);
 
     const clients: Client[] = [];
     let sock: Socket | Duplex | undefined;
@@ -130,6 +153,7 @@ export class Ssh2Transport implements Transport {
           // ssh2 leaves Nagle on: 44 ms per round trip instead of ~2.6 ms on an open connection.
           socket.setNoDelay(true);
           socket.on("error", () => {}); // reported through the client
+          limitTcpConnect(socket, this.options.connectTimeout);
           sock = socket;
         } else {
           const previous = clients[index - 1] as Client;
@@ -138,12 +162,18 @@ export class Ssh2Transport implements Transport {
         if (signal?.aborted) throw new AbortError("the connect was aborted", { phase: "connect", target });
         const client = this.options.createClient ? this.options.createClient() : new ssh2.Client();
         clients.push(client);
-        await this.handshake(client, hop, sock, knownHosts, authHandlers[index] as AuthHandler, signal);
-        options.span?.addEvent("ssh.hop.ready", {
+        const authentication = authentications[index] as HopAuth;
+        const forwarding = index === hops.length - 1 ? agentForwarding : undefined;
+        try {
+          await this.handshake(client, hop, sock, knownHosts, authentication.handler, Math.max(1, deadline - Date.now()), signal, forwarding);
+        } catch (error) {
+          throw explainCertificates(error, hop, authentication.certificates);
+        }
+        options.span?.addEvent("tunnel.hop.ready", {
           "server.address": hop.host,
           "server.port": hop.port,
-          "ssh.hop": index,
-          "ssh.jump": index < hops.length - 1,
+          "tunnel.hop.index": index,
+          "tunnel.hop.jump": index < hops.length - 1,
         });
       }
     } catch (error) {
@@ -174,7 +204,7 @@ export class Ssh2Transport implements Transport {
   }
 
   private loadConfig(): SSHConfig | undefined {
-    const option = this.options.sshConfig;
+    const option = this.options.configFile;
     if (option === false) return undefined;
     const path = option ?? join(homedir(), ".ssh", "config");
     // The pool asks for identity() on every acquire: parse again only when the file changed.
@@ -195,9 +225,17 @@ export class Ssh2Transport implements Transport {
     const settings = hostSettings(config, target.host);
     const host = settings.hostName ?? target.host;
     const port = target.port ?? settings.port ?? 22;
-    const user = target.user ?? this.options.username ?? settings.user ?? userInfo().username;
+    const user = target.user ?? this.options.user ?? settings.user ?? userInfo().username;
     const tokens = { host, user, port, alias: target.host };
-    return { alias: target.host, host, port, user, identityFiles: settings.identityFiles.map((file) => expandPath(file, tokens)) };
+    return {
+      alias: target.host,
+      host,
+      port,
+      user,
+      identityFiles: settings.identityFiles.map((file) => expandPath(file, tokens)),
+      certificateFiles: settings.certificateFiles.map((file) => expandPath(file, tokens)),
+      forwardAgent: settings.forwardAgent,
+    };
   }
 
   private resolveJumps(target: Target, config: SSHConfig | undefined): Hop[] {
@@ -207,8 +245,7 @@ export class Ssh2Transport implements Transport {
   }
 
   private readKnownHosts(): KnownHostsEntry[] {
-    const explicit = this.options.knownHosts !== undefined;
-    const files = this.options.knownHosts ?? [join(homedir(), ".ssh", "known_hosts")];
+    const files = this.knownHostsFiles();
     const entries: KnownHostsEntry[] = [];
     for (const file of files) {
       let text: string;
@@ -217,60 +254,118 @@ export class Ssh2Transport implements Transport {
       } catch (error) {
         const code = (error as NodeJS.ErrnoException).code;
         if (code === "ENOENT") continue;
-        throw new ConfigError("knownHosts", `cannot read ${file}: ${code ?? String(error)}`, { cause: error });
+        throw new ConfigError("knownHostsFile", `cannot read ${file}: ${code ?? String(error)}`, { cause: error });
       }
       entries.push(...parseKnownHosts(text, file));
-    }
-    if (explicit && entries.length === 0 && this.options.hostKeyPolicy === "strict") {
-      // Not an error: every host is simply unknown. Stated here because it is the usual set-up mistake.
     }
     return entries;
   }
 
-  private loadKeys(hop: Hop): ParsedKey[] {
+  private knownHostsFiles(): readonly string[] {
+    return this.options.knownHostsFiles.length > 0 ? this.options.knownHostsFiles : [join(homedir(), ".ssh", "known_hosts")];
+  }
+
+  private loadKeys(hop: Hop): { keys: ParsedKey[]; certificates: SshCertificate[] } {
     const passphrase = this.options.passphrase;
-    const explicit = this.options.privateKey;
-    if (explicit !== undefined) {
-      let data: Buffer | string;
-      let label: string;
-      if (typeof explicit === "string" && !explicit.includes("-----BEGIN")) {
-        label = explicit;
-        try {
-          data = readFileSync(explicit);
-        } catch (error) {
-          throw new ConfigError("privateKey", `cannot read ${explicit}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`, { cause: error });
-        }
-      } else {
-        label = "the key given";
-        data = typeof explicit === "string" ? explicit : Buffer.from(explicit);
-      }
-      const key = parseKey(data, passphrase);
-      if (key instanceof Error) throw new ConfigError("privateKey", `cannot use ${label}: ${key.message}`);
-      return [key];
-    }
-    const files = hop.identityFiles.length > 0 ? hop.identityFiles : defaultIdentityFiles();
     const keys: ParsedKey[] = [];
-    for (const file of files) {
+    const inMemory = this.options.privateKey;
+    if (inMemory !== undefined) {
+      const key = parseKey(typeof inMemory === "string" ? inMemory : Buffer.from(inMemory), passphrase);
+      if (key instanceof Error) throw new ConfigError("privateKey", `cannot use the key given: ${key.message}`);
+      keys.push(key);
+    }
+    const files: string[] = [];
+    for (const file of this.options.identityFiles) {
       let data: Buffer;
       try {
         data = readFileSync(file);
-      } catch {
-        continue; // OpenSSH skips identity files that do not exist
+      } catch (error) {
+        throw new ConfigError("identityFile", `cannot read ${file}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`, { cause: error });
       }
       const key = parseKey(data, passphrase);
-      if (!(key instanceof Error)) keys.push(key);
+      if (key instanceof Error) throw new ConfigError("identityFile", `cannot use ${file}: ${key.message}`);
+      keys.push(key);
+      files.push(file);
     }
-    return keys;
+    if (inMemory === undefined && this.options.identityFiles.length === 0) {
+      for (const file of hop.identityFiles.length > 0 ? hop.identityFiles : defaultIdentityFiles()) {
+        let data: Buffer;
+        try {
+          data = readFileSync(file);
+        } catch {
+          continue; // OpenSSH skips identity files that do not exist
+        }
+        const key = parseKey(data, passphrase);
+        if (!(key instanceof Error)) {
+          keys.push(key);
+          files.push(file);
+        }
+      }
+    }
+    const certificates = this.loadCertificates(hop, files);
+    if (certificates.length === 0) return { keys, certificates };
+    try {
+      installCertificateSupport();
+    } catch (error) {
+      throw new ConfigError("certificateFile", (error as Error).message, { cause: error });
+    }
+    // Like OpenSSH: a key's certificate is offered first, then the bare key.
+    const offered: ParsedKey[] = [];
+    for (const key of keys) {
+      const blob = key.getPublicSSH();
+      for (const certificate of certificates) if (certificate.publicKey.equals(blob)) offered.push(certificateKey(key, certificate));
+      offered.push(key);
+    }
+    return { keys: offered, certificates };
   }
 
-  private authHandler(hop: Hop): AuthHandler {
+  /** The certificate option's files (must be readable), ssh_config's, and `<identity>-cert.pub` beside each identity. */
+  private loadCertificates(hop: Hop, identityFiles: readonly string[]): SshCertificate[] {
+    const certificates: SshCertificate[] = [];
+    const read = (file: string, required: boolean): void => {
+      let text: string;
+      try {
+        text = readFileSync(file, "utf8");
+      } catch (error) {
+        if (!required) return;
+        throw new ConfigError("certificateFile", `cannot read ${file}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`, { cause: error });
+      }
+      const certificate = parseSshCertificate(text);
+      if (certificate instanceof Error) {
+        if (!required) return;
+        throw new ConfigError("certificateFile", `cannot use ${file}: ${certificate.message}`);
+      }
+      if (!certificates.some((known) => known.blob.equals(certificate.blob))) certificates.push(certificate);
+    };
+    for (const file of this.options.certificateFiles) read(file, true);
+    for (const file of hop.certificateFiles) read(file, false);
+    for (const file of identityFiles) read(`${file}-cert.pub`, false);
+    return certificates;
+  }
+
+  /** The agent to forward to the final host, when forwarding is on (the option, else ssh_config's ForwardAgent). */
+  private agentForwarding(final: Hop): string | undefined {
+    if (!(this.options.forwardAgent ?? final.forwardAgent ?? false)) return undefined;
+    const agent = this.options.agent === false ? undefined : (this.options.agent ?? process.env["SSH_AUTH_SOCK"]);
+    // Like OpenSSH, ssh_config's ForwardAgent without an agent forwards nothing; the option asks for it explicitly.
+    if (!agent && this.options.forwardAgent === true) throw new ConfigError("forwardAgent", "there is no agent to forward: set agent or SSH_AUTH_SOCK");
+    return agent || undefined;
+  }
+
+  private authentication(hop: Hop, promptSignal: AbortSignal): HopAuth {
     const username = hop.user;
     const password = this.options.password;
-    const agent = this.options.agent === false ? undefined : (this.options.agent ?? process.env["SSH_AUTH_SOCK"]);
+    const agent = this.options.agent === false || this.options.identitiesOnly ? undefined : (this.options.agent ?? process.env["SSH_AUTH_SOCK"]);
     const attempts: AnyAuthMethod[] = [];
-    if (agent) attempts.push({ type: "agent", username, agent });
-    for (const key of this.loadKeys(hop)) attempts.push({ type: "publickey", username, key });
-    if (password !== undefined) {
+    if (agent) attempts.push({ type: "agent", username, agent: certificateAgent(agent) });
+    const { keys, certificates } = this.loadKeys(hop);
+    for (const key of keys) attempts.push({ type: "publickey", username, key });
+    const onKeyboardInteractive = this.options.onKeyboardInteractive;
+    if (onKeyboardInteractive !== undefined) {
+      const hopTarget: Target = { host: hop.host, port: hop.port, user: hop.user };
+      attempts.push({ type: "keyboard-interactive", username, prompt: keyboardInteractivePrompt(onKeyboardInteractive, hopTarget, promptSignal) });
+      if (password !== undefined) attempts.push({ type: "password", username, password });
+    } else if (password !== undefined) {
       let rounds = 0;
       attempts.push({
         type: "keyboard-interactive",
@@ -284,7 +379,7 @@ export class Ssh2Transport implements Transport {
       attempts.push({ type: "password", username, password });
     }
     if (attempts.length === 0) attempts.push({ type: "none", username });
-    return (methodsLeft) => {
+    const handler: AuthHandler = (methodsLeft) => {
       while (attempts.length > 0) {
         const attempt = attempts.shift() as AnyAuthMethod;
         const method = attempt.type === "agent" ? "publickey" : attempt.type;
@@ -292,11 +387,12 @@ export class Ssh2Transport implements Transport {
       }
       return false;
     };
+    return { handler, certificates };
   }
 
   private hostKeyAlgorithms(hop: Hop, knownHosts: readonly KnownHostsEntry[]): ConnectConfig["algorithms"] {
     const algorithms = this.options.algorithms;
-    if (algorithms?.serverHostKey !== undefined || this.options.hostKeyPolicy === "insecure-accept-any") return algorithms;
+    if (algorithms?.serverHostKey !== undefined || this.options.hostKeyChecking === "insecure-accept-any") return algorithms;
     // Like OpenSSH, ask first for the key types known_hosts holds for this host, so a host with several
     // keys presents one we can check.
     const preferred = knownKeyTypes(knownHosts, hop.host, hop.port).flatMap(algorithmsForKeyType);
@@ -311,12 +407,14 @@ export class Ssh2Transport implements Transport {
     sock: Socket | Duplex,
     knownHosts: KnownHostsEntry[],
     authHandler: AuthHandler,
+    readyTimeout: number,
     signal: AbortSignal | undefined,
+    agentForwarding?: string,
   ): Promise<void> {
     const hopTarget: Target = { host: hop.host, port: hop.port, user: hop.user };
     let hostKeyError: TunnelError | undefined;
-    const policy = this.options.hostKeyPolicy;
-    const knownHostsFiles = this.options.knownHosts ?? [join(homedir(), ".ssh", "known_hosts")];
+    const policy = this.options.hostKeyChecking;
+    const knownHostsFiles = this.knownHostsFiles();
     const hostVerifier = (key: Buffer, verify: (valid: boolean) => void): void => {
       if (policy === "insecure-accept-any") return verify(true);
       const verdict = verifyHostKey(knownHosts, hop.host, hop.port, key);
@@ -354,7 +452,15 @@ export class Ssh2Transport implements Transport {
           return verify(false);
         }
       }
-      hostKeyError = new HostKeyError(`the host key of ${formatTarget(hopTarget)} (${shown}) is not in known_hosts and hostKeyPolicy is "strict"`, {
+      const authority = certificateAuthorityFor(knownHosts, hop.host, hop.port);
+      if (authority !== undefined) {
+        hostKeyError = new HostKeyError(
+          `the host key of ${formatTarget(hopTarget)} (${shown}) is not in known_hosts; ${authority.file}:${authority.line} trusts a certificate authority for it, but the ssh2 transport cannot verify host certificates (ssh2 cannot negotiate *-cert-v01@openssh.com host keys): list the host key itself, or use @tunnel-sh/transport-openssh`,
+          { target: hopTarget, fingerprint: fingerprint(key) },
+        );
+        return verify(false);
+      }
+      hostKeyError = new HostKeyError(`the host key of ${formatTarget(hopTarget)} (${shown}) is not in known_hosts and hostKeyChecking is "strict"`, {
         target: hopTarget,
         fingerprint: fingerprint(key),
       });
@@ -366,13 +472,17 @@ export class Ssh2Transport implements Transport {
       host: hop.host,
       port: hop.port,
       username: hop.user,
-      readyTimeout: this.options.readyTimeout,
+      readyTimeout,
       keepaliveInterval: this.options.keepaliveInterval,
       keepaliveCountMax: this.options.keepaliveCountMax,
       hostVerifier,
       authHandler: authHandler as unknown as NonNullable<ConnectConfig["authHandler"]>,
-      tryKeyboard: this.options.password !== undefined,
+      tryKeyboard: this.options.password !== undefined || this.options.onKeyboardInteractive !== undefined,
     };
+    if (agentForwarding !== undefined) {
+      config.agent = agentForwarding;
+      config.agentForward = true;
+    }
     const algorithms = this.hostKeyAlgorithms(hop, knownHosts);
     if (algorithms) config.algorithms = algorithms;
 
@@ -418,6 +528,17 @@ export class Ssh2Transport implements Transport {
   }
 }
 
+/** The TCP connect of the first hop gets `ms` (later hops are channels through the previous one). */
+function limitTcpConnect(socket: Socket, ms: number): void {
+  const timer = setTimeout(() => {
+    const error = Object.assign(new Error(`TCP connect timed out after ${ms} ms (connectTimeout)`), { code: "ETIMEDOUT" });
+    socket.destroy(error);
+  }, ms);
+  const clear = (): void => clearTimeout(timer);
+  socket.once("connect", clear);
+  socket.once("close", clear);
+}
+
 function parseKey(data: Buffer | string, passphrase: string | undefined): ParsedKey | Error {
   const parsed = ssh2.utils.parseKey(data, passphrase);
   const key = Array.isArray(parsed) ? (parsed[0] as ParsedKey | undefined) : parsed;
@@ -440,4 +561,32 @@ function forward(jump: Client, hop: Hop, secrets: readonly (string | undefined)[
       reject(normalizeError(error, { phase: "connect", target: hopTarget, secrets }));
     }
   });
+}
+
+type KeyboardPrompt = Extract<AnyAuthMethod, { type: "keyboard-interactive" }>["prompt"];
+
+/** Hand each keyboard-interactive round to the caller's callback; its answers go to the server and nowhere else. */
+function keyboardInteractivePrompt(handler: KeyboardInteractiveHandler, target: Target, signal: AbortSignal): KeyboardPrompt {
+  return (name, instructions, _language, prompts, finish) => {
+    if (prompts.length === 0) return finish([]);
+    const request = { target, name, instructions, prompts: prompts.map(({ prompt, echo }) => ({ prompt, echo: echo === true })), signal };
+    Promise.resolve()
+      .then(() => handler(request))
+      .then(
+        (answers) => {
+          if (!Array.isArray(answers) || answers.length !== prompts.length || answers.some((answer) => typeof answer !== "string")) finish([]);
+          else finish([...answers]);
+        },
+        // A failed callback fails the round: the server then refuses the login, which reports an AuthenticationError.
+        () => finish([]),
+      );
+  };
+}
+
+/** A refused login with certificates on offer: say which certificate problems the local check finds. */
+function explainCertificates(error: unknown, hop: Hop, certificates: readonly SshCertificate[]): unknown {
+  if (certificates.length === 0 || !hasCode(error, "AUTHENTICATION")) return error;
+  const problems = certificates.map((certificate) => sshCertificateProblem(certificate, hop.user)).filter((problem) => problem !== undefined);
+  if (problems.length === 0) return error;
+  return new AuthenticationError(`${error.message} (${problems.join("; ")})`, { target: error.target, cause: error });
 }

@@ -3,11 +3,12 @@ import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { describeTransportConformance, startTestServer, type TestServer } from "@tunnel-sh/testing";
+import { startTestServer, type TestServer } from "@tunnel-sh/embedded-server";
+import { describeTransportConformance } from "@tunnel-sh/testing";
 import { Ssh2Transport } from "../src/index.js";
 
 function transportFor(server: TestServer): Ssh2Transport {
-  return new Ssh2Transport({ privateKey: server.clientKeyPath, knownHosts: server.knownHostsPath, sshConfig: false, agent: false });
+  return new Ssh2Transport({ identityFile: server.clientKeyPath, knownHostsFile: server.knownHostsPath, configFile: false, agent: false });
 }
 
 // The embedded server needs neither root nor sshd: this suite runs on every machine.

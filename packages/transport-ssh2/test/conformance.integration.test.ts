@@ -9,9 +9,9 @@ describeTransportConformance(
     const sshd = await startSshd();
     return {
       transport: new Ssh2Transport({
-        privateKey: sshd.clientKeyPath,
-        knownHosts: sshd.knownHostsPath,
-        sshConfig: false,
+        identityFile: sshd.clientKeyPath,
+        knownHostsFile: sshd.knownHostsPath,
+        configFile: false,
         agent: false,
       }),
       target: { host: sshd.host, port: sshd.port, user: sshd.users.plain.name },

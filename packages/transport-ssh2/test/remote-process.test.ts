@@ -7,7 +7,7 @@ import { FakeClient } from "./fake-client.js";
 const target = { host: "127.0.0.1", port: 1, user: "deploy" };
 
 async function connectFake(client = new FakeClient()) {
-  const transport = new Ssh2Transport({ createClient: () => client.asClient(), sshConfig: false, agent: false, hostKeyPolicy: "insecure-accept-any" });
+  const transport = new Ssh2Transport({ createClient: () => client.asClient(), configFile: false, agent: false, hostKeyChecking: "insecure-accept-any" });
   const connection = await transport.connect(target);
   return { client, connection };
 }
@@ -161,7 +161,7 @@ describe("connect on a fake ssh2 client", () => {
         fake.emit("error", Object.assign(new Error("Connection lost before handshake"), { level: "protocol" }));
         fake.emit("close");
       });
-    const transport = new Ssh2Transport({ createClient: () => client.asClient(), sshConfig: false, agent: false });
+    const transport = new Ssh2Transport({ createClient: () => client.asClient(), configFile: false, agent: false });
     const error = await transport.connect(target).catch((caught: unknown) => caught);
     expect(error).toMatchObject({ name: "ConnectError", code: "CONNECT", retryable: true });
     expect((error as Error).message).toMatch(/timed out/);
@@ -170,7 +170,7 @@ describe("connect on a fake ssh2 client", () => {
   it("turns an abort during the handshake into AbortError and destroys the client", async () => {
     const client = new FakeClient();
     client.onConnect = () => {};
-    const transport = new Ssh2Transport({ createClient: () => client.asClient(), sshConfig: false, agent: false });
+    const transport = new Ssh2Transport({ createClient: () => client.asClient(), configFile: false, agent: false });
     const controller = new AbortController();
     const pending = transport.connect(target, { signal: controller.signal });
     await new Promise((resolve) => setTimeout(resolve, 10));
@@ -179,8 +179,11 @@ describe("connect on a fake ssh2 client", () => {
     expect(client.connected).toBe(false);
   });
 
-  it("passes keepalive, readyTimeout and the resolved user to ssh2", async () => {
+  it("passes keepalive, the rest of the connect's readyTimeout and the resolved user to ssh2", async () => {
     const { client } = await connectFake();
-    expect(client.config).toMatchObject({ username: "deploy", keepaliveInterval: 15_000, keepaliveCountMax: 3, readyTimeout: 20_000 });
+    expect(client.config).toMatchObject({ username: "deploy", keepaliveInterval: 15_000, keepaliveCountMax: 3 });
+    // What is left of the default readyTimeout (connectTimeout 10 000 + 20 000) for this hop.
+    expect(client.config?.readyTimeout).toBeGreaterThan(0);
+    expect(client.config?.readyTimeout).toBeLessThanOrEqual(30_000);
   });
 });

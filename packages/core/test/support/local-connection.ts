@@ -89,6 +89,16 @@ export async function alive(pid: number): Promise<boolean> {
 }
 
 /** Copies a file in chunks, reporting progress like a transport does. `corrupt` flips the first byte of the next copies. */
+/** Resolves to true once `pid` has exited, or false after `ms` (a hang guard, far above how long an exit takes). */
+export async function exits(pid: number, ms = 20_000): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  while (await alive(pid)) {
+    if (Date.now() > deadline) return false;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  return true;
+}
+
 export const localTransferFaults = { corruptNext: 0, loseNext: 0 };
 
 async function copyWithProgress(from: string, to: string, onProgress?: (progress: Progress) => void, mode?: number): Promise<void> {

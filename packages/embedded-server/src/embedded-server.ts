@@ -1,0 +1,567 @@
+/**
+ * An SSH server inside the test process, built on ssh2's server side: key and password auth for configured users,
+ * exec (with env, pty, signals and exact exit statuses) as the user running the tests, SFTP over the local disk, a
+ * MaxSessions limit, and fault hooks. No root, no sshd, no accounts: Linux and Node are enough.
+ *
+ * Commands run on this machine, as the current OS user, whatever SSH user name authenticated.
+ */
+import { execFile } from "node:child_process";
+import { randomBytes, timingSafeEqual, createHash } from "node:crypto";
+import { accessSync, constants as fsConstants, rmSync } from "node:fs";
+import { mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
+import { createServer, type Server as NetServer, type Socket } from "node:net";
+import { homedir, tmpdir, userInfo } from "node:os";
+import { join } from "node:path";
+import ssh2, { type AuthContext, type Connection, type ParsedKey, type Server as SshServer } from "ssh2";
+import { serveSession, type SessionContext, type SessionHelper, type SessionProcess } from "./embedded-server-session.js";
+import { serveSftp } from "./embedded-server-sftp.js";
+
+export interface TestServerUser {
+  /** The SSH user name. Commands run as the current OS user whatever the name. */
+  readonly name: string;
+  /** The accepted password. Without one, password authentication fails for this user. */
+  readonly password?: string;
+  /**
+   * Accepted public keys, as OpenSSH lines (`ssh-ed25519 AAAA... comment`). Default: the server's generated client
+   * key (`clientKeyPath`). `[]` turns key authentication off for this user.
+   */
+  readonly publicKeys?: readonly string[];
+}
+
+/**
+ * Faults the server injects. The object is live: change its fields on `server.faults` at any time; new connections
+ * and channels see the new values.
+ */
+export interface TestServerFaults {
+  /** Accept TCP connections but never send the SSH banner (the client waits for the handshake). */
+  stallHandshake?: boolean;
+  /** Hold each new connection this long before the SSH exchange starts. */
+  handshakeDelayMs?: number;
+  /** Answer each session channel open this long after it was asked for. */
+  channelDelayMs?: number;
+  /** Refuse this many of the next session channels (`Infinity`: all), as sshd refuses past MaxSessions. */
+  refuseChannels?: number;
+  /**
+   * Drop each connection once it has carried this many bytes, both directions together, counted from the TCP
+   * connect (the handshake takes about 3 KB): the server sends nothing past the limit, then closes the socket.
+   */
+  dropAfterBytes?: number;
+}
+
+export interface TestServerOptions {
+  /** Default 0: a free port. The server listens on 127.0.0.1 only. */
+  readonly port?: number;
+  /** Default: one user named after the current OS user, with a generated password and the generated client key. */
+  readonly users?: readonly TestServerUser[];
+  /** Session channels open at once per connection, as sshd's MaxSessions. Default 10. */
+  readonly maxSessions?: number;
+  /**
+   * A folder that SFTP sees as `/` and commands start in. Default: none — SFTP paths are the real filesystem's,
+   * relative ones (and commands) start in the current user's home folder.
+   */
+  readonly root?: string;
+  /** Names of env requests to accept; `*` matches any run of characters. Default `["*"]`; others are refused. */
+  readonly acceptEnv?: readonly string[];
+  /** Variables added to every command's environment (before env requests). */
+  readonly env?: Readonly<Record<string, string>>;
+  /** Faults active from the start (see `TestServer.faults`). */
+  readonly faults?: TestServerFaults;
+  /**
+   * The small program that serves each session and reports its command's exact exit status: `perl` starts in a few
+   * milliseconds, `node` (this Node binary) in about 50 and needs nothing else. Default `auto`: Perl when installed.
+   */
+  readonly sessionHelper?: "auto" | SessionHelper;
+}
+
+export interface ResolvedTestServerUser {
+  readonly name: string;
+  readonly password: string | undefined;
+  readonly publicKeys: readonly string[];
+}
+
+export interface TestServer {
+  /** Always `127.0.0.1`. */
+  readonly host: string;
+  readonly port: number;
+  /** The first user: `{ host, port, user }` to connect to. */
+  readonly target: { readonly host: string; readonly port: number; readonly user: string };
+  readonly users: readonly ResolvedTestServerUser[];
+  /** `ssh-ed25519 AAAA...` */
+  readonly hostPublicKey: string;
+  /** `[127.0.0.1]:PORT ssh-ed25519 AAAA...` */
+  readonly knownHostsLine: string;
+  /** A file holding `knownHostsLine`. */
+  readonly knownHostsPath: string;
+  /** A generated ed25519 private key (OpenSSH format, mode 0600), accepted for users without `publicKeys`. */
+  readonly clientKeyPath: string;
+  /** Its public half, `ssh-ed25519 AAAA... comment`. */
+  readonly clientPublicKey: string;
+  /** A private folder for the key files; removed by `close()`. */
+  readonly dir: string;
+  /** Live fault settings (see `TestServerFaults`). */
+  readonly faults: TestServerFaults;
+  /** TCP connections open now (stalled ones included). */
+  readonly connections: number;
+  /** Commands running now. */
+  readonly runningCommands: number;
+  /** Drop every open connection now (FIN), as a crashed server would; their commands are hung up. */
+  dropConnections(): void;
+  /** Stop listening, drop every connection, kill every command, remove `dir`. Idempotent. */
+  close(): Promise<void>;
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/**
+ * Start an embedded SSH server on 127.0.0.1.
+ * @example
+ * const server = await startTestServer();
+ * const transport = new Ssh2Transport({ identityFile: server.clientKeyPath, knownHostsFile: server.knownHostsPath });
+ * const connection = await transport.connect(server.target);
+ * // ...
+ * await server.close();
+ */
+export async function startTestServer(options: TestServerOptions = {}): Promise<TestServer> {
+  const maxSessions = options.maxSessions ?? 10;
+  if (!Number.isInteger(maxSessions) || maxSessions < 1) throw new Error("maxSessions must be a positive integer");
+  const requested = options.sessionHelper ?? "auto";
+  const helper = requested === "auto" ? await (detected ??= detectHelper()) : requested;
+  if (helper === "perl" && !(await (perlWorks ??= checkPerl()))) {
+    throw new Error("sessionHelper perl: perl with POSIX cannot run here");
+  }
+  await (staleSweep ??= sweepStaleFolders().catch(() => {}));
+  const dir = await mkdtemp(join(tmpdir(), `${INSTANCE_PREFIX}${process.pid}-`));
+  try {
+    const hostKey = generateEd25519("tunnel-test-server-host");
+    const clientKey = generateEd25519("tunnel-test-server-client");
+    const clientKeyPath = join(dir, "client_ed25519");
+    await writeFile(clientKeyPath, clientKey.private, { mode: 0o600 });
+    await writeFile(`${clientKeyPath}.pub`, `${clientKey.public.trim()}\n`, { mode: 0o644 });
+    const users = resolveUsers(options.users, clientKey.public.trim());
+    const keys = { host: hostKey.private, clientPath: clientKeyPath, clientPublic: clientKey.public.trim() };
+    const instance = new EmbeddedServer(dir, options, users, keys, maxSessions, helper);
+    await instance.listen(options.port ?? 0);
+    await writeFile(instance.knownHostsPath, `${instance.knownHostsLine}\n`);
+    return instance;
+  } catch (error) {
+    await rm(dir, { recursive: true, force: true });
+    throw error;
+  }
+}
+
+const INSTANCE_PREFIX = "tunnel-test-server-";
+let staleSweep: Promise<void> | undefined;
+
+/** Remove the key folders of test processes that died without `close()` (their pid is in the folder's name). */
+async function sweepStaleFolders(): Promise<void> {
+  for (const name of await readdir(tmpdir())) {
+    const owner = new RegExp(`^${INSTANCE_PREFIX}(\\d+)-`).exec(name);
+    if (!owner || Number(owner[1]) === process.pid || processExists(Number(owner[1]))) continue;
+    await rm(join(tmpdir(), name), { recursive: true, force: true });
+  }
+}
+
+function processExists(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+/**
+ * An ed25519 key pair in OpenSSH format. ssh2's generator drops a leading zero byte of the public key (about one key
+ * in 256), which makes a key nobody can load: such a pair is thrown away.
+ */
+function generateEd25519(comment: string): { private: string; public: string } {
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const pair = ssh2.utils.generateKeyPairSync("ed25519", { comment });
+    const parsedPrivate = ssh2.utils.parseKey(pair.private);
+    const parsedPublic = ssh2.utils.parseKey(pair.public);
+    // string "ssh-ed25519" (4 + 11) + string key (4 + 32)
+    if (!(parsedPrivate instanceof Error) && !(parsedPublic instanceof Error) && parsedPublic.getPublicSSH().length === 51) {
+      return pair;
+    }
+  }
+  throw new Error("could not generate a valid ed25519 key");
+}
+
+let detected: Promise<SessionHelper> | undefined;
+let perlWorks: Promise<boolean> | undefined;
+
+async function detectHelper(): Promise<SessionHelper> {
+  return (await (perlWorks ??= checkPerl())) ? "perl" : "node";
+}
+
+function checkPerl(): Promise<boolean> {
+  return new Promise((resolve) => {
+    // An explicit environment: the check needs PATH only, and nothing else of this process's environment is perl's.
+    const env = { PATH: process.env["PATH"] ?? DEFAULT_PATH };
+    execFile("perl", ["-MPOSIX", "-e", "print 1"], { timeout: 10_000, killSignal: "SIGKILL", env }, (error, stdout) => {
+      resolve(error === null && stdout === "1");
+    });
+  });
+}
+
+function resolveUsers(users: TestServerOptions["users"], clientPublicKey: string): ResolvedTestServerUser[] {
+  const list = users ?? [{ name: userInfo().username, password: randomBytes(12).toString("base64url") }];
+  if (list.length === 0) throw new Error("the test server needs at least one user");
+  return list.map((user) => {
+    const publicKeys = user.publicKeys ?? [clientPublicKey];
+    for (const key of publicKeys) {
+      if (ssh2.utils.parseKey(key) instanceof Error) throw new Error(`user ${user.name}: not a public key: ${key}`);
+    }
+    return { name: user.name, password: user.password, publicKeys };
+  });
+}
+
+function onPath(tool: string): boolean {
+  return (process.env["PATH"] ?? DEFAULT_PATH).split(":").some((folder) => {
+    try {
+      accessSync(join(folder || ".", tool), fsConstants.X_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  });
+}
+
+/** Every live server, so that a test process that exits without `close()` leaves no command behind. */
+const live = new Set<EmbeddedServer>();
+let exitHookInstalled = false;
+
+function installExitHook(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.once("exit", () => {
+    for (const server of live) server.killNowSync();
+  });
+}
+
+/** One TCP connection: its socket, its ssh2 connection once the client spoke, its sessions. */
+interface ConnectionState {
+  readonly socket: Socket;
+  bytes: number;
+  ssh: Connection | undefined;
+  /** The user that authenticated. */
+  user: string | undefined;
+  sessions: number;
+  readonly processes: Set<SessionProcess>;
+  /** The handshake delay. */
+  timer: NodeJS.Timeout | undefined;
+  /** Channel opens being delayed. */
+  readonly channelTimers: Set<NodeJS.Timeout>;
+}
+
+class EmbeddedServer implements TestServer {
+  readonly host = "127.0.0.1";
+  port = 0;
+  readonly knownHostsPath: string;
+  readonly hostPublicKey: string;
+  readonly clientKeyPath: string;
+  readonly clientPublicKey: string;
+  readonly faults: TestServerFaults;
+  readonly #listener: NetServer;
+  readonly #ssh: SshServer;
+  readonly #states = new Set<ConnectionState>();
+  /** Connections by the client's port (loopback only: the port names the connection). */
+  readonly #byClientPort = new Map<number, ConnectionState>();
+  readonly #processes = new Set<SessionProcess>();
+  readonly #keys: Map<string, ParsedKey[]>;
+  readonly #acceptEnv: (name: string) => boolean;
+  readonly #ptyAvailable = onPath("script");
+  #closing: Promise<void> | undefined;
+
+  constructor(
+    readonly dir: string,
+    private readonly options: TestServerOptions,
+    readonly users: readonly ResolvedTestServerUser[],
+    keys: { readonly host: string; readonly clientPath: string; readonly clientPublic: string },
+    private readonly maxSessions: number,
+    private readonly helper: SessionHelper,
+  ) {
+    this.knownHostsPath = join(dir, "known_hosts");
+    this.clientKeyPath = keys.clientPath;
+    this.clientPublicKey = keys.clientPublic;
+    const hostPrivateKey = keys.host;
+    const parsedHostKey = ssh2.utils.parseKey(hostPrivateKey);
+    if (parsedHostKey instanceof Error) throw parsedHostKey;
+    this.hostPublicKey = `ssh-ed25519 ${parsedHostKey.getPublicSSH().toString("base64")}`;
+    this.faults = { ...options.faults };
+    this.#keys = new Map(
+      users.map((user) => [user.name, user.publicKeys.map((key) => ssh2.utils.parseKey(key) as ParsedKey)]),
+    );
+    const patterns = (options.acceptEnv ?? ["*"]).map(
+      (pattern) => new RegExp(`^${pattern.replace(/[.+?^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*")}$`),
+    );
+    this.#acceptEnv = (name) => patterns.some((pattern) => pattern.test(name));
+    this.#ssh = new ssh2.Server({ hostKeys: [hostPrivateKey], ident: "tunnel-test-server" });
+    this.#ssh.on("connection", (client, info) => this.#onClient(client, info.port));
+    this.#ssh.on("error", () => {
+      // per-connection errors are handled on each connection
+    });
+    this.#listener = createServer((socket) => this.#onSocket(socket));
+  }
+
+  get knownHostsLine(): string {
+    return `[${this.host}]:${this.port} ${this.hostPublicKey}`;
+  }
+
+  get target(): TestServer["target"] {
+    return { host: this.host, port: this.port, user: this.users[0]!.name };
+  }
+
+  get connections(): number {
+    return this.#states.size;
+  }
+
+  get runningCommands(): number {
+    return this.#processes.size;
+  }
+
+  listen(port: number): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.#listener.once("error", reject);
+      this.#listener.listen(port, this.host, () => {
+        this.#listener.off("error", reject);
+        const address = this.#listener.address();
+        this.port = typeof address === "object" && address ? address.port : port;
+        live.add(this);
+        installExitHook();
+        resolve();
+      });
+    });
+  }
+
+  #onSocket(socket: Socket): void {
+    if (this.#closing) {
+      socket.destroy();
+      return;
+    }
+    const state: ConnectionState = {
+      socket,
+      bytes: 0,
+      ssh: undefined,
+      user: undefined,
+      sessions: 0,
+      processes: new Set(),
+      timer: undefined,
+      channelTimers: new Set(),
+    };
+    this.#states.add(state);
+    socket.on("error", () => {
+      // a reset by the client; `close` follows
+    });
+    socket.once("close", () => this.#onSocketClosed(state));
+    if (this.faults.stallHandshake) {
+      socket.resume(); // read and discard: the client hears nothing back
+      return;
+    }
+    const delay = this.faults.handshakeDelayMs ?? 0;
+    if (delay > 0) {
+      state.timer = setTimeout(() => {
+        state.timer = undefined;
+        if (!socket.destroyed) this.#startSsh(state);
+      }, delay);
+    } else this.#startSsh(state);
+  }
+
+  #startSsh(state: ConnectionState): void {
+    const { socket } = state;
+    if (socket.remotePort !== undefined) this.#byClientPort.set(socket.remotePort, state);
+    this.#ssh.injectSocket(socket);
+    // Counted after ssh2 took the socket: its own reader is attached by then, so no bytes are lost.
+    socket.on("data", (chunk: Buffer) => this.#count(state, chunk.length));
+    const write = socket.write;
+    socket.write = ((chunk: unknown, ...rest: unknown[]) => {
+      let data = typeof chunk === "string" ? Buffer.from(chunk) : (chunk as Uint8Array);
+      const limit = this.faults.dropAfterBytes;
+      // The last chunk before a drop is cut, so the peer never gets more than `limit` bytes in all.
+      if (limit !== undefined && state.bytes + data.byteLength > limit) data = data.subarray(0, Math.max(0, limit - state.bytes));
+      const result = (write as (...args: unknown[]) => boolean).call(socket, data, ...rest);
+      this.#count(state, data.byteLength);
+      return result;
+    }) as Socket["write"];
+  }
+
+  #count(state: ConnectionState, length: number): void {
+    state.bytes += length;
+    const limit = this.faults.dropAfterBytes;
+    if (limit !== undefined && state.bytes >= limit && !state.socket.destroyed) state.socket.destroy();
+  }
+
+  #onSocketClosed(state: ConnectionState): void {
+    clearTimeout(state.timer);
+    for (const timer of state.channelTimers) clearTimeout(timer);
+    state.channelTimers.clear();
+    this.#states.delete(state);
+    if (state.socket.remotePort !== undefined && this.#byClientPort.get(state.socket.remotePort) === state) {
+      this.#byClientPort.delete(state.socket.remotePort);
+    }
+    for (const command of state.processes) command.hangUp();
+  }
+
+  #onClient(client: Connection, clientPort: number): void {
+    const state = this.#byClientPort.get(clientPort);
+    if (!state) {
+      client.end();
+      return;
+    }
+    state.ssh = client;
+    client.on("error", () => {
+      // a lost client: the socket's `close` cleans up
+    });
+    client.on("authentication", (context) => this.#authenticate(context, state));
+    client.on("ready", () => {
+      client.on("session", (accept, reject) => {
+        if (this.#refuseChannel() || state.sessions >= this.maxSessions) {
+          reject();
+          return;
+        }
+        state.sessions++;
+        const open = () => {
+          if (state.socket.destroyed) return;
+          const session = accept();
+          session.once("close", () => state.sessions--);
+          serveSession(session, this.#sessionContext(state));
+        };
+        const delay = this.faults.channelDelayMs ?? 0;
+        if (delay > 0) {
+          const timer = setTimeout(() => {
+            state.channelTimers.delete(timer);
+            open();
+          }, delay);
+          state.channelTimers.add(timer);
+        } else open();
+      });
+    });
+  }
+
+  #refuseChannel(): boolean {
+    const refuse = this.faults.refuseChannels ?? 0;
+    if (refuse <= 0) return false;
+    this.faults.refuseChannels = refuse - 1;
+    return true;
+  }
+
+  #sessionContext(state: ConnectionState): SessionContext {
+    const socket = state.socket;
+    return {
+      user: state.user ?? this.target.user,
+      env: this.#environment(socket),
+      cwd: this.options.root ?? homedir(),
+      acceptEnv: this.#acceptEnv,
+      helper: this.helper,
+      ptyAvailable: this.#ptyAvailable,
+      // Each command is known to its connection (hung up when it drops) and to the server (killed by close()).
+      track: (command) => {
+        state.processes.add(command);
+        this.#processes.add(command);
+      },
+      untrack: (command) => {
+        state.processes.delete(command);
+        this.#processes.delete(command);
+      },
+      serverProcessKilled: () => {
+        if (!socket.destroyed) socket.destroy();
+      },
+      serveSftp: (accept) => serveSftp(accept, { root: this.options.root, home: homedir() }),
+    };
+  }
+
+  #environment(socket: Socket): Record<string, string> {
+    const account = userInfo();
+    return {
+      HOME: account.homedir,
+      USER: account.username,
+      LOGNAME: account.username,
+      SHELL: "/bin/sh",
+      PATH: process.env["PATH"] ?? DEFAULT_PATH,
+      SSH_CLIENT: `${socket.remoteAddress ?? "127.0.0.1"} ${socket.remotePort ?? 0} ${this.port}`,
+      SSH_CONNECTION: `${socket.remoteAddress ?? "127.0.0.1"} ${socket.remotePort ?? 0} ${this.host} ${this.port}`,
+      ...this.options.env,
+    };
+  }
+
+  #authenticate(context: AuthContext, state: ConnectionState): void {
+    const methods: Array<"publickey" | "password"> = ["publickey", "password"];
+    const user = this.users.find((candidate) => candidate.name === context.username);
+    if (!user) {
+      context.reject(methods);
+      return;
+    }
+    if (context.method === "password") {
+      if (user.password !== undefined && sameSecret(context.password, user.password)) {
+        state.user = user.name;
+        context.accept();
+      } else context.reject(methods);
+      return;
+    }
+    if (context.method === "publickey") {
+      const key = (this.#keys.get(user.name) ?? []).find((candidate) => candidate.getPublicSSH().equals(context.key.data));
+      if (!key) {
+        context.reject(methods);
+        return;
+      }
+      // Without a signature the client only asks whether the key would do.
+      if (!context.signature || !context.blob) {
+        context.accept();
+        return;
+      }
+      if (key.verify(context.blob, context.signature, context.hashAlgo)) {
+        state.user = user.name;
+        context.accept();
+      } else context.reject(methods);
+      return;
+    }
+    context.reject(methods);
+  }
+
+  dropConnections(): void {
+    for (const state of this.#states) state.socket.destroy();
+  }
+
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      const stopped = new Promise<void>((resolve) => this.#listener.close(() => resolve()));
+      for (const state of this.#states) {
+        clearTimeout(state.timer);
+        state.socket.destroy();
+      }
+      const running = [...this.#processes];
+      for (const command of running) command.killNow();
+      await within(Promise.all(running.map((command) => command.exited)), 5_000);
+      this.#processes.clear();
+      await stopped;
+      live.delete(this);
+      await rm(this.dir, { recursive: true, force: true });
+    })();
+    return this.#closing;
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  /** Synchronous clean-up for the process's exit hook. */
+  killNowSync(): void {
+    for (const command of this.#processes) command.killNow();
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+/** Wait for `promise`, but no longer than `ms`. */
+async function within(promise: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([promise, new Promise((resolve) => (timer = setTimeout(resolve, ms)))]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function sameSecret(given: string, expected: string): boolean {
+  const digest = (value: string) => createHash("sha256").update(value).digest();
+  return timingSafeEqual(digest(given), digest(expected));
+}
