@@ -35,7 +35,7 @@ describe.each(TRANSPORTS)("retry evidence over %s", (transportName) => {
     expect(runs).toBeLessThanOrEqual(1);
     expect(TunnelError.is(error)).toBe(true);
     const failure = error as TunnelError;
-    expect(failure.code).toBe("CHANNEL");
+    expect(failure).toMatchObject({ code: "UNSUPPORTED_HOST", reason: "pty" });
     expect(failure.retryable).toBe(false);
     expect(failure.message).toMatch(/pseudo-terminal|pty/i);
     expect(stack.executor.stats().retries).toBe(0);

@@ -16,7 +16,7 @@
  *   breaker. Counting whole operations instead would make the threshold mean a different number of connect attempts
  *   for every `maxRetries`, and an operation whose retries ran out (`RETRIES_EXHAUSTED`) says nothing by itself;
  * - success: the host answered — a result (whatever its exit code), `COMMAND_FAILED`, `AUTHENTICATION`,
- *   `HOST_KEY`, `SUDO`, `CHANNEL`, `TRANSFER`. An authentication failure does NOT trip the breaker: the host is
+ *   `HOST_KEY`, `SUDO`, `CHANNEL`, `TRANSFER`, `UNSUPPORTED_HOST`. An authentication failure does NOT trip the breaker: the host is
  *   up, the problem is the credentials, and auth errors are never retried anyway, so they cannot hammer it;
  * - neutral (no verdict about the host): `TIMEOUT`, `ABORTED`, `VALIDATION`, `CONFIG`, `POOL_TIMEOUT`,
  *   `POOL_CLOSED`, `CIRCUIT_OPEN`, `RETRIES_EXHAUSTED`, `OUTCOME_UNKNOWN` and non-tunnel errors. A neutral probe frees the
@@ -41,7 +41,7 @@ export type CircuitState = "closed" | "open" | "half-open";
 export type BreakerOutcome = "success" | "failure" | "neutral";
 
 const FAILURE_CODES = new Set(["CONNECT", "CONNECTION_LOST"]);
-const SUCCESS_CODES = new Set(["COMMAND_FAILED", "AUTHENTICATION", "HOST_KEY", "SUDO", "CHANNEL", "TRANSFER"]);
+const SUCCESS_CODES = new Set(["COMMAND_FAILED", "AUTHENTICATION", "HOST_KEY", "SUDO", "CHANNEL", "TRANSFER", "UNSUPPORTED_HOST"]);
 
 /** How an operation's error counts for the breaker (see the module comment). */
 export function breakerOutcome(error: unknown): BreakerOutcome {

@@ -6,7 +6,7 @@
  * | `CONNECT`, `CHANNEL`, `POOL_TIMEOUT` | retry | retry only if `idempotent` (a transport should say `CONNECTION_LOST` then) |
  * | `CONNECTION_LOST` | retry, unless the command was already handed to the transport (`requested`) | retry only if `idempotent` |
  * | `TIMEOUT` | never | never |
- * | `AUTHENTICATION`, `HOST_KEY`, `VALIDATION`, `CONFIG`, `SUDO`, `ABORTED`, `CIRCUIT_OPEN`, `COMMAND_FAILED`, `POOL_CLOSED`, `TRANSFER`, `RETRIES_EXHAUSTED` | never | never |
+ * | `AUTHENTICATION`, `HOST_KEY`, `VALIDATION`, `CONFIG`, `SUDO`, `ABORTED`, `CIRCUIT_OPEN`, `COMMAND_FAILED`, `POOL_CLOSED`, `TRANSFER`, `RETRIES_EXHAUSTED`, `UNSUPPORTED_HOST` | never | never |
  * | anything that is not a `TunnelError` | never | never |
  *
  * A retry needs positive evidence that the command never started. A refused or failed connect, a channel the server
@@ -87,6 +87,7 @@ const RULES: Readonly<Record<ErrorCode, Rule>> = {
   POOL_CLOSED: never("the pool is closed"),
   TRANSFER: never("the transfer failed"),
   RETRIES_EXHAUSTED: never("retries were already exhausted"),
+  UNSUPPORTED_HOST: never("the host cannot do this; it would fail the same way again"),
   OUTCOME_UNKNOWN: never("whether the operation ran is unknown; only the one who knows it is idempotent repeats it"),
 };
 

@@ -34,7 +34,8 @@ export type ErrorCode =
   | "RETRIES_EXHAUSTED"
   | "POOL_CLOSED"
   | "POOL_TIMEOUT"
-  | "OUTCOME_UNKNOWN";
+  | "OUTCOME_UNKNOWN"
+  | "UNSUPPORTED_HOST";
 
 const brand = Symbol.for("tunnel.error");
 
@@ -263,5 +264,23 @@ export class OutcomeUnknownError extends TunnelError {
   override readonly name = "OutcomeUnknownError";
   constructor(message: string, options: Opt = {}) {
     super("OUTCOME_UNKNOWN", message, { ...options, phase: options.phase ?? "exec", retryable: false });
+  }
+}
+
+/**
+ * The host cannot do what was asked, and asking again will not change that: its login shell did not run the
+ * command (a `nologin` or restricted shell), a tool tunnel needs is missing, the server refused a pty, a session
+ * beside a running one, or the SFTP subsystem. `detail` is the host's own line that says so (e.g.
+ * `This account is currently not available.`). Never retryable.
+ */
+export class UnsupportedHostError extends TunnelError {
+  override readonly name = "UnsupportedHostError";
+  readonly reason: "shell" | "tool" | "pty" | "session" | "sftp";
+  /** The host's message (first stderr line), when it gave one. */
+  readonly detail: string | undefined;
+  constructor(message: string, options: Opt & { readonly reason: UnsupportedHostError["reason"]; readonly detail?: string }) {
+    super("UNSUPPORTED_HOST", message, { ...options, phase: options.phase ?? "exec", retryable: false });
+    this.reason = options.reason;
+    this.detail = options.detail;
   }
 }

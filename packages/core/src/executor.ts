@@ -171,7 +171,7 @@ export class Executor {
           ...(command.onStderr ? { onStderr: command.onStderr } : {}),
           maxOutputBytes: command.maxOutputBytes ?? config.maxOutputBytes,
         }, command.sudo);
-        failOnPreparation(prepared, result, operation.target);
+        failOnPreparation(prepared, result, operation.target, "shell");
         return result;
       }, context);
     }, {
@@ -473,6 +473,7 @@ export class Executor {
     const request: RunRequest = {
       ...extra,
       command: prepared.command,
+      start: prepared.start,
       signal: operation.signal,
       onStarted: () => {
         context.started = true;
@@ -547,6 +548,7 @@ export class Executor {
   #housekeeping(connection: Connection, prepared: PreparedCommand): Promise<RunResult> {
     return runProcess(connection, {
       command: prepared.command,
+      start: prepared.start,
       timeoutMs: this.#cleanupTimeout,
       ...(prepared.sudo ? { sudo: { ...prepared.sudo, promptTimeoutMs: this.#config.sudoTimeout } } : {}),
     });
@@ -653,10 +655,10 @@ function settleLease(lease: Lease, error: unknown): void {
 }
 
 /** The prepared command stopped before the user's command ran: a missing working dir or interpreter. */
-function failOnPreparation(prepared: PreparedCommand, result: RunResult, target: Target): void {
+function failOnPreparation(prepared: PreparedCommand, result: RunResult, target: Target, interpreterField = "interpreter"): void {
   const failure = detectPreparationFailure(prepared, result);
   if (failure === "working-dir") throw new ValidationError("workingDir", "does not exist on the host or cannot be entered", { target, phase: "exec" });
-  if (failure === "interpreter") throw new ValidationError("interpreter", "was not found on the host", { target, phase: "exec" });
+  if (failure === "interpreter") throw new ValidationError(interpreterField, "was not found on the host", { target, phase: "exec" });
 }
 
 /** After the operation's own stop fired, the caller sees why: the timeout or the abort, not a side effect of it. */

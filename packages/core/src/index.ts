@@ -48,10 +48,13 @@ export {
   prepareCommand,
   prepareScriptCommand,
   scriptInterpreter,
+  startToken,
   sudoGateLine,
   sudoPrompt,
   sudoReadyToken,
 } from "./prepare.js";
+export { inOwnProcessGroup } from "./process-group.js";
+export { MAX_LOGIN_LINE_LENGTH, encodeForPrintf, loginShellCommand, loginShellLength } from "./login-shell.js";
 export type { PreparationFailure, PrepareOptions, PreparedCommand, PreparedSudo, PrepareParts } from "./prepare.js";
 export { RetryStats, abortErrorFrom, computeBackoff, executeWithRetry, retryAttempts, sleep } from "./retry.js";
 export type { RetryInfo, RetryOptions, RetryOutcome, RetryStatsSnapshot, RetryStrategy } from "./retry.js";

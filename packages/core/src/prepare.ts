@@ -1,18 +1,24 @@
 /**
  * Command preparation, in one place: env, working dir, sudo and script command lines, all built with the
- * one quoting function (`quote.ts`). A transport receives the result as `SpawnRequest.command` and runs it
- * with the login user's shell, exactly as `ssh host '<command>'` would.
+ * one quoting function (`quote.ts`). The result is a POSIX sh script; a transport receives it as
+ * `SpawnRequest.command` and has `/bin/sh` run it through the login shell with `loginShellCommand`
+ * (`login-shell.ts`), so it means the same whatever the user's login shell is (bash, dash, zsh, mksh, busybox ash,
+ * fish, tcsh).
  *
  * Shape of a prepared command (`N` is a random hex nonce, one per prepared command):
  *
  * ```sh
+ * printf '%s' '[tunnel-start-N]' >&2
  * CDPATH= cd -- '/srv/my app' || { printf '%s\n' 'tunnel[N]: cannot change directory' >&2; exit 97; }
  * export LC_ALL=C
  * export GREETING='it'\''s $HOME'
  * <cmd, unchanged>
  * ```
  *
- * - The working dir is entered first, so a missing one fails BEFORE the command runs: exit code
+ * - The start token `[tunnel-start-N]` comes first (stderr, no newline): `/bin/sh` is running the prepared script.
+ *   `runProcess` strips it and requires it, so a login shell that never ran the command (a `nologin` shell, a
+ *   restricted one) is an `UnsupportedHostError` naming the host's message, never a silent result.
+ * - The working dir is entered next, so a missing one fails BEFORE the command runs: exit code
  *   `PREPARATION_EXIT_CODE` (97) and the line `tunnel[N]: cannot change directory` on stderr (after the shell's own
  *   message naming the folder). `detectPreparationFailure()` recognises it; the nonce keeps a command that happens
  *   to exit 97 from being mistaken for it. A leading `~` or `~/` means the home of the user the command runs as
@@ -20,7 +26,8 @@
  * - Env is set inline with `export NAME='value'` (servers drop SSH `env` requests unless `AcceptEnv` allows them).
  *   Exports follow the `cd`, so `env.HOME` does not change where `~` points, and they reach every process the
  *   command starts.
- * - Without sudo the command runs in the login shell, unchanged, as with `ssh host cmd`.
+ * - Without sudo the command runs in that `/bin/sh`, unchanged; with `shell` (e.g. `bash`) it is handed to that
+ *   interpreter instead: `exec bash -c '<cmd>'`, after a check that it exists (exit 97, `interpreter not found`).
  * - With sudo, the whole script above (cd, exports, command) is quoted once and run by `/bin/sh -c` under sudo,
  *   so env survives sudo's `env_reset` and the `cd` happens as the target user:
  *   `exec sudo -n -u bob -- /bin/sh -c '<script>'`. The script's first line prints the ready token
@@ -34,8 +41,6 @@
  *   exports and runs the command. The caller writes it when the ready token arrives, unless it gave up meanwhile:
  *   an abort or timeout during the prompt phase closes the channel, the shell reads EOF and exits 125, and nothing
  *   of the request ever ran — however late sudo let it through.
- *
- * The login shell must be a POSIX-style shell (sh, dash, bash, ksh, zsh); csh and fish quote differently.
  */
 import { randomBytes } from "node:crypto";
 import { ValidationError } from "./errors.js";
@@ -88,8 +93,13 @@ export interface PreparedSudo {
 
 /** A command line ready for `Connection.spawn({ command })`. */
 export interface PreparedCommand {
-  /** The full command line for the login shell. Never contains the sudo password. */
+  /** The POSIX sh script for `SpawnRequest.command`. Never contains the sudo password. */
   readonly command: string;
+  /**
+   * The token the script prints to stderr (no newline) before anything else: pass it to `runProcess` as
+   * `RunRequest.start`, which strips it and fails when it never came.
+   */
+  readonly start: string;
   /** The nonce in the sudo prompt, the ready token and the failure markers. */
   readonly nonce: string;
   /** Present when the command runs through sudo (with or without a password). */
@@ -111,6 +121,11 @@ export function createNonce(): string {
 /** The prompt given to `sudo -S -p` for this nonce. */
 export function sudoPrompt(nonce: string): string {
   return `[tunnel-sudo-${nonce}]`;
+}
+
+/** The token every prepared command prints to stderr first: `/bin/sh` runs the script. */
+export function startToken(nonce: string): string {
+  return `[tunnel-start-${nonce}]`;
 }
 
 /** The token a sudo-wrapped command prints to stderr once sudo let it through. */
@@ -234,6 +249,8 @@ function assemble(parts: PrepareParts, body: readonly string[], nonce: string): 
   if (parts.workingDir !== undefined) validatePath(parts.workingDir, "workingDir");
   validateSudo(parts.sudo);
   const sudo = normaliseSudo(parts.sudo);
+  const start = startToken(nonce);
+  const startLine = `printf '%s' ${quote(start)} >&2`;
   const lines = [
     ...(sudo ? sudoGateLines(nonce) : []),
     ...(parts.workingDir !== undefined ? [changeDirectoryLine(parts.workingDir, nonce)] : []),
@@ -243,16 +260,17 @@ function assemble(parts: PrepareParts, body: readonly string[], nonce: string): 
   const script = lines.join("\n");
   if (!sudo) {
     checkSize(script, parts, body);
-    return { command: script, nonce };
+    return { command: `${startLine}\n${script}`, start, nonce };
   }
   // sudo reads `-u 1000` as a user *named* 1000; a numeric id means the uid, which sudo spells `#1000`.
   const user = sudo.user !== undefined ? ["-u", /^[0-9]+$/.test(sudo.user) ? `#${sudo.user}` : sudo.user] : [];
   const prompt = sudoPrompt(nonce);
   const mode = sudo.password === undefined ? ["-n"] : ["-S", "-p", prompt];
-  const command = `exec sudo ${quoteArgs([...mode, ...user, "--", "/bin/sh", "-c", script])}`;
+  const command = `${startLine}\nexec sudo ${quoteArgs([...mode, ...user, "--", "/bin/sh", "-c", script])}`;
   checkSize(command, parts, body);
   return {
     command,
+    start,
     nonce,
     sudo: preparedSudo(prompt, sudoReadyToken(nonce), sudoGateLine(nonce), sudo.password),
   };
@@ -260,21 +278,24 @@ function assemble(parts: PrepareParts, body: readonly string[], nonce: string): 
 
 /**
  * Prepare a command: working dir, env and sudo around `command.cmd` (which is passed through unquoted — it is
- * a shell command line). Validates the fields it uses (env names, working dir, sudo) and throws
- * `ValidationError`; run `validateCommand` first for the rest of the request.
+ * a shell command line for `/bin/sh`, or for `command.shell`). Validates the fields it uses (env names, working
+ * dir, sudo, shell) and throws `ValidationError`; run `validateCommand` first for the rest of the request.
  * @example
  * prepareCommand({ cmd: "id -u", sudo: { user: "bob" }, env: { A: "1" } }, { nonce: "0123abcd" }).command
- * // => "exec sudo -n -u bob -- /bin/sh -c 'export A=1\nid -u'"   (with a real newline)
+ * // => "printf '%s' '[tunnel-start-0123abcd]' >&2\nexec sudo -n -u bob -- /bin/sh -c '…export A=1\nid -u'"
  */
 export function prepareCommand(
-  command: Pick<Command, "cmd" | "env" | "workingDir" | "sudo">,
+  command: Pick<Command, "cmd" | "env" | "workingDir" | "sudo" | "shell">,
   options?: PrepareOptions,
 ): PreparedCommand {
   if (typeof command.cmd !== "string" || command.cmd.trim().length === 0) {
     throw new ValidationError("cmd", "must not be empty");
   }
   if (command.cmd.includes("\0")) throw new ValidationError("cmd", "must not contain a NUL byte");
-  return assemble(command, [command.cmd], resolveNonce(options));
+  const nonce = resolveNonce(options);
+  if (command.shell === undefined) return assemble(command, [command.cmd], nonce);
+  validateInterpreter(command.shell, undefined, "shell");
+  return assemble(command, [interpreterCheck(command.shell, nonce), `exec ${quote(command.shell)} -c ${quote(command.cmd)}`], nonce);
 }
 
 /**

@@ -7,7 +7,7 @@
  * timeouts and aborts that stop the remote process, and typed errors only.
  */
 import type { Readable } from "node:stream";
-import { AbortError, SudoError, TimeoutError, TunnelError } from "./errors.js";
+import { AbortError, SudoError, TimeoutError, TunnelError, UnsupportedHostError, formatTarget } from "./errors.js";
 import { OutputCollector } from "./output.js";
 import type { Connection, RemoteProcess } from "./transport.js";
 import type { PtyOptions } from "./types.js";
@@ -57,6 +57,13 @@ export interface RunRequest {
   /** Past this the remote process is stopped and the run rejects with `TimeoutError`. */
   readonly timeoutMs?: number;
   readonly sudo?: SudoExchange;
+  /**
+   * The prepared command's start token (`PreparedCommand.start`), printed first by the `/bin/sh` that runs it.
+   * It is stripped from the output, and a process that ends without it fails with `UnsupportedHostError`
+   * (reason `shell`): the login shell never ran the command (a `nologin` or restricted shell), and the host's own
+   * message is kept as the error's `detail`.
+   */
+  readonly start?: string;
   /** Called once the remote command has started (the channel is open). Failures before it are safe to retry. */
   readonly onStarted?: () => void;
 }
@@ -137,12 +144,19 @@ export async function runProcess(connection: Connection, request: RunRequest): P
 
   const outFilter = sudo?.filter();
   const errFilter = sudo?.filter();
-  process.stdout.on("data", (chunk: Buffer) => stdout.write(outFilter ? outFilter.write(chunk) : chunk));
-  process.stderr.on("data", (chunk: Buffer) => stderr.write(errFilter ? errFilter.write(chunk) : chunk));
+  const start = request.start !== undefined ? new StartWatcher(request.start) : undefined;
+  const outStart = start?.filter();
+  const errStart = start?.filter();
+  const passOut = (chunk: Buffer) => stdout.write(outFilter ? outFilter.write(chunk) : chunk);
+  const passErr = (chunk: Buffer) => stderr.write(errFilter ? errFilter.write(chunk) : chunk);
+  process.stdout.on("data", (chunk: Buffer) => passOut(outStart ? outStart.write(chunk) : chunk));
+  process.stderr.on("data", (chunk: Buffer) => passErr(errStart ? errStart.write(chunk) : chunk));
 
   try {
     const status = await process.exit;
     if (stopReason) throw stopReason;
+    if (outStart) passOut(outStart.flush());
+    if (errStart) passErr(errStart.flush());
     if (outFilter) stdout.write(outFilter.flush());
     if (errFilter) stderr.write(errFilter.flush());
     stdout.end();
@@ -155,6 +169,7 @@ export async function runProcess(connection: Connection, request: RunRequest): P
       truncated: stdout.truncated || stderr.truncated,
       durationMs: performance.now() - startedAt,
     };
+    if (start && !start.seen) throw start.failure(result, connection);
     if (sudo && !sudo.done) throw sudo.failure(result);
     return result;
   } catch (error) {
@@ -175,6 +190,35 @@ function writeStdin(process: RemoteProcess, stdin: RunRequest["stdin"]): void {
   } else {
     stdin.on("error", () => process.stdin.end());
     stdin.pipe(process.stdin);
+  }
+}
+
+/** Watches for the start token on both streams (a pty merges stderr into stdout) and strips it. */
+class StartWatcher {
+  seen = false;
+  readonly #filters: TokenFilter[] = [];
+
+  constructor(readonly token: string) {}
+
+  filter(): TokenFilter {
+    const filter = new TokenFilter([this.token], () => {
+      this.seen = true;
+      for (const other of this.#filters) other.finish();
+      return "done";
+    });
+    this.#filters.push(filter);
+    return filter;
+  }
+
+  /** The error for a process that ended without the token: the login shell did not run the command. */
+  failure(result: RunResult, connection: Connection): UnsupportedHostError {
+    const text = `${result.stderr}\n${result.stdout}`;
+    const detail = text.split("\n").map((line) => line.trim()).find((line) => line !== "");
+    const how = result.signal ? `was killed by ${result.signal}` : `exited with code ${result.exitCode}`;
+    return new UnsupportedHostError(
+      `the login shell on ${formatTarget(connection.target)} did not run the command (it ${how})${detail ? `: ${detail}` : ""}`,
+      { reason: "shell", target: connection.target, ...(detail !== undefined ? { detail } : {}) },
+    );
   }
 }
 

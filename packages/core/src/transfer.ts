@@ -64,17 +64,37 @@ export interface TransferContext {
   readonly onVerifyMismatch?: (path: string) => void;
 }
 
+/**
+ * Runs `step` again when the server refused its channel: nothing ran, so repeating is safe. A server that allows
+ * one session at a time (MaxSessions 1) frees a closed session's slot a moment after the close, and a transfer's
+ * steps follow each other closely.
+ */
+async function whileRefused<T>(context: TransferContext, step: () => Promise<T>): Promise<T> {
+  for (let refusals = 0; ; refusals++) {
+    try {
+      return await step();
+    } catch (error) {
+      const refused = TunnelError.is(error) && error.code === "CHANNEL" && (error as { refused?: boolean }).refused === true;
+      if (!refused || refusals >= 8 || context.signal.aborted) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 25 * (refusals + 1)));
+    }
+  }
+}
+
 /** Run a remote shell command line on the transfer's connection; a non-zero exit is a `TransferError`. */
 async function remote(context: TransferContext, cmd: string, what: string, sudo?: boolean | SudoOptions): Promise<RunResult> {
   const prepared = prepareCommand({ cmd, ...(sudo !== undefined ? { sudo } : {}) });
-  const result = await runProcess(context.connection, {
+  const result = await whileRefused(context, () => runProcess(context.connection, {
     command: prepared.command,
+    start: prepared.start,
     signal: context.signal,
     maxOutputBytes: 1024 * 1024,
     ...(prepared.sudo ? { sudo: { ...prepared.sudo, promptTimeoutMs: context.sudoTimeout } } : {}),
-  });
+  }));
   if (result.exitCode !== 0) {
-    const detail = result.stderr.trim().split("\n").slice(-2).join(" ");
+    // The first line is the one that says what failed (`find: unrecognized: -printf`); tools such as busybox follow
+    // it with their usage text.
+    const detail = result.stderr.split("\n").map((line) => line.trim()).find((line) => line !== "") ?? "";
     throw new TransferError(`${what} failed on the host${detail ? `: ${detail}` : ` (exit ${result.exitCode ?? result.signal})`}`, {
       target: context.target,
     });
@@ -189,12 +209,12 @@ function chunked<T>(items: readonly T[], render: (item: T) => string): T[][] {
 }
 
 /**
- * Shell functions: `tunnel_hash` prints the sha256 of its stdin (`openssl dgst`, much faster than `sha256sum`,
- * which is the fallback); `tunnel_check FILE HEX` succeeds when FILE hashes to HEX. Reading stdin keeps file
+ * Shell functions: `tunnel_hash` prints the sha256 of its stdin (`openssl dgst`, much faster than `sha256sum`, which
+ * is the fallback — GNU's or busybox's — then BSD's `shasum -a 256`); `tunnel_check FILE HEX` succeeds when FILE hashes to HEX. Reading stdin keeps file
  * names out of the output.
  */
 const HASH_FUNCTIONS =
-  'tunnel_hash() { if command -v openssl >/dev/null 2>&1; then openssl dgst -sha256 -r; else sha256sum; fi; }; ' +
+  'tunnel_hash() { if command -v openssl >/dev/null 2>&1; then openssl dgst -sha256 -r; elif command -v sha256sum >/dev/null 2>&1; then sha256sum; else shasum -a 256; fi; }; ' +
   'tunnel_check() { tunnel_sum=$(tunnel_hash < "$1") || return 1; [ "${tunnel_sum%% *}" = "$2" ]; }';
 
 /** The sha256 of each remote file, in order: one remote command per chunk of paths. */
@@ -240,7 +260,7 @@ async function sendFile(context: TransferContext, item: Outgoing, verify: boolea
     item.localHash = sha256OfLocal(item.local, context.signal);
     item.localHash.catch(() => {});
   }
-  await moveBytes(context.connection, () =>
+  await whileRefused(context, () => moveBytes(context.connection, () =>
     context.connection.upload({
       localPath: item.local,
       remotePath: item.temp,
@@ -248,7 +268,7 @@ async function sendFile(context: TransferContext, item: Outgoing, verify: boolea
       onProgress,
       ...(item.mode !== undefined ? { mode: item.mode } : {}),
     }),
-  );
+  ));
 }
 
 const octal = (mode: number): string => mode.toString(8).padStart(4, "0");
@@ -419,10 +439,10 @@ const CLEANUP_TIMEOUT_MS = 10_000;
  */
 async function cleanupRemote(context: TransferContext, temps: readonly string[]): Promise<void> {
   if (temps.length === 0) return;
-  const commands = chunked(temps, quote).map((chunk) => prepareCommand({ cmd: `rm -rf -- ${chunk.map(quote).join(" ")}` }).command);
+  const commands = chunked(temps, quote).map((chunk) => prepareCommand({ cmd: `rm -rf -- ${chunk.map(quote).join(" ")}` }));
   const removeOn = async (connection: Connection): Promise<void> => {
-    for (const command of commands) {
-      const result = await runProcess(connection, { command, timeoutMs: CLEANUP_TIMEOUT_MS });
+    for (const { command, start } of commands) {
+      const result = await runProcess(connection, { command, start, timeoutMs: CLEANUP_TIMEOUT_MS });
       if (result.exitCode !== 0) throw new TransferError(`could not remove temp files: ${result.stderr.trim()}`, { target: context.target });
     }
   };
@@ -497,18 +517,26 @@ async function downloadOne(
   const progress = meter.file();
   try {
     for (let round = 1; ; round++) {
-      const expected = expectedHash?.();
-      expected?.catch(() => {});
-      await moveBytes(context.connection, () =>
+      // The download's channel is asked for first, so a server with one session slot gives it to the bytes.
+      const moving = whileRefused(context, () => moveBytes(context.connection, () =>
         context.connection.download({
           remotePath,
           localPath: temp,
           signal: context.signal,
           onProgress: round === 1 ? progress.onProgress : () => {},
         }),
-      );
+      ));
+      const expected = expectedHash?.();
+      expected?.catch(() => {});
+      await moving;
       if (!expected) break;
-      const [wanted, actual] = await Promise.all([expected, sha256OfLocal(temp, context.signal)]);
+      // The remote hash runs beside the download on a second channel; a server that allows one session at a time
+      // (MaxSessions 1) refuses it, and then it runs once the download's channel is free.
+      const remoteHash = expected.catch((error: unknown) => {
+        if (TunnelError.is(error) && error.code === "CHANNEL" && (error as { refused?: boolean }).refused && expectedHash) return expectedHash();
+        throw error;
+      });
+      const [wanted, actual] = await Promise.all([remoteHash, sha256OfLocal(temp, context.signal)]);
       if (wanted === actual) break;
       if (round >= 2) throw new TransferError(`sha256 mismatch for ${remotePath} after a second attempt`, { target: context.target });
       context.onVerifyMismatch?.(remotePath);
@@ -608,15 +636,40 @@ async function walkLocal(root: string): Promise<TreeEntry[]> {
   return entries;
 }
 
+/**
+ * The tree listing: NUL-separated records survive any file name — kind, mode (octal), size, path, link target.
+ * GNU find prints them itself (`-printf`); elsewhere (busybox, BSD) a POSIX sh loop over `find -exec` builds the same
+ * records with `stat` (GNU/busybox `-c`, BSD `-f`) and `readlink`. Which one a host needs is probed once per connection.
+ */
+const GNU_WALK =
+  "find . -mindepth 1 \\( -type d -printf 'd\\t%m\\t0\\t%P\\0\\0' \\) -o \\( -type f -printf 'f\\t%m\\t%s\\t%P\\0\\0' \\) " +
+  "-o \\( -type l -printf 'l\\t0\\t0\\t%P\\0%l\\0' \\) -o -printf 'o\\t0\\t0\\t%P\\0\\0'";
+const PORTABLE_WALK =
+  "find . -mindepth 1 -exec /bin/sh -c '" +
+  "if stat -c %a . >/dev/null 2>&1; then st() { stat -c \"%a %s\" -- \"$1\"; }; else st() { stat -f \"%Lp %z\" -- \"$1\"; }; fi; " +
+  "for f; do p=${f#./}; " +
+  "if [ -L \"$f\" ]; then printf \"l\\t0\\t0\\t%s\\0%s\\0\" \"$p\" \"$(readlink -- \"$f\")\"; " +
+  "elif [ -d \"$f\" ]; then set -- $(st \"$f\"); printf \"d\\t%s\\t0\\t%s\\0\\0\" \"$1\" \"$p\"; " +
+  "elif [ -f \"$f\" ]; then set -- $(st \"$f\"); printf \"f\\t%s\\t%s\\t%s\\0\\0\" \"$1\" \"$2\" \"$p\"; " +
+  "else printf \"o\\t0\\t0\\t%s\\0\\0\" \"$p\"; fi; done' tunnel-walk {} +";
+
+/** What each connection's host offers, probed once: GNU `find -printf` or not. */
+const gnuFind = new WeakMap<Connection, Promise<boolean>>();
+
+function hasGnuFind(context: TransferContext): Promise<boolean> {
+  let probe = gnuFind.get(context.connection);
+  if (!probe) {
+    probe = remote(context, "find / -maxdepth 0 -printf '' >/dev/null 2>&1 && echo gnu || echo other", "probing find").then((result) => result.stdout.trim() === "gnu");
+    probe.catch(() => gnuFind.delete(context.connection));
+    gnuFind.set(context.connection, probe);
+  }
+  return probe;
+}
+
 async function walkRemote(context: TransferContext, root: string): Promise<TreeEntry[]> {
   const r = quote(root);
-  // NUL-separated records survive any file name: kind, mode (octal), size, path, link target.
-  const result = await remote(
-    context,
-    `cd -- ${r} && find . -mindepth 1 \\( -type d -printf 'd\\t%m\\t0\\t%P\\0\\0' \\) -o \\( -type f -printf 'f\\t%m\\t%s\\t%P\\0\\0' \\) ` +
-      `-o \\( -type l -printf 'l\\t0\\t0\\t%P\\0%l\\0' \\) -o -printf 'o\\t0\\t0\\t%P\\0\\0'`,
-    "listing the remote folder",
-  );
+  const walk = (await hasGnuFind(context)) ? GNU_WALK : PORTABLE_WALK;
+  const result = await remote(context, `cd -- ${r} && ${walk}`, "listing the remote folder");
   const parts = result.stdout.split("\0");
   const entries: TreeEntry[] = [];
   for (let index = 0; index + 1 < parts.length; index += 2) {

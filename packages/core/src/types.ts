@@ -46,8 +46,20 @@ export type OutputListener = (chunk: string) => void;
 
 /** A shell command line to run on one host: what `executor.runCommand(command)` takes. */
 export interface Command extends OperationOptions {
-  /** The shell command line, run by the login user's shell on the host. Not quoted by tunnel. */
+  /**
+   * The shell command line, not quoted by tunnel. It is run by POSIX `/bin/sh` on every host, whatever the login
+   * user's shell is (bash, dash, zsh, mksh, busybox ash, fish, tcsh): tunnel sends the login shell one line that
+   * every common shell parses the same way, and that line starts `/bin/sh`, so the login shell's environment (its
+   * `PATH`) still applies. Write `cmd` in POSIX sh; for bash or zsh syntax, set `shell`.
+   * @example { cmd: "for f in /etc/*.conf; do wc -l \"$f\"; done" }
+   */
   readonly cmd: string;
+  /**
+   * The interpreter for `cmd` instead of `/bin/sh`: an absolute path or a name on the host's `PATH`, e.g. `"bash"`
+   * (run as `bash -c <cmd>`, after the working dir and env are set). A host without it fails with a
+   * `ValidationError` on field `shell` before `cmd` runs. Default: `/bin/sh`.
+   */
+  readonly shell?: string;
   /** Run through sudo. `true` = root, no password. */
   readonly sudo?: boolean | SudoOptions;
   /** Environment variables, set inline for the command (quoted; servers drop SSH `env` requests). */

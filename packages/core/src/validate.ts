@@ -20,7 +20,7 @@
  * - `timeout`: a positive finite number of milliseconds, at most 2^31−1 (Node timers fire at once past it).
  * - `maxOutputBytes`: a non-negative safe integer (0 keeps nothing; callbacks still see the output).
  * - `mode`: `"0755"`, `"755"` or `0o755`; at most `0o7777` (see `parseMode`).
- * - `interpreter`: an absolute path of `[A-Za-z0-9._+/-]` characters or a plain name `^[A-Za-z0-9._+-]+$`
+ * - `interpreter` and `shell`: an absolute path of `[A-Za-z0-9._+/-]` characters or a plain name `^[A-Za-z0-9._+-]+$`
  *   (no spaces, quotes or options: pass extra words as `args`).
  *
  * @example
@@ -251,24 +251,25 @@ function validateArgs(args: unknown, target?: Target): void {
 
 /**
  * Validate an interpreter: an absolute path (`/usr/bin/python3`) or a plain name looked up on the host's
- * PATH (`python3`). No spaces, quotes or options — extra words go in `args`.
+ * PATH (`python3`). No spaces, quotes or options — extra words go in `args`. `field` names it in the error
+ * (`"shell"` for `Command.shell`).
  */
-export function validateInterpreter(interpreter: unknown, target?: Target): void {
+export function validateInterpreter(interpreter: unknown, target?: Target, field = "interpreter"): void {
   if (interpreter === undefined) return;
-  checkString(interpreter, "interpreter", target);
-  checkNoNul(interpreter, "interpreter", target);
-  if (interpreter.length === 0) fail("interpreter", "must not be empty (omit it to use the shebang or /bin/sh)", target);
+  checkString(interpreter, field, target);
+  checkNoNul(interpreter, field, target);
+  if (interpreter.length === 0) fail(field, "must not be empty (omit it to use the shebang or /bin/sh)", target);
   if (interpreter.startsWith("/")) {
     if (!ABSOLUTE_INTERPRETER.test(interpreter) || interpreter === "/") {
-      fail("interpreter", "an absolute path may hold only letters, digits and . _ + / - (no spaces or quotes)", target);
+      fail(field, "an absolute path may hold only letters, digits and . _ + / - (no spaces or quotes)", target);
     }
     return;
   }
   if (!PLAIN_INTERPRETER.test(interpreter)) {
-    fail("interpreter", "must be an absolute path or a plain command name (letters, digits, . _ + -), with no spaces: pass extra words in args", target);
+    fail(field, "must be an absolute path or a plain command name (letters, digits, . _ + -), with no spaces: pass extra words in args", target);
   }
-  if (interpreter.startsWith("-")) fail("interpreter", `must not start with "-"`, target);
-  if (interpreter === "." || interpreter === "..") fail("interpreter", "must name a program", target);
+  if (interpreter.startsWith("-")) fail(field, `must not start with "-"`, target);
+  if (interpreter === "." || interpreter === "..") fail(field, "must name a program", target);
 }
 
 /**
@@ -328,6 +329,7 @@ export function validateCommand(command: Command): void {
   validateExecution(command as unknown as Fields, target);
   validateStdin(command.stdin, target);
   validatePty(command.pty, target);
+  validateInterpreter(command.shell, target, "shell");
 }
 
 /** Validate a `Script` before any I/O. Throws `ValidationError` naming the field. */

@@ -17,6 +17,7 @@ import {
   TimeoutError,
   TransferError,
   TunnelError,
+  UnsupportedHostError,
   ValidationError,
 } from "../src/errors.js";
 import type { ErrorCode } from "../src/errors.js";
@@ -41,6 +42,7 @@ const EXAMPLES: Record<ErrorCode, TunnelError> = {
   POOL_CLOSED: new PoolClosedError(),
   TRANSFER: new TransferError("No such file"),
   RETRIES_EXHAUSTED: new RetriesExhaustedError([new ConnectError("x"), new ConnectError("y")]),
+  UNSUPPORTED_HOST: new UnsupportedHostError("the login shell did not run the command", { reason: "shell" }),
   OUTCOME_UNKNOWN: new OutcomeUnknownError("the worker stopped while the command ran"),
 };
 
@@ -64,6 +66,7 @@ const TABLE: Record<ErrorCode, Verdicts> = {
   POOL_CLOSED: [false, false, false],
   TRANSFER: [false, false, false],
   RETRIES_EXHAUSTED: [false, false, false],
+  UNSUPPORTED_HOST: [false, false, false],
   OUTCOME_UNKNOWN: [false, false, false],
 };
 

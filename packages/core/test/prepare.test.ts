@@ -46,10 +46,20 @@ function sh(
     child.on("error", reject);
     child.stdin.on("error", () => {});
     child.stdin.end(options.stdin ?? "");
+    // runProcess strips the start token every prepared command prints first; so does this.
     child.on("close", (exitCode) =>
-      resolve({ exitCode, stdout: Buffer.concat(out).toString("utf8"), stderr: Buffer.concat(err).toString("utf8") }),
+      resolve({ exitCode, stdout: Buffer.concat(out).toString("utf8"), stderr: Buffer.concat(err).toString("utf8").replace(START, "") }),
     );
   });
+}
+
+const START = /\[tunnel-start-[A-Za-z0-9]+\]/g;
+
+/** The script after its first line (the start token's `printf`). */
+function afterStart(command: string): string {
+  const [first, ...rest] = command.split("\n");
+  expect(first).toMatch(/^printf '%s' '\[tunnel-start-[A-Za-z0-9]+\]' >&2$/);
+  return rest.join("\n");
 }
 
 /**
@@ -132,12 +142,16 @@ function fakeSudoEnv(password = ""): NodeJS.ProcessEnv {
 
 describe("prepareCommand without sudo", () => {
   it("passes a bare command through unchanged", () => {
-    expect(prepareCommand({ cmd: "uptime; echo 'x'" }, { nonce: NONCE })).toEqual({ command: "uptime; echo 'x'", nonce: NONCE });
+    expect(prepareCommand({ cmd: "uptime; echo 'x'" }, { nonce: NONCE })).toEqual({
+      command: `printf '%s' '[tunnel-start-${NONCE}]' >&2\nuptime; echo 'x'`,
+      start: `[tunnel-start-${NONCE}]`,
+      nonce: NONCE,
+    });
   });
 
   it("enters the working dir first, then exports env, then runs the command, one line each", () => {
     const prepared = prepareCommand({ cmd: "make", env: { A: "1", B: "two words" }, workingDir: "/srv/app" }, { nonce: NONCE });
-    const lines = prepared.command.split("\n");
+    const lines = afterStart(prepared.command).split("\n");
     expect(lines).toHaveLength(4);
     expect(lines[0]).toMatch(/^CDPATH= cd -- \/srv\/app \|\| /);
     expect(lines[0]).toContain(`exit ${PREPARATION_EXIT_CODE}`);
@@ -274,6 +288,28 @@ describe("prepareCommand without sudo", () => {
   });
 });
 
+describe("prepareCommand with a shell", () => {
+  it("hands cmd to that interpreter after the working dir and env, checking first that it exists", async () => {
+    const prepared = prepareCommand({ cmd: 'echo "${BASH_VERSION:+bash} $V $(pwd -P)"', shell: "bash", env: { V: "v" }, workingDir: scratch }, { nonce: NONCE });
+    expect(afterStart(prepared.command).split("\n").slice(-2)).toEqual([
+      `command -v -- bash >/dev/null 2>&1 || { printf '%s\\n' 'tunnel[${NONCE}]: interpreter not found' >&2; exit 97; }`,
+      `exec bash -c 'echo "\${BASH_VERSION:+bash} $V $(pwd -P)"'`,
+    ]);
+    expect(await sh(prepared.command)).toEqual({ exitCode: 0, stdout: `bash v ${scratch}\n`, stderr: "" });
+  });
+
+  it("stops with the interpreter marker when the shell is missing", async () => {
+    const prepared = prepareCommand({ cmd: "echo RAN", shell: "no-such-shell-here" });
+    const outcome = await sh(prepared.command);
+    expect(outcome.stdout).toBe("");
+    expect(detectPreparationFailure(prepared, outcome)).toBe("interpreter");
+  });
+
+  it("refuses a shell that is not a program name or path", () => {
+    expect(() => prepareCommand({ cmd: "true", shell: "bash -x" })).toThrow(/^shell: /);
+  });
+});
+
 describe("the command line limit", () => {
   it("refuses a prepared command past MAX_COMMAND_BYTES, naming what made it large", () => {
     const big = "x".repeat(MAX_COMMAND_BYTES);
@@ -296,23 +332,23 @@ describe("the command line limit", () => {
 describe("prepareCommand with sudo", () => {
   it("uses sudo -n without a password, so sudo never waits for one", () => {
     const prepared = prepareCommand({ cmd: "id -u", sudo: true }, { nonce: NONCE });
-    expect(prepared.command.startsWith("exec sudo -n -- /bin/sh -c ")).toBe(true);
+    expect(afterStart(prepared.command).startsWith("exec sudo -n -- /bin/sh -c ")).toBe(true);
     expect(prepared.command).not.toContain(" -S ");
     expect(prepared.sudo).toEqual({ prompt: sudoPrompt(NONCE), ready: sudoReadyToken(NONCE), gate: sudoGateLine(NONCE) });
     expect(prepared.sudo?.password).toBeUndefined();
   });
 
   it("adds -u for another account", () => {
-    expect(prepareCommand({ cmd: "id", sudo: { user: "postgres" } }).command).toMatch(/^exec sudo -n -u postgres -- \/bin\/sh -c /);
-    expect(prepareCommand({ cmd: "id", sudo: { user: "#1001" } }).command).toMatch(/^exec sudo -n -u '#1001' -- /);
-    expect(prepareCommand({ cmd: "id", sudo: { user: "1001" } }).command).toMatch(/^exec sudo -n -u '#1001' -- /);
-    expect(prepareCommand({ cmd: "id", sudo: false }).command).toBe("id");
+    expect(afterStart(prepareCommand({ cmd: "id", sudo: { user: "postgres" } }).command)).toMatch(/^exec sudo -n -u postgres -- \/bin\/sh -c /);
+    expect(afterStart(prepareCommand({ cmd: "id", sudo: { user: "#1001" } }).command)).toMatch(/^exec sudo -n -u '#1001' -- /);
+    expect(afterStart(prepareCommand({ cmd: "id", sudo: { user: "1001" } }).command)).toMatch(/^exec sudo -n -u '#1001' -- /);
+    expect(afterStart(prepareCommand({ cmd: "id", sudo: false }).command)).toBe("id");
   });
 
   it("uses sudo -S with the nonce prompt when a password is given, and never puts the password on the command line", () => {
     const password = "s3cret 'with' $pecial \"chars\"";
     const prepared = prepareCommand({ cmd: "id -u", sudo: { user: "root", password } }, { nonce: NONCE });
-    expect(prepared.command.startsWith(`exec sudo -S -p '[tunnel-sudo-${NONCE}]' -u root -- /bin/sh -c `)).toBe(true);
+    expect(afterStart(prepared.command).startsWith(`exec sudo -S -p '[tunnel-sudo-${NONCE}]' -u root -- /bin/sh -c `)).toBe(true);
     expect(prepared.command).not.toContain(" -n ");
     expect(prepared.sudo).toMatchObject({ prompt: `[tunnel-sudo-${NONCE}]`, ready: `[tunnel-ready-${NONCE}]`, password });
     for (const fragment of [password, "s3cret", "pecial"]) expect(prepared.command).not.toContain(fragment);
@@ -336,7 +372,7 @@ describe("prepareCommand with sudo", () => {
       `[ -z "$tunnel_tty" ] || stty "$tunnel_tty" 2>/dev/null\n` +
       `unset tunnel_tty tunnel_gate\n`;
     const expectedScript = `${inner}CDPATH= cd -- /srv || { printf '%s\\n' 'tunnel[${NONCE}]: cannot change directory' >&2; exit 97; }\nexport A=1\nmake install`;
-    expect(prepared.command).toBe(`exec sudo -n -u bob -- /bin/sh -c '${expectedScript.replace(/'/g, `'\\''`)}'`);
+    expect(afterStart(prepared.command)).toBe(`exec sudo -n -u bob -- /bin/sh -c '${expectedScript.replace(/'/g, `'\\''`)}'`);
   });
 
   it("keeps arbitrary env values across sudo's environment reset (fake sudo with env -i)", async () => {
@@ -351,7 +387,8 @@ describe("prepareCommand with sudo", () => {
         const outcomes = await shEach(commands, fakeSudoEnv());
         batch.forEach((env, index) => {
           expect(outcomes[index]?.exitCode).toBe(0);
-          const stdout = outcomes[index]?.stdout as string;
+          // The start token comes first (stderr, merged here), then the ready token.
+          const stdout = (outcomes[index]?.stdout as string).replace(START, "");
           expect(stdout.startsWith(sudoReadyToken(NONCE))).toBe(true);
           const values = stdout.slice(sudoReadyToken(NONCE).length).split("\0").slice(0, -1);
           expect(values).toEqual(["", "nobody", ...Object.values(env)]);
@@ -435,7 +472,7 @@ describe("scriptInterpreter", () => {
 describe("prepareScriptCommand", () => {
   it("checks the interpreter, then runs interpreter, script path and quoted args", () => {
     const prepared = prepareScriptCommand({ content: "x", interpreter: "bash", args: ["a b", "-n"] }, "/tmp/tunnel.X/script", { nonce: NONCE });
-    const lines = prepared.command.split("\n");
+    const lines = afterStart(prepared.command).split("\n");
     expect(lines).toEqual([
       `command -v -- bash >/dev/null 2>&1 || { printf '%s\\n' 'tunnel[${NONCE}]: interpreter not found' >&2; exit 97; }`,
       "bash /tmp/tunnel.X/script 'a b' -n",
@@ -444,8 +481,8 @@ describe("prepareScriptCommand", () => {
 
   it("checks an absolute interpreter with test -x", () => {
     const prepared = prepareScriptCommand({ content: "#!/usr/bin/env python3\n" }, "/tmp/s", { nonce: NONCE });
-    expect(prepared.command.split("\n")[0]).toMatch(/^\[ -x \/usr\/bin\/env \] \|\| /);
-    expect(prepared.command.split("\n")[1]).toBe("/usr/bin/env python3 /tmp/s");
+    expect(afterStart(prepared.command).split("\n")[0]).toMatch(/^\[ -x \/usr\/bin\/env \] \|\| /);
+    expect(afterStart(prepared.command).split("\n")[1]).toBe("/usr/bin/env python3 /tmp/s");
   });
 
   it("round-trips arbitrary args exactly into the script's $@", async () => {
@@ -497,7 +534,7 @@ describe("prepareScriptCommand", () => {
     const path = join(scratch, "sudo-script.sh");
     await writeFile(path, 'printf "%s|%s" "$FAKE_SUDO_USER" "$X"\n');
     const prepared = prepareScriptCommand({ content: "x", sudo: { user: "app" }, env: { X: "kept" } }, path);
-    expect(prepared.command.startsWith("exec sudo -n -u app -- /bin/sh -c ")).toBe(true);
+    expect(afterStart(prepared.command).startsWith("exec sudo -n -u app -- /bin/sh -c ")).toBe(true);
     const outcome = await sh(prepared.command, { env: fakeSudoEnv(), stdin: `${prepared.sudo?.gate}\n` });
     expect(outcome.stdout).toBe("app|kept");
   });

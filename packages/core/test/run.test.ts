@@ -1,6 +1,6 @@
 import { PassThrough, Readable, Writable } from "node:stream";
 import { describe, expect, it } from "vitest";
-import { AbortError, SudoError, TimeoutError, TunnelError } from "../src/errors.js";
+import { AbortError, SudoError, TimeoutError, TunnelError, UnsupportedHostError } from "../src/errors.js";
 import { runProcess, TokenFilter } from "../src/run.js";
 import type { Connection, RemoteProcess, SpawnRequest } from "../src/transport.js";
 import { alive, exits, localConnection } from "./support/local-connection.js";
@@ -8,6 +8,24 @@ import { alive, exits, localConnection } from "./support/local-connection.js";
 const connection = localConnection();
 
 describe("runProcess", () => {
+  it("strips the start token from the output and requires it", async () => {
+    const start = "[tunnel-start-0123abcd]";
+    const result = await runProcess(connection, { command: `printf '%s' '${start}' >&2; echo out; echo err >&2`, start });
+    expect(result).toMatchObject({ exitCode: 0, stdout: "out\n", stderr: "err\n" });
+    const split = await runProcess(connection, { command: `printf '[tunnel-sta' >&2; sleep 0.05; printf 'rt-0123abcd]x' >&2`, start });
+    expect(split.stderr).toBe("x");
+  });
+
+  it("fails with UnsupportedHostError, keeping the host's line, when the command never started", async () => {
+    const failure = await runProcess(connection, {
+      command: "echo 'This account is currently not available.'; exit 1",
+      start: "[tunnel-start-0123abcd]",
+    }).catch((error: unknown) => error);
+    expect(failure).toBeInstanceOf(UnsupportedHostError);
+    expect(failure).toMatchObject({ code: "UNSUPPORTED_HOST", reason: "shell", retryable: false, detail: "This account is currently not available." });
+    expect((failure as Error).message).toMatch(/did not run the command \(it exited with code 1\): This account is currently not available\.$/);
+  });
+
   it("collects stdout and stderr apart, with the exit code", async () => {
     const result = await runProcess(connection, { command: "echo out; echo err >&2; exit 3" });
     expect(result).toMatchObject({ exitCode: 3, signal: null, stdout: "out\n", stderr: "err\n", truncated: false });

@@ -1,5 +1,9 @@
 export { remoteProcesses, sshdSupport, startSshd } from "./sshd.js";
 export type { Sshd, SshdSupport, SshdUser, StartSshdOptions } from "./sshd.js";
+export { dropbearSupport, startDropbear } from "./dropbear.js";
+export type { Dropbear, DropbearSupport } from "./dropbear.js";
+export { BUSYBOX_PATH, LOGIN_SHELLS, ensureShellAccounts, missingShellPrograms, shellUserName } from "./shell-users.js";
+export type { LoginShell, ShellUser } from "./shell-users.js";
 export { createCertificateAuthority, startSshAgent } from "./certificate-authority.js";
 export type { CertificateAuthority, CertificateKey, SignOptions, SshAgent } from "./certificate-authority.js";
 export { FakeConnection, FakeScriptError, FakeTransport, localFileCopy } from "./fake-transport.js";

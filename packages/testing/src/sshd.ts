@@ -45,6 +45,13 @@ export interface StartSshdOptions {
    * Lines from the first `Match` on are conditional blocks and go at the end instead.
    */
   readonly extraConfig?: readonly string[];
+  /** Serve the `sftp` subsystem. Default true; false leaves out the `Subsystem` line (the request then fails). */
+  readonly sftp?: boolean;
+  /**
+   * A locked-down server as hardened hosts run it: `MaxSessions 1` (no second channel beside a running command),
+   * `PermitTTY no` and no SFTP subsystem. Overrides `maxSessions` and `sftp`.
+   */
+  readonly lockedDown?: boolean;
   /**
    * Sign the host key with this CA and present the certificate (sshd's `HostCertificate`). `principals` default to
    * `["127.0.0.1"]`, `validity` to `"-5m:+1h"` (ssh-keygen `-V` syntax).
@@ -150,7 +157,7 @@ export async function remoteProcesses(user: string): Promise<Array<{ pid: number
     .map(({ pid, ppid, args }) => ({ pid, ppid, args }));
 }
 
-const SSHD_OPTIONS = Object.keys({ maxSessions: true, usePam: true, extraConfig: true, hostCertificate: true } satisfies Record<keyof StartSshdOptions, true>);
+const SSHD_OPTIONS = Object.keys({ maxSessions: true, usePam: true, extraConfig: true, hostCertificate: true, sftp: true, lockedDown: true } satisfies Record<keyof StartSshdOptions, true>);
 
 /** Throws `ConfigError` for an unknown option or a wrong value, before anything is created. */
 function validateSshdOptions(options: StartSshdOptions): void {
@@ -161,6 +168,11 @@ function validateSshdOptions(options: StartSshdOptions): void {
   }
   if (options.usePam !== undefined && typeof options.usePam !== "boolean") {
     throw new ConfigError("usePam", `must be true or false, got ${describeOptionValue(values.usePam)}`);
+  }
+  for (const flag of ["sftp", "lockedDown"] as const) {
+    if (options[flag] !== undefined && typeof options[flag] !== "boolean") {
+      throw new ConfigError(flag, `must be true or false, got ${describeOptionValue(values[flag])}`);
+    }
   }
   const certificate = values.hostCertificate as { authority?: { signHostKey?: unknown } } | undefined;
   if (certificate !== undefined && (typeof certificate !== "object" || certificate === null || typeof certificate.authority?.signHostKey !== "function")) {
@@ -265,7 +277,8 @@ function compatibilityLines(): Promise<string[]> {
   return compatibility;
 }
 
-function freePort(): Promise<number> {
+/** A loopback port nothing listens on right now. */
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.unref();
@@ -280,7 +293,7 @@ function freePort(): Promise<number> {
 
 function renderConfig(dir: string, port: number, options: StartSshdOptions, compatibility: readonly string[]): string {
   // Lines from the first `Match` on form conditional blocks, which run to the end of the file: they go last.
-  const lines = options.extraConfig ?? [];
+  const lines = [...(options.lockedDown ? ["PermitTTY no"] : []), ...(options.extraConfig ?? [])];
   const firstMatch = lines.findIndex((line) => keyword(line) === "match");
   const extra = [...(firstMatch === -1 ? lines : lines.slice(0, firstMatch)), ...compatibility];
   const blocks = firstMatch === -1 ? [] : lines.slice(firstMatch);
@@ -297,13 +310,13 @@ function renderConfig(dir: string, port: number, options: StartSshdOptions, comp
     "PermitRootLogin no",
     "AuthorizedKeysFile .ssh/authorized_keys",
     "StrictModes yes",
-    `MaxSessions ${options.maxSessions ?? 10}`,
+    `MaxSessions ${options.lockedDown ? 1 : (options.maxSessions ?? 10)}`,
     "MaxStartups 10:30:100",
     "LoginGraceTime 30",
     "ClientAliveInterval 5",
     "ClientAliveCountMax 3",
     "LogLevel VERBOSE",
-    "Subsystem sftp internal-sftp",
+    ...(options.sftp === false || options.lockedDown ? [] : ["Subsystem sftp internal-sftp"]),
     "AcceptEnv LANG LC_*",
     "PrintMotd no",
   ].filter((line) => !overridden.has(keyword(line)));
@@ -487,7 +500,7 @@ class SshdInstance implements Sshd {
   }
 }
 
-async function waitGone(processes: readonly Tracked[], timeoutMs: number): Promise<void> {
+export async function waitGone(processes: readonly Tracked[], timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (processes.some((entry) => isAlive(entry.pid, entry.startTime))) {
     if (Date.now() > deadline) {

@@ -5,6 +5,7 @@
 import { PassThrough } from "node:stream";
 import {
   ConnectError,
+  loginShellCommand,
   type Connection,
   type ConnectionCapabilities,
   type DownloadRequest,
@@ -50,11 +51,12 @@ export class OpenSshConnection implements Connection {
       env,
       killGraceMs: options.killGraceMs,
       exactExitStatus: options.exactExitStatus,
+      singleSession: options.maxChannels === 1,
       clientArgs: args,
       masterLost: () => this.masterLost(),
       reportLost: (error) => this.markLost(error),
       runRaw: async (command) => {
-        const result = await runSsh(options, [...args, "-T", "--", target.host, command], {
+        const result = await runSsh(options, [...args, "-T", "--", target.host, loginShellCommand(command)], {
           timeoutMs: 10_000,
         });
         return result.code;

@@ -6,15 +6,17 @@ import { constants } from "node:os";
 import { PassThrough, type Readable, type Writable } from "node:stream";
 import {
   AbortError,
-  ChannelError,
   ConnectError,
   type ExitStatus,
   type PtyOptions,
   type RemoteProcess,
   type SpawnRequest,
   type Target,
-  type TunnelError,
+  TunnelError,
+  UnsupportedHostError,
   ValidationError,
+  formatTarget,
+  loginShellCommand,
 } from "@tunnel-sh/core";
 import { TailBuffer } from "./master.js";
 import { normalizeSshError } from "./normalize-error.js";
@@ -37,6 +39,11 @@ export interface ProcessHost {
   reportLost(error: TunnelError): void;
   /** Run `command` through the master without the wrapper; resolves with ssh's exit status. */
   runRaw(command: string): Promise<number | null>;
+  /**
+   * The server allows one session per connection (`maxChannels: 1`, sshd's `MaxSessions 1`): no second exec can
+   * carry a kill, so stopping a process closes its session instead.
+   */
+  readonly singleSession: boolean;
   /** Bookkeeping of live processes. */
   track(process: OpenSshRemoteProcess): void;
   untrack(process: OpenSshRemoteProcess): void;
@@ -218,7 +225,14 @@ export class OpenSshRemoteProcess implements RemoteProcess {
       if (child.stdin) stdin.unpipe(child.stdin);
       // Nothing reads stdin any more: let late writes drain instead of stalling the writer forever.
       stdin.resume();
-      void this.finish(code, spawnError);
+      // `exit` settles once the output is complete: the last stderr bytes (held until the pid report, or passing
+      // the marker filter) may still be on their way into the streams when ssh exits.
+      // (An aborted process's output is dropped: it may never be complete.)
+      if (this.aborted) {
+        if (!stdout.writableEnded) stdout.end();
+        if (!stderr.writableEnded) stderr.end();
+        void this.finish(code, spawnError);
+      } else void Promise.all([finished(stdout), finished(stderr)]).then(() => this.finish(code, spawnError));
     });
 
     if (signal) {
@@ -245,13 +259,13 @@ export class OpenSshRemoteProcess implements RemoteProcess {
 
   private remoteCommand(nonce: string): string {
     const exact = this.host.exactExitStatus;
-    if (!this.pty) return wrapCommand(this.request.command, nonce, exact);
+    if (!this.pty) return loginShellCommand(wrapCommand(this.request.command, nonce, { exact }));
     // Through a master, ssh -tt hands the server the terminal modes of a local terminal there is none of
     // (everything off, even onlcr); reset them to the pty driver's defaults, as a direct session gets, and set
     // the window size ssh could not take from a local terminal.
     const pty = typeof this.request.pty === "object" ? this.request.pty : {};
     const size = `${pty.rows !== undefined ? ` rows ${Math.trunc(pty.rows)}` : ""}${pty.cols !== undefined ? ` cols ${Math.trunc(pty.cols)}` : ""}`;
-    return `stty sane${size} 2>/dev/null; ${wrapCommand(this.request.command, nonce, exact)}`;
+    return loginShellCommand(`stty sane${size} 2>/dev/null; ${wrapCommand(this.request.command, nonce, { exact, group: false })}`);
   }
 
   private flushPreStart(stderr: PassThrough): void {
@@ -277,9 +291,10 @@ export class OpenSshRemoteProcess implements RemoteProcess {
     if (this.ptyRefused) {
       // The command ran without the terminal it asked for; the next attempt would get none either.
       this.fail(
-        new ChannelError("the server refused to allocate a pseudo-terminal (pty), e.g. PermitTTY no; the command ran without one", {
+        new UnsupportedHostError("the server refused to allocate a pseudo-terminal (pty), e.g. PermitTTY no; the command ran without one", {
+          reason: "pty",
+          detail: "PTY allocation request failed",
           target: this.host.target,
-          retryable: false,
         }),
       );
       return;
@@ -289,6 +304,11 @@ export class OpenSshRemoteProcess implements RemoteProcess {
       return;
     }
     if (this.pid === undefined) {
+      const refusal = this.hostRefusal(code);
+      if (refusal) {
+        this.fail(refusal);
+        return;
+      }
       // Never started: ssh's own message says why — unless the master died under the request, which a mux client
       // talking to a dying master cannot always tell.
       let error = normalizeSshError({ phase: "channel", stderr: this.sshStderr.toString(), exitCode: code, target: this.host.target });
@@ -308,6 +328,29 @@ export class OpenSshRemoteProcess implements RemoteProcess {
     }
     const sent = this.sentSignals[this.sentSignals.length - 1];
     this.succeed({ exitCode: null, signal: `SIG${sent ?? "KILL"}` });
+  }
+
+  /**
+   * The session ran but the wrapper never reported: the host refused the pty, or the login shell did not run the
+   * command (a `nologin` or restricted shell). ssh exits with the remote status then, not 255. Both would fail the
+   * same way again, so they are never retried.
+   */
+  private hostRefusal(code: number | null): TunnelError | undefined {
+    const text = this.sshStderr.toString();
+    const target = this.host.target;
+    if (this.pty && /PTY allocation request failed/.test(text)) {
+      return new UnsupportedHostError(`the server refused a pseudo-terminal on ${formatTarget(target)}`, {
+        reason: "pty",
+        detail: "PTY allocation request failed",
+        target,
+      });
+    }
+    if (code === null || code === 255) return undefined;
+    const detail = text.split("\n").map((line) => line.trim()).find((line) => line !== "");
+    return new UnsupportedHostError(
+      `the login shell on ${formatTarget(target)} did not run the command (ssh exited with ${code})${detail ? `: ${detail}` : ""}`,
+      { reason: "shell", target, ...(detail !== undefined ? { detail } : {}) },
+    );
   }
 
   private succeed(status: ExitStatus): void {
@@ -338,6 +381,26 @@ export class OpenSshRemoteProcess implements RemoteProcess {
     }
     if (this.settled || this.pid === undefined) return;
     this.sentSignals.push(name);
+    if (this.host.singleSession) {
+      // Nothing can run beside this session, and the client sends no signal requests. The session is closed, and
+      // with it the connection, whose one session the command would hold until it ends: the pool replaces it. (The
+      // remote command runs on; see the README's limits.)
+      const child = this.child;
+      // The master holds copies of the client's pipes; close our ends once the client is gone.
+      child.once("exit", () => {
+        child.stdout?.destroy();
+        child.stderr?.destroy();
+      });
+      this.host.reportLost(
+        new ConnectError("the connection was closed to stop a command: the server allows one session per connection", {
+          lost: true,
+          phase: "exec",
+          target: this.host.target,
+        }),
+      );
+      child.kill("SIGTERM");
+      return;
+    }
     // A second exec through the master signals the whole process group the wrapper leads (killing the local
     // mux client would leave a no-pty remote command running).
     const status = await this.host.runRaw(`kill -s ${name} -- -${this.pid} 2>/dev/null || kill -s ${name} ${this.pid} 2>/dev/null; exit 0`);
@@ -381,6 +444,15 @@ export class OpenSshRemoteProcess implements RemoteProcess {
   }
 }
 
+/** Resolves once everything has been written into `stream` and it was ended (its `finish`). */
+function finished(stream: PassThrough): Promise<void> {
+  if (stream.writableFinished) return Promise.resolve();
+  return new Promise((resolve) => {
+    stream.once("finish", () => resolve());
+    stream.once("close", () => resolve());
+  });
+}
+
 const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref?.());
 
 function termName(pty: PtyOptions): string {
@@ -389,5 +461,6 @@ function termName(pty: PtyOptions): string {
 }
 
 function TunnelErrorFrom(error: unknown, target: Target): TunnelError {
+  if (TunnelError.is(error)) return error;
   return new ConnectError(`could not start ssh: ${error instanceof Error ? error.message : String(error)}`, { phase: "channel", target });
 }

@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
+import { loginShellCommand } from "@tunnel-sh/core";
 import { MarkerFilter, newNonce, parseMarker, wrapCommand, type Marker } from "../src/wrapper.js";
 
 async function filter(nonce: string, chunks: readonly string[]): Promise<{ text: string; markers: Marker[] }> {
@@ -44,13 +45,13 @@ describe("MarkerFilter", () => {
   });
 });
 
-/** Run the session command the way sshd would: the login shell (here /bin/sh, with SHELL=/bin/sh) runs it with -c. */
-function run(command: string, path = process.env["PATH"] ?? "/usr/bin:/bin", exact = true) {
+/** Run the session command the way sshd would: the login shell runs the line with -c. */
+function run(command: string, path = process.env["PATH"] ?? "/usr/bin:/bin", exact = true, loginShell = "/bin/sh", group = true) {
   const nonce = newNonce();
   // Its own process group, as sshd gives a session command (spawnSync honours `detached`; its type omits it).
-  const options: SpawnSyncOptions = { env: { PATH: path, SHELL: "/bin/sh" }, stdio: ["ignore", "pipe", "pipe"], timeout: 20_000 };
+  const options: SpawnSyncOptions = { env: { PATH: path, SHELL: loginShell }, stdio: ["ignore", "pipe", "pipe"], timeout: 20_000 };
   Object.assign(options, { detached: true });
-  const result = spawnSync("/bin/sh", ["-c", wrapCommand(command, nonce, exact)], options);
+  const result = spawnSync(loginShell, ["-c", loginShellCommand(wrapCommand(command, nonce, { exact, group }))], options);
   const stderr = String(result.stderr);
   const markers = [...stderr.matchAll(new RegExp(`${nonce}:([^\\n]*)\\n`, "g"))].map((match) => parseMarker(match[1]!));
   return { nonce, stdout: String(result.stdout), stderr, markers, status: result.status };
@@ -82,10 +83,25 @@ describe("wrapCommand with perl on the host: exact status for every code and sig
     expect(markers.at(-1)).toMatchObject({ kind: "signal", signal: "SIGTERM" });
   });
 
-  it("runs the command in $SHELL -c, with its own $$, stdout and arguments intact", () => {
-    const { markers, stdout } = run(`printf '%s|' "it's" 'a b' "$0"; [ "$$" != "$PPID" ] && echo own-pid`);
-    expect(stdout).toBe("it's|a b|sh|own-pid\n");
-    expect(markers.at(-1)).toEqual({ kind: "exit", code: 0 });
+  it.each(["/bin/sh", "/usr/bin/fish", "/usr/bin/tcsh", "/usr/bin/mksh", "/usr/bin/zsh"])(
+    "runs the command in /bin/sh -c under login shell %s, with its own $$, stdout and arguments intact",
+    (loginShell) => {
+      const { markers, stdout, stderr } = run(`printf '%s|' "it's" 'a b' "$0" ! "$(echo x)"; [ "$$" != "$PPID" ] && echo own-pid`, undefined, true, loginShell);
+      expect(stderr.replace(/tunnel[0-9a-f]+:[^\n]*\n/g, "")).toBe("");
+      expect(stdout).toBe("it's|a b|sh|!|x|own-pid\n");
+      expect(markers.at(-1)).toEqual({ kind: "exit", code: 0 });
+    },
+  );
+
+  it("puts the command in a process group of its own and reports that group, unless told not to (pty)", () => {
+    const grouped = run("ps -o pgid= -p $$", undefined, true);
+    const pid = grouped.markers[0];
+    expect(pid).toMatchObject({ kind: "pid", waiter: "perl" });
+    expect(grouped.stdout.trim()).toBe(String((pid as { pid: number }).pid));
+    const shared = run("echo $$; ps -o pgid= -p $$", undefined, true, "/bin/sh", false);
+    const [own, group] = shared.stdout.trim().split(/\s+/);
+    expect(group).not.toBe(own);
+    expect(String((shared.markers[0] as { pid: number }).pid)).toBe(group);
   });
 });
 
@@ -108,6 +124,15 @@ describe("wrapCommand without perl: the sh fallback", () => {
     expect(markers[0]).toMatchObject({ kind: "pid", waiter: "sh" });
     expect(markers.at(-1)).toEqual(report);
     expect(stderr).not.toMatch(/Terminated|Killed/);
+  });
+
+  it("gives the command a group of its own through setsid, and reports it", () => {
+    symlinkSync(spawnSync("sh", ["-c", "command -v setsid"]).stdout.toString().trim(), join(bin, "setsid"));
+    symlinkSync(spawnSync("sh", ["-c", "command -v ps"]).stdout.toString().trim(), join(bin, "ps"));
+    const { markers, stdout } = run("ps -o pgid= -p $$", bin);
+    expect(markers[0]).toMatchObject({ kind: "pid", waiter: "sh" });
+    expect(stdout.trim()).toBe(String((markers[0] as { pid: number }).pid));
+    expect(markers.at(-1)).toEqual({ kind: "exit", code: 0 });
   });
 
   it("is what exactExitStatus: false asks for, even where perl exists", () => {

@@ -7,6 +7,7 @@ import {
   HostKeyError,
   TransferError,
   TunnelError,
+  UnsupportedHostError,
   formatTarget,
   type Target,
 } from "@tunnel-sh/core";
@@ -84,6 +85,8 @@ const FILE_ERRNO = new Set(["ENOENT", "EACCES", "EISDIR", "ENOTDIR", "EEXIST", "
  * | ECONNRESET / EPIPE after the connection was up | `ConnectError` CONNECTION_LOST, retryable |
  * | "Not connected", "No response from server" | `ConnectError` CONNECTION_LOST, retryable |
  * | "(SSH) Channel open failure", reason 2 or 4 | `ChannelError` refused, retryable |
+ * | "Unable to request a pseudo-terminal" (`PermitTTY no`) | `UnsupportedHostError` reason `pty`, never retried |
+ * | "Unable to start subsystem: sftp" (no `Subsystem sftp`) | `UnsupportedHostError` reason `sftp`, never retried |
  * | other handshake failures (no common algorithm) | `ConnectError` CONNECT, not retryable |
  * | SFTP status errors, local file errors | `TransferError` |
  */
@@ -123,6 +126,13 @@ export function normalizeError(error: unknown, context: ErrorContext): TunnelErr
       return new ConnectError(`could not open a forwarded connection${where}: ${message}`, base);
     }
     return new ChannelError(`the server refused a channel${where}: ${message}`, { ...base, refused, retryable: refused });
+  }
+
+  if (/Unable to request a pseudo-terminal/i.test(message)) {
+    return new UnsupportedHostError(`the server refused a pseudo-terminal${where}: ${message}`, { ...base, reason: "pty", detail: message });
+  }
+  if (/Unable to start subsystem: sftp/i.test(message)) {
+    return new UnsupportedHostError(`the server has no SFTP subsystem${where}: ${message}`, { ...base, reason: "sftp", detail: message, phase: "transfer" });
   }
 
   if (message === "Keepalive timeout") {

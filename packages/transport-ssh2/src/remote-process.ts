@@ -3,6 +3,8 @@ import {
   AbortError,
   ConnectError,
   ValidationError,
+  inOwnProcessGroup,
+  loginShellCommand,
   type ExitStatus,
   type RemoteProcess,
   type SpawnRequest,
@@ -30,6 +32,8 @@ export interface ProcessHost {
   readonly closedError: TunnelError | undefined;
   /** Milliseconds between SIGTERM and SIGKILL when a request's signal aborts. */
   readonly killGraceMs: number;
+  /** The server's `signal` requests reach only the session's pid (dropbear): run commands in their own group. */
+  readonly signalsOnlySessionPid: boolean;
   track(process: Ssh2RemoteProcess): void;
   /** A promise to wait for before opening the channel (another channel is giving its slot back), if any. */
   beforeOpen(): Promise<void> | undefined;
@@ -126,7 +130,15 @@ export class Ssh2RemoteProcess implements RemoteProcess {
     }
     const host = this.host;
     const pty = ptyOptions(request.pty);
-    const size = Buffer.byteLength(request.command, "utf8");
+    let line: string;
+    try {
+      // The prepared script goes to `/bin/sh` through a line every login shell (fish and tcsh too) parses alike.
+      line = loginShellCommand(pty || !host.signalsOnlySessionPid ? request.command : inOwnProcessGroup(request.command));
+    } catch (error) {
+      this.fail(error);
+      return;
+    }
+    const size = Buffer.byteLength(line, "utf8");
     if (size > MAX_EXEC_REQUEST_BYTES) {
       // sshd drops the whole connection on an oversize packet ("Bad packet length"), and every other channel with it.
       this.fail(
@@ -138,8 +150,8 @@ export class Ssh2RemoteProcess implements RemoteProcess {
     }
     try {
       const callback = (error: Error | undefined, channel: ClientChannel): void => this.onOpen(error, channel);
-      if (pty) host.client.exec(request.command, { pty }, callback);
-      else host.client.exec(request.command, callback);
+      if (pty) host.client.exec(line, { pty }, callback);
+      else host.client.exec(line, callback);
     } catch (error) {
       // ssh2 throws "Not connected" synchronously once the socket is gone.
       this.fail(normalizeError(error, { phase: "channel", target: host.target, secrets: host.secrets }));

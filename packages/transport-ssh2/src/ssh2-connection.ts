@@ -14,6 +14,7 @@ import {
 } from "@tunnel-sh/core";
 import type { Client, SFTPWrapper } from "ssh2";
 import { normalizeError } from "./normalize-error.js";
+import { execDownload, execUpload } from "./exec-transfer.js";
 import { Ssh2RemoteProcess, type ProcessHost } from "./remote-process.js";
 import { bindSessionLoss, downloadFile, uploadFile, type TransferTuning } from "./sftp-transfer.js";
 
@@ -40,6 +41,11 @@ export interface Ssh2ConnectionParts {
   readonly closeTimeoutMs?: number;
 }
 
+/** ssh2's table of open channels by id (its typings leave it out). */
+function channelTable(client: Client): Record<string, unknown> {
+  return (client as unknown as { _chanMgr?: { _channels?: Record<string, unknown> } })._chanMgr?._channels ?? {};
+}
+
 /**
  * One authenticated ssh2 connection. Every exec is one `session` channel. SFTP transfers share one
  * `sftp` channel, opened on demand and closed `sftpIdleMs` after the last transfer ends — or at once when an
@@ -53,8 +59,15 @@ export class Ssh2Connection implements Connection, ProcessHost {
   readonly client: Client;
   readonly secrets: readonly (string | undefined)[];
   readonly killGraceMs: number;
+  /**
+   * The server signals only the session's pid (dropbear), not a process group it leads (OpenSSH): commands run in
+   * a group of their own then, which passes the signals on (core's `inOwnProcessGroup`).
+   */
+  readonly signalsOnlySessionPid: boolean;
 
   closedError: TunnelError | undefined;
+  /** The server refused the SFTP subsystem once: transfers use `cat` over exec channels (`exec-transfer.ts`). */
+  private sftpMissing = false;
   private readonly jumpClients: readonly Client[];
   private readonly tuning: TransferTuning;
   private readonly processes = new Set<Ssh2RemoteProcess>();
@@ -78,6 +91,9 @@ export class Ssh2Connection implements Connection, ProcessHost {
     this.tuning = parts.tuning;
     this.secrets = parts.secrets;
     this.killGraceMs = parts.killGraceMs;
+    // ssh2 keeps the server's software version (from its identification line) here; its typings leave it out.
+    const software = (this.client as unknown as { _remoteVer?: unknown })._remoteVer;
+    this.signalsOnlySessionPid = typeof software === "string" && /dropbear/i.test(software);
     this.closeTimeoutMs = parts.closeTimeoutMs ?? 2000;
     this.closedPromise = new Promise<void>((resolve) => {
       this.client.once("close", () => {
@@ -114,11 +130,30 @@ export class Ssh2Connection implements Connection, ProcessHost {
   }
 
   async upload(request: UploadRequest): Promise<void> {
-    await this.transfer(request.signal, (sftp) => uploadFile(sftp, request, this.tuning, this.target));
+    if (this.sftpMissing) return execUpload(this, request);
+    try {
+      await this.transfer(request.signal, (sftp) => uploadFile(sftp, request, this.tuning, this.target));
+    } catch (error) {
+      if (!this.noSftp(error)) throw error;
+      await execUpload(this, request);
+    }
   }
 
   async download(request: DownloadRequest): Promise<void> {
-    await this.transfer(request.signal, (sftp) => downloadFile(sftp, request, this.tuning, this.target));
+    if (this.sftpMissing) return execDownload(this, request);
+    try {
+      await this.transfer(request.signal, (sftp) => downloadFile(sftp, request, this.tuning, this.target));
+    } catch (error) {
+      if (!this.noSftp(error)) throw error;
+      await execDownload(this, request);
+    }
+  }
+
+  /** The server has no SFTP subsystem: remember it, and move bytes over exec channels from now on. */
+  private noSftp(error: unknown): boolean {
+    if (!hasCode(error, "UNSUPPORTED_HOST") || (error as { reason?: string }).reason !== "sftp") return false;
+    this.sftpMissing = true;
+    return true;
   }
 
   private async transfer(signal: AbortSignal | undefined, run: (sftp: SFTPWrapper) => Promise<void>): Promise<void> {
@@ -146,11 +181,21 @@ export class Ssh2Connection implements Connection, ProcessHost {
       return current;
     }
     const entry: SftpEntry = { session: undefined as unknown as Promise<SFTPWrapper>, users: 1, idleTimer: undefined, closing: undefined };
-    entry.session = new Promise<SFTPWrapper>((resolve, reject) => {
+    entry.session = this.slotForSftp().then(() => new Promise<SFTPWrapper>((resolve, reject) => {
       try {
+        const before = new Set(Object.keys(channelTable(this.client)));
         this.client.sftp((error, sftp) => {
           if (error) {
-            reject(normalizeError(error, { phase: "channel", target: this.target, secrets: this.secrets }));
+            const failure = normalizeError(error, { phase: "channel", target: this.target, secrets: this.secrets });
+            if (hasCode(failure, "UNSUPPORTED_HOST")) {
+              // The channel opened but the server has no sftp subsystem. ssh2 leaves that channel open, holding one of
+              // the server's sessions (the only one under MaxSessions 1): close it, and count its slot as closing.
+              for (const [id, channel] of Object.entries(channelTable(this.client))) {
+                if (!before.has(id) && typeof (channel as { destroy?: unknown }).destroy === "function") (channel as { destroy: () => void }).destroy();
+              }
+              queueMicrotask(() => this.channelClosed());
+            }
+            reject(failure);
             return;
           }
           sftp.on("error", () => {});
@@ -169,7 +214,7 @@ export class Ssh2Connection implements Connection, ProcessHost {
       } catch (error) {
         reject(normalizeError(error, { phase: "channel", target: this.target, secrets: this.secrets }));
       }
-    });
+    }));
     entry.session.catch(() => {
       if (this.sftp === entry) this.sftp = undefined;
     });
@@ -265,6 +310,13 @@ export class Ssh2Connection implements Connection, ProcessHost {
     const waiters = this.slotWaiters;
     this.slotWaiters = [];
     for (const wake of waiters) wake();
+  }
+
+  /** An SFTP channel needs a free slot too: wait for a just-closed exec's slot when the budget is that tight. */
+  private async slotForSftp(): Promise<void> {
+    while (!this.closedError && this.closingSlots > 0 && this.processes.size + this.closingSlots + 1 > this.maxChannels) {
+      await new Promise<void>((resolve) => this.slotWaiters.push(resolve));
+    }
   }
 
   private async waitForSlot(): Promise<void> {

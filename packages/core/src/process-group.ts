@@ -1,0 +1,71 @@
+/**
+ * A remote command in a process group of its own, for servers whose session command is not a group leader.
+ *
+ * OpenSSH's sshd makes each session's command a process-group leader and answers an SSH `signal` request with a
+ * signal to that group, so a timeout stops `sleep 300; echo done` and everything it started. dropbear does neither:
+ * the signal reaches only the session's pid, so the shell dies and its children run on. `inOwnProcessGroup(script)`
+ * is a POSIX sh script that runs `script` with `/bin/sh` in a new process group, passes the terminating signals it
+ * receives on to that whole group, and then ends the way the script did — by the same signal (re-raised on itself,
+ * so the server reports `exit-signal`) or with the same exit code:
+ *
+ * - with perl on the host: exact, perl forks the command (`setpgrp` in parent and child) and reads the wait status;
+ * - without (busybox userlands): `setsid` (GNU or busybox) starts the command in its own session, and the shell waits.
+ *   A POSIX shell cannot tell `exit 128+N` from a death by signal N, so such a status is re-raised as signal N.
+ *   Without `setsid` either, the command runs in the session's group, as before.
+ *
+ * Not for pty sessions: the terminal's foreground group is the session's, and a new group would lose the terminal.
+ */
+import { quote } from "./quote.js";
+
+/** The signals a session may be sent to stop it, forwarded to the command's group. */
+const FORWARDED = ["HUP", "INT", "QUIT", "TERM", "USR1", "USR2", "ALRM", "PIPE"];
+
+/**
+ * Written without single quotes: it travels inside a single-quoted shell word. Arguments: the caller's
+ * `PERL_BADLANG` and whether it was set (perl starts with it at 0, so a locale the host lacks — fish sets one — draws
+ * no warning on the command's stderr), then the script.
+ */
+const PERL_GROUP = [
+  "my($b,$h,$c)=@ARGV;if($h){$ENV{PERL_BADLANG}=$b}else{delete $ENV{PERL_BADLANG}}",
+  "my $p=fork;",
+  "if(!defined $p){exec{q(/bin/sh)}q(sh),q(-c),$c;exit 127}",
+  "if(!$p){setpgrp(0,0);exec{q(/bin/sh)}q(sh),q(-c),$c;exit 127}",
+  "setpgrp($p,$p);",
+  `for my $s (qw(${FORWARDED.join(" ")})){$SIG{$s}=sub{kill $s,-$p}}`,
+  "while(waitpid($p,0)==-1){last unless $!{EINTR}}",
+  "my $w=$?;my $s=$w&127;",
+  "if($s){$SIG{$_}=q(DEFAULT) for keys %SIG;kill $s,$$;exit 128+$s}",
+  "exit $w>>8",
+].join("");
+
+const SH_GROUP = [
+  // Traps first, so a signal that comes while the command starts is not lost: it is passed on once $p is known.
+  "p=; q=",
+  ...FORWARDED.map((name) => `trap 'q=${name}; [ -n "$p" ] && kill -s ${name} -- -$p 2>/dev/null' ${name}`),
+  "exec 3<&0",
+  // An asynchronous list's stdin is /dev/null unless redirected: hand it the session's. Not a group leader, so
+  // setsid(1) makes the child one without forking, and $! is the group.
+  'setsid /bin/sh -c "$c" <&3 3<&- &',
+  "p=$!",
+  // The shell's own report of a killed job ("Terminated") is not the command's output.
+  "exec 3<&- 2>/dev/null",
+  '[ -n "$q" ] && kill -s "$q" -- -$p',
+  // A trapped signal ends `wait` early; wait again until the child is really gone.
+  'while :; do wait "$p"; s=$?; kill -0 "$p" 2>/dev/null || break; done',
+  `if [ "$s" -gt 128 ] && [ "$s" -le 192 ]; then trap - ${FORWARDED.join(" ")}; kill -$((s - 128)) $$; fi`,
+  'exit "$s"',
+].join("\n");
+
+/**
+ * `script` (POSIX sh) run in a process group of its own, with the session's terminating signals passed on to it.
+ * @example connection.exec(loginShellCommand(inOwnProcessGroup(prepared.command)))
+ */
+export function inOwnProcessGroup(script: string): string {
+  return [
+    `c=${quote(script)}`,
+    "if command -v perl >/dev/null 2>&1; then b=${PERL_BADLANG-}; h=${PERL_BADLANG+1}; PERL_BADLANG=0; export PERL_BADLANG; " +
+      `exec perl -e ${quote(PERL_GROUP)} -- "$b" "$h" "$c"; fi`,
+    `command -v setsid >/dev/null 2>&1 || exec /bin/sh -c "$c"`,
+    SH_GROUP,
+  ].join("\n");
+}

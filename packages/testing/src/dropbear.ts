@@ -1,0 +1,241 @@
+/**
+ * A throwaway real dropbear server (Debian `dropbear-bin`) on a free loopback port: the SSH server of routers and
+ * embedded devices, which behaves unlike OpenSSH where it matters to an executor (the session command is not a
+ * process-group leader; an SSH `signal` reaches only the session's pid).
+ *
+ * Each instance has its own folder (ed25519 host key, known_hosts file, log) and runs `dropbear -F -E` as a child of
+ * the test process. It accepts the same test accounts as `startSshd` (see `test-users.ts` and `shell-users.ts`).
+ * Debian's dropbear serves SFTP through `/usr/lib/sftp-server` when `openssh-sftp-server` is installed.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { accessSync, closeSync, constants, openSync, readFileSync, rmSync } from "node:fs";
+import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { descendants, isAlive, listProcesses, listProcessesSync, startTimeOf } from "./process-table.js";
+import { runLocal } from "./run-local.js";
+import { freePort, waitGone, type Sshd } from "./sshd.js";
+import { ensureTestAccounts } from "./test-users.js";
+
+const DROPBEAR_PATH = "/usr/sbin/dropbear";
+const DROPBEARKEY_PATH = "/usr/bin/dropbearkey";
+const READY_DEADLINE_MS = 10_000;
+const INSTANCE_PREFIX = "tunnel-dropbear-";
+
+/** A running dropbear: the parts of `Sshd` that make sense for it. */
+export type Dropbear = Pick<
+  Sshd,
+  "host" | "port" | "dir" | "hostPublicKey" | "knownHostsLine" | "knownHostsPath" | "clientKeyPath" | "users" | "pid" | "logPath" | "stop"
+>;
+
+export interface DropbearSupport {
+  readonly available: boolean;
+  readonly reason?: string;
+}
+
+/**
+ * Whether this machine can run a throwaway dropbear (root, `dropbear` and `dropbearkey`). When it cannot and
+ * `process.env.CI` is set, this throws: CI must run the dropbear cells, never skip them.
+ */
+export function dropbearSupport(): DropbearSupport {
+  let reason: string | undefined;
+  if (process.platform !== "linux") reason = "a throwaway dropbear needs Linux";
+  else if (process.getuid?.() !== 0) reason = "a throwaway dropbear needs root (it uses the test accounts)";
+  else if (!executable(DROPBEAR_PATH) || !executable(DROPBEARKEY_PATH)) reason = "dropbear is missing (install dropbear-bin)";
+  if (reason === undefined) return { available: true };
+  if (process.env.CI) throw new Error(`dropbear is required in CI but cannot run: ${reason}`);
+  return { available: false, reason };
+}
+
+function executable(path: string): boolean {
+  try {
+    accessSync(path, constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const live = new Set<DropbearInstance>();
+let exitHookInstalled = false;
+let staleSweep: Promise<void> | undefined;
+
+/** Start a throwaway dropbear. Rejects (with the log's tail) when it does not answer with its host key in time. */
+export async function startDropbear(): Promise<Dropbear> {
+  const support = dropbearSupport();
+  if (!support.available) throw new Error(`cannot start dropbear: ${support.reason}`);
+  const accounts = await ensureTestAccounts();
+  await (staleSweep ??= sweepStaleInstances().catch(() => {}));
+  const dir = await mkdtemp(join(tmpdir(), INSTANCE_PREFIX));
+  try {
+    await writeFile(join(dir, "owner"), `${process.pid} ${startTimeOf(process.pid) ?? ""}\n`);
+    const keyPath = join(dir, "dropbear_ed25519_host_key");
+    const keygen = await runLocal(DROPBEARKEY_PATH, ["-t", "ed25519", "-f", keyPath]);
+    if (keygen.code !== 0) throw new Error(`dropbearkey failed: ${keygen.stderr.trim()}`);
+    const hostPublicKey = /^(ssh-ed25519 \S+)/m.exec(keygen.stdout)?.[1];
+    if (hostPublicKey === undefined) throw new Error(`dropbearkey printed no public key: ${keygen.stdout}`);
+    let lastError: unknown;
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const port = await freePort();
+      const instance = new DropbearInstance(dir, port, hostPublicKey, accounts.clientKeyPath, accounts.users, keyPath);
+      await writeFile(instance.knownHostsPath, `${instance.knownHostsLine}\n`);
+      try {
+        await instance.launch();
+        return instance;
+      } catch (error) {
+        lastError = error;
+        if (!/Address already in use|Failed listening/.test(String(error))) throw error;
+      }
+    }
+    throw lastError;
+  } catch (error) {
+    await rm(dir, { recursive: true, force: true });
+    throw error;
+  }
+}
+
+/** Kill the servers of test processes that died without `stop()`, and remove their folders. */
+async function sweepStaleInstances(): Promise<void> {
+  const table = await listProcesses();
+  for (const entry of await readdir(tmpdir(), { withFileTypes: true })) {
+    if (!entry.isDirectory() || !entry.name.startsWith(INSTANCE_PREFIX)) continue;
+    const dir = join(tmpdir(), entry.name);
+    const owner = await readFile(join(dir, "owner"), "utf8").catch(() => undefined);
+    if (owner === undefined) continue;
+    const [pid = 0, startTime = 0] = owner.trim().split(" ").map(Number);
+    if (isAlive(pid, startTime > 0 ? startTime : undefined)) continue;
+    const listeners = table.filter((candidate) => candidate.args.includes(`${dir}/`));
+    for (const victim of descendants(table, listeners.map((listener) => listener.pid))) {
+      try {
+        process.kill(victim.pid, "SIGKILL");
+      } catch {
+        // gone
+      }
+    }
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+class DropbearInstance implements Dropbear {
+  readonly host = "127.0.0.1";
+  readonly knownHostsPath: string;
+  readonly knownHostsLine: string;
+  readonly logPath: string;
+  #child: ChildProcess | undefined;
+  #pid = 0;
+  #startTime = -1;
+  #stopping: Promise<void> | undefined;
+
+  constructor(
+    readonly dir: string,
+    readonly port: number,
+    readonly hostPublicKey: string,
+    readonly clientKeyPath: string,
+    readonly users: Sshd["users"],
+    readonly keyPath: string,
+  ) {
+    this.knownHostsLine = `[127.0.0.1]:${port} ${hostPublicKey}`;
+    this.knownHostsPath = join(dir, "known_hosts");
+    this.logPath = join(dir, "dropbear.log");
+  }
+
+  get pid(): number {
+    return this.#pid;
+  }
+
+  async launch(): Promise<void> {
+    const log = openSync(this.logPath, "a");
+    let child: ChildProcess;
+    try {
+      // -F foreground, -E log to stderr, -w no root logins, -j -k no port forwarding.
+      child = spawn(DROPBEAR_PATH, ["-F", "-E", "-w", "-j", "-k", "-p", `127.0.0.1:${this.port}`, "-r", this.keyPath, "-P", join(this.dir, "dropbear.pid")], {
+        stdio: ["ignore", "ignore", log],
+      });
+    } finally {
+      closeSync(log);
+    }
+    child.unref();
+    child.on("error", () => {
+      // the ready poll sees the process gone
+    });
+    this.#child = child;
+    if (child.pid === undefined) throw new Error(`could not start ${DROPBEAR_PATH}`);
+    this.#pid = child.pid;
+    this.#startTime = startTimeOf(child.pid) ?? -1;
+    live.add(this);
+    if (!exitHookInstalled) {
+      exitHookInstalled = true;
+      process.once("exit", () => {
+        for (const instance of live) instance.killNowSync();
+      });
+    }
+    try {
+      await this.#waitReady(child);
+    } catch (error) {
+      await this.#killTree();
+      live.delete(this);
+      throw error;
+    }
+  }
+
+  async #waitReady(child: ChildProcess): Promise<void> {
+    const deadline = Date.now() + READY_DEADLINE_MS;
+    for (;;) {
+      if (child.exitCode !== null || child.signalCode !== null || !isAlive(child.pid ?? 0)) {
+        throw new Error(`dropbear exited before it was ready:\n${this.#logTail()}`);
+      }
+      const scan = await runLocal("ssh-keyscan", ["-T", "1", "-t", "ed25519", "-p", String(this.port), this.host], {
+        timeoutMs: 5_000,
+      }).catch(() => undefined);
+      if (scan?.stdout.includes(this.hostPublicKey)) return;
+      if (Date.now() > deadline) throw new Error(`dropbear did not answer with its host key within ${READY_DEADLINE_MS} ms:\n${this.#logTail()}`);
+      await sleep(30);
+    }
+  }
+
+  #logTail(): string {
+    try {
+      return readFileSync(this.logPath, "utf8").trim().split("\n").slice(-20).join("\n");
+    } catch {
+      return "";
+    }
+  }
+
+  stop(): Promise<void> {
+    this.#stopping ??= (async () => {
+      await this.#killTree();
+      live.delete(this);
+      await rm(this.dir, { recursive: true, force: true });
+    })();
+    return this.#stopping;
+  }
+
+  async #killTree(): Promise<void> {
+    if (this.#pid === 0) return;
+    const tree = descendants(await listProcesses(), isAlive(this.#pid, this.#startTime) ? [this.#pid] : []);
+    for (const entry of tree) {
+      try {
+        process.kill(entry.pid, "SIGKILL");
+      } catch {
+        // already gone
+      }
+    }
+    this.#pid = 0;
+    this.#child = undefined;
+    await waitGone(tree, 10_000);
+  }
+
+  killNowSync(): void {
+    if (this.#pid !== 0) {
+      for (const entry of descendants(listProcessesSync(), [this.#pid])) {
+        try {
+          process.kill(entry.pid, "SIGKILL");
+        } catch {
+          // already gone
+        }
+      }
+    }
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
