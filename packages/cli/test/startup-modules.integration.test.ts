@@ -1,6 +1,6 @@
 /**
- * Which packages the built `tunnel` executable loads: `--help` and `--version` load commander and tunnel's own CLI
- * files only; `run` on one host loads what that run uses (core, the pool, the chosen transport) and nothing for
+ * Which packages the built `tunnel` executable loads: `--help` and `--version` load tunnel's own CLI files only
+ * (commander is bundled into them); `run` on one host loads what that run uses (core, the pool, the chosen transport) and nothing for
  * inventories, progress bars, tracing, the other transport or the demo. Every file a run loads is logged by a
  * preloaded loader hook (test/module-log.mjs); this asserts package names, not how long anything takes.
  */
@@ -61,11 +61,11 @@ describe("what the tunnel executable loads", () => {
     await rm(logDir, { recursive: true, force: true });
   });
 
-  it.each([["--help"], ["--version"]])("%s loads commander and the CLI's own files, nothing else", async (flag) => {
+  it.each([["--help"], ["--version"]])("%s loads the CLI's own files (commander bundled in), nothing else", async (flag) => {
     const { result, packages } = await loaded([flag]);
     expect(result.code, result.stderr).toBe(ExitCode.OK);
     expect(result.stdout).not.toBe("");
-    expect(packages).toEqual(["@tunnel-sh/cli", "commander"]);
+    expect(packages).toEqual(["@tunnel-sh/cli"]);
   });
 
   const hostArgs = () => [
@@ -83,7 +83,7 @@ describe("what the tunnel executable loads", () => {
     const { result, packages } = await loaded(["run", ...hostArgs(), "--", "echo", "loaded"]);
     expect(result.code, result.stderr).toBe(ExitCode.OK);
     expect(result.stdout).toContain("loaded");
-    expect(packages).toEqual(expect.arrayContaining(["@tunnel-sh/cli", "@tunnel-sh/core", "@tunnel-sh/pool", "@tunnel-sh/transport-ssh2", "commander", "ssh2"]));
+    expect(packages).toEqual(expect.arrayContaining(["@tunnel-sh/cli", "@tunnel-sh/core", "@tunnel-sh/pool", "@tunnel-sh/transport-ssh2", "ssh2"]));
     for (const name of [...NOT_FOR_ONE_HOST, "@tunnel-sh/transport-openssh"]) expect(packages).not.toContain(name);
   });
 
@@ -91,6 +91,6 @@ describe("what the tunnel executable loads", () => {
     const { result, packages } = await loaded(["run", "--transport", "openssh", ...hostArgs(), "--", "echo", "loaded"]);
     expect(result.code, result.stderr).toBe(ExitCode.OK);
     expect(result.stdout).toContain("loaded");
-    expect(packages).toEqual(["@tunnel-sh/cli", "@tunnel-sh/core", "@tunnel-sh/pool", "@tunnel-sh/transport-openssh", "commander"]);
+    expect(packages).toEqual(["@tunnel-sh/cli", "@tunnel-sh/core", "@tunnel-sh/pool", "@tunnel-sh/transport-openssh"]);
   });
 });
