@@ -31,11 +31,6 @@ export const SYSTEM_PACKAGES = [
   { name: "perl", programs: ["perl"], why: "the openssh transport's remote wrapper; the embedded server's shell" },
   { name: "python3", programs: ["python3"], why: "scripts run by interpreter" },
   { name: "dropbear-bin", programs: ["dropbear", "dropbearkey"], why: "the dropbear host suites" },
-  { name: "busybox", programs: ["busybox"], why: "the busybox host suites" },
-  { name: "fish", programs: ["fish"], why: "login shell suites" },
-  { name: "tcsh", programs: ["tcsh"], why: "login shell suites" },
-  { name: "mksh", programs: ["mksh"], why: "login shell suites" },
-  { name: "zsh", programs: ["zsh"], why: "login shell suites" },
   { name: "redis-server", programs: ["redis-server"], why: "the redis-backed suites" },
 ];
 
