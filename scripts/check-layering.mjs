@@ -60,6 +60,9 @@ for (const folder of folders) {
     ...Object.keys(manifest.dependencies ?? {}),
     ...Object.keys(manifest.peerDependencies ?? {}),
     ...Object.keys(manifest.optionalDependencies ?? {}),
+    // Bundled into dist/ at build time (`tunnel.bundles`, read by the package's tsup config): imported by src/,
+    // installed as a devDependency, not a runtime dependency of the published package.
+    ...(manifest.tunnel?.bundles ?? []).filter((name) => name in (manifest.devDependencies ?? {})),
   ]);
   const devDeclared = new Set([...declared, ...Object.keys(manifest.devDependencies ?? {}), ...rootDev]);
   const allowed = ALLOWED[folder];
