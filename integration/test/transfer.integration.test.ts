@@ -217,7 +217,9 @@ describe.each(TRANSFER_TRANSPORTS)("transferFile over %s on a real sshd", (name)
       verify: "sha256",
       onProgress: (progress) => events.push(progress),
     });
-    expect(events.length).toBeGreaterThan(1);
+    // How many events arrive depends on how fast the bytes move (the openssh transport polls the file's offset on
+    // an interval): at least the final one, and never one that goes back.
+    expect(events.length).toBeGreaterThanOrEqual(1);
     for (const [index, event] of events.entries()) {
       expect(event.total).toBe(size);
       expect(event.bytes).toBeLessThanOrEqual(size);

@@ -353,6 +353,7 @@ export function prepareScriptCommand(
   });
   const nonce = resolveNonce(options);
   const words = scriptInterpreter(script);
-  const body = [interpreterCheck(words[0] as string, nonce), quoteArgs([...words, scriptPath, ...args])];
+  // `exec`: the interpreter replaces /bin/sh, so a script killed by a signal reports the signal, not 128+N.
+  const body = [interpreterCheck(words[0] as string, nonce), `exec ${quoteArgs([...words, scriptPath, ...args])}`];
   return assemble(script, body, nonce);
 }

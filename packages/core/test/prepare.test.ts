@@ -470,19 +470,19 @@ describe("scriptInterpreter", () => {
 });
 
 describe("prepareScriptCommand", () => {
-  it("checks the interpreter, then runs interpreter, script path and quoted args", () => {
+  it("checks the interpreter, then execs interpreter, script path and quoted args", () => {
     const prepared = prepareScriptCommand({ content: "x", interpreter: "bash", args: ["a b", "-n"] }, "/tmp/tunnel.X/script", { nonce: NONCE });
     const lines = afterStart(prepared.command).split("\n");
     expect(lines).toEqual([
       `command -v -- bash >/dev/null 2>&1 || { printf '%s\\n' 'tunnel[${NONCE}]: interpreter not found' >&2; exit 97; }`,
-      "bash /tmp/tunnel.X/script 'a b' -n",
+      "exec bash /tmp/tunnel.X/script 'a b' -n",
     ]);
   });
 
   it("checks an absolute interpreter with test -x", () => {
     const prepared = prepareScriptCommand({ content: "#!/usr/bin/env python3\n" }, "/tmp/s", { nonce: NONCE });
     expect(afterStart(prepared.command).split("\n")[0]).toMatch(/^\[ -x \/usr\/bin\/env \] \|\| /);
-    expect(afterStart(prepared.command).split("\n")[1]).toBe("/usr/bin/env python3 /tmp/s");
+    expect(afterStart(prepared.command).split("\n")[1]).toBe("exec /usr/bin/env python3 /tmp/s");
   });
 
   it("round-trips arbitrary args exactly into the script's $@", async () => {

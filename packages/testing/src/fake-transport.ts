@@ -572,6 +572,10 @@ class FakeProcess implements RemoteProcess {
       this.#settle({ exitCode: null, signal: killedBy });
       return;
     }
+    // A real host's /bin/sh prints a prepared command's start token before anything else; so does the fake, so that
+    // an Executor over it sees the command start (scripted output stands for what the command itself printed).
+    const start = startTokenOf(this.#request.command);
+    if (start !== undefined) this.stderr.write(start);
     if (result.stdout !== undefined) this.stdout.write(result.stdout);
     if (result.stderr !== undefined) this.stderr.write(result.stderr);
     if (result.error !== undefined) {
@@ -657,4 +661,13 @@ class FakeProcess implements RemoteProcess {
       ),
     ]);
   }
+}
+
+/**
+ * The start token a command prepared by core prints first (`[tunnel-start-<nonce>]`), if `command` is one. The
+ * login-shell line carries the script octal-encoded for printf, so the escapes are read back before looking.
+ */
+function startTokenOf(command: string): string | undefined {
+  const decoded = command.replace(/\\([0-7]{3})/g, (_match, octal: string) => String.fromCharCode(Number.parseInt(octal, 8)));
+  return /\[tunnel-start-[A-Za-z0-9]+\]/.exec(decoded)?.[0];
 }
