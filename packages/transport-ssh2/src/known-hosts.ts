@@ -155,7 +155,7 @@ export type HostCertificateVerdict =
  */
 export function verifyHostCertificate(entries: readonly KnownHostsEntry[], host: string, port: number, blob: Buffer, now = new Date()): HostCertificateVerdict {
   const certificate = parseSshCertificateBlob(blob);
-  if (certificate instanceof Error) return { status: "refused", certificate: undefined, problem: `the host certificate cannot be read: ${certificate.message}` };
+  if (certificate instanceof Error) return { status: "refused", certificate: undefined, problem: `host certificate that cannot be read (${certificate.message})` };
   const name = knownHostsName(host, port);
   const revokedKeys = [certificate.blob, certificate.publicKey, certificate.signatureKey];
   for (const entry of entries) {

@@ -108,6 +108,7 @@ function checkHostCertificateInternals(): string | undefined {
     ["kex.js", kex, "if (sigType !== negotiated.serverHostKey) {"],
     ["kex.js", kex, "case 'rsa-sha2-512': hashAlgo = 'sha512'; break;"],
     ["Protocol.js", protocol, "this._kex = undefined;"],
+    ["Protocol.js", protocol, "this._server = !!config.server;"],
     ["client.js", client, "SUPPORTED_SERVER_HOST_KEY);"],
   ];
   for (const [file, source, marker] of expected) {

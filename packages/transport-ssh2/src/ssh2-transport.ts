@@ -443,7 +443,7 @@ export class Ssh2Transport implements Transport {
           const shown = `host certificate "${certified.certificate.keyId}" (${certified.certificate.type} ${fingerprint(certified.certificate.publicKey)})`;
           return refuse(`the ${shown} of ${formatTarget(hopTarget)} is revoked in ${certified.entry.file}:${certified.entry.line}`, certified.certificate.publicKey);
         }
-        if (certificate === undefined) return refuse(`${formatTarget(hopTarget)} presented ${certified.problem}`, presented);
+        if (certificate === undefined) return refuse(`${formatTarget(hopTarget)} presented a ${certified.problem}`, presented);
         // Like OpenSSH: a certificate that does not verify leaves its plain key, which known_hosts may list itself.
         certificateProblem = certified.problem;
         key = certificate.publicKey;

@@ -87,7 +87,7 @@ describe("host certificates against @cert-authority lines", () => {
     expect(problem(verifyHostCertificate(entries, "db-1", 22, valid.certificate))).toMatch(/lists the principals "web-1", "web-1.example.com", not the host "db-1"/);
   });
 
-  it("refuses a user certificate, a forged signature and a SHA-1 (ssh-rsa) CA signature", () => {
+  it("refuses a user certificate, a forged signature, a truncated certificate and a SHA-1 (ssh-rsa) CA signature", () => {
     const entries = entriesFor(`@cert-authority * ${ca.line}`);
     const user = hostCertificate(ca, ["-n", "web-1"]);
     const problem = (verdict: ReturnType<typeof verifyHostCertificate>) => (verdict.status === "refused" ? verdict.problem : verdict.status);
@@ -95,6 +95,8 @@ describe("host certificates against @cert-authority lines", () => {
     const forged = Buffer.from(valid.certificate);
     forged[forged.length - 1] = (forged[forged.length - 1] as number) ^ 1;
     expect(problem(verifyHostCertificate(entries, "web-1", 22, forged))).toMatch(/signature that does not verify with the CA's key/);
+    const truncated = valid.certificate.subarray(0, 60);
+    expect(verifyHostCertificate(entries, "web-1", 22, truncated)).toMatchObject({ status: "refused", certificate: undefined, problem: expect.stringMatching(/^host certificate that cannot be read/) });
     const rsa = authority("rsa");
     const sha1 = hostCertificate(rsa, ["-h", "-n", "web-1", "-t", "ssh-rsa"]);
     expect(problem(verifyHostCertificate(entriesFor(`@cert-authority * ${rsa.line}`), "web-1", 22, sha1.certificate))).toMatch(/signed with ssh-rsa by a ssh-rsa CA/);
