@@ -117,9 +117,6 @@ function checkHostCertificateInternals(): string | undefined {
   return undefined;
 }
 
-/** Why host certificates cannot be verified in this process, or `undefined` when they can. */
-let hostCertificateProblem: string | undefined = "host certificate support was not installed";
-
 /**
  * Install the host certificate patch (see the top of this file), before anything loads ssh2's key exchange. Never
  * throws: a patch that cannot apply leaves host certificates off, and `hostCertificateSupport()` says why.
@@ -157,8 +154,13 @@ function installHostCertificateSupport(): string | undefined {
   Object.defineProperty(keyParser, HOST_PATCHED, { value: true });
   for (const algorithm of HOST_CERTIFICATE_KEY_ALGORITHMS) if (!supported.includes(algorithm)) supported.push(algorithm);
 
-  // Loads kex.js, which now takes the wrapped parseDERKey.
-  const Protocol = require("ssh2/lib/protocol/Protocol.js") as { prototype: object };
+  let Protocol: { prototype: object };
+  try {
+    // Loads kex.js, which now takes the wrapped parseDERKey.
+    Protocol = require("ssh2/lib/protocol/Protocol.js") as typeof Protocol;
+  } catch (error) {
+    return `host certificates need a patch of ssh2 that no longer applies: ${(error as Error).message}`;
+  }
   Object.defineProperty(Protocol.prototype, "_kex", {
     configurable: true,
     get(this: Record<symbol, unknown>) {
@@ -192,7 +194,8 @@ function prepareCertificateExchange(kex: KeyExchangeInternals): void {
   });
 }
 
-hostCertificateProblem = installHostCertificateSupport();
+/** Why host certificates cannot be verified in this process, or `undefined` when they can. */
+const hostCertificateProblem = installHostCertificateSupport();
 
 /** `{ available: true }`, or why a server's host certificate cannot be verified in this process. */
 export function hostCertificateSupport(): { readonly available: true } | { readonly available: false; readonly reason: string } {
