@@ -192,7 +192,8 @@ function hostCertificateProblem(certificate: SshCertificate, host: string, now: 
   if (certificate.kind !== "host") return "is a user certificate, not a host certificate";
   if (seconds < certificate.validAfter) return `is not valid before ${when(certificate.validAfter)}`;
   if (seconds >= certificate.validBefore) return `expired at ${when(certificate.validBefore)}`;
-  if (certificate.principals.length > 0 && !certificate.principals.some((principal) => principal.toLowerCase() === host.toLowerCase())) {
+  // ssh lowercases the host name it was given and compares it with each principal as written.
+  if (certificate.principals.length > 0 && !certificate.principals.includes(host.toLowerCase())) {
     return `lists the principals ${certificate.principals.map((principal) => `"${principal}"`).join(", ")}, not the host "${host}"`;
   }
   return undefined;

@@ -54,8 +54,10 @@ describe("host certificates against @cert-authority lines", () => {
     expect(verifyHostCertificate(entriesFor(`@cert-authority [web-1]:2222 ${ca.line}`), "web-1", 2222, valid.certificate).status).toBe("trusted");
   });
 
-  it("matches principals without regard to case, and a certificate without principals is for any host (as OpenSSH)", () => {
+  it("matches principals against the lowercased host name, and a certificate without principals is for any host (as OpenSSH)", () => {
     expect(verifyHostCertificate(entriesFor(`@cert-authority * ${ca.line}`), "WEB-1.example.com", 22, valid.certificate).status).toBe("trusted");
+    const upper = hostCertificate(ca, ["-h", "-n", "WEB-1"]);
+    expect(verifyHostCertificate(entriesFor(`@cert-authority * ${ca.line}`), "web-1", 22, upper.certificate).status).toBe("refused");
     const anyHost = hostCertificate(ca, ["-h", "-V", "-5m:+1h"]);
     expect(verifyHostCertificate(entriesFor(`@cert-authority * ${ca.line}`), "db-9", 22, anyHost.certificate).status).toBe("trusted");
   });
