@@ -10,44 +10,20 @@
  */
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { ConfigError, rejectUnknownOptions, runProcess, type Connection, type KeyboardInteractiveRequest, type SshTransportOptions, type Target, type Transport } from "@tunnel-sh/core";
+import { runProcess, type Connection, type KeyboardInteractiveRequest, type SshTransportOptions, type Target, type Transport } from "@tunnel-sh/core";
 import { createCertificateAuthority, startSshAgent, type CertificateAuthority, type CertificateKey, type SshAgent } from "./certificate-authority.js";
 import { RecordingTracer } from "./recording-tracer.js";
 import { startSshd, type Sshd } from "./sshd.js";
 import type { TestRunner } from "./transport-conformance.js";
-
-export interface AuthenticationConformanceOptions {
-  /**
-   * Whether the transport verifies host certificates. A transport that cannot (ssh2 1.17 cannot negotiate
-   * certificate host key algorithms) is held to the safe side instead: a host known only through `@cert-authority`
-   * is refused with `HostKeyError`. Default true.
-   */
-  readonly hostCertificates?: boolean;
-}
-
-const SUITE_OPTIONS = Object.keys({ hostCertificates: true } satisfies Record<keyof AuthenticationConformanceOptions, true>);
 
 async function output(connection: Connection, command: string): Promise<{ stdout: string; stderr: string; exitCode: number | null }> {
   const result = await runProcess(connection, { command, maxOutputBytes: 1024 * 1024 });
   return { stdout: result.stdout, stderr: result.stderr, exitCode: result.exitCode };
 }
 
-/**
- * Run the suite; `makeTransport` builds the transport under test from shared options only. An unknown key of
- * `suiteOptions` is a `ConfigError` naming it.
- */
-export function describeAuthenticationConformance(
-  name: string,
-  makeTransport: (options: SshTransportOptions) => Transport,
-  runner: TestRunner,
-  suiteOptions: AuthenticationConformanceOptions = {},
-): void {
-  rejectUnknownOptions(suiteOptions, SUITE_OPTIONS, "describeAuthenticationConformance");
-  if (suiteOptions.hostCertificates !== undefined && typeof suiteOptions.hostCertificates !== "boolean") {
-    throw new ConfigError("hostCertificates", "must be true or false");
-  }
+/** Run the suite; `makeTransport` builds the transport under test from shared options only. */
+export function describeAuthenticationConformance(name: string, makeTransport: (options: SshTransportOptions) => Transport, runner: TestRunner): void {
   const { describe, it, expect, beforeAll, afterAll } = runner;
-  const hostCertificates = suiteOptions.hostCertificates ?? true;
 
   describe(`${name}: certificates, agent forwarding, second factors`, () => {
     let ca: CertificateAuthority;
@@ -72,7 +48,7 @@ export function describeAuthenticationConformance(
       ed25519 = await ca.createKey("id_ed25519", "ed25519");
       await ca.signUserKey(ed25519.publicKeyPath, { principals: [caOnly.users.plain.name] });
       knownHosts = join(ca.dir, "known_hosts");
-      // The host key itself is listed too, so the user-certificate cases pass on a transport without host certificates.
+      // The user-certificate cases check the host by its key; the host certificate cases check it by its CA.
       writeFileSync(knownHosts, `${caOnly.knownHostsLine}\n`);
       target = { host: caOnly.host, port: caOnly.port, user: caOnly.users.plain.name };
     }, 60_000);
@@ -160,42 +136,106 @@ export function describeAuthenticationConformance(
     });
 
     describe("host certificates", () => {
-      const caLine = () => `@cert-authority [${caOnly.host}]:${caOnly.port} ${ca.caPublicKey}\n`;
-      const withKnownHosts = (file: string): SshTransportOptions => ({ identityFile: ed25519.privateKeyPath, knownHostsFile: file, configFile: false, agent: false });
+      let rsaHost: Sshd;
+      let expiredHost: Sshd;
+      let otherPrincipalHost: Sshd;
 
-      it(
-        hostCertificates
-          ? "a @cert-authority line for the host verifies the server's host certificate"
-          : "a host known only through @cert-authority is refused with HostKeyError (host certificates unsupported)",
-        async () => {
-          const file = join(ca.dir, "known_hosts_ca");
-          writeFileSync(file, caLine());
-          if (hostCertificates) {
-            const connection = await makeTransport(withKnownHosts(file)).connect(target);
-            await connection.close();
-          } else {
-            const error = await refusal(withKnownHosts(file));
-            expect(error).toMatchObject({ name: "HostKeyError", code: "HOST_KEY" });
-            expect(error.message).toMatch(/certificate authority/);
-          }
-        },
-      );
+      beforeAll(async () => {
+        const serve = (hostCertificate: Omit<NonNullable<Parameters<typeof startSshd>[0]>["hostCertificate"] & object, "authority">) =>
+          startSshd({ usePam: false, extraConfig: [`TrustedUserCAKeys ${ca.caPublicKeyPath}`, "AuthorizedKeysFile none", "PasswordAuthentication no", "KbdInteractiveAuthentication no"], hostCertificate: { authority: ca, ...hostCertificate } });
+        [rsaHost, expiredHost, otherPrincipalHost] = await Promise.all([
+          serve({ keyType: "rsa" }),
+          serve({ validity: "20200101:20200102" }),
+          serve({ principals: ["other.example"] }),
+        ]);
+      }, 60_000);
+
+      afterAll(async () => {
+        await Promise.all([rsaHost?.stop(), expiredHost?.stop(), otherPrincipalHost?.stop()]);
+      });
+
+      let files = 0;
+      /** A known_hosts file holding `lines`, and the options that check the host against it only. */
+      const withKnownHosts = (...lines: string[]): SshTransportOptions => {
+        const file = join(ca.dir, `known_hosts_${++files}`);
+        writeFileSync(file, lines.map((line) => `${line}\n`).join(""));
+        return { identityFile: ed25519.privateKeyPath, knownHostsFile: file, configFile: false, agent: false };
+      };
+      const caLine = (server: Sshd, authority: CertificateAuthority = ca) => `@cert-authority [${server.host}]:${server.port} ${authority.caPublicKey}`;
+      const targetOf = (server: Sshd): Target => ({ host: server.host, port: server.port, user: target.user as string });
+      async function connects(options: SshTransportOptions, server: Sshd = caOnly): Promise<void> {
+        const connection = await makeTransport(options).connect(targetOf(server));
+        try {
+          expect((await output(connection, "id -un")).stdout.trim()).toBe(target.user);
+        } finally {
+          await connection.close();
+        }
+      }
+      async function hostKeyRefusal(options: SshTransportOptions, server: Sshd = caOnly): Promise<Error & { code?: string }> {
+        const error = await refusal(options, targetOf(server));
+        expect(error).toMatchObject({ name: "HostKeyError", code: "HOST_KEY" });
+        return error;
+      }
+
+      it("a @cert-authority line for the host verifies the server's ed25519 host certificate", async () => {
+        await connects(withKnownHosts(caLine(caOnly)));
+      });
+
+      it("a @cert-authority line verifies an RSA host certificate (rsa-sha2 signatures)", async () => {
+        await connects(withKnownHosts(caLine(rsaHost)), rsaHost);
+      });
+
+      it("a @cert-authority line with a wildcard pattern verifies the host certificate", async () => {
+        await connects(withKnownHosts(`@cert-authority [127.0.0.*]:${caOnly.port} ${ca.caPublicKey}`));
+      });
+
+      it("a host listed both with its key and with a CA line connects, whichever is tried", async () => {
+        await connects(withKnownHosts(caOnly.knownHostsLine, caLine(caOnly)));
+        await connects(withKnownHosts(caLine(caOnly), caOnly.knownHostsLine));
+      });
+
+      it("a host listed with its key connects even when its CA line names another CA", async () => {
+        const other = await createCertificateAuthority();
+        try {
+          await connects(withKnownHosts(caLine(caOnly, other), caOnly.knownHostsLine));
+        } finally {
+          await other.remove();
+        }
+      });
 
       it("@revoked for the host key wins over the CA", async () => {
-        const file = join(ca.dir, "known_hosts_revoked");
-        writeFileSync(file, `${caLine()}@revoked * ${caOnly.hostPublicKey}\n`);
-        expect(await refusal(withKnownHosts(file))).toMatchObject({ name: "HostKeyError", code: "HOST_KEY" });
+        await hostKeyRefusal(withKnownHosts(caLine(caOnly), `@revoked * ${caOnly.hostPublicKey}`));
+      });
+
+      it("@revoked for the RSA host key wins over the CA", async () => {
+        await hostKeyRefusal(withKnownHosts(caLine(rsaHost), `@revoked * ${rsaHost.hostCertificate?.publicKey ?? "missing"}`), rsaHost);
+      });
+
+      it("@revoked for the host certificate wins over the CA", async () => {
+        await hostKeyRefusal(withKnownHosts(caLine(caOnly), `@revoked * ${caOnly.hostCertificate?.certificate ?? "missing"}`));
+      });
+
+      it("@revoked for the CA wins over its @cert-authority line", async () => {
+        await hostKeyRefusal(withKnownHosts(caLine(caOnly), `@revoked * ${ca.caPublicKey}`));
       });
 
       it("a host certificate from another CA is a HostKeyError", async () => {
         const other = await createCertificateAuthority();
         try {
-          const file = join(ca.dir, "known_hosts_other_ca");
-          writeFileSync(file, `@cert-authority [${caOnly.host}]:${caOnly.port} ${other.caPublicKey}\n`);
-          expect(await refusal(withKnownHosts(file))).toMatchObject({ name: "HostKeyError", code: "HOST_KEY" });
+          await hostKeyRefusal(withKnownHosts(caLine(caOnly, other)));
         } finally {
           await other.remove();
         }
+      });
+
+      it("an expired host certificate is a HostKeyError that says it expired", async () => {
+        const error = await hostKeyRefusal(withKnownHosts(caLine(expiredHost)), expiredHost);
+        expect(error.message).toMatch(/expired/i);
+      });
+
+      it("a host certificate for another host name is a HostKeyError that says the name is not a principal", async () => {
+        const error = await hostKeyRefusal(withKnownHosts(caLine(otherPrincipalHost)), otherPrincipalHost);
+        expect(error.message).toMatch(/principal/i);
       });
     });
 

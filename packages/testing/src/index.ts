@@ -25,7 +25,6 @@ export { RecordedSpan, RecordingTracer } from "./recording-tracer.js";
 export type { RecordedEvent } from "./recording-tracer.js";
 export { describeTransportConformance } from "./transport-conformance.js";
 export { describeAuthenticationConformance } from "./authentication-conformance.js";
-export type { AuthenticationConformanceOptions } from "./authentication-conformance.js";
 export type { ConformanceAssertion, ConformanceContext, TestRunner } from "./transport-conformance.js";
 export { startFaultProxy } from "./fault-proxy.js";
 export type { FaultProxy, FaultProxyOptions } from "./fault-proxy.js";

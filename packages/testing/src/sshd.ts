@@ -54,12 +54,14 @@ export interface StartSshdOptions {
   readonly lockedDown?: boolean;
   /**
    * Sign the host key with this CA and present the certificate (sshd's `HostCertificate`). `principals` default to
-   * `["127.0.0.1"]`, `validity` to `"-5m:+1h"` (ssh-keygen `-V` syntax).
+   * `["127.0.0.1"]`, `validity` to `"-5m:+1h"` (ssh-keygen `-V` syntax). `keyType: "rsa"` adds an RSA host key
+   * and certifies that one instead of the ed25519 key (which the server keeps presenting to clients that ask for it).
    */
   readonly hostCertificate?: {
     readonly authority: CertificateAuthority;
     readonly principals?: readonly string[];
     readonly validity?: string;
+    readonly keyType?: "ed25519" | "rsa";
   };
 }
 
@@ -75,6 +77,11 @@ export interface Sshd {
   readonly knownHostsLine: string;
   /** A file holding `knownHostsLine`. */
   readonly knownHostsPath: string;
+  /**
+   * With the `hostCertificate` option: the certificate (`ssh-ed25519-cert-v01@openssh.com AAAA...`) and the public
+   * key it certifies (`ssh-ed25519 AAAA...` or `ssh-rsa AAAA...`), for `@revoked` lines.
+   */
+  readonly hostCertificate: { readonly certificate: string; readonly publicKey: string } | undefined;
   /** An ed25519 private key without passphrase, authorized for every test user. Readable by root only. */
   readonly clientKeyPath: string;
   readonly users: {
@@ -178,6 +185,10 @@ function validateSshdOptions(options: StartSshdOptions): void {
   if (certificate !== undefined && (typeof certificate !== "object" || certificate === null || typeof certificate.authority?.signHostKey !== "function")) {
     throw new ConfigError("hostCertificate", "must be { authority } with a CA from createCertificateAuthority()");
   }
+  const certifiedType = (values.hostCertificate as { keyType?: unknown } | undefined)?.keyType;
+  if (certifiedType !== undefined && certifiedType !== "ed25519" && certifiedType !== "rsa") {
+    throw new ConfigError("hostCertificate.keyType", `must be "ed25519" or "rsa", got ${describeOptionValue(certifiedType)}`);
+  }
   const extra: unknown = options.extraConfig;
   if (extra !== undefined && (!Array.isArray(extra) || extra.some((line) => typeof line !== "string" || /[\r\n]/.test(line)))) {
     throw new ConfigError("extraConfig", "must be a list of sshd_config lines (strings without line breaks)");
@@ -200,16 +211,25 @@ export async function startSshd(options: StartSshdOptions = {}): Promise<Sshd> {
     if (keygen.code !== 0) throw new Error(`ssh-keygen failed: ${keygen.stderr.trim()}`);
     const hostPublicKey = (await readFile(`${keyPath}.pub`, "utf8")).trim().split(" ").slice(0, 2).join(" ");
     const extraLines = [...(await compatibilityLines())];
+    let hostCertificate: Sshd["hostCertificate"];
     if (options.hostCertificate) {
-      const { authority, principals = ["127.0.0.1"], validity = "-5m:+1h" } = options.hostCertificate;
-      const certificate = await authority.signHostKey(`${keyPath}.pub`, { identity: "tunnel-testing-host", principals, validity });
-      extraLines.push(`HostCertificate ${certificate}`);
+      const { authority, principals = ["127.0.0.1"], validity = "-5m:+1h", keyType = "ed25519" } = options.hostCertificate;
+      let certifiedPath = keyPath;
+      if (keyType === "rsa") {
+        certifiedPath = join(dir, "ssh_host_rsa_key");
+        const rsa = await runLocal("ssh-keygen", ["-q", "-t", "rsa", "-b", "2048", "-N", "", "-C", "tunnel-testing-host", "-f", certifiedPath]);
+        if (rsa.code !== 0) throw new Error(`ssh-keygen failed: ${rsa.stderr.trim()}`);
+      }
+      const certificatePath = await authority.signHostKey(`${certifiedPath}.pub`, { identity: "tunnel-testing-host", principals, validity });
+      extraLines.push(`HostCertificate ${certificatePath}`);
+      const firstTwo = (text: string) => text.trim().split(" ").slice(0, 2).join(" ");
+      hostCertificate = { certificate: firstTwo(await readFile(certificatePath, "utf8")), publicKey: firstTwo(await readFile(`${certifiedPath}.pub`, "utf8")) };
     }
     // A port picked now may be taken before sshd binds it; then try another one.
     let lastError: unknown;
     for (let attempt = 0; attempt < 5; attempt++) {
       const port = await freePort();
-      const instance = new SshdInstance(dir, port, hostPublicKey, accounts.clientKeyPath, accounts.users);
+      const instance = new SshdInstance(dir, port, hostPublicKey, accounts.clientKeyPath, accounts.users, hostCertificate);
       await writeFile(join(dir, "sshd_config"), renderConfig(dir, port, options, extraLines), { mode: 0o600 });
       await writeFile(instance.knownHostsPath, `${instance.knownHostsLine}\n`);
       try {
@@ -302,6 +322,7 @@ function renderConfig(dir: string, port: number, options: StartSshdOptions, comp
     `Port ${port}`,
     "ListenAddress 127.0.0.1",
     `HostKey ${join(dir, "ssh_host_ed25519_key")}`,
+    ...(options.hostCertificate?.keyType === "rsa" ? [`HostKey ${join(dir, "ssh_host_rsa_key")}`] : []),
     `PidFile ${join(dir, "sshd.pid")}`,
     `UsePAM ${options.usePam === false ? "no" : "yes"}`,
     "PubkeyAuthentication yes",
@@ -361,6 +382,7 @@ class SshdInstance implements Sshd {
     readonly hostPublicKey: string,
     readonly clientKeyPath: string,
     readonly users: Sshd["users"],
+    readonly hostCertificate: Sshd["hostCertificate"] = undefined,
   ) {
     this.knownHostsLine = `[127.0.0.1]:${port} ${hostPublicKey}`;
     this.knownHostsPath = join(dir, "known_hosts");

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { FakeTransport, describeAuthenticationConformance, startFaultProxy, startSshd } from "../src/index.js";
+import { FakeTransport, createCertificateAuthority, startFaultProxy, startSshd } from "../src/index.js";
 
 describe("the test kit refuses unknown options before doing anything", () => {
   it("startSshd", async () => {
@@ -12,6 +12,12 @@ describe("the test kit refuses unknown options before doing anything", () => {
     await expect(startSshd({ usePam: "no" as never })).rejects.toMatchObject({ code: "CONFIG", field: "usePam" });
     await expect(startSshd({ extraConfig: ["MaxStartups 2\nPermitRootLogin yes"] })).rejects.toMatchObject({ code: "CONFIG", field: "extraConfig" });
     await expect(startSshd({ hostCertificate: { authority: "/tmp/ca" } as never })).rejects.toMatchObject({ code: "CONFIG", field: "hostCertificate" });
+    const authority = await createCertificateAuthority();
+    try {
+      await expect(startSshd({ hostCertificate: { authority, keyType: "dsa" as never } })).rejects.toMatchObject({ code: "CONFIG", field: "hostCertificate.keyType" });
+    } finally {
+      await authority.remove();
+    }
   });
 
   it("startFaultProxy", async () => {
@@ -19,27 +25,6 @@ describe("the test kit refuses unknown options before doing anything", () => {
     await expect(startFaultProxy({ target: { host: "127.0.0.1", prot: 22 } } as never)).rejects.toMatchObject({ code: "CONFIG", field: "target.prot" });
     await expect(startFaultProxy({ target: { host: "127.0.0.1", port: "22" } } as never)).rejects.toMatchObject({ code: "CONFIG", field: "target.port" });
     await expect(startFaultProxy(undefined as never)).rejects.toMatchObject({ code: "CONFIG", field: "target" });
-  });
-
-  it("describeAuthenticationConformance", () => {
-    const declared: string[] = [];
-    const runner = {
-      describe: (name: string) => declared.push(name),
-      it: () => undefined,
-      expect: () => ({}) as never,
-      beforeAll: () => undefined,
-      afterAll: () => undefined,
-    };
-    const make = () => new FakeTransport();
-    expect(() => describeAuthenticationConformance("fake", make, runner, { hostCertificate: false } as never)).toThrow(
-      expect.objectContaining({ code: "CONFIG", field: "hostCertificate", message: expect.stringContaining("(did you mean hostCertificates?)") }),
-    );
-    expect(() => describeAuthenticationConformance("fake", make, runner, { hostCertificates: "no" } as never)).toThrow(
-      expect.objectContaining({ code: "CONFIG", field: "hostCertificates" }),
-    );
-    expect(declared).toEqual([]);
-    describeAuthenticationConformance("fake", make, runner, { hostCertificates: false });
-    expect(declared).toHaveLength(1);
   });
 
   it("FakeTransport", () => {

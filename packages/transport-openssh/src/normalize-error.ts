@@ -135,7 +135,9 @@ export function summarizeStderr(stderr: string): string {
     .map((line) => line.trim())
     .filter((line) => !noise.some((pattern) => pattern.test(line)) && !/^@+$/.test(line) && !/^@ .* @$/.test(line));
   const hostKeyConclusion = lines.find((line) => /Host key verification failed|has changed and you have requested strict checking/.test(line));
-  const picked = hostKeyConclusion ? lines.filter((line) => /host key|Host key|Offending/i.test(line)).slice(-3) : lines.slice(-3);
+  // ssh says why it refused a host certificate ("Certificate invalid: expired") before it falls back to the plain key.
+  const certificate = lines.filter((line) => /^Certificate (?:invalid|lacks)/i.test(line));
+  const picked = hostKeyConclusion ? [...certificate, ...lines.filter((line) => /host key|Host key|Offending/i.test(line)).slice(-3)] : lines.slice(-3);
   const text = picked.join(" / ");
   return text.length > 400 ? `${text.slice(0, 397)}...` : text;
 }

@@ -170,6 +170,17 @@ describe("normalizeSshError maps what ssh prints to tunnel errors", () => {
     expect(error.message).not.toContain("@@@@");
   });
 
+  it("keeps ssh's reason for refusing a host certificate (OpenSSH 9.2's lines)", () => {
+    const stderr = [
+      "Certificate invalid: expired",
+      "No ED25519 host key is known for [127.0.0.1]:38415 and you have requested strict checking.",
+      "Host key verification failed.",
+    ].join("\n");
+    const error = normalizeSshError({ phase: "connect", stderr, exitCode: 255, target });
+    expect(error.code).toBe("HOST_KEY");
+    expect(error.message).toContain("Certificate invalid: expired / No ED25519 host key is known");
+  });
+
   it("a connect failure with nothing recognisable is still a typed, retryable connect error", () => {
     const error = normalizeSshError({ phase: "connect", stderr: "something new", exitCode: 255, target });
     expect(error.code).toBe("CONNECT");

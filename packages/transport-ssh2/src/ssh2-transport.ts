@@ -22,7 +22,6 @@ import {
   type Transport,
   type TunnelError,
 } from "@tunnel-sh/core";
-import ssh2 from "ssh2";
 import type { AnyAuthMethod, AuthenticationType, Client, ConnectConfig, ParsedKey, ServerHostKeyAlgorithm } from "ssh2";
 import type SSHConfig from "ssh-config";
 import {
@@ -32,13 +31,21 @@ import {
   knownHostsLine,
   knownKeyTypes,
   parseKnownHosts,
+  verifyHostCertificate,
   verifyHostKey,
   type KnownHostsEntry,
 } from "./known-hosts.js";
 import { normalizeError } from "./normalize-error.js";
 import { resolveOptions, type ResolvedOptions, type Ssh2TransportOptions } from "./options.js";
 import { Ssh2Connection } from "./ssh2-connection.js";
-import { certificateAgent, certificateKey, installCertificateSupport } from "./ssh2-certificates.js";
+import {
+  HOST_CERTIFICATE_KEY_ALGORITHMS,
+  certificateAgent,
+  certificateKey,
+  hostCertificateSupport,
+  installCertificateSupport,
+  loadSsh2,
+} from "./ssh2-certificates.js";
 import { defaultIdentityFiles, expandPath, hostSettings, loadSshConfig } from "./ssh-config-resolver.js";
 
 /** One hop of a connection: a jump host or the final host, fully resolved. */
@@ -160,7 +167,7 @@ export class Ssh2Transport implements Transport {
           sock = await forward(previous, hop, this.secrets());
         }
         if (signal?.aborted) throw new AbortError("the connect was aborted", { phase: "connect", target });
-        const client = this.options.createClient ? this.options.createClient() : new ssh2.Client();
+        const client = this.options.createClient ? this.options.createClient() : new (loadSsh2().Client)();
         clients.push(client);
         const authentication = authentications[index] as HopAuth;
         const forwarding = index === hops.length - 1 ? agentForwarding : undefined;
@@ -393,9 +400,13 @@ export class Ssh2Transport implements Transport {
   private hostKeyAlgorithms(hop: Hop, knownHosts: readonly KnownHostsEntry[]): ConnectConfig["algorithms"] {
     const algorithms = this.options.algorithms;
     if (algorithms?.serverHostKey !== undefined || this.options.hostKeyChecking === "insecure-accept-any") return algorithms;
-    // Like OpenSSH, ask first for the key types known_hosts holds for this host, so a host with several
-    // keys presents one we can check.
-    const preferred = knownKeyTypes(knownHosts, hop.host, hop.port).flatMap(algorithmsForKeyType);
+    // Like OpenSSH, ask first for host certificates when a @cert-authority line names the host, then for the key
+    // types known_hosts holds for it, so a host with several keys presents one we can check.
+    const certificates =
+      certificateAuthorityFor(knownHosts, hop.host, hop.port) !== undefined && hostCertificateSupport().available
+        ? (HOST_CERTIFICATE_KEY_ALGORITHMS as ServerHostKeyAlgorithm[])
+        : [];
+    const preferred = [...certificates, ...knownKeyTypes(knownHosts, hop.host, hop.port).flatMap(algorithmsForKeyType)];
     if (preferred.length === 0) return algorithms;
     const order = [...new Set([...preferred, ...DEFAULT_HOST_KEY_ALGORITHMS])];
     return { ...algorithms, serverHostKey: order };
@@ -415,25 +426,44 @@ export class Ssh2Transport implements Transport {
     let hostKeyError: TunnelError | undefined;
     const policy = this.options.hostKeyChecking;
     const knownHostsFiles = this.knownHostsFiles();
-    const hostVerifier = (key: Buffer, verify: (valid: boolean) => void): void => {
-      if (policy === "insecure-accept-any") return verify(true);
+    const refuse = (message: string, key: Buffer, cause?: unknown): false => {
+      hostKeyError = new HostKeyError(message, { target: hopTarget, fingerprint: fingerprint(key), ...(cause === undefined ? {} : { cause }) });
+      return false;
+    };
+    const checkHostKey = (presented: Buffer): boolean => {
+      if (policy === "insecure-accept-any") return true;
+      let key = presented;
+      // What a refused host certificate adds to the refusal of its plain key.
+      let certificateProblem: string | undefined;
+      if (blobKeyType(presented)?.endsWith("-cert-v01@openssh.com")) {
+        const certified = verifyHostCertificate(knownHosts, hop.host, hop.port, presented);
+        const certificate = certified.certificate;
+        if (certified.status === "trusted") return true;
+        if (certified.status === "revoked") {
+          const shown = `host certificate "${certified.certificate.keyId}" (${certified.certificate.type} ${fingerprint(certified.certificate.publicKey)})`;
+          return refuse(`the ${shown} of ${formatTarget(hopTarget)} is revoked in ${certified.entry.file}:${certified.entry.line}`, certified.certificate.publicKey);
+        }
+        if (certificate === undefined) return refuse(`${formatTarget(hopTarget)} presented a ${certified.problem}`, presented);
+        // Like OpenSSH: a certificate that does not verify leaves its plain key, which known_hosts may list itself.
+        certificateProblem = certified.problem;
+        key = certificate.publicKey;
+      }
       const verdict = verifyHostKey(knownHosts, hop.host, hop.port, key);
       const shown = `${blobKeyType(key) ?? "unknown"} ${fingerprint(key)}`;
-      if (verdict.status === "trusted") return verify(true);
+      const because = certificateProblem === undefined ? "" : `; the ${certificateProblem}`;
+      if (verdict.status === "trusted") return true;
       if (verdict.status === "revoked") {
-        hostKeyError = new HostKeyError(`the host key of ${formatTarget(hopTarget)} (${shown}) is revoked in ${verdict.entry.file}:${verdict.entry.line}`, {
-          target: hopTarget,
-          fingerprint: fingerprint(key),
-        });
-        return verify(false);
+        return refuse(`the host key of ${formatTarget(hopTarget)} (${shown}) is revoked in ${verdict.entry.file}:${verdict.entry.line}`, key);
       }
       if (verdict.status === "changed") {
         const where = verdict.entries.map((entry) => `${entry.file}:${entry.line}`).join(", ");
-        hostKeyError = new HostKeyError(
-          `the host key of ${formatTarget(hopTarget)} has CHANGED: the server presented ${shown}, known_hosts lists other keys (${where}); refusing to connect`,
-          { target: hopTarget, fingerprint: fingerprint(key) },
+        return refuse(
+          `the host key of ${formatTarget(hopTarget)} has CHANGED: the server presented ${shown}, known_hosts lists other keys (${where}); refusing to connect${because}`,
+          key,
         );
-        return verify(false);
+      }
+      if (certificateProblem !== undefined) {
+        return refuse(`the host key of ${formatTarget(hopTarget)} (${shown}) is not in known_hosts and its host certificate is not trusted: the ${certificateProblem}`, key);
       }
       if (policy === "accept-new") {
         const file = knownHostsFiles[0] as string;
@@ -442,30 +472,28 @@ export class Ssh2Transport implements Transport {
           appendFileSync(file, `${knownHostsLine(hop.host, hop.port, key)}\n`, { mode: 0o600 });
           const added = parseKnownHosts(knownHostsLine(hop.host, hop.port, key), file);
           knownHosts.push(...added);
-          return verify(true);
+          return true;
         } catch (error) {
-          hostKeyError = new HostKeyError(`cannot record the new host key of ${formatTarget(hopTarget)} in ${file}: ${(error as Error).message}`, {
-            target: hopTarget,
-            fingerprint: fingerprint(key),
-            cause: error,
-          });
-          return verify(false);
+          return refuse(`cannot record the new host key of ${formatTarget(hopTarget)} in ${file}: ${(error as Error).message}`, key, error);
         }
       }
       const authority = certificateAuthorityFor(knownHosts, hop.host, hop.port);
-      if (authority !== undefined) {
-        hostKeyError = new HostKeyError(
-          `the host key of ${formatTarget(hopTarget)} (${shown}) is not in known_hosts; ${authority.file}:${authority.line} trusts a certificate authority for it, but the ssh2 transport cannot verify host certificates (ssh2 cannot negotiate *-cert-v01@openssh.com host keys): list the host key itself, or use @tunnel-sh/transport-openssh`,
-          { target: hopTarget, fingerprint: fingerprint(key) },
+      const support = hostCertificateSupport();
+      if (authority !== undefined && !support.available) {
+        return refuse(
+          `the host key of ${formatTarget(hopTarget)} (${shown}) is not in known_hosts; ${authority.file}:${authority.line} trusts a certificate authority for it, but host certificates are off in this process (${support.reason})`,
+          key,
         );
-        return verify(false);
       }
-      hostKeyError = new HostKeyError(`the host key of ${formatTarget(hopTarget)} (${shown}) is not in known_hosts and hostKeyChecking is "strict"`, {
-        target: hopTarget,
-        fingerprint: fingerprint(key),
-      });
-      return verify(false);
+      if (authority !== undefined) {
+        return refuse(
+          `the host key of ${formatTarget(hopTarget)} (${shown}) is not in known_hosts, and the server presented no host certificate for the certificate authority of ${authority.file}:${authority.line}`,
+          key,
+        );
+      }
+      return refuse(`the host key of ${formatTarget(hopTarget)} (${shown}) is not in known_hosts and hostKeyChecking is "strict"`, key);
     };
+    const hostVerifier = (key: Buffer, verify: (valid: boolean) => void): void => verify(checkHostKey(key));
 
     const config: ConnectConfig = {
       sock: sock as NonNullable<ConnectConfig["sock"]>,
@@ -540,7 +568,7 @@ function limitTcpConnect(socket: Socket, ms: number): void {
 }
 
 function parseKey(data: Buffer | string, passphrase: string | undefined): ParsedKey | Error {
-  const parsed = ssh2.utils.parseKey(data, passphrase);
+  const parsed = loadSsh2().utils.parseKey(data, passphrase);
   const key = Array.isArray(parsed) ? (parsed[0] as ParsedKey | undefined) : parsed;
   if (!key) return new Error("no key found");
   if (key instanceof Error) return key;

@@ -91,7 +91,7 @@ describe("host key verdicts", () => {
     expect(verifyHostKey(entries, "h", 22, keyA).status).toBe("revoked");
   });
 
-  it("ignores @cert-authority lines (host certificates are not verified)", () => {
+  it("a @cert-authority line does not trust a plain key, only the certificates its CA signs", () => {
     const entries = parseKnownHosts(`@cert-authority h ssh-ed25519 ${KEY_A}`);
     expect(verifyHostKey(entries, "h", 22, keyA).status).toBe("unknown");
   });
