@@ -11,13 +11,16 @@
  *   spawn: (request) => ({ stdout: `ran ${request.command}\n` }),   // every process prints, then exits 0
  * });
  */
-import { copyFile } from "node:fs/promises";
+import { createReadStream, createWriteStream } from "node:fs";
+import { stat } from "node:fs/promises";
 import { PassThrough, type Readable, type Writable } from "node:stream";
+import { pipeline } from "node:stream/promises";
 import {
   AbortError,
   ChannelError,
   ConfigError,
   ConnectError,
+  TransferError,
   TunnelError,
   describeOptionValue,
   rejectUnknownOptions,
@@ -143,12 +146,42 @@ export interface FakeCall {
 const DEFAULT_CAPABILITIES: ConnectionCapabilities = { pty: true, signals: true, transfer: true };
 
 /**
- * Copies files on this machine: `upload` copies `localPath` to `remotePath`, `download` the other way.
+ * Copies files on this machine as a transport moves them: `upload` copies `localPath` to `remotePath`, `download`
+ * the other way. The destination is created (with the upload's `mode`, through the umask) or truncated (keeping its
+ * own mode); progress is reported per chunk and last at exactly the size; a failure is a `TransferError`, an abort an
+ * `AbortError`.
  * @example new FakeTransport({ upload: localFileCopy, download: localFileCopy })
  */
-export const localFileCopy: TransferReplyFunction = async (request, _connection, direction) => {
-  if (direction === "upload") await copyFile(request.localPath, request.remotePath);
-  else await copyFile(request.remotePath, request.localPath);
+export const localFileCopy: TransferReplyFunction = async (request, connection, direction) => {
+  const [from, to] = direction === "upload" ? [request.localPath, request.remotePath] : [request.remotePath, request.localPath];
+  const target = connection.target;
+  const mode = direction === "upload" ? (request as UploadRequest).mode : undefined;
+  try {
+    const total = (await stat(from)).size;
+    let bytes = 0;
+    const startedAt = performance.now();
+    const report = () => {
+      const seconds = Math.max((performance.now() - startedAt) / 1000, 1e-3);
+      request.onProgress?.({ bytes, total, rate: bytes / seconds });
+    };
+    await pipeline(
+      createReadStream(from),
+      async function* (source: AsyncIterable<Buffer>) {
+        for await (const chunk of source) {
+          bytes += chunk.length;
+          if (bytes < total) report();
+          yield chunk;
+        }
+      },
+      createWriteStream(to, mode !== undefined ? { mode } : {}),
+      ...(request.signal ? [{ signal: request.signal }] : []),
+    );
+    report();
+  } catch (error) {
+    if (request.signal?.aborted) throw new AbortError(undefined, { phase: "transfer", target });
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new TransferError(`${direction} from ${from} to ${to} failed${code ? ` (${code})` : ""}`, { target, cause: error });
+  }
   return {};
 };
 
@@ -392,7 +425,7 @@ export class FakeConnection implements Connection {
       localPath: request.localPath,
       remotePath: request.remotePath,
     });
-    await this.#outcome(() => this.#owner.transferReply("upload", request, this), request.signal);
+    await this.#outcome(() => this.#transferReply("upload", request), request.signal);
   }
 
   async download(request: DownloadRequest): Promise<void> {
@@ -403,7 +436,15 @@ export class FakeConnection implements Connection {
       localPath: request.localPath,
       remotePath: request.remotePath,
     });
-    await this.#outcome(() => this.#owner.transferReply("download", request, this), request.signal);
+    await this.#outcome(() => this.#transferReply("download", request), request.signal);
+  }
+
+  /** A connection that declares no transfers refuses them, as a transport must, without asking the script. */
+  #transferReply(kind: "upload" | "download", request: UploadRequest | DownloadRequest): Promise<FakeOutcome> {
+    if (!this.capabilities.transfer) {
+      return Promise.reject(new TransferError(`this connection declares no transfers (capabilities.transfer is false)`, { target: this.target }));
+    }
+    return this.#owner.transferReply(kind, request, this);
   }
 
   async ping(options: { readonly signal?: AbortSignal } = {}): Promise<void> {

@@ -26,7 +26,7 @@ export type { RecordedEvent } from "./recording-tracer.js";
 export { describeTransportConformance } from "./transport-conformance.js";
 export { describeAuthenticationConformance } from "./authentication-conformance.js";
 export type { AuthenticationConformanceOptions } from "./authentication-conformance.js";
-export type { ConformanceAssertion, ConformanceContext, TestRunner } from "./transport-conformance.js";
+export type { ConformanceAssertion, ConformanceContext, ConformanceGroups, TestRunner } from "./transport-conformance.js";
 export { startFaultProxy } from "./fault-proxy.js";
 export type { FaultProxy, FaultProxyOptions } from "./fault-proxy.js";
 export * as traceScenarios from "./trace-scenarios.js";
