@@ -30,6 +30,7 @@ import {
   type DownloadRequest,
   type ExitStatus,
   type RemoteProcess,
+  type Span,
   type SpawnRequest,
   type Target,
   type Transport,
@@ -51,6 +52,11 @@ export type Scripted<T, Args extends unknown[]> = T | readonly T[] | ((...args: 
 export interface ConnectOutcome {
   /** Wait this long first (an abort during the wait rejects with `AbortError`). */
   readonly delayMs?: number;
+  /**
+   * Wait until the test settles the connect through `FakeTransport.held` (an abort rejects it with `AbortError`).
+   * @example transport.held[0]?.resolve(); // the first held connect succeeds now
+   */
+  readonly hold?: boolean;
   /** Reject with this (use core's errors: `ConnectError`, `AuthenticationError`, `HostKeyError`, ...). */
   readonly error?: unknown;
   /** The new connection's `maxChannels` (default: the transport's option, else 10). */
@@ -91,6 +97,15 @@ export interface SpawnHandler {
   run(io: FakeProcessIo): ExitStatus | Promise<ExitStatus>;
 }
 
+/** A connect held by `ConnectOutcome.hold`, waiting for the test. */
+export interface HeldConnect {
+  readonly target: Target;
+  /** Let the connect go on (after the outcome's `delayMs`, if any), optionally with other settings for the connection. */
+  resolve(settings?: Pick<ConnectOutcome, "maxChannels" | "capabilities">): void;
+  /** Fail the connect with `error`. */
+  reject(error: unknown): void;
+}
+
 export type SpawnReply = SpawnResult | SpawnHandler;
 export type SpawnReplyFunction = (request: SpawnRequest, connection: FakeConnection) => SpawnReply | Promise<SpawnReply>;
 
@@ -119,8 +134,13 @@ export interface FakeTransportOptions {
   readonly upload?: FakeOutcome | readonly FakeOutcome[] | TransferReplyFunction;
   /** How downloads go (see `localFileCopy`). No default. */
   readonly download?: FakeOutcome | readonly FakeOutcome[] | TransferReplyFunction;
-  /** `maxChannels` of every connection. Default 10. More concurrent spawns are refused like sshd's MaxSessions. */
+  /** `maxChannels` of every connection. Default 10. */
   readonly maxChannels?: number;
+  /**
+   * Channels the "server" accepts at once on one connection, like sshd's MaxSessions: more concurrent spawns are
+   * refused with `ChannelError({ refused: true })`. Default: the connection's `maxChannels`.
+   */
+  readonly maxSessions?: number;
   /** Default `{ pty: true, signals: true, transfer: true }`. */
   readonly capabilities?: Partial<ConnectionCapabilities>;
   /** When given, the transport has `identity()` (the pool adds it to its key). */
@@ -141,6 +161,10 @@ export interface FakeCall {
   readonly signal?: string;
   readonly localPath?: string;
   readonly remotePath?: string;
+  /** `connect`: the options' `AbortSignal`. */
+  readonly abortSignal?: AbortSignal;
+  /** `connect`: the options' span (the pool's `tunnel.connect`). */
+  readonly span?: Span;
 }
 
 const DEFAULT_CAPABILITIES: ConnectionCapabilities = { pty: true, signals: true, transfer: true };
@@ -239,6 +263,7 @@ const FAKE_TRANSPORT_OPTIONS = Object.keys({
   upload: true,
   download: true,
   maxChannels: true,
+  maxSessions: true,
   capabilities: true,
   identity: true,
 } satisfies Record<keyof FakeTransportOptions, true>);
@@ -249,17 +274,24 @@ export class FakeTransport implements Transport {
   readonly calls: FakeCall[] = [];
   /** Every connection `connect()` returned, in order. */
   readonly connections: FakeConnection[] = [];
+  /** Connects held by `ConnectOutcome.hold`, in order (settled ones stay in the list; settling twice does nothing). */
+  readonly held: HeldConnect[] = [];
   readonly identity?: (target: Target) => string;
   readonly #options: FakeTransportOptions;
   readonly #queues = new Map<string, unknown[]>();
   #connectAttempts = 0;
   #nextId = 1;
+  #connecting = 0;
+  #peak = 0;
 
   /** Throws `ConfigError` for an unknown option, before any scripted call. */
   constructor(options: FakeTransportOptions = {}) {
     rejectUnknownOptions(options, FAKE_TRANSPORT_OPTIONS, "FakeTransport");
     if (options.maxChannels !== undefined && !(Number.isInteger(options.maxChannels) && options.maxChannels >= 1)) {
       throw new ConfigError("maxChannels", `must be a positive integer, got ${describeOptionValue(options.maxChannels)}`);
+    }
+    if (options.maxSessions !== undefined && !(Number.isInteger(options.maxSessions) && options.maxSessions >= 1)) {
+      throw new ConfigError("maxSessions", `must be a positive integer, got ${describeOptionValue(options.maxSessions)}`);
     }
     if (options.identity !== undefined && typeof options.identity !== "function") {
       throw new ConfigError("identity", `must be a function, got ${describeOptionValue(options.identity)}`);
@@ -269,31 +301,85 @@ export class FakeTransport implements Transport {
     if (options.identity) this.identity = options.identity;
   }
 
+  /** Connects in flight now. */
+  get connecting(): number {
+    return this.#connecting;
+  }
+
+  /** The most connections open or being opened at the same time, so far. */
+  get peak(): number {
+    return this.#peak;
+  }
+
+  /** Connections not closed yet. */
+  openConnections(): FakeConnection[] {
+    return this.connections.filter((connection) => !connection.closed);
+  }
+
+  #notePeak(): void {
+    this.#peak = Math.max(this.#peak, this.openConnections().length + this.#connecting);
+  }
+
   /** The calls of one type, e.g. `transport.callsOf("spawn").map((call) => call.command)`. */
   callsOf(type: FakeCall["type"]): FakeCall[] {
     return this.calls.filter((call) => call.type === type);
   }
 
   async connect(target: Target, options: ConnectOptions = {}): Promise<FakeConnection> {
-    this.calls.push({ type: "connect", target });
+    this.calls.push({
+      type: "connect",
+      target,
+      ...(options.signal ? { abortSignal: options.signal } : {}),
+      ...(options.span ? { span: options.span } : {}),
+    });
     this.#connectAttempts += 1;
     if (options.signal?.aborted) throw new AbortError(undefined, { target, phase: "connect" });
-    const outcome = await pick(this.#script("connect", this.#options.connect), {}, `connect(${describe(target)})`, [
-      target,
-      this.#connectAttempts,
-    ] as [Target, number]);
+    this.#connecting += 1;
+    this.#notePeak();
+    let connection: FakeConnection;
     try {
-      await wait(outcome.delayMs, options.signal, target);
-    } catch (error) {
-      throw TunnelError.is(error) ? new AbortError(undefined, { target, phase: "connect" }) : error;
+      let outcome = await pick(this.#script("connect", this.#options.connect), {}, `connect(${describe(target)})`, [
+        target,
+        this.#connectAttempts,
+      ] as [Target, number]);
+      if (outcome.hold) outcome = { ...outcome, ...(await this.#hold(target, options.signal)) };
+      try {
+        await wait(outcome.delayMs, options.signal, target);
+      } catch (error) {
+        throw TunnelError.is(error) ? new AbortError(undefined, { target, phase: "connect" }) : error;
+      }
+      if (outcome.error !== undefined) throw outcome.error;
+      connection = new FakeConnection(this, this.#nextId++, target, {
+        maxChannels: outcome.maxChannels ?? this.#options.maxChannels ?? 10,
+        maxSessions: this.#options.maxSessions,
+        capabilities: { ...DEFAULT_CAPABILITIES, ...this.#options.capabilities, ...outcome.capabilities },
+      });
+    } finally {
+      this.#connecting -= 1;
     }
-    if (outcome.error !== undefined) throw outcome.error;
-    const connection = new FakeConnection(this, this.#nextId++, target, {
-      maxChannels: outcome.maxChannels ?? this.#options.maxChannels ?? 10,
-      capabilities: { ...DEFAULT_CAPABILITIES, ...this.#options.capabilities, ...outcome.capabilities },
-    });
     this.connections.push(connection);
+    this.#notePeak();
     return connection;
+  }
+
+  /** Park a connect in `held` until the test settles it, or its signal aborts. */
+  #hold(target: Target, signal: AbortSignal | undefined): Promise<Pick<ConnectOutcome, "maxChannels" | "capabilities">> {
+    return new Promise((resolve, reject) => {
+      let settled = false;
+      const settle = (finish: () => void) => {
+        if (settled) return;
+        settled = true;
+        signal?.removeEventListener("abort", onAbort);
+        finish();
+      };
+      const onAbort = () => settle(() => reject(new AbortError(undefined, { target, phase: "connect" })));
+      signal?.addEventListener("abort", onAbort, { once: true });
+      this.held.push({
+        target,
+        resolve: (settings = {}) => settle(() => resolve(settings)),
+        reject: (error) => settle(() => reject(error)),
+      });
+    });
   }
 
   /** A private copy of a queue script, so that two transports built from one options object don't share it. */
@@ -348,19 +434,22 @@ export class FakeConnection implements Connection {
   readonly #owner: FakeTransport;
   readonly #listeners = new Set<(error?: TunnelError) => void>();
   readonly #running = new Set<FakeProcess>();
+  readonly #maxSessions: number;
   #closed = false;
   #refusals = 0;
+  #peakChannels = 0;
 
   constructor(
     owner: FakeTransport,
     /** 1, 2, 3, ... in the order the transport made them. */
     readonly id: number,
     readonly target: Target,
-    settings: { readonly maxChannels: number; readonly capabilities: ConnectionCapabilities },
+    settings: { readonly maxChannels: number; readonly maxSessions?: number | undefined; readonly capabilities: ConnectionCapabilities },
   ) {
     this.#owner = owner;
     this.transport = owner.name;
     this.maxChannels = settings.maxChannels;
+    this.#maxSessions = settings.maxSessions ?? settings.maxChannels;
     this.capabilities = settings.capabilities;
   }
 
@@ -371,6 +460,24 @@ export class FakeConnection implements Connection {
   /** Channels open now (processes spawned and not yet ended). */
   get activeChannels(): number {
     return this.#running.size;
+  }
+
+  /** The most channels open at the same time, so far. */
+  get peakChannels(): number {
+    return this.#peakChannels;
+  }
+
+  /** `onClose` listeners registered and not removed (a closed connection has none left). */
+  get listenerCount(): number {
+    return this.#listeners.size;
+  }
+
+  /**
+   * Turn `closed` true without telling anyone: no `onClose` listener hears of it, running processes go on. Stands
+   * for a transport that missed the loss of its connection.
+   */
+  closeWithoutNotice(): void {
+    this.#closed = true;
   }
 
   /** The next `count` spawns are refused with `ChannelError({ refused: true })`, as sshd does past MaxSessions. */
@@ -403,11 +510,12 @@ export class FakeConnection implements Connection {
       remote.fail(new ConnectError("the connection is closed", { lost: true, phase: "channel", target: this.target }));
     } else if (request.signal?.aborted) {
       remote.fail(new AbortError(undefined, { target: this.target }));
-    } else if (this.#refusals > 0 || this.#running.size >= this.maxChannels) {
+    } else if (this.#refusals > 0 || this.#running.size >= this.#maxSessions) {
       if (this.#refusals > 0) this.#refusals -= 1;
       remote.fail(new ChannelError("the server refused to open a channel", { refused: true, target: this.target }));
     } else {
       this.#running.add(remote);
+      this.#peakChannels = Math.max(this.#peakChannels, this.#running.size);
       void remote.exit.then(
         () => this.#running.delete(remote),
         () => this.#running.delete(remote),

@@ -13,6 +13,7 @@ export type {
   FakeOutcome,
   FakeProcessIo,
   FakeTransportOptions,
+  HeldConnect,
   Scripted,
   SpawnHandler,
   SpawnReply,
@@ -33,3 +34,5 @@ export * as traceScenarios from "./trace-scenarios.js";
 export type { Scenario as TraceScenario } from "./trace-scenarios.js";
 export { redisServerSupport, startRedisServer } from "./redis-server.js";
 export type { RedisServer, RedisServerSupport } from "./redis-server.js";
+export { CountingTransport, checkPoolConcurrencyReport, runPoolConcurrencyCase } from "./pool-concurrency-case.js";
+export type { PoolConcurrencyCaseOptions, PoolConcurrencyReport } from "./pool-concurrency-case.js";
