@@ -4,6 +4,8 @@
  * Everything it does is scripted through the constructor: how connects go, what each spawned process prints and how
  * it ends, how pings go. Every call is logged in `calls`; every connection it made is in `connections`, where a test
  * can drop it or make it refuse channels. A call nothing was scripted for fails with a `FakeScriptError` naming it.
+ * The connections are in `fake-connection.ts`, their processes in `fake-process.ts`; `localShellReply` and
+ * `localFileCopy` script them to run commands and copy files on this machine.
  *
  * @example
  * const transport = new FakeTransport({
@@ -11,31 +13,24 @@
  *   spawn: (request) => ({ stdout: `ran ${request.command}\n` }),   // every process prints, then exits 0
  * });
  */
-import { createReadStream, createWriteStream } from "node:fs";
-import { stat } from "node:fs/promises";
-import { PassThrough, type Readable, type Writable } from "node:stream";
-import { pipeline } from "node:stream/promises";
+import type { Readable, Writable } from "node:stream";
 import {
   AbortError,
-  ChannelError,
   ConfigError,
-  ConnectError,
-  TransferError,
   TunnelError,
   describeOptionValue,
   rejectUnknownOptions,
-  type Connection,
   type ConnectionCapabilities,
   type ConnectOptions,
   type DownloadRequest,
   type ExitStatus,
-  type RemoteProcess,
   type Span,
   type SpawnRequest,
   type Target,
   type Transport,
   type UploadRequest,
 } from "@tunnel-sh/core";
+import { FakeConnection, wait } from "./fake-connection.js";
 
 /** A test scripted the fake wrongly, or not at all, for this call. Deliberately not a `TunnelError`. */
 export class FakeScriptError extends Error {
@@ -169,45 +164,6 @@ export interface FakeCall {
 
 const DEFAULT_CAPABILITIES: ConnectionCapabilities = { pty: true, signals: true, transfer: true };
 
-/**
- * Copies files on this machine as a transport moves them: `upload` copies `localPath` to `remotePath`, `download`
- * the other way. The destination is created (with the upload's `mode`, through the umask) or truncated (keeping its
- * own mode); progress is reported per chunk and last at exactly the size; a failure is a `TransferError`, an abort an
- * `AbortError`.
- * @example new FakeTransport({ upload: localFileCopy, download: localFileCopy })
- */
-export const localFileCopy: TransferReplyFunction = async (request, connection, direction) => {
-  const [from, to] = direction === "upload" ? [request.localPath, request.remotePath] : [request.remotePath, request.localPath];
-  const target = connection.target;
-  const mode = direction === "upload" ? (request as UploadRequest).mode : undefined;
-  try {
-    const total = (await stat(from)).size;
-    let bytes = 0;
-    const startedAt = performance.now();
-    const report = () => {
-      const seconds = Math.max((performance.now() - startedAt) / 1000, 1e-3);
-      request.onProgress?.({ bytes, total, rate: bytes / seconds });
-    };
-    await pipeline(
-      createReadStream(from),
-      async function* (source: AsyncIterable<Buffer>) {
-        for await (const chunk of source) {
-          bytes += chunk.length;
-          if (bytes < total) report();
-          yield chunk;
-        }
-      },
-      createWriteStream(to, mode !== undefined ? { mode } : {}),
-      ...(request.signal ? [{ signal: request.signal }] : []),
-    );
-    report();
-  } catch (error) {
-    if (request.signal?.aborted) throw new AbortError(undefined, { phase: "transfer", target });
-    const code = (error as NodeJS.ErrnoException).code;
-    throw new TransferError(`${direction} from ${from} to ${to} failed${code ? ` (${code})` : ""}`, { target, cause: error });
-  }
-  return {};
-};
 
 function pick<T, Args extends unknown[]>(
   script: Scripted<T, Args> | undefined,
@@ -237,22 +193,6 @@ function pick<T, Args extends unknown[]>(
   return Promise.resolve(script as T);
 }
 
-/** Waits `ms`; rejects with `AbortError` when `signal` aborts first. */
-function wait(ms: number | undefined, signal: AbortSignal | undefined, target: Target): Promise<void> {
-  if (signal?.aborted) return Promise.reject(new AbortError(undefined, { target }));
-  if (!ms) return Promise.resolve();
-  return new Promise((resolve, reject) => {
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(new AbortError(undefined, { target }));
-    };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener("abort", onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener("abort", onAbort, { once: true });
-  });
-}
 
 /** Every option name; `satisfies` makes the compiler refuse a list that misses one. */
 const FAKE_TRANSPORT_OPTIONS = Object.keys({
@@ -419,404 +359,4 @@ export class FakeTransport implements Transport {
 
 function describe(target: Target): string {
   return `${target.user ? `${target.user}@` : ""}${target.host}${target.port !== undefined ? `:${target.port}` : ""}`;
-}
-
-/** The error running processes get when their connection goes away. */
-function lostError(connection: FakeConnection, cause?: unknown, message = "the connection was lost"): TunnelError {
-  if (TunnelError.is(cause) && cause.code === "CONNECTION_LOST") return cause;
-  return new ConnectError(message, { lost: true, phase: "exec", target: connection.target, cause });
-}
-
-export class FakeConnection implements Connection {
-  readonly transport: string;
-  readonly capabilities: ConnectionCapabilities;
-  readonly maxChannels: number;
-  readonly #owner: FakeTransport;
-  readonly #listeners = new Set<(error?: TunnelError) => void>();
-  readonly #running = new Set<FakeProcess>();
-  readonly #maxSessions: number;
-  #closed = false;
-  #refusals = 0;
-  #peakChannels = 0;
-
-  constructor(
-    owner: FakeTransport,
-    /** 1, 2, 3, ... in the order the transport made them. */
-    readonly id: number,
-    readonly target: Target,
-    settings: { readonly maxChannels: number; readonly maxSessions?: number | undefined; readonly capabilities: ConnectionCapabilities },
-  ) {
-    this.#owner = owner;
-    this.transport = owner.name;
-    this.maxChannels = settings.maxChannels;
-    this.#maxSessions = settings.maxSessions ?? settings.maxChannels;
-    this.capabilities = settings.capabilities;
-  }
-
-  get closed(): boolean {
-    return this.#closed;
-  }
-
-  /** Channels open now (processes spawned and not yet ended). */
-  get activeChannels(): number {
-    return this.#running.size;
-  }
-
-  /** The most channels open at the same time, so far. */
-  get peakChannels(): number {
-    return this.#peakChannels;
-  }
-
-  /** `onClose` listeners registered and not removed (a closed connection has none left). */
-  get listenerCount(): number {
-    return this.#listeners.size;
-  }
-
-  /**
-   * Turn `closed` true without telling anyone: no `onClose` listener hears of it, running processes go on. Stands
-   * for a transport that missed the loss of its connection.
-   */
-  closeWithoutNotice(): void {
-    this.#closed = true;
-  }
-
-  /** The next `count` spawns are refused with `ChannelError({ refused: true })`, as sshd does past MaxSessions. */
-  refuseNextSpawns(count = 1): void {
-    this.#refusals += count;
-  }
-
-  /**
-   * Simulate a lost connection: running processes' `exit` rejects with `CONNECTION_LOST` (`error` itself when it
-   * has that code), their handlers get `SIGKILL`, and `onClose` listeners get `error` (default: a `CONNECTION_LOST`).
-   */
-  drop(error?: TunnelError): void {
-    if (this.#closed) return;
-    const lost = error ?? lostError(this);
-    this.#shutDown(lostError(this, lost), lost);
-  }
-
-  spawn(request: SpawnRequest): RemoteProcess {
-    this.#owner.calls.push({
-      type: "spawn",
-      target: this.target,
-      connection: this.id,
-      command: request.command,
-      pty: Boolean(request.pty),
-    });
-    const remote = new FakeProcess(this, request, (signal) =>
-      this.#owner.calls.push({ type: "kill", target: this.target, connection: this.id, command: request.command, signal }),
-    );
-    if (this.#closed) {
-      remote.fail(new ConnectError("the connection is closed", { lost: true, phase: "channel", target: this.target }));
-    } else if (request.signal?.aborted) {
-      remote.fail(new AbortError(undefined, { target: this.target }));
-    } else if (this.#refusals > 0 || this.#running.size >= this.#maxSessions) {
-      if (this.#refusals > 0) this.#refusals -= 1;
-      remote.fail(new ChannelError("the server refused to open a channel", { refused: true, target: this.target }));
-    } else {
-      this.#running.add(remote);
-      this.#peakChannels = Math.max(this.#peakChannels, this.#running.size);
-      void remote.exit.then(
-        () => this.#running.delete(remote),
-        () => this.#running.delete(remote),
-      );
-      remote.begin(this.#owner.spawnReply(request, this));
-    }
-    return remote;
-  }
-
-  async upload(request: UploadRequest): Promise<void> {
-    this.#owner.calls.push({
-      type: "upload",
-      target: this.target,
-      connection: this.id,
-      localPath: request.localPath,
-      remotePath: request.remotePath,
-    });
-    await this.#outcome(() => this.#transferReply("upload", request), request.signal);
-  }
-
-  async download(request: DownloadRequest): Promise<void> {
-    this.#owner.calls.push({
-      type: "download",
-      target: this.target,
-      connection: this.id,
-      localPath: request.localPath,
-      remotePath: request.remotePath,
-    });
-    await this.#outcome(() => this.#transferReply("download", request), request.signal);
-  }
-
-  /** A connection that declares no transfers refuses them, as a transport must, without asking the script. */
-  #transferReply(kind: "upload" | "download", request: UploadRequest | DownloadRequest): Promise<FakeOutcome> {
-    if (!this.capabilities.transfer) {
-      return Promise.reject(new TransferError(`this connection declares no transfers (capabilities.transfer is false)`, { target: this.target }));
-    }
-    return this.#owner.transferReply(kind, request, this);
-  }
-
-  async ping(options: { readonly signal?: AbortSignal } = {}): Promise<void> {
-    this.#owner.calls.push({ type: "ping", target: this.target, connection: this.id });
-    await this.#outcome(() => this.#owner.pingReply(this), options.signal);
-  }
-
-  async #outcome(reply: () => Promise<FakeOutcome>, signal: AbortSignal | undefined): Promise<void> {
-    if (this.#closed) throw new ConnectError("the connection is closed", { lost: true, target: this.target });
-    if (signal?.aborted) throw new AbortError(undefined, { target: this.target });
-    const outcome = await reply();
-    await wait(outcome.delayMs, signal, this.target);
-    if (this.#closed) throw new ConnectError("the connection is closed", { lost: true, target: this.target });
-    if (outcome.error !== undefined) throw outcome.error;
-  }
-
-  async close(): Promise<void> {
-    this.#owner.calls.push({ type: "close", target: this.target, connection: this.id });
-    if (this.#closed) return;
-    this.#shutDown(lostError(this, undefined, "the connection was closed"), undefined);
-  }
-
-  onClose(listener: (error?: TunnelError) => void): () => void {
-    this.#listeners.add(listener);
-    return () => this.#listeners.delete(listener);
-  }
-
-  #shutDown(processError: TunnelError, closeError: TunnelError | undefined): void {
-    this.#closed = true;
-    for (const remote of [...this.#running]) remote.lose(processError);
-    this.#running.clear();
-    const listeners = [...this.#listeners];
-    this.#listeners.clear();
-    for (const listener of listeners) {
-      try {
-        listener(closeError);
-      } catch {
-        // a listener's failure must not stop the others
-      }
-    }
-  }
-}
-
-function normalizeSignal(signal: string): string {
-  return signal.startsWith("SIG") ? signal : `SIG${signal}`;
-}
-
-/** A settle-once promise with its resolvers; rejections are marked handled (callers may await only one of them). */
-function deferred<T>(): { promise: Promise<T>; resolve: (value: T) => void; reject: (error: unknown) => void } {
-  let resolve!: (value: T) => void;
-  let reject!: (error: unknown) => void;
-  const promise = new Promise<T>((ok, fail) => {
-    resolve = ok;
-    reject = fail;
-  });
-  promise.catch(() => {});
-  return { promise, resolve, reject };
-}
-
-class FakeProcess implements RemoteProcess {
-  readonly stdin = new PassThrough();
-  readonly stdout = new PassThrough();
-  readonly stderr = new PassThrough();
-  readonly started: Promise<void>;
-  readonly exit: Promise<ExitStatus>;
-  readonly #started = deferred<void>();
-  readonly #exit = deferred<ExitStatus>();
-  readonly #killListeners: Array<(signal: string) => void> = [];
-  readonly #connection: FakeConnection;
-  readonly #request: SpawnRequest;
-  readonly #logKill: (signal: string) => void;
-  #settled = false;
-  /** A handler still writes to the output streams: they end when it finishes, not when `exit` settles. */
-  #handlerRunning = false;
-  /** Ends a scripted process early (kill during its delay). */
-  #interrupt: ((signal: string) => void) | undefined;
-
-  constructor(connection: FakeConnection, request: SpawnRequest, logKill: (signal: string) => void) {
-    this.#connection = connection;
-    this.#request = request;
-    this.#logKill = logKill;
-    this.started = this.#started.promise;
-    this.exit = this.#exit.promise;
-    // A fake must not crash the test process over a stream error nobody listens for.
-    for (const stream of [this.stdin, this.stdout, this.stderr]) stream.on("error", () => {});
-  }
-
-  /** Never started: both promises reject with `error`. */
-  fail(error: unknown): void {
-    this.#started.reject(error);
-    this.#settle(undefined, error);
-  }
-
-  /** The connection went away while this ran. */
-  lose(error: TunnelError): void {
-    this.#started.reject(error);
-    this.#notifyKill("SIGKILL");
-    this.#settle(undefined, error);
-  }
-
-  kill(signal = "SIGTERM"): Promise<void> {
-    const name = normalizeSignal(signal);
-    this.#logKill(name);
-    if (!this.#settled) {
-      this.#notifyKill(name);
-      this.#interrupt?.(name);
-    }
-    return Promise.resolve();
-  }
-
-  begin(reply: Promise<SpawnReply>): void {
-    const signal = this.#request.signal;
-    const onAbort = () => {
-      this.#logKill("SIGTERM");
-      this.#notifyKill("SIGTERM");
-      this.#started.reject(new AbortError(undefined, { target: this.#connection.target }));
-      this.#settle(undefined, new AbortError(undefined, { target: this.#connection.target }));
-    };
-    signal?.addEventListener("abort", onAbort, { once: true });
-    void this.exit.then(
-      () => signal?.removeEventListener("abort", onAbort),
-      () => signal?.removeEventListener("abort", onAbort),
-    );
-    reply.then(
-      (value) => {
-        if (this.#settled) return;
-        if ("run" in value && typeof value.run === "function") this.#runHandler(value);
-        else void this.#runScripted(value as SpawnResult);
-      },
-      (error: unknown) => this.fail(error),
-    );
-  }
-
-  #notifyKill(signal: string): void {
-    for (const listener of this.#killListeners) {
-      try {
-        listener(signal);
-      } catch {
-        // the handler's business
-      }
-    }
-  }
-
-  #settle(status: ExitStatus | undefined, error?: unknown): void {
-    if (this.#settled) return;
-    this.#settled = true;
-    this.#interrupt = undefined;
-    if (!this.#handlerRunning) {
-      if (!this.stdout.writableEnded) this.stdout.end();
-      if (!this.stderr.writableEnded) this.stderr.end();
-    }
-    if (status) this.#exit.resolve(status);
-    else this.#exit.reject(error);
-  }
-
-  async #runScripted(result: SpawnResult): Promise<void> {
-    if (result.error !== undefined && result.errorAt !== "exit") {
-      await this.#sleep(result.delayMs);
-      this.fail(result.error);
-      return;
-    }
-    this.#started.resolve();
-    const killedBy = await this.#sleep(result.delayMs);
-    if (this.#settled) return;
-    if (killedBy) {
-      this.#settle({ exitCode: null, signal: killedBy });
-      return;
-    }
-    // A real host's /bin/sh prints a prepared command's start token before anything else; so does the fake, so that
-    // an Executor over it sees the command start (scripted output stands for what the command itself printed).
-    const start = startTokenOf(this.#request.command);
-    if (start !== undefined) this.stderr.write(start);
-    if (result.stdout !== undefined) this.stdout.write(result.stdout);
-    if (result.stderr !== undefined) this.stderr.write(result.stderr);
-    if (result.error !== undefined) {
-      this.#settle(undefined, result.error);
-      return;
-    }
-    await this.#drained();
-    const signal = result.signal ?? null;
-    this.#settle({ exitCode: signal ? null : (result.exitCode ?? 0), signal });
-  }
-
-  /** Sleeps `ms`; resolves early with the signal when the process is killed meanwhile. */
-  #sleep(ms: number | undefined): Promise<string | undefined> {
-    if (!ms) return Promise.resolve(undefined);
-    return new Promise((resolve) => {
-      const timer = setTimeout(() => {
-        this.#interrupt = undefined;
-        resolve(undefined);
-      }, ms);
-      this.#interrupt = (signal) => {
-        clearTimeout(timer);
-        this.#interrupt = undefined;
-        resolve(signal);
-      };
-      void this.exit.then(
-        () => clearTimeout(timer),
-        () => clearTimeout(timer),
-      );
-    });
-  }
-
-  #runHandler(handler: SpawnHandler): void {
-    this.#started.resolve();
-    this.#handlerRunning = true;
-    const io: FakeProcessIo = {
-      request: this.#request,
-      connection: this.#connection,
-      stdin: this.stdin,
-      stdout: this.stdout,
-      stderr: this.stderr,
-      onKill: (listener) => this.#killListeners.push(listener),
-    };
-    let outcome: Promise<ExitStatus>;
-    try {
-      outcome = Promise.resolve(handler.run(io));
-    } catch (error) {
-      outcome = Promise.reject(error);
-    }
-    const finish = () => {
-      this.#handlerRunning = false;
-      if (!this.stdout.writableEnded) this.stdout.end();
-      if (!this.stderr.writableEnded) this.stderr.end();
-    };
-    outcome.then(
-      async (status) => {
-        finish();
-        await this.#drained();
-        this.#settle(status);
-      },
-      (error: unknown) => {
-        finish();
-        this.#settle(undefined, error);
-      },
-    );
-  }
-
-  /** Output has been handed to the caller's side of the streams (as a channel closes only once its data is out). */
-  async #drained(): Promise<void> {
-    const finished = (stream: PassThrough) =>
-      new Promise<void>((resolve) => {
-        if (stream.writableFinished || stream.destroyed) resolve();
-        else {
-          if (!stream.writableEnded) stream.end();
-          stream.once("finish", resolve);
-          stream.once("close", resolve);
-        }
-      });
-    await Promise.race([
-      Promise.all([finished(this.stdout), finished(this.stderr)]),
-      this.exit.then(
-        () => {},
-        () => {},
-      ),
-    ]);
-  }
-}
-
-/**
- * The start token a command prepared by core prints first (`[tunnel-start-<nonce>]`), if `command` is one. The
- * login-shell line carries the script octal-encoded for printf, so the escapes are read back before looking.
- */
-function startTokenOf(command: string): string | undefined {
-  const decoded = command.replace(/\\([0-7]{3})/g, (_match, octal: string) => String.fromCharCode(Number.parseInt(octal, 8)));
-  return /\[tunnel-start-[A-Za-z0-9]+\]/.exec(decoded)?.[0];
 }

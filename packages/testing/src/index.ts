@@ -6,7 +6,9 @@ export { BUSYBOX_PATH, LOGIN_SHELLS, ensureShellAccounts, missingShellPrograms, 
 export type { LoginShell, ShellUser } from "./shell-users.js";
 export { createCertificateAuthority, startSshAgent } from "./certificate-authority.js";
 export type { CertificateAuthority, CertificateKey, SignOptions, SshAgent } from "./certificate-authority.js";
-export { FakeConnection, FakeScriptError, FakeTransport, localFileCopy } from "./fake-transport.js";
+export { FakeScriptError, FakeTransport } from "./fake-transport.js";
+export { FakeConnection } from "./fake-connection.js";
+export { localFileCopy } from "./local-file-copy.js";
 export type {
   ConnectOutcome,
   FakeCall,
