@@ -140,34 +140,22 @@ export class FakeConnection implements Connection {
     return remote;
   }
 
-  async upload(request: UploadRequest): Promise<void> {
-    this.#owner.calls.push({
-      type: "upload",
-      target: this.target,
-      connection: this.id,
-      localPath: request.localPath,
-      remotePath: request.remotePath,
-    });
-    await this.#outcome(() => this.#transferReply("upload", request), request.signal);
+  upload(request: UploadRequest): Promise<void> {
+    return this.#transfer("upload", request);
   }
 
-  async download(request: DownloadRequest): Promise<void> {
-    this.#owner.calls.push({
-      type: "download",
-      target: this.target,
-      connection: this.id,
-      localPath: request.localPath,
-      remotePath: request.remotePath,
-    });
-    await this.#outcome(() => this.#transferReply("download", request), request.signal);
+  download(request: DownloadRequest): Promise<void> {
+    return this.#transfer("download", request);
   }
 
-  /** A connection that declares no transfers refuses them, as a transport must, without asking the script. */
-  #transferReply(kind: "upload" | "download", request: UploadRequest | DownloadRequest): Promise<FakeOutcome> {
-    if (!this.capabilities.transfer) {
-      return Promise.reject(new TransferError(`this connection declares no transfers (capabilities.transfer is false)`, { target: this.target }));
-    }
-    return this.#owner.transferReply(kind, request, this);
+  /** Log the transfer and play its script; a connection that declares no transfers refuses them, as a transport must. */
+  async #transfer(kind: "upload" | "download", request: UploadRequest | DownloadRequest): Promise<void> {
+    const { localPath, remotePath } = request;
+    this.#owner.calls.push({ type: kind, target: this.target, connection: this.id, localPath, remotePath });
+    await this.#outcome(() => {
+      if (this.capabilities.transfer) return this.#owner.transferReply(kind, request, this);
+      return Promise.reject(new TransferError("this connection declares no transfers (capabilities.transfer is false)", { target: this.target }));
+    }, request.signal);
   }
 
   async ping(options: { readonly signal?: AbortSignal } = {}): Promise<void> {
