@@ -21,10 +21,18 @@ export function describePingCases(suite: SuiteConnections, runner: TestRunner): 
       await suite.expectStillUsable(connection);
     });
 
-    it("rejects with AbortError when its signal has already aborted, and the connection stays usable", async () => {
+    it("rejects with AbortError when its signal aborts, before or while it runs, and the connection stays healthy", async () => {
       const connection = await suite.usable();
-      const { error } = await outcome(connection.ping({ signal: AbortSignal.abort() }));
-      expect((error as TunnelError | undefined)?.code).toBe("ABORTED");
+      const before = await outcome(connection.ping({ signal: AbortSignal.abort() }));
+      expect((before.error as TunnelError | undefined)?.code).toBe("ABORTED");
+      // Aborted as soon as it was asked, before any answer can have come back over the network.
+      const controller = new AbortController();
+      const pinging = connection.ping({ signal: controller.signal });
+      controller.abort();
+      const during = await outcome(pinging);
+      expect((during.error as TunnelError | undefined)?.code).toBe("ABORTED");
+      expect(connection.closed).toBe(false);
+      expect((await outcome(connection.ping(), 15_000)).error).toBeUndefined();
       await suite.expectStillUsable(connection);
     });
 

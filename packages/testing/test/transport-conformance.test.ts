@@ -103,7 +103,7 @@ describe("describeTransportConformance", () => {
       "follows the overwrite policies: replace (the default), skip and error, both ways",
       "downloads to a local path, verified, with progress ending at the total",
       "answers on a live connection, one after another and several at once",
-      "rejects with AbortError when its signal has already aborted, and the connection stays usable",
+      "rejects with AbortError when its signal aborts, before or while it runs, and the connection stays healthy",
       "rejects with a connection error once the connection is closed",
       "rejects with a connection error once the server dropped the connection",
     ]);
