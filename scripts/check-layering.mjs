@@ -28,6 +28,12 @@ const ALLOWED = {
 };
 /** Tests may also use the test helpers and the embedded server (and anything their package may use). */
 const TEST_EXTRA = ["testing", "embedded-server"];
+/**
+ * Test imports a package makes without declaring them. Core's tests use the test kit, which depends on core:
+ * declaring it would close a cycle in the package graph (turbo refuses one), so they import its source through the
+ * workspace's vitest alias and the `paths` of `packages/core/test/tsconfig.json`.
+ */
+const UNDECLARED_TEST_IMPORTS = { core: ["@tunnel-sh/testing"] };
 
 const builtins = new Set(builtinModules.flatMap((name) => [name, `node:${name}`]));
 const importPattern = /(?:^|[\s;])(?:import|export)\s[^'"]*?from\s*["']([^"']+)["']|(?:^|[^.\w])import\s*\(\s*["']([^"']+)["']\s*\)|^\s*import\s*["']([^"']+)["']/gm;
@@ -95,7 +101,8 @@ for (const folder of folders) {
         if (other === folder) continue;
         const may = isTest ? [...allowed, ...TEST_EXTRA] : allowed;
         if (!may.includes(other)) violations.push(`${where}: @tunnel-sh/${folder} must not import ${name}`);
-        if (!(isTest ? devDeclared : declared).has(name)) violations.push(`${where}: imports ${name}, which package.json does not declare`);
+        const undeclaredAllowed = isTest && (UNDECLARED_TEST_IMPORTS[folder] ?? []).includes(name);
+        if (!undeclaredAllowed && !(isTest ? devDeclared : declared).has(name)) violations.push(`${where}: imports ${name}, which package.json does not declare`);
         continue;
       }
       if (folder === "core" && !isTest) {

@@ -1,9 +1,10 @@
-// The pool's end-to-end case (packages/pool/test/pool-integration-cases.ts, also run there against the pool's fake
-// transport) against a real sshd over both transports: 200 concurrent `sleep 0.05; echo ok` commands through pool leases.
+// The pool's end-to-end case (`runPoolConcurrencyCase` from @tunnel-sh/testing, also run by the pool's own tests
+// against the fake transport) against a real sshd over both transports: 200 concurrent `sleep 0.05; echo ok` commands
+// through pool leases.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startSshd } from "@tunnel-sh/testing";
+import { ConnectionPool } from "@tunnel-sh/pool";
+import { checkPoolConcurrencyReport, runPoolConcurrencyCase, startSshd } from "@tunnel-sh/testing";
 import type { Sshd } from "@tunnel-sh/testing";
-import { checkPoolConcurrencyReport, runPoolConcurrencyCase } from "../../packages/pool/test/pool-integration-cases.js";
 import { makeTransport, TRANSPORTS } from "./support/transports.js";
 
 describe.each([10, 3])("pool against a real sshd with MaxSessions %i", (maxSessions) => {
@@ -18,8 +19,10 @@ describe.each([10, 3])("pool against a real sshd with MaxSessions %i", (maxSessi
   it.each(TRANSPORTS)("runs 200 concurrent commands over %s: all succeed, within the connection limit, all idle at the end", async (name) => {
     const report = await runPoolConcurrencyCase({
       transport: makeTransport(name, sshd),
+      // A generous acquire timeout: on a loaded machine the last of 200 commands may wait longer than the default 30 s.
+      createPool: (transport) => new ConnectionPool(transport, { maxConnectionsPerKey: 4, maxChannelsPerConnection: 10, acquireTimeoutMs: 120_000 }),
+      maxConnections: 4,
       target: { host: sshd.host, port: sshd.port, user: sshd.users.plain.name },
-      config: { maxChannelsPerConnection: 10 },
     });
     expect(checkPoolConcurrencyReport(report)).toEqual([]);
     expect(report.peakConnections).toBeLessThanOrEqual(4);

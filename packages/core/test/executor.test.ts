@@ -1,6 +1,7 @@
 import { mkdtemp, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { RecordingTracer } from "@tunnel-sh/testing";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { DefaultExecutorConfig, DevelopmentExecutorConfig, ProductionExecutorConfig } from "../src/config.js";
 import type { ExecutorConfig } from "../src/config.js";
@@ -17,25 +18,10 @@ import {
 } from "../src/errors.js";
 import { Executor } from "../src/executor.js";
 import { Redactor } from "../src/redact.js";
-import type { Attributes, Span, Tracer } from "../src/tracer.js";
 import { fakePool } from "./support/fake-pool.js";
 
 const fast = DefaultExecutorConfig().with({ retryBackoff: 1, maxRetryDelay: 5, retryJitter: 0, maxRetries: 2 });
 const host = { host: "local", user: "tester" };
-
-class MemoryTracer implements Tracer {
-  readonly spans: Array<{ name: string; attributes: Record<string, unknown>; events: string[]; errors: unknown[]; ended: boolean }> = [];
-  startSpan(name: string, attributes: Attributes = {}): Span {
-    const record = { name, attributes: { ...attributes } as Record<string, unknown>, events: [] as string[], errors: [] as unknown[], ended: false };
-    this.spans.push(record);
-    return {
-      setAttributes: (more) => Object.assign(record.attributes, more),
-      addEvent: (event) => record.events.push(event),
-      recordError: (error) => record.errors.push(error),
-      end: () => (record.ended = true),
-    };
-  }
-}
 
 describe("Executor.runCommand", () => {
   it("returns the result with attempts, and a non-zero exit as data", async () => {
@@ -65,10 +51,10 @@ describe("Executor.runCommand", () => {
   it("retries a connect failure and reports two attempts", async () => {
     const pool = fakePool();
     pool.failNext.push(new ConnectError("connect ECONNREFUSED"));
-    const tracer = new MemoryTracer();
+    const tracer = new RecordingTracer();
     const result = await new Executor(pool, fast, tracer).runCommand({ ...host, cmd: "echo ok" });
     expect(result).toMatchObject({ stdout: "ok\n", attempts: 2 });
-    expect(tracer.spans[0]?.events).toContain("tunnel.retry");
+    expect(tracer.spans[0]?.events.map((event) => event.name)).toContain("tunnel.retry");
     expect(tracer.spans[0]?.attributes["tunnel.attempts"]).toBe(2);
   });
 
@@ -90,9 +76,10 @@ describe("Executor.runCommand", () => {
 
   it("hands a refused channel back through lease.refused() and moves on without using an attempt", async () => {
     const pool = fakePool();
-    const realSpawn = pool.connection.spawn.bind(pool.connection);
+    const connection = await pool.current();
+    const realSpawn = connection.spawn.bind(connection);
     let calls = 0;
-    pool.connection.spawn = (request) => {
+    connection.spawn = (request) => {
       calls += 1;
       if (calls > 1) return realSpawn(request);
       const process = realSpawn({ command: "true" });
@@ -151,11 +138,11 @@ describe("Executor.runCommand", () => {
   });
 
   it("keeps the sudo password off the command line and out of traces", async () => {
-    const tracer = new MemoryTracer();
+    const tracer = new RecordingTracer();
     const pool = fakePool();
     const executor = new Executor(pool, fast, tracer, { redactor: new Redactor() });
     await executor.runCommand({ ...host, cmd: "true", sudo: { password: "hunter2-secret" }, timeout: 5000 }).catch(() => undefined);
-    const spawned = (pool.connection as unknown as { spawned: string[] }).spawned;
+    const spawned = pool.transport.callsOf("spawn").map((call) => call.command);
     expect(spawned.length).toBeGreaterThan(0);
     expect(spawned.join("\n")).toContain("sudo -S -p");
     expect(spawned.join("\n")).not.toContain("hunter2-secret");

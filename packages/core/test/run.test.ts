@@ -1,11 +1,36 @@
+import { readFile } from "node:fs/promises";
 import { PassThrough, Readable, Writable } from "node:stream";
-import { describe, expect, it } from "vitest";
+import type { FakeConnection } from "@tunnel-sh/testing";
+import { beforeAll, describe, expect, it } from "vitest";
 import { AbortError, SudoError, TimeoutError, TunnelError, UnsupportedHostError } from "../src/errors.js";
 import { runProcess, TokenFilter } from "../src/run.js";
 import type { Connection, RemoteProcess, SpawnRequest } from "../src/transport.js";
-import { alive, exits, localConnection } from "./support/local-connection.js";
+import { localTransport } from "./support/fake-pool.js";
 
-const connection = localConnection();
+const transport = localTransport();
+let connection: FakeConnection;
+beforeAll(async () => {
+  connection = await transport.connect({ host: "localhost" });
+});
+
+/** Is a local process still alive (not a zombie)? */
+async function alive(pid: number): Promise<boolean> {
+  try {
+    return !/^\d+ \(.*\) Z/.test(await readFile(`/proc/${pid}/stat`, "utf8"));
+  } catch {
+    return false;
+  }
+}
+
+/** Resolves to true once `pid` has exited, or false after `ms` (a hang guard, far above how long an exit takes). */
+async function exits(pid: number, ms = 20_000): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  while (await alive(pid)) {
+    if (Date.now() > deadline) return false;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  return true;
+}
 
 describe("runProcess", () => {
   it("strips the start token from the output and requires it", async () => {
@@ -95,9 +120,9 @@ describe("runProcess", () => {
     const running = runProcess(connection, { command: "sleep 30", signal: controller.signal });
     setTimeout(() => controller.abort(), 100);
     await expect(running).rejects.toBeInstanceOf(AbortError);
-    const before = connection.spawned.length;
+    const before = transport.callsOf("spawn").length;
     await expect(runProcess(connection, { command: "true", signal: controller.signal })).rejects.toBeInstanceOf(AbortError);
-    expect(connection.spawned.length).toBe(before);
+    expect(transport.callsOf("spawn").length).toBe(before);
   });
 
   it("reports when the command started", async () => {
@@ -196,10 +221,25 @@ function scriptedProcess() {
     exit: new Promise((resolve) => (exit = resolve)),
     kill: async () => {},
   };
-  const stub = { ...connection, spawn: (request: SpawnRequest) => {
-    request.signal?.addEventListener("abort", () => exit({ exitCode: null, signal: "SIGTERM" }), { once: true });
-    return process;
-  } } as Connection;
+  // The local connection's other members, with this one process as its only spawn.
+  const stub: Connection = {
+    transport: connection.transport,
+    target: connection.target,
+    capabilities: connection.capabilities,
+    maxChannels: connection.maxChannels,
+    get closed() {
+      return connection.closed;
+    },
+    spawn: (request: SpawnRequest) => {
+      request.signal?.addEventListener("abort", () => exit({ exitCode: null, signal: "SIGTERM" }), { once: true });
+      return process;
+    },
+    upload: (request) => connection.upload(request),
+    download: (request) => connection.download(request),
+    ping: (options) => connection.ping(options),
+    close: () => connection.close(),
+    onClose: (listener) => connection.onClose(listener),
+  };
   return { stub, stdout, stderr, written, exit: (code: number) => exit({ exitCode: code, signal: null }) };
 }
 

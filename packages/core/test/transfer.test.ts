@@ -10,8 +10,7 @@ import type { TunnelError } from "../src/errors.js";
 import { Executor } from "../src/executor.js";
 import type { Connection } from "../src/transport.js";
 import type { Progress } from "../src/types.js";
-import { fakePool } from "./support/fake-pool.js";
-import { localConnection, localTransferFaults } from "./support/local-connection.js";
+import { fakePool, localTransferFaults, localTransport } from "./support/fake-pool.js";
 
 // The "remote" side of these tests is the local machine through local shells: the logic above the transport
 // (temp names, renames, policies, verification, trees, progress) is exercised with real files and a real sh.
@@ -138,8 +137,8 @@ describe("transferFile (trees)", () => {
 });
 
 /** A connection whose upload writes part of the temp file and then hangs, as a transport that missed a lost link would. */
-function losingConnection(): Connection & { readonly uploading: Promise<void> } {
-  const inner = localConnection();
+async function losingConnection(): Promise<Connection & { readonly uploading: Promise<void> }> {
+  const inner = await localTransport().connect({ host: "localhost" });
   const listeners = new Set<(error?: TunnelError) => void>();
   let closed = false;
   let uploading!: () => void;
@@ -186,8 +185,9 @@ describe("transferFile (interruptions, links, tree policies)", () => {
     await writeFile(join(dir, "src"), data);
     await mkdir(join(dir, "remote"));
     const pool = fakePool();
-    const losing = losingConnection();
-    const replacement = localConnection();
+    const losing = await losingConnection();
+    const replacements = localTransport();
+    const replacement = await replacements.connect({ host: "localhost" });
     pool.connection = losing;
     void losing.uploading.then(() => {
       pool.connection = replacement;
@@ -199,7 +199,7 @@ describe("transferFile (interruptions, links, tree policies)", () => {
     expect(result.attempts).toBe(2);
     expect(await readFile(join(dir, "remote", "dest"))).toEqual(data);
     expect(await leftovers(join(dir, "remote"))).toEqual([]);
-    expect(replacement.spawned.some((command) => command.includes("rm -rf"))).toBe(true);
+    expect(replacements.callsOf("spawn").some((call) => call.command?.includes("rm -rf"))).toBe(true);
   });
 
   it("follows a source link, and puts a file into the folder a destination link points to", async () => {

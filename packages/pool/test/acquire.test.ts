@@ -3,15 +3,16 @@ import type { Lease } from "@tunnel-sh/core";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { BUDGET_RECOVERY_RELEASES, ConnectionPool } from "../src/index.js";
 import type { PoolConfig } from "../src/index.js";
-import { FakeTransport } from "./fake-transport.js";
+import { FakeTransport, RecordingTracer, type ConnectOutcome } from "@tunnel-sh/testing";
 import { flush, leaseOf, track } from "./helpers.js";
-import { RecordingTracer } from "./recording-tracer.js";
 
 const web = { host: "web-1", user: "deploy", port: 22 };
 const db = { host: "db-1", user: "deploy", port: 22 };
 const cache = { host: "cache-1", user: "deploy", port: 22 };
 
 let transport: FakeTransport;
+/** Outcomes of the next connects, in order; when empty, connects succeed at once. */
+let connects: ConnectOutcome[];
 let tracer: RecordingTracer;
 let pool: ConnectionPool;
 
@@ -22,7 +23,8 @@ function makePool(config: Partial<PoolConfig> = {}): ConnectionPool {
 
 beforeEach(() => {
   vi.useFakeTimers();
-  transport = new FakeTransport();
+  connects = [];
+  transport = new FakeTransport({ connect: () => connects.shift() ?? {} });
   tracer = new RecordingTracer();
 });
 
@@ -35,10 +37,10 @@ afterEach(async () => {
 describe("shared connects", () => {
   it("concurrent acquires for a key with no connection share one connect", async () => {
     makePool();
-    transport.script.push({ kind: "hold" });
+    connects.push({ hold: true });
     const acquires = Array.from({ length: 5 }, () => track(pool.acquire(web)));
     await flush();
-    expect(transport.calls).toHaveLength(1);
+    expect(transport.callsOf("connect")).toHaveLength(1);
     expect(acquires.every((acquire) => acquire.state === "pending")).toBe(true);
     transport.held[0]?.resolve();
     await flush();
@@ -49,15 +51,15 @@ describe("shared connects", () => {
 
   it("starts more connects when the waiters need more channels than one connection gives, up to maxConnectingPerKey", async () => {
     makePool({ maxChannelsPerConnection: 2, maxConnectingPerKey: 2, maxConnectionsPerKey: 4 });
-    transport.script.push({ kind: "hold" }, { kind: "hold" }, { kind: "hold" });
+    connects.push({ hold: true }, { hold: true }, { hold: true });
     const acquires = Array.from({ length: 5 }, () => track(pool.acquire(web)));
     await flush();
-    expect(transport.calls).toHaveLength(2);
+    expect(transport.callsOf("connect")).toHaveLength(2);
     transport.held[0]?.resolve();
     await flush();
     // The first connection serves the two oldest; the fifth waiter now gets a connect of its own.
     expect(acquires.map((acquire) => acquire.state)).toEqual(["resolved", "resolved", "pending", "pending", "pending"]);
-    expect(transport.calls).toHaveLength(3);
+    expect(transport.callsOf("connect")).toHaveLength(3);
     transport.held[1]?.resolve();
     transport.held[2]?.resolve();
     await flush();
@@ -67,7 +69,7 @@ describe("shared connects", () => {
 
   it("a failed connect fails exactly the waiters that waited for it, and is not retried", async () => {
     makePool({ maxChannelsPerConnection: 2, maxConnectingPerKey: 2 });
-    transport.script.push({ kind: "hold" }, { kind: "hold" });
+    connects.push({ hold: true }, { hold: true });
     const acquires = Array.from({ length: 4 }, () => track(pool.acquire(web)));
     await flush();
     const failure = new ConnectError("connect ECONNREFUSED", { target: web });
@@ -79,7 +81,7 @@ describe("shared connects", () => {
     transport.held[1]?.resolve();
     await flush();
     expect(acquires.slice(2).every((acquire) => acquire.state === "resolved")).toBe(true);
-    expect(transport.calls).toHaveLength(2);
+    expect(transport.callsOf("connect")).toHaveLength(2);
     const connectSpans = tracer.named("tunnel.connect");
     expect(connectSpans).toHaveLength(2);
     expect(connectSpans[0]?.errors).toEqual([failure]);
@@ -96,15 +98,15 @@ describe("shared connects", () => {
     const [acquireSpan] = tracer.named("tunnel.pool.acquire");
     const [connectSpan] = tracer.named("tunnel.connect");
     expect(acquireSpan?.parent).toBe(operation);
-    expect(connectSpan?.parent).toBe(acquireSpan?.span);
+    expect(connectSpan?.parent).toBe(acquireSpan);
     expect(connectSpan?.attributes).toMatchObject({ "tunnel.connection.key": "deploy@web-1:22", "server.address": "web-1", "server.port": 22 });
     // The transport gets the connect span to add its own events.
-    expect(transport.calls[0]?.span).toBe(connectSpan?.span);
+    expect(transport.callsOf("connect")[0]?.span).toBe(connectSpan);
   });
 
   it("wraps a transport's non-tunnel error in a ConnectError", async () => {
     makePool();
-    transport.script.push({ kind: "fail", error: new Error("boom") });
+    connects.push({ error: new Error("boom") });
     const error = await pool.acquire(web).catch((caught: unknown) => caught);
     expect(hasCode(error, "CONNECT")).toBe(true);
     expect((error as Error).cause).toEqual(new Error("boom"));
@@ -116,18 +118,18 @@ describe("limits", () => {
     makePool({ maxChannelsPerConnection: 1, maxConnectionsPerKey: 2 });
     const acquires = Array.from({ length: 3 }, () => track(pool.acquire(web)));
     await flush();
-    expect(transport.calls).toHaveLength(2);
+    expect(transport.callsOf("connect")).toHaveLength(2);
     expect(acquires.map((acquire) => acquire.state)).toEqual(["resolved", "resolved", "pending"]);
     const first = leaseOf(acquires[0]!);
     first.release();
     await flush();
     expect(leaseOf(acquires[2]!).connection).toBe(first.connection);
-    expect(transport.calls).toHaveLength(2);
+    expect(transport.callsOf("connect")).toHaveLength(2);
   });
 
   it("uses the lower of the config's channels and the connection's maxChannels", async () => {
+    transport = new FakeTransport({ maxChannels: 2 });
     makePool({ maxChannelsPerConnection: 10 });
-    transport.maxChannels = 2;
     const acquires = Array.from({ length: 3 }, () => track(pool.acquire(web)));
     await flush();
     await flush();
@@ -154,11 +156,11 @@ describe("limits", () => {
     const forDb = track(pool.acquire(db));
     await flush();
     expect(forDb.state).toBe("pending");
-    expect(transport.calls).toHaveLength(2);
+    expect(transport.callsOf("connect")).toHaveLength(2);
     web1.release();
     await flush();
     expect(forDb.state).toBe("resolved");
-    expect(transport.open).toHaveLength(2);
+    expect(transport.openConnections()).toHaveLength(2);
     expect(transport.peak).toBe(2);
     expect(pool.stats().keys["deploy@web-1:22"]?.evicted).toEqual({ "make-room": 1 });
     web2.release();
@@ -257,7 +259,7 @@ describe("acquire timeout and abort", () => {
     makePool();
     const error = await pool.acquire(web, { signal: AbortSignal.abort() }).catch((caught: unknown) => caught);
     expect(hasCode(error, "ABORTED")).toBe(true);
-    expect(transport.calls).toHaveLength(0);
+    expect(transport.callsOf("connect")).toHaveLength(0);
   });
 
   it("rejects an acquire past maxWaiting at once with PoolTimeoutError (queue overflow)", async () => {
@@ -279,7 +281,7 @@ describe("acquire timeout and abort", () => {
     makePool();
     expect(hasCode(await pool.acquire({ host: "" }).catch((caught: unknown) => caught), "VALIDATION")).toBe(true);
     expect(hasCode(await pool.acquire({ host: "h", port: 70_000 }).catch((caught: unknown) => caught), "VALIDATION")).toBe(true);
-    expect(transport.calls).toHaveLength(0);
+    expect(transport.callsOf("connect")).toHaveLength(0);
   });
 });
 
@@ -292,7 +294,7 @@ describe("channel refusals", () => {
     expect(pool.stats().keys["deploy@web-1:22"]?.connectionDetails[0]).toMatchObject({ channels: 2, busyChannels: 2 });
     const again = await pool.acquire(web);
     expect(again.connection).not.toBe(first);
-    expect(transport.calls).toHaveLength(2);
+    expect(transport.callsOf("connect")).toHaveLength(2);
     // Within the lowered budget the connection is still lent.
     leases[0]!.release();
     expect((await pool.acquire(web)).connection).toBe(first);
@@ -327,7 +329,7 @@ describe("channel refusals", () => {
     expect(pool.stats().keys[key]?.connectionDetails[0]?.channels).toBe(2);
     await cycle(BUDGET_RECOVERY_RELEASES * 3);
     expect(pool.stats().keys[key]?.connectionDetails[0]?.channels).toBe(3);
-    expect(transport.calls).toHaveLength(1);
+    expect(transport.callsOf("connect")).toHaveLength(1);
   });
 
   it("a lease's second release, destroy or refused is ignored", async () => {

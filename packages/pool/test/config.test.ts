@@ -1,7 +1,7 @@
 import { ConfigError, hasCode } from "@tunnel-sh/core";
+import { FakeTransport } from "@tunnel-sh/testing";
 import { describe, expect, it } from "vitest";
 import { ConnectionPool, DefaultPoolConfig, generateConnectionKey, resolvePoolConfig } from "../src/index.js";
-import { FakeTransport } from "./fake-transport.js";
 
 function configError(run: () => unknown): ConfigError {
   try {

@@ -1,15 +1,18 @@
 import { ConnectError, hasCode } from "@tunnel-sh/core";
+import { FakeConnection, FakeTransport, RecordingTracer, type ConnectOutcome, type FakeOutcome } from "@tunnel-sh/testing";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { ConnectionPool } from "../src/index.js";
 import type { PoolConfig } from "../src/index.js";
-import { FakeConnection, FakeTransport } from "./fake-transport.js";
 import { flush, track } from "./helpers.js";
-import { RecordingTracer } from "./recording-tracer.js";
 
 const web = { host: "web-1", user: "deploy", port: 22 };
 const key = "deploy@web-1:22";
 
 let transport: FakeTransport;
+/** Outcomes of the next connects, in order; when empty, connects succeed at once. */
+let connects: ConnectOutcome[];
+/** Outcomes of each connection's next pings; when none is left, pings succeed. */
+let pingOutcomes: Map<FakeConnection, FakeOutcome[]>;
 let tracer: RecordingTracer;
 let pool: ConnectionPool;
 
@@ -26,9 +29,26 @@ function fake(connection: unknown): FakeConnection {
   return connection as FakeConnection;
 }
 
+/** How many times the pool pinged `connection`. */
+function pingsOf(connection: FakeConnection): number {
+  return transport.callsOf("ping").filter((call) => call.connection === connection.id).length;
+}
+
+/** The connection's next ping fails with a connection error, or never answers (until its signal aborts). */
+function scriptPing(connection: FakeConnection, outcome: "fail" | "hang"): void {
+  const scripted: FakeOutcome =
+    outcome === "fail" ? { error: new ConnectError("ping failed", { lost: true, target: connection.target }) } : { delayMs: 24 * 3_600_000 };
+  pingOutcomes.set(connection, [...(pingOutcomes.get(connection) ?? []), scripted]);
+}
+
 beforeEach(() => {
   vi.useFakeTimers();
-  transport = new FakeTransport();
+  connects = [];
+  pingOutcomes = new Map();
+  transport = new FakeTransport({
+    connect: () => connects.shift() ?? {},
+    ping: (connection) => pingOutcomes.get(connection)?.shift() ?? {},
+  });
   tracer = new RecordingTracer();
 });
 
@@ -70,7 +90,7 @@ describe("connections that close", () => {
     const lease = await pool.acquire(web);
     lease.release();
     const connection = fake(lease.connection);
-    connection.closed = true;
+    connection.closeWithoutNotice();
     expect((await pool.acquire(web)).connection).not.toBe(connection);
     expect(pool.stats().keys[key]?.evicted).toEqual({ closed: 1 });
   });
@@ -84,10 +104,10 @@ describe("ping before lending", () => {
     first.release();
     await vi.advanceTimersByTimeAsync(999);
     (await pool.acquire(web)).release();
-    expect(connection.pings).toBe(0);
+    expect(pingsOf(connection)).toBe(0);
     await vi.advanceTimersByTimeAsync(1_000);
     const lease = await pool.acquire(web);
-    expect(connection.pings).toBe(1);
+    expect(pingsOf(connection)).toBe(1);
     expect(lease.connection).toBe(connection);
     lease.release();
   });
@@ -98,7 +118,7 @@ describe("ping before lending", () => {
     const connection = fake(first.connection);
     first.release();
     await vi.advanceTimersByTimeAsync(1_000);
-    connection.pingScript.push("fail");
+    scriptPing(connection, "fail");
     const lease = await pool.acquire(web);
     expect(lease.connection).not.toBe(connection);
     expect(connection.closed).toBe(true);
@@ -112,11 +132,11 @@ describe("ping before lending", () => {
     const connection = fake(first.connection);
     first.release();
     await vi.advanceTimersByTimeAsync(1_000);
-    connection.pingScript.push("hang");
+    scriptPing(connection, "hang");
     const acquire = track(pool.acquire(web));
     await vi.advanceTimersByTimeAsync(499);
     expect(acquire.state).toBe("pending");
-    expect(transport.calls).toHaveLength(1);
+    expect(transport.callsOf("connect")).toHaveLength(1);
     await vi.advanceTimersByTimeAsync(1);
     expect(acquire.state).toBe("resolved");
     expect(acquire.value?.connection).not.toBe(connection);
@@ -128,15 +148,15 @@ describe("ping before lending", () => {
     makePool({ pingAfterIdleMs: 0 });
     const first = await pool.acquire(web);
     const connection = fake(first.connection);
-    expect(connection.pings).toBe(0);
+    expect(pingsOf(connection)).toBe(0);
     const second = await pool.acquire(web);
-    expect(connection.pings).toBe(1);
+    expect(pingsOf(connection)).toBe(1);
     first.release();
     second.release();
     await flush();
-    expect(connection.pings).toBe(1);
+    expect(pingsOf(connection)).toBe(1);
     (await pool.acquire(web)).release();
-    expect(connection.pings).toBe(2);
+    expect(pingsOf(connection)).toBe(2);
   });
 
   it("a connection pinged for an acquire that left still expires when idle", async () => {
@@ -145,7 +165,7 @@ describe("ping before lending", () => {
     const connection = fake(first.connection);
     first.release();
     await vi.advanceTimersByTimeAsync(4_000);
-    connection.pingScript.push("hang");
+    scriptPing(connection, "hang");
     const controller = new AbortController();
     const leaving = track(pool.acquire(web, { signal: controller.signal }));
     await flush();
@@ -164,12 +184,10 @@ describe("ping before lending", () => {
     first.release();
     await vi.advanceTimersByTimeAsync(4_000);
     let answer!: () => void;
-    connection.ping = () => {
-      connection.pings += 1;
-      return new Promise<void>((resolve) => {
+    connection.ping = () =>
+      new Promise<void>((resolve) => {
         answer = resolve;
       });
-    };
     const controller = new AbortController();
     const leaving = track(pool.acquire(web, { signal: controller.signal }));
     await flush();
@@ -192,8 +210,8 @@ describe("ping before lending", () => {
     const acquires = [track(pool.acquire(web)), track(pool.acquire(web))];
     await flush();
     expect(acquires.map((acquire) => acquire.value?.connection)).toEqual([first.connection, first.connection]);
-    expect(transport.calls).toHaveLength(1);
-    expect(fake(first.connection).pings).toBe(1);
+    expect(transport.callsOf("connect")).toHaveLength(1);
+    expect(pingsOf(fake(first.connection))).toBe(1);
   });
 });
 
@@ -223,7 +241,7 @@ describe("idle timeout, lifetime and minimum idle", () => {
     (await pool.acquire(web)).release();
     fake(transport.connections[0]).drop();
     await flush();
-    expect(transport.calls).toHaveLength(2);
+    expect(transport.callsOf("connect")).toHaveLength(2);
     expect(pool.stats().keys[key]).toMatchObject({ connections: 1, created: 2 });
   });
 
@@ -232,13 +250,13 @@ describe("idle timeout, lifetime and minimum idle", () => {
     await pool.warm(web);
     fake(transport.connections[0]).drop();
     await flush();
-    expect(transport.calls).toHaveLength(1);
+    expect(transport.callsOf("connect")).toHaveLength(1);
     expect(pool.stats().keys[key]).toMatchObject({ connections: 0, evicted: { lost: 1 } });
   });
 
   it("warm() rejects with PoolClosedError when the pool closes while it waits", async () => {
     makePool();
-    transport.script.push({ kind: "hold" });
+    connects.push({ hold: true });
     const warming = track(pool.warm(web, 1));
     await flush();
     await pool.close();
@@ -272,15 +290,15 @@ describe("idle timeout, lifetime and minimum idle", () => {
 
   it("warm() opens connections up to the count, within maxConnectingPerKey, and rejects with a failed connect", async () => {
     makePool({ maxConnectingPerKey: 1, maxConnectionsPerKey: 3 });
-    transport.script.push({ kind: "ok", delayMs: 100 }, { kind: "ok", delayMs: 100 }, { kind: "ok", delayMs: 100 });
+    connects.push({ delayMs: 100 }, { delayMs: 100 }, { delayMs: 100 });
     const warming = track(pool.warm(web, 3));
     await vi.advanceTimersByTimeAsync(100);
-    expect(transport.calls).toHaveLength(2);
+    expect(transport.callsOf("connect")).toHaveLength(2);
     expect(transport.peak).toBe(2);
     await vi.advanceTimersByTimeAsync(200);
     expect(warming.value).toBe(3);
     const failure = new ConnectError("refused", { target: { host: "db-1" } });
-    transport.script.push({ kind: "fail", error: failure });
+    connects.push({ error: failure });
     await expect(pool.warm({ host: "db-1" })).rejects.toBe(failure);
   });
 });

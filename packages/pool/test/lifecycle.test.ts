@@ -1,14 +1,21 @@
 import { PoolClosedError, hasCode } from "@tunnel-sh/core";
+import { FakeConnection, FakeTransport, type ConnectOutcome } from "@tunnel-sh/testing";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { ConnectionPool } from "../src/index.js";
 import type { PoolConfig } from "../src/index.js";
-import { FakeConnection, FakeTransport } from "./fake-transport.js";
 import { flush, leaseOf, track } from "./helpers.js";
 
 const web = { host: "web-1", user: "deploy", port: 22 };
 const db = { host: "db-1", user: "deploy", port: 22 };
 
 let transport: FakeTransport;
+/** Outcomes of the next connects, in order; when empty, connects succeed at once. */
+let connects: ConnectOutcome[];
+
+function newTransport(): FakeTransport {
+  connects = [];
+  return new FakeTransport({ connect: () => connects.shift() ?? {} });
+}
 
 function makePool(config: Partial<PoolConfig> = {}): ConnectionPool {
   return new ConnectionPool(transport, config);
@@ -21,7 +28,7 @@ function fake(connection: unknown): FakeConnection {
 describe("close and destroy", () => {
   beforeEach(() => {
     vi.useFakeTimers();
-    transport = new FakeTransport();
+    transport = newTransport();
   });
 
   afterEach(() => {
@@ -54,11 +61,11 @@ describe("close and destroy", () => {
 
   it("close() aborts a connect in flight and fails its waiters", async () => {
     const pool = makePool();
-    transport.script.push({ kind: "hold" });
+    connects.push({ hold: true });
     const waiting = track(pool.acquire(web));
     await flush();
     await pool.close();
-    expect(transport.calls[0]?.signal?.aborted).toBe(true);
+    expect(transport.callsOf("connect")[0]?.abortSignal?.aborted).toBe(true);
     expect(waiting.error).toBeInstanceOf(PoolClosedError);
     expect(pool.stats().connecting).toBe(0);
   });
@@ -121,14 +128,14 @@ describe("close and destroy", () => {
       expect(keyStats.connectionDetails.every((detail) => detail.busyChannels === 0)).toBe(true);
     }
     await pool.close();
-    expect(transport.open).toHaveLength(0);
+    expect(transport.openConnections()).toHaveLength(0);
     expect(transport.connections.every((connection) => connection.listenerCount === 0)).toBe(true);
   });
 });
 
 describe("after close, nothing keeps Node alive", () => {
   it("no timer of the pool keeps Node alive (real timers, counted with process.getActiveResourcesInfo)", async () => {
-    transport = new FakeTransport();
+    transport = newTransport();
     const timers = (): number => process.getActiveResourcesInfo().filter((resource) => resource === "Timeout").length;
     const before = timers();
     const pool = makePool({ maxConnectionsPerKey: 1, maxChannelsPerConnection: 5, acquireTimeoutMs: 10_000, idleTimeoutMs: 60_000, maxLifetimeMs: 600_000 });
@@ -143,6 +150,6 @@ describe("after close, nothing keeps Node alive", () => {
     leaseOf(queued).release();
     await pool.close();
     expect(timers()).toBe(before);
-    expect(transport.open).toHaveLength(0);
+    expect(transport.openConnections()).toHaveLength(0);
   });
 });

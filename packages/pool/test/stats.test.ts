@@ -1,17 +1,20 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { ConnectionPool } from "../src/index.js";
-import { FakeTransport } from "./fake-transport.js";
+import { FakeTransport, type ConnectOutcome } from "@tunnel-sh/testing";
 import { flush, track } from "./helpers.js";
 
 const web = { host: "web-1", user: "deploy", port: 22 };
 const db = { host: "db-1", user: "deploy", port: 22 };
 
 let transport: FakeTransport;
+/** Outcomes of the next connects, in order; when empty, connects succeed at once. */
+let connects: ConnectOutcome[];
 let pool: ConnectionPool;
 
 beforeEach(() => {
   vi.useFakeTimers();
-  transport = new FakeTransport();
+  connects = [];
+  transport = new FakeTransport({ connect: () => connects.shift() ?? {} });
   pool = new ConnectionPool(transport, { maxChannelsPerConnection: 2, maxConnectionsPerKey: 2, pingAfterIdleMs: Infinity });
 });
 
@@ -52,7 +55,7 @@ describe("stats()", () => {
   });
 
   it("shows connects in flight", async () => {
-    transport.script.push({ kind: "hold" });
+    connects.push({ hold: true });
     const waiting = track(pool.acquire(web));
     await flush();
     expect(pool.stats()).toMatchObject({ connecting: 1, connections: 0, waiting: 1 });

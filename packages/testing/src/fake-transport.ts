@@ -4,6 +4,8 @@
  * Everything it does is scripted through the constructor: how connects go, what each spawned process prints and how
  * it ends, how pings go. Every call is logged in `calls`; every connection it made is in `connections`, where a test
  * can drop it or make it refuse channels. A call nothing was scripted for fails with a `FakeScriptError` naming it.
+ * The connections are in `fake-connection.ts`, their processes in `fake-process.ts`; `localShellReply` and
+ * `localFileCopy` script them to run commands and copy files on this machine.
  *
  * @example
  * const transport = new FakeTransport({
@@ -11,27 +13,24 @@
  *   spawn: (request) => ({ stdout: `ran ${request.command}\n` }),   // every process prints, then exits 0
  * });
  */
-import { copyFile } from "node:fs/promises";
-import { PassThrough, type Readable, type Writable } from "node:stream";
+import type { Readable, Writable } from "node:stream";
 import {
   AbortError,
-  ChannelError,
   ConfigError,
-  ConnectError,
   TunnelError,
   describeOptionValue,
   rejectUnknownOptions,
-  type Connection,
   type ConnectionCapabilities,
   type ConnectOptions,
   type DownloadRequest,
   type ExitStatus,
-  type RemoteProcess,
+  type Span,
   type SpawnRequest,
   type Target,
   type Transport,
   type UploadRequest,
 } from "@tunnel-sh/core";
+import { FakeConnection, wait } from "./fake-connection.js";
 
 /** A test scripted the fake wrongly, or not at all, for this call. Deliberately not a `TunnelError`. */
 export class FakeScriptError extends Error {
@@ -48,6 +47,11 @@ export type Scripted<T, Args extends unknown[]> = T | readonly T[] | ((...args: 
 export interface ConnectOutcome {
   /** Wait this long first (an abort during the wait rejects with `AbortError`). */
   readonly delayMs?: number;
+  /**
+   * Wait until the test settles the connect through `FakeTransport.held` (an abort rejects it with `AbortError`).
+   * @example transport.held[0]?.resolve(); // the first held connect succeeds now
+   */
+  readonly hold?: boolean;
   /** Reject with this (use core's errors: `ConnectError`, `AuthenticationError`, `HostKeyError`, ...). */
   readonly error?: unknown;
   /** The new connection's `maxChannels` (default: the transport's option, else 10). */
@@ -88,6 +92,15 @@ export interface SpawnHandler {
   run(io: FakeProcessIo): ExitStatus | Promise<ExitStatus>;
 }
 
+/** A connect held by `ConnectOutcome.hold`, waiting for the test. */
+export interface HeldConnect {
+  readonly target: Target;
+  /** Let the connect go on (after the outcome's `delayMs`, if any), optionally with other settings for the connection. */
+  resolve(settings?: Pick<ConnectOutcome, "maxChannels" | "capabilities">): void;
+  /** Fail the connect with `error`. */
+  reject(error: unknown): void;
+}
+
 export type SpawnReply = SpawnResult | SpawnHandler;
 export type SpawnReplyFunction = (request: SpawnRequest, connection: FakeConnection) => SpawnReply | Promise<SpawnReply>;
 
@@ -116,8 +129,13 @@ export interface FakeTransportOptions {
   readonly upload?: FakeOutcome | readonly FakeOutcome[] | TransferReplyFunction;
   /** How downloads go (see `localFileCopy`). No default. */
   readonly download?: FakeOutcome | readonly FakeOutcome[] | TransferReplyFunction;
-  /** `maxChannels` of every connection. Default 10. More concurrent spawns are refused like sshd's MaxSessions. */
+  /** `maxChannels` of every connection. Default 10. */
   readonly maxChannels?: number;
+  /**
+   * Channels the "server" accepts at once on one connection, like sshd's MaxSessions: more concurrent spawns are
+   * refused with `ChannelError({ refused: true })`. Default: the connection's `maxChannels`.
+   */
+  readonly maxSessions?: number;
   /** Default `{ pty: true, signals: true, transfer: true }`. */
   readonly capabilities?: Partial<ConnectionCapabilities>;
   /** When given, the transport has `identity()` (the pool adds it to its key). */
@@ -138,19 +156,14 @@ export interface FakeCall {
   readonly signal?: string;
   readonly localPath?: string;
   readonly remotePath?: string;
+  /** `connect`: the options' `AbortSignal`. */
+  readonly abortSignal?: AbortSignal;
+  /** `connect`: the options' span (the pool's `tunnel.connect`). */
+  readonly span?: Span;
 }
 
 const DEFAULT_CAPABILITIES: ConnectionCapabilities = { pty: true, signals: true, transfer: true };
 
-/**
- * Copies files on this machine: `upload` copies `localPath` to `remotePath`, `download` the other way.
- * @example new FakeTransport({ upload: localFileCopy, download: localFileCopy })
- */
-export const localFileCopy: TransferReplyFunction = async (request, _connection, direction) => {
-  if (direction === "upload") await copyFile(request.localPath, request.remotePath);
-  else await copyFile(request.remotePath, request.localPath);
-  return {};
-};
 
 function pick<T, Args extends unknown[]>(
   script: Scripted<T, Args> | undefined,
@@ -180,22 +193,6 @@ function pick<T, Args extends unknown[]>(
   return Promise.resolve(script as T);
 }
 
-/** Waits `ms`; rejects with `AbortError` when `signal` aborts first. */
-function wait(ms: number | undefined, signal: AbortSignal | undefined, target: Target): Promise<void> {
-  if (signal?.aborted) return Promise.reject(new AbortError(undefined, { target }));
-  if (!ms) return Promise.resolve();
-  return new Promise((resolve, reject) => {
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(new AbortError(undefined, { target }));
-    };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener("abort", onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener("abort", onAbort, { once: true });
-  });
-}
 
 /** Every option name; `satisfies` makes the compiler refuse a list that misses one. */
 const FAKE_TRANSPORT_OPTIONS = Object.keys({
@@ -206,6 +203,7 @@ const FAKE_TRANSPORT_OPTIONS = Object.keys({
   upload: true,
   download: true,
   maxChannels: true,
+  maxSessions: true,
   capabilities: true,
   identity: true,
 } satisfies Record<keyof FakeTransportOptions, true>);
@@ -216,17 +214,24 @@ export class FakeTransport implements Transport {
   readonly calls: FakeCall[] = [];
   /** Every connection `connect()` returned, in order. */
   readonly connections: FakeConnection[] = [];
+  /** Connects held by `ConnectOutcome.hold`, in order (settled ones stay in the list; settling twice does nothing). */
+  readonly held: HeldConnect[] = [];
   readonly identity?: (target: Target) => string;
   readonly #options: FakeTransportOptions;
   readonly #queues = new Map<string, unknown[]>();
   #connectAttempts = 0;
   #nextId = 1;
+  #connecting = 0;
+  #peak = 0;
 
   /** Throws `ConfigError` for an unknown option, before any scripted call. */
   constructor(options: FakeTransportOptions = {}) {
     rejectUnknownOptions(options, FAKE_TRANSPORT_OPTIONS, "FakeTransport");
     if (options.maxChannels !== undefined && !(Number.isInteger(options.maxChannels) && options.maxChannels >= 1)) {
       throw new ConfigError("maxChannels", `must be a positive integer, got ${describeOptionValue(options.maxChannels)}`);
+    }
+    if (options.maxSessions !== undefined && !(Number.isInteger(options.maxSessions) && options.maxSessions >= 1)) {
+      throw new ConfigError("maxSessions", `must be a positive integer, got ${describeOptionValue(options.maxSessions)}`);
     }
     if (options.identity !== undefined && typeof options.identity !== "function") {
       throw new ConfigError("identity", `must be a function, got ${describeOptionValue(options.identity)}`);
@@ -236,31 +241,85 @@ export class FakeTransport implements Transport {
     if (options.identity) this.identity = options.identity;
   }
 
+  /** Connects in flight now. */
+  get connecting(): number {
+    return this.#connecting;
+  }
+
+  /** The most connections open or being opened at the same time, so far. */
+  get peak(): number {
+    return this.#peak;
+  }
+
+  /** Connections not closed yet. */
+  openConnections(): FakeConnection[] {
+    return this.connections.filter((connection) => !connection.closed);
+  }
+
+  #notePeak(): void {
+    this.#peak = Math.max(this.#peak, this.openConnections().length + this.#connecting);
+  }
+
   /** The calls of one type, e.g. `transport.callsOf("spawn").map((call) => call.command)`. */
   callsOf(type: FakeCall["type"]): FakeCall[] {
     return this.calls.filter((call) => call.type === type);
   }
 
   async connect(target: Target, options: ConnectOptions = {}): Promise<FakeConnection> {
-    this.calls.push({ type: "connect", target });
+    this.calls.push({
+      type: "connect",
+      target,
+      ...(options.signal ? { abortSignal: options.signal } : {}),
+      ...(options.span ? { span: options.span } : {}),
+    });
     this.#connectAttempts += 1;
     if (options.signal?.aborted) throw new AbortError(undefined, { target, phase: "connect" });
-    const outcome = await pick(this.#script("connect", this.#options.connect), {}, `connect(${describe(target)})`, [
-      target,
-      this.#connectAttempts,
-    ] as [Target, number]);
+    this.#connecting += 1;
+    this.#notePeak();
+    let connection: FakeConnection;
     try {
-      await wait(outcome.delayMs, options.signal, target);
-    } catch (error) {
-      throw TunnelError.is(error) ? new AbortError(undefined, { target, phase: "connect" }) : error;
+      let outcome = await pick(this.#script("connect", this.#options.connect), {}, `connect(${describe(target)})`, [
+        target,
+        this.#connectAttempts,
+      ] as [Target, number]);
+      if (outcome.hold) outcome = { ...outcome, ...(await this.#hold(target, options.signal)) };
+      try {
+        await wait(outcome.delayMs, options.signal, target);
+      } catch (error) {
+        throw TunnelError.is(error) ? new AbortError(undefined, { target, phase: "connect" }) : error;
+      }
+      if (outcome.error !== undefined) throw outcome.error;
+      connection = new FakeConnection(this, this.#nextId++, target, {
+        maxChannels: outcome.maxChannels ?? this.#options.maxChannels ?? 10,
+        maxSessions: this.#options.maxSessions,
+        capabilities: { ...DEFAULT_CAPABILITIES, ...this.#options.capabilities, ...outcome.capabilities },
+      });
+    } finally {
+      this.#connecting -= 1;
     }
-    if (outcome.error !== undefined) throw outcome.error;
-    const connection = new FakeConnection(this, this.#nextId++, target, {
-      maxChannels: outcome.maxChannels ?? this.#options.maxChannels ?? 10,
-      capabilities: { ...DEFAULT_CAPABILITIES, ...this.#options.capabilities, ...outcome.capabilities },
-    });
     this.connections.push(connection);
+    this.#notePeak();
     return connection;
+  }
+
+  /** Park a connect in `held` until the test settles it, or its signal aborts. */
+  #hold(target: Target, signal: AbortSignal | undefined): Promise<Pick<ConnectOutcome, "maxChannels" | "capabilities">> {
+    return new Promise((resolve, reject) => {
+      let settled = false;
+      const settle = (finish: () => void) => {
+        if (settled) return;
+        settled = true;
+        signal?.removeEventListener("abort", onAbort);
+        finish();
+      };
+      const onAbort = () => settle(() => reject(new AbortError(undefined, { target, phase: "connect" })));
+      signal?.addEventListener("abort", onAbort, { once: true });
+      this.held.push({
+        target,
+        resolve: (settings = {}) => settle(() => resolve(settings)),
+        reject: (error) => settle(() => reject(error)),
+      });
+    });
   }
 
   /** A private copy of a queue script, so that two transports built from one options object don't share it. */
@@ -300,374 +359,4 @@ export class FakeTransport implements Transport {
 
 function describe(target: Target): string {
   return `${target.user ? `${target.user}@` : ""}${target.host}${target.port !== undefined ? `:${target.port}` : ""}`;
-}
-
-/** The error running processes get when their connection goes away. */
-function lostError(connection: FakeConnection, cause?: unknown, message = "the connection was lost"): TunnelError {
-  if (TunnelError.is(cause) && cause.code === "CONNECTION_LOST") return cause;
-  return new ConnectError(message, { lost: true, phase: "exec", target: connection.target, cause });
-}
-
-export class FakeConnection implements Connection {
-  readonly transport: string;
-  readonly capabilities: ConnectionCapabilities;
-  readonly maxChannels: number;
-  readonly #owner: FakeTransport;
-  readonly #listeners = new Set<(error?: TunnelError) => void>();
-  readonly #running = new Set<FakeProcess>();
-  #closed = false;
-  #refusals = 0;
-
-  constructor(
-    owner: FakeTransport,
-    /** 1, 2, 3, ... in the order the transport made them. */
-    readonly id: number,
-    readonly target: Target,
-    settings: { readonly maxChannels: number; readonly capabilities: ConnectionCapabilities },
-  ) {
-    this.#owner = owner;
-    this.transport = owner.name;
-    this.maxChannels = settings.maxChannels;
-    this.capabilities = settings.capabilities;
-  }
-
-  get closed(): boolean {
-    return this.#closed;
-  }
-
-  /** Channels open now (processes spawned and not yet ended). */
-  get activeChannels(): number {
-    return this.#running.size;
-  }
-
-  /** The next `count` spawns are refused with `ChannelError({ refused: true })`, as sshd does past MaxSessions. */
-  refuseNextSpawns(count = 1): void {
-    this.#refusals += count;
-  }
-
-  /**
-   * Simulate a lost connection: running processes' `exit` rejects with `CONNECTION_LOST` (`error` itself when it
-   * has that code), their handlers get `SIGKILL`, and `onClose` listeners get `error` (default: a `CONNECTION_LOST`).
-   */
-  drop(error?: TunnelError): void {
-    if (this.#closed) return;
-    const lost = error ?? lostError(this);
-    this.#shutDown(lostError(this, lost), lost);
-  }
-
-  spawn(request: SpawnRequest): RemoteProcess {
-    this.#owner.calls.push({
-      type: "spawn",
-      target: this.target,
-      connection: this.id,
-      command: request.command,
-      pty: Boolean(request.pty),
-    });
-    const remote = new FakeProcess(this, request, (signal) =>
-      this.#owner.calls.push({ type: "kill", target: this.target, connection: this.id, command: request.command, signal }),
-    );
-    if (this.#closed) {
-      remote.fail(new ConnectError("the connection is closed", { lost: true, phase: "channel", target: this.target }));
-    } else if (request.signal?.aborted) {
-      remote.fail(new AbortError(undefined, { target: this.target }));
-    } else if (this.#refusals > 0 || this.#running.size >= this.maxChannels) {
-      if (this.#refusals > 0) this.#refusals -= 1;
-      remote.fail(new ChannelError("the server refused to open a channel", { refused: true, target: this.target }));
-    } else {
-      this.#running.add(remote);
-      void remote.exit.then(
-        () => this.#running.delete(remote),
-        () => this.#running.delete(remote),
-      );
-      remote.begin(this.#owner.spawnReply(request, this));
-    }
-    return remote;
-  }
-
-  async upload(request: UploadRequest): Promise<void> {
-    this.#owner.calls.push({
-      type: "upload",
-      target: this.target,
-      connection: this.id,
-      localPath: request.localPath,
-      remotePath: request.remotePath,
-    });
-    await this.#outcome(() => this.#owner.transferReply("upload", request, this), request.signal);
-  }
-
-  async download(request: DownloadRequest): Promise<void> {
-    this.#owner.calls.push({
-      type: "download",
-      target: this.target,
-      connection: this.id,
-      localPath: request.localPath,
-      remotePath: request.remotePath,
-    });
-    await this.#outcome(() => this.#owner.transferReply("download", request, this), request.signal);
-  }
-
-  async ping(options: { readonly signal?: AbortSignal } = {}): Promise<void> {
-    this.#owner.calls.push({ type: "ping", target: this.target, connection: this.id });
-    await this.#outcome(() => this.#owner.pingReply(this), options.signal);
-  }
-
-  async #outcome(reply: () => Promise<FakeOutcome>, signal: AbortSignal | undefined): Promise<void> {
-    if (this.#closed) throw new ConnectError("the connection is closed", { lost: true, target: this.target });
-    if (signal?.aborted) throw new AbortError(undefined, { target: this.target });
-    const outcome = await reply();
-    await wait(outcome.delayMs, signal, this.target);
-    if (this.#closed) throw new ConnectError("the connection is closed", { lost: true, target: this.target });
-    if (outcome.error !== undefined) throw outcome.error;
-  }
-
-  async close(): Promise<void> {
-    this.#owner.calls.push({ type: "close", target: this.target, connection: this.id });
-    if (this.#closed) return;
-    this.#shutDown(lostError(this, undefined, "the connection was closed"), undefined);
-  }
-
-  onClose(listener: (error?: TunnelError) => void): () => void {
-    this.#listeners.add(listener);
-    return () => this.#listeners.delete(listener);
-  }
-
-  #shutDown(processError: TunnelError, closeError: TunnelError | undefined): void {
-    this.#closed = true;
-    for (const remote of [...this.#running]) remote.lose(processError);
-    this.#running.clear();
-    const listeners = [...this.#listeners];
-    this.#listeners.clear();
-    for (const listener of listeners) {
-      try {
-        listener(closeError);
-      } catch {
-        // a listener's failure must not stop the others
-      }
-    }
-  }
-}
-
-function normalizeSignal(signal: string): string {
-  return signal.startsWith("SIG") ? signal : `SIG${signal}`;
-}
-
-/** A settle-once promise with its resolvers; rejections are marked handled (callers may await only one of them). */
-function deferred<T>(): { promise: Promise<T>; resolve: (value: T) => void; reject: (error: unknown) => void } {
-  let resolve!: (value: T) => void;
-  let reject!: (error: unknown) => void;
-  const promise = new Promise<T>((ok, fail) => {
-    resolve = ok;
-    reject = fail;
-  });
-  promise.catch(() => {});
-  return { promise, resolve, reject };
-}
-
-class FakeProcess implements RemoteProcess {
-  readonly stdin = new PassThrough();
-  readonly stdout = new PassThrough();
-  readonly stderr = new PassThrough();
-  readonly started: Promise<void>;
-  readonly exit: Promise<ExitStatus>;
-  readonly #started = deferred<void>();
-  readonly #exit = deferred<ExitStatus>();
-  readonly #killListeners: Array<(signal: string) => void> = [];
-  readonly #connection: FakeConnection;
-  readonly #request: SpawnRequest;
-  readonly #logKill: (signal: string) => void;
-  #settled = false;
-  /** A handler still writes to the output streams: they end when it finishes, not when `exit` settles. */
-  #handlerRunning = false;
-  /** Ends a scripted process early (kill during its delay). */
-  #interrupt: ((signal: string) => void) | undefined;
-
-  constructor(connection: FakeConnection, request: SpawnRequest, logKill: (signal: string) => void) {
-    this.#connection = connection;
-    this.#request = request;
-    this.#logKill = logKill;
-    this.started = this.#started.promise;
-    this.exit = this.#exit.promise;
-    // A fake must not crash the test process over a stream error nobody listens for.
-    for (const stream of [this.stdin, this.stdout, this.stderr]) stream.on("error", () => {});
-  }
-
-  /** Never started: both promises reject with `error`. */
-  fail(error: unknown): void {
-    this.#started.reject(error);
-    this.#settle(undefined, error);
-  }
-
-  /** The connection went away while this ran. */
-  lose(error: TunnelError): void {
-    this.#started.reject(error);
-    this.#notifyKill("SIGKILL");
-    this.#settle(undefined, error);
-  }
-
-  kill(signal = "SIGTERM"): Promise<void> {
-    const name = normalizeSignal(signal);
-    this.#logKill(name);
-    if (!this.#settled) {
-      this.#notifyKill(name);
-      this.#interrupt?.(name);
-    }
-    return Promise.resolve();
-  }
-
-  begin(reply: Promise<SpawnReply>): void {
-    const signal = this.#request.signal;
-    const onAbort = () => {
-      this.#logKill("SIGTERM");
-      this.#notifyKill("SIGTERM");
-      this.#started.reject(new AbortError(undefined, { target: this.#connection.target }));
-      this.#settle(undefined, new AbortError(undefined, { target: this.#connection.target }));
-    };
-    signal?.addEventListener("abort", onAbort, { once: true });
-    void this.exit.then(
-      () => signal?.removeEventListener("abort", onAbort),
-      () => signal?.removeEventListener("abort", onAbort),
-    );
-    reply.then(
-      (value) => {
-        if (this.#settled) return;
-        if ("run" in value && typeof value.run === "function") this.#runHandler(value);
-        else void this.#runScripted(value as SpawnResult);
-      },
-      (error: unknown) => this.fail(error),
-    );
-  }
-
-  #notifyKill(signal: string): void {
-    for (const listener of this.#killListeners) {
-      try {
-        listener(signal);
-      } catch {
-        // the handler's business
-      }
-    }
-  }
-
-  #settle(status: ExitStatus | undefined, error?: unknown): void {
-    if (this.#settled) return;
-    this.#settled = true;
-    this.#interrupt = undefined;
-    if (!this.#handlerRunning) {
-      if (!this.stdout.writableEnded) this.stdout.end();
-      if (!this.stderr.writableEnded) this.stderr.end();
-    }
-    if (status) this.#exit.resolve(status);
-    else this.#exit.reject(error);
-  }
-
-  async #runScripted(result: SpawnResult): Promise<void> {
-    if (result.error !== undefined && result.errorAt !== "exit") {
-      await this.#sleep(result.delayMs);
-      this.fail(result.error);
-      return;
-    }
-    this.#started.resolve();
-    const killedBy = await this.#sleep(result.delayMs);
-    if (this.#settled) return;
-    if (killedBy) {
-      this.#settle({ exitCode: null, signal: killedBy });
-      return;
-    }
-    // A real host's /bin/sh prints a prepared command's start token before anything else; so does the fake, so that
-    // an Executor over it sees the command start (scripted output stands for what the command itself printed).
-    const start = startTokenOf(this.#request.command);
-    if (start !== undefined) this.stderr.write(start);
-    if (result.stdout !== undefined) this.stdout.write(result.stdout);
-    if (result.stderr !== undefined) this.stderr.write(result.stderr);
-    if (result.error !== undefined) {
-      this.#settle(undefined, result.error);
-      return;
-    }
-    await this.#drained();
-    const signal = result.signal ?? null;
-    this.#settle({ exitCode: signal ? null : (result.exitCode ?? 0), signal });
-  }
-
-  /** Sleeps `ms`; resolves early with the signal when the process is killed meanwhile. */
-  #sleep(ms: number | undefined): Promise<string | undefined> {
-    if (!ms) return Promise.resolve(undefined);
-    return new Promise((resolve) => {
-      const timer = setTimeout(() => {
-        this.#interrupt = undefined;
-        resolve(undefined);
-      }, ms);
-      this.#interrupt = (signal) => {
-        clearTimeout(timer);
-        this.#interrupt = undefined;
-        resolve(signal);
-      };
-      void this.exit.then(
-        () => clearTimeout(timer),
-        () => clearTimeout(timer),
-      );
-    });
-  }
-
-  #runHandler(handler: SpawnHandler): void {
-    this.#started.resolve();
-    this.#handlerRunning = true;
-    const io: FakeProcessIo = {
-      request: this.#request,
-      connection: this.#connection,
-      stdin: this.stdin,
-      stdout: this.stdout,
-      stderr: this.stderr,
-      onKill: (listener) => this.#killListeners.push(listener),
-    };
-    let outcome: Promise<ExitStatus>;
-    try {
-      outcome = Promise.resolve(handler.run(io));
-    } catch (error) {
-      outcome = Promise.reject(error);
-    }
-    const finish = () => {
-      this.#handlerRunning = false;
-      if (!this.stdout.writableEnded) this.stdout.end();
-      if (!this.stderr.writableEnded) this.stderr.end();
-    };
-    outcome.then(
-      async (status) => {
-        finish();
-        await this.#drained();
-        this.#settle(status);
-      },
-      (error: unknown) => {
-        finish();
-        this.#settle(undefined, error);
-      },
-    );
-  }
-
-  /** Output has been handed to the caller's side of the streams (as a channel closes only once its data is out). */
-  async #drained(): Promise<void> {
-    const finished = (stream: PassThrough) =>
-      new Promise<void>((resolve) => {
-        if (stream.writableFinished || stream.destroyed) resolve();
-        else {
-          if (!stream.writableEnded) stream.end();
-          stream.once("finish", resolve);
-          stream.once("close", resolve);
-        }
-      });
-    await Promise.race([
-      Promise.all([finished(this.stdout), finished(this.stderr)]),
-      this.exit.then(
-        () => {},
-        () => {},
-      ),
-    ]);
-  }
-}
-
-/**
- * The start token a command prepared by core prints first (`[tunnel-start-<nonce>]`), if `command` is one. The
- * login-shell line carries the script octal-encoded for printf, so the escapes are read back before looking.
- */
-function startTokenOf(command: string): string | undefined {
-  const decoded = command.replace(/\\([0-7]{3})/g, (_match, octal: string) => String.fromCharCode(Number.parseInt(octal, 8)));
-  return /\[tunnel-start-[A-Za-z0-9]+\]/.exec(decoded)?.[0];
 }

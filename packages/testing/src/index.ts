@@ -6,13 +6,16 @@ export { BUSYBOX_PATH, LOGIN_SHELLS, ensureShellAccounts, missingShellPrograms, 
 export type { LoginShell, ShellUser } from "./shell-users.js";
 export { createCertificateAuthority, startSshAgent } from "./certificate-authority.js";
 export type { CertificateAuthority, CertificateKey, SignOptions, SshAgent } from "./certificate-authority.js";
-export { FakeConnection, FakeScriptError, FakeTransport, localFileCopy } from "./fake-transport.js";
+export { FakeScriptError, FakeTransport } from "./fake-transport.js";
+export { FakeConnection } from "./fake-connection.js";
+export { localFileCopy } from "./local-file-copy.js";
 export type {
   ConnectOutcome,
   FakeCall,
   FakeOutcome,
   FakeProcessIo,
   FakeTransportOptions,
+  HeldConnect,
   Scripted,
   SpawnHandler,
   SpawnReply,
@@ -25,10 +28,12 @@ export { RecordedSpan, RecordingTracer } from "./recording-tracer.js";
 export type { RecordedEvent } from "./recording-tracer.js";
 export { describeTransportConformance } from "./transport-conformance.js";
 export { describeAuthenticationConformance } from "./authentication-conformance.js";
-export type { ConformanceAssertion, ConformanceContext, TestRunner } from "./transport-conformance.js";
+export type { ConformanceAssertion, ConformanceContext, ConformanceGroups, TestRunner } from "./transport-conformance.js";
 export { startFaultProxy } from "./fault-proxy.js";
 export type { FaultProxy, FaultProxyOptions } from "./fault-proxy.js";
 export * as traceScenarios from "./trace-scenarios.js";
 export type { Scenario as TraceScenario } from "./trace-scenarios.js";
 export { redisServerSupport, startRedisServer } from "./redis-server.js";
 export type { RedisServer, RedisServerSupport } from "./redis-server.js";
+export { CountingTransport, checkPoolConcurrencyReport, runPoolConcurrencyCase } from "./pool-concurrency-case.js";
+export type { PoolConcurrencyCaseOptions, PoolConcurrencyReport } from "./pool-concurrency-case.js";

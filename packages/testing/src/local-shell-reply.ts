@@ -12,7 +12,8 @@ import { spawn } from "node:child_process";
 import { constants } from "node:os";
 import type { Readable } from "node:stream";
 import { ConnectError, type ExitStatus, type PtyOptions, type SpawnRequest } from "@tunnel-sh/core";
-import type { FakeConnection, FakeProcessIo, SpawnHandler, SpawnReplyFunction } from "./fake-transport.js";
+import type { FakeConnection } from "./fake-connection.js";
+import type { FakeProcessIo, SpawnHandler, SpawnReplyFunction } from "./fake-transport.js";
 import { childEnvironment } from "./child-environment.js";
 
 // Arguments: command, pty ("1" or ""), TERM, rows, cols. Reports on fd 3: "pid N", then "exit N" or "signal N".

@@ -17,12 +17,33 @@
  * The target must be a user with a POSIX shell on a server running on this machine: some cases look for the
  * remote processes in this machine's /proc (to prove that a killed process is gone) and kill the server-side
  * process that serves a connection (to drop it).
+ *
+ * The cases come in groups. Spawning, exit statuses, streams, channels, aborts, drops, close and ping are every
+ * transport's; `pty`, `signals` and `transfer` follow the optional abilities of `ConnectionCapabilities`, and the
+ * caller says which ones the transport offers (the fourth argument; each defaults to `true`). A group that is on
+ * first checks that connections declare its capability; a group that is off is replaced by one case checking that
+ * they do not, so the flags and the declared capabilities cannot drift apart.
+ * @example describeTransportConformance("busybox-only server", setup, runner, { pty: false });
  */
 import { createHash, randomBytes } from "node:crypto";
 import { PassThrough } from "node:stream";
-import { setTimeout as sleep } from "node:timers/promises";
-import { TunnelError, runProcess, type Connection, type RemoteProcess, type Target, type Transport } from "@tunnel-sh/core";
-import { ancestorsOf, isAlive, startTimeOf } from "./process-table.js";
+import { TunnelError, rejectUnknownOptions, runProcess, type Connection, type Target, type Transport } from "@tunnel-sh/core";
+import {
+  MiB,
+  collect,
+  eventually,
+  firstLine,
+  killLeftovers,
+  lines,
+  localProcess,
+  outcome,
+  serverSideProcess,
+  type LocalProcess,
+  type SuiteConnections,
+} from "./conformance-helpers.js";
+import { describePingCases } from "./conformance-ping-cases.js";
+import { describeTransferCases } from "./conformance-transfer-cases.js";
+import { isAlive } from "./process-table.js";
 
 export interface ConformanceContext {
   readonly transport: Transport;
@@ -59,131 +80,35 @@ export interface TestRunner {
   readonly afterAll: (body: Body, timeout?: number) => unknown;
 }
 
-const MiB = 1024 * 1024;
-
-interface Collected {
-  readonly stdout: Buffer;
-  readonly stderr: Buffer;
-  readonly status: { exitCode: number | null; signal: string | null };
-}
-
-/** Read a raw process to the end: bytes, not text. */
-async function collect(remote: RemoteProcess): Promise<Collected> {
-  const stdout: Buffer[] = [];
-  const stderr: Buffer[] = [];
-  remote.stdout.on("data", (chunk: Buffer) => stdout.push(chunk));
-  remote.stderr.on("data", (chunk: Buffer) => stderr.push(chunk));
-  const status = await remote.exit;
-  return { stdout: Buffer.concat(stdout), stderr: Buffer.concat(stderr), status };
-}
-
-/** Resolve with the first line `remote` prints, or reject after `ms`. */
-function firstLine(remote: RemoteProcess, ms: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let text = "";
-    const timer = setTimeout(() => reject(new Error(`no line printed within ${ms} ms`)), ms);
-    remote.stdout.on("data", (chunk: Buffer) => {
-      text += chunk.toString("utf8");
-      const newline = text.indexOf("\n");
-      if (newline !== -1) {
-        clearTimeout(timer);
-        resolve(text.slice(0, newline).trim());
-      }
-    });
-  });
-}
-
-/** An output listener that calls `onLine` with each complete line (trimmed). */
-function lines(onLine: (line: string) => void): (text: string) => void {
-  let pending = "";
-  return (text) => {
-    pending += text;
-    let newline = pending.indexOf("\n");
-    while (newline !== -1) {
-      onLine(pending.slice(0, newline).trim());
-      pending = pending.slice(newline + 1);
-      newline = pending.indexOf("\n");
-    }
-  };
-}
-
-/** Wait until `predicate` holds, polling; false when `ms` ran out. */
-async function eventually(predicate: () => boolean, ms: number): Promise<boolean> {
-  const deadline = Date.now() + ms;
-  while (!predicate()) {
-    if (Date.now() > deadline) return false;
-    await sleep(25);
-  }
-  return true;
-}
-
 /**
- * The server-side process that serves the connection a remote shell runs on: with OpenSSH's sshd, the first
- * ancestor that is sshd's per-connection user child (`sshd: user@notty`) — a transport may wrap the command, so it
- * is not always the shell's parent; with other servers, the shell's parent. Undefined when that process is this test
- * process or one of its ancestors (a server running inside the test process), which must never be killed.
+ * Which capability-dependent groups of cases run; each is on unless set to `false`. Each name is the
+ * `ConnectionCapabilities` member the group needs, which the transport's connections must declare to match.
  */
-function serverSideProcess(shell: number, parent: number): number | undefined {
-  const sshdChild = ancestorsOf(shell).find((entry) => /^sshd(-session)?: [^\s[]+@/.test(entry.args));
-  const chosen = sshdChild?.pid ?? parent;
-  const ours = new Set([process.pid, ...ancestorsOf(process.pid).map((entry) => entry.pid)]);
-  return ours.has(chosen) ? undefined : chosen;
+export interface ConformanceGroups {
+  /** Pseudo-terminals on request (`capabilities.pty`). */
+  readonly pty?: boolean;
+  /** `kill(signal)` delivers the named signal to the remote process group (`capabilities.signals`). */
+  readonly signals?: boolean;
+  /** `upload`/`download`, and core's transfers on top of them (`capabilities.transfer`). */
+  readonly transfer?: boolean;
 }
 
-/** A process on this machine (the server is local), named so that a reused pid is never mistaken for it. */
-interface LocalProcess {
-  readonly pid: number;
-  readonly startTime: number | undefined;
-}
-
-function localProcess(pid: number | undefined): LocalProcess | undefined {
-  return pid ? { pid, startTime: startTimeOf(pid) } : undefined;
-}
-
-/** SIGKILL leftovers of a case (and the process group each leads), if they are still the same processes. */
-function killLeftovers(...processes: Array<LocalProcess | undefined>): void {
-  for (const leftover of processes) {
-    if (!leftover || leftover.startTime === undefined || !isAlive(leftover.pid, leftover.startTime)) continue;
-    for (const which of [-leftover.pid, leftover.pid]) {
-      try {
-        process.kill(which, "SIGKILL");
-      } catch {
-        // gone, or not a group leader
-      }
-    }
-  }
-}
-
-/**
- * Settles with the rejection (or `undefined` on success) and the time it took. A promise still pending after
- * `limitMs` counts as a failure with an error that says so, so that a hang fails the case with a clear message.
- */
-async function outcome(promise: Promise<unknown>, limitMs = 20_000): Promise<{ error: unknown; ms: number }> {
-  const started = Date.now();
-  let timer: NodeJS.Timeout | undefined;
-  const limit = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`still pending after ${limitMs} ms`)), limitMs);
-  });
-  try {
-    await Promise.race([promise, limit]);
-    return { error: undefined, ms: Date.now() - started };
-  } catch (error) {
-    return { error, ms: Date.now() - started };
-  } finally {
-    clearTimeout(timer);
-  }
-}
+const GROUPS = Object.keys({ pty: true, signals: true, transfer: true } satisfies Record<keyof ConformanceGroups, true>);
 
 /**
  * Register the conformance suite for one transport. `setup` runs once (in `beforeAll`); every connection the suite
- * opens is closed in `afterAll`, then `teardown` runs.
+ * opens is closed in `afterAll`, then `teardown` runs. `groups` turns capability-dependent groups off; an unknown
+ * key is a `ConfigError` naming it.
  */
 export function describeTransportConformance(
   name: string,
   setup: () => Promise<ConformanceContext>,
   runner: TestRunner,
+  groups: ConformanceGroups = {},
 ): void {
+  rejectUnknownOptions(groups, GROUPS, "describeTransportConformance groups");
   const { describe, it, expect, beforeAll, afterAll } = runner;
+  const on = { pty: groups.pty !== false, signals: groups.signals !== false, transfer: groups.transfer !== false };
 
   describe(`transport conformance: ${name}`, () => {
     let context: ConformanceContext | undefined;
@@ -208,6 +133,16 @@ export function describeTransportConformance(
       expect(result).toMatchObject({ exitCode: 0, stdout: "still-usable\n" });
     };
 
+    const suite: SuiteConnections = {
+      context: () => {
+        if (!context) throw new Error("the conformance setup failed");
+        return context;
+      },
+      fresh,
+      usable,
+      expectStillUsable,
+    };
+
     beforeAll(async () => {
       context = await setup();
     }, 120_000);
@@ -225,6 +160,7 @@ export function describeTransportConformance(
       expect(connection.maxChannels).toBeGreaterThanOrEqual(1);
       expect(typeof connection.capabilities.pty).toBe("boolean");
       expect(typeof connection.capabilities.signals).toBe("boolean");
+      expect(typeof connection.capabilities.transfer).toBe("boolean");
     });
 
     it("runs echo and collects its output", async () => {
@@ -309,15 +245,21 @@ export function describeTransportConformance(
       expect(result).toMatchObject({ exitCode: 0, stdout: `${digest}\n` });
     }, 60_000);
 
-    it("allocates a pty on request: tty succeeds and lines end in \\r\\n", async () => {
-      const connection = await usable();
-      expect(connection.capabilities.pty).toBe(true);
-      const withPty = await runProcess(connection, { command: "tty && echo one && echo two", pty: true });
-      expect(withPty.exitCode).toBe(0);
-      expect(withPty.stdout).toMatch(/\/dev\/\S+\r\none\r\ntwo\r\n$/);
-      const without = await runProcess(connection, { command: "tty" });
-      expect(without.exitCode).not.toBe(0);
-    });
+    if (on.pty) {
+      it("allocates a pty on request: tty succeeds and lines end in \\r\\n", async () => {
+        const connection = await usable();
+        expect(connection.capabilities.pty).toBe(true);
+        const withPty = await runProcess(connection, { command: "tty && echo one && echo two", pty: true });
+        expect(withPty.exitCode).toBe(0);
+        expect(withPty.stdout).toMatch(/\/dev\/\S+\r\none\r\ntwo\r\n$/);
+        const without = await runProcess(connection, { command: "tty" });
+        expect(without.exitCode).not.toBe(0);
+      });
+    } else {
+      it("declares no pty (the pty group is off)", async () => {
+        expect((await usable()).capabilities.pty).toBe(false);
+      });
+    }
 
     it("runs maxChannels commands on one connection at the same time", async () => {
       const connection = await fresh();
@@ -452,5 +394,46 @@ export function describeTransportConformance(
         killLeftovers(shell);
       }
     });
+
+    if (on.signals) {
+      it("delivers the signal kill() names: a trap for SIGINT runs and sets the exit code", async () => {
+        const connection = await usable();
+        expect(connection.capabilities.signals).toBe(true);
+        const remote = connection.spawn({ command: "trap 'echo got-INT; exit 7' INT; echo $$; while :; do sleep 1; done" });
+        remote.stdin.end();
+        remote.stderr.resume();
+        const output: Buffer[] = [];
+        remote.stdout.on("data", (chunk: Buffer) => output.push(chunk));
+        const shell = localProcess(Number(await firstLine(remote, 10_000)));
+        try {
+          await remote.kill("SIGINT");
+          const { error } = await outcome(remote.exit);
+          expect(error).toBeUndefined();
+          expect(await remote.exit).toEqual({ exitCode: 7, signal: null });
+          expect(Buffer.concat(output).toString("utf8")).toContain("got-INT\n");
+        } finally {
+          killLeftovers(shell);
+        }
+        await expectStillUsable(connection);
+      }, 30_000);
+    } else {
+      it("declares no signals (the signals group is off)", async () => {
+        expect((await usable()).capabilities.signals).toBe(false);
+      });
+    }
+
+    if (on.transfer) describeTransferCases(suite, runner);
+    else {
+      it("declares no transfers (the transfer group is off), and upload and download reject with a TunnelError", async () => {
+        const connection = await usable();
+        expect(connection.capabilities.transfer).toBe(false);
+        const upload = await outcome(connection.upload({ localPath: "/dev/null", remotePath: "/tmp/tunnel-never" }));
+        const download = await outcome(connection.download({ remotePath: "/dev/null", localPath: "/tmp/tunnel-never" }));
+        expect(TunnelError.is(upload.error), `upload: ${String(upload.error)}`).toBe(true);
+        expect(TunnelError.is(download.error), `download: ${String(download.error)}`).toBe(true);
+      });
+    }
+
+    describePingCases(suite, runner);
   });
 }

@@ -1,4 +1,4 @@
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { chmod, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -277,5 +277,101 @@ describe("FakeConnection lifecycle", () => {
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe("FakeTransport for pool tests", () => {
+  it("holds a connect until the test settles it, and an abort rejects a held connect", async () => {
+    const transport = new FakeTransport({ connect: [{ hold: true }, { hold: true }, { hold: true }] });
+    const first = transport.connect(target);
+    const second = transport.connect(target);
+    const controller = new AbortController();
+    const third = transport.connect(target, { signal: controller.signal });
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(transport.held.map((held) => held.target)).toEqual([target, target, target]);
+    expect(transport.connecting).toBe(3);
+    transport.held[0]?.resolve({ maxChannels: 2 });
+    expect((await first).maxChannels).toBe(2);
+    const refused = new ConnectError("refused");
+    transport.held[1]?.reject(refused);
+    await expect(second).rejects.toBe(refused);
+    controller.abort();
+    await expect(third).rejects.toMatchObject({ code: "ABORTED", phase: "connect" });
+    expect(transport.connecting).toBe(0);
+    expect(transport.callsOf("connect")[2]?.abortSignal).toBe(controller.signal);
+  });
+
+  it("counts the most connections open or connecting at once, and lists the open ones", async () => {
+    const transport = new FakeTransport();
+    const [one, two] = await Promise.all([transport.connect(target), transport.connect(target)]);
+    await one.close();
+    await transport.connect(target);
+    expect(transport.peak).toBe(2);
+    expect(transport.openConnections()).toEqual([two, transport.connections[2]]);
+  });
+
+  it("refuses channels past maxSessions even below maxChannels, and tracks the peak of open channels", async () => {
+    const transport = new FakeTransport({ maxChannels: 10, maxSessions: 2, spawn: { delayMs: 20 } });
+    const connection = await connectFake(transport);
+    const processes = [connection.spawn({ command: "a" }), connection.spawn({ command: "b" }), connection.spawn({ command: "c" })];
+    for (const remote of processes) remote.stdin.end();
+    await expect(processes[2]?.started).rejects.toMatchObject({ code: "CHANNEL", refused: true });
+    await Promise.all(processes.slice(0, 2).map((remote) => remote.exit));
+    expect(connection.peakChannels).toBe(2);
+    expect(connection.maxChannels).toBe(10);
+    expect(() => new FakeTransport({ maxSessions: 0 })).toThrow(/maxSessions/);
+  });
+
+  it("counts onClose listeners, and closeWithoutNotice() turns closed true without telling them", async () => {
+    const connection = await connectFake(new FakeTransport());
+    const heard: unknown[] = [];
+    const stop = connection.onClose((error) => heard.push(error));
+    connection.onClose((error) => heard.push(error));
+    expect(connection.listenerCount).toBe(2);
+    stop();
+    expect(connection.listenerCount).toBe(1);
+    connection.closeWithoutNotice();
+    expect(connection.closed).toBe(true);
+    expect(heard).toEqual([]);
+  });
+
+  it("records the connect span it was given", async () => {
+    const transport = new FakeTransport();
+    const span = { setAttributes() {}, addEvent() {}, recordError() {}, end() {} };
+    await transport.connect(target, { span });
+    expect(transport.callsOf("connect")[0]?.span).toBe(span);
+  });
+});
+
+describe("localFileCopy", () => {
+  it("applies the mode to a new file only, truncates an existing one, and reports progress up to the size", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "tunnel-fake-"));
+    try {
+      const connection = await connectFake(new FakeTransport({ upload: localFileCopy, download: localFileCopy }));
+      const payload = Buffer.alloc(300_000, 7);
+      await writeFile(join(dir, "source"), payload);
+      const reports: number[] = [];
+      await connection.upload({ localPath: join(dir, "source"), remotePath: join(dir, "new"), mode: 0o600, onProgress: (progress) => reports.push(progress.bytes) });
+      expect((await stat(join(dir, "new"))).mode & 0o777).toBe(0o600);
+      expect(reports.length).toBeGreaterThan(1);
+      expect(reports.at(-1)).toBe(payload.length);
+      expect([...reports].sort((a, b) => a - b)).toEqual(reports);
+
+      await writeFile(join(dir, "existing"), Buffer.alloc(500_000, 1), { mode: 0o640 });
+      await chmod(join(dir, "existing"), 0o640);
+      await connection.upload({ localPath: join(dir, "source"), remotePath: join(dir, "existing"), mode: 0o600 });
+      expect((await stat(join(dir, "existing"))).mode & 0o777).toBe(0o640);
+      expect((await readFile(join(dir, "existing"))).equals(payload)).toBe(true);
+
+      await expect(connection.download({ remotePath: join(dir, "missing"), localPath: join(dir, "copy") })).rejects.toMatchObject({ code: "TRANSFER" });
+      await expect(connection.upload({ localPath: join(dir, "source"), remotePath: join(dir, "copy"), signal: AbortSignal.abort() })).rejects.toMatchObject({ code: "ABORTED" });
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("is refused, without asking the script, by a connection that declares no transfers", async () => {
+    const connection = await connectFake(new FakeTransport({ upload: localFileCopy, capabilities: { transfer: false } }));
+    await expect(connection.upload({ localPath: "/dev/null", remotePath: "/tmp/never" })).rejects.toMatchObject({ code: "TRANSFER" });
   });
 });

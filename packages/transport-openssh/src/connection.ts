@@ -4,6 +4,7 @@
  */
 import { PassThrough } from "node:stream";
 import {
+  AbortError,
   ConnectError,
   loginShellCommand,
   type Connection,
@@ -101,8 +102,12 @@ export class OpenSshConnection implements Connection {
   }
 
   async ping(options: { readonly signal?: AbortSignal } = {}): Promise<void> {
+    const aborted = () => new AbortError("the ping was aborted", { phase: "connect", target: this.target });
+    if (options.signal?.aborted) throw aborted();
     if (this.isClosed) throw this.closeError ?? closedError(this.target);
     if (await this.master.check(options.signal)) return;
+    // The abort killed the check, not the master: the connection is not lost.
+    if (options.signal?.aborted) throw aborted();
     const lost = await this.masterLost();
     const error = lost ?? new ConnectError(`the ControlMaster for ${this.target.host} does not answer`, { lost: true, target: this.target });
     this.markLost(error);

@@ -1,22 +1,23 @@
 /**
- * The pool's end-to-end case, for any Transport: many concurrent short commands through pool leases.
+ * A pool's end-to-end case, for any `Pool` over any `Transport`: many concurrent short commands through pool leases,
+ * then a report of what went wrong (failures, connections over the limit, channels still busy, connections or
+ * handles left after `close()`).
  *
- * It runs here against the in-memory fake (pool-integration-cases.test.ts) and is meant to run against a real
- * OpenSSH sshd over both transports from the cross-package integration suite, which may import transports:
+ * `@tunnel-sh/pool` runs it against the `FakeTransport` (whose `maxSessions` refuses channels like sshd), and the
+ * cross-package integration suite against a real sshd over both transports:
  *
  * @example
  * const sshd = await startSshd({ maxSessions: 3 });
  * const report = await runPoolConcurrencyCase({
  *   transport: new Ssh2Transport({ knownHostsFile: sshd.knownHostsPath, ... }),
+ *   createPool: (transport) => new ConnectionPool(transport, { maxConnectionsPerKey: 4, acquireTimeoutMs: 120_000 }),
+ *   maxConnections: 4,
  *   target: { host: sshd.host, port: sshd.port, user: sshd.users.plain.name },
- *   config: { maxChannelsPerConnection: 10, maxConnectionsPerKey: 4 },
  * });
  * expect(checkPoolConcurrencyReport(report)).toEqual([]);
  */
 import { hasCode } from "@tunnel-sh/core";
-import type { ChannelError, Connection, ConnectOptions, ExitStatus, Lease, Target, Transport } from "@tunnel-sh/core";
-import { ConnectionPool } from "../src/index.js";
-import type { ConnectionPoolStats, PoolConfig } from "../src/index.js";
+import type { ChannelError, Connection, ConnectOptions, ExitStatus, Lease, Pool, PoolStats, Target, Transport } from "@tunnel-sh/core";
 
 /** Wraps a transport and counts its connections that are open (connected and not yet closed), and the peak. */
 export class CountingTransport implements Transport {
@@ -50,11 +51,16 @@ export class CountingTransport implements Transport {
   }
 }
 
-export interface PoolConcurrencyCaseOptions {
+export interface PoolConcurrencyCaseOptions<P extends Pool> {
   readonly transport: Transport;
+  /**
+   * Builds the pool under test over the transport it is given (the case counts that transport's connections). Give
+   * its acquires a generous timeout: on a loaded machine the last of 200 commands may wait longer than 30 s.
+   */
+  readonly createPool: (transport: Transport) => P;
+  /** The pool's limit of connections to the target: the case checks it was never passed. */
+  readonly maxConnections: number;
   readonly target: Target;
-  /** Pool configuration; the case's defaults are 4 connections per key, 10 channels per connection, a 120 s acquire timeout. */
-  readonly config?: Partial<PoolConfig>;
   /** Default 200. */
   readonly commands?: number;
   /** Default `sleep 0.05; echo ok`; it must print `ok`. */
@@ -63,7 +69,7 @@ export interface PoolConcurrencyCaseOptions {
   readonly maxAttempts?: number;
 }
 
-export interface PoolConcurrencyReport {
+export interface PoolConcurrencyReport<S extends PoolStats = PoolStats> {
   readonly commands: number;
   readonly successes: number;
   readonly failures: readonly unknown[];
@@ -74,7 +80,7 @@ export interface PoolConcurrencyReport {
   /** The most connections the transport had open at once. */
   readonly peakConnections: number;
   /** Pool stats once every command finished, before `close()`. */
-  readonly statsAtEnd: ConnectionPoolStats;
+  readonly statsAtEnd: S;
   /** Connections the transport still had open after `close()` resolved. */
   readonly openAfterClose: number;
   /**
@@ -96,16 +102,10 @@ function countHandles(): Map<string, number> {
 }
 
 /** Run the commands through one pool, close it, and report. Never throws for a failed command: it is counted. */
-export async function runPoolConcurrencyCase(options: PoolConcurrencyCaseOptions): Promise<PoolConcurrencyReport> {
+export async function runPoolConcurrencyCase<P extends Pool>(options: PoolConcurrencyCaseOptions<P>): Promise<PoolConcurrencyReport<ReturnType<P["stats"]>>> {
   const handlesBefore = countHandles();
   const counting = new CountingTransport(options.transport);
-  // A generous acquire timeout: on a loaded machine the last of 200 commands may wait longer than the default 30 s.
-  const pool = new ConnectionPool(counting, {
-    maxConnectionsPerKey: 4,
-    maxChannelsPerConnection: 10,
-    acquireTimeoutMs: 120_000,
-    ...options.config,
-  });
+  const pool = options.createPool(counting);
   const commands = options.commands ?? 200;
   const command = options.command ?? "sleep 0.05; echo ok";
   const maxAttempts = options.maxAttempts ?? 20;
@@ -123,12 +123,12 @@ export async function runPoolConcurrencyCase(options: PoolConcurrencyCaseOptions
       return;
     }
   };
-  let statsAtEnd: ConnectionPoolStats;
+  let statsAtEnd: ReturnType<P["stats"]>;
   const failures: unknown[] = [];
   try {
     const results = await Promise.allSettled(Array.from({ length: commands }, runOne));
     for (const result of results) if (result.status === "rejected") failures.push(result.reason);
-    statsAtEnd = pool.stats();
+    statsAtEnd = pool.stats() as ReturnType<P["stats"]>;
   } finally {
     await pool.close();
   }
@@ -143,7 +143,7 @@ export async function runPoolConcurrencyCase(options: PoolConcurrencyCaseOptions
     successes: commands - failures.length,
     failures,
     refusals,
-    maxConnections: pool.config.maxConnectionsPerKey,
+    maxConnections: options.maxConnections,
     peakConnections: counting.peak,
     statsAtEnd,
     openAfterClose: counting.open,
