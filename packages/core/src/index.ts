@@ -18,7 +18,7 @@ export type {
   ResolvedSshTransportOptions,
   SshTransportOptions,
 } from "./transport-options.js";
-export type { Attributes, AttributeValue, Span, Tracer } from "./tracer.js";
+export type { Attributes, AttributeValue, Span, SpanOptions, Tracer } from "./tracer.js";
 export { NoopTracer } from "./tracer.js";
 export { quote, quoteArgs } from "./quote.js";
 export { OutputCollector } from "./output.js";
@@ -77,7 +77,9 @@ export {
   validateExecutorConfig,
 } from "./config.js";
 export type { BreakerConfig, ExecutorConfigChanges, ExecutorConfigValues } from "./config.js";
-export { MIN_SECRET_LENGTH, REDACTED, Redactor, redactSpan, spanRedactor, unwrapSpan } from "./redact.js";
+export { MIN_SECRET_LENGTH, REDACTED, Redactor } from "./redact.js";
+export { startSpan } from "./traced-span.js";
+export type { StartSpanOptions } from "./traced-span.js";
 export type { ErrorSummary } from "./redact.js";
 export { Executor, targetKey } from "./executor.js";
 export type { ExecutorOptions, ExecutorStats } from "./executor.js";
