@@ -642,7 +642,7 @@ export class Executor {
 
 /** The server refused to open a channel (its MaxSessions): a budget problem, not a failure of the host. */
 function isRefusal(error: unknown): boolean {
-  return TunnelError.is(error) && error.code === "CHANNEL" && (error as ChannelError).refused;
+  return ChannelError.is(error) && error.refused;
 }
 
 /** Return a lease after a failed attempt: evict on connection errors, lower the budget on a channel refusal. */
