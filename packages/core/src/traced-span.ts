@@ -59,9 +59,10 @@ function redactAttributes(redactors: readonly SpanRedaction[], attributes: Attri
   return out;
 }
 
-/** A span that redacts before forwarding to the tracer's span, and never lets a tracer failure escape. */
+/** A span that redacts before forwarding to the tracer's span, ends it once, and never lets a tracer failure escape. */
 class TracedSpan implements Span {
   readonly [TRACED]: TracedState;
+  #ended = false;
 
   constructor(state: TracedState) {
     this[TRACED] = state;
@@ -97,6 +98,9 @@ class TracedSpan implements Span {
   }
 
   end(): void {
+    // The contract promises a tracer one end() per span, whichever paths of the caller end it.
+    if (this.#ended) return;
+    this.#ended = true;
     try {
       this[TRACED].span.end();
     } catch {
@@ -109,7 +113,7 @@ class TracedSpan implements Span {
  * Start a span on `tracer` the way tunnel's contracts require: attributes redacted with `options.redactor` and
  * every ancestor's redactor, and the tracer's own span of `options.parent` passed as parent (none when the
  * parent came from another tracer). Every later attribute, event and error on the returned span is redacted
- * the same way. Never throws, even when the tracer does.
+ * the same way, and only its first `end()` reaches the tracer. Never throws, even when the tracer does.
  * @example const span = startSpan(tracer, "tunnel.pool.evict", { attributes: { "tunnel.connection.key": key } });
  */
 export function startSpan(tracer: Tracer, name: string, options: StartSpanOptions = {}): Span {

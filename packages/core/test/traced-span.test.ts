@@ -47,6 +47,14 @@ describe("startSpan", () => {
     expect(inner?.span.calls[3]).toEqual(["end"]);
   });
 
+  it("ends the tracer's span once, however often the caller ends it", () => {
+    const tracer = new CallLogTracer();
+    const span = startSpan(tracer, "tunnel.pool.acquire");
+    span.end();
+    span.end();
+    expect(tracer.started[0]?.span.calls).toEqual([["end"]]);
+  });
+
   it("hands the tracer its own span as parent, through several levels", () => {
     const tracer = new CallLogTracer();
     const operation = startSpan(tracer, "tunnel.command", { redactor: new Redactor() });
