@@ -1,14 +1,28 @@
-import { readdirSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { ViteUserConfig } from "vitest/config";
 
 const packagesDir = resolve(import.meta.dirname, "packages");
 
-/** Tests import sibling packages from their sources, so a test run never needs a prior build. */
-function sourceAliases(): Record<string, string> {
-  const aliases: Record<string, string> = {};
+type Alias = { readonly find: RegExp; readonly replacement: string };
+
+/**
+ * Tests import sibling packages from their sources, so a test run never needs a prior build: every entry point of
+ * a package's `exports` map (`@tunnel-sh/core`, `@tunnel-sh/core/internal`) maps to its `@tunnel-sh/source` file.
+ */
+function sourceAliases(): Alias[] {
+  const aliases: Alias[] = [];
   for (const folder of readdirSync(packagesDir)) {
-    aliases[`@tunnel-sh/${folder}`] = join(packagesDir, folder, "src", "index.ts");
+    const manifestPath = join(packagesDir, folder, "package.json");
+    const manifest = existsSync(manifestPath) ? (JSON.parse(readFileSync(manifestPath, "utf8")) as { exports?: Record<string, unknown> }) : {};
+    const entries = Object.entries(manifest.exports ?? {}).filter(([subpath]) => subpath !== "./package.json");
+    if (entries.length === 0) entries.push([".", { "@tunnel-sh/source": "./src/index.ts" }]);
+    for (const [subpath, conditions] of entries) {
+      const source = (conditions as Record<string, unknown> | null)?.["@tunnel-sh/source"];
+      if (typeof source !== "string") continue;
+      const specifier = `@tunnel-sh/${folder}${subpath === "." ? "" : subpath.slice(1)}`;
+      aliases.push({ find: new RegExp(`^${specifier.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&")}$`), replacement: join(packagesDir, folder, source) });
+    }
   }
   return aliases;
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // The package graph of DESIGN.md, checked on every import in every package's src/ and test/:
 // - @tunnel-sh/core imports only its own files and Node built-ins;
-// - no file imports another package's src/ (only its public entry point, `@tunnel-sh/<name>`);
+// - no file imports another package's src/ (only the entry points of its exports map: `@tunnel-sh/<name>`, and
+//   `@tunnel-sh/core/internal` for tunnel's own packages);
 // - adapters (pool, transports, tracers) import @tunnel-sh/core and never each other;
 // - every @tunnel-sh/* or third-party import of src/ is declared in that package's package.json.
 // Usage: node scripts/check-layering.mjs [workspace root]. Exits 1 and lists every violation.
@@ -47,6 +48,14 @@ function walk(dir, out = []) {
     else if (/\.(c|m)?[jt]sx?$/.test(entry) && !entry.endsWith(".d.ts")) out.push(path);
   }
   return out;
+}
+
+/** The specifiers a workspace package's `exports` map offers (`@tunnel-sh/core`, `@tunnel-sh/core/internal`). */
+function entryPoints(folder) {
+  const manifestPath = join(packagesDir, folder, "package.json");
+  const manifest = existsSync(manifestPath) ? JSON.parse(readFileSync(manifestPath, "utf8")) : {};
+  const subpaths = Object.keys(manifest.exports ?? { ".": true }).filter((subpath) => subpath !== "./package.json");
+  return new Set(subpaths.map((subpath) => `@tunnel-sh/${folder}${subpath === "." ? "" : subpath.slice(1)}`));
 }
 
 function packageName(specifier) {
@@ -97,7 +106,10 @@ for (const folder of folders) {
       const name = packageName(specifier);
       if (name.startsWith("@tunnel-sh/")) {
         const other = name.slice("@tunnel-sh/".length);
-        if (specifier !== name) violations.push(`${where}: imports "${specifier}"; use the public entry point "${name}"`);
+        if (specifier !== name && !entryPoints(other).has(specifier)) {
+          const others = [...entryPoints(other)].filter((entry) => entry !== name);
+          violations.push(`${where}: imports "${specifier}"; use the public entry point "${name}"${others.length > 0 ? ` (or ${others.join(", ")})` : ""}`);
+        }
         if (other === folder) continue;
         const may = isTest ? [...allowed, ...TEST_EXTRA] : allowed;
         if (!may.includes(other)) violations.push(`${where}: @tunnel-sh/${folder} must not import ${name}`);

@@ -11,15 +11,15 @@
 import { readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Redactor, redactSpan, spanRedactor, unwrapSpan } from "@tunnel-sh/core";
-import type { Attributes, Span, Tracer } from "@tunnel-sh/core";
+import { Redactor } from "@tunnel-sh/core";
+import type { Attributes, Span, SpanOptions, Tracer } from "@tunnel-sh/core";
 import { RecordingTracer, startSshd } from "@tunnel-sh/testing";
 import type { Sshd } from "@tunnel-sh/testing";
 import { ConsoleTracer } from "@tunnel-sh/tracer-console";
 import { makeStack, TRANSPORTS, testExecutorConfig } from "./support/transports.js";
 import type { Stack } from "./support/transports.js";
 
-/** Forwards every span to several tracers, keeping each tracer's parent and the redactor the executor wrapped it in. */
+/** Forwards every span to several tracers, keeping each tracer's parent. */
 class TeeSpan implements Span {
   constructor(readonly spans: readonly Span[]) {}
   setAttributes(attributes: Attributes): void {
@@ -38,14 +38,13 @@ class TeeSpan implements Span {
 
 class TeeTracer implements Tracer {
   constructor(readonly tracers: readonly Tracer[]) {}
-  startSpan(name: string, attributes?: Attributes, parent?: Span): Span {
-    const redactor = spanRedactor(parent);
-    const inner = parent === undefined ? undefined : unwrapSpan(parent);
+  startSpan(name: string, options?: SpanOptions): Span {
+    const parent = options?.parent;
+    const attributes = options?.attributes;
     return new TeeSpan(
       this.tracers.map((tracer, index) => {
-        let own = inner instanceof TeeSpan ? inner.spans[index] : undefined;
-        if (own && redactor) own = redactSpan(own, redactor);
-        return tracer.startSpan(name, attributes, own);
+        const own = parent instanceof TeeSpan ? parent.spans[index] : undefined;
+        return tracer.startSpan(name, { ...(attributes !== undefined ? { attributes } : {}), ...(own !== undefined ? { parent: own } : {}) });
       }),
     );
   }

@@ -1,21 +1,19 @@
 /**
  * A tracer that sends every span to several tracers (an application would pick one; a test watches several at
- * once), keeping the executor's redaction wrapper on the parents each tracer gets.
+ * once). Each tracer gets, as parent, the span it made itself under the tee's parent.
  */
-import { redactSpan, spanRedactor, unwrapSpan } from "@tunnel-sh/core";
-import type { Attributes, Span, Tracer } from "@tunnel-sh/core";
+import type { Attributes, Span, SpanOptions, Tracer } from "@tunnel-sh/core";
 
 export class TeeTracer implements Tracer {
   constructor(private readonly tracers: readonly Tracer[]) {}
 
-  startSpan(name: string, attributes?: Attributes, parent?: Span): Span {
-    // The executor hands out its spans wrapped for redaction: find the tee behind the wrapper, and keep the wrapper's
-    // redactor on the parent each tracer gets.
-    const parents = (unwrapSpan(parent) as TeeSpan | undefined)?.spans;
-    const redactor = spanRedactor(parent);
+  startSpan(name: string, options?: SpanOptions): Span {
+    const parent = options?.parent;
+    const parents = parent instanceof TeeSpan ? parent.spans : undefined;
+    const attributes = options?.attributes;
     const spans = this.tracers.map((tracer, index) => {
       const own = parents?.[index];
-      return tracer.startSpan(name, attributes, own && redactor ? redactSpan(own, redactor) : own);
+      return tracer.startSpan(name, { ...(attributes !== undefined ? { attributes } : {}), ...(own !== undefined ? { parent: own } : {}) });
     });
     return new TeeSpan(spans);
   }

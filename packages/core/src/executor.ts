@@ -30,7 +30,8 @@ import type { Lease, Pool } from "./pool.js";
 import { detectPreparationFailure, prepareCommand, prepareScriptCommand } from "./prepare.js";
 import type { PreparedCommand } from "./prepare.js";
 import { quote } from "./quote.js";
-import { Redactor, redactSpan } from "./redact.js";
+import { Redactor } from "./redact.js";
+import { startSpan } from "./traced-span.js";
 import { RetryStats, executeWithRetry, retryAttempts } from "./retry.js";
 import type { RetryStatsSnapshot } from "./retry.js";
 import { runProcess } from "./run.js";
@@ -320,19 +321,16 @@ export class Executor {
     const key = targetKey(target);
     const password = typeof options.sudo === "object" ? options.sudo.password : undefined;
     const redactor = this.#redactor.child(password !== undefined ? [password] : []);
-    const span = redactSpan(
-      this.#tracer.startSpan(
-        name,
-        redactor.redactAttributes({
-          "server.address": target.host,
-          "server.port": target.port,
-          "tunnel.user": target.user,
-          "tunnel.connection.key": key,
-          ...attributes,
-        }),
-      ),
+    const span = startSpan(this.#tracer, name, {
+      attributes: {
+        "server.address": target.host,
+        "server.port": target.port,
+        "tunnel.user": target.user,
+        "tunnel.connection.key": key,
+        ...attributes,
+      },
       redactor,
-    );
+    });
     const startedAt = performance.now();
     const stop = new AbortController();
     // Every remote process, lease wait and transfer of the operation listens on this signal; a tree transfer has many.
@@ -631,7 +629,7 @@ export class Executor {
 
   #onBreakerChange(change: CircuitStateChange): void {
     // Breaker changes are not tied to one operation; record them on a short span of their own.
-    const span = this.#tracer.startSpan("tunnel.breaker", { "tunnel.connection.key": change.key });
+    const span = startSpan(this.#tracer, "tunnel.breaker", { attributes: { "tunnel.connection.key": change.key }, redactor: this.#redactor });
     span.addEvent("tunnel.breaker.state", {
       "tunnel.breaker.state": change.to,
       "tunnel.breaker.previous_state": change.from,
@@ -644,7 +642,7 @@ export class Executor {
 
 /** The server refused to open a channel (its MaxSessions): a budget problem, not a failure of the host. */
 function isRefusal(error: unknown): boolean {
-  return TunnelError.is(error) && error.code === "CHANNEL" && (error as ChannelError).refused;
+  return ChannelError.is(error) && error.refused;
 }
 
 /** Return a lease after a failed attempt: evict on connection errors, lower the budget on a channel refusal. */

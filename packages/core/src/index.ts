@@ -1,3 +1,9 @@
+/**
+ * `@tunnel-sh/core`: what users and adapter authors need — the executor and fleets, config presets, request and
+ * result types, the error classes, the `Transport` / `Pool` / `Tracer` contracts and the helpers those contracts
+ * name (`startSpan`, `runProcess`, `loginShellCommand`, `inOwnProcessGroup`, `quote`, option checks, the shared SSH
+ * transport options). Pieces tunnel's own packages share beyond that are on `@tunnel-sh/core/internal`.
+ */
 export * from "./errors.js";
 export type * from "./types.js";
 export type * from "./transport.js";
@@ -18,57 +24,21 @@ export type {
   ResolvedSshTransportOptions,
   SshTransportOptions,
 } from "./transport-options.js";
-export type { Attributes, AttributeValue, Span, Tracer } from "./tracer.js";
+export type { Attributes, AttributeValue, Span, SpanOptions, Tracer } from "./tracer.js";
 export { NoopTracer } from "./tracer.js";
+export { startSpan } from "./traced-span.js";
+export type { StartSpanOptions } from "./traced-span.js";
 export { quote, quoteArgs } from "./quote.js";
-export { OutputCollector } from "./output.js";
-export { DEFAULT_MAX_OUTPUT_BYTES, runProcess, TokenFilter } from "./run.js";
+export { runProcess } from "./run.js";
 export type { RunRequest, RunResult, SudoExchange } from "./run.js";
-export {
-  MAX_TIMEOUT_MS,
-  parseMode,
-  validateAccountName,
-  validateCommand,
-  validateEnv,
-  validateInterpreter,
-  validatePath,
-  validateScript,
-  validateSudo,
-  validateTarget,
-  validateTimeout,
-  validateTransfer,
-} from "./validate.js";
-export {
-  PREPARATION_EXIT_CODE,
-  MAX_COMMAND_BYTES,
-  SUDO_GATE_EXIT_CODE,
-  createNonce,
-  detectPreparationFailure,
-  preparationMarker,
-  prepareCommand,
-  prepareScriptCommand,
-  scriptInterpreter,
-  startToken,
-  sudoGateLine,
-  sudoPrompt,
-  sudoReadyToken,
-} from "./prepare.js";
+export { MAX_COMMAND_BYTES } from "./prepare.js";
 export { inOwnProcessGroup } from "./process-group.js";
-export { MAX_LOGIN_LINE_LENGTH, encodeForPrintf, loginShellCommand, loginShellLength } from "./login-shell.js";
-export type { PreparationFailure, PrepareOptions, PreparedCommand, PreparedSudo, PrepareParts } from "./prepare.js";
-export { RetryStats, abortErrorFrom, computeBackoff, executeWithRetry, retryAttempts, sleep } from "./retry.js";
-export type { RetryInfo, RetryOptions, RetryOutcome, RetryStatsSnapshot, RetryStrategy } from "./retry.js";
+export { loginShellCommand } from "./login-shell.js";
+export { retryAttempts } from "./retry.js";
+export type { RetryStatsSnapshot, RetryStrategy } from "./retry.js";
 export { classifyError, isConnectionError } from "./classify.js";
 export type { Classification, ClassifyContext } from "./classify.js";
-export { CircuitBreaker, CircuitBreakerRegistry, breakerOutcome } from "./breaker.js";
-export type {
-  BreakerOutcome,
-  CircuitBreakerOptions,
-  CircuitBreakerSettings,
-  CircuitPermit,
-  CircuitState,
-  CircuitStateChange,
-} from "./breaker.js";
+export type { CircuitState, CircuitStateChange } from "./breaker.js";
 export {
   DefaultExecutorConfig,
   DevelopmentExecutorConfig,
@@ -77,9 +47,9 @@ export {
   validateExecutorConfig,
 } from "./config.js";
 export type { BreakerConfig, ExecutorConfigChanges, ExecutorConfigValues } from "./config.js";
-export { MIN_SECRET_LENGTH, REDACTED, Redactor, redactSpan, spanRedactor, unwrapSpan } from "./redact.js";
+export { MIN_SECRET_LENGTH, REDACTED, Redactor } from "./redact.js";
 export type { ErrorSummary } from "./redact.js";
-export { Executor, targetKey } from "./executor.js";
+export { Executor } from "./executor.js";
 export type { ExecutorOptions, ExecutorStats } from "./executor.js";
 export { Fleet } from "./fleet.js";
 export type {
@@ -97,5 +67,3 @@ export type {
   FleetScript,
   FleetTransfer,
 } from "./fleet-types.js";
-export { CERTIFIED_KEY_TYPES, SshReader, parseSshCertificate, parseSshCertificateBlob, sshCertificateProblem, sshString } from "./ssh-certificate.js";
-export type { SshCertificate } from "./ssh-certificate.js";

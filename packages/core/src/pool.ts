@@ -11,7 +11,14 @@ import type { Target } from "./types.js";
 export interface AcquireOptions {
   /** Stop waiting for a lease; the acquire rejects with `AbortError`. */
   readonly signal?: AbortSignal;
-  /** The operation's span: the pool nests its `tunnel.pool.acquire` and `tunnel.connect` spans under it. */
+  /**
+   * The operation's span, opened by the executor with core's `startSpan`: the pool nests its
+   * `tunnel.pool.acquire` and `tunnel.connect` spans under it. A pool MUST open every span with core's
+   * `startSpan(tracer, name, { attributes, parent })`, passing this span (or its own acquire span) as `parent`,
+   * never by calling `tracer.startSpan` directly: that is what hands the tracer its own parent span and keeps
+   * the operation's secrets (its sudo password) out of the pool's spans. A pool MUST hand its `tunnel.connect`
+   * span to the transport as `ConnectOptions.span`, and MUST NOT end the span it was given.
+   */
   readonly parentSpan?: Span;
 }
 

@@ -7,21 +7,21 @@
  * `redactor.child([sudoPassword])` makes a per-operation redactor that also honours every secret of its
  * parent, including ones added to the parent later; `Redactor.merge(a, b)` honours both.
  *
- * Typical wiring: one long-lived redactor shared by the tracer and the executor; the executor derives a child
- * per operation holding that operation's secrets and hands the tracer spans wrapped by `redactSpan`.
+ * Typical wiring: one long-lived redactor given to the executor (and to the tracer, for what it prints on its
+ * own); the executor derives a child per operation holding that operation's secrets and opens the operation's
+ * span with it through `startSpan` (traced-span.ts), so every span under the operation is redacted too.
  *
  * @example
  * const redactor = new Redactor();
  * redactor.add(process.env.DEPLOY_TOKEN ?? "");
- * const tracer = new ConsoleTracer({ stream: process.stdout, redactor });
- * // per operation:
- * const operation = redactor.child([sudoPassword]);
- * const span = redactSpan(tracer.startSpan("tunnel.command", operation.redactAttributes(attributes)), operation);
+ * const executor = new Executor(pool, ProductionExecutorConfig(), tracer, { redactor });
+ * // per operation, inside the executor:
+ * const span = startSpan(tracer, "tunnel.command", { attributes, redactor: redactor.child([sudoPassword]) });
  */
 import { TunnelError, formatTarget } from "./errors.js";
 import type { ErrorCode, ErrorPhase } from "./errors.js";
 import { quote } from "./quote.js";
-import type { Attributes, AttributeValue, Span } from "./tracer.js";
+import type { Attributes, AttributeValue } from "./tracer.js";
 
 /** What every secret occurrence is replaced with. */
 export const REDACTED = "[REDACTED]";
@@ -275,67 +275,4 @@ export class Redactor {
     this.#cache = { generation, pattern, short };
     return this.#cache;
   }
-}
-
-const INNER = Symbol.for("tunnel.span.inner");
-const REDACTOR = Symbol.for("tunnel.span.redactor");
-
-/**
- * Wrap `span` so every attribute, event attribute and recorded error passes through `redactor` first.
- * The wrapper can be passed as a `parent` to any tunnel tracer: tracers find the span they made with
- * `unwrapSpan`, and apply `spanRedactor(parent)` to the child spans too (so a pool's connect span under a
- * wrapped command span is redacted with the command's secrets). Used by the executor with a per-operation
- * child redactor.
- * @example const span = redactSpan(tracer.startSpan("tunnel.command", attributes), redactor.child([password]));
- */
-export function redactSpan(span: Span, redactor: Redactor): Span {
-  const wrapper: Span & { readonly [INNER]: Span; readonly [REDACTOR]: Redactor } = {
-    [INNER]: span,
-    [REDACTOR]: redactor,
-    setAttributes(attributes) {
-      span.setAttributes(redactor.redactAttributes(attributes));
-    },
-    addEvent(name, attributes) {
-      span.addEvent(name, attributes === undefined ? undefined : redactor.redactAttributes(attributes));
-    },
-    recordError(error) {
-      span.recordError(redactor.redactErrorObject(error));
-    },
-    end() {
-      span.end();
-    },
-  };
-  return wrapper;
-}
-
-/**
- * The redactors of every `redactSpan` layer around `span`, merged; `undefined` when `span` is not a wrapper.
- * Tracers apply it to the spans they start under `span`. Redactors from another installed copy of core are ignored.
- */
-export function spanRedactor(span: Span | undefined): Redactor | undefined {
-  const found: Redactor[] = [];
-  let current: unknown = span;
-  for (let depth = 0; depth < 16 && typeof current === "object" && current !== null; depth += 1) {
-    const record = current as Record<symbol, unknown>;
-    if (record[REDACTOR] instanceof Redactor) found.push(record[REDACTOR]);
-    current = record[INNER];
-  }
-  if (found.length === 0) return undefined;
-  return found.length === 1 ? found[0] : Redactor.merge(...found);
-}
-
-/**
- * The span a tracer created, behind any `redactSpan` wrappers. Tracers call this on the `parent` they receive.
- * Returns `span` itself when it is not a wrapper.
- */
-export function unwrapSpan(span: Span): Span;
-export function unwrapSpan(span: Span | undefined): Span | undefined;
-export function unwrapSpan(span: Span | undefined): Span | undefined {
-  let current = span;
-  for (let depth = 0; depth < 16 && current !== undefined; depth += 1) {
-    const inner = (current as unknown as Record<symbol, unknown>)[INNER];
-    if (typeof inner !== "object" || inner === null) return current;
-    current = inner as Span;
-  }
-  return current;
 }

@@ -161,7 +161,8 @@ function mark<E>(error: E, attempts: number): E {
  * - the original error, as is, when it is not retryable, when it is an abort, or when only one attempt was
  *   allowed (`maxAttempts: 1`);
  * - `RetriesExhaustedError` (every attempt's error in `errors`, the last as `cause`) when all attempts failed
- *   with retryable errors, or when the next backoff would end past `deadline`;
+ *   with retryable errors (`reason: "attempts"`), or when the next backoff would end past `deadline`
+ *   (`reason: "deadline"`);
  * - an `AbortError` (or the signal's reason, when that is a tunnel error) when `signal` aborts before an attempt
  *   or during a backoff sleep.
  * In every case `retryAttempts(thrown)` tells how many attempts were made.
@@ -196,11 +197,11 @@ export async function executeWithRetry<T>(
       if (isAbort(error, signal)) finish(error, attempt);
       if (strategy.maxAttempts === 1 || !shouldRetry(error, attempt)) finish(error, attempt);
       if (attempt >= strategy.maxAttempts) {
-        finish(new RetriesExhaustedError([...errors], options.target ? { target: options.target } : {}), attempt);
+        finish(new RetriesExhaustedError([...errors], { reason: "attempts", ...(options.target ? { target: options.target } : {}) }), attempt);
       }
       const delayMs = computeBackoff(attempt, strategy, random);
       if (deadline !== undefined && now() + delayMs > deadline) {
-        finish(new RetriesExhaustedError([...errors], options.target ? { target: options.target } : {}), attempt);
+        finish(new RetriesExhaustedError([...errors], { reason: "deadline", ...(options.target ? { target: options.target } : {}) }), attempt);
       }
       try {
         options.onRetry?.({ attempt, delayMs, error });

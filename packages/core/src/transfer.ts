@@ -31,7 +31,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { chmod, chown, lstat, mkdir, readdir, readlink, rename, rm, stat, symlink } from "node:fs/promises";
 import { basename, dirname, join, posix } from "node:path";
-import { ConnectError, TransferError, TunnelError } from "./errors.js";
+import { ChannelError, ConnectError, TransferError, TunnelError } from "./errors.js";
 import { prepareCommand } from "./prepare.js";
 import { quote } from "./quote.js";
 import { runProcess } from "./run.js";
@@ -74,7 +74,7 @@ async function whileRefused<T>(context: TransferContext, step: () => Promise<T>)
     try {
       return await step();
     } catch (error) {
-      const refused = TunnelError.is(error) && error.code === "CHANNEL" && (error as { refused?: boolean }).refused === true;
+      const refused = ChannelError.is(error) && error.refused;
       if (!refused || refusals >= 8 || context.signal.aborted) throw error;
       await new Promise((resolve) => setTimeout(resolve, 25 * (refusals + 1)));
     }
@@ -533,7 +533,7 @@ async function downloadOne(
       // The remote hash runs beside the download on a second channel; a server that allows one session at a time
       // (MaxSessions 1) refuses it, and then it runs once the download's channel is free.
       const remoteHash = expected.catch((error: unknown) => {
-        if (TunnelError.is(error) && error.code === "CHANNEL" && (error as { refused?: boolean }).refused && expectedHash) return expectedHash();
+        if (ChannelError.is(error) && error.refused && expectedHash) return expectedHash();
         throw error;
       });
       const [wanted, actual] = await Promise.all([remoteHash, sha256OfLocal(temp, context.signal)]);

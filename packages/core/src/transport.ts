@@ -37,7 +37,12 @@ export interface Transport {
 
 export interface ConnectOptions {
   readonly signal?: AbortSignal;
-  /** The span of the connect (`tunnel.connect`, opened by the pool); a transport may add events to it. */
+  /**
+   * The span of the connect (`tunnel.connect`, opened by the pool with core's `startSpan`). A transport MAY add
+   * events and attributes to it (they are redacted before any tracer sees them) and MUST NOT end it: the pool
+   * does. A transport that opens spans of its own MUST open them with core's `startSpan` and this span as
+   * `parent`, never by calling a tracer directly.
+   */
   readonly span?: Span;
 }
 

@@ -16,6 +16,7 @@ import {
   TimeoutError,
   TransferError,
   TunnelError,
+  UnsupportedHostError,
   ValidationError,
   formatTarget,
   hasCode,
@@ -102,12 +103,76 @@ describe("the error subclasses", () => {
     expect(new RetriesExhaustedError(["plain string"]).message).toBe("failed after 1 attempts: plain string");
   });
 
+  it("says whether the attempts or the deadline ran out, the attempts by default", () => {
+    expect(new RetriesExhaustedError([new ConnectError("refused")]).reason).toBe("attempts");
+    expect(new RetriesExhaustedError([new ConnectError("refused")], { reason: "deadline" }).reason).toBe("deadline");
+  });
+
   it("keeps the original error as cause", () => {
     const original = Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:22"), { code: "ECONNREFUSED" });
     const error = new ConnectError("connection refused", { cause: original, target });
     expect(error.cause).toBe(original);
     expect(error.target).toBe(target);
     expect(new ConnectError("no cause").cause).toBeUndefined();
+  });
+});
+
+const everyClass = () =>
+  [
+    new ValidationError("port", "bad"),
+    new ConfigError("maxRetries", "bad"),
+    new ConnectError("refused"),
+    new AuthenticationError("denied"),
+    new HostKeyError("changed", { fingerprint: "SHA256:abc" }),
+    new ChannelError("open failed", { refused: true }),
+    new TimeoutError("slow", { timeoutMs: 5 }),
+    new AbortError(),
+    new TransferError("ENOENT"),
+    new SudoError("no", { reason: "wrong-password" }),
+    new CircuitOpenError("open", { retryAfterMs: 5 }),
+    new CommandFailedError(result),
+    new RetriesExhaustedError([new Error("x")], { reason: "deadline" }),
+    new PoolClosedError(),
+    new PoolTimeoutError("busy"),
+    new OutcomeUnknownError("worker gone"),
+    new UnsupportedHostError("no pty", { reason: "pty" }),
+  ] as const;
+
+describe("each error class's is()", () => {
+  it("recognises its own class and no other", () => {
+    const errors = everyClass();
+    const classes = errors.map((error) => error.constructor as typeof TunnelError);
+    for (const [index, error] of errors.entries()) {
+      for (const [other, errorClass] of classes.entries()) {
+        expect(errorClass.is(error), `${errorClass.name}.is(${error.name})`).toBe(index === other);
+      }
+      expect(TunnelError.is(error)).toBe(true);
+    }
+    for (const errorClass of classes) {
+      for (const value of [new Error("x"), { code: "AUTHENTICATION" }, TunnelError.prototype, null, undefined, "AUTHENTICATION"]) {
+        expect(errorClass.is(value)).toBe(false);
+      }
+    }
+  });
+
+  it("recognises errors from a second installed copy of core and narrows to the class, fields included", async () => {
+    const specifier = "../src/errors.js?another-copy";
+    const copy = (await import(specifier)) as typeof import("../src/errors.js");
+    const foreign: unknown = new copy.HostKeyError("changed", { fingerprint: "SHA256:abc" });
+    expect(foreign instanceof HostKeyError).toBe(false);
+    expect(HostKeyError.is(foreign)).toBe(true);
+    if (HostKeyError.is(foreign)) expect(foreign.fingerprint).toBe("SHA256:abc");
+    const exhausted: unknown = new copy.RetriesExhaustedError([new Error("x")], { reason: "deadline" });
+    expect(RetriesExhaustedError.is(exhausted) && exhausted.reason).toBe("deadline");
+    expect(AuthenticationError.is(foreign)).toBe(false);
+    expect(copy.SudoError.is(new SudoError("no", { reason: "not-allowed" }))).toBe(true);
+  });
+
+  it("keeps recognising an error after redaction copied it", async () => {
+    const { Redactor } = await import("../src/redact.js");
+    const copy = new Redactor(["hunter22"]).redactErrorObject(new AuthenticationError("denied for hunter22"));
+    expect(copy.message).not.toContain("hunter22");
+    expect(AuthenticationError.is(copy)).toBe(true);
   });
 });
 

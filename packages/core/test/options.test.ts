@@ -1,7 +1,5 @@
 import { describe, expect, it } from "vitest";
 import {
-  CircuitBreaker,
-  CircuitBreakerRegistry,
   ConfigError,
   DefaultExecutorConfig,
   Executor,
@@ -12,6 +10,7 @@ import {
   resolveSshTransportOptions,
   type SshTransportOptions,
 } from "../src/index.js";
+import { CircuitBreaker, CircuitBreakerRegistry } from "../src/internal.js";
 
 function configError(run: () => unknown): ConfigError {
   try {

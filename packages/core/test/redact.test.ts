@@ -1,8 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { CommandFailedError, ConnectError, RetriesExhaustedError, SudoError, TunnelError } from "../src/errors.js";
 import { quote } from "../src/quote.js";
-import { MIN_SECRET_LENGTH, REDACTED, Redactor, redactSpan, spanRedactor, unwrapSpan } from "../src/redact.js";
-import type { Attributes, Span } from "../src/tracer.js";
+import { MIN_SECRET_LENGTH, REDACTED, Redactor } from "../src/redact.js";
+import type { Attributes } from "../src/tracer.js";
 
 describe("Redactor.redact", () => {
   it("replaces every occurrence of a registered secret", () => {
@@ -177,47 +177,5 @@ describe("Redactor.redactErrorObject", () => {
     expect(copy).not.toBe(error);
     expect(copy.result).toBe(result);
     expect(copy.message).toBe(`the command exited with code 1 on deploy@${REDACTED}:22`);
-  });
-});
-
-describe("redactSpan", () => {
-  function recordingSpan(): Span & { calls: unknown[][] } {
-    const calls: unknown[][] = [];
-    return {
-      calls,
-      setAttributes: (attributes) => calls.push(["setAttributes", attributes]),
-      addEvent: (name, attributes) => calls.push(["addEvent", name, attributes]),
-      recordError: (error) => calls.push(["recordError", error]),
-      end: () => calls.push(["end"]),
-    };
-  }
-
-  it("passes attributes, events and errors through the redactor and forwards end", () => {
-    const inner = recordingSpan();
-    const span = redactSpan(inner, new Redactor(["hunter22"]));
-    span.setAttributes({ "tunnel.command.text": "echo hunter22", "process.exit.code": 0 });
-    span.addEvent("tunnel.retry", { "tunnel.note": "hunter22" });
-    span.recordError(new ConnectError("lost hunter22"));
-    span.end();
-    expect(inner.calls[0]).toEqual(["setAttributes", { "tunnel.command.text": `echo ${REDACTED}`, "process.exit.code": 0 }]);
-    expect(inner.calls[1]).toEqual(["addEvent", "tunnel.retry", { "tunnel.note": REDACTED }]);
-    expect((inner.calls[2]?.[1] as Error).message).toBe(`lost ${REDACTED}`);
-    expect(inner.calls[3]).toEqual(["end"]);
-  });
-
-  it("can be unwrapped to the tracer's own span, through several layers", () => {
-    const inner = recordingSpan();
-    const wrapped = redactSpan(redactSpan(inner, new Redactor()), new Redactor());
-    expect(unwrapSpan(wrapped)).toBe(inner);
-    expect(unwrapSpan(inner)).toBe(inner);
-    expect(unwrapSpan(undefined)).toBeUndefined();
-  });
-
-  it("exposes the redactors of every wrapper layer, merged, for child spans", () => {
-    const inner = recordingSpan();
-    const outer = redactSpan(redactSpan(inner, new Redactor(["first-secret"])), new Redactor(["second-secret"]));
-    expect(spanRedactor(outer)?.redact("first-secret second-secret")).toBe(`${REDACTED} ${REDACTED}`);
-    expect(spanRedactor(inner)).toBeUndefined();
-    expect(spanRedactor(undefined)).toBeUndefined();
   });
 });

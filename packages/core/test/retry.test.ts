@@ -140,6 +140,7 @@ describe("executeWithRetry", () => {
     expect(exhausted.phase).toBe("connect");
     expect(exhausted.target).toEqual({ host: "h" });
     expect(retryAttempts(exhausted)).toBe(3);
+    expect(exhausted.reason).toBe("attempts");
     expect(operation).toHaveBeenCalledTimes(3);
   });
 
@@ -261,6 +262,7 @@ describe("executeWithRetry", () => {
     expect(error).toBeInstanceOf(RetriesExhaustedError);
     expect((error as RetriesExhaustedError).errors).toHaveLength(2);
     expect(retryAttempts(error)).toBe(2);
+    expect((error as RetriesExhaustedError).reason).toBe("deadline");
     expect(Date.now() - start).toBe(100);
   });
 

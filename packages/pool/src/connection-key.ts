@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { targetKey } from "@tunnel-sh/core";
+import { targetKey } from "@tunnel-sh/core/internal";
 import type { Target } from "@tunnel-sh/core";
 
 /**

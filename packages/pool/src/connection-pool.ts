@@ -8,6 +8,7 @@ import {
   TunnelError,
   ValidationError,
   hasCode,
+  startSpan,
 } from "@tunnel-sh/core";
 import type { AcquireOptions, Connection, Lease, Pool, PoolKeyStats, PoolStats, Span, Target, Tracer, Transport } from "@tunnel-sh/core";
 import { resolvePoolConfig } from "./config.js";
@@ -226,11 +227,10 @@ export class ConnectionPool implements Pool, AsyncDisposable {
     }
     const signal = options.signal;
     if (signal?.aborted) return Promise.reject(abortError(signal, keyState.target));
-    const span = this.tracer.startSpan(
-      "tunnel.pool.acquire",
-      { "tunnel.connection.key": keyState.key, "tunnel.pool.queue_position": this.queue.size, "tunnel.transport": this.transport.name },
-      options.parentSpan,
-    );
+    const span = startSpan(this.tracer, "tunnel.pool.acquire", {
+      attributes: { "tunnel.connection.key": keyState.key, "tunnel.pool.queue_position": this.queue.size, "tunnel.transport": this.transport.name },
+      parent: options.parentSpan,
+    });
     return new Promise<Lease>((resolve, reject) => {
       const waiter: Waiter = {
         keyState,
@@ -641,16 +641,15 @@ export class ConnectionPool implements Pool, AsyncDisposable {
     };
     keyState.pending.add(pending);
     this.connectingCount += 1;
-    const span = this.tracer.startSpan(
-      "tunnel.connect",
-      {
+    const span = startSpan(this.tracer, "tunnel.connect", {
+      attributes: {
         "tunnel.connection.key": keyState.key,
         "tunnel.transport": this.transport.name,
         "server.address": keyState.target.host,
         "server.port": keyState.target.port,
       },
       parent,
-    );
+    });
     let connecting: Promise<Connection>;
     try {
       connecting = Promise.resolve(this.transport.connect(keyState.target, { signal: controller.signal, span }));
@@ -805,13 +804,15 @@ export class ConnectionPool implements Pool, AsyncDisposable {
       pooled.state = "draining";
       const keyState = pooled.keyState;
       keyState.evicted[reason] = (keyState.evicted[reason] ?? 0) + 1;
-      const span = this.tracer.startSpan("tunnel.pool.evict", {
-        "tunnel.connection.key": keyState.key,
-        "tunnel.pool.evict_reason": reason,
-        "tunnel.pool.connection_id": pooled.id,
-        "tunnel.pool.uses": pooled.uses,
-        "tunnel.pool.busy_channels": pooled.busy,
-        "tunnel.pool.connection.age": (Date.now() - pooled.createdAt) / 1000,
+      const span = startSpan(this.tracer, "tunnel.pool.evict", {
+        attributes: {
+          "tunnel.connection.key": keyState.key,
+          "tunnel.pool.evict_reason": reason,
+          "tunnel.pool.connection_id": pooled.id,
+          "tunnel.pool.uses": pooled.uses,
+          "tunnel.pool.busy_channels": pooled.busy,
+          "tunnel.pool.connection.age": (Date.now() - pooled.createdAt) / 1000,
+        },
       });
       if (error !== undefined) span.recordError(error);
       span.end();

@@ -100,8 +100,9 @@ describe("shared connects", () => {
     expect(acquireSpan?.parent).toBe(operation);
     expect(connectSpan?.parent).toBe(acquireSpan);
     expect(connectSpan?.attributes).toMatchObject({ "tunnel.connection.key": "deploy@web-1:22", "server.address": "web-1", "server.port": 22 });
-    // The transport gets the connect span to add its own events.
-    expect(transport.callsOf("connect")[0]?.span).toBe(connectSpan);
+    // The transport gets the connect span to add its own events; they land on the tracer's connect span.
+    transport.callsOf("connect")[0]?.span?.addEvent("tunnel.hop.ready", { "tunnel.hop.index": 0 });
+    expect(connectSpan?.events).toEqual([{ name: "tunnel.hop.ready", attributes: { "tunnel.hop.index": 0 } }]);
   });
 
   it("wraps a transport's non-tunnel error in a ConnectError", async () => {

@@ -14,7 +14,8 @@
  */
 import { createHash } from "node:crypto";
 import { setMaxListeners } from "node:events";
-import { AbortError, ConfigError, ConnectError, OutcomeUnknownError, TunnelError, ValidationError, rejectUnknownOptions, targetKey, validateCommand, validateScript, validateTransfer } from "@tunnel-sh/core";
+import { AbortError, ConfigError, ConnectError, OutcomeUnknownError, TunnelError, ValidationError, rejectUnknownOptions } from "@tunnel-sh/core";
+import { targetKey, validateCommand, validateScript, validateTransfer } from "@tunnel-sh/core/internal";
 import type { Command, FleetRunner, Result, Script, Target, Transfer, TransferResult } from "@tunnel-sh/core";
 import { Queue, QueueEvents } from "bullmq";
 import type { Job } from "bullmq";

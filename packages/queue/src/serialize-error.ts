@@ -120,7 +120,7 @@ export function deserializeError(data: SerializedError): TunnelError {
       error = new OutcomeUnknownError(data.message, options);
       break;
     case "RETRIES_EXHAUSTED":
-      error = new RetriesExhaustedError((data.errors ?? []).map(deserializeError), options);
+      error = new RetriesExhaustedError((data.errors ?? []).map(deserializeError), { ...options, reason: data.reason === "deadline" ? "deadline" : "attempts" });
       break;
     case "POOL_CLOSED":
       error = new PoolClosedError(data.message, options);

@@ -39,6 +39,7 @@ describe("errors through the queue", () => {
     new CircuitOpenError("open", { target, retryAfterMs: 1_000 }),
     new CommandFailedError(result, { target }),
     new RetriesExhaustedError([new ConnectError("a", { target }), new ConnectError("b", { target })], { target }),
+    new RetriesExhaustedError([new ConnectError("a", { target })], { target, reason: "deadline" }),
     new PoolClosedError(undefined, { target }),
     new PoolTimeoutError("busy", { target }),
     new OutcomeUnknownError("the worker stopped", { target }),

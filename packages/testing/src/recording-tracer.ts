@@ -1,12 +1,14 @@
 /**
- * A `Tracer` that keeps every span in memory, for tests that assert what an operation traced.
+ * A `Tracer` that keeps every span in memory, for tests that assert what an operation traced. It is written from
+ * core's tracer contract alone: it nests by the spans it handed out and does no redaction, so a secret found in
+ * it is one tunnel failed to redact.
  *
  * @example
  * const tracer = new RecordingTracer();
  * await executor.runCommand({ host, cmd: "true" });
  * expect(tracer.find("tunnel.command")).toMatchObject({ ended: true, errors: [] });
  */
-import type { Attributes, AttributeValue, Span, Tracer } from "@tunnel-sh/core";
+import type { Attributes, AttributeValue, Span, SpanOptions, Tracer } from "@tunnel-sh/core";
 
 export interface RecordedEvent {
   readonly name: string;
@@ -70,8 +72,9 @@ export class RecordingTracer implements Tracer {
   /** Every span started, in start order. */
   readonly spans: RecordedSpan[] = [];
 
-  startSpan(name: string, attributes?: Attributes, parent?: Span): RecordedSpan {
-    const span = new RecordedSpan(name, attributes, parent instanceof RecordedSpan ? parent : undefined);
+  startSpan(name: string, options?: SpanOptions): RecordedSpan {
+    const parent = options?.parent;
+    const span = new RecordedSpan(name, options?.attributes, parent instanceof RecordedSpan ? parent : undefined);
     this.spans.push(span);
     return span;
   }

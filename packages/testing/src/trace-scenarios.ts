@@ -1,12 +1,13 @@
 /**
  * The span sequences tunnel's executor and pool emit for each kind of operation (a command with sudo, a script, a
  * transfer, a retried and a failed command), replayed on any `Tracer` without a network. Tracer packages use them to
- * test their output; they are kept in step with `@tunnel-sh/core`'s executor and `@tunnel-sh/pool`.
+ * test their output; they are kept in step with `@tunnel-sh/core`'s executor and `@tunnel-sh/pool`, and open their
+ * spans the same way, through core's `startSpan`, so a tracer sees exactly what it would see from a real run.
  * @example
  * import { traceScenarios } from "@tunnel-sh/testing";
  * traceScenarios.command({ tracer, advance: () => {} }, { cmd: "uptime" });
  */
-import { ConnectError, Redactor, redactSpan } from "@tunnel-sh/core";
+import { ConnectError, Redactor, startSpan } from "@tunnel-sh/core";
 import type { Span, Tracer } from "@tunnel-sh/core";
 
 export interface Scenario {
@@ -21,17 +22,15 @@ export const KEY = "deploy@web-1:22";
 /** One pool acquire (with a fresh connect when `connect` is set), nested under `parent`. */
 export function acquire(scenario: Scenario, parent: Span, options: { connect: boolean; fail?: unknown }): void {
   const { tracer, advance } = scenario;
-  const span = tracer.startSpan(
-    "tunnel.pool.acquire",
-    { "tunnel.connection.key": KEY, "tunnel.pool.queue_position": 0, "tunnel.transport": "ssh2" },
+  const span = startSpan(tracer, "tunnel.pool.acquire", {
+    attributes: { "tunnel.connection.key": KEY, "tunnel.pool.queue_position": 0, "tunnel.transport": "ssh2" },
     parent,
-  );
+  });
   if (options.connect) {
-    const connect = tracer.startSpan(
-      "tunnel.connect",
-      { ...TARGET, "tunnel.connection.key": KEY, "tunnel.transport": "ssh2" },
-      span,
-    );
+    const connect = startSpan(tracer, "tunnel.connect", {
+      attributes: { ...TARGET, "tunnel.connection.key": KEY, "tunnel.transport": "ssh2" },
+      parent: span,
+    });
     advance(4);
     if (options.fail !== undefined) connect.recordError(options.fail);
     else connect.addEvent("tunnel.hop.ready", { "server.address": "web-1", "server.port": 22, "tunnel.hop.index": 0, "tunnel.hop.jump": false });
@@ -52,21 +51,18 @@ export function acquire(scenario: Scenario, parent: Span, options: { connect: bo
 export function command(scenario: Scenario, options: { cmd: string; sudoPassword?: string; redactor?: Redactor }): void {
   const { tracer, advance } = scenario;
   const operation = (options.redactor ?? new Redactor()).child(options.sudoPassword ? [options.sudoPassword] : []);
-  const span = redactSpan(
-    tracer.startSpan(
-      "tunnel.command",
-      operation.redactAttributes({
-        ...TARGET,
-        "tunnel.connection.key": KEY,
-        "tunnel.command.text": options.cmd,
-        "tunnel.command.sudo": options.sudoPassword !== undefined,
-        "tunnel.command.timeout": 30,
-        "tunnel.command.working_dir": "/srv/app",
-        "tunnel.command.env_count": 1,
-      }),
-    ),
-    operation,
-  );
+  const span = startSpan(tracer, "tunnel.command", {
+    attributes: {
+      ...TARGET,
+      "tunnel.connection.key": KEY,
+      "tunnel.command.text": options.cmd,
+      "tunnel.command.sudo": options.sudoPassword !== undefined,
+      "tunnel.command.timeout": 30,
+      "tunnel.command.working_dir": "/srv/app",
+      "tunnel.command.env_count": 1,
+    },
+    redactor: operation,
+  });
   acquire(scenario, span, { connect: true });
   advance(3);
   if (options.sudoPassword !== undefined) span.addEvent("tunnel.sudo.prompt_answered");
@@ -83,15 +79,17 @@ export function command(scenario: Scenario, options: { cmd: string; sudoPassword
 /** `runScript({ content, interpreter: "/bin/bash", args: ["a", "b"] })` on a pooled connection, exit 0. */
 export function script(scenario: Scenario): void {
   const { tracer, advance } = scenario;
-  const span = tracer.startSpan("tunnel.script", {
-    ...TARGET,
-    "tunnel.connection.key": KEY,
-    "tunnel.command.sudo": false,
-    "tunnel.command.timeout": 60,
-    "tunnel.command.env_count": 0,
-    "tunnel.script.interpreter": "/bin/bash",
-    "tunnel.script.args_count": 2,
-    "tunnel.script.size": 2048,
+  const span = startSpan(tracer, "tunnel.script", {
+    attributes: {
+      ...TARGET,
+      "tunnel.connection.key": KEY,
+      "tunnel.command.sudo": false,
+      "tunnel.command.timeout": 60,
+      "tunnel.command.env_count": 0,
+      "tunnel.script.interpreter": "/bin/bash",
+      "tunnel.script.args_count": 2,
+      "tunnel.script.size": 2048,
+    },
   });
   acquire(scenario, span, { connect: false });
   advance(20);
@@ -107,14 +105,16 @@ export function script(scenario: Scenario): void {
 /** `transferFile({ direction: "upload", source, destination, verify: "sha256" })`: 3 MiB in 1.5 s. */
 export function transfer(scenario: Scenario): void {
   const { tracer, advance } = scenario;
-  const span = tracer.startSpan("tunnel.transfer", {
-    ...TARGET,
-    "tunnel.connection.key": KEY,
-    "tunnel.transfer.local_path": "./dist/app.tar.gz",
-    "tunnel.transfer.remote_path": "/srv/app/app.tar.gz",
-    "tunnel.transfer.direction": "upload",
-    "tunnel.transfer.verify": "sha256",
-    "tunnel.transfer.recursive": false,
+  const span = startSpan(tracer, "tunnel.transfer", {
+    attributes: {
+      ...TARGET,
+      "tunnel.connection.key": KEY,
+      "tunnel.transfer.local_path": "./dist/app.tar.gz",
+      "tunnel.transfer.remote_path": "/srv/app/app.tar.gz",
+      "tunnel.transfer.direction": "upload",
+      "tunnel.transfer.verify": "sha256",
+      "tunnel.transfer.recursive": false,
+    },
   });
   acquire(scenario, span, { connect: false });
   advance(1499);
@@ -132,13 +132,15 @@ export function transfer(scenario: Scenario): void {
 /** `runCommand({ cmd: "uptime" })`: the first connect is refused, the executor waits 200 ms, the second works. */
 export function retriedCommand(scenario: Scenario): void {
   const { tracer, advance } = scenario;
-  const span = tracer.startSpan("tunnel.command", {
-    ...TARGET,
-    "tunnel.connection.key": KEY,
-    "tunnel.command.text": "uptime",
-    "tunnel.command.sudo": false,
-    "tunnel.command.timeout": 30,
-    "tunnel.command.env_count": 0,
+  const span = startSpan(tracer, "tunnel.command", {
+    attributes: {
+      ...TARGET,
+      "tunnel.connection.key": KEY,
+      "tunnel.command.text": "uptime",
+      "tunnel.command.sudo": false,
+      "tunnel.command.timeout": 30,
+      "tunnel.command.env_count": 0,
+    },
   });
   const refused = new ConnectError("connect ECONNREFUSED 10.0.0.5:22", { target: { host: "web-1", port: 22, user: "deploy" } });
   acquire(scenario, span, { connect: true, fail: refused });
@@ -166,22 +168,19 @@ export function failedCommand(
 ): void {
   const { tracer } = scenario;
   const operation = (options.redactor ?? new Redactor()).child(options.sudoPassword ? [options.sudoPassword] : []);
-  const span = redactSpan(
-    tracer.startSpan(
-      "tunnel.command",
-      operation.redactAttributes({
-        ...TARGET,
-        "tunnel.connection.key": KEY,
-        "tunnel.command.text": "systemctl restart nginx",
-        "tunnel.command.sudo": options.sudoPassword !== undefined,
-      }),
-    ),
-    operation,
-  );
+  const span = startSpan(tracer, "tunnel.command", {
+    attributes: {
+      ...TARGET,
+      "tunnel.connection.key": KEY,
+      "tunnel.command.text": "systemctl restart nginx",
+      "tunnel.command.sudo": options.sudoPassword !== undefined,
+    },
+    redactor: operation,
+  });
   acquire(scenario, span, { connect: true, fail: error });
   if (options.openBreaker === true) {
     // The executor reports a breaker change on a short span of its own, not on the operation's.
-    const breaker = tracer.startSpan("tunnel.breaker", { "tunnel.connection.key": KEY });
+    const breaker = startSpan(tracer, "tunnel.breaker", { attributes: { "tunnel.connection.key": KEY }, redactor: options.redactor });
     breaker.addEvent("tunnel.breaker.state", {
       "tunnel.breaker.state": "open",
       "tunnel.breaker.previous_state": "closed",
@@ -198,7 +197,7 @@ export function failedCommand(
 /** `runCommand({ cmd: "false" })`: the command ran and exited 1 (data, not an exception). */
 export function nonZeroCommand(scenario: Scenario): void {
   const { tracer, advance } = scenario;
-  const span = tracer.startSpan("tunnel.command", { ...TARGET, "tunnel.connection.key": KEY, "tunnel.command.text": "false" });
+  const span = startSpan(tracer, "tunnel.command", { attributes: { ...TARGET, "tunnel.connection.key": KEY, "tunnel.command.text": "false" } });
   acquire(scenario, span, { connect: false });
   advance(2);
   span.addEvent("tunnel.command.completed", { "process.exit.code": 1 });

@@ -5,7 +5,7 @@ import { RecordedSpan, RecordingTracer } from "@tunnel-sh/testing";
 describe("RecordingTracer", () => {
   it("records spans in start order with merged attributes, events, errors and end state", () => {
     const tracer = new RecordingTracer();
-    const span = tracer.startSpan("tunnel.command", { "server.address": "web-1", attempt: 1, skipped: undefined });
+    const span = tracer.startSpan("tunnel.command", { attributes: { "server.address": "web-1", attempt: 1, skipped: undefined } });
     span.setAttributes({ attempt: 2, "process.exit.code": 0 });
     span.addEvent("retry", { delay_ms: 200, reason: undefined });
     const error = new TimeoutError("too slow");
@@ -30,9 +30,9 @@ describe("RecordingTracer", () => {
   it("links a child to its parent span and finds spans by name", () => {
     const tracer = new RecordingTracer();
     const command = tracer.startSpan("tunnel.command");
-    const acquire = tracer.startSpan("tunnel.pool.acquire", {}, command);
-    const connect = tracer.startSpan("tunnel.connect", {}, acquire);
-    const retry = tracer.startSpan("tunnel.connect", {}, acquire);
+    const acquire = tracer.startSpan("tunnel.pool.acquire", { parent: command });
+    const connect = tracer.startSpan("tunnel.connect", { parent: acquire });
+    const retry = tracer.startSpan("tunnel.connect", { parent: acquire });
 
     expect(acquire.parent).toBe(command);
     expect(connect.parent?.parent).toBe(command);
@@ -46,7 +46,7 @@ describe("RecordingTracer", () => {
   it("ignores a parent that is not one of its spans, and forgets everything on clear()", () => {
     const tracer = new RecordingTracer();
     const foreign = new NoopTracer().startSpan();
-    expect(tracer.startSpan("tunnel.command", undefined, foreign).parent).toBeUndefined();
+    expect(tracer.startSpan("tunnel.command", { parent: foreign }).parent).toBeUndefined();
     tracer.clear();
     expect(tracer.spans).toEqual([]);
   });

@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
-import { ConfigError, Redactor, describeOptionValue, rejectUnknownOptions, spanRedactor, unwrapSpan } from "@tunnel-sh/core";
-import type { Attributes, AttributeValue, Span, Tracer } from "@tunnel-sh/core";
+import { ConfigError, Redactor, describeOptionValue, rejectUnknownOptions } from "@tunnel-sh/core";
+import type { Attributes, AttributeValue, Span, SpanOptions, Tracer } from "@tunnel-sh/core";
 import { formatJsonLine, formatPretty } from "./format.js";
 import type { FinishedSpan } from "./format.js";
 
@@ -137,20 +137,18 @@ export class ConsoleTracer implements Tracer {
     this.#randomHex = options.randomHex ?? ((bytes) => randomBytes(bytes).toString("hex"));
   }
 
-  startSpan(name: string, attributes?: Attributes, parent?: Span): Span {
+  startSpan(name: string, options?: SpanOptions): Span {
     try {
-      const parentSpan = parent === undefined ? undefined : this.#spans.get(unwrapSpan(parent));
-      // A child is redacted with its parent's secrets too: the operation's (sudo password) reach the pool's spans.
-      const inherited = spanRedactor(parent);
-      const base = parentSpan?.redactor ?? this.#redactor;
-      const span = new ConsoleSpan(this, inherited ? Redactor.merge(base, inherited) : base, {
+      const parent = options?.parent;
+      const parentSpan = parent === undefined ? undefined : this.#spans.get(parent);
+      const span = new ConsoleSpan(this, this.#redactor, {
         name,
         traceId: parentSpan?.data.traceId ?? this.#randomHex(16),
         spanId: this.#randomHex(8),
         parent: parentSpan,
         start: this.#clock(),
       });
-      span.setAttributes(attributes);
+      span.setAttributes(options?.attributes ?? {});
       this.#spans.set(span, span);
       return span;
     } catch {

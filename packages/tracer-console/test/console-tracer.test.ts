@@ -111,14 +111,14 @@ describe("ConsoleTracer pretty format", () => {
 
   it("prints the pool's own root spans at debug level, or at info level when they failed", () => {
     const info = setup();
-    info.tracer.startSpan("tunnel.pool.evict", { "tunnel.connection.key": "deploy@web-1:22" }).end();
-    const warmUp = info.tracer.startSpan("tunnel.connect", { "tunnel.connection.key": "deploy@web-1:22" });
+    info.tracer.startSpan("tunnel.pool.evict", { attributes: { "tunnel.connection.key": "deploy@web-1:22" } }).end();
+    const warmUp = info.tracer.startSpan("tunnel.connect", { attributes: { "tunnel.connection.key": "deploy@web-1:22" } });
     warmUp.recordError(new ConnectError("refused"));
     warmUp.end();
     expect(info.output()).toBe("✗ deploy@web-1:22  connect  CONNECT  0.0 ms\n    ✗ CONNECT  refused\n");
 
     const debug = setup({ level: "debug" });
-    debug.tracer.startSpan("tunnel.pool.evict", { "tunnel.connection.key": "deploy@web-1:22" }).end();
+    debug.tracer.startSpan("tunnel.pool.evict", { attributes: { "tunnel.connection.key": "deploy@web-1:22" } }).end();
     expect(debug.output()).toBe("✓ deploy@web-1:22  pool.evict  0.0 ms\n");
   });
 
@@ -282,7 +282,7 @@ describe("ConsoleTracer secrets", () => {
 
   it("redacts the tracer's own secrets even in spans the executor did not wrap", () => {
     const { tracer, output } = setup({ format: "json", redactor: new Redactor([registered]) });
-    const span = tracer.startSpan("tunnel.command", { "tunnel.command.text": `echo ${registered}` });
+    const span = tracer.startSpan("tunnel.command", { attributes: { "tunnel.command.text": `echo ${registered}` } });
     span.addEvent("tunnel.note", { detail: registered });
     span.recordError(new Error(`failed with ${registered}`));
     span.end();
@@ -306,7 +306,7 @@ describe("ConsoleTracer robustness", () => {
         },
       },
     });
-    const span = tracer.startSpan("tunnel.command", { "server.address": "web-1" });
+    const span = tracer.startSpan("tunnel.command", { attributes: { "server.address": "web-1" } });
     expect(() => {
       span.addEvent("tunnel.retry", { "tunnel.attempt": 2 });
       span.recordError(new ConnectError("refused"));
@@ -323,7 +323,7 @@ describe("ConsoleTracer robustness", () => {
 
   it("ends a span once and ignores calls after the end", () => {
     const { tracer, jsonLines } = setup({ format: "json" });
-    const span = tracer.startSpan("tunnel.command", { "tunnel.command.text": "true" });
+    const span = tracer.startSpan("tunnel.command", { attributes: { "tunnel.command.text": "true" } });
     span.end();
     span.setAttributes({ "tunnel.late": true });
     span.addEvent("tunnel.late");
@@ -336,7 +336,7 @@ describe("ConsoleTracer robustness", () => {
   it("treats a parent from another tracer as no parent", () => {
     const { tracer, jsonLines } = setup({ format: "json" });
     const foreign = { setAttributes() {}, addEvent() {}, recordError() {}, end() {} };
-    tracer.startSpan("tunnel.command", {}, foreign).end();
+    tracer.startSpan("tunnel.command", { parent: foreign }).end();
     expect(jsonLines()[0]?.["parentSpanId"]).toBeNull();
   });
 });

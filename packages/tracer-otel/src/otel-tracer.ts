@@ -12,8 +12,8 @@ import type {
   Tracer as OtelApiTracer,
   TracerProvider,
 } from "@opentelemetry/api";
-import { ConfigError, Redactor, describeOptionValue, rejectUnknownOptions, spanRedactor, unwrapSpan } from "@tunnel-sh/core";
-import type { Attributes, PoolStats, Span, Tracer } from "@tunnel-sh/core";
+import { ConfigError, Redactor, describeOptionValue, rejectUnknownOptions } from "@tunnel-sh/core";
+import type { Attributes, PoolStats, Span, SpanOptions, Tracer } from "@tunnel-sh/core";
 
 /** The instrumentation scope name of every span and instrument this package creates. */
 export const INSTRUMENTATION_SCOPE = "@tunnel-sh/tracer-otel";
@@ -161,13 +161,12 @@ export class OtelTracer implements Tracer {
     });
   }
 
-  startSpan(name: string, attributes?: Attributes, parent?: Span): Span {
+  startSpan(name: string, options?: SpanOptions): Span {
     try {
-      const parentSpan = parent === undefined ? undefined : this.#spans.get(unwrapSpan(parent));
-      // A child is redacted with its parent's secrets too: the operation's (sudo password) reach the pool's spans.
-      const inherited = spanRedactor(parent);
-      const base = parentSpan?.redactor ?? this.#redactor;
-      const redactor = inherited ? Redactor.merge(base, inherited) : base;
+      const attributes = options?.attributes;
+      const parent = options?.parent;
+      const parentSpan = parent === undefined ? undefined : this.#spans.get(parent);
+      const redactor = this.#redactor;
       const parentContext = parentSpan ? trace.setSpan(context.active(), parentSpan.otelSpan) : context.active();
       const otelSpan = this.#tracer.startSpan(
         name,
@@ -183,11 +182,11 @@ export class OtelTracer implements Tracer {
   }
 
   /**
-   * The OpenTelemetry span behind a span this tracer started (through any `redactSpan` wrapper), e.g. to add
-   * links or read its `spanContext()`. `undefined` for spans from elsewhere.
+   * The OpenTelemetry span behind a span this tracer started, e.g. to add links or read its `spanContext()`.
+   * `undefined` for spans from elsewhere.
    */
   otelSpan(span: Span): OtelSpan | undefined {
-    return this.#spans.get(unwrapSpan(span))?.otelSpan;
+    return this.#spans.get(span)?.otelSpan;
   }
 
   /**

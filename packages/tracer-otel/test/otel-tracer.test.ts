@@ -5,7 +5,7 @@ import { MeterProvider, MetricReader } from "@opentelemetry/sdk-metrics";
 import type { DataPoint, Histogram, MetricData } from "@opentelemetry/sdk-metrics";
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from "@opentelemetry/sdk-trace-base";
 import type { ReadableSpan } from "@opentelemetry/sdk-trace-base";
-import { AuthenticationError, ConnectError, Redactor, redactSpan } from "@tunnel-sh/core";
+import { AuthenticationError, ConnectError, REDACTED, Redactor, startSpan } from "@tunnel-sh/core";
 import type { PoolStats } from "@tunnel-sh/core";
 import { afterEach, describe, expect, it } from "vitest";
 import { OtelTracer } from "../src/index.js";
@@ -332,7 +332,7 @@ describe("OtelTracer robustness", () => {
     } as unknown as OtelApiTracer;
     const tracer = new OtelTracer({ tracer: broken });
     expect(() => {
-      const span = tracer.startSpan("tunnel.command", { "server.address": "web-1" });
+      const span = tracer.startSpan("tunnel.command", { attributes: { "server.address": "web-1" } });
       span.setAttributes({ "process.exit.code": 0 });
       span.recordError(new Error("boom"));
       span.end();
@@ -349,19 +349,20 @@ describe("OtelTracer robustness", () => {
     expect(single("tunnel.command").attributes).not.toHaveProperty("tunnel.late");
   });
 
-  it("finds its own span behind a redactSpan wrapper, and ignores foreign parents", () => {
+  it("nests under the spans core's startSpan opens, and ignores foreign parents", () => {
     const { tracer, single } = setup();
     const foreign = { setAttributes() {}, addEvent() {}, recordError() {}, end() {} };
-    tracer.startSpan("tunnel.connect", {}, foreign).end();
+    tracer.startSpan("tunnel.connect", { parent: foreign }).end();
     expect(parentOf(single("tunnel.connect"))).toBeUndefined();
     expect(tracer.otelSpan(foreign)).toBeUndefined();
 
     const root = tracer.startSpan("tunnel.command");
-    const wrapped = redactSpan(root, new Redactor(["hunter22"]));
-    expect(tracer.otelSpan(wrapped)).toBeDefined();
-    expect(tracer.otelSpan(wrapped)).toBe(tracer.otelSpan(root));
-    tracer.startSpan("tunnel.pool.acquire", {}, wrapped).end();
+    expect(tracer.otelSpan(root)).toBeDefined();
+    const operation = startSpan(tracer, "tunnel.script", { redactor: new Redactor(["hunter22"]) });
+    startSpan(tracer, "tunnel.pool.acquire", { parent: operation, attributes: { "tunnel.note": "hunter22" } }).end();
+    operation.end();
     root.end();
-    expect(parentOf(single("tunnel.pool.acquire"))).toBe(idOf(single("tunnel.command")));
+    expect(parentOf(single("tunnel.pool.acquire"))).toBe(idOf(single("tunnel.script")));
+    expect(single("tunnel.pool.acquire").attributes["tunnel.note"]).toBe(REDACTED);
   });
 });

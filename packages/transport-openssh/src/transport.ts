@@ -7,13 +7,12 @@ import {
   AuthenticationError,
   ConfigError,
   hasCode,
-  parseSshCertificate,
-  sshCertificateProblem,
   type Connection,
   type ConnectOptions,
   type Target,
   type Transport,
 } from "@tunnel-sh/core";
+import { parseSshCertificate, sshCertificateProblem } from "@tunnel-sh/core/internal";
 import { OpenSshConnection } from "./connection.js";
 import { Master } from "./master.js";
 import { commonArgs, proxyJumpArg, resolveOptions, validateTarget, type OpenSshTransportOptions, type ResolvedOptions } from "./options.js";

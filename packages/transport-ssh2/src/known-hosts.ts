@@ -1,5 +1,5 @@
 import { createHash, createHmac, createPublicKey, timingSafeEqual, verify, type KeyObject } from "node:crypto";
-import { SshReader, parseSshCertificateBlob, type SshCertificate } from "@tunnel-sh/core";
+import { SshReader, parseSshCertificateBlob, type SshCertificate } from "@tunnel-sh/core/internal";
 
 /**
  * One usable line of a known_hosts file. A `@cert-authority` line trusts the host certificates its CA signs for the

@@ -48,7 +48,7 @@ import {
   parseSshCertificateBlob,
   sshString,
   type SshCertificate,
-} from "@tunnel-sh/core";
+} from "@tunnel-sh/core/internal";
 import type { BaseAgent, ParsedKey } from "ssh2";
 
 type Ssh2 = typeof import("ssh2");

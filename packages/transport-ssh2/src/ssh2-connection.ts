@@ -3,6 +3,7 @@ import {
   ChannelError,
   ConnectError,
   hasCode,
+  UnsupportedHostError,
   type Connection,
   type ConnectionCapabilities,
   type DownloadRequest,
@@ -151,7 +152,7 @@ export class Ssh2Connection implements Connection, ProcessHost {
 
   /** The server has no SFTP subsystem: remember it, and move bytes over exec channels from now on. */
   private noSftp(error: unknown): boolean {
-    if (!hasCode(error, "UNSUPPORTED_HOST") || (error as { reason?: string }).reason !== "sftp") return false;
+    if (!UnsupportedHostError.is(error) || error.reason !== "sftp") return false;
     this.sftpMissing = true;
     return true;
   }

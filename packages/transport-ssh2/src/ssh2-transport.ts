@@ -12,16 +12,14 @@ import {
   ValidationError,
   formatTarget,
   hasCode,
-  parseSshCertificate,
-  sshCertificateProblem,
   type ConnectOptions,
   type Connection,
   type KeyboardInteractiveHandler,
-  type SshCertificate,
   type Target,
   type Transport,
   type TunnelError,
 } from "@tunnel-sh/core";
+import { parseSshCertificate, sshCertificateProblem, type SshCertificate } from "@tunnel-sh/core/internal";
 import type { AnyAuthMethod, AuthenticationType, Client, ConnectConfig, ParsedKey, ServerHostKeyAlgorithm } from "ssh2";
 import type SSHConfig from "ssh-config";
 import {

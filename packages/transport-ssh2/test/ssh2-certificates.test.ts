@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import ssh2 from "ssh2";
 import type { ParsedKey } from "ssh2";
-import { parseSshCertificate, sshCertificateProblem, type SshCertificate } from "@tunnel-sh/core";
+import { parseSshCertificate, sshCertificateProblem, type SshCertificate } from "@tunnel-sh/core/internal";
 import { certificateKey, installCertificateSupport, missingSsh2Internals } from "../src/ssh2-certificates.js";
 
 const dir = mkdtempSync(join(tmpdir(), "tunnel-ssh2-cert-"));

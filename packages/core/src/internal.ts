@@ -1,0 +1,45 @@
+/**
+ * `@tunnel-sh/core/internal`: what tunnel's own packages share beyond the public contract — request validators,
+ * command preparation and its tokens, output collection, the retry and circuit-breaker machinery, the pool key of a
+ * target, the login-shell encoder's parts and SSH certificate parsing. No stability promise: any name here may
+ * change in any release. Users and adapter authors import `@tunnel-sh/core`, which has everything they need.
+ */
+export {
+  MAX_TIMEOUT_MS,
+  parseMode,
+  validateAccountName,
+  validateCommand,
+  validateEnv,
+  validateInterpreter,
+  validatePath,
+  validateScript,
+  validateSudo,
+  validateTarget,
+  validateTimeout,
+  validateTransfer,
+} from "./validate.js";
+export {
+  PREPARATION_EXIT_CODE,
+  SUDO_GATE_EXIT_CODE,
+  createNonce,
+  detectPreparationFailure,
+  preparationMarker,
+  prepareCommand,
+  prepareScriptCommand,
+  scriptInterpreter,
+  startToken,
+  sudoGateLine,
+  sudoPrompt,
+  sudoReadyToken,
+} from "./prepare.js";
+export type { PreparationFailure, PrepareOptions, PreparedCommand, PreparedSudo, PrepareParts } from "./prepare.js";
+export { MAX_LOGIN_LINE_LENGTH, encodeForPrintf, loginShellLength } from "./login-shell.js";
+export { OutputCollector } from "./output.js";
+export { DEFAULT_MAX_OUTPUT_BYTES, TokenFilter } from "./run.js";
+export { RetryStats, abortErrorFrom, computeBackoff, executeWithRetry, sleep } from "./retry.js";
+export type { RetryInfo, RetryOptions, RetryOutcome } from "./retry.js";
+export { CircuitBreaker, CircuitBreakerRegistry, breakerOutcome } from "./breaker.js";
+export type { BreakerOutcome, CircuitBreakerOptions, CircuitBreakerSettings, CircuitPermit } from "./breaker.js";
+export { targetKey } from "./executor.js";
+export { CERTIFIED_KEY_TYPES, SshReader, parseSshCertificate, parseSshCertificateBlob, sshCertificateProblem, sshString } from "./ssh-certificate.js";
+export type { SshCertificate } from "./ssh-certificate.js";
