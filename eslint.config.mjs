@@ -56,28 +56,9 @@ export default defineConfig(
       // `String(value)` of an unknown value is the deliberate last resort when describing errors; template literals
       // are checked by restrict-template-expressions.
       "@typescript-eslint/no-base-to-string": "off",
-    },
-  },
-  {
-    // Findings in the code as it stands, reported as warnings until they are fixed; then each is an error like the rest.
-    files: TYPED,
-    rules: {
-      "@typescript-eslint/no-unnecessary-type-assertion": "warn",
-      "@typescript-eslint/no-unsafe-member-access": "warn",
-      "@typescript-eslint/no-unsafe-assignment": "warn",
-      "@typescript-eslint/no-unsafe-argument": "warn",
-      "@typescript-eslint/no-misused-promises": "warn",
-      "@typescript-eslint/no-redundant-type-constituents": "warn",
-      "@typescript-eslint/unbound-method": "warn",
-    },
-  },
-  {
-    rules: {
-      "@typescript-eslint/no-unused-vars": ["warn", { argsIgnorePattern: "^_", varsIgnorePattern: "^_", caughtErrors: "none" }],
-      "no-useless-assignment": "warn",
-      "no-unused-private-class-members": "warn",
-      "no-useless-escape": "warn",
-      "no-control-regex": "warn",
+      // An assertion that changes nothing is harmless, and the rule takes an all-optional object type for `{}`: it
+      // would strip the casts validate.ts needs to read the fields of an `unknown` AbortSignal or stream.
+      "@typescript-eslint/no-unnecessary-type-assertion": "off",
     },
   },
   {

@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import { AbortError, SudoError, TimeoutError, TunnelError, UnsupportedHostError } from "../src/errors.js";
 import { runProcess, TokenFilter } from "../src/run.js";
 import type { Connection, RemoteProcess, SpawnRequest } from "../src/transport.js";
-import { alive, exits, localConnection } from "./support/local-connection.js";
+import { exits, localConnection } from "./support/local-connection.js";
 
 const connection = localConnection();
 
