@@ -23,7 +23,7 @@ import { compareWithTable, observe, readFaultTable, renderRows } from "./support
 import type { FaultObservation } from "./support/fault-table.js";
 import { startNetnsLab } from "./support/netns-lab.js";
 import type { NetnsLab } from "./support/netns-lab.js";
-import { makeStack, TRANSPORTS, testExecutorConfig } from "./support/transports.js";
+import { makeStack, TRANSPORTS } from "./support/transports.js";
 import type { Stack, StackOptions } from "./support/transports.js";
 
 const observations: FaultObservation[] = [];
@@ -42,10 +42,6 @@ let proxy: FaultProxy;
 let proxyKeys: Keys;
 let lab: NetnsLab;
 let scratch: string;
-
-function since(start: number): number {
-  return performance.now() - start;
-}
 
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {

@@ -146,7 +146,7 @@ describe("no secret in any process's argv or environment", () => {
     const sampler = sampleProcesses(secrets, allowed);
     const outcomes: unknown[] = [];
     const settle = async (operation: Promise<unknown>) => outcomes.push(await operation.catch((error: unknown) => error));
-    let observed: { hits: string[]; samples: number } = { hits: [], samples: 0 };
+    let observed: { hits: string[]; samples: number };
     try {
       for (const [index, executor] of executors.entries()) {
         // ssh2's first stack logs in with the encrypted key (authorized for every account); the others with a password.

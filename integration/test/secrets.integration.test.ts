@@ -137,7 +137,7 @@ describe.each(TRANSPORTS)("secrets over %s", (name) => {
     const outcomes: unknown[] = [];
     const settle = async (operation: Promise<unknown>) => outcomes.push(await operation.catch((error: unknown) => error));
     const sampler = sampleArgv(secrets);
-    let argv: { hits: string[]; samples: number } = { hits: [], samples: 0 };
+    let argv: { hits: string[]; samples: number };
     try {
       // Password login: a command, a script, an upload.
       await settle(passwordStack.executor.runCommand({ ...plain, cmd: "echo login-ok" }));

@@ -204,7 +204,7 @@ async function runScenarios(transportName: TransportName, sshd: Sshd, limited: S
 
   // Failed, then retried: the server is down for the first attempt.
   await sshd.crash();
-  const restart = new Promise<void>((resolve, reject) => setTimeout(() => sshd.restart().then(resolve, reject), 100));
+  const restart = new Promise<void>((resolve, reject) => setTimeout(() => void sshd.restart().then(resolve, reject), 100));
   const retried = makeStack(transportName, sshd, { tracer, executor: testExecutorConfig().with({ retryBackoff: 1_000, maxRetryDelay: 1_000 }) });
   try {
     const result = await retried.executor.runCommand({ ...user, cmd: "echo back" });

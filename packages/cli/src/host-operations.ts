@@ -306,7 +306,7 @@ async function onEveryHost(
   };
   io.interrupt?.addEventListener("abort", onInterrupt, { once: true });
   if (io.interrupt?.aborted) onInterrupt();
-  let outcomes: HostOutcome[] = [];
+  let outcomes: HostOutcome[];
   try {
     hooks.before?.(session);
     const run = new Fleet(session.runner).run({

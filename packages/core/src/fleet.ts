@@ -115,7 +115,8 @@ export function planFleet(options: FleetOptions, validate?: FleetRunner["validat
 
   const total = options.hosts.length;
   const names = new Map<string, number>();
-  const hosts = options.hosts.map((host, index): PlannedHost => {
+  // `Array.isArray` above narrowed the list to `any[]`; its elements are checked one by one below.
+  const hosts = (options.hosts as FleetOptions["hosts"]).map((host, index): PlannedHost => {
     if (typeof host !== "object" || host === null) throw new ValidationError(`hosts[${index}]`, "must be a target object");
     const target: Target = { host: host.host, ...(host.port !== undefined ? { port: host.port } : {}), ...(host.user !== undefined ? { user: host.user } : {}) };
     try {

@@ -7,7 +7,7 @@
  * popular packages either quote for a different shell or leave some characters (`!`, newlines) unsafe.
  */
 
-const SAFE = /^[A-Za-z0-9_\/.,:=@%+-]+$/;
+const SAFE = /^[A-Za-z0-9_/.,:=@%+-]+$/;
 
 /**
  * Quote one word for a POSIX shell. The result, read by `sh`, is exactly `value`.

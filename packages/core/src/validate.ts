@@ -41,6 +41,7 @@ const NUMERIC_ID = /^[0-9]+$/;
 const PLAIN_INTERPRETER = /^[A-Za-z0-9._+-]+$/;
 const ABSOLUTE_INTERPRETER = /^\/[A-Za-z0-9._+/-]*$/;
 // Whitespace (including Unicode spaces), C0/C1 control characters and DEL.
+// eslint-disable-next-line no-control-regex
 const SPACE_OR_CONTROL = /[\s\x00-\x1f\x7f-\x9f]/u;
 const HOST_FORBIDDEN = /['`"$\\;&<>|(){}@/[\]]/;
 const USER_FORBIDDEN = /['`"$\\;&<>|(){}@/:]/;

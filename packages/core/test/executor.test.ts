@@ -163,7 +163,7 @@ describe("the circuit breaker under every shipped preset", () => {
   });
 
   /** Drives fake time forward until `promise` settles (backoff sleeps), letting real I/O run in between. */
-  async function drive<T>(promise: Promise<T>): Promise<T | unknown> {
+  async function drive<T>(promise: Promise<T>): Promise<unknown> {
     let done = false;
     const outcome = promise.then(
       (value) => value,

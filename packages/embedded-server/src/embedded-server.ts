@@ -391,6 +391,7 @@ class EmbeddedServer implements TestServer {
     this.#ssh.injectSocket(socket);
     // Counted after ssh2 took the socket: its own reader is attached by then, so no bytes are lost.
     socket.on("data", (chunk: Buffer) => this.#count(state, chunk.length));
+    // eslint-disable-next-line @typescript-eslint/unbound-method -- called below with the socket as `this`
     const write = socket.write;
     socket.write = ((chunk: unknown, ...rest: unknown[]) => {
       let data = typeof chunk === "string" ? Buffer.from(chunk) : (chunk as Uint8Array);

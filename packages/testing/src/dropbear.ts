@@ -122,7 +122,6 @@ class DropbearInstance implements Dropbear {
   readonly knownHostsPath: string;
   readonly knownHostsLine: string;
   readonly logPath: string;
-  #child: ChildProcess | undefined;
   #pid = 0;
   #startTime = -1;
   #stopping: Promise<void> | undefined;
@@ -159,7 +158,6 @@ class DropbearInstance implements Dropbear {
     child.on("error", () => {
       // the ready poll sees the process gone
     });
-    this.#child = child;
     if (child.pid === undefined) throw new Error(`could not start ${DROPBEAR_PATH}`);
     this.#pid = child.pid;
     this.#startTime = startTimeOf(child.pid) ?? -1;
@@ -222,7 +220,6 @@ class DropbearInstance implements Dropbear {
       }
     }
     this.#pid = 0;
-    this.#child = undefined;
     await waitGone(tree, 10_000);
   }
 

@@ -370,7 +370,6 @@ class SshdInstance implements Sshd {
   readonly knownHostsPath: string;
   readonly knownHostsLine: string;
   readonly logPath: string;
-  #child: ChildProcess | undefined;
   #listener: Tracked | undefined;
   /** Sessions that outlived a restarted listener: still this instance's, still to be killed by `stop()`. */
   readonly #orphans: Tracked[] = [];
@@ -411,7 +410,6 @@ class SshdInstance implements Sshd {
     child.on("error", () => {
       // reported below: the ready poll sees the process gone
     });
-    this.#child = child;
     const pid = child.pid;
     if (pid === undefined) throw new Error(`could not start ${SSHD_PATH}`);
     const entry = (await listProcesses()).find((candidate) => candidate.pid === pid);

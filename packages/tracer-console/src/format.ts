@@ -240,6 +240,7 @@ function describeEvent(name: string, attributes: Readonly<Record<string, Attribu
 
 /** Control characters (including ANSI escapes from remote output) shown escaped, so one item stays one line. */
 function printable(text: string): string {
+  // eslint-disable-next-line no-control-regex
   return text.replace(/[\u0000-\u001f\u007f]/g, (character) => {
     if (character === "\n") return "\\n";
     if (character === "\r") return "\\r";

@@ -7,7 +7,7 @@ import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from "
 import type { ReadableSpan } from "@opentelemetry/sdk-trace-base";
 import { AuthenticationError, ConnectError, REDACTED, Redactor, startSpan } from "@tunnel-sh/core";
 import type { PoolStats } from "@tunnel-sh/core";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { OtelTracer } from "../src/index.js";
 import type { OtelTracerOptions } from "../src/index.js";
 import { traceScenarios } from "@tunnel-sh/testing";

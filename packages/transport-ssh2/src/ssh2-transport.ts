@@ -601,7 +601,7 @@ function keyboardInteractivePrompt(handler: KeyboardInteractiveHandler, target: 
       .then(
         (answers) => {
           if (!Array.isArray(answers) || answers.length !== prompts.length || answers.some((answer) => typeof answer !== "string")) finish([]);
-          else finish([...answers]);
+          else finish([...(answers as string[])]);
         },
         // A failed callback fails the round: the server then refuses the login, which reports an AuthenticationError.
         () => finish([]),

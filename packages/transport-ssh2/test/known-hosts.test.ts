@@ -5,7 +5,6 @@ import { fingerprint, hostFieldMatches, knownHostsName, parseKnownHosts, verifyH
 const KEY_A = "AAAAC3NzaC1lZDI1NTE5AAAAIHgaOb+auZutE/V24uV2AHLy2Rmmq3SOHwk+k/25Rsfs";
 const KEY_B = "AAAAC3NzaC1lZDI1NTE5AAAAICa6QN951YjE5ApEM6KMoDac021WVZAzVfxS4l7zKRxC";
 const keyA = Buffer.from(KEY_A, "base64");
-const keyB = Buffer.from(KEY_B, "base64");
 /** Written by `ssh-keygen -H` for `[127.0.0.1]:2222 ssh-ed25519 KEY_A`. */
 const HASHED_BY_SSH_KEYGEN = `|1|GoYUKcOEUj9j35LQhLS058uPzPs=|T1hwQavQODW8QpMqXjI8b4hWH0A= ssh-ed25519 ${KEY_A}`;
 
