@@ -21,6 +21,7 @@ import {
 import { TailBuffer } from "./master.js";
 import { normalizeSshError } from "./normalize-error.js";
 import { signalName } from "./options.js";
+import { DONE_FRAME, StdinFramer, signalFrame } from "./stdin-frames.js";
 import { MarkerFilter, newNonce, wrapCommand, type Marker } from "./wrapper.js";
 
 /** What a process needs from its connection. */
@@ -88,6 +89,13 @@ export class OpenSshRemoteProcess implements RemoteProcess {
   private preStart: Buffer[] = [];
   private preStartBytes = 0;
   private readonly pty: boolean;
+  /**
+   * The session's stdin carries frames (`stdin-frames.ts`): the command's stdin, its end and the signals for its
+   * group, so a kill needs no second channel and a closed channel stops the command. Not with a pty (the terminal
+   * would echo and translate the frames) or a local file as stdin (the master reads that file itself).
+   */
+  private readonly framed: boolean;
+  private framer: StdinFramer | undefined;
   private killing: Promise<void> | undefined;
   private ptyRefused = false;
 
@@ -108,6 +116,7 @@ export class OpenSshRemoteProcess implements RemoteProcess {
     this.started.catch(() => undefined);
     this.exit.catch(() => undefined);
     this.pty = request.pty !== undefined && request.pty !== false;
+    this.framed = !this.pty && files.stdin === undefined;
     const stdout = new PassThrough();
     const stderr = new PassThrough();
     this.stdout = stdout;
@@ -161,6 +170,11 @@ export class OpenSshRemoteProcess implements RemoteProcess {
         if (this.pid === undefined) {
           this.pid = marker.pid;
           this.waiter = marker.waiter;
+          if (this.framed && child.stdin) {
+            // The waiter is known now, and with it the data frames it reads.
+            this.framer = new StdinFramer(marker.waiter === "perl" ? "perl" : "sh");
+            stdin.pipe(this.framer).pipe(child.stdin, { end: false });
+          }
           this.flushPreStart(stderr);
           this.resolveStarted();
         }
@@ -209,7 +223,8 @@ export class OpenSshRemoteProcess implements RemoteProcess {
     }
 
     if (child.stdin) {
-      stdin.pipe(child.stdin);
+      // Framed, stdin waits for the waiter's first report (above) to learn how to frame it.
+      if (!this.framed) stdin.pipe(child.stdin);
       child.stdin.on("error", () => {
         // EPIPE when the remote side stopped reading; the exit status tells what happened.
       });
@@ -222,7 +237,8 @@ export class OpenSshRemoteProcess implements RemoteProcess {
     });
     child.on("close", (code) => {
       this.host.untrack(this);
-      if (child.stdin) stdin.unpipe(child.stdin);
+      if (this.framer) stdin.unpipe(this.framer);
+      else if (child.stdin) stdin.unpipe(child.stdin);
       // Nothing reads stdin any more: let late writes drain instead of stalling the writer forever.
       stdin.resume();
       // `exit` settles once the output is complete: the last stderr bytes (held until the pid report, or passing
@@ -250,8 +266,18 @@ export class OpenSshRemoteProcess implements RemoteProcess {
 
   private releaseStdin(): void {
     const child = this.child;
-    if (!child?.stdin) return;
+    if (!child?.stdin || child.stdin.writableEnded) return;
     const stdin = this.stdin as PassThrough;
+    if (this.framed) {
+      if (this.framer) {
+        stdin.unpipe(this.framer);
+        this.framer.unpipe(child.stdin);
+      }
+      stdin.resume();
+      // Done: the end of the channel's stdin that follows is not a closed channel.
+      child.stdin.end(DONE_FRAME);
+      return;
+    }
     stdin.unpipe(child.stdin);
     stdin.resume();
     child.stdin.end();
@@ -259,7 +285,7 @@ export class OpenSshRemoteProcess implements RemoteProcess {
 
   private remoteCommand(nonce: string): string {
     const exact = this.host.exactExitStatus;
-    if (!this.pty) return loginShellCommand(wrapCommand(this.request.command, nonce, { exact }));
+    if (!this.pty) return loginShellCommand(wrapCommand(this.request.command, nonce, { exact, framed: this.framed }));
     // Through a master, ssh -tt hands the server the terminal modes of a local terminal there is none of
     // (everything off, even onlcr); reset them to the pty driver's defaults, as a direct session gets, and set
     // the window size ssh could not take from a local terminal.
@@ -381,6 +407,14 @@ export class OpenSshRemoteProcess implements RemoteProcess {
     }
     if (this.settled || this.pid === undefined) return;
     this.sentSignals.push(name);
+    if (this.framed) {
+      // In band: the waiter signals the group. Every server, one session or many.
+      const stdin = this.child.stdin;
+      if (stdin && !stdin.writableEnded) stdin.write(signalFrame(name));
+      // After SIGKILL the sh waiter's group is gone with the command and cannot report; nothing is left to feed.
+      if (name === "KILL") this.releaseStdin();
+      return;
+    }
     if (this.host.singleSession) {
       // Nothing can run beside this session, and the client sends no signal requests. The session is closed, and
       // with it the connection, whose one session the command would hold until it ends: the pool replaces it. (The
