@@ -85,11 +85,6 @@ export const CELLS: readonly Cell[] = [
     exceptions: {
       pty: { failsWith: "UNSUPPORTED_HOST", reason: "pty" },
     },
-    byTransport: {
-      // The SSH signal request reaches the session's group, but sudo passes it on to its command only.
-      ssh2: { "timeout-sudo": { gap: "sudo passes the signal to its command only; its children run on" } },
-      openssh: { "timeout-sudo": { gap: "sudo passes the signal to its command only; its children run on" } },
-    },
   },
   { server: "dropbear", shell: "bash", full: true },
   { server: "dropbear", shell: "fish", full: false },
