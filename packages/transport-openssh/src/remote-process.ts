@@ -416,9 +416,9 @@ export class OpenSshRemoteProcess implements RemoteProcess {
       return;
     }
     if (this.host.singleSession) {
-      // Nothing can run beside this session, and the client sends no signal requests. The session is closed, and
-      // with it the connection, whose one session the command would hold until it ends: the pool replaces it. (The
-      // remote command runs on; see the README's limits.)
+      // Unframed (a pty, or a local file as stdin) and nothing can run beside this session: the session is closed,
+      // and with it the connection, whose one session the command would hold until it ends: the pool replaces it.
+      // A pty's group is hung up; an upload's `cat` reads the end of its input.
       const child = this.child;
       // The master holds copies of the client's pipes; close our ends once the client is gone.
       child.once("exit", () => {
