@@ -53,7 +53,12 @@ export {
   sudoPrompt,
   sudoReadyToken,
 } from "./prepare.js";
-export { inOwnProcessGroup } from "./process-group.js";
+export { inOwnProcessGroup } from "./remote/process-group.js";
+export { exitWaiterScript, parseWaiterReport } from "./remote/exit-waiter.js";
+export type { ExitWaiterOptions, WaiterReport } from "./remote/exit-waiter.js";
+export { STDIN_DONE_FRAME, STDIN_END_FRAME, StdinFramer, stdinSignalFrame } from "./remote/stdin-frames.js";
+export type { FrameWaiter } from "./remote/stdin-frames.js";
+export { killGroupScript } from "./remote/kill.js";
 export { MAX_LOGIN_LINE_LENGTH, encodeForPrintf, loginShellCommand, loginShellLength } from "./login-shell.js";
 export type { PreparationFailure, PrepareOptions, PreparedCommand, PreparedSudo, PrepareParts } from "./prepare.js";
 export { RetryStats, abortErrorFrom, computeBackoff, executeWithRetry, retryAttempts, sleep } from "./retry.js";

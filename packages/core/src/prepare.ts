@@ -30,7 +30,7 @@
  *   interpreter instead: `exec bash -c '<cmd>'`, after a check that it exists (exit 97, `interpreter not found`).
  * - With sudo, the whole script above (cd, exports, command) is quoted once and run by `/bin/sh` under sudo,
  *   so env survives sudo's `env_reset` and the `cd` happens as the target user:
- *   `exec sudo -n -u bob -- /bin/sh -c '<group>' sh '<script>'`, where `<group>` (`process-group.ts`) runs the script
+ *   `exec sudo -n -u bob -- /bin/sh -c '<group>' sh '<script>'`, where `<group>` (`remote/process-group.ts`) runs the script
  *   in a process group of its own and passes the signals sudo relays on to that whole group: sudo passes a signal
  *   only to its own command, so a cancel would otherwise leave the command's children running as the target user. The script's first line prints the ready token
  *   `[tunnel-ready-N]` to stderr (no newline): sudo let the command through. Without a password sudo gets `-n` and
@@ -46,7 +46,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { ValidationError } from "./errors.js";
-import { OWN_PROCESS_GROUP_OF_ARGUMENT } from "./process-group.js";
+import { OWN_PROCESS_GROUP_OF_ARGUMENT } from "./remote/process-group.js";
 import { quote, quoteArgs } from "./quote.js";
 import type { Command, Script, SudoOptions } from "./types.js";
 import { validateEnv, validateInterpreter, validatePath, validateSudo } from "./validate.js";

@@ -7,7 +7,7 @@ import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ValidationError } from "../src/errors.js";
 import { quote } from "../src/quote.js";
-import { OWN_PROCESS_GROUP_OF_ARGUMENT } from "../src/process-group.js";
+import { OWN_PROCESS_GROUP_OF_ARGUMENT } from "../src/remote/process-group.js";
 import {
   MAX_COMMAND_BYTES,
   PREPARATION_EXIT_CODE,

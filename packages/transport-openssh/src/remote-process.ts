@@ -15,14 +15,19 @@ import {
   TunnelError,
   UnsupportedHostError,
   ValidationError,
+  STDIN_DONE_FRAME,
+  StdinFramer,
+  exitWaiterScript,
   formatTarget,
+  killGroupScript,
   loginShellCommand,
+  stdinSignalFrame,
+  type WaiterReport,
 } from "@tunnel-sh/core";
 import { TailBuffer } from "./master.js";
 import { normalizeSshError } from "./normalize-error.js";
 import { signalName } from "./options.js";
-import { DONE_FRAME, StdinFramer, signalFrame } from "./stdin-frames.js";
-import { MarkerFilter, newNonce, wrapCommand, type Marker } from "./wrapper.js";
+import { MarkerFilter, newNonce } from "./wrapper.js";
 
 /** What a process needs from its connection. */
 export interface ProcessHost {
@@ -90,7 +95,7 @@ export class OpenSshRemoteProcess implements RemoteProcess {
   private preStartBytes = 0;
   private readonly pty: boolean;
   /**
-   * The session's stdin carries frames (`stdin-frames.ts`): the command's stdin, its end and the signals for its
+   * The session's stdin carries frames (core's `StdinFramer`): the command's stdin, its end and the signals for its
    * group, so a kill needs no second channel and a closed channel stops the command. Not with a pty (the terminal
    * would echo and translate the frames) or a local file as stdin (the master reads that file itself).
    */
@@ -165,7 +170,7 @@ export class OpenSshRemoteProcess implements RemoteProcess {
     this.child = child;
     this.host.track(this);
 
-    const onMarker = (marker: Marker) => {
+    const onMarker = (marker: WaiterReport) => {
       if (marker.kind === "pid") {
         if (this.pid === undefined) {
           this.pid = marker.pid;
@@ -275,7 +280,7 @@ export class OpenSshRemoteProcess implements RemoteProcess {
       }
       stdin.resume();
       // Done: the end of the channel's stdin that follows is not a closed channel.
-      child.stdin.end(DONE_FRAME);
+      child.stdin.end(STDIN_DONE_FRAME);
       return;
     }
     stdin.unpipe(child.stdin);
@@ -285,13 +290,13 @@ export class OpenSshRemoteProcess implements RemoteProcess {
 
   private remoteCommand(nonce: string): string {
     const exact = this.host.exactExitStatus;
-    if (!this.pty) return loginShellCommand(wrapCommand(this.request.command, nonce, { exact, framed: this.framed }));
+    if (!this.pty) return loginShellCommand(exitWaiterScript(this.request.command, nonce, { exact, framed: this.framed }));
     // Through a master, ssh -tt hands the server the terminal modes of a local terminal there is none of
     // (everything off, even onlcr); reset them to the pty driver's defaults, as a direct session gets, and set
     // the window size ssh could not take from a local terminal.
     const pty = typeof this.request.pty === "object" ? this.request.pty : {};
     const size = `${pty.rows !== undefined ? ` rows ${Math.trunc(pty.rows)}` : ""}${pty.cols !== undefined ? ` cols ${Math.trunc(pty.cols)}` : ""}`;
-    return loginShellCommand(`stty sane${size} 2>/dev/null; ${wrapCommand(this.request.command, nonce, { exact, group: false })}`);
+    return loginShellCommand(`stty sane${size} 2>/dev/null; ${exitWaiterScript(this.request.command, nonce, { exact, group: false })}`);
   }
 
   private flushPreStart(stderr: PassThrough): void {
@@ -410,7 +415,7 @@ export class OpenSshRemoteProcess implements RemoteProcess {
     if (this.framed) {
       // In band: the waiter signals the group. Every server, one session or many.
       const stdin = this.child.stdin;
-      if (stdin && !stdin.writableEnded) stdin.write(signalFrame(name));
+      if (stdin && !stdin.writableEnded) stdin.write(stdinSignalFrame(name));
       // After SIGKILL the sh waiter's group is gone with the command and cannot report; nothing is left to feed.
       if (name === "KILL") this.releaseStdin();
       return;
@@ -437,7 +442,7 @@ export class OpenSshRemoteProcess implements RemoteProcess {
     }
     // A second exec through the master signals the whole process group the wrapper leads (killing the local
     // mux client would leave a no-pty remote command running).
-    const status = await this.host.runRaw(`kill -s ${name} -- -${this.pid} 2>/dev/null || kill -s ${name} ${this.pid} 2>/dev/null; exit 0`);
+    const status = await this.host.runRaw(killGroupScript(name, this.pid));
     // After SIGKILL the wrapper cannot report; the session only ends once the client's stdin is closed.
     if (name === "KILL") this.releaseStdin();
     if (status !== 0 && !this.settled) {

@@ -19,7 +19,7 @@
  * Core also runs every sudo'd command this way, on the far side of sudo (`prepare.ts`): sudo passes a signal on to
  * its own command only, so without a group of its own the command's children would outlive a cancel.
  */
-import { quote } from "./quote.js";
+import { quote } from "../quote.js";
 
 /** The signals a session may be sent to stop it, forwarded to the command's group. */
 const FORWARDED = ["HUP", "INT", "QUIT", "TERM", "USR1", "USR2", "ALRM", "PIPE"];

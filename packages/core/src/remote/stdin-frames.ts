@@ -1,5 +1,5 @@
 /**
- * The session's stdin as a control path: frames the waiter (`wrapper.ts`) reads, one per line header.
+ * The session's stdin as a control path: frames the exit waiter (`exit-waiter.ts`) reads, one per line header.
  *
  * A ControlMaster passes no `signal` request from its clients, and a server with one session per connection
  * (`MaxSessions 1`) refuses the second exec that would carry a kill. What a mux client does carry is its stdin, so
@@ -65,15 +65,15 @@ export class StdinFramer extends Transform {
   }
 
   override _flush(callback: TransformCallback): void {
-    callback(null, END_FRAME);
+    callback(null, STDIN_END_FRAME);
   }
 }
 
-export const END_FRAME = Buffer.from("e\n", "latin1");
-export const DONE_FRAME = Buffer.from("q\n", "latin1");
+export const STDIN_END_FRAME = Buffer.from("e\n", "latin1");
+export const STDIN_DONE_FRAME = Buffer.from("q\n", "latin1");
 
-/** The frame asking the waiter to send `name` (e.g. `TERM`, already checked by `signalName`) to the group. */
-export function signalFrame(name: string): Buffer {
+/** The frame asking the waiter to send `name` (e.g. `TERM`, no `SIG` prefix) to the group. */
+export function stdinSignalFrame(name: string): Buffer {
   if (!/^[A-Z0-9]+$/.test(name)) throw new TypeError(`not a signal name: ${name}`);
   return Buffer.from(`s${name}\n`, "latin1");
 }

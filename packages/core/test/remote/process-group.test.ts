@@ -3,8 +3,8 @@ import { mkdtempSync, readFileSync, rmSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { loginShellCommand } from "../src/login-shell.js";
-import { inOwnProcessGroup } from "../src/process-group.js";
+import { loginShellCommand } from "../../src/login-shell.js";
+import { inOwnProcessGroup } from "../../src/remote/process-group.js";
 
 /** Pids of live (not zombie) `sleep <marker>` processes. */
 function alive(marker: string): number[] {

@@ -4,9 +4,9 @@ import { mkdtempSync, rmSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { loginShellCommand } from "@tunnel-sh/core";
-import { DONE_FRAME, END_FRAME, StdinFramer, signalFrame } from "../src/stdin-frames.js";
-import { MarkerFilter, newNonce, wrapCommand, type Marker } from "../src/wrapper.js";
+import { loginShellCommand } from "../../src/login-shell.js";
+import { exitWaiterScript, parseWaiterReport, type WaiterReport } from "../../src/remote/exit-waiter.js";
+import { STDIN_DONE_FRAME as DONE_FRAME, STDIN_END_FRAME as END_FRAME, StdinFramer, stdinSignalFrame as signalFrame } from "../../src/remote/stdin-frames.js";
 
 /** A PATH with the tools the sh waiter and these commands use, but no perl. */
 const noPerl = mkdtempSync(join(tmpdir(), "tunnel-openssh-frames-"));
@@ -16,11 +16,11 @@ for (const tool of ["sleep", "cat", "setsid", "kill", "head"]) {
 afterAll(() => rmSync(noPerl, { recursive: true, force: true }));
 
 interface Session {
-  readonly markers: Marker[];
+  readonly markers: WaiterReport[];
   readonly started: Promise<{ pid: number; waiter: "perl" | "sh" }>;
   /** Resolves when the waiter process has exited and its output is complete. */
   readonly closed: Promise<{ code: number | null; stdout: Buffer }>;
-  readonly report: Promise<Marker>;
+  readonly report: Promise<WaiterReport>;
   write(frame: Buffer): void;
   /** Frames `data` as the client does (data frames, then the end-of-input frame). */
   send(data: Buffer): Promise<void>;
@@ -30,24 +30,33 @@ interface Session {
 
 /** The framed session command, run the way sshd runs it: the login shell with -c, a group of its own, pipes. */
 function session(command: string, path: string): Session {
-  const nonce = newNonce();
-  const child = spawn("/bin/sh", ["-c", loginShellCommand(wrapCommand(command, nonce, { framed: true }))], {
+  const nonce = `tunnel${randomBytes(12).toString("hex")}`;
+  const child = spawn("/bin/sh", ["-c", loginShellCommand(exitWaiterScript(command, nonce, { framed: true }))], {
     env: { PATH: path, SHELL: "/bin/sh" },
     stdio: ["pipe", "pipe", "pipe"],
     detached: true,
   });
   child.stdin.on("error", () => undefined);
-  const markers: Marker[] = [];
+  const markers: WaiterReport[] = [];
   let resolveStarted!: (value: { pid: number; waiter: "perl" | "sh" }) => void;
-  let resolveReport!: (marker: Marker) => void;
+  let resolveReport!: (marker: WaiterReport) => void;
   const started = new Promise<{ pid: number; waiter: "perl" | "sh" }>((resolve) => (resolveStarted = resolve));
-  const report = new Promise<Marker>((resolve) => (resolveReport = resolve));
-  const filter = new MarkerFilter(nonce, (marker) => {
-    markers.push(marker);
-    if (marker.kind === "pid") resolveStarted({ pid: marker.pid, waiter: marker.waiter ?? "sh" });
-    else resolveReport(marker);
+  const report = new Promise<WaiterReport>((resolve) => (resolveReport = resolve));
+  // The waiter's report lines, `<nonce>:<report>\n`, from stderr as they arrive.
+  let stderr = "";
+  child.stderr.on("data", (chunk: Buffer) => {
+    stderr += chunk.toString("latin1");
+    for (let end = stderr.indexOf("\n"); end !== -1; end = stderr.indexOf("\n")) {
+      const line = stderr.slice(0, end);
+      stderr = stderr.slice(end + 1);
+      const at = line.indexOf(`${nonce}:`);
+      const marker = at === -1 ? undefined : parseWaiterReport(line.slice(at + nonce.length + 1));
+      if (!marker) continue;
+      markers.push(marker);
+      if (marker.kind === "pid") resolveStarted({ pid: marker.pid, waiter: marker.waiter ?? "sh" });
+      else resolveReport(marker);
+    }
   });
-  child.stderr.pipe(filter).resume();
   const stdout: Buffer[] = [];
   child.stdout.on("data", (chunk: Buffer) => stdout.push(chunk));
   const closed = new Promise<{ code: number | null; stdout: Buffer }>((resolve) =>
