@@ -47,8 +47,9 @@ describe("killGroupScript", () => {
 describe("killNamingScript", () => {
   it("kills what names tunnel-<kind>.<token> in its command line, not itself, and exits 0", async () => {
     const token = `a${Date.now().toString(16)}`;
-    const args = `/bin/sh -c sleep 600; : /tmp/tunnel-script.${token}/script`;
-    const victim = spawn("/bin/sh", ["-c", `sleep 600; : /tmp/tunnel-script.${token}/script`], { stdio: "ignore" });
+    // A shell waiting in a builtin (no child to leave behind), named by the folder as its $0.
+    const args = `/bin/sh -c read line /tmp/tunnel-script.${token}/script`;
+    const victim = spawn("/bin/sh", ["-c", "read line", `/tmp/tunnel-script.${token}/script`], { stdio: ["pipe", "ignore", "ignore"] });
     const closed = new Promise<NodeJS.Signals | null>((resolve) => victim.on("close", (_code, signal) => resolve(signal)));
     for (let tries = 0; tries < 100 && alive(args).length === 0; tries++) await new Promise((resolve) => setTimeout(resolve, 20));
     const run = spawnSync("/bin/sh", ["-c", killNamingScript("script", token)]);
