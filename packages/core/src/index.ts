@@ -59,6 +59,8 @@ export type { ExitWaiterOptions, WaiterReport } from "./remote/exit-waiter.js";
 export { STDIN_DONE_FRAME, STDIN_END_FRAME, StdinFramer, stdinSignalFrame } from "./remote/stdin-frames.js";
 export type { FrameWaiter } from "./remote/stdin-frames.js";
 export { killGroupScript } from "./remote/kill.js";
+export { terminalResetScript } from "./remote/terminal.js";
+export type { TerminalSize } from "./remote/terminal.js";
 export { MAX_LOGIN_LINE_LENGTH, encodeForPrintf, loginShellCommand, loginShellLength } from "./login-shell.js";
 export type { PreparationFailure, PrepareOptions, PreparedCommand, PreparedSudo, PrepareParts } from "./prepare.js";
 export { RetryStats, abortErrorFrom, computeBackoff, executeWithRetry, retryAttempts, sleep } from "./retry.js";

@@ -22,6 +22,7 @@ import {
   killGroupScript,
   loginShellCommand,
   stdinSignalFrame,
+  terminalResetScript,
   type WaiterReport,
 } from "@tunnel-sh/core";
 import { TailBuffer } from "./master.js";
@@ -295,8 +296,8 @@ export class OpenSshRemoteProcess implements RemoteProcess {
     // (everything off, even onlcr); reset them to the pty driver's defaults, as a direct session gets, and set
     // the window size ssh could not take from a local terminal.
     const pty = typeof this.request.pty === "object" ? this.request.pty : {};
-    const size = `${pty.rows !== undefined ? ` rows ${Math.trunc(pty.rows)}` : ""}${pty.cols !== undefined ? ` cols ${Math.trunc(pty.cols)}` : ""}`;
-    return loginShellCommand(`stty sane${size} 2>/dev/null; ${exitWaiterScript(this.request.command, nonce, { exact, group: false })}`);
+    const size = { ...(pty.rows !== undefined ? { rows: pty.rows } : {}), ...(pty.cols !== undefined ? { cols: pty.cols } : {}) };
+    return loginShellCommand(`${terminalResetScript(size)}; ${exitWaiterScript(this.request.command, nonce, { exact, group: false })}`);
   }
 
   private flushPreStart(stderr: PassThrough): void {
