@@ -84,3 +84,12 @@ it("tells exit 130 from a death by SIGINT with perl", async () => {
   running.child.stdin.end();
   expect(await running.done).toMatchObject({ code: 130, signal: null });
 });
+
+it("on a terminal (a pty, sudo's use_pty) runs the script as it is, in the terminal's foreground group", () => {
+  // util-linux `script` gives the shell a fresh pty; the script prints its own group and the terminal's foreground one.
+  const line = loginShellCommand(inOwnProcessGroup("echo $(ps -o pgid= -p $$) $(ps -o tpgid= -p $$)"));
+  const result = spawnSync("script", ["-qec", line, "/dev/null"], { encoding: "utf8", env: { PATH: "/usr/bin:/bin" } });
+  const [group, foreground] = result.stdout.trim().split(/\s+/);
+  expect(group).toMatch(/^\d+$/);
+  expect(group).toBe(foreground);
+});
