@@ -59,9 +59,6 @@ export const SUBSET_CHECKS: readonly CheckName[] = [
   "transfer-verify-mode",
 ];
 
-/** A cancelled command keeps running when nothing can be run beside it and no signal request reaches its group. */
-const SINGLE_SESSION_GAP = "one session per connection: no second channel for the kill; the session is closed, the command runs on";
-
 export const CELLS: readonly Cell[] = [
   { server: "openssh", shell: "bash", full: true },
   { server: "openssh", shell: "dash", full: false },
@@ -87,16 +84,6 @@ export const CELLS: readonly Cell[] = [
     full: true,
     exceptions: {
       pty: { failsWith: "UNSUPPORTED_HOST", reason: "pty" },
-    },
-    byTransport: {
-      // The SSH signal request reaches the session's group, but sudo passes it on to its command only.
-      ssh2: { "timeout-sudo": { gap: "sudo passes the signal to its command only; its children run on" } },
-      openssh: {
-        timeout: { gap: SINGLE_SESSION_GAP },
-        abort: { gap: SINGLE_SESSION_GAP },
-        "timeout-compound": { gap: SINGLE_SESSION_GAP },
-        "timeout-sudo": { gap: SINGLE_SESSION_GAP },
-      },
     },
   },
   { server: "dropbear", shell: "bash", full: true },

@@ -29,8 +29,9 @@ import { describeOptionValue, rejectUnknownOptions } from "./options.js";
 import type { Lease, Pool } from "./pool.js";
 import { detectPreparationFailure, prepareCommand, prepareScriptCommand } from "./prepare.js";
 import type { PreparedCommand } from "./prepare.js";
-import { quote } from "./quote.js";
 import { Redactor } from "./redact.js";
+import { killNamingScript, killSudoGroupsScript } from "./remote/kill.js";
+import { removeScriptFolderScript, writeScriptFolderScript } from "./remote/script-folder.js";
 import { startSpan } from "./traced-span.js";
 import { RetryStats, executeWithRetry, retryAttempts } from "./retry.js";
 import type { RetryStatsSnapshot } from "./retry.js";
@@ -524,14 +525,7 @@ export class Executor {
    * `use_pty` puts the command in a session of its own). TERM, then KILL for what is left.
    */
   async #killSudoGroups(connection: Connection, operation: Operation, nonce: string, sudo: boolean | SudoOptions): Promise<void> {
-    const pattern = quote(`^sudo .*[t]unnel-ready-${nonce}`);
-    const kill = prepareCommand({
-      cmd:
-        `s=$(pgrep -d, -f ${pattern}); [ -n "$s" ] || exit 0; c=$(pgrep -d, -P "$s"); ` +
-        `groups=$(ps -o pgid= -p "$s\${c:+,$c}" | sort -u); for g in $groups; do kill -TERM "-$g"; done 2>/dev/null; ` +
-        `sleep 0.3; for g in $groups; do kill -KILL "-$g"; done 2>/dev/null; exit 0`,
-      sudo,
-    });
+    const kill = prepareCommand({ cmd: killSudoGroupsScript(nonce), sudo });
     try {
       await this.#housekeeping(connection, kill);
     } catch (error) {
@@ -558,7 +552,7 @@ export class Executor {
    */
   async #uploadScript(connection: Connection, operation: Operation, script: Script, folderName: string): Promise<string> {
     const upload = prepareCommand({
-      cmd: `umask 077 && d="\${TMPDIR:-/tmp}/${folderName}" && mkdir -m 700 -- "$d" && cat > "$d/script" && printf '%s\n' "$d"`,
+      cmd: writeScriptFolderScript(folderName),
       ...(script.env !== undefined ? { env: script.env } : {}),
       ...(script.sudo !== undefined ? { sudo: script.sudo } : {}),
     });
@@ -579,7 +573,7 @@ export class Executor {
    */
   async #removeScriptFolder(connection: Connection, operation: Operation, script: Script, folderName: string): Promise<void> {
     const remove = prepareCommand({
-      cmd: `rm -rf -- "\${TMPDIR:-/tmp}/${folderName}"`,
+      cmd: removeScriptFolderScript(folderName),
       ...(script.env !== undefined ? { env: script.env } : {}),
       ...(script.sudo !== undefined ? { sudo: script.sudo } : {}),
     });
@@ -588,7 +582,7 @@ export class Executor {
     // runs it; the name itself is kept out of that command line), then remove it, and once more a moment later for a
     // process that was about to create it.
     const stopLeftovers = prepareCommand({
-      cmd: `pkill -KILL -f -- ${quote(`[t]unnel-script[.]${folderName.slice(SCRIPT_FOLDER_PREFIX.length)}`)} 2>/dev/null; exit 0`,
+      cmd: killNamingScript("script", folderName.slice(SCRIPT_FOLDER_PREFIX.length)),
       ...(script.sudo !== undefined ? { sudo: script.sudo } : {}),
     });
     const removeOn = async (target: Connection, afterLoss = false): Promise<boolean> => {

@@ -32,7 +32,7 @@ export { quote, quoteArgs } from "./quote.js";
 export { runProcess } from "./run.js";
 export type { RunRequest, RunResult, SudoExchange } from "./run.js";
 export { MAX_COMMAND_BYTES } from "./prepare.js";
-export { inOwnProcessGroup } from "./process-group.js";
+export { inOwnProcessGroup } from "./remote/process-group.js";
 export { loginShellCommand } from "./login-shell.js";
 export { retryAttempts } from "./retry.js";
 export type { RetryStatsSnapshot, RetryStrategy } from "./retry.js";

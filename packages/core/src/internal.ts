@@ -34,6 +34,13 @@ export {
 } from "./prepare.js";
 export type { PreparationFailure, PrepareOptions, PreparedCommand, PreparedSudo, PrepareParts } from "./prepare.js";
 export { MAX_LOGIN_LINE_LENGTH, encodeForPrintf, loginShellLength } from "./login-shell.js";
+export { exitWaiterScript, parseWaiterReport } from "./remote/exit-waiter.js";
+export type { ExitWaiterOptions, WaiterReport } from "./remote/exit-waiter.js";
+export { STDIN_DONE_FRAME, STDIN_END_FRAME, StdinFramer, stdinSignalFrame } from "./remote/stdin-frames.js";
+export type { FrameWaiter } from "./remote/stdin-frames.js";
+export { killGroupScript } from "./remote/kill.js";
+export { terminalResetScript } from "./remote/terminal.js";
+export type { TerminalSize } from "./remote/terminal.js";
 export { OutputCollector } from "./output.js";
 export { DEFAULT_MAX_OUTPUT_BYTES, TokenFilter } from "./run.js";
 export { RetryStats, abortErrorFrom, computeBackoff, executeWithRetry, sleep } from "./retry.js";

@@ -28,9 +28,11 @@
  *   command starts.
  * - Without sudo the command runs in that `/bin/sh`, unchanged; with `shell` (e.g. `bash`) it is handed to that
  *   interpreter instead: `exec bash -c '<cmd>'`, after a check that it exists (exit 97, `interpreter not found`).
- * - With sudo, the whole script above (cd, exports, command) is quoted once and run by `/bin/sh -c` under sudo,
+ * - With sudo, the whole script above (cd, exports, command) is quoted once and run by `/bin/sh` under sudo,
  *   so env survives sudo's `env_reset` and the `cd` happens as the target user:
- *   `exec sudo -n -u bob -- /bin/sh -c '<script>'`. The script's first line prints the ready token
+ *   `exec sudo -n -u bob -- /bin/sh -c '<group>' sh '<script>'`, where `<group>` (`remote/process-group.ts`) runs the script
+ *   in a process group of its own and passes the signals sudo relays on to that whole group: sudo passes a signal
+ *   only to its own command, so a cancel would otherwise leave the command's children running as the target user. The script's first line prints the ready token
  *   `[tunnel-ready-N]` to stderr (no newline): sudo let the command through. Without a password sudo gets `-n` and
  *   fails fast with `sudo: a password is required` instead of waiting. With a password it gets
  *   `-S -p '[tunnel-sudo-N]'`: the caller waits for that prompt on stderr (matching it anywhere in a line — sudo-rs
@@ -44,6 +46,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { ValidationError } from "./errors.js";
+import { OWN_PROCESS_GROUP_OF_ARGUMENT } from "./remote/process-group.js";
 import { quote, quoteArgs } from "./quote.js";
 import type { Command, Script, SudoOptions } from "./types.js";
 import { validateEnv, validateInterpreter, validatePath, validateSudo } from "./validate.js";
@@ -266,7 +269,8 @@ function assemble(parts: PrepareParts, body: readonly string[], nonce: string): 
   const user = sudo.user !== undefined ? ["-u", /^[0-9]+$/.test(sudo.user) ? `#${sudo.user}` : sudo.user] : [];
   const prompt = sudoPrompt(nonce);
   const mode = sudo.password === undefined ? ["-n"] : ["-S", "-p", prompt];
-  const command = `${startLine}\nexec sudo ${quoteArgs([...mode, ...user, "--", "/bin/sh", "-c", script])}`;
+  // On the far side of sudo, the script runs in a process group of its own that the signals sudo passes on reach.
+  const command = `${startLine}\nexec sudo ${quoteArgs([...mode, ...user, "--", "/bin/sh", "-c", OWN_PROCESS_GROUP_OF_ARGUMENT, "sh", script])}`;
   checkSize(command, parts, body);
   return {
     command,

@@ -7,6 +7,7 @@ import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ValidationError } from "../src/errors.js";
 import { quote } from "../src/quote.js";
+import { OWN_PROCESS_GROUP_OF_ARGUMENT } from "../src/remote/process-group.js";
 import {
   MAX_COMMAND_BYTES,
   PREPARATION_EXIT_CODE,
@@ -349,7 +350,8 @@ describe("prepareCommand with sudo", () => {
     const password = "s3cret 'with' $pecial \"chars\"";
     const prepared = prepareCommand({ cmd: "id -u", sudo: { user: "root", password } }, { nonce: NONCE });
     expect(afterStart(prepared.command).startsWith(`exec sudo -S -p '[tunnel-sudo-${NONCE}]' -u root -- /bin/sh -c `)).toBe(true);
-    expect(prepared.command).not.toContain(" -n ");
+    // sudo's own options (before `--`): no -n.
+    expect(afterStart(prepared.command).split(" -- ")[0]).not.toMatch(/ -n( |$)/);
     expect(prepared.sudo).toMatchObject({ prompt: `[tunnel-sudo-${NONCE}]`, ready: `[tunnel-ready-${NONCE}]`, password });
     for (const fragment of [password, "s3cret", "pecial"]) expect(prepared.command).not.toContain(fragment);
   });
@@ -372,7 +374,8 @@ describe("prepareCommand with sudo", () => {
       `[ -z "$tunnel_tty" ] || stty "$tunnel_tty" 2>/dev/null\n` +
       `unset tunnel_tty tunnel_gate\n`;
     const expectedScript = `${inner}CDPATH= cd -- /srv || { printf '%s\\n' 'tunnel[${NONCE}]: cannot change directory' >&2; exit 97; }\nexport A=1\nmake install`;
-    expect(afterStart(prepared.command)).toBe(`exec sudo -n -u bob -- /bin/sh -c '${expectedScript.replace(/'/g, `'\\''`)}'`);
+    const quoted = (text: string) => `'${text.replace(/'/g, `'\\''`)}'`;
+    expect(afterStart(prepared.command)).toBe(`exec sudo -n -u bob -- /bin/sh -c ${quoted(OWN_PROCESS_GROUP_OF_ARGUMENT)} sh ${quoted(expectedScript)}`);
   });
 
   it("keeps arbitrary env values across sudo's environment reset (fake sudo with env -i)", async () => {

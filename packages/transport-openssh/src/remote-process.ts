@@ -18,10 +18,19 @@ import {
   formatTarget,
   loginShellCommand,
 } from "@tunnel-sh/core";
+import {
+  STDIN_DONE_FRAME,
+  StdinFramer,
+  exitWaiterScript,
+  killGroupScript,
+  stdinSignalFrame,
+  terminalResetScript,
+  type WaiterReport,
+} from "@tunnel-sh/core/internal";
 import { TailBuffer } from "./master.js";
 import { normalizeSshError } from "./normalize-error.js";
 import { signalName } from "./options.js";
-import { MarkerFilter, newNonce, wrapCommand, type Marker } from "./wrapper.js";
+import { MarkerFilter, newNonce } from "./wrapper.js";
 
 /** What a process needs from its connection. */
 export interface ProcessHost {
@@ -88,6 +97,13 @@ export class OpenSshRemoteProcess implements RemoteProcess {
   private preStart: Buffer[] = [];
   private preStartBytes = 0;
   private readonly pty: boolean;
+  /**
+   * The session's stdin carries frames (core's `StdinFramer`): the command's stdin, its end and the signals for its
+   * group, so a kill needs no second channel and a closed channel stops the command. Not with a pty (the terminal
+   * would echo and translate the frames) or a local file as stdin (the master reads that file itself).
+   */
+  private readonly framed: boolean;
+  private framer: StdinFramer | undefined;
   private killing: Promise<void> | undefined;
   private ptyRefused = false;
 
@@ -108,6 +124,7 @@ export class OpenSshRemoteProcess implements RemoteProcess {
     this.started.catch(() => undefined);
     this.exit.catch(() => undefined);
     this.pty = request.pty !== undefined && request.pty !== false;
+    this.framed = !this.pty && files.stdin === undefined;
     const stdout = new PassThrough();
     const stderr = new PassThrough();
     this.stdout = stdout;
@@ -156,11 +173,16 @@ export class OpenSshRemoteProcess implements RemoteProcess {
     this.child = child;
     this.host.track(this);
 
-    const onMarker = (marker: Marker) => {
+    const onMarker = (marker: WaiterReport) => {
       if (marker.kind === "pid") {
         if (this.pid === undefined) {
           this.pid = marker.pid;
           this.waiter = marker.waiter;
+          if (this.framed && child.stdin) {
+            // The waiter is known now, and with it the data frames it reads.
+            this.framer = new StdinFramer(marker.waiter === "perl" ? "perl" : "sh");
+            stdin.pipe(this.framer).pipe(child.stdin, { end: false });
+          }
           this.flushPreStart(stderr);
           this.resolveStarted();
         }
@@ -209,7 +231,8 @@ export class OpenSshRemoteProcess implements RemoteProcess {
     }
 
     if (child.stdin) {
-      stdin.pipe(child.stdin);
+      // Framed, stdin waits for the waiter's first report (above) to learn how to frame it.
+      if (!this.framed) stdin.pipe(child.stdin);
       child.stdin.on("error", () => {
         // EPIPE when the remote side stopped reading; the exit status tells what happened.
       });
@@ -222,7 +245,8 @@ export class OpenSshRemoteProcess implements RemoteProcess {
     });
     child.on("close", (code) => {
       this.host.untrack(this);
-      if (child.stdin) stdin.unpipe(child.stdin);
+      if (this.framer) stdin.unpipe(this.framer);
+      else if (child.stdin) stdin.unpipe(child.stdin);
       // Nothing reads stdin any more: let late writes drain instead of stalling the writer forever.
       stdin.resume();
       // `exit` settles once the output is complete: the last stderr bytes (held until the pid report, or passing
@@ -250,8 +274,18 @@ export class OpenSshRemoteProcess implements RemoteProcess {
 
   private releaseStdin(): void {
     const child = this.child;
-    if (!child?.stdin) return;
+    if (!child?.stdin || child.stdin.writableEnded) return;
     const stdin = this.stdin as PassThrough;
+    if (this.framed) {
+      if (this.framer) {
+        stdin.unpipe(this.framer);
+        this.framer.unpipe(child.stdin);
+      }
+      stdin.resume();
+      // Done: the end of the channel's stdin that follows is not a closed channel.
+      child.stdin.end(STDIN_DONE_FRAME);
+      return;
+    }
     stdin.unpipe(child.stdin);
     stdin.resume();
     child.stdin.end();
@@ -259,13 +293,13 @@ export class OpenSshRemoteProcess implements RemoteProcess {
 
   private remoteCommand(nonce: string): string {
     const exact = this.host.exactExitStatus;
-    if (!this.pty) return loginShellCommand(wrapCommand(this.request.command, nonce, { exact }));
+    if (!this.pty) return loginShellCommand(exitWaiterScript(this.request.command, nonce, { exact, framed: this.framed }));
     // Through a master, ssh -tt hands the server the terminal modes of a local terminal there is none of
     // (everything off, even onlcr); reset them to the pty driver's defaults, as a direct session gets, and set
     // the window size ssh could not take from a local terminal.
     const pty = typeof this.request.pty === "object" ? this.request.pty : {};
-    const size = `${pty.rows !== undefined ? ` rows ${Math.trunc(pty.rows)}` : ""}${pty.cols !== undefined ? ` cols ${Math.trunc(pty.cols)}` : ""}`;
-    return loginShellCommand(`stty sane${size} 2>/dev/null; ${wrapCommand(this.request.command, nonce, { exact, group: false })}`);
+    const size = { ...(pty.rows !== undefined ? { rows: pty.rows } : {}), ...(pty.cols !== undefined ? { cols: pty.cols } : {}) };
+    return loginShellCommand(`${terminalResetScript(size)}; ${exitWaiterScript(this.request.command, nonce, { exact, group: false })}`);
   }
 
   private flushPreStart(stderr: PassThrough): void {
@@ -381,10 +415,18 @@ export class OpenSshRemoteProcess implements RemoteProcess {
     }
     if (this.settled || this.pid === undefined) return;
     this.sentSignals.push(name);
+    if (this.framed) {
+      // In band: the waiter signals the group. Every server, one session or many.
+      const stdin = this.child.stdin;
+      if (stdin && !stdin.writableEnded) stdin.write(stdinSignalFrame(name));
+      // After SIGKILL the sh waiter's group is gone with the command and cannot report; nothing is left to feed.
+      if (name === "KILL") this.releaseStdin();
+      return;
+    }
     if (this.host.singleSession) {
-      // Nothing can run beside this session, and the client sends no signal requests. The session is closed, and
-      // with it the connection, whose one session the command would hold until it ends: the pool replaces it. (The
-      // remote command runs on; see the README's limits.)
+      // Unframed (a pty, or a local file as stdin) and nothing can run beside this session: the session is closed,
+      // and with it the connection, whose one session the command would hold until it ends: the pool replaces it.
+      // A pty's group is hung up; an upload's `cat` reads the end of its input.
       const child = this.child;
       // The master holds copies of the client's pipes; close our ends once the client is gone.
       child.once("exit", () => {
@@ -403,7 +445,7 @@ export class OpenSshRemoteProcess implements RemoteProcess {
     }
     // A second exec through the master signals the whole process group the wrapper leads (killing the local
     // mux client would leave a no-pty remote command running).
-    const status = await this.host.runRaw(`kill -s ${name} -- -${this.pid} 2>/dev/null || kill -s ${name} ${this.pid} 2>/dev/null; exit 0`);
+    const status = await this.host.runRaw(killGroupScript(name, this.pid));
     // After SIGKILL the wrapper cannot report; the session only ends once the client's stdin is closed.
     if (name === "KILL") this.releaseStdin();
     if (status !== 0 && !this.settled) {

@@ -430,4 +430,67 @@ if (support.available) {
       }
     });
   });
+
+  describe("OpenSshTransport against a server with MaxSessions 1 (no second channel for a kill)", () => {
+    let sshd: Sshd;
+    beforeAll(async () => {
+      sshd = await startSshd({ maxSessions: 1, usePam: false });
+    }, 60_000);
+    afterAll(async () => {
+      await sshd?.stop();
+    });
+
+    const connectOne = () =>
+      new OpenSshTransport({ identityFile: sshd.clientKeyPath, knownHostsFile: sshd.knownHostsPath, configFile: "/dev/null", maxChannels: 1 }).connect({
+        host: sshd.host,
+        port: sshd.port,
+        user: sshd.users.plain.name,
+      });
+    const sleeping = async (seconds: string) =>
+      (await remoteProcesses(sshd.users.plain.name)).filter((entry) => entry.args.trim() === `sleep ${seconds}`);
+
+    it("kill() stops the command's whole tree in band, and the connection stays usable", async () => {
+      const connection = await connectOne();
+      try {
+        const seconds = `${500 + Math.floor(Math.random() * 400)}.3`;
+        const remote = connection.spawn({ command: `sleep ${seconds} & sleep ${seconds}; echo done` });
+        remote.stdin.end();
+        await remote.started;
+        expect(await eventually(async () => (await sleeping(seconds)).length === 2, 10_000)).toBe(true);
+        await remote.kill("SIGTERM");
+        expect(await remote.exit).toEqual({ exitCode: null, signal: "SIGTERM" });
+        expect(await sleeping(seconds)).toEqual([]);
+        expect(connection.closed).toBe(false);
+        expect((await runProcess(connection, { command: "echo after" })).stdout).toBe("after\n");
+      } finally {
+        await connection.close();
+      }
+    });
+
+    it("a command never outlives its channel: closing the connection under it stops it on the host", async () => {
+      const connection = await connectOne();
+      const seconds = `${500 + Math.floor(Math.random() * 400)}.4`;
+      const remote = connection.spawn({ command: `sleep ${seconds}; echo done` });
+      await remote.started;
+      expect(await eventually(async () => (await sleeping(seconds)).length === 1, 10_000)).toBe(true);
+      await connection.close();
+      await outcome(remote.exit);
+      expect(await eventually(async () => (await sleeping(seconds)).length === 0, 10_000)).toBe(true);
+    });
+
+    it("stdin passes exactly (every byte value, megabytes), its end reaches the command, and the command runs on", async () => {
+      const connection = await connectOne();
+      try {
+        const data = Buffer.concat([Buffer.from(Array.from({ length: 256 }, (_, byte) => byte)), randomBytes(3 * 1024 * 1024)]);
+        const remote = connection.spawn({ command: "cat; echo after-eof" });
+        const chunks: Buffer[] = [];
+        remote.stdout.on("data", (chunk: Buffer) => chunks.push(chunk));
+        remote.stdin.end(data);
+        expect(await remote.exit).toEqual({ exitCode: 0, signal: null });
+        expect(Buffer.concat(chunks).equals(Buffer.concat([data, Buffer.from("after-eof\n")]))).toBe(true);
+      } finally {
+        await connection.close();
+      }
+    });
+  });
 }

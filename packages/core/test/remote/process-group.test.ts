@@ -3,8 +3,8 @@ import { mkdtempSync, readFileSync, rmSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { loginShellCommand } from "../src/login-shell.js";
-import { inOwnProcessGroup } from "../src/process-group.js";
+import { loginShellCommand } from "../../src/login-shell.js";
+import { inOwnProcessGroup } from "../../src/remote/process-group.js";
 
 /** Pids of live (not zombie) `sleep <marker>` processes. */
 function alive(marker: string): number[] {
@@ -83,4 +83,13 @@ it("tells exit 130 from a death by SIGINT with perl", async () => {
   const running = session("exit 130");
   running.child.stdin.end();
   expect(await running.done).toMatchObject({ code: 130, signal: null });
+});
+
+it("on a terminal (a pty, sudo's use_pty) runs the script as it is, in the terminal's foreground group", () => {
+  // util-linux `script` gives the shell a fresh pty; the script prints its own group and the terminal's foreground one.
+  const line = loginShellCommand(inOwnProcessGroup("echo $(ps -o pgid= -p $$) $(ps -o tpgid= -p $$)"));
+  const result = spawnSync("script", ["-qec", line, "/dev/null"], { encoding: "utf8", env: { PATH: "/usr/bin:/bin" } });
+  const [group, foreground] = result.stdout.trim().split(/\s+/);
+  expect(group).toMatch(/^\d+$/);
+  expect(group).toBe(foreground);
 });

@@ -13,9 +13,13 @@
  *   A POSIX shell cannot tell `exit 128+N` from a death by signal N, so such a status is re-raised as signal N.
  *   Without `setsid` either, the command runs in the session's group, as before.
  *
- * Not for pty sessions: the terminal's foreground group is the session's, and a new group would lose the terminal.
+ * On a terminal (stdin a tty: a pty session, or sudo's `use_pty`) the script runs as it is: the terminal's foreground
+ * group is the session's, and a new group would lose the terminal (a read from it would stop the script).
+ *
+ * Core also runs every sudo'd command this way, on the far side of sudo (`prepare.ts`): sudo passes a signal on to
+ * its own command only, so without a group of its own the command's children would outlive a cancel.
  */
-import { quote } from "./quote.js";
+import { quote } from "../quote.js";
 
 /** The signals a session may be sent to stop it, forwarded to the command's group. */
 const FORWARDED = ["HUP", "INT", "QUIT", "TERM", "USR1", "USR2", "ALRM", "PIPE"];
@@ -56,16 +60,28 @@ const SH_GROUP = [
   'exit "$s"',
 ].join("\n");
 
-/**
- * `script` (POSIX sh) run in a process group of its own, with the session's terminating signals passed on to it.
- * @example connection.exec(loginShellCommand(inOwnProcessGroup(prepared.command)))
- */
-export function inOwnProcessGroup(script: string): string {
+/** The group script around `word`, a shell word that expands to the script to run. */
+function groupScript(word: string): string {
   return [
-    `c=${quote(script)}`,
+    `c=${word}`,
+    '[ -t 0 ] && exec /bin/sh -c "$c"',
     "if command -v perl >/dev/null 2>&1; then b=${PERL_BADLANG-}; h=${PERL_BADLANG+1}; PERL_BADLANG=0; export PERL_BADLANG; " +
       `exec perl -e ${quote(PERL_GROUP)} -- "$b" "$h" "$c"; fi`,
     `command -v setsid >/dev/null 2>&1 || exec /bin/sh -c "$c"`,
     SH_GROUP,
   ].join("\n");
 }
+
+/**
+ * `script` (POSIX sh) run in a process group of its own, with the session's terminating signals passed on to it.
+ * @example connection.exec(loginShellCommand(inOwnProcessGroup(prepared.command)))
+ */
+export function inOwnProcessGroup(script: string): string {
+  return groupScript(quote(script));
+}
+
+/**
+ * The same for a script passed as the first argument: `/bin/sh -c OWN_PROCESS_GROUP_OF_ARGUMENT sh '<script>'`. The
+ * script is quoted once, where it is an argument (sudo's command line), not a second time inside this one.
+ */
+export const OWN_PROCESS_GROUP_OF_ARGUMENT = groupScript('"$1"');
