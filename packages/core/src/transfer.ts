@@ -18,7 +18,9 @@
  *   file's and folder's own mode; a single upload gets the server's default for new files.
  * - `verify: "sha256"`: the local file is hashed while the transfer runs and the remote file is hashed on the host
  *   (`openssl dgst -sha256`, falling back to `sha256sum`), in the same remote command that renames it into place
- *   (a chunk of files per command for trees); a mismatch re-sends the file once, then fails.
+ *   (a chunk of files per command for trees); a mismatch re-sends the file once, then fails. A download is hashed
+ *   from the bytes the transport hands over as it writes the local copy (`DownloadRequest.onData`), beside the
+ *   remote hash on a second channel, so neither side reads its file a second time once the bytes have moved.
  * - Sources and links: a transfer's source that is a link is followed; a destination that is a link to a folder
  *   counts as that folder (as with `cp`). Inside a tree (`recursive: true`), symbolic links are recreated as links
  *   with the same target text — never followed, so a link cannot pull files from outside the tree (a link out of

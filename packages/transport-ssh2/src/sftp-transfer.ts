@@ -202,6 +202,14 @@ async function writeLocal(file: FileHandle, buffer: Buffer, length: number, posi
   }
 }
 
+async function readBack(file: FileHandle, buffer: Buffer, length: number, position: number): Promise<void> {
+  for (let done = 0; done < length; ) {
+    const { bytesRead } = await file.read(buffer, done, length - done, position + done);
+    if (bytesRead <= 0) throw new Error(`the local file is shorter than what was written to it (at ${position + done})`);
+    done += bytesRead;
+  }
+}
+
 /** Copy a local file to the remote path over SFTP with parallel write requests. Errors are raw; the caller normalises. */
 export async function uploadFile(sftp: SFTPWrapper, request: UploadRequest, tuning: TransferTuning, target: Target): Promise<void> {
   const local = await open(request.localPath, "r");
@@ -231,7 +239,8 @@ export async function downloadFile(sftp: SFTPWrapper, request: DownloadRequest, 
   let local: FileHandle | undefined;
   try {
     const size = await remoteSize(sftp, handle, request.remotePath);
-    local = await open(request.localPath, "w");
+    // Readable too: with `onData`, each chunk is read back once written.
+    local = await open(request.localPath, request.onData ? "w+" : "w");
     const file = local;
     const reporter = new ProgressReporter(size, tuning.progressIntervalMs, request.onProgress);
     const ordered = request.onData ? new InOrder(request.onData) : undefined;
@@ -240,11 +249,13 @@ export async function downloadFile(sftp: SFTPWrapper, request: DownloadRequest, 
         const bytes = await remoteRead(sftp, handle, buffer, length, offset);
         if (bytes <= 0) ordered?.stop();
         else {
-          // The chunk is handed over while its write is under way (a write does not change the buffer).
-          const writing = writeLocal(file, buffer, bytes, offset);
-          writing.catch(() => {});
-          await ordered?.feed(buffer, offset, bytes);
-          await writing;
+          await writeLocal(file, buffer, bytes, offset);
+          if (ordered) {
+            // What is handed over is read back from the file (the page cache): the hash then vouches for what this
+            // transfer wrote where, not only for what arrived.
+            await readBack(file, buffer, bytes, offset);
+            await ordered.feed(buffer, offset, bytes);
+          }
         }
         return bytes;
       } catch (error) {
