@@ -66,7 +66,7 @@ export function checkGoals(rows: readonly Row[]): Goal[] {
 export function goalsMarkdown(rows: readonly Row[]): string {
   const goals = checkGoals(rows);
   if (goals.length === 0) return "";
-  const lines = ["", "#### goals", "", "| goal | measured | target | met |", "|---|--:|--:|---|"];
+  const lines = ["", "", "#### goals", "", "| goal | measured | target | met |", "|---|--:|--:|---|"];
   for (const goal of goals) lines.push(`| ${goal.goal} | ${goal.measured} | ${goal.target} | ${goal.met ? "met" : "**missed**"} |`);
   return lines.join("\n");
 }
