@@ -20,6 +20,7 @@ import { throughput } from "./cases/throughput.js";
 import { transfers } from "./cases/transfers.js";
 import type { BenchOptions, Context } from "./context.js";
 import { startEnvironment } from "./environment.js";
+import { goalsMarkdown } from "./goals.js";
 import { markdown, type RunInfo } from "./report.js";
 import { computeRatios, makeRow, type Row } from "./stats.js";
 
@@ -102,7 +103,7 @@ async function main(): Promise<void> {
     profileFiles: environment.shell.profileFiles,
     maxSessions: environment.maxSessions,
   };
-  const table = markdown(info, rows);
+  const table = markdown(info, rows) + goalsMarkdown(rows);
   process.stdout.write(`${table}\n`);
   const out = options.out ?? join(dirname(fileURLToPath(import.meta.url)), "..", "results", "latest.json");
   mkdirSync(dirname(out), { recursive: true });

@@ -2,7 +2,7 @@
  * Rows of the results table: samples, their median/min/max, and ratios to the baselines of the same case.
  */
 
-export type Unit = "ms" | "s" | "cmd/s" | "conn/s" | "hosts/s" | "MiB/s" | "MiB" | "B";
+export type Unit = "ms" | "s" | "cmd/s" | "conn/s" | "hosts/s" | "MiB/s" | "MiB" | "KiB" | "B";
 
 export interface RowInput {
   /** Section heading, e.g. "exec on an open connection". */

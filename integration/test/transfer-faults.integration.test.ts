@@ -130,12 +130,28 @@ describe.each(TRANSFER_TRANSPORTS)("transfer faults over %s on a real sshd", (na
             }
           },
           download: async (request) => {
-            await connection.download(request);
-            corrupt.transfers++;
-            if (direction === "download" && corrupt.count > 0) {
-              corrupt.count--;
-              await flipByte(request.localPath, 1234);
+            const flip = direction === "download" && corrupt.count > 0;
+            if (flip) corrupt.count--;
+            const onData = request.onData;
+            if (!flip || !onData) {
+              await connection.download(request);
+              corrupt.transfers++;
+              if (flip) await flipByte(request.localPath, 1234);
+              return;
             }
+            // A verified download is hashed from the bytes the transport hands over while they move: the byte is
+            // flipped there, so the copy the hash sees differs.
+            let position = 0;
+            await connection.download({
+              ...request,
+              onData: (chunk) => {
+                const copy = Buffer.from(chunk);
+                if (position <= 1234 && 1234 < position + copy.length) copy[1234 - position] = (copy[1234 - position] ?? 0) ^ 0xff;
+                position += copy.length;
+                onData(copy);
+              },
+            });
+            corrupt.transfers++;
           },
         });
       const stack = transferStack(name, sshd, { wrap });

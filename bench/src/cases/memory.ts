@@ -206,10 +206,14 @@ export async function memory(context: Context): Promise<void> {
   const { environment, options } = context;
   const server = serverInfo(environment);
   const count = options.quick ? 20 : 100;
-  const rounds = options.quick ? 1 : 2;
+  const rounds = options.quick ? 1 : 3;
+  const idle = new Map<TransportName | "raw", ChildReport[]>();
+  // Round-robin, like every other case: one child per tool per round.
+  for (let round = 0; round < rounds; round++) {
+    for (const tool of ["ssh2", "openssh", "raw"] as const) idle.set(tool, [...(idle.get(tool) ?? []), await child({ kind: "idle", tool, count, server })]);
+  }
   for (const tool of ["ssh2", "openssh", "raw"] as const) {
-    const reports: ChildReport[] = [];
-    for (let round = 0; round < rounds; round++) reports.push(await child({ kind: "idle", tool, count, server }));
+    const reports = idle.get(tool) ?? [];
     const withChildren = tool === "openssh";
     context.record({
       section: SECTION,
@@ -220,6 +224,17 @@ export async function memory(context: Context): Promise<void> {
       // No ratio: the raw clients' RSS difference is within RSS noise (it can come out negative).
       against: [],
       note: `${withChildren ? `${opensshNote(reports)}; ` : ""}node heap + external ${(median(reports.map((report) => report.heapDelta)) / MiB).toFixed(1)} MiB`,
+    });
+  }
+  // The steadier figure for one connection: what Node holds for it (V8 heap used + external memory), RSS aside.
+  for (const tool of ["ssh2", "raw"] as const) {
+    context.record({
+      section: SECTION,
+      case: `one idle connection (of ${count}), V8 heap + external`,
+      tool: tool === "raw" ? "raw ssh2 client" : "tunnel (ssh2) pooled connection",
+      unit: "KiB",
+      samples: (idle.get(tool) ?? []).map((report) => report.heapDelta / count / 1024),
+      against: tool === "raw" ? [] : ["raw ssh2 client"],
     });
   }
 

@@ -61,7 +61,7 @@ async function sftpBatch(server: ServerInfo, command: string): Promise<void> {
 export async function transfers(context: Context): Promise<void> {
   const { environment: server, options } = context;
   const size = (options.quick ? 16 : 256) * MiB;
-  const rounds = options.quick ? 2 : 3;
+  const rounds = options.quick ? 2 : 5;
   const label = `${size / MiB} MiB`;
   const target = { host: server.host, port: server.port, user: server.user };
   const payload = join(server.localDir, "payload");

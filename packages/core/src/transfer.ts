@@ -18,7 +18,9 @@
  *   file's and folder's own mode; a single upload gets the server's default for new files.
  * - `verify: "sha256"`: the local file is hashed while the transfer runs and the remote file is hashed on the host
  *   (`openssl dgst -sha256`, falling back to `sha256sum`), in the same remote command that renames it into place
- *   (a chunk of files per command for trees); a mismatch re-sends the file once, then fails.
+ *   (a chunk of files per command for trees); a mismatch re-sends the file once, then fails. A download is hashed
+ *   from the bytes the transport hands over as it writes the local copy (`DownloadRequest.onData`), beside the
+ *   remote hash on a second channel, so neither side reads its file a second time once the bytes have moved.
  * - Sources and links: a transfer's source that is a link is followed; a destination that is a link to a folder
  *   counts as that folder (as with `cp`). Inside a tree (`recursive: true`), symbolic links are recreated as links
  *   with the same target text — never followed, so a link cannot pull files from outside the tree (a link out of
@@ -184,6 +186,25 @@ function sha256OfLocal(path: string, signal: AbortSignal): Promise<string> {
     stream.on("error", reject);
     stream.on("end", () => resolve(hash.digest("hex")));
   });
+}
+
+/**
+ * The sha256 of a download's bytes as the transport hands them over (`DownloadRequest.onData`). When they were not
+ * the whole file (a transport that writes the file without showing the bytes), the finished file is read instead.
+ */
+class StreamHash {
+  readonly #hash = createHash("sha256");
+  #bytes = 0;
+
+  update(chunk: Uint8Array): void {
+    this.#hash.update(chunk);
+    this.#bytes += chunk.byteLength;
+  }
+
+  async digestOf(path: string, signal: AbortSignal): Promise<string> {
+    if (this.#bytes === (await stat(path)).size) return this.#hash.digest("hex");
+    return sha256OfLocal(path, signal);
+  }
 }
 
 /** Remote command lines are kept well under Linux's 128 KiB limit for one argument (`sh -c <command>`). */
@@ -518,14 +539,21 @@ async function downloadOne(
   try {
     for (let round = 1; ; round++) {
       // The download's channel is asked for first, so a server with one session slot gives it to the bytes.
-      const moving = whileRefused(context, () => moveBytes(context.connection, () =>
-        context.connection.download({
-          remotePath,
-          localPath: temp,
-          signal: context.signal,
-          onProgress: round === 1 ? progress.onProgress : () => {},
-        }),
-      ));
+      let local: StreamHash | undefined;
+      const moving = whileRefused(context, () => {
+        // A fresh hash per attempt: a refused channel's attempt may have fed some bytes already.
+        local = expectedHash ? new StreamHash() : undefined;
+        const hashing = local;
+        return moveBytes(context.connection, () =>
+          context.connection.download({
+            remotePath,
+            localPath: temp,
+            signal: context.signal,
+            onProgress: round === 1 ? progress.onProgress : () => {},
+            ...(hashing ? { onData: (chunk: Uint8Array) => hashing.update(chunk) } : {}),
+          }),
+        );
+      });
       const expected = expectedHash?.();
       expected?.catch(() => {});
       await moving;
@@ -536,7 +564,7 @@ async function downloadOne(
         if (ChannelError.is(error) && error.refused && expectedHash) return expectedHash();
         throw error;
       });
-      const [wanted, actual] = await Promise.all([remoteHash, sha256OfLocal(temp, context.signal)]);
+      const [wanted, actual] = await Promise.all([remoteHash, (local as StreamHash).digestOf(temp, context.signal)]);
       if (wanted === actual) break;
       if (round >= 2) throw new TransferError(`sha256 mismatch for ${remotePath} after a second attempt`, { target: context.target });
       context.onVerifyMismatch?.(remotePath);

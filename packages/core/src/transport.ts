@@ -159,4 +159,12 @@ export interface DownloadRequest {
   readonly localPath: string;
   readonly signal?: AbortSignal;
   readonly onProgress?: (progress: Progress) => void;
+  /**
+   * Receives the file's bytes while they move, in file order, each byte once: core hashes a verified download
+   * with it instead of reading the finished file a second time. The chunk is valid only during the call (a
+   * transport may reuse its buffer). A transport that does not see the bytes in order (they go straight to the
+   * file) MAY leave it uncalled, or stop calling it part way; core counts what it was given and, when that is not
+   * the whole file, hashes the finished file instead.
+   */
+  readonly onData?: (chunk: Uint8Array) => void;
 }

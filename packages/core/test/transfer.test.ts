@@ -8,7 +8,7 @@ import { PassThrough, Readable } from "node:stream";
 import { ConnectError, TransferError, ValidationError } from "../src/errors.js";
 import type { TunnelError } from "../src/errors.js";
 import { Executor } from "../src/executor.js";
-import type { Connection } from "../src/transport.js";
+import type { Connection, DownloadRequest } from "../src/transport.js";
 import type { Progress } from "../src/types.js";
 import { fakePool, localTransferFaults, localTransport } from "./support/fake-pool.js";
 
@@ -75,6 +75,41 @@ describe("transferFile (single files)", () => {
     await expect(executor.transferFile({ ...base, overwrite: "error" })).rejects.toBeInstanceOf(TransferError);
     await executor.transferFile(base);
     expect(await readFile(join(dir, "old"), "utf8")).toBe("new");
+  });
+
+  it("verifies a download with the bytes the transport hands over while they move, else with the finished file", async () => {
+    const data = randomBytes(200_000);
+    await writeFile(join(dir, "remote.bin"), data);
+    const pool = fakePool();
+    const local = await pool.current();
+    let handOver: "all, one byte flipped" | "none" | "half" = "none";
+    const download = async (request: DownloadRequest): Promise<void> => {
+      await local.download(request);
+      const seen = Buffer.from(await readFile(request.localPath));
+      if (handOver === "all, one byte flipped") seen[0] = (seen[0] ?? 0) ^ 0xff;
+      if (handOver === "half") request.onData?.(seen.subarray(0, seen.length / 2));
+      else if (handOver !== "none") request.onData?.(seen);
+    };
+    // The local connection, but its downloads hand over the bytes the test chooses.
+    pool.connection = new Proxy(local, {
+      get(target, property) {
+        if (property === "download") return download;
+        const value: unknown = Reflect.get(target, property, target);
+        return typeof value === "function" ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+    const executor = new Executor(pool, config);
+    const fetch = (name: string) => executor.transferFile({ ...host, direction: "download", source: join(dir, "remote.bin"), destination: join(dir, name), verify: "sha256" });
+    // The bytes handed over are what is hashed: a flipped byte in them is a mismatch, though the file itself is intact.
+    handOver = "all, one byte flipped";
+    await expect(fetch("flipped")).rejects.toBeInstanceOf(TransferError);
+    expect(await readdir(dir)).not.toContain("flipped");
+    // A transport that hands over nothing, or only part of the file: the finished file is hashed instead.
+    handOver = "none";
+    expect(await fetch("none")).toMatchObject({ verified: true });
+    handOver = "half";
+    expect(await fetch("half")).toMatchObject({ verified: true });
+    expect(await readFile(join(dir, "half"))).toEqual(data);
   });
 
   it("catches a corrupted copy with verify, re-sends once, and fails when it stays corrupt", async () => {

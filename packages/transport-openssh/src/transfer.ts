@@ -90,6 +90,55 @@ class ProgressPoller {
   }
 }
 
+/**
+ * Reads a download's file behind the master as it grows, handing the bytes to `DownloadRequest.onData` (the master
+ * writes the file itself, in order, so every byte below the file's size is final). A read failure only stops the
+ * handing over: core then hashes the finished file.
+ */
+class FileFollower {
+  private finished = false;
+  private wake: (() => void) | undefined;
+  readonly done: Promise<void>;
+
+  constructor(path: string, onData: (chunk: Uint8Array) => void) {
+    this.done = this.follow(path, onData).catch(() => undefined);
+  }
+
+  /** The file is complete: read what is left and stop. */
+  finish(): Promise<void> {
+    this.finished = true;
+    this.wake?.();
+    return this.done;
+  }
+
+  private async follow(path: string, onData: (chunk: Uint8Array) => void): Promise<void> {
+    const file = await open(path, "r");
+    try {
+      const buffer = Buffer.allocUnsafe(FOLLOW_CHUNK);
+      for (let position = 0; ; ) {
+        const last = this.finished;
+        const { bytesRead } = await file.read(buffer, 0, buffer.length, position);
+        if (bytesRead > 0) {
+          onData(buffer.subarray(0, bytesRead));
+          position += bytesRead;
+          continue;
+        }
+        if (last) return;
+        await new Promise<void>((resolve) => {
+          this.wake = resolve;
+          setTimeout(resolve, FOLLOW_INTERVAL_MS);
+        });
+        this.wake = undefined;
+      }
+    } finally {
+      await file.close();
+    }
+  }
+}
+
+const FOLLOW_CHUNK = 1024 * 1024;
+const FOLLOW_INTERVAL_MS = 5;
+
 /** The offset the master has read `fd` to (shared with our descriptor); undefined without `/proc`. */
 async function readOffset(fd: number): Promise<number | undefined> {
   const info = await readFile(`/proc/self/fdinfo/${fd}`, "latin1").catch(() => undefined);
@@ -222,11 +271,13 @@ export async function downloadFile(host: TransferHost, request: DownloadRequest)
         stderrText += chunk.toString();
       }
     });
+    const follower = request.onData ? new FileFollower(request.localPath, request.onData) : undefined;
     try {
       await remote.started;
       progress.start();
       const status = await remote.exit;
       progress.stop();
+      await follower?.finish();
       if (status.exitCode !== 0) {
         throw new TransferError(`download of ${request.remotePath} failed: ${stderrText.trim() || sizeLine.trim() || describeStatus(status)}`, {
           target,
@@ -239,6 +290,7 @@ export async function downloadFile(host: TransferHost, request: DownloadRequest)
       progress.finish(received);
     } catch (error) {
       progress.stop();
+      await follower?.finish();
       throw wrapFailure(error, target, `download of ${request.remotePath} failed`);
     }
   } finally {

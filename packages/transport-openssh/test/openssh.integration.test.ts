@@ -309,8 +309,16 @@ if (support.available) {
         const mode = await runProcess(connection, { command: `stat -c %a ${remotePath}` });
         expect(mode.stdout).toBe("640\n");
         const downProgress: Progress[] = [];
-        await connection.download({ remotePath, localPath: join(dir, "down.bin"), onProgress: (progress) => downProgress.push(progress) });
+        const chunks: Buffer[] = [];
+        await connection.download({
+          remotePath,
+          localPath: join(dir, "down.bin"),
+          onProgress: (progress) => downProgress.push(progress),
+          onData: (chunk) => chunks.push(Buffer.from(chunk)),
+        });
         expect((await readFile(join(dir, "down.bin"))).equals(payload)).toBe(true);
+        // The bytes, followed behind the master as the file grows, in order and each once.
+        expect(Buffer.concat(chunks).equals(payload)).toBe(true);
         for (const series of [upProgress, downProgress]) {
           expect(series.at(-1)).toMatchObject({ bytes: payload.length, total: payload.length });
           expect(series.filter((progress) => progress.bytes === payload.length)).toHaveLength(1);

@@ -36,12 +36,14 @@ class Counter extends Transform {
     private readonly total: number | undefined,
     private readonly onProgress: ((progress: Progress) => void) | undefined,
     private readonly intervalMs = 100,
+    private readonly onData?: (chunk: Uint8Array) => void,
   ) {
     super();
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
     this.bytes += chunk.length;
+    this.onData?.(chunk);
     const now = performance.now();
     if (this.onProgress && now - this.lastAt >= this.intervalMs && (this.total === undefined || this.bytes < this.total)) {
       this.lastAt = now;
@@ -128,7 +130,7 @@ export async function execDownload(host: ExecTransferHost, request: DownloadRequ
       stderrText += buffered.slice(newline + 1);
     }
   });
-  const counter = new Counter(undefined, request.onProgress);
+  const counter = new Counter(undefined, request.onProgress, 100, request.onData);
   try {
     await remote.started;
     const received = pipeline(remote.stdout, counter, createWriteStream(request.localPath));

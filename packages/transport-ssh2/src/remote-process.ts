@@ -118,8 +118,9 @@ export class Ssh2RemoteProcess implements RemoteProcess {
     }
     host.track(this);
     const wait = host.beforeOpen();
+    // One tick later at least: a caller that ends stdin right after spawn (no input, the usual case) is seen by then.
     if (wait) void wait.then(() => this.open(request));
-    else this.open(request);
+    else process.nextTick(() => this.open(request));
   }
 
   private open(request: SpawnRequest): void {
@@ -134,6 +135,13 @@ export class Ssh2RemoteProcess implements RemoteProcess {
     try {
       // The prepared script goes to `/bin/sh` through a line every login shell (fish and tcsh too) parses alike.
       line = loginShellCommand(pty || !host.signalsOnlySessionPid ? request.command : inOwnProcessGroup(request.command));
+      if (!pty && this.noInput()) {
+        // stdin ended before anything was written: the command reads /dev/null (as with `ssh -n`), so no EOF packet
+        // follows the exec request — one packet less per command. Every login shell parses the redirect alike.
+        line += " </dev/null";
+        this.stdinDone = true;
+        this.rejectPending();
+      }
     } catch (error) {
       this.fail(error);
       return;
@@ -354,6 +362,13 @@ export class Ssh2RemoteProcess implements RemoteProcess {
 
   // stdin: writes wait for the channel; `end()` sends EOF (never a channel close, so kill() keeps working).
   private pending: Array<{ chunk: Buffer | undefined; callback: (error?: Error | null) => void }> = [];
+  /** The command's stdin is /dev/null on the host: nothing more goes to the channel. */
+  private stdinDone = false;
+
+  /** stdin was ended, with nothing written, before the channel opened. */
+  private noInput(): boolean {
+    return this.pending.length === 1 && this.pending[0]?.chunk === undefined;
+  }
 
   private createStdin(): Writable {
     return new Writable({
@@ -370,7 +385,7 @@ export class Ssh2RemoteProcess implements RemoteProcess {
     const channel = this.channel;
     // After the process ended (or never started) input has nowhere to go; it is dropped quietly
     // rather than raising an error event nobody listens to.
-    if (!channel || this.phase === "done" || outgoing(channel).state !== "open") {
+    if (!channel || this.phase === "done" || this.stdinDone || outgoing(channel).state !== "open") {
       callback();
       return;
     }

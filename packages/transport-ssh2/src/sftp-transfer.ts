@@ -112,6 +112,36 @@ class ProgressReporter {
 }
 
 /**
+ * Hands a download's chunks to `DownloadRequest.onData` in file order, though the parallel reads complete in any
+ * order: a chunk that arrives early waits (holding its worker's buffer) until the bytes before it were handed over.
+ * OpenSSH's sftp-server answers one session's requests in order, so the wait is rare and short.
+ */
+class InOrder {
+  private next = 0;
+  private readonly waiting = new Map<number, () => void>();
+  private stopped = false;
+
+  constructor(private readonly onData: (chunk: Uint8Array) => void) {}
+
+  async feed(buffer: Buffer, position: number, length: number): Promise<void> {
+    if (position !== this.next && !this.stopped) await new Promise<void>((resolve) => this.waiting.set(position, resolve));
+    if (this.stopped) return;
+    this.onData(buffer.subarray(0, length));
+    this.next = position + length;
+    const wake = this.waiting.get(this.next);
+    this.waiting.delete(this.next);
+    wake?.();
+  }
+
+  /** No more chunks in order (a read failed, the file shrank): release every waiting worker, hand over nothing more. */
+  stop(): void {
+    this.stopped = true;
+    for (const wake of this.waiting.values()) wake();
+    this.waiting.clear();
+  }
+}
+
+/**
  * Move `size` bytes in `chunkSize` pieces with `concurrency` pieces in flight, each worker owning one
  * buffer (memory stays at concurrency × chunkSize). Stops at the first failure or abort, waits for the
  * pieces in flight, then throws.
@@ -172,6 +202,14 @@ async function writeLocal(file: FileHandle, buffer: Buffer, length: number, posi
   }
 }
 
+async function readBack(file: FileHandle, buffer: Buffer, length: number, position: number): Promise<void> {
+  for (let done = 0; done < length; ) {
+    const { bytesRead } = await file.read(buffer, done, length - done, position + done);
+    if (bytesRead <= 0) throw new Error(`the local file is shorter than what was written to it (at ${position + done})`);
+    done += bytesRead;
+  }
+}
+
 /** Copy a local file to the remote path over SFTP with parallel write requests. Errors are raw; the caller normalises. */
 export async function uploadFile(sftp: SFTPWrapper, request: UploadRequest, tuning: TransferTuning, target: Target): Promise<void> {
   const local = await open(request.localPath, "r");
@@ -201,13 +239,29 @@ export async function downloadFile(sftp: SFTPWrapper, request: DownloadRequest, 
   let local: FileHandle | undefined;
   try {
     const size = await remoteSize(sftp, handle, request.remotePath);
-    local = await open(request.localPath, "w");
+    // Readable too: with `onData`, each chunk is read back once written.
+    local = await open(request.localPath, request.onData ? "w+" : "w");
     const file = local;
     const reporter = new ProgressReporter(size, tuning.progressIntervalMs, request.onProgress);
+    const ordered = request.onData ? new InOrder(request.onData) : undefined;
     await pump(size, tuning, request.signal, target, reporter, async (buffer, offset, length) => {
-      const bytes = await remoteRead(sftp, handle, buffer, length, offset);
-      if (bytes > 0) await writeLocal(file, buffer, bytes, offset);
-      return bytes;
+      try {
+        const bytes = await remoteRead(sftp, handle, buffer, length, offset);
+        if (bytes <= 0) ordered?.stop();
+        else {
+          await writeLocal(file, buffer, bytes, offset);
+          if (ordered) {
+            // What is handed over is read back from the file (the page cache): the hash then vouches for what this
+            // transfer wrote where, not only for what arrived.
+            await readBack(file, buffer, bytes, offset);
+            await ordered.feed(buffer, offset, bytes);
+          }
+        }
+        return bytes;
+      } catch (error) {
+        ordered?.stop();
+        throw error;
+      }
     });
     await file.close();
     local = undefined;

@@ -407,6 +407,9 @@ export class Ssh2Transport implements Transport {
     const preferred = [...certificates, ...knownKeyTypes(knownHosts, hop.host, hop.port).flatMap(algorithmsForKeyType)];
     if (preferred.length === 0) return algorithms;
     const order = [...new Set([...preferred, ...DEFAULT_HOST_KEY_ALGORITHMS])];
+    // ssh2's default is this same list: asking for it by name would build a key-exchange offer for every
+    // connection (kept for its life, re-keys use it) instead of sharing ssh2's one.
+    if (algorithms === undefined && order.every((name, index) => name === DEFAULT_HOST_KEY_ALGORITHMS[index])) return undefined;
     return { ...algorithms, serverHostKey: order };
   }
 
@@ -428,13 +431,17 @@ export class Ssh2Transport implements Transport {
       hostKeyError = new HostKeyError(message, { target: hopTarget, fingerprint: fingerprint(key), ...(cause === undefined ? {} : { cause }) });
       return false;
     };
+    // ssh2 keeps the verifier for the connection's life (every re-key asks it again), so it must not hold on to the
+    // parsed known_hosts: once a key was accepted, a re-key must present that same key, and `known` goes.
+    let known: KnownHostsEntry[] | undefined = knownHosts;
     const checkHostKey = (presented: Buffer): boolean => {
+      const entries = known ?? [];
       if (policy === "insecure-accept-any") return true;
       let key = presented;
       // What a refused host certificate adds to the refusal of its plain key.
       let certificateProblem: string | undefined;
       if (blobKeyType(presented)?.endsWith("-cert-v01@openssh.com")) {
-        const certified = verifyHostCertificate(knownHosts, hop.host, hop.port, presented);
+        const certified = verifyHostCertificate(entries, hop.host, hop.port, presented);
         const certificate = certified.certificate;
         if (certified.status === "trusted") return true;
         if (certified.status === "revoked") {
@@ -446,7 +453,7 @@ export class Ssh2Transport implements Transport {
         certificateProblem = certified.problem;
         key = certificate.publicKey;
       }
-      const verdict = verifyHostKey(knownHosts, hop.host, hop.port, key);
+      const verdict = verifyHostKey(entries, hop.host, hop.port, key);
       const shown = `${blobKeyType(key) ?? "unknown"} ${fingerprint(key)}`;
       const because = certificateProblem === undefined ? "" : `; the ${certificateProblem}`;
       if (verdict.status === "trusted") return true;
@@ -469,13 +476,13 @@ export class Ssh2Transport implements Transport {
           mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
           appendFileSync(file, `${knownHostsLine(hop.host, hop.port, key)}\n`, { mode: 0o600 });
           const added = parseKnownHosts(knownHostsLine(hop.host, hop.port, key), file);
-          knownHosts.push(...added);
+          entries.push(...added);
           return true;
         } catch (error) {
           return refuse(`cannot record the new host key of ${formatTarget(hopTarget)} in ${file}: ${(error as Error).message}`, key, error);
         }
       }
-      const authority = certificateAuthorityFor(knownHosts, hop.host, hop.port);
+      const authority = certificateAuthorityFor(entries, hop.host, hop.port);
       const support = hostCertificateSupport();
       if (authority !== undefined && !support.available) {
         return refuse(
@@ -491,7 +498,18 @@ export class Ssh2Transport implements Transport {
       }
       return refuse(`the host key of ${formatTarget(hopTarget)} (${shown}) is not in known_hosts and hostKeyChecking is "strict"`, key);
     };
-    const hostVerifier = (key: Buffer, verify: (valid: boolean) => void): void => verify(checkHostKey(key));
+    let accepted: Buffer | undefined;
+    const hostVerifier = (key: Buffer, verify: (valid: boolean) => void): void => {
+      if (accepted) return verify(accepted.equals(key));
+      const valid = checkHostKey(key);
+      if (valid && policy !== "insecure-accept-any") {
+        // A copy of its own: a small Buffer.from() would keep a whole shared 8 KiB pool slab alive.
+        accepted = Buffer.allocUnsafeSlow(key.length);
+        key.copy(accepted);
+        known = undefined;
+      }
+      verify(valid);
+    };
 
     const config: ConnectConfig = {
       sock: sock as NonNullable<ConnectConfig["sock"]>,

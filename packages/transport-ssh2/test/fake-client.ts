@@ -55,8 +55,9 @@ export class FakeClient extends EventEmitter {
     this.execs.push({ command, options: typeof options === "function" ? undefined : options, callback: cb });
     return this;
   }
-  /** Answer the oldest unanswered exec with a channel (or an error). */
-  open(error?: Error): FakeChannel {
+  /** Answer the oldest unanswered exec with a channel (or an error), once the connection sent it (a tick after spawn). */
+  async open(error?: Error): Promise<FakeChannel> {
+    if (this.execs.length === 0) await new Promise((resolve) => process.nextTick(resolve));
     const exec = this.execs.shift();
     if (!exec) throw new Error("no pending exec");
     const channel = new FakeChannel();

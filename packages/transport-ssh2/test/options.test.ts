@@ -173,6 +173,17 @@ describe("the shared option names reach ssh2", () => {
     expect(verify(strict.config, Buffer.from(other.public.split(" ")[1] as string, "base64"))).toBe(false);
   });
 
+  it("a re-key must present the host key the handshake accepted, even one accept-new just recorded", async () => {
+    const first = join(dir, "known_hosts_rekey");
+    const { config } = await connected({ knownHostsFile: first, hostKeyChecking: "accept-new", agent: false });
+    expect(verify(config, hostKeyBlob)).toBe(true);
+    // ssh2 asks the same verifier at every re-key of the connection.
+    expect(verify(config, hostKeyBlob)).toBe(true);
+    const other = ssh2.utils.generateKeyPairSync("ed25519");
+    expect(verify(config, Buffer.from(other.public.split(" ")[1] as string, "base64"))).toBe(false);
+    expect(readFileSync(first, "utf8").trim().split("\n")).toHaveLength(1);
+  });
+
   it("hostKeyChecking accept-new records an unknown host in the first knownHostsFile", async () => {
     const first = join(dir, "known_hosts_new");
     const { config } = await connected({ knownHostsFile: [first, join(dir, "known_hosts_other")], hostKeyChecking: "accept-new", agent: false });

@@ -23,7 +23,7 @@ describe("spawn on a fake ssh2 client", () => {
     const { client, connection } = await connectFake();
     const process = connection.spawn({ command: "echo hi" });
     const stdout = collect(process.stdout);
-    const channel = client.open();
+    const channel = await client.open();
     await process.started;
     channel.push("hi\n");
     channel.finish(0);
@@ -35,7 +35,7 @@ describe("spawn on a fake ssh2 client", () => {
     const { client, connection } = await connectFake();
     const process = connection.spawn({ command: "sleep 9" });
     process.stdout.resume();
-    const channel = client.open();
+    const channel = await client.open();
     channel.finish(null, name);
     await expect(process.exit).resolves.toEqual({ exitCode: null, signal: "SIGTERM" });
   });
@@ -45,7 +45,7 @@ describe("spawn on a fake ssh2 client", () => {
     const process = connection.spawn({ command: "cat" });
     process.stdout.resume();
     process.stdin.end("data");
-    const channel = client.open();
+    const channel = await client.open();
     await once(process.stdin, "finish");
     expect(Buffer.concat(channel.written).toString()).toBe("data");
     expect(channel.eofSent).toBe(true);
@@ -59,20 +59,20 @@ describe("spawn on a fake ssh2 client", () => {
   it("rejects an unknown signal name with a ValidationError", async () => {
     const { client, connection } = await connectFake();
     const process = connection.spawn({ command: "sleep 9" });
-    client.open();
+    await client.open();
     await expect(process.kill("SIGWHATEVER")).rejects.toMatchObject({ code: "VALIDATION" });
   });
 
   it("maps a channel-open failure to a refused ChannelError, rejects started, and keeps the connection usable", async () => {
     const { client, connection } = await connectFake();
     const refused = connection.spawn({ command: "true" });
-    client.open(Object.assign(new Error("(SSH) Channel open failure: open failed"), { reason: 2 }));
+    await client.open(Object.assign(new Error("(SSH) Channel open failure: open failed"), { reason: 2 }));
     await expect(refused.started).rejects.toMatchObject({ name: "ChannelError", code: "CHANNEL", refused: true, retryable: true });
     await expect(refused.exit).rejects.toMatchObject({ code: "CHANNEL" });
     expect(connection.closed).toBe(false);
     const next = connection.spawn({ command: "true" });
     next.stdout.resume();
-    client.open().finish(0);
+    (await client.open()).finish(0);
     await expect(next.exit).resolves.toEqual({ exitCode: 0, signal: null });
   });
 
@@ -80,7 +80,7 @@ describe("spawn on a fake ssh2 client", () => {
     const { client, connection } = await connectFake();
     const running = connection.spawn({ command: "sleep 9" });
     const opening = connection.spawn({ command: "sleep 9" });
-    const channel = client.open();
+    const channel = await client.open();
     channel.push(Buffer.alloc(1024)); // unread output
     const closed = new Promise((resolve) => connection.onClose(resolve));
     client.drop();
@@ -106,7 +106,7 @@ describe("spawn on a fake ssh2 client", () => {
     const { client, connection } = await connectFake();
     const process = connection.spawn({ command: "true" });
     process.stdout.resume();
-    const channel = client.open();
+    const channel = await client.open();
     channel.finish(7);
     await expect(process.exit).resolves.toEqual({ exitCode: 7, signal: null });
     client.drop();
@@ -119,7 +119,7 @@ describe("spawn on a fake ssh2 client", () => {
     const controller = new AbortController();
     const process = connection.spawn({ command: "sleep 9", signal: controller.signal });
     process.stdout.resume();
-    const channel = client.open();
+    const channel = await client.open();
     await process.started;
     controller.abort();
     expect(channel.signals).toEqual(["TERM"]);
@@ -138,6 +138,7 @@ describe("spawn on a fake ssh2 client", () => {
   it("passes pty options to ssh2", async () => {
     const { client, connection } = await connectFake();
     connection.spawn({ command: "tty", pty: { rows: 40, cols: 100 } });
+    await new Promise((resolve) => process.nextTick(resolve));
     expect(client.execs[0]?.options).toEqual({ pty: { term: "xterm", rows: 40, cols: 100 } });
   });
 

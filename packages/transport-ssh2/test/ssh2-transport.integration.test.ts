@@ -310,6 +310,25 @@ describe("Ssh2Transport on real OpenSSH sshd", () => {
       expect(mode.stdout).toBe("640\n");
     });
 
+    it("hands a download's bytes to onData in file order, each once, with many reads in flight", async () => {
+      // Small reads, many at once: 4 KiB × 64 in flight over a 2 MiB file, so replies may outrun their turn.
+      const tuned = await new Ssh2Transport(base(pam, { transfer: { chunkSize: 4096, concurrency: 64 } })).connect(targetOf(pam));
+      try {
+        const data = randomBytes(2 * 1024 * 1024 + 5);
+        const source = join(scratch, "ordered-up");
+        writeFileSync(source, data);
+        const remote = `${home()}/tunnel-ordered-${randomBytes(4).toString("hex")}`;
+        await tuned.upload({ localPath: source, remotePath: remote });
+        const chunks: Buffer[] = [];
+        await tuned.download({ remotePath: remote, localPath: join(scratch, "ordered-down"), onData: (chunk) => chunks.push(Buffer.from(chunk)) });
+        expect(Buffer.concat(chunks).equals(data)).toBe(true);
+        expect(readFileSync(join(scratch, "ordered-down")).equals(data)).toBe(true);
+        await run(tuned, `rm -f ${remote}`);
+      } finally {
+        await tuned.close();
+      }
+    });
+
     it("reports a missing remote file as TransferError and the connection stays usable", async () => {
       await expect(connection.download({ remotePath: `${home()}/no-such-file`, localPath: join(scratch, "never") })).rejects.toMatchObject({
         name: "TransferError",
@@ -423,5 +442,40 @@ describe("channel refusal on a MaxSessions 2 server", () => {
     ]);
     await run(connection, `rm -f ${remote}`);
     await connection.close();
+  });
+});
+
+describe("transfers on a server without SFTP", () => {
+  let sshd: Sshd;
+  let scratch: string;
+  beforeAll(async () => {
+    sshd = await startSshd({ sftp: false });
+    scratch = mkdtempSync(join(tmpdir(), "tunnel-ssh2-nosftp-"));
+  });
+  afterAll(async () => {
+    await sshd?.stop();
+    if (scratch) rmSync(scratch, { recursive: true, force: true });
+  });
+
+  it("moves the bytes over exec channels, handing a download's bytes to onData in order", async () => {
+    const connection = await new Ssh2Transport({ identityFile: sshd.clientKeyPath, knownHostsFile: sshd.knownHostsPath, configFile: false, agent: false }).connect({
+      host: sshd.host,
+      port: sshd.port,
+      user: sshd.users.plain.name,
+    });
+    try {
+      const data = randomBytes(1024 * 1024 + 3);
+      writeFileSync(join(scratch, "up"), data);
+      const remote = `/home/${sshd.users.plain.name}/tunnel-exec-${randomBytes(4).toString("hex")}`;
+      await connection.upload({ localPath: join(scratch, "up"), remotePath: remote });
+      const chunks: Buffer[] = [];
+      await connection.download({ remotePath: remote, localPath: join(scratch, "down"), onData: (chunk) => chunks.push(Buffer.from(chunk)) });
+      expect(Buffer.concat(chunks).equals(data)).toBe(true);
+      expect(readFileSync(join(scratch, "down")).equals(data)).toBe(true);
+      expect(readFileSync(sshd.logPath, "utf8")).not.toMatch(/Starting session: subsystem 'sftp'/);
+      await run(connection, `rm -f ${remote}`);
+    } finally {
+      await connection.close();
+    }
   });
 });
