@@ -6,7 +6,7 @@
  * holds a master from spawn until its process has exited, so it never grows beyond the masters really running.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { chmodSync, rmSync } from "node:fs";
+import { chmodSync, rmSync, watch, type FSWatcher } from "node:fs";
 import { mkdtemp, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -57,8 +57,6 @@ export class TailBuffer {
   }
 }
 
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-
 /** The socket name is short on purpose: ssh binds `<path>.<16 random chars>` first, and sun_path holds ~104 bytes. */
 const SOCKET_NAME = "s";
 
@@ -83,7 +81,7 @@ export class Master {
     this.exited = new Promise((resolve) => (this.resolveExited = resolve));
   }
 
-  /** Start a master and wait until `-O check` answers. Rejects with a typed error and leaves nothing behind. */
+  /** Start a master and wait until its control socket is in place. Rejects with a typed error and leaves nothing behind. */
   static async start(options: ResolvedOptions, target: Target, signal: AbortSignal | undefined): Promise<Master> {
     signal?.throwIfAborted();
     const base = options.tempDir ?? tmpdir();
@@ -198,60 +196,79 @@ export class Master {
     }
   }
 
+  /**
+   * Ready once the control socket exists: ssh listens on `<path>.<random>` and only then links it to `<path>`, after
+   * authentication, so the socket's name alone proves the master accepts clients — no `-O check` process is needed.
+   * A watch on the private folder wakes the wait as soon as the link appears; the polling is the fallback.
+   */
   private async waitReady(signal: AbortSignal | undefined): Promise<void> {
     const deadline = Date.now() + this.options.readyTimeout;
     let delay = 5;
-    for (;;) {
-      if (signal?.aborted) throw new AbortError("the connect was aborted", { phase: "connect", target: this.target });
-      if (this.exitCode !== undefined) {
-        throw normalizeSshError({ phase: "connect", stderr: this.stderr.toString(), exitCode: this.exitCode, target: this.target });
-      }
-      // The socket appears once the master is authenticated; only then is `-O check` worth a process.
-      const exists = await stat(this.socketPath).then(
-        (info) => info.isSocket(),
-        () => false,
-      );
-      if (exists && (await this.check())) return;
-      if (Date.now() > deadline) {
-        throw normalizeSshError({
-          phase: "connect",
-          stderr: `${this.stderr.toString()}\nthe connection was not ready within ${this.options.readyTimeout} ms (timed out)`,
-          exitCode: null,
-          target: this.target,
+    let wake: (() => void) | undefined;
+    let watcher: FSWatcher | undefined;
+    try {
+      watcher = watch(this.dir, () => wake?.());
+      watcher.on("error", () => undefined);
+    } catch {
+      // no watch on this file system: polling alone
+    }
+    const onAbort = () => wake?.();
+    signal?.addEventListener("abort", onAbort, { once: true });
+    try {
+      for (;;) {
+        if (signal?.aborted) throw new AbortError("the connect was aborted", { phase: "connect", target: this.target });
+        if (this.exitCode !== undefined) {
+          throw normalizeSshError({ phase: "connect", stderr: this.stderr.toString(), exitCode: this.exitCode, target: this.target });
+        }
+        if (await this.socketReady()) return;
+        if (Date.now() > deadline) {
+          throw normalizeSshError({
+            phase: "connect",
+            stderr: `${this.stderr.toString()}\nthe connection was not ready within ${this.options.readyTimeout} ms (timed out)`,
+            exitCode: null,
+            target: this.target,
+          });
+        }
+        let timer: NodeJS.Timeout | undefined;
+        const woken = new Promise<void>((resolve) => {
+          wake = resolve;
+          timer = setTimeout(resolve, delay);
         });
+        await Promise.race([woken, this.exited]);
+        clearTimeout(timer);
+        wake = undefined;
+        delay = Math.min(delay * 2, 50);
       }
-      await Promise.race([sleep(delay), this.exited]);
-      delay = Math.min(delay * 2, 50);
+    } finally {
+      signal?.removeEventListener("abort", onAbort);
+      watcher?.close();
     }
   }
 
-  /** Stop the master: `-O exit`, then signals; await its exit and remove the folder. Never rejects. */
+  private async socketReady(): Promise<boolean> {
+    return stat(this.socketPath).then(
+      (info) => info.isSocket(),
+      () => false,
+    );
+  }
+
+  /**
+   * Stop the master: SIGTERM to the process this connection owns (ssh ends its sessions, removes the socket and
+   * exits, as `-O exit` would have it do, without a process to ask), SIGKILL if it lingers; await its exit and remove
+   * the folder. Never rejects.
+   */
   async stop(): Promise<void> {
     this.stopping = true;
     const child = this.child;
     if (child && this.exitCode === undefined) {
-      if (await this.socketExists()) {
-        await runSsh(this.options, ["-S", this.socketPath.replace(/%/g, "%%"), "-O", "exit", "--", this.target.host], {
-          timeoutMs: 2_000,
-        }).catch(() => undefined);
-      }
-      if (!(await this.waitExit(1_000))) {
-        child.kill("SIGTERM");
-        if (!(await this.waitExit(2_000))) {
-          child.kill("SIGKILL");
-          await this.exited;
-        }
+      child.kill("SIGTERM");
+      if (!(await this.waitExit(2_000))) {
+        child.kill("SIGKILL");
+        await this.exited;
       }
     }
     if (this.live) liveMasters.delete(this.live);
     await rm(this.dir, { recursive: true, force: true }).catch(() => undefined);
-  }
-
-  private async socketExists(): Promise<boolean> {
-    return stat(this.socketPath).then(
-      () => true,
-      () => false,
-    );
   }
 
   /** For tests and diagnostics. */

@@ -1,4 +1,4 @@
-/** Run a short-lived ssh command (`-O check`, `-O exit`, a remote `kill`) and collect its result. */
+/** Run a short-lived ssh command (`-O check`, a remote `kill`) and collect its result. */
 import { spawn } from "node:child_process";
 import { sshEnvironment } from "./environment.js";
 import type { ResolvedOptions } from "./options.js";

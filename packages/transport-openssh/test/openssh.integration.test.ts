@@ -187,6 +187,32 @@ if (support.available) {
       await expect(connection.ping()).rejects.toMatchObject({ code: "CONNECTION_LOST" });
     });
 
+    it("a connection starts one ssh process to open (no -O check), one per command, and none to close (no -O exit)", async () => {
+      const dir = await mkdtemp(join(tmpdir(), "tunnel-openssh-test-"));
+      try {
+        const log = join(dir, "invocations");
+        const wrapper = join(dir, "ssh");
+        await writeFile(wrapper, `#!/bin/sh\nprintf '%s\\n' "$*" >> '${log}'\nexec ssh "$@"\n`, { mode: 0o755 });
+        const invocations = async () => (await readFile(log, "utf8").catch(() => "")).split("\n").filter(Boolean);
+        const counted = new OpenSshTransport({ identityFile: sshd.clientKeyPath, knownHostsFile: sshd.knownHostsPath, configFile: "/dev/null", sshPath: wrapper });
+        const connection = (await counted.connect(target)) as OpenSshConnection;
+        const pid = connection.masterPid;
+        const afterConnect = await invocations();
+        expect(afterConnect).toHaveLength(1);
+        expect(afterConnect[0]).toMatch(/(^| )-M( |$)/);
+        expect(await runProcess(connection, { command: "echo ran" })).toMatchObject({ exitCode: 0, stdout: "ran\n" });
+        expect(await invocations()).toHaveLength(2);
+        await connection.close();
+        const all = await invocations();
+        expect(all).toHaveLength(2);
+        expect(all.some((line) => / -O /.test(line))).toBe(false);
+        expect(alive(pid)).toBe(false);
+        expect(existsSync(join(connection.controlPath, ".."))).toBe(false);
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
+    });
+
     it("ping() answers through -O check", async () => {
       const connection = await connect();
       await connection.ping();
