@@ -60,17 +60,20 @@ const PERL_WAITER = [
   "my $k=sub{my $q=fork;if(defined $q&&!$q){setpgrp(0,0);kill $_[0],-$p;exit 0}kill $_[0],-$p unless defined $q;waitpid($q,0) if $q};",
   // 4096 bytes fit a writable Linux pipe whole, PIPE_BUF (512) any other.
   "my($i,$d,$j,$e,$x,$z,$v)=(q(),q(),0,0,0,$^O eq q(linux)?4096:512,-p STDOUT||-S STDOUT);",
-  "$SIG{CHLD}=sub{};",
+  // The child's end wakes the select below through a pipe of its own (at most one byte in it at a time), so an end
+  // that comes just before select blocks is seen at once.
+  "my($cr,$cw,$cp);pipe($cr,$cw);$SIG{CHLD}=sub{syswrite($cw,q(c)) unless $cp++};",
   "while(1){",
   "if(waitpid($p,1)==$p){$w=$?;last}",
   "if($x==2){$k->(q(TERM));for(1..10){if(waitpid($p,1)==$p){$w=$?;last}select(undef,undef,undef,0.1)}last if defined $w;$k->(q(KILL));waitpid($p,0);$w=$?;last}",
-  "my($rv,$wv)=(q(),q());vec($rv,1,1)=1 if $v;",
+  "my($rv,$wv)=(q(),q());vec($rv,1,1)=1 if $v;vec($rv,fileno($cr),1)=1;",
   // Reading stops while 8 MiB wait for a command that does not read: more than a channel's window holds in flight,
   // so a signal frame sent behind them still arrives.
   "vec($rv,0,1)=1 if !$x&&length($d)-$j<8388608;",
   "vec($wv,fileno($o),1)=1 if $o&&length($d)>$j;",
-  // A one-second timeout: a child that ends between waitpid and select is still seen.
+  // The timeout is a backstop only: the pipe above reports the child's end.
   "next if select($rv,$wv,undef,1)<=0;",
+  "if(vec($rv,fileno($cr),1)){sysread($cr,my $t,16);$cp=0;next}",
   "if(vec($rv,1,1)){$x=2;next}",
   "if(vec($rv,0,1)){my $l=sysread(STDIN,$i,65536,length $i);if(defined $l&&!$l){$x=2;next}}",
   String.raw`while(1){if($i=~/^d(\d+)\n/){my $t=length($1)+2;last if length($i)<$t+$1;$d.=substr($i,$t,$1) if $o;substr($i,0,$t+$1)=q()}elsif($i=~s/^e\n//){$e=1}elsif($i=~s/^s([A-Z0-9]+)\n//){$k->($1)}elsif($i=~s/^q\n//){$x=1}else{last}}`,
