@@ -1,5 +1,4 @@
 import {
-  AbortError,
   ConnectError,
   ConfigError,
   NoopTracer,
@@ -10,162 +9,31 @@ import {
   hasCode,
   startSpan,
 } from "@tunnel-sh/core";
-import type { AcquireOptions, Connection, Lease, Pool, PoolKeyStats, PoolStats, Span, Target, Tracer, Transport } from "@tunnel-sh/core";
+import type { AcquireOptions, Connection, Lease, Pool, Span, Target, Tracer, Transport } from "@tunnel-sh/core";
+import { abortError, attach, raceAbort } from "./acquire-queue.js";
+import type { PendingConnect, Waiter } from "./acquire-queue.js";
 import { resolvePoolConfig } from "./config.js";
 import type { PoolConfig } from "./config.js";
 import { generateConnectionKey } from "./connection-key.js";
+import { startPing } from "./health-check.js";
+import { PoolLease } from "./pool-lease.js";
+import type { LeaseOutcome } from "./pool-lease.js";
+import { collectPoolStats } from "./pool-stats.js";
+import type { ConnectionPoolStats, EvictionReason, PoolState } from "./pool-stats.js";
+import {
+  clearTimer,
+  freeChannelsBeingPinged,
+  leastRecentlyUsedIdle,
+  needsPing,
+  openConnections,
+  staleCandidate,
+  unref,
+} from "./pooled-connection.js";
+import type { KeyState, PooledConnection } from "./pooled-connection.js";
 import { WaitRecorder } from "./wait-recorder.js";
-
-/** `open` lends; `closing` lends no more and waits for leases; `closed` and `destroyed` are final. */
-export type PoolState = "open" | "closing" | "closed" | "destroyed";
-
-/**
- * Why the pool let go of a connection (the keys of `stats().evicted`):
- * - `idle`: unused for `idleTimeoutMs`; `lifetime`: older than `maxLifetimeMs`;
- * - `lost`: it closed with an error; `closed`: it closed without one (or was found closed);
- * - `ping-failed`: the health check before lending failed or timed out;
- * - `destroyed`: a lease was destroyed; `refused`: the server refused the only channel twice in a row;
- * - `make-room`: an idle connection closed so that a waiter for another key could connect under `maxConnections`;
- * - `pool-closed` / `pool-destroyed`: the pool shut down.
- */
-export type EvictionReason =
-  | "idle"
-  | "lifetime"
-  | "lost"
-  | "closed"
-  | "ping-failed"
-  | "destroyed"
-  | "refused"
-  | "make-room"
-  | "pool-closed"
-  | "pool-destroyed";
-
-/** One connection as `stats()` shows it. */
-export interface PooledConnectionStats {
-  /** A number unique within the pool, in order of creation. */
-  readonly id: number;
-  /** `open` lends channels; `draining` lends no more and closes when its last channel is returned. */
-  readonly state: "open" | "draining";
-  readonly busyChannels: number;
-  /** The channel budget: the lower of the config's and the connection's, lowered by refusals. */
-  readonly channels: number;
-  /** Leases handed out on this connection so far. */
-  readonly uses: number;
-  readonly ageMs: number;
-}
-
-export interface ConnectionPoolKeyStats extends PoolKeyStats {
-  /** Connects in flight. */
-  readonly connecting: number;
-  /** Every open or draining connection, oldest first. */
-  readonly connectionDetails: readonly PooledConnectionStats[];
-}
-
-export interface ConnectionPoolStats extends PoolStats {
-  readonly state: PoolState;
-  readonly connecting: number;
-  readonly keys: Readonly<Record<string, ConnectionPoolKeyStats>>;
-}
-
-type Timer = ReturnType<typeof setTimeout>;
 
 /** Clean releases after which a budget lowered by refusals is raised by one channel. */
 export const BUDGET_RECOVERY_RELEASES = 50;
-
-interface Waiter {
-  readonly keyState: KeyState;
-  readonly enqueuedAt: number;
-  readonly span: Span;
-  readonly resolve: (lease: Lease) => void;
-  readonly reject: (error: unknown) => void;
-  /** The connect this waiter waits for; it fails with that connect. */
-  pending: PendingConnect | undefined;
-  connected: boolean;
-  timer: Timer | undefined;
-  stopListening: (() => void) | undefined;
-}
-
-interface PendingConnect {
-  readonly keyState: KeyState;
-  readonly controller: AbortController;
-  readonly waiters: Set<Waiter>;
-  /** Waiters one connect is expected to serve; the connection's real budget is known only once it is open. */
-  readonly capacity: number;
-  /** Resolves (never rejects) once the connect settled: with the error when it failed. */
-  settled: Promise<unknown>;
-}
-
-interface KeyState {
-  readonly key: string;
-  readonly target: Target;
-  readonly connections: Set<PooledConnection>;
-  readonly pending: Set<PendingConnect>;
-  closing: number;
-  waiting: number;
-  created: number;
-  readonly evicted: Record<string, number>;
-}
-
-interface PooledConnection {
-  readonly id: number;
-  readonly keyState: KeyState;
-  readonly connection: Connection;
-  readonly createdAt: number;
-  /** Still counted in its key's `connections` (false once its close started). */
-  tracked: boolean;
-  state: "open" | "draining";
-  budget: number;
-  /** The budget before any refusal: the lower of the config's and the connection's `maxChannels`. */
-  readonly ceiling: number;
-  /** Clean releases since the last refusal, towards raising a lowered budget by one. */
-  cleanReleases: number;
-  busy: number;
-  uses: number;
-  lastActivityAt: number;
-  /** Set only during the dispatch right after a connect or a successful ping: lend without pinging again. */
-  verified: boolean;
-  pinging: boolean;
-  idleTimer: Timer | undefined;
-  lifetimeTimer: Timer | undefined;
-  stopListening: () => void;
-}
-
-type LeaseOutcome = { readonly kind: "release" } | { readonly kind: "destroy"; readonly reason: unknown } | { readonly kind: "refused" };
-
-class PoolLease implements Lease {
-  private returned = false;
-
-  constructor(
-    private readonly pooled: PooledConnection,
-    private readonly giveBack: (pooled: PooledConnection, outcome: LeaseOutcome) => void,
-  ) {}
-
-  get connection(): Connection {
-    return this.pooled.connection;
-  }
-
-  get key(): string {
-    return this.pooled.keyState.key;
-  }
-
-  release(): void {
-    this.finish({ kind: "release" });
-  }
-
-  destroy(reason?: unknown): void {
-    this.finish({ kind: "destroy", reason });
-  }
-
-  refused(): void {
-    this.finish({ kind: "refused" });
-  }
-
-  private finish(outcome: LeaseOutcome): void {
-    if (this.returned) return;
-    this.returned = true;
-    this.giveBack(this.pooled, outcome);
-  }
-}
 
 /**
  * A keyed pool of connections made by any `Transport`, lending one channel per lease.
@@ -305,59 +173,7 @@ export class ConnectionPool implements Pool, AsyncDisposable {
   }
 
   stats(): ConnectionPoolStats {
-    const now = Date.now();
-    const keys: Record<string, ConnectionPoolKeyStats> = {};
-    const evicted: Record<string, number> = {};
-    let connections = 0;
-    let busyChannels = 0;
-    let idleConnections = 0;
-    let created = 0;
-    let connecting = 0;
-    for (const keyState of this.keys.values()) {
-      const details: PooledConnectionStats[] = [];
-      let busy = 0;
-      let idle = 0;
-      for (const pooled of keyState.connections) {
-        busy += pooled.busy;
-        if (pooled.busy === 0 && pooled.state === "open") idle += 1;
-        details.push({
-          id: pooled.id,
-          state: pooled.state,
-          busyChannels: pooled.busy,
-          channels: pooled.budget,
-          uses: pooled.uses,
-          ageMs: now - pooled.createdAt,
-        });
-      }
-      keys[keyState.key] = {
-        connections: keyState.connections.size,
-        busyChannels: busy,
-        idleConnections: idle,
-        waiting: keyState.waiting,
-        created: keyState.created,
-        evicted: { ...keyState.evicted },
-        connecting: keyState.pending.size,
-        connectionDetails: details,
-      };
-      connections += keyState.connections.size;
-      busyChannels += busy;
-      idleConnections += idle;
-      created += keyState.created;
-      connecting += keyState.pending.size;
-      for (const [reason, count] of Object.entries(keyState.evicted)) evicted[reason] = (evicted[reason] ?? 0) + count;
-    }
-    return {
-      state: this.state_,
-      connections,
-      busyChannels,
-      idleConnections,
-      waiting: this.queue.size,
-      created,
-      evicted,
-      connecting,
-      keys,
-      acquireWaitMs: this.waits.snapshot(),
-    };
+    return collectPoolStats(this.state_, this.keys.values(), this.queue.size, this.waits);
   }
 
   /**
@@ -465,7 +281,7 @@ export class ConnectionPool implements Pool, AsyncDisposable {
     let blockedOnTotal = 0;
     for (const waiter of this.queue) {
       const keyState = waiter.keyState;
-      if (!pingCredit.has(keyState)) pingCredit.set(keyState, this.freeChannelsBeingPinged(keyState));
+      if (!pingCredit.has(keyState)) pingCredit.set(keyState, freeChannelsBeingPinged(keyState));
       const pooled = this.lendable(keyState);
       if (pooled) {
         this.grant(waiter, pooled);
@@ -477,7 +293,7 @@ export class ConnectionPool implements Pool, AsyncDisposable {
         pingCredit.set(keyState, credit - 1);
         continue;
       }
-      const stale = this.staleCandidate(keyState);
+      const stale = staleCandidate(keyState, this.config.pingAfterIdleMs);
       if (stale) {
         this.ping(stale);
         pingCredit.set(keyState, stale.budget - stale.busy - 1);
@@ -516,23 +332,6 @@ export class ConnectionPool implements Pool, AsyncDisposable {
     return best;
   }
 
-  private staleCandidate(keyState: KeyState): PooledConnection | undefined {
-    const now = Date.now();
-    let best: PooledConnection | undefined;
-    for (const pooled of keyState.connections) {
-      if (pooled.state !== "open" || pooled.pinging || pooled.busy >= pooled.budget) continue;
-      if (!needsPing(pooled, now, this.config.pingAfterIdleMs)) continue;
-      if (!best || pooled.busy < best.busy) best = pooled;
-    }
-    return best;
-  }
-
-  private freeChannelsBeingPinged(keyState: KeyState): number {
-    let free = 0;
-    for (const pooled of keyState.connections) if (pooled.pinging && pooled.state === "open") free += Math.max(0, pooled.budget - pooled.busy);
-    return free;
-  }
-
   private connectBlocker(keyState: KeyState): "connecting" | "key" | "total" | undefined {
     if (this.state_ !== "open") return "total";
     if (keyState.pending.size >= this.config.maxConnectingPerKey) return "connecting";
@@ -543,13 +342,7 @@ export class ConnectionPool implements Pool, AsyncDisposable {
 
   /** Close the least recently used idle connection of any key, to free a slot under `maxConnections`. */
   private makeRoom(): boolean {
-    let victim: PooledConnection | undefined;
-    for (const keyState of this.keys.values()) {
-      for (const pooled of keyState.connections) {
-        if (pooled.state !== "open" || pooled.busy > 0 || pooled.pinging) continue;
-        if (!victim || pooled.lastActivityAt < victim.lastActivityAt) victim = pooled;
-      }
-    }
+    const victim = leastRecentlyUsedIdle(this.keys.values());
     if (!victim) return false;
     this.evict(victim, "make-room", true);
     return true;
@@ -739,46 +532,25 @@ export class ConnectionPool implements Pool, AsyncDisposable {
 
   private ping(pooled: PooledConnection): void {
     pooled.pinging = true;
-    const controller = new AbortController();
-    let settled = false;
-    const finish = (error: unknown): void => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
+    const cancel = startPing(pooled.connection, pooled.keyState.target, pooled.keyState.key, this.config.pingTimeoutMs, (error) => {
       this.pings.delete(pooled);
       pooled.pinging = false;
       if (error === undefined) {
         pooled.lastActivityAt = Date.now();
         pooled.verified = true;
       } else {
-        controller.abort(error);
         this.evict(pooled, "ping-failed", true, error);
       }
       this.dispatch();
       pooled.verified = false;
       // The acquire that asked for the ping may have left meanwhile: an unlent connection still expires.
       if (pooled.tracked && pooled.state === "open" && pooled.busy === 0 && pooled.idleTimer === undefined) this.scheduleIdle(pooled);
-    };
-    const timer = unref(setTimeout(() => {
-      finish(new ConnectError(`ping to ${pooled.keyState.key} timed out after ${this.config.pingTimeoutMs} ms`, { target: pooled.keyState.target }));
-    }, this.config.pingTimeoutMs));
+    });
     this.pings.set(pooled, () => {
-      settled = true;
-      clearTimeout(timer);
+      cancel();
       this.pings.delete(pooled);
       pooled.pinging = false;
-      controller.abort();
     });
-    let pinging: Promise<void>;
-    try {
-      pinging = Promise.resolve(pooled.connection.ping({ signal: controller.signal }));
-    } catch (error) {
-      pinging = Promise.reject(error);
-    }
-    pinging.then(
-      () => finish(undefined),
-      (error: unknown) => finish(error ?? new ConnectError("ping failed", { target: pooled.keyState.target })),
-    );
   }
 
   private scheduleIdle(pooled: PooledConnection): void {
@@ -876,54 +648,6 @@ export class ConnectionPool implements Pool, AsyncDisposable {
       this.startConnect(keyState);
     }
   }
-}
-
-function attach(waiter: Waiter, pending: PendingConnect): void {
-  waiter.pending = pending;
-  waiter.connected = true;
-  pending.waiters.add(waiter);
-}
-
-function needsPing(pooled: PooledConnection, now: number, pingAfterIdleMs: number): boolean {
-  return !pooled.verified && Number.isFinite(pingAfterIdleMs) && now - pooled.lastActivityAt >= pingAfterIdleMs;
-}
-
-function openConnections(keyState: KeyState): number {
-  let count = 0;
-  for (const pooled of keyState.connections) if (pooled.state === "open") count += 1;
-  return count;
-}
-
-function clearTimer(timer: Timer | undefined): void {
-  if (timer !== undefined) clearTimeout(timer);
-}
-
-/** Health and expiry timers must not keep Node alive on their own; open connections and waiters do. */
-function unref(timer: Timer): Timer {
-  (timer as { unref?: () => void }).unref?.();
-  return timer;
-}
-
-function abortError(signal: AbortSignal, target: Target): AbortError {
-  return new AbortError("the acquire was aborted", { target, cause: signal.reason, phase: "connect" });
-}
-
-function raceAbort<T>(promise: Promise<T>, signal: AbortSignal | undefined, target: Target): Promise<T> {
-  if (!signal) return promise;
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => reject(abortError(signal, target));
-    signal.addEventListener("abort", onAbort, { once: true });
-    promise.then(
-      (value) => {
-        signal.removeEventListener("abort", onAbort);
-        resolve(value);
-      },
-      (error: unknown) => {
-        signal.removeEventListener("abort", onAbort);
-        reject(error);
-      },
-    );
-  });
 }
 
 function checkTarget(target: Target): void {

@@ -5,7 +5,7 @@ export type {
   EvictionReason,
   PoolState,
   PooledConnectionStats,
-} from "./connection-pool.js";
+} from "./pool-stats.js";
 export { DefaultPoolConfig, MAX_TIMER_MS, resolvePoolConfig } from "./config.js";
 export type { PoolConfig } from "./config.js";
 export { generateConnectionKey } from "./connection-key.js";

@@ -1,0 +1,57 @@
+import { AbortError } from "@tunnel-sh/core";
+import type { Lease, Span, Target } from "@tunnel-sh/core";
+import type { KeyState, Timer } from "./pooled-connection.js";
+
+/** One waiting `acquire`: in the pool's queue until it is granted a lease or fails. */
+export interface Waiter {
+  readonly keyState: KeyState;
+  readonly enqueuedAt: number;
+  readonly span: Span;
+  readonly resolve: (lease: Lease) => void;
+  readonly reject: (error: unknown) => void;
+  /** The connect this waiter waits for; it fails with that connect. */
+  pending: PendingConnect | undefined;
+  connected: boolean;
+  timer: Timer | undefined;
+  stopListening: (() => void) | undefined;
+}
+
+/** One connect in flight, shared by up to `capacity` waiters. */
+export interface PendingConnect {
+  readonly keyState: KeyState;
+  readonly controller: AbortController;
+  readonly waiters: Set<Waiter>;
+  /** Waiters one connect is expected to serve; the connection's real budget is known only once it is open. */
+  readonly capacity: number;
+  /** Resolves (never rejects) once the connect settled: with the error when it failed. */
+  settled: Promise<unknown>;
+}
+
+/** `waiter` now waits for `pending` and fails with it. */
+export function attach(waiter: Waiter, pending: PendingConnect): void {
+  waiter.pending = pending;
+  waiter.connected = true;
+  pending.waiters.add(waiter);
+}
+
+export function abortError(signal: AbortSignal, target: Target): AbortError {
+  return new AbortError("the acquire was aborted", { target, cause: signal.reason, phase: "connect" });
+}
+
+export function raceAbort<T>(promise: Promise<T>, signal: AbortSignal | undefined, target: Target): Promise<T> {
+  if (!signal) return promise;
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(abortError(signal, target));
+    signal.addEventListener("abort", onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener("abort", onAbort);
+        resolve(value);
+      },
+      (error: unknown) => {
+        signal.removeEventListener("abort", onAbort);
+        reject(error);
+      },
+    );
+  });
+}
