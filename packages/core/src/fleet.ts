@@ -9,7 +9,7 @@
  */
 import { setMaxListeners } from "node:events";
 import { AbortError, OutcomeUnknownError, TunnelError, ValidationError } from "./errors.js";
-import { targetKey } from "./executor.js";
+import { targetKey } from "./target.js";
 import { rejectUnknownOptions } from "./options.js";
 import type {
   FleetAmount,
