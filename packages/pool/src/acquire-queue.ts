@@ -1,5 +1,6 @@
 import { AbortError } from "@tunnel-sh/core";
 import type { Lease, Span, Target } from "@tunnel-sh/core";
+import { raceAbort } from "@tunnel-sh/core/internal";
 import type { KeyState, Timer } from "./pooled-connection.js";
 
 /** One waiting `acquire`: in the pool's queue until it is granted a lease or fails. */
@@ -34,24 +35,12 @@ export function attach(waiter: Waiter, pending: PendingConnect): void {
   pending.waiters.add(waiter);
 }
 
+/** The error an aborted acquire (or warm-up) rejects with. */
 export function abortError(signal: AbortSignal, target: Target): AbortError {
   return new AbortError("the acquire was aborted", { target, cause: signal.reason, phase: "connect" });
 }
 
-export function raceAbort<T>(promise: Promise<T>, signal: AbortSignal | undefined, target: Target): Promise<T> {
-  if (!signal) return promise;
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => reject(abortError(signal, target));
-    signal.addEventListener("abort", onAbort, { once: true });
-    promise.then(
-      (value) => {
-        signal.removeEventListener("abort", onAbort);
-        resolve(value);
-      },
-      (error: unknown) => {
-        signal.removeEventListener("abort", onAbort);
-        reject(error);
-      },
-    );
-  });
+/** `promise`, or the acquire's `AbortError` as soon as `signal` aborts. */
+export function raceAcquireAbort<T>(promise: Promise<T>, signal: AbortSignal | undefined, target: Target): Promise<T> {
+  return raceAbort(promise, signal, (aborted) => abortError(aborted, target));
 }

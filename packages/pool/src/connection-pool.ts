@@ -6,11 +6,12 @@ import {
   PoolTimeoutError,
   TunnelError,
   ValidationError,
-  hasCode,
+  isConnectionError,
   startSpan,
 } from "@tunnel-sh/core";
 import type { AcquireOptions, Connection, Lease, Pool, Span, Target, Tracer, Transport } from "@tunnel-sh/core";
-import { abortError, attach, raceAbort } from "./acquire-queue.js";
+import { ChannelBudget, copyTarget, validateTarget } from "@tunnel-sh/core/internal";
+import { abortError, attach, raceAcquireAbort } from "./acquire-queue.js";
 import type { PendingConnect, Waiter } from "./acquire-queue.js";
 import { resolvePoolConfig } from "./config.js";
 import type { PoolConfig } from "./config.js";
@@ -32,8 +33,6 @@ import {
 import type { KeyState, PooledConnection } from "./pooled-connection.js";
 import { WaitRecorder } from "./wait-recorder.js";
 
-/** Clean releases after which a budget lowered by refusals is raised by one channel. */
-export const BUDGET_RECOVERY_RELEASES = 50;
 
 /**
  * A keyed pool of connections made by any `Transport`, lending one channel per lease.
@@ -165,7 +164,7 @@ export class ConnectionPool implements Pool, AsyncDisposable {
         });
       }
       if (keyState.pending.size === 0) break;
-      await raceAbort(Promise.race([...keyState.pending].map((pending) => pending.settled)), signal, keyState.target);
+      await raceAcquireAbort(Promise.race([...keyState.pending].map((pending) => pending.settled)), signal, keyState.target);
     }
     if (this.state_ !== "open") throw new PoolClosedError(undefined, { target });
     if (failures.length > 0) throw failures[0];
@@ -234,7 +233,7 @@ export class ConnectionPool implements Pool, AsyncDisposable {
   }
 
   private keyStateFor(target: Target): KeyState {
-    checkTarget(target);
+    validateTarget(target);
     const key = generateConnectionKey(target, this.transport.identity?.(target));
     let keyState = this.keys.get(key);
     if (!keyState) {
@@ -296,7 +295,7 @@ export class ConnectionPool implements Pool, AsyncDisposable {
       const stale = staleCandidate(keyState, this.config.pingAfterIdleMs);
       if (stale) {
         this.ping(stale);
-        pingCredit.set(keyState, stale.budget - stale.busy - 1);
+        pingCredit.set(keyState, stale.budget.limit - stale.busy - 1);
         continue;
       }
       const shared = [...keyState.pending].find((pending) => pending.waiters.size < pending.capacity);
@@ -321,7 +320,7 @@ export class ConnectionPool implements Pool, AsyncDisposable {
     let best: PooledConnection | undefined;
     const now = Date.now();
     for (const pooled of keyState.connections) {
-      if (pooled.state !== "open" || pooled.pinging || pooled.busy >= pooled.budget) continue;
+      if (pooled.state !== "open" || pooled.pinging || pooled.busy >= pooled.budget.limit) continue;
       if (pooled.connection.closed) {
         this.evict(pooled, "closed", true);
         continue;
@@ -395,24 +394,11 @@ export class ConnectionPool implements Pool, AsyncDisposable {
     pooled.lastActivityAt = Date.now();
     if (!pooled.tracked) return;
     if (outcome.kind === "destroy") {
-      const connectionError = hasCode(outcome.reason, "CONNECT") || hasCode(outcome.reason, "CONNECTION_LOST");
-      this.evict(pooled, "destroyed", connectionError, outcome.reason);
+      this.evict(pooled, "destroyed", isConnectionError(outcome.reason), outcome.reason);
     } else if (outcome.kind === "refused") {
-      // The refused channel never opened: the server allows what the other leases hold, and no more. A refusal
-      // with nothing else open is usually sshd still counting a session that just ended; only a second one in a
-      // row, at a budget of 1, gives the connection up.
-      pooled.cleanReleases = 0;
-      if (pooled.busy > 0) pooled.budget = Math.min(pooled.budget, pooled.busy);
-      else if (pooled.budget > 1) pooled.budget = 1;
-      else this.evict(pooled, "refused", true);
-    } else if (pooled.budget < pooled.ceiling) {
-      // Refusals can undershoot (a session that had just ended, a channel released between two refusals):
-      // after enough clean uses, try one channel more. Going over costs one more refusal.
-      pooled.cleanReleases += 1;
-      if (pooled.cleanReleases >= BUDGET_RECOVERY_RELEASES) {
-        pooled.cleanReleases = 0;
-        pooled.budget += 1;
-      }
+      if (!pooled.budget.refused(pooled.busy)) this.evict(pooled, "refused", true);
+    } else {
+      pooled.budget.released();
     }
     if (!pooled.tracked) return;
     if (pooled.busy === 0) {
@@ -478,9 +464,7 @@ export class ConnectionPool implements Pool, AsyncDisposable {
       createdAt: now,
       tracked: true,
       state: "open",
-      budget: Math.min(this.config.maxChannelsPerConnection, own),
-      ceiling: Math.min(this.config.maxChannelsPerConnection, own),
-      cleanReleases: 0,
+      budget: new ChannelBudget(Math.min(this.config.maxChannelsPerConnection, own)),
       busy: 0,
       uses: 0,
       lastActivityAt: now,
@@ -648,23 +632,4 @@ export class ConnectionPool implements Pool, AsyncDisposable {
       this.startConnect(keyState);
     }
   }
-}
-
-function checkTarget(target: Target): void {
-  if (typeof target !== "object" || target === null) throw new ValidationError("target", "must be an object");
-  if (typeof target.host !== "string" || target.host === "") throw new ValidationError("host", "must be a non-empty string");
-  if (target.port !== undefined && !(Number.isInteger(target.port) && target.port >= 1 && target.port <= 65_535)) {
-    throw new ValidationError("port", "must be an integer from 1 to 65535");
-  }
-  if (target.user !== undefined && (typeof target.user !== "string" || target.user === "")) {
-    throw new ValidationError("user", "must be a non-empty string when given");
-  }
-}
-
-function copyTarget(target: Target): Target {
-  return {
-    host: target.host,
-    ...(target.port === undefined ? {} : { port: target.port }),
-    ...(target.user === undefined ? {} : { user: target.user }),
-  };
 }

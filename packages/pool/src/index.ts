@@ -1,4 +1,6 @@
-export { BUDGET_RECOVERY_RELEASES, ConnectionPool } from "./connection-pool.js";
+export { ConnectionPool } from "./connection-pool.js";
+// The budget policy is core's (channel-budget.ts); the pool keeps one budget per connection and re-exports its constant.
+export { BUDGET_RECOVERY_RELEASES } from "@tunnel-sh/core/internal";
 export type {
   ConnectionPoolKeyStats,
   ConnectionPoolStats,

@@ -74,7 +74,7 @@ export function collectPoolStats(state: PoolState, keyStates: Iterable<KeyState>
         id: pooled.id,
         state: pooled.state,
         busyChannels: pooled.busy,
-        channels: pooled.budget,
+        channels: pooled.budget.limit,
         uses: pooled.uses,
         ageMs: now - pooled.createdAt,
       });

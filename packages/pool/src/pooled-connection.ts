@@ -1,4 +1,5 @@
 import type { Connection, Target } from "@tunnel-sh/core";
+import type { ChannelBudget } from "@tunnel-sh/core/internal";
 import type { PendingConnect } from "./acquire-queue.js";
 
 export type Timer = ReturnType<typeof setTimeout>;
@@ -24,11 +25,8 @@ export interface PooledConnection {
   /** Still counted in its key's `connections` (false once its close started). */
   tracked: boolean;
   state: "open" | "draining";
-  budget: number;
-  /** The budget before any refusal: the lower of the config's and the connection's `maxChannels`. */
-  readonly ceiling: number;
-  /** Clean releases since the last refusal, towards raising a lowered budget by one. */
-  cleanReleases: number;
+  /** Starts at the lower of the config's `maxChannelsPerConnection` and the connection's `maxChannels`. */
+  readonly budget: ChannelBudget;
   busy: number;
   uses: number;
   lastActivityAt: number;
@@ -57,7 +55,7 @@ export function staleCandidate(keyState: KeyState, pingAfterIdleMs: number): Poo
   const now = Date.now();
   let best: PooledConnection | undefined;
   for (const pooled of keyState.connections) {
-    if (pooled.state !== "open" || pooled.pinging || pooled.busy >= pooled.budget) continue;
+    if (pooled.state !== "open" || pooled.pinging || pooled.busy >= pooled.budget.limit) continue;
     if (!needsPing(pooled, now, pingAfterIdleMs)) continue;
     if (!best || pooled.busy < best.busy) best = pooled;
   }
@@ -67,7 +65,7 @@ export function staleCandidate(keyState: KeyState, pingAfterIdleMs: number): Poo
 /** Free channels on the key's connections being pinged: waiters that expect them do not start connects. */
 export function freeChannelsBeingPinged(keyState: KeyState): number {
   let free = 0;
-  for (const pooled of keyState.connections) if (pooled.pinging && pooled.state === "open") free += Math.max(0, pooled.budget - pooled.busy);
+  for (const pooled of keyState.connections) if (pooled.pinging && pooled.state === "open") free += Math.max(0, pooled.budget.limit - pooled.busy);
   return free;
 }
 
