@@ -1,0 +1,59 @@
+/** One host's line in the summary and the JSON document: from its result, its error, or its skip. */
+import { TunnelError, retryAttempts } from "@tunnel-sh/core";
+import type { FleetHostResult, Redactor, Result } from "@tunnel-sh/core";
+import { describeTarget, type HostEntry } from "./hosts.js";
+import type { HostOutcome } from "./output.js";
+
+export function errorOutcome(host: HostEntry, error: unknown, durationMs: number, redactor: Redactor): HostOutcome {
+  const tunnel = TunnelError.is(error);
+  const message = redactor.redact(error instanceof Error ? error.message : String(error));
+  return {
+    name: host.name,
+    target: describeTarget(host.target),
+    ok: false,
+    exitCode: null,
+    signal: null,
+    durationMs: Math.round(durationMs),
+    attempts: retryAttempts(error) ?? (tunnel && error.code === "RETRIES_EXHAUSTED" ? (error as TunnelError & { attempts: number }).attempts : 1),
+    error: {
+      code: tunnel ? error.code : "ERROR",
+      message,
+      phase: tunnel ? error.phase : undefined,
+      retryable: tunnel ? error.retryable : false,
+    },
+  };
+}
+
+export function skippedOutcome(host: HostEntry, reason: FleetHostResult["skipReason"]): HostOutcome {
+  return {
+    name: host.name,
+    target: describeTarget(host.target),
+    ok: false,
+    exitCode: null,
+    signal: null,
+    durationMs: 0,
+    attempts: 0,
+    // An interrupted run reports ABORTED for every host it stopped, started or not; SKIPPED is the budget's.
+    error: {
+      code: reason === "aborted" ? "ABORTED" : "SKIPPED",
+      message: reason === "aborted" ? "not started: interrupted" : "not started: the failure budget (--max-fail) was spent",
+      phase: undefined,
+      retryable: false,
+    },
+  };
+}
+
+export function resultOutcome(host: HostEntry, result: Result): HostOutcome {
+  return {
+    name: host.name,
+    target: describeTarget(host.target),
+    ok: result.exitCode === 0,
+    exitCode: result.exitCode,
+    signal: result.signal,
+    durationMs: Math.round(result.durationMs),
+    attempts: result.attempts,
+    stdout: result.stdout,
+    stderr: result.stderr,
+    truncated: result.truncated,
+  };
+}
