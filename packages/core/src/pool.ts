@@ -20,6 +20,12 @@ export interface AcquireOptions {
    * span to the transport as `ConnectOptions.span`, and MUST NOT end the span it was given.
    */
   readonly parentSpan?: Span;
+  /**
+   * Lend only a connection checked just now: one opened for this acquire, or pinged for it (a failed ping evicts
+   * the connection and the acquire goes on with another one). The executor asks for it before a retry, when the
+   * connection the last attempt used may be why it failed. Default false: the pool's own idle check applies.
+   */
+  readonly verify?: boolean;
 }
 
 /**

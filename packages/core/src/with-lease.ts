@@ -1,11 +1,10 @@
 import { MAX_CHANNEL_REFUSALS, isChannelRefusal, settleLease } from "./channel-budget.js";
-import { TunnelError } from "./errors.js";
 import type { AttemptContext, Operation } from "./operation.js";
 import type { Pool } from "./pool.js";
 import type { Connection } from "./transport.js";
 
 /**
- * Acquire a lease, health-check it before a retry, run `work`, and give the lease back the right way: released when
+ * Acquire a lease (checked by the pool before a retry), run `work`, and give the lease back the right way: released when
  * `connectionReuse()` says so (else destroyed) after success, settled by the error after a failure.
  * A channel the server refused before the command started is not a failed attempt: the pool lowers that
  * connection's budget and the work moves to another channel, up to `MAX_CHANNEL_REFUSALS` times.
@@ -19,17 +18,10 @@ export async function withLease<T>(
   context?: AttemptContext,
 ): Promise<T> {
   for (let refusals = 0; ; refusals++) {
-    let lease = await pool.acquire(operation.target, { signal: operation.signal, parentSpan: operation.span });
-    if (attempt > 1 && refusals === 0) {
-      try {
-        await lease.connection.ping({ signal: operation.signal });
-      } catch (error) {
-        // The connection the retry got is not healthy: drop it and take a fresh one.
-        lease.destroy(error);
-        operation.span.addEvent("tunnel.connection.unhealthy", { "error.type": TunnelError.is(error) ? error.code : "Error" });
-        lease = await pool.acquire(operation.target, { signal: operation.signal, parentSpan: operation.span });
-      }
-    }
+    // Health is the pool's: a retry asks it for a connection checked just now, since the one the failed attempt
+    // used may be the reason it failed.
+    const verify = attempt > 1 && refusals === 0;
+    const lease = await pool.acquire(operation.target, { signal: operation.signal, parentSpan: operation.span, ...(verify ? { verify } : {}) });
     try {
       const value = await work(lease.connection);
       if (connectionReuse()) lease.release();

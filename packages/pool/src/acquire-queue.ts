@@ -7,6 +7,8 @@ import type { KeyState, Timer } from "./pooled-connection.js";
 export interface Waiter {
   readonly keyState: KeyState;
   readonly enqueuedAt: number;
+  /** Lend only a connection opened or pinged for this dispatch (`AcquireOptions.verify`). */
+  readonly verify: boolean;
   readonly span: Span;
   readonly resolve: (lease: Lease) => void;
   readonly reject: (error: unknown) => void;

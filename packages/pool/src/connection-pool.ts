@@ -102,6 +102,7 @@ export class ConnectionPool implements Pool, AsyncDisposable {
       const waiter: Waiter = {
         keyState,
         enqueuedAt: Date.now(),
+        verify: options.verify === true,
         span,
         resolve,
         reject,
@@ -281,7 +282,9 @@ export class ConnectionPool implements Pool, AsyncDisposable {
     for (const waiter of this.queue) {
       const keyState = waiter.keyState;
       if (!pingCredit.has(keyState)) pingCredit.set(keyState, freeChannelsBeingPinged(keyState));
-      const pooled = this.lendable(keyState);
+      // A waiter that asked for `verify` takes only a connection opened or pinged in this dispatch.
+      const pingAfterIdleMs = waiter.verify ? 0 : this.config.pingAfterIdleMs;
+      const pooled = this.lendable(keyState, pingAfterIdleMs);
       if (pooled) {
         this.grant(waiter, pooled);
         continue;
@@ -292,7 +295,7 @@ export class ConnectionPool implements Pool, AsyncDisposable {
         pingCredit.set(keyState, credit - 1);
         continue;
       }
-      const stale = staleCandidate(keyState, this.config.pingAfterIdleMs);
+      const stale = staleCandidate(keyState, pingAfterIdleMs);
       if (stale) {
         this.ping(stale);
         pingCredit.set(keyState, stale.budget.limit - stale.busy - 1);
@@ -316,7 +319,7 @@ export class ConnectionPool implements Pool, AsyncDisposable {
   }
 
   /** The least-loaded open connection with a free channel that needs no ping first. */
-  private lendable(keyState: KeyState): PooledConnection | undefined {
+  private lendable(keyState: KeyState, pingAfterIdleMs: number): PooledConnection | undefined {
     let best: PooledConnection | undefined;
     const now = Date.now();
     for (const pooled of keyState.connections) {
@@ -325,7 +328,7 @@ export class ConnectionPool implements Pool, AsyncDisposable {
         this.evict(pooled, "closed", true);
         continue;
       }
-      if (needsPing(pooled, now, this.config.pingAfterIdleMs)) continue;
+      if (needsPing(pooled, now, pingAfterIdleMs)) continue;
       if (!best || pooled.busy < best.busy) best = pooled;
     }
     return best;
