@@ -9,8 +9,9 @@
  */
 import { setMaxListeners } from "node:events";
 import { AbortError, OutcomeUnknownError, TunnelError, ValidationError } from "./errors.js";
-import { targetKey } from "./target.js";
+import { Limiter } from "./limiter.js";
 import { rejectUnknownOptions } from "./options.js";
+import { targetKey } from "./target.js";
 import type {
   FleetAmount,
   FleetEvent,
@@ -299,16 +300,18 @@ async function execute(runner: FleetRunner, options: FleetOptions, plan: FleetPl
         continue;
       }
       emit({ type: "batch", batch, hosts: members.map((host) => host.name) });
-      let next = 0;
-      const lane = async () => {
-        while (next < members.length) {
-          const host = members[next++];
-          if (!host) continue;
-          if (aborted || budgetSpent) skip(host);
-          else await runHost(host);
-        }
-      };
-      await Promise.all(Array.from({ length: Math.min(plan.concurrency, members.length) }, lane));
+      const limiter = new Limiter(plan.concurrency);
+      await Promise.all(
+        members.map(async (host) => {
+          await limiter.acquire();
+          try {
+            if (aborted || budgetSpent) skip(host);
+            else await runHost(host);
+          } finally {
+            limiter.release();
+          }
+        }),
+      );
     }
   } finally {
     options.signal?.removeEventListener("abort", onAbort);
