@@ -1,38 +1,16 @@
-import {
-  ConnectError,
-  ConfigError,
-  NoopTracer,
-  PoolClosedError,
-  PoolTimeoutError,
-  TunnelError,
-  ValidationError,
-  isConnectionError,
-  startSpan,
-} from "@tunnel-sh/core";
-import type { AcquireOptions, Connection, Lease, Pool, Span, Target, Tracer, Transport } from "@tunnel-sh/core";
-import { ChannelBudget, copyTarget, validateTarget } from "@tunnel-sh/core/internal";
+import { PoolClosedError, PoolTimeoutError, ValidationError, isConnectionError, startSpan } from "@tunnel-sh/core";
+import type { AcquireOptions, Lease, Pool, Target, Tracer, Transport } from "@tunnel-sh/core";
 import { abortError, attach, raceAcquireAbort } from "./acquire-queue.js";
 import type { PendingConnect, Waiter } from "./acquire-queue.js";
-import { resolvePoolConfig } from "./config.js";
 import type { PoolConfig } from "./config.js";
-import { generateConnectionKey } from "./connection-key.js";
-import { startPing } from "./health-check.js";
+import { PoolBase } from "./pool-base.js";
 import { PoolLease } from "./pool-lease.js";
 import type { LeaseOutcome } from "./pool-lease.js";
 import { collectPoolStats } from "./pool-stats.js";
 import type { ConnectionPoolStats, EvictionReason, PoolState } from "./pool-stats.js";
-import {
-  clearTimer,
-  freeChannelsBeingPinged,
-  leastRecentlyUsedIdle,
-  needsPing,
-  openConnections,
-  staleCandidate,
-  unref,
-} from "./pooled-connection.js";
+import { clearTimer, freeChannelsBeingPinged, leastRecentlyUsedIdle, needsPing, openConnections, staleCandidate } from "./pooled-connection.js";
 import type { KeyState, PooledConnection } from "./pooled-connection.js";
 import { WaitRecorder } from "./wait-recorder.js";
-
 
 /**
  * A keyed pool of connections made by any `Transport`, lending one channel per lease.
@@ -41,22 +19,10 @@ import { WaitRecorder } from "./wait-recorder.js";
  * await using pool = new ConnectionPool(new Ssh2Transport({ knownHostsFile }), DefaultPoolConfig(), tracer);
  * const lease = await pool.acquire({ host: "web-1", user: "deploy" }, { signal });
  */
-export class ConnectionPool implements Pool, AsyncDisposable {
-  readonly config: PoolConfig;
-  private readonly tracer: Tracer;
-  private readonly keys = new Map<string, KeyState>();
+export class ConnectionPool extends PoolBase implements Pool, AsyncDisposable {
   /** Every waiting acquire, oldest first, across all keys. */
   private readonly queue = new Set<Waiter>();
-  private readonly pings = new Map<PooledConnection, () => void>();
   private readonly waits = new WaitRecorder();
-  private readonly drainListeners: (() => void)[] = [];
-  private state_: PoolState = "open";
-  private nextConnectionId = 1;
-  private openCount = 0;
-  private connectingCount = 0;
-  private closingCount = 0;
-  /** Waiters that the last dispatch found blocked by `maxConnections` alone. */
-  private blockedOnTotal = 0;
   private dispatching = false;
   private dispatchAgain = false;
   private closePromise: Promise<void> | undefined;
@@ -68,16 +34,8 @@ export class ConnectionPool implements Pool, AsyncDisposable {
    *   Throws `ConfigError` naming the field when a value is invalid.
    * @param tracer receives `tunnel.pool.acquire`, `tunnel.connect` and `tunnel.pool.evict` spans. Default: no tracing.
    */
-  constructor(
-    private readonly transport: Transport,
-    config: Partial<PoolConfig> = {},
-    tracer?: Tracer,
-  ) {
-    if (typeof transport !== "object" || transport === null || typeof transport.connect !== "function") {
-      throw new ConfigError("transport", "must be a Transport with a connect() method");
-    }
-    this.config = resolvePoolConfig(config);
-    this.tracer = tracer ?? new NoopTracer();
+  constructor(transport: Transport, config: Partial<PoolConfig> = {}, tracer?: Tracer) {
+    super(transport, config, tracer);
   }
 
   get state(): PoolState {
@@ -220,45 +178,12 @@ export class ConnectionPool implements Pool, AsyncDisposable {
     this.checkDrained();
   }
 
-  private drained(): Promise<void> {
-    return new Promise((resolve) => {
-      this.drainListeners.push(resolve);
-      this.checkDrained();
-    });
-  }
-
-  private checkDrained(): void {
-    if (this.state_ === "open") return;
-    if (this.openCount + this.connectingCount + this.closingCount > 0) return;
-    for (const listener of this.drainListeners.splice(0)) listener();
-  }
-
-  private keyStateFor(target: Target): KeyState {
-    validateTarget(target);
-    const key = generateConnectionKey(target, this.transport.identity?.(target));
-    let keyState = this.keys.get(key);
-    if (!keyState) {
-      keyState = {
-        key,
-        target: copyTarget(target),
-        connections: new Set(),
-        pending: new Set(),
-        closing: 0,
-        waiting: 0,
-        created: 0,
-        evicted: {},
-      };
-      this.keys.set(key, keyState);
-    }
-    return keyState;
-  }
-
   /**
    * Serve the queue in order. A waiter takes a free channel on its key's least-loaded healthy connection; else
    * it shares a connect in flight that has room; else it starts a connect if the limits allow; else it waits.
    * Connects start only here, oldest waiter first, so a freed connection slot goes to the longest waiter of any key.
    */
-  private dispatch(): void {
+  protected override dispatch(): void {
     if (this.dispatching) {
       this.dispatchAgain = true;
       return;
@@ -334,14 +259,6 @@ export class ConnectionPool implements Pool, AsyncDisposable {
     return best;
   }
 
-  private connectBlocker(keyState: KeyState): "connecting" | "key" | "total" | undefined {
-    if (this.state_ !== "open") return "total";
-    if (keyState.pending.size >= this.config.maxConnectingPerKey) return "connecting";
-    if (keyState.connections.size + keyState.pending.size + keyState.closing >= this.config.maxConnectionsPerKey) return "key";
-    if (this.openCount + this.connectingCount + this.closingCount >= this.config.maxConnections) return "total";
-    return undefined;
-  }
-
   /** Close the least recently used idle connection of any key, to free a slot under `maxConnections`. */
   private makeRoom(): boolean {
     const victim = leastRecentlyUsedIdle(this.keys.values());
@@ -380,7 +297,7 @@ export class ConnectionPool implements Pool, AsyncDisposable {
     waiter.stopListening = undefined;
   }
 
-  private failWaiter(waiter: Waiter, error: unknown, event: string): void {
+  protected override failWaiter(waiter: Waiter, error: unknown, event: string): void {
     if (!this.queue.has(waiter)) return;
     this.removeWaiter(waiter);
     waiter.span.addEvent(event);
@@ -409,230 +326,5 @@ export class ConnectionPool implements Pool, AsyncDisposable {
       else this.scheduleIdle(pooled);
     }
     this.dispatch();
-  }
-
-  /** `parent`: the span of the acquire that needed the connect (others may share it); none for warm-up and replacements. */
-  private startConnect(keyState: KeyState, parent?: Span): PendingConnect {
-    const controller = new AbortController();
-    const pending: PendingConnect = {
-      keyState,
-      controller,
-      waiters: new Set(),
-      capacity: this.config.maxChannelsPerConnection,
-      settled: Promise.resolve(undefined),
-    };
-    keyState.pending.add(pending);
-    this.connectingCount += 1;
-    const span = startSpan(this.tracer, "tunnel.connect", {
-      attributes: {
-        "tunnel.connection.key": keyState.key,
-        "tunnel.transport": this.transport.name,
-        "server.address": keyState.target.host,
-        "server.port": keyState.target.port,
-      },
-      parent,
-    });
-    let connecting: Promise<Connection>;
-    try {
-      connecting = Promise.resolve(this.transport.connect(keyState.target, { signal: controller.signal, span }));
-    } catch (error) {
-      connecting = Promise.reject(error);
-    }
-    pending.settled = connecting.then(
-      (connection) => {
-        this.connected(pending, connection, span);
-        return undefined;
-      },
-      (error: unknown) => this.connectFailed(pending, error, span),
-    );
-    return pending;
-  }
-
-  private connected(pending: PendingConnect, connection: Connection, span: Span): void {
-    const keyState = pending.keyState;
-    keyState.pending.delete(pending);
-    this.connectingCount -= 1;
-    span.end();
-    if (this.state_ !== "open") {
-      // The pool shut down while this connect was in flight and the transport finished it anyway.
-      this.closeQuietly(keyState, connection);
-      return;
-    }
-    const now = Date.now();
-    const own = Number.isInteger(connection.maxChannels) && connection.maxChannels >= 1 ? connection.maxChannels : this.config.maxChannelsPerConnection;
-    const pooled: PooledConnection = {
-      id: this.nextConnectionId++,
-      keyState,
-      connection,
-      createdAt: now,
-      tracked: true,
-      state: "open",
-      budget: new ChannelBudget(Math.min(this.config.maxChannelsPerConnection, own)),
-      busy: 0,
-      uses: 0,
-      lastActivityAt: now,
-      verified: true,
-      pinging: false,
-      idleTimer: undefined,
-      lifetimeTimer: undefined,
-      stopListening: () => {},
-    };
-    keyState.connections.add(pooled);
-    keyState.created += 1;
-    this.openCount += 1;
-    for (const waiter of pending.waiters) waiter.pending = undefined;
-    pending.waiters.clear();
-    try {
-      pooled.stopListening = connection.onClose((error) => this.evict(pooled, error ? "lost" : "closed", true, error));
-    } catch {
-      // A connection that cannot report its close is still checked through `closed` before each lend.
-    }
-    if (Number.isFinite(this.config.maxLifetimeMs)) {
-      pooled.lifetimeTimer = unref(setTimeout(() => {
-        pooled.lifetimeTimer = undefined;
-        this.evict(pooled, "lifetime", false);
-      }, this.config.maxLifetimeMs));
-    }
-    if (connection.closed) this.evict(pooled, "closed", true);
-    else this.scheduleIdle(pooled);
-    this.dispatch();
-    pooled.verified = false;
-  }
-
-  private connectFailed(pending: PendingConnect, error: unknown, span: Span): unknown {
-    const keyState = pending.keyState;
-    keyState.pending.delete(pending);
-    this.connectingCount -= 1;
-    const failure = TunnelError.is(error)
-      ? error
-      : new ConnectError(`connecting to ${keyState.key} failed: ${error instanceof Error ? error.message : String(error)}`, {
-          target: keyState.target,
-          cause: error,
-        });
-    span.recordError(failure);
-    span.end();
-    for (const waiter of [...pending.waiters]) this.failWaiter(waiter, failure, "tunnel.pool.connect_failed");
-    this.dispatch();
-    this.checkDrained();
-    return failure;
-  }
-
-  private ping(pooled: PooledConnection): void {
-    pooled.pinging = true;
-    const cancel = startPing(pooled.connection, pooled.keyState.target, pooled.keyState.key, this.config.pingTimeoutMs, (error) => {
-      this.pings.delete(pooled);
-      pooled.pinging = false;
-      if (error === undefined) {
-        pooled.lastActivityAt = Date.now();
-        pooled.verified = true;
-      } else {
-        this.evict(pooled, "ping-failed", true, error);
-      }
-      this.dispatch();
-      pooled.verified = false;
-      // The acquire that asked for the ping may have left meanwhile: an unlent connection still expires.
-      if (pooled.tracked && pooled.state === "open" && pooled.busy === 0 && pooled.idleTimer === undefined) this.scheduleIdle(pooled);
-    });
-    this.pings.set(pooled, () => {
-      cancel();
-      this.pings.delete(pooled);
-      pooled.pinging = false;
-    });
-  }
-
-  private scheduleIdle(pooled: PooledConnection): void {
-    clearTimer(pooled.idleTimer);
-    pooled.idleTimer = undefined;
-    if (!Number.isFinite(this.config.idleTimeoutMs)) return;
-    pooled.idleTimer = unref(setTimeout(() => {
-      pooled.idleTimer = undefined;
-      if (pooled.busy > 0 || pooled.state !== "open" || pooled.pinging) return;
-      if (openConnections(pooled.keyState) <= this.config.minIdlePerKey) return;
-      this.evict(pooled, "idle", false);
-    }, this.config.idleTimeoutMs));
-  }
-
-  /**
-   * Stop lending `pooled`. It closes now when `immediate` or idle; otherwise it drains: it closes when its last
-   * lease is returned. Counted once per connection, under the first reason.
-   */
-  private evict(pooled: PooledConnection, reason: EvictionReason, immediate: boolean, error?: unknown): void {
-    if (!pooled.tracked) return;
-    if (pooled.state === "draining" && !immediate) return;
-    if (pooled.state === "open") {
-      pooled.state = "draining";
-      const keyState = pooled.keyState;
-      keyState.evicted[reason] = (keyState.evicted[reason] ?? 0) + 1;
-      const span = startSpan(this.tracer, "tunnel.pool.evict", {
-        attributes: {
-          "tunnel.connection.key": keyState.key,
-          "tunnel.pool.evict_reason": reason,
-          "tunnel.pool.connection_id": pooled.id,
-          "tunnel.pool.uses": pooled.uses,
-          "tunnel.pool.busy_channels": pooled.busy,
-          "tunnel.pool.connection.age": (Date.now() - pooled.createdAt) / 1000,
-        },
-      });
-      if (error !== undefined) span.recordError(error);
-      span.end();
-    }
-    clearTimer(pooled.idleTimer);
-    pooled.idleTimer = undefined;
-    clearTimer(pooled.lifetimeTimer);
-    pooled.lifetimeTimer = undefined;
-    this.pings.get(pooled)?.();
-    if (immediate || pooled.busy === 0) this.closeConnection(pooled);
-    // Replace what minIdlePerKey keeps, but not a connection that died before it was ever lent: a host that
-    // accepts and drops at once would otherwise be reconnected in a loop, and the pool never retries.
-    if ((reason === "lifetime" || (pooled.uses > 0 && !reason.startsWith("pool-"))) && reason !== "idle" && reason !== "make-room") {
-      this.replenish(pooled.keyState);
-    }
-    this.dispatch();
-  }
-
-  private closeConnection(pooled: PooledConnection): void {
-    if (!pooled.tracked) return;
-    pooled.tracked = false;
-    pooled.state = "draining";
-    pooled.keyState.connections.delete(pooled);
-    this.openCount -= 1;
-    pooled.stopListening();
-    clearTimer(pooled.idleTimer);
-    clearTimer(pooled.lifetimeTimer);
-    pooled.idleTimer = undefined;
-    pooled.lifetimeTimer = undefined;
-    this.closeQuietly(pooled.keyState, pooled.connection);
-  }
-
-  /** Close a connection the pool no longer lends; its slot counts against the limits until the close completes. */
-  private closeQuietly(keyState: KeyState, connection: Connection): void {
-    keyState.closing += 1;
-    this.closingCount += 1;
-    let closing: Promise<void>;
-    try {
-      closing = Promise.resolve(connection.close());
-    } catch {
-      closing = Promise.resolve();
-    }
-    void closing
-      .catch(() => {})
-      .then(() => {
-        keyState.closing -= 1;
-        this.closingCount -= 1;
-        this.dispatch();
-        this.checkDrained();
-      });
-  }
-
-  /** Keep `minIdlePerKey` connections to a key that is in use. Never retries: a failed connect waits for the next trigger. */
-  private replenish(keyState: KeyState): void {
-    if (this.state_ !== "open" || this.config.minIdlePerKey === 0) return;
-    while (
-      openConnections(keyState) + keyState.pending.size < this.config.minIdlePerKey &&
-      this.connectBlocker(keyState) === undefined &&
-      this.blockedOnTotal === 0
-    ) {
-      this.startConnect(keyState);
-    }
   }
 }
