@@ -80,16 +80,14 @@ export function addFleetOptions(command: Command): Command {
 }
 
 export function addHostOptions(command: Command): Command {
-  return command
-    .option("-H, --hosts <list>", "hosts, comma-separated: host, user@host:port, [v6addr]:port, or ssh_config aliases; with -i, name patterns (* and ?)", collect)
-    .option("-i, --inventory <file>", "inventory file (YAML or JSON) with hosts, groups and vars")
-    .option("-g, --group <name>", "inventory group(s) to run on (repeatable, or comma-separated)", collectList)
-    .option("-l, --user <user>", "login user for hosts that name none")
-    .option("-p, --port <port>", "port for hosts that name none", portValue)
-    .option("-F, --ssh-config <file>", "ssh_config file (default ~/.ssh/config)")
-    .option("-I, --identity <file>", "private key file")
-    .option("--known-hosts <file>", "known_hosts file to verify host keys against (default ~/.ssh/known_hosts)")
-    .option("--insecure-accept-any-host-key", "do not verify host keys (throwaway hosts only)")
+  return addIdentityOptions(
+    command
+      .option("-H, --hosts <list>", "hosts, comma-separated: host, user@host:port, [v6addr]:port, or ssh_config aliases; with -i, name patterns (* and ?)", collect)
+      .option("-i, --inventory <file>", "inventory file (YAML or JSON) with hosts, groups and vars")
+      .option("-g, --group <name>", "inventory group(s) to run on (repeatable, or comma-separated)", collectList)
+      .option("-l, --user <user>", "login user for hosts that name none")
+      .option("-p, --port <port>", "port for hosts that name none", portValue),
+  )
     .option("-A, --forward-agent", "forward the ssh-agent to the hosts (default: ssh_config's ForwardAgent)")
     .addOption(new Option("--transport <name>", "how to reach hosts").choices(["ssh2", "openssh"]).default("ssh2"))
     .option("-c, --concurrency <n>", "hosts to work on at once", positiveInteger(1000), 10)
@@ -97,6 +95,15 @@ export function addHostOptions(command: Command): Command {
     .option("-t, --timeout <duration>", "time limit per host (500ms, 30s, 5m, 1h; a plain number is seconds)", parseDuration)
     .option("--json", "print one JSON document with every host's result (no live output, no progress bars)")
     .option("-v, --verbose", "trace operations on stderr (-vv: also connections and the pool)", (_value: string, previous: number) => previous + 1, 0);
+}
+
+/** Where keys, host keys and ssh_config come from: the host commands and `tunnel worker` take these alike. */
+export function addIdentityOptions(command: Command): Command {
+  return command
+    .option("-F, --ssh-config <file>", "ssh_config file (default ~/.ssh/config)")
+    .option("-I, --identity <file>", "private key file")
+    .option("--known-hosts <file>", "known_hosts file to verify host keys against (default ~/.ssh/known_hosts)")
+    .option("--insecure-accept-any-host-key", "do not verify host keys (throwaway hosts only)");
 }
 
 export function addSudoOptions(command: Command): Command {

@@ -6,7 +6,17 @@
  */
 import { createRequire } from "node:module";
 import { Command, CommanderError, Option } from "commander";
-import { addExecOptions, addFleetOptions, addHostOptions, addSudoOptions, addTransferOptions, collect, positiveInteger, retriesValue } from "./cli-options.js";
+import {
+  addExecOptions,
+  addFleetOptions,
+  addHostOptions,
+  addIdentityOptions,
+  addSudoOptions,
+  addTransferOptions,
+  collect,
+  positiveInteger,
+  retriesValue,
+} from "./cli-options.js";
 import type { ExecOptions, TransferOptions } from "./command-options.js";
 import { EXIT_STATUSES, ExitCode, type OutputStream } from "./output.js";
 import type { WorkerCliOptions } from "./worker.js";
@@ -120,16 +130,14 @@ Examples:
     status = await transferOnHosts(io, options, "download", remote, local);
   });
 
-  program
-    .command("worker")
-    .description("take jobs from the queue on Redis (submitted with --redis) and run them from this machine, until Ctrl-C")
-    .requiredOption("--redis <url>", "the Redis the producers submit to (redis://host:6379)")
-    .option("--queue <name>", "queue name (default tunnel)")
-    .option("--secret-env <name=VAR>", "a secret jobs may name (--sudo-secret name), read from the environment variable VAR (repeatable)", collect)
-    .option("-F, --ssh-config <file>", "ssh_config file (default ~/.ssh/config)")
-    .option("-I, --identity <file>", "private key file")
-    .option("--known-hosts <file>", "known_hosts file to verify host keys against (default ~/.ssh/known_hosts)")
-    .option("--insecure-accept-any-host-key", "do not verify host keys (throwaway hosts only)")
+  addIdentityOptions(
+    program
+      .command("worker")
+      .description("take jobs from the queue on Redis (submitted with --redis) and run them from this machine, until Ctrl-C")
+      .requiredOption("--redis <url>", "the Redis the producers submit to (redis://host:6379)")
+      .option("--queue <name>", "queue name (default tunnel)")
+      .option("--secret-env <name=VAR>", "a secret jobs may name (--sudo-secret name), read from the environment variable VAR (repeatable)", collect),
+  )
     .addOption(new Option("--transport <name>", "how to reach hosts").choices(["ssh2", "openssh"]).default("ssh2"))
     .option("-c, --concurrency <n>", "jobs to run at once", positiveInteger(1000), 10)
     .option("--retries <n>", "retries of failures that are safe to repeat (connect, channel)", retriesValue)

@@ -125,18 +125,11 @@ export class Executor {
     prepareCommand(command);
     const config = this.#config;
     const timeout = command.timeout ?? config.defaultTimeout;
-    const attributes: Attributes = {
-      "tunnel.command.text": command.cmd,
-      "tunnel.command.sudo": command.sudo !== undefined && command.sudo !== false,
-      "tunnel.command.timeout": timeout / 1000,
-      "tunnel.command.working_dir": command.workingDir,
-      "tunnel.command.env_count": Object.keys(command.env ?? {}).length,
-    };
     return runOperation(this.#services, config, {
       name: "tunnel.command",
       request: command,
       timeout,
-      attributes,
+      attributes: { "tunnel.command.text": command.cmd, ...executionAttributes(command, timeout) },
       idempotent: command.idempotent === true,
       // A stream can be read once: a request with streamed stdin is attempted once.
       replayable: !(command.stdin !== undefined && typeof command.stdin === "object" && "pipe" in command.stdin),
@@ -169,20 +162,16 @@ export class Executor {
     prepareScriptCommand(script, LONGEST_SCRIPT_PATH);
     const config = this.#config;
     const timeout = script.timeout ?? config.scriptTimeout;
-    const attributes: Attributes = {
-      "tunnel.script.interpreter": script.interpreter,
-      "tunnel.script.args_count": script.args?.length ?? 0,
-      "tunnel.script.size": Buffer.byteLength(script.content),
-      "tunnel.command.sudo": script.sudo !== undefined && script.sudo !== false,
-      "tunnel.command.timeout": timeout / 1000,
-      "tunnel.command.working_dir": script.workingDir,
-      "tunnel.command.env_count": Object.keys(script.env ?? {}).length,
-    };
     return runOperation(this.#services, config, {
       name: "tunnel.script",
       request: script,
       timeout,
-      attributes,
+      attributes: {
+        "tunnel.script.interpreter": script.interpreter,
+        "tunnel.script.args_count": script.args?.length ?? 0,
+        "tunnel.script.size": Buffer.byteLength(script.content),
+        ...executionAttributes(script, timeout),
+      },
       idempotent: script.idempotent === true,
       replayable: true,
       sudo: script.sudo,
@@ -299,6 +288,16 @@ export class Executor {
     });
     span.end();
   }
+}
+
+/** The span attributes a command and a script share. */
+function executionAttributes(request: Command | Script, timeout: number): Attributes {
+  return {
+    "tunnel.command.sudo": request.sudo !== undefined && request.sudo !== false,
+    "tunnel.command.timeout": timeout / 1000,
+    "tunnel.command.working_dir": request.workingDir,
+    "tunnel.command.env_count": Object.keys(request.env ?? {}).length,
+  };
 }
 
 /** The prepared command stopped before the user's command ran: a missing working dir or interpreter. */
