@@ -32,11 +32,12 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
 }
 
 /**
- * Settle with `promise`, or reject with `toError(signal)` as soon as `signal` aborts (the promise itself runs on).
- * No signal: `promise` itself.
+ * Settle with `promise`, or reject with `toError(signal)` as soon as `signal` aborts — at once when it already has
+ * (the promise itself runs on). No signal: `promise` itself.
  */
 export function raceAbort<T>(promise: Promise<T>, signal: AbortSignal | undefined, toError: (signal: AbortSignal) => unknown = abortErrorFrom): Promise<T> {
   if (!signal) return promise;
+  if (signal.aborted) return Promise.reject(toError(signal));
   return new Promise<T>((resolve, reject) => {
     const onAbort = (): void => reject(toError(signal));
     signal.addEventListener("abort", onAbort, { once: true });

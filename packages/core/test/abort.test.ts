@@ -52,6 +52,10 @@ describe("raceAbort", () => {
     await expect(raceAbort(Promise.reject(new Error("no")), new AbortController().signal)).rejects.toThrow("no");
   });
 
+  it("rejects at once for a signal that already aborted", async () => {
+    await expect(raceAbort(new Promise<never>(() => {}), AbortSignal.abort())).rejects.toMatchObject({ code: "ABORTED" });
+  });
+
   it("rejects with the error made from the signal as soon as it aborts", async () => {
     const controller = new AbortController();
     const racing = raceAbort(new Promise<never>(() => {}), controller.signal, () => new AbortError("the acquire was aborted"));

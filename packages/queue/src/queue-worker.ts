@@ -15,6 +15,7 @@
  */
 import { AbortError, ConfigError, TunnelError, rejectUnknownOptions } from "@tunnel-sh/core";
 import type { Command, FleetRunner, Progress, Script, Transfer } from "@tunnel-sh/core";
+import { copyTarget } from "@tunnel-sh/core/internal";
 import { UnrecoverableError, Worker } from "bullmq";
 import type { Job } from "bullmq";
 import type { Redis } from "ioredis";
@@ -168,7 +169,7 @@ export class QueueWorker {
     const data = job.data;
     const jobId = job.id ?? "";
     const request = data.request as unknown as Command & Script & Transfer;
-    const jobTarget = { host: request.host, ...(request.port !== undefined ? { port: request.port } : {}), ...(request.user !== undefined ? { user: request.user } : {}) };
+    const jobTarget = copyTarget(request);
     const target = `${String(request.user ?? "")}@${String(request.host)}:${String(request.port ?? "")}`;
     const notify = (event: Omit<QueueWorkerJobEvent, "jobId" | "kind" | "target">) => {
       try {
