@@ -22,7 +22,7 @@ import type { Job } from "bullmq";
 import type { Redis } from "ioredis";
 import { JOB_DATA_VERSION, OUTCOME_UNKNOWN_PREFIX, isJobProgress } from "./job-data.js";
 import type { OperationKind, QueueJobData, QueueJobEvent, QueueJobOutcome, TraceCarrier } from "./job-data.js";
-import { DEFAULT_PREFIX, DEFAULT_QUEUE_NAME, atMost, cancelChannel, cancelMarker, connectRedis, quietQuit, validateLocation, validateQueueName } from "./redis.js";
+import { atMost, cancelChannel, cancelMarker, connectRedis, quietQuit, resolveQueueLocation } from "./redis.js";
 import type { RedisLocation } from "./redis.js";
 import { deserializeError } from "./serialize-error.js";
 
@@ -82,11 +82,7 @@ export class QueueProducer implements FleetRunner {
   constructor(options: QueueProducerOptions) {
     if (typeof options !== "object" || options === null) throw new ConfigError("options", "an options object is required");
     rejectUnknownOptions(options, PRODUCER_OPTIONS, "QueueProducer");
-    validateLocation(options.redis);
-    const queueName = options.queue ?? DEFAULT_QUEUE_NAME;
-    validateQueueName(queueName);
-    const prefix = options.prefix ?? DEFAULT_PREFIX;
-    validateQueueName(prefix, "prefix");
+    const { queueName, prefix } = resolveQueueLocation(options);
     if (options.runId !== undefined && (typeof options.runId !== "string" || options.runId.length === 0 || options.runId.includes(":"))) {
       throw new ConfigError("runId", `must be a non-empty string without ":", got ${JSON.stringify(options.runId)}`);
     }
