@@ -67,6 +67,12 @@ Examples:
   tunnel demo`,
     );
 
+  // `put <local> <remote>` and `get <remote> <local>`: the source comes first either way.
+  const transferAction = (direction: "upload" | "download") => async (source: string, destination: string, _options: unknown, command: Command) => {
+    const { transferOnHosts } = await import("./transfer-on-hosts.js");
+    status = await transferOnHosts(io, command.opts<TransferOptions>(), direction, source, destination);
+  };
+
   addExecOptions(
     addFleetOptions(addHostOptions(
       program
@@ -110,11 +116,7 @@ Examples:
           .option("--chown <owner[:group]>", "owner (and group) to set; needs --sudo unless you log in as root"),
       )),
     ),
-  ).action(async (local: string, remote: string, _options: unknown, command: Command) => {
-    const options = command.opts<TransferOptions>();
-    const { transferOnHosts } = await import("./transfer-on-hosts.js");
-    status = await transferOnHosts(io, options, "upload", local, remote);
-  });
+  ).action(transferAction("upload"));
 
   addTransferOptions(
     addFleetOptions(addHostOptions(
@@ -124,11 +126,7 @@ Examples:
         .argument("<remote>", "remote file or directory")
         .argument("<local>", "local destination; {host} is replaced by the host's name"),
     )),
-  ).action(async (remote: string, local: string, _options: unknown, command: Command) => {
-    const options = command.opts<TransferOptions>();
-    const { transferOnHosts } = await import("./transfer-on-hosts.js");
-    status = await transferOnHosts(io, options, "download", remote, local);
-  });
+  ).action(transferAction("download"));
 
   addIdentityOptions(
     program
