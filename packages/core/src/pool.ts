@@ -4,7 +4,7 @@
  * The executor never opens connections itself: it acquires a lease on one channel of a pooled
  * connection, runs one remote process on it, and releases (clean) or destroys (suspect) the lease.
  *
- * Which layer owns which policy:
+ * Which layer owns which policy (the core helpers named here are on `@tunnel-sh/core/internal`):
  * - Target: a pool MUST check a target with core's `validateTarget` before any I/O, and key it with `targetKey`
  *   (plus a digest of `Transport.identity`, when there is one).
  * - Retries: a pool MUST NOT retry a failed connect; retries, their backoff and the circuit breaker are the executor's.

@@ -8,7 +8,8 @@
  * Transports MUST NOT retry, queue or pool on their own: that is the executor's and the pool's job.
  * Transports MUST turn every vendor error into a `TunnelError` (see `errors.ts`); nothing raw escapes.
  *
- * Each cross-cutting policy lives in one layer, with one module in core:
+ * Each cross-cutting policy lives in one layer, with one module in core (its helpers are on `@tunnel-sh/core/internal`,
+ * `formatTarget` on the main entry):
  * - Target (`target.ts`, `validateTarget` in `validate.ts`): a transport MUST check a target with core's
  *   `validateTarget` before any I/O and MUST NOT add rules of its own; keys and messages use `targetKey` /
  *   `formatTarget`.
