@@ -36,7 +36,6 @@ const consoleReadme = readTracerReadme(join(packages, "tracer-console", "README.
 /** Rows no run here produces, and why. Everything else in the READMEs must show up. */
 const EXEMPT: Exemptions = {
   events: {
-    "tunnel.connection.unhealthy": "needs a pooled connection that dies between two attempts, after the pool handed it out",
     "tunnel.cancel.kill_failed": "needs the remote kill itself to fail",
     "tunnel.script.cleanup_failed": "needs every connection to the host to fail while the script folder is removed",
     "tunnel.transfer.verify_mismatch": "needs the remote file to change between the copy and its checksum",

@@ -1,6 +1,9 @@
-export { runCli, parseDuration, parseMaxFail, parseSerial } from "./cli.js";
+export { runCli } from "./cli.js";
+export { parseDuration, parseMaxFail, parseSerial } from "./cli-options.js";
 export type { CliIo } from "./cli.js";
-export { pathForHost, parseEnvAssignments, resolveHosts } from "./host-operations.js";
+export { parseEnvAssignments } from "./exec-on-hosts.js";
+export { resolveHosts } from "./host-selection.js";
+export { pathForHost } from "./transfer-on-hosts.js";
 export { describeTarget, parseHostList, parseHostSpec, parsePort, withDefaults } from "./hosts.js";
 export type { HostEntry } from "./hosts.js";
 export { loadInventory, parseInventory, selectHosts } from "./inventory.js";

@@ -8,7 +8,10 @@
 import { DefaultExecutorConfig, Executor, NoopTracer, Redactor, rejectUnknownOptions } from "@tunnel-sh/core";
 import type { KeyboardInteractiveHandler, SshTransportOptions, Tracer, Transport } from "@tunnel-sh/core";
 import type { ConnectionPool } from "@tunnel-sh/pool";
+import type { CliIo } from "./cli.js";
+import type { CommonOptions } from "./command-options.js";
 import type { OutputStream } from "./output.js";
+import { terminalKeyboardInteractive, type TerminalInput } from "./prompt.js";
 
 export type TransportName = "ssh2" | "openssh";
 
@@ -111,4 +114,23 @@ export async function makeStack(options: StackOptions, redactor = new Redactor()
   }
   const executor = new Executor(pool, config, tracer, { redactor });
   return { executor, pool, redactor, close: () => pool.close() };
+}
+
+/** The local stack's settings from the command's options; with a terminal `stdin`, second factors are asked there. */
+export function stackOptions(options: CommonOptions, terminal: OutputStream, env: CliIo["env"], stdin?: TerminalInput): StackOptions {
+  return {
+    transport: options.transport,
+    identityFile: options.identity,
+    knownHostsFile: options.knownHosts,
+    insecureAcceptAnyHostKey: options.insecureAcceptAnyHostKey,
+    configFile: options.sshConfig,
+    forwardAgent: options.forwardAgent,
+    onKeyboardInteractive: stdin?.isTTY === true ? terminalKeyboardInteractive(stdin, terminal) : undefined,
+    concurrency: options.concurrency,
+    retries: options.retries,
+    timeout: options.timeout,
+    verbosity: options.verbose,
+    traceStream: terminal,
+    env,
+  };
 }

@@ -5,11 +5,11 @@
  */
 import { Redactor } from "@tunnel-sh/core";
 import type { CliIo } from "./cli.js";
-import { stackOptions, type CommonOptions } from "./host-operations.js";
+import type { CommonOptions } from "./command-options.js";
 import { ENV_NAME } from "./inventory.js";
 import { ExitCode } from "./output.js";
 import { SharedTerminal } from "./progress.js";
-import { makeStack } from "./stack.js";
+import { makeStack, stackOptions } from "./stack.js";
 import { UsageError } from "./usage-error.js";
 
 export interface WorkerCliOptions extends Omit<CommonOptions, "json" | "serial" | "maxFail"> {

@@ -39,7 +39,7 @@ describe("the CLI's stack", () => {
 
 describe("second factors and agent forwarding in the stack", () => {
   it("asks keyboard-interactive questions on the terminal only when stdin is one, and passes --forward-agent on", async () => {
-    const { stackOptions } = await import("../src/host-operations.js");
+    const { stackOptions } = await import("../src/stack.js");
     const { FakeTerminal, Capture } = await import("./support.js");
     const common = { transport: "ssh2" as const, concurrency: 1, verbose: 0, forwardAgent: true };
     const withTerminal = stackOptions(common, new Capture(), {}, new FakeTerminal());

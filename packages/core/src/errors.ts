@@ -15,6 +15,7 @@
  *
  * Messages never contain secrets: passwords and passphrases are redacted before an error is built.
  */
+import { formatTarget } from "./target.js";
 import type { Result, Target } from "./types.js";
 
 export type ErrorPhase = "validate" | "connect" | "auth" | "channel" | "exec" | "transfer";
@@ -60,14 +61,6 @@ export interface TunnelErrorOptions {
   readonly retryable?: boolean;
   readonly target?: Target | undefined;
   readonly cause?: unknown;
-}
-
-/** A target rendered for messages: `user@host:port`. */
-export function formatTarget(target: Target | undefined): string {
-  if (!target) return "";
-  const user = target.user ? `${target.user}@` : "";
-  const port = target.port !== undefined ? `:${target.port}` : "";
-  return `${user}${target.host}${port}`;
 }
 
 export class TunnelError extends Error {

@@ -5,6 +5,7 @@
  * transport options). Pieces tunnel's own packages share beyond that are on `@tunnel-sh/core/internal`.
  */
 export * from "./errors.js";
+export { formatTarget } from "./target.js";
 export type * from "./types.js";
 export type * from "./transport.js";
 export type * from "./pool.js";

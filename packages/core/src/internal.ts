@@ -1,8 +1,8 @@
 /**
  * `@tunnel-sh/core/internal`: what tunnel's own packages share beyond the public contract — request validators,
- * command preparation and its tokens, output collection, the retry and circuit-breaker machinery, the pool key of a
- * target, the login-shell encoder's parts and SSH certificate parsing. No stability promise: any name here may
- * change in any release. Users and adapter authors import `@tunnel-sh/core`, which has everything they need.
+ * command preparation and its tokens, output collection, the retry and circuit-breaker machinery, the target's
+ * identity, abort and deadline helpers, the concurrency limiter, the channel budget, the login-shell encoder's parts
+ * and SSH certificate parsing. No stability promise: any name here may change in any release. Users and adapter authors import `@tunnel-sh/core`, which has everything they need.
  */
 export {
   MAX_TIMEOUT_MS,
@@ -43,10 +43,14 @@ export { terminalResetScript } from "./remote/terminal.js";
 export type { TerminalSize } from "./remote/terminal.js";
 export { OutputCollector } from "./output.js";
 export { DEFAULT_MAX_OUTPUT_BYTES, TokenFilter } from "./run.js";
-export { RetryStats, abortErrorFrom, computeBackoff, executeWithRetry, sleep } from "./retry.js";
+export { RetryStats, computeBackoff, executeWithRetry } from "./retry.js";
+export { abortErrorFrom, deadlineSignal, raceAbort, sleep } from "./abort.js";
+export type { DeadlineSignal } from "./abort.js";
+export { Limiter } from "./limiter.js";
+export { BUDGET_RECOVERY_RELEASES, ChannelBudget, MAX_CHANNEL_REFUSALS, isChannelRefusal, settleLease } from "./channel-budget.js";
 export type { RetryInfo, RetryOptions, RetryOutcome } from "./retry.js";
 export { CircuitBreaker, CircuitBreakerRegistry, breakerOutcome } from "./breaker.js";
 export type { BreakerOutcome, CircuitBreakerOptions, CircuitBreakerSettings, CircuitPermit } from "./breaker.js";
-export { targetKey } from "./executor.js";
+export { copyTarget, targetKey } from "./target.js";
 export { CERTIFIED_KEY_TYPES, SshReader, parseSshCertificate, parseSshCertificateBlob, sshCertificateProblem, sshString } from "./ssh-certificate.js";
 export type { SshCertificate } from "./ssh-certificate.js";

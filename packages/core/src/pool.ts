@@ -3,6 +3,20 @@
  *
  * The executor never opens connections itself: it acquires a lease on one channel of a pooled
  * connection, runs one remote process on it, and releases (clean) or destroys (suspect) the lease.
+ *
+ * Which layer owns which policy (the core helpers named here are on `@tunnel-sh/core/internal`):
+ * - Target: a pool MUST check a target with core's `validateTarget` before any I/O, and key it with `targetKey`
+ *   (plus a digest of `Transport.identity`, when there is one).
+ * - Retries: a pool MUST NOT retry a failed connect; retries, their backoff and the circuit breaker are the executor's.
+ * - Abort: `acquire` MUST reject with `AbortError` as soon as its signal aborts and leave the queue at once.
+ * - Concurrency: operations are limited by the executor's `Limiter` (`maxConcurrent`); a pool limits connections
+ *   and channels only.
+ * - Channel budget: the pool owns it. A pool MUST NOT lend more channels on a connection than its budget (at most
+ *   `Connection.maxChannels`), and on `Lease.refused()` MUST lower that connection's budget (core's
+ *   `ChannelBudget` is the policy). The executor reports a refusal through `settleLease` and takes another lease,
+ *   at most `MAX_CHANNEL_REFUSALS` times per operation; the transport only reports it.
+ * - Health: the pool owns it. A pool MUST NOT lend a connection it knows closed, decides when an idle connection
+ *   is pinged, and MUST honour `AcquireOptions.verify`. The executor never pings a lease itself.
  */
 import type { Connection } from "./transport.js";
 import type { Span } from "./tracer.js";
@@ -20,6 +34,12 @@ export interface AcquireOptions {
    * span to the transport as `ConnectOptions.span`, and MUST NOT end the span it was given.
    */
   readonly parentSpan?: Span;
+  /**
+   * Lend only a connection checked just now: one opened for this acquire, or pinged for it (a failed ping evicts
+   * the connection and the acquire goes on with another one). The executor asks for it before a retry, when the
+   * connection the last attempt used may be why it failed. Default false: the pool's own idle check applies.
+   */
+  readonly verify?: boolean;
 }
 
 /**

@@ -18,7 +18,8 @@
  * // per operation, inside the executor:
  * const span = startSpan(tracer, "tunnel.command", { attributes, redactor: redactor.child([sudoPassword]) });
  */
-import { TunnelError, formatTarget } from "./errors.js";
+import { TunnelError } from "./errors.js";
+import { formatTarget } from "./target.js";
 import type { ErrorCode, ErrorPhase } from "./errors.js";
 import { quote } from "./quote.js";
 import type { Attributes, AttributeValue } from "./tracer.js";

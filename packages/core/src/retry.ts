@@ -15,7 +15,8 @@
  *   onRetry: ({ attempt, delayMs, error }) => span.addEvent("tunnel.retry", { "tunnel.attempt": attempt + 1, "tunnel.retry.delay": delayMs / 1000 }),
  * });
  */
-import { AbortError, RetriesExhaustedError, TunnelError } from "./errors.js";
+import { abortErrorFrom, sleep } from "./abort.js";
+import { RetriesExhaustedError, TunnelError } from "./errors.js";
 import type { Target } from "./types.js";
 
 /** How to space attempts. Times in milliseconds. */
@@ -102,32 +103,6 @@ const attemptsByError = new WeakMap<object, number>();
 export function retryAttempts(error: unknown): number | undefined {
   if (typeof error === "object" && error !== null) return attemptsByError.get(error);
   return undefined;
-}
-
-/** The error to throw when `signal` aborted: its reason when that is a tunnel error (e.g. a timeout), else `AbortError`. */
-export function abortErrorFrom(signal: AbortSignal): TunnelError {
-  const reason: unknown = signal.reason;
-  if (TunnelError.is(reason)) return reason;
-  return new AbortError(undefined, { cause: reason });
-}
-
-/** An abortable sleep on the global `setTimeout` (so fake timers drive it). Rejects via `abortErrorFrom`. */
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
-    if (signal?.aborted) {
-      reject(abortErrorFrom(signal));
-      return;
-    }
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(abortErrorFrom(signal as AbortSignal));
-    };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener("abort", onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener("abort", onAbort, { once: true });
-  });
 }
 
 function isAbort(error: unknown, signal: AbortSignal | undefined): boolean {

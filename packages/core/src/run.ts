@@ -7,7 +7,8 @@
  * timeouts and aborts that stop the remote process, and typed errors only.
  */
 import type { Readable } from "node:stream";
-import { AbortError, SudoError, TimeoutError, TunnelError, UnsupportedHostError, formatTarget } from "./errors.js";
+import { AbortError, SudoError, TimeoutError, TunnelError, UnsupportedHostError } from "./errors.js";
+import { formatTarget } from "./target.js";
 import { OutputCollector } from "./output.js";
 import type { Connection, RemoteProcess } from "./transport.js";
 import type { PtyOptions } from "./types.js";

@@ -7,6 +7,24 @@
  *
  * Transports MUST NOT retry, queue or pool on their own: that is the executor's and the pool's job.
  * Transports MUST turn every vendor error into a `TunnelError` (see `errors.ts`); nothing raw escapes.
+ *
+ * Each cross-cutting policy lives in one layer, with one module in core (its helpers are on `@tunnel-sh/core/internal`,
+ * `formatTarget` on the main entry):
+ * - Target (`target.ts`, `validateTarget` in `validate.ts`): a transport MUST check a target with core's
+ *   `validateTarget` before any I/O and MUST NOT add rules of its own; keys and messages use `targetKey` /
+ *   `formatTarget`.
+ * - Abort and deadline (`abort.ts`): every `signal` MUST be honoured at once — checked on entry, listened to while
+ *   waiting — and an aborted call MUST leave nothing open or running. Deadlines are the executor's: a transport
+ *   MUST NOT impose an operation time limit of its own (its connect and handshake timeouts are its options).
+ * - Concurrency (`limiter.ts`): how many operations run at once is the executor's `maxConcurrent`; a transport
+ *   MUST NOT limit or queue spawns beyond `maxChannels`.
+ * - Channel budget (`channel-budget.ts`): the pool decides how many channels a connection holds. A transport MUST
+ *   report a channel the server refused as a `ChannelError` with `refused: true` and MUST NOT retry it. It MAY
+ *   hold an open until channels it closed itself are confirmed gone on the server, so that its own count of
+ *   `maxChannels` stays true.
+ * - Health (the pool): a transport MUST keep `closed` and `onClose` current and answer `ping()` with a real round
+ *   trip; deciding when to ping, and what a failed ping means, is the pool's.
+ * - Kill escalation (`RemoteProcess.kill`, `SpawnRequest.signal`): the transport's, within its options.
  */
 import type { Readable, Writable } from "node:stream";
 import type { TunnelError } from "./errors.js";
@@ -22,8 +40,9 @@ export interface Transport {
   readonly name: string;
   /**
    * Open and authenticate one connection.
-   * MUST reject with a `TunnelError`: `ConnectError` (retryable) for refused/DNS/timeout/handshake failures,
-   * `AuthenticationError`, `HostKeyError`, `AbortError` when `signal` aborts (and then leave nothing open).
+   * MUST reject with a `TunnelError`: `ValidationError` from core's `validateTarget` before any I/O,
+   * `ConnectError` (retryable) for refused/DNS/timeout/handshake failures, `AuthenticationError`, `HostKeyError`,
+   * `AbortError` when `signal` aborts (and then leave nothing open).
    */
   connect(target: Target, options?: ConnectOptions): Promise<Connection>;
   /**
@@ -67,7 +86,8 @@ export interface Connection {
   readonly target: Target;
   readonly capabilities: ConnectionCapabilities;
   /**
-   * How many channels (sessions) may be open at once. The pool never leases more.
+   * How many channels (sessions) may be open at once. The pool never leases more, and lowers its own budget
+   * below it when the server refuses a channel (`channel-budget.ts`).
    * SHOULD default to 10, sshd's default MaxSessions.
    */
   readonly maxChannels: number;
@@ -88,7 +108,10 @@ export interface Connection {
   upload(request: UploadRequest): Promise<void>;
   /** Copy one remote file to `localPath`, streaming with flat memory. Same error rules as `upload`. */
   download(request: DownloadRequest): Promise<void>;
-  /** A cheap liveness check (a keepalive round trip or equivalent). Rejects with a connection error if dead. */
+  /**
+   * A cheap liveness check (a keepalive round trip or equivalent). Rejects with a connection error if dead.
+   * MUST reach the server each time (no cached answer). Called by the pool only (see `Pool`): the executor never pings.
+   */
   ping(options?: { readonly signal?: AbortSignal }): Promise<void>;
   /**
    * Close the connection and everything on it (sockets, child processes, temp folders).

@@ -28,6 +28,7 @@
  * validateCommand({ host: "web-1", cmd: "" });   // throws ValidationError, field "cmd": "must not be empty"
  */
 import { ValidationError } from "./errors.js";
+import { copyTarget } from "./target.js";
 import type { Command, Script, SudoOptions, Target, Transfer } from "./types.js";
 
 /** Node's timers fire immediately for delays above this (with a warning), so no timeout may exceed it. */
@@ -295,14 +296,9 @@ export function parseMode(mode: string | number, field = "mode", target?: Target
   return value;
 }
 
-function targetOf(request: Target): Target {
-  const { host, port, user } = request;
-  return { host, ...(port !== undefined ? { port } : {}), ...(user !== undefined ? { user } : {}) };
-}
-
 function validateOperation(request: Fields & Target): Target {
   validateTarget(request);
-  const target = targetOf(request);
+  const target = copyTarget(request);
   validateTimeout(request.timeout, "timeout", target);
   validateSignal(request.signal, target);
   return target;

@@ -18,7 +18,6 @@ import {
   TunnelError,
   UnsupportedHostError,
   ValidationError,
-  formatTarget,
   hasCode,
 } from "../src/errors.js";
 import type { Result } from "../src/types.js";
@@ -223,14 +222,5 @@ describe("toJSON", () => {
     const json = new TimeoutError("slow", { cause: "a string" }).toJSON();
     expect(json.target).toBeUndefined();
     expect(json.cause).toBeUndefined();
-  });
-});
-
-describe("formatTarget", () => {
-  it("renders user@host:port with the optional parts left out", () => {
-    expect(formatTarget(target)).toBe("deploy@web-1:2222");
-    expect(formatTarget({ host: "::1", port: 22 })).toBe("::1:22");
-    expect(formatTarget({ host: "web-1" })).toBe("web-1");
-    expect(formatTarget(undefined)).toBe("");
   });
 });

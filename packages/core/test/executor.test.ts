@@ -58,6 +58,20 @@ describe("Executor.runCommand", () => {
     expect(tracer.spans[0]?.attributes["tunnel.attempts"]).toBe(2);
   });
 
+  it("asks the pool for a connection checked just now before a retry, and only then", async () => {
+    const pool = fakePool();
+    const verified: boolean[] = [];
+    const acquire = pool.acquire.bind(pool);
+    pool.acquire = (target, options) => {
+      verified.push(options?.verify === true);
+      return acquire(target, options);
+    };
+    pool.failNext.push(new ConnectError("connect ECONNREFUSED"));
+    const result = await new Executor(pool, fast).runCommand({ ...host, cmd: "echo ok" });
+    expect(result.attempts).toBe(2);
+    expect(verified).toEqual([false, true]);
+  });
+
   it("never retries an authentication failure", async () => {
     const pool = fakePool();
     pool.failNext.push(new AuthenticationError("All configured authentication methods failed"));

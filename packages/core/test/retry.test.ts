@@ -8,7 +8,8 @@ import {
   TimeoutError,
 } from "../src/errors.js";
 import type { RetryInfo, RetryStrategy } from "../src/retry.js";
-import { RetryStats, computeBackoff, executeWithRetry, retryAttempts, sleep } from "../src/retry.js";
+import { sleep } from "../src/abort.js";
+import { RetryStats, computeBackoff, executeWithRetry, retryAttempts } from "../src/retry.js";
 
 const strategy = (extra: Partial<RetryStrategy> = {}): RetryStrategy => ({
   maxAttempts: 4,

@@ -5,10 +5,9 @@
  *
  * Commands run on this machine, as the current OS user, whatever SSH user name authenticated.
  */
-import { execFile } from "node:child_process";
-import { randomBytes, timingSafeEqual, createHash } from "node:crypto";
-import { accessSync, constants as fsConstants, rmSync } from "node:fs";
-import { mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
+import { timingSafeEqual, createHash } from "node:crypto";
+import { rmSync } from "node:fs";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { createServer, type Server as NetServer, type Socket } from "node:net";
 import { homedir, tmpdir, userInfo } from "node:os";
 import { join } from "node:path";
@@ -22,103 +21,17 @@ import {
   TestServerOptionError,
   rejectUnknownTestServerOptions,
 } from "./test-server-options.js";
-
-export interface TestServerUser {
-  /** The SSH user name. Commands run as the current OS user whatever the name. */
-  readonly name: string;
-  /** The accepted password. Without one, password authentication fails for this user. */
-  readonly password?: string;
-  /**
-   * Accepted public keys, as OpenSSH lines (`ssh-ed25519 AAAA... comment`). Default: the server's generated client
-   * key (`clientKeyPath`). `[]` turns key authentication off for this user.
-   */
-  readonly publicKeys?: readonly string[];
-}
-
-/**
- * Faults the server injects. The object is live: change its fields on `server.faults` at any time; new connections
- * and channels see the new values.
- */
-export interface TestServerFaults {
-  /** Accept TCP connections but never send the SSH banner (the client waits for the handshake). */
-  stallHandshake?: boolean;
-  /** Hold each new connection this long before the SSH exchange starts. */
-  handshakeDelayMs?: number;
-  /** Answer each session channel open this long after it was asked for. */
-  channelDelayMs?: number;
-  /** Refuse this many of the next session channels (`Infinity`: all), as sshd refuses past MaxSessions. */
-  refuseChannels?: number;
-  /**
-   * Drop each connection once it has carried this many bytes, both directions together, counted from the TCP
-   * connect (the handshake takes about 3 KB): the server sends nothing past the limit, then closes the socket.
-   */
-  dropAfterBytes?: number;
-}
-
-export interface TestServerOptions {
-  /** Default 0: a free port. The server listens on 127.0.0.1 only. */
-  readonly port?: number;
-  /** Default: one user named after the current OS user, with a generated password and the generated client key. */
-  readonly users?: readonly TestServerUser[];
-  /** Session channels open at once per connection, as sshd's MaxSessions. Default 10. */
-  readonly maxSessions?: number;
-  /**
-   * A folder that SFTP sees as `/` and commands start in. Default: none — SFTP paths are the real filesystem's,
-   * relative ones (and commands) start in the current user's home folder.
-   */
-  readonly root?: string;
-  /** Names of env requests to accept; `*` matches any run of characters. Default `["*"]`; others are refused. */
-  readonly acceptEnv?: readonly string[];
-  /** Variables added to every command's environment (before env requests). */
-  readonly env?: Readonly<Record<string, string>>;
-  /** Faults active from the start (see `TestServer.faults`). */
-  readonly faults?: TestServerFaults;
-  /**
-   * The small program that serves each session and reports its command's exact exit status: `perl` starts in a few
-   * milliseconds, `node` (this Node binary) in about 50 and needs nothing else. Default `auto`: Perl when installed.
-   */
-  readonly sessionHelper?: "auto" | SessionHelper;
-}
-
-export interface ResolvedTestServerUser {
-  readonly name: string;
-  readonly password: string | undefined;
-  readonly publicKeys: readonly string[];
-}
-
-export interface TestServer {
-  /** Always `127.0.0.1`. */
-  readonly host: string;
-  readonly port: number;
-  /** The first user: `{ host, port, user }` to connect to. */
-  readonly target: { readonly host: string; readonly port: number; readonly user: string };
-  readonly users: readonly ResolvedTestServerUser[];
-  /** `ssh-ed25519 AAAA...` */
-  readonly hostPublicKey: string;
-  /** `[127.0.0.1]:PORT ssh-ed25519 AAAA...` */
-  readonly knownHostsLine: string;
-  /** A file holding `knownHostsLine`. */
-  readonly knownHostsPath: string;
-  /** A generated ed25519 private key (OpenSSH format, mode 0600), accepted for users without `publicKeys`. */
-  readonly clientKeyPath: string;
-  /** Its public half, `ssh-ed25519 AAAA... comment`. */
-  readonly clientPublicKey: string;
-  /** A private folder for the key files; removed by `close()`. */
-  readonly dir: string;
-  /** Live fault settings (see `TestServerFaults`). */
-  readonly faults: TestServerFaults;
-  /** TCP connections open now (stalled ones included). */
-  readonly connections: number;
-  /** Commands running now. */
-  readonly runningCommands: number;
-  /** Drop every open connection now (FIN), as a crashed server would; their commands are hung up. */
-  dropConnections(): void;
-  /** Stop listening, drop every connection, kill every command, remove `dir`. Idempotent. */
-  close(): Promise<void>;
-  [Symbol.asyncDispose](): Promise<void>;
-}
-
-const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+import type { ResolvedTestServerUser, TestServer, TestServerFaults, TestServerOptions } from "./test-server.js";
+import {
+  DEFAULT_PATH,
+  INSTANCE_PREFIX,
+  detectSessionHelper,
+  generateEd25519,
+  onPath,
+  perlWorks,
+  resolveUsers,
+  sweepStaleFoldersOnce,
+} from "./embedded-server-setup.js";
 
 /**
  * Start an embedded SSH server on 127.0.0.1. An unknown or unusable option (in `options`, a user or `faults`) is a
@@ -142,11 +55,11 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     throw new TestServerOptionError("maxSessions", "must be a positive integer");
   }
   const requested = options.sessionHelper ?? "auto";
-  const helper = requested === "auto" ? await (detected ??= detectHelper()) : requested;
-  if (helper === "perl" && !(await (perlWorks ??= checkPerl()))) {
+  const helper = requested === "auto" ? await detectSessionHelper() : requested;
+  if (helper === "perl" && !(await perlWorks())) {
     throw new TestServerOptionError("sessionHelper", "perl with POSIX cannot run here");
   }
-  await (staleSweep ??= sweepStaleFolders().catch(() => {}));
+  await sweepStaleFoldersOnce();
   const dir = await mkdtemp(join(tmpdir(), `${INSTANCE_PREFIX}${process.pid}-`));
   try {
     const hostKey = generateEd25519("tunnel-test-server-host");
@@ -164,85 +77,6 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     await rm(dir, { recursive: true, force: true });
     throw error;
   }
-}
-
-const INSTANCE_PREFIX = "tunnel-test-server-";
-let staleSweep: Promise<void> | undefined;
-
-/** Remove the key folders of test processes that died without `close()` (their pid is in the folder's name). */
-async function sweepStaleFolders(): Promise<void> {
-  for (const name of await readdir(tmpdir())) {
-    const owner = new RegExp(`^${INSTANCE_PREFIX}(\\d+)-`).exec(name);
-    if (!owner || Number(owner[1]) === process.pid || processExists(Number(owner[1]))) continue;
-    await rm(join(tmpdir(), name), { recursive: true, force: true });
-  }
-}
-
-function processExists(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
-/**
- * An ed25519 key pair in OpenSSH format. ssh2's generator drops a leading zero byte of the public key (about one key
- * in 256), which makes a key nobody can load: such a pair is thrown away.
- */
-function generateEd25519(comment: string): { private: string; public: string } {
-  for (let attempt = 0; attempt < 20; attempt++) {
-    const pair = ssh2.utils.generateKeyPairSync("ed25519", { comment });
-    const parsedPrivate = ssh2.utils.parseKey(pair.private);
-    const parsedPublic = ssh2.utils.parseKey(pair.public);
-    // string "ssh-ed25519" (4 + 11) + string key (4 + 32)
-    if (!(parsedPrivate instanceof Error) && !(parsedPublic instanceof Error) && parsedPublic.getPublicSSH().length === 51) {
-      return pair;
-    }
-  }
-  throw new Error("could not generate a valid ed25519 key");
-}
-
-let detected: Promise<SessionHelper> | undefined;
-let perlWorks: Promise<boolean> | undefined;
-
-async function detectHelper(): Promise<SessionHelper> {
-  return (await (perlWorks ??= checkPerl())) ? "perl" : "node";
-}
-
-function checkPerl(): Promise<boolean> {
-  return new Promise((resolve) => {
-    // An explicit environment: the check needs PATH only, and nothing else of this process's environment is perl's.
-    const env = { PATH: process.env["PATH"] ?? DEFAULT_PATH };
-    execFile("perl", ["-MPOSIX", "-e", "print 1"], { timeout: 10_000, killSignal: "SIGKILL", env }, (error, stdout) => {
-      resolve(error === null && stdout === "1");
-    });
-  });
-}
-
-function resolveUsers(users: TestServerOptions["users"], clientPublicKey: string): ResolvedTestServerUser[] {
-  const list = users ?? [{ name: userInfo().username, password: randomBytes(12).toString("base64url") }];
-  if (list.length === 0) throw new TestServerOptionError("users", "the test server needs at least one user");
-  return list.map((user, index) => {
-    const publicKeys = user.publicKeys ?? [clientPublicKey];
-    for (const key of publicKeys) {
-      if (ssh2.utils.parseKey(key) instanceof Error) {
-        throw new TestServerOptionError(`users[${index}].publicKeys`, `user ${user.name}: not a public key: ${key}`);
-      }
-    }
-    return { name: user.name, password: user.password, publicKeys };
-  });
-}
-
-function onPath(tool: string): boolean {
-  return (process.env["PATH"] ?? DEFAULT_PATH).split(":").some((folder) => {
-    try {
-      accessSync(join(folder || ".", tool), fsConstants.X_OK);
-      return true;
-    } catch {
-      return false;
-    }
-  });
 }
 
 /** Every live server, so that a test process that exits without `close()` leaves no command behind. */

@@ -3,7 +3,7 @@
  * `@tunnel-sh/core`, so it cannot throw core's `ConfigError`; `TestServerOptionError` carries the same `code` and
  * `field` and the same `field: message` form, and is a `TypeError` for code that knows neither.
  */
-import type { TestServerFaults, TestServerOptions, TestServerUser } from "./embedded-server.js";
+import type { TestServerFaults, TestServerOptions, TestServerUser } from "./test-server.js";
 
 /** A bad option of `startTestServer`: an unknown key, or a value it cannot use. Thrown before any I/O. */
 export class TestServerOptionError extends TypeError {

@@ -1,171 +1,16 @@
-import {
-  AbortError,
-  ConnectError,
-  ConfigError,
-  NoopTracer,
-  PoolClosedError,
-  PoolTimeoutError,
-  TunnelError,
-  ValidationError,
-  hasCode,
-  startSpan,
-} from "@tunnel-sh/core";
-import type { AcquireOptions, Connection, Lease, Pool, PoolKeyStats, PoolStats, Span, Target, Tracer, Transport } from "@tunnel-sh/core";
-import { resolvePoolConfig } from "./config.js";
+import { PoolClosedError, PoolTimeoutError, ValidationError, isConnectionError, startSpan } from "@tunnel-sh/core";
+import type { AcquireOptions, Lease, Pool, Target, Tracer, Transport } from "@tunnel-sh/core";
+import { abortError, attach, raceAcquireAbort } from "./acquire-queue.js";
+import type { PendingConnect, Waiter } from "./acquire-queue.js";
 import type { PoolConfig } from "./config.js";
-import { generateConnectionKey } from "./connection-key.js";
+import { PoolBase } from "./pool-base.js";
+import { PoolLease } from "./pool-lease.js";
+import type { LeaseOutcome } from "./pool-lease.js";
+import { collectPoolStats } from "./pool-stats.js";
+import type { ConnectionPoolStats, EvictionReason, PoolState } from "./pool-stats.js";
+import { clearTimer, freeChannelsBeingPinged, leastRecentlyUsedIdle, needsPing, openConnections, staleCandidate } from "./pooled-connection.js";
+import type { KeyState, PooledConnection } from "./pooled-connection.js";
 import { WaitRecorder } from "./wait-recorder.js";
-
-/** `open` lends; `closing` lends no more and waits for leases; `closed` and `destroyed` are final. */
-export type PoolState = "open" | "closing" | "closed" | "destroyed";
-
-/**
- * Why the pool let go of a connection (the keys of `stats().evicted`):
- * - `idle`: unused for `idleTimeoutMs`; `lifetime`: older than `maxLifetimeMs`;
- * - `lost`: it closed with an error; `closed`: it closed without one (or was found closed);
- * - `ping-failed`: the health check before lending failed or timed out;
- * - `destroyed`: a lease was destroyed; `refused`: the server refused the only channel twice in a row;
- * - `make-room`: an idle connection closed so that a waiter for another key could connect under `maxConnections`;
- * - `pool-closed` / `pool-destroyed`: the pool shut down.
- */
-export type EvictionReason =
-  | "idle"
-  | "lifetime"
-  | "lost"
-  | "closed"
-  | "ping-failed"
-  | "destroyed"
-  | "refused"
-  | "make-room"
-  | "pool-closed"
-  | "pool-destroyed";
-
-/** One connection as `stats()` shows it. */
-export interface PooledConnectionStats {
-  /** A number unique within the pool, in order of creation. */
-  readonly id: number;
-  /** `open` lends channels; `draining` lends no more and closes when its last channel is returned. */
-  readonly state: "open" | "draining";
-  readonly busyChannels: number;
-  /** The channel budget: the lower of the config's and the connection's, lowered by refusals. */
-  readonly channels: number;
-  /** Leases handed out on this connection so far. */
-  readonly uses: number;
-  readonly ageMs: number;
-}
-
-export interface ConnectionPoolKeyStats extends PoolKeyStats {
-  /** Connects in flight. */
-  readonly connecting: number;
-  /** Every open or draining connection, oldest first. */
-  readonly connectionDetails: readonly PooledConnectionStats[];
-}
-
-export interface ConnectionPoolStats extends PoolStats {
-  readonly state: PoolState;
-  readonly connecting: number;
-  readonly keys: Readonly<Record<string, ConnectionPoolKeyStats>>;
-}
-
-type Timer = ReturnType<typeof setTimeout>;
-
-/** Clean releases after which a budget lowered by refusals is raised by one channel. */
-export const BUDGET_RECOVERY_RELEASES = 50;
-
-interface Waiter {
-  readonly keyState: KeyState;
-  readonly enqueuedAt: number;
-  readonly span: Span;
-  readonly resolve: (lease: Lease) => void;
-  readonly reject: (error: unknown) => void;
-  /** The connect this waiter waits for; it fails with that connect. */
-  pending: PendingConnect | undefined;
-  connected: boolean;
-  timer: Timer | undefined;
-  stopListening: (() => void) | undefined;
-}
-
-interface PendingConnect {
-  readonly keyState: KeyState;
-  readonly controller: AbortController;
-  readonly waiters: Set<Waiter>;
-  /** Waiters one connect is expected to serve; the connection's real budget is known only once it is open. */
-  readonly capacity: number;
-  /** Resolves (never rejects) once the connect settled: with the error when it failed. */
-  settled: Promise<unknown>;
-}
-
-interface KeyState {
-  readonly key: string;
-  readonly target: Target;
-  readonly connections: Set<PooledConnection>;
-  readonly pending: Set<PendingConnect>;
-  closing: number;
-  waiting: number;
-  created: number;
-  readonly evicted: Record<string, number>;
-}
-
-interface PooledConnection {
-  readonly id: number;
-  readonly keyState: KeyState;
-  readonly connection: Connection;
-  readonly createdAt: number;
-  /** Still counted in its key's `connections` (false once its close started). */
-  tracked: boolean;
-  state: "open" | "draining";
-  budget: number;
-  /** The budget before any refusal: the lower of the config's and the connection's `maxChannels`. */
-  readonly ceiling: number;
-  /** Clean releases since the last refusal, towards raising a lowered budget by one. */
-  cleanReleases: number;
-  busy: number;
-  uses: number;
-  lastActivityAt: number;
-  /** Set only during the dispatch right after a connect or a successful ping: lend without pinging again. */
-  verified: boolean;
-  pinging: boolean;
-  idleTimer: Timer | undefined;
-  lifetimeTimer: Timer | undefined;
-  stopListening: () => void;
-}
-
-type LeaseOutcome = { readonly kind: "release" } | { readonly kind: "destroy"; readonly reason: unknown } | { readonly kind: "refused" };
-
-class PoolLease implements Lease {
-  private returned = false;
-
-  constructor(
-    private readonly pooled: PooledConnection,
-    private readonly giveBack: (pooled: PooledConnection, outcome: LeaseOutcome) => void,
-  ) {}
-
-  get connection(): Connection {
-    return this.pooled.connection;
-  }
-
-  get key(): string {
-    return this.pooled.keyState.key;
-  }
-
-  release(): void {
-    this.finish({ kind: "release" });
-  }
-
-  destroy(reason?: unknown): void {
-    this.finish({ kind: "destroy", reason });
-  }
-
-  refused(): void {
-    this.finish({ kind: "refused" });
-  }
-
-  private finish(outcome: LeaseOutcome): void {
-    if (this.returned) return;
-    this.returned = true;
-    this.giveBack(this.pooled, outcome);
-  }
-}
 
 /**
  * A keyed pool of connections made by any `Transport`, lending one channel per lease.
@@ -174,22 +19,10 @@ class PoolLease implements Lease {
  * await using pool = new ConnectionPool(new Ssh2Transport({ knownHostsFile }), DefaultPoolConfig(), tracer);
  * const lease = await pool.acquire({ host: "web-1", user: "deploy" }, { signal });
  */
-export class ConnectionPool implements Pool, AsyncDisposable {
-  readonly config: PoolConfig;
-  private readonly tracer: Tracer;
-  private readonly keys = new Map<string, KeyState>();
+export class ConnectionPool extends PoolBase implements Pool, AsyncDisposable {
   /** Every waiting acquire, oldest first, across all keys. */
   private readonly queue = new Set<Waiter>();
-  private readonly pings = new Map<PooledConnection, () => void>();
   private readonly waits = new WaitRecorder();
-  private readonly drainListeners: (() => void)[] = [];
-  private state_: PoolState = "open";
-  private nextConnectionId = 1;
-  private openCount = 0;
-  private connectingCount = 0;
-  private closingCount = 0;
-  /** Waiters that the last dispatch found blocked by `maxConnections` alone. */
-  private blockedOnTotal = 0;
   private dispatching = false;
   private dispatchAgain = false;
   private closePromise: Promise<void> | undefined;
@@ -201,16 +34,8 @@ export class ConnectionPool implements Pool, AsyncDisposable {
    *   Throws `ConfigError` naming the field when a value is invalid.
    * @param tracer receives `tunnel.pool.acquire`, `tunnel.connect` and `tunnel.pool.evict` spans. Default: no tracing.
    */
-  constructor(
-    private readonly transport: Transport,
-    config: Partial<PoolConfig> = {},
-    tracer?: Tracer,
-  ) {
-    if (typeof transport !== "object" || transport === null || typeof transport.connect !== "function") {
-      throw new ConfigError("transport", "must be a Transport with a connect() method");
-    }
-    this.config = resolvePoolConfig(config);
-    this.tracer = tracer ?? new NoopTracer();
+  constructor(transport: Transport, config: Partial<PoolConfig> = {}, tracer?: Tracer) {
+    super(transport, config, tracer);
   }
 
   get state(): PoolState {
@@ -235,6 +60,7 @@ export class ConnectionPool implements Pool, AsyncDisposable {
       const waiter: Waiter = {
         keyState,
         enqueuedAt: Date.now(),
+        verify: options.verify === true,
         span,
         resolve,
         reject,
@@ -297,7 +123,7 @@ export class ConnectionPool implements Pool, AsyncDisposable {
         });
       }
       if (keyState.pending.size === 0) break;
-      await raceAbort(Promise.race([...keyState.pending].map((pending) => pending.settled)), signal, keyState.target);
+      await raceAcquireAbort(Promise.race([...keyState.pending].map((pending) => pending.settled)), signal, keyState.target);
     }
     if (this.state_ !== "open") throw new PoolClosedError(undefined, { target });
     if (failures.length > 0) throw failures[0];
@@ -305,59 +131,7 @@ export class ConnectionPool implements Pool, AsyncDisposable {
   }
 
   stats(): ConnectionPoolStats {
-    const now = Date.now();
-    const keys: Record<string, ConnectionPoolKeyStats> = {};
-    const evicted: Record<string, number> = {};
-    let connections = 0;
-    let busyChannels = 0;
-    let idleConnections = 0;
-    let created = 0;
-    let connecting = 0;
-    for (const keyState of this.keys.values()) {
-      const details: PooledConnectionStats[] = [];
-      let busy = 0;
-      let idle = 0;
-      for (const pooled of keyState.connections) {
-        busy += pooled.busy;
-        if (pooled.busy === 0 && pooled.state === "open") idle += 1;
-        details.push({
-          id: pooled.id,
-          state: pooled.state,
-          busyChannels: pooled.busy,
-          channels: pooled.budget,
-          uses: pooled.uses,
-          ageMs: now - pooled.createdAt,
-        });
-      }
-      keys[keyState.key] = {
-        connections: keyState.connections.size,
-        busyChannels: busy,
-        idleConnections: idle,
-        waiting: keyState.waiting,
-        created: keyState.created,
-        evicted: { ...keyState.evicted },
-        connecting: keyState.pending.size,
-        connectionDetails: details,
-      };
-      connections += keyState.connections.size;
-      busyChannels += busy;
-      idleConnections += idle;
-      created += keyState.created;
-      connecting += keyState.pending.size;
-      for (const [reason, count] of Object.entries(keyState.evicted)) evicted[reason] = (evicted[reason] ?? 0) + count;
-    }
-    return {
-      state: this.state_,
-      connections,
-      busyChannels,
-      idleConnections,
-      waiting: this.queue.size,
-      created,
-      evicted,
-      connecting,
-      keys,
-      acquireWaitMs: this.waits.snapshot(),
-    };
+    return collectPoolStats(this.state_, this.keys.values(), this.queue.size, this.waits);
   }
 
   /**
@@ -404,45 +178,12 @@ export class ConnectionPool implements Pool, AsyncDisposable {
     this.checkDrained();
   }
 
-  private drained(): Promise<void> {
-    return new Promise((resolve) => {
-      this.drainListeners.push(resolve);
-      this.checkDrained();
-    });
-  }
-
-  private checkDrained(): void {
-    if (this.state_ === "open") return;
-    if (this.openCount + this.connectingCount + this.closingCount > 0) return;
-    for (const listener of this.drainListeners.splice(0)) listener();
-  }
-
-  private keyStateFor(target: Target): KeyState {
-    checkTarget(target);
-    const key = generateConnectionKey(target, this.transport.identity?.(target));
-    let keyState = this.keys.get(key);
-    if (!keyState) {
-      keyState = {
-        key,
-        target: copyTarget(target),
-        connections: new Set(),
-        pending: new Set(),
-        closing: 0,
-        waiting: 0,
-        created: 0,
-        evicted: {},
-      };
-      this.keys.set(key, keyState);
-    }
-    return keyState;
-  }
-
   /**
    * Serve the queue in order. A waiter takes a free channel on its key's least-loaded healthy connection; else
    * it shares a connect in flight that has room; else it starts a connect if the limits allow; else it waits.
    * Connects start only here, oldest waiter first, so a freed connection slot goes to the longest waiter of any key.
    */
-  private dispatch(): void {
+  protected override dispatch(): void {
     if (this.dispatching) {
       this.dispatchAgain = true;
       return;
@@ -465,8 +206,10 @@ export class ConnectionPool implements Pool, AsyncDisposable {
     let blockedOnTotal = 0;
     for (const waiter of this.queue) {
       const keyState = waiter.keyState;
-      if (!pingCredit.has(keyState)) pingCredit.set(keyState, this.freeChannelsBeingPinged(keyState));
-      const pooled = this.lendable(keyState);
+      if (!pingCredit.has(keyState)) pingCredit.set(keyState, freeChannelsBeingPinged(keyState));
+      // A waiter that asked for `verify` takes only a connection opened or pinged in this dispatch.
+      const pingAfterIdleMs = waiter.verify ? 0 : this.config.pingAfterIdleMs;
+      const pooled = this.lendable(keyState, pingAfterIdleMs);
       if (pooled) {
         this.grant(waiter, pooled);
         continue;
@@ -477,10 +220,10 @@ export class ConnectionPool implements Pool, AsyncDisposable {
         pingCredit.set(keyState, credit - 1);
         continue;
       }
-      const stale = this.staleCandidate(keyState);
+      const stale = staleCandidate(keyState, pingAfterIdleMs);
       if (stale) {
         this.ping(stale);
-        pingCredit.set(keyState, stale.budget - stale.busy - 1);
+        pingCredit.set(keyState, stale.budget.limit - stale.busy - 1);
         continue;
       }
       const shared = [...keyState.pending].find((pending) => pending.waiters.size < pending.capacity);
@@ -501,55 +244,24 @@ export class ConnectionPool implements Pool, AsyncDisposable {
   }
 
   /** The least-loaded open connection with a free channel that needs no ping first. */
-  private lendable(keyState: KeyState): PooledConnection | undefined {
+  private lendable(keyState: KeyState, pingAfterIdleMs: number): PooledConnection | undefined {
     let best: PooledConnection | undefined;
     const now = Date.now();
     for (const pooled of keyState.connections) {
-      if (pooled.state !== "open" || pooled.pinging || pooled.busy >= pooled.budget) continue;
+      if (pooled.state !== "open" || pooled.pinging || pooled.busy >= pooled.budget.limit) continue;
       if (pooled.connection.closed) {
         this.evict(pooled, "closed", true);
         continue;
       }
-      if (needsPing(pooled, now, this.config.pingAfterIdleMs)) continue;
+      if (needsPing(pooled, now, pingAfterIdleMs)) continue;
       if (!best || pooled.busy < best.busy) best = pooled;
     }
     return best;
-  }
-
-  private staleCandidate(keyState: KeyState): PooledConnection | undefined {
-    const now = Date.now();
-    let best: PooledConnection | undefined;
-    for (const pooled of keyState.connections) {
-      if (pooled.state !== "open" || pooled.pinging || pooled.busy >= pooled.budget) continue;
-      if (!needsPing(pooled, now, this.config.pingAfterIdleMs)) continue;
-      if (!best || pooled.busy < best.busy) best = pooled;
-    }
-    return best;
-  }
-
-  private freeChannelsBeingPinged(keyState: KeyState): number {
-    let free = 0;
-    for (const pooled of keyState.connections) if (pooled.pinging && pooled.state === "open") free += Math.max(0, pooled.budget - pooled.busy);
-    return free;
-  }
-
-  private connectBlocker(keyState: KeyState): "connecting" | "key" | "total" | undefined {
-    if (this.state_ !== "open") return "total";
-    if (keyState.pending.size >= this.config.maxConnectingPerKey) return "connecting";
-    if (keyState.connections.size + keyState.pending.size + keyState.closing >= this.config.maxConnectionsPerKey) return "key";
-    if (this.openCount + this.connectingCount + this.closingCount >= this.config.maxConnections) return "total";
-    return undefined;
   }
 
   /** Close the least recently used idle connection of any key, to free a slot under `maxConnections`. */
   private makeRoom(): boolean {
-    let victim: PooledConnection | undefined;
-    for (const keyState of this.keys.values()) {
-      for (const pooled of keyState.connections) {
-        if (pooled.state !== "open" || pooled.busy > 0 || pooled.pinging) continue;
-        if (!victim || pooled.lastActivityAt < victim.lastActivityAt) victim = pooled;
-      }
-    }
+    const victim = leastRecentlyUsedIdle(this.keys.values());
     if (!victim) return false;
     this.evict(victim, "make-room", true);
     return true;
@@ -585,7 +297,7 @@ export class ConnectionPool implements Pool, AsyncDisposable {
     waiter.stopListening = undefined;
   }
 
-  private failWaiter(waiter: Waiter, error: unknown, event: string): void {
+  protected override failWaiter(waiter: Waiter, error: unknown, event: string): void {
     if (!this.queue.has(waiter)) return;
     this.removeWaiter(waiter);
     waiter.span.addEvent(event);
@@ -602,24 +314,11 @@ export class ConnectionPool implements Pool, AsyncDisposable {
     pooled.lastActivityAt = Date.now();
     if (!pooled.tracked) return;
     if (outcome.kind === "destroy") {
-      const connectionError = hasCode(outcome.reason, "CONNECT") || hasCode(outcome.reason, "CONNECTION_LOST");
-      this.evict(pooled, "destroyed", connectionError, outcome.reason);
+      this.evict(pooled, "destroyed", isConnectionError(outcome.reason), outcome.reason);
     } else if (outcome.kind === "refused") {
-      // The refused channel never opened: the server allows what the other leases hold, and no more. A refusal
-      // with nothing else open is usually sshd still counting a session that just ended; only a second one in a
-      // row, at a budget of 1, gives the connection up.
-      pooled.cleanReleases = 0;
-      if (pooled.busy > 0) pooled.budget = Math.min(pooled.budget, pooled.busy);
-      else if (pooled.budget > 1) pooled.budget = 1;
-      else this.evict(pooled, "refused", true);
-    } else if (pooled.budget < pooled.ceiling) {
-      // Refusals can undershoot (a session that had just ended, a channel released between two refusals):
-      // after enough clean uses, try one channel more. Going over costs one more refusal.
-      pooled.cleanReleases += 1;
-      if (pooled.cleanReleases >= BUDGET_RECOVERY_RELEASES) {
-        pooled.cleanReleases = 0;
-        pooled.budget += 1;
-      }
+      if (!pooled.budget.refused(pooled.busy)) this.evict(pooled, "refused", true);
+    } else {
+      pooled.budget.released();
     }
     if (!pooled.tracked) return;
     if (pooled.busy === 0) {
@@ -628,319 +327,4 @@ export class ConnectionPool implements Pool, AsyncDisposable {
     }
     this.dispatch();
   }
-
-  /** `parent`: the span of the acquire that needed the connect (others may share it); none for warm-up and replacements. */
-  private startConnect(keyState: KeyState, parent?: Span): PendingConnect {
-    const controller = new AbortController();
-    const pending: PendingConnect = {
-      keyState,
-      controller,
-      waiters: new Set(),
-      capacity: this.config.maxChannelsPerConnection,
-      settled: Promise.resolve(undefined),
-    };
-    keyState.pending.add(pending);
-    this.connectingCount += 1;
-    const span = startSpan(this.tracer, "tunnel.connect", {
-      attributes: {
-        "tunnel.connection.key": keyState.key,
-        "tunnel.transport": this.transport.name,
-        "server.address": keyState.target.host,
-        "server.port": keyState.target.port,
-      },
-      parent,
-    });
-    let connecting: Promise<Connection>;
-    try {
-      connecting = Promise.resolve(this.transport.connect(keyState.target, { signal: controller.signal, span }));
-    } catch (error) {
-      connecting = Promise.reject(error);
-    }
-    pending.settled = connecting.then(
-      (connection) => {
-        this.connected(pending, connection, span);
-        return undefined;
-      },
-      (error: unknown) => this.connectFailed(pending, error, span),
-    );
-    return pending;
-  }
-
-  private connected(pending: PendingConnect, connection: Connection, span: Span): void {
-    const keyState = pending.keyState;
-    keyState.pending.delete(pending);
-    this.connectingCount -= 1;
-    span.end();
-    if (this.state_ !== "open") {
-      // The pool shut down while this connect was in flight and the transport finished it anyway.
-      this.closeQuietly(keyState, connection);
-      return;
-    }
-    const now = Date.now();
-    const own = Number.isInteger(connection.maxChannels) && connection.maxChannels >= 1 ? connection.maxChannels : this.config.maxChannelsPerConnection;
-    const pooled: PooledConnection = {
-      id: this.nextConnectionId++,
-      keyState,
-      connection,
-      createdAt: now,
-      tracked: true,
-      state: "open",
-      budget: Math.min(this.config.maxChannelsPerConnection, own),
-      ceiling: Math.min(this.config.maxChannelsPerConnection, own),
-      cleanReleases: 0,
-      busy: 0,
-      uses: 0,
-      lastActivityAt: now,
-      verified: true,
-      pinging: false,
-      idleTimer: undefined,
-      lifetimeTimer: undefined,
-      stopListening: () => {},
-    };
-    keyState.connections.add(pooled);
-    keyState.created += 1;
-    this.openCount += 1;
-    for (const waiter of pending.waiters) waiter.pending = undefined;
-    pending.waiters.clear();
-    try {
-      pooled.stopListening = connection.onClose((error) => this.evict(pooled, error ? "lost" : "closed", true, error));
-    } catch {
-      // A connection that cannot report its close is still checked through `closed` before each lend.
-    }
-    if (Number.isFinite(this.config.maxLifetimeMs)) {
-      pooled.lifetimeTimer = unref(setTimeout(() => {
-        pooled.lifetimeTimer = undefined;
-        this.evict(pooled, "lifetime", false);
-      }, this.config.maxLifetimeMs));
-    }
-    if (connection.closed) this.evict(pooled, "closed", true);
-    else this.scheduleIdle(pooled);
-    this.dispatch();
-    pooled.verified = false;
-  }
-
-  private connectFailed(pending: PendingConnect, error: unknown, span: Span): unknown {
-    const keyState = pending.keyState;
-    keyState.pending.delete(pending);
-    this.connectingCount -= 1;
-    const failure = TunnelError.is(error)
-      ? error
-      : new ConnectError(`connecting to ${keyState.key} failed: ${error instanceof Error ? error.message : String(error)}`, {
-          target: keyState.target,
-          cause: error,
-        });
-    span.recordError(failure);
-    span.end();
-    for (const waiter of [...pending.waiters]) this.failWaiter(waiter, failure, "tunnel.pool.connect_failed");
-    this.dispatch();
-    this.checkDrained();
-    return failure;
-  }
-
-  private ping(pooled: PooledConnection): void {
-    pooled.pinging = true;
-    const controller = new AbortController();
-    let settled = false;
-    const finish = (error: unknown): void => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      this.pings.delete(pooled);
-      pooled.pinging = false;
-      if (error === undefined) {
-        pooled.lastActivityAt = Date.now();
-        pooled.verified = true;
-      } else {
-        controller.abort(error);
-        this.evict(pooled, "ping-failed", true, error);
-      }
-      this.dispatch();
-      pooled.verified = false;
-      // The acquire that asked for the ping may have left meanwhile: an unlent connection still expires.
-      if (pooled.tracked && pooled.state === "open" && pooled.busy === 0 && pooled.idleTimer === undefined) this.scheduleIdle(pooled);
-    };
-    const timer = unref(setTimeout(() => {
-      finish(new ConnectError(`ping to ${pooled.keyState.key} timed out after ${this.config.pingTimeoutMs} ms`, { target: pooled.keyState.target }));
-    }, this.config.pingTimeoutMs));
-    this.pings.set(pooled, () => {
-      settled = true;
-      clearTimeout(timer);
-      this.pings.delete(pooled);
-      pooled.pinging = false;
-      controller.abort();
-    });
-    let pinging: Promise<void>;
-    try {
-      pinging = Promise.resolve(pooled.connection.ping({ signal: controller.signal }));
-    } catch (error) {
-      pinging = Promise.reject(error);
-    }
-    pinging.then(
-      () => finish(undefined),
-      (error: unknown) => finish(error ?? new ConnectError("ping failed", { target: pooled.keyState.target })),
-    );
-  }
-
-  private scheduleIdle(pooled: PooledConnection): void {
-    clearTimer(pooled.idleTimer);
-    pooled.idleTimer = undefined;
-    if (!Number.isFinite(this.config.idleTimeoutMs)) return;
-    pooled.idleTimer = unref(setTimeout(() => {
-      pooled.idleTimer = undefined;
-      if (pooled.busy > 0 || pooled.state !== "open" || pooled.pinging) return;
-      if (openConnections(pooled.keyState) <= this.config.minIdlePerKey) return;
-      this.evict(pooled, "idle", false);
-    }, this.config.idleTimeoutMs));
-  }
-
-  /**
-   * Stop lending `pooled`. It closes now when `immediate` or idle; otherwise it drains: it closes when its last
-   * lease is returned. Counted once per connection, under the first reason.
-   */
-  private evict(pooled: PooledConnection, reason: EvictionReason, immediate: boolean, error?: unknown): void {
-    if (!pooled.tracked) return;
-    if (pooled.state === "draining" && !immediate) return;
-    if (pooled.state === "open") {
-      pooled.state = "draining";
-      const keyState = pooled.keyState;
-      keyState.evicted[reason] = (keyState.evicted[reason] ?? 0) + 1;
-      const span = startSpan(this.tracer, "tunnel.pool.evict", {
-        attributes: {
-          "tunnel.connection.key": keyState.key,
-          "tunnel.pool.evict_reason": reason,
-          "tunnel.pool.connection_id": pooled.id,
-          "tunnel.pool.uses": pooled.uses,
-          "tunnel.pool.busy_channels": pooled.busy,
-          "tunnel.pool.connection.age": (Date.now() - pooled.createdAt) / 1000,
-        },
-      });
-      if (error !== undefined) span.recordError(error);
-      span.end();
-    }
-    clearTimer(pooled.idleTimer);
-    pooled.idleTimer = undefined;
-    clearTimer(pooled.lifetimeTimer);
-    pooled.lifetimeTimer = undefined;
-    this.pings.get(pooled)?.();
-    if (immediate || pooled.busy === 0) this.closeConnection(pooled);
-    // Replace what minIdlePerKey keeps, but not a connection that died before it was ever lent: a host that
-    // accepts and drops at once would otherwise be reconnected in a loop, and the pool never retries.
-    if ((reason === "lifetime" || (pooled.uses > 0 && !reason.startsWith("pool-"))) && reason !== "idle" && reason !== "make-room") {
-      this.replenish(pooled.keyState);
-    }
-    this.dispatch();
-  }
-
-  private closeConnection(pooled: PooledConnection): void {
-    if (!pooled.tracked) return;
-    pooled.tracked = false;
-    pooled.state = "draining";
-    pooled.keyState.connections.delete(pooled);
-    this.openCount -= 1;
-    pooled.stopListening();
-    clearTimer(pooled.idleTimer);
-    clearTimer(pooled.lifetimeTimer);
-    pooled.idleTimer = undefined;
-    pooled.lifetimeTimer = undefined;
-    this.closeQuietly(pooled.keyState, pooled.connection);
-  }
-
-  /** Close a connection the pool no longer lends; its slot counts against the limits until the close completes. */
-  private closeQuietly(keyState: KeyState, connection: Connection): void {
-    keyState.closing += 1;
-    this.closingCount += 1;
-    let closing: Promise<void>;
-    try {
-      closing = Promise.resolve(connection.close());
-    } catch {
-      closing = Promise.resolve();
-    }
-    void closing
-      .catch(() => {})
-      .then(() => {
-        keyState.closing -= 1;
-        this.closingCount -= 1;
-        this.dispatch();
-        this.checkDrained();
-      });
-  }
-
-  /** Keep `minIdlePerKey` connections to a key that is in use. Never retries: a failed connect waits for the next trigger. */
-  private replenish(keyState: KeyState): void {
-    if (this.state_ !== "open" || this.config.minIdlePerKey === 0) return;
-    while (
-      openConnections(keyState) + keyState.pending.size < this.config.minIdlePerKey &&
-      this.connectBlocker(keyState) === undefined &&
-      this.blockedOnTotal === 0
-    ) {
-      this.startConnect(keyState);
-    }
-  }
-}
-
-function attach(waiter: Waiter, pending: PendingConnect): void {
-  waiter.pending = pending;
-  waiter.connected = true;
-  pending.waiters.add(waiter);
-}
-
-function needsPing(pooled: PooledConnection, now: number, pingAfterIdleMs: number): boolean {
-  return !pooled.verified && Number.isFinite(pingAfterIdleMs) && now - pooled.lastActivityAt >= pingAfterIdleMs;
-}
-
-function openConnections(keyState: KeyState): number {
-  let count = 0;
-  for (const pooled of keyState.connections) if (pooled.state === "open") count += 1;
-  return count;
-}
-
-function clearTimer(timer: Timer | undefined): void {
-  if (timer !== undefined) clearTimeout(timer);
-}
-
-/** Health and expiry timers must not keep Node alive on their own; open connections and waiters do. */
-function unref(timer: Timer): Timer {
-  (timer as { unref?: () => void }).unref?.();
-  return timer;
-}
-
-function abortError(signal: AbortSignal, target: Target): AbortError {
-  return new AbortError("the acquire was aborted", { target, cause: signal.reason, phase: "connect" });
-}
-
-function raceAbort<T>(promise: Promise<T>, signal: AbortSignal | undefined, target: Target): Promise<T> {
-  if (!signal) return promise;
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => reject(abortError(signal, target));
-    signal.addEventListener("abort", onAbort, { once: true });
-    promise.then(
-      (value) => {
-        signal.removeEventListener("abort", onAbort);
-        resolve(value);
-      },
-      (error: unknown) => {
-        signal.removeEventListener("abort", onAbort);
-        reject(error);
-      },
-    );
-  });
-}
-
-function checkTarget(target: Target): void {
-  if (typeof target !== "object" || target === null) throw new ValidationError("target", "must be an object");
-  if (typeof target.host !== "string" || target.host === "") throw new ValidationError("host", "must be a non-empty string");
-  if (target.port !== undefined && !(Number.isInteger(target.port) && target.port >= 1 && target.port <= 65_535)) {
-    throw new ValidationError("port", "must be an integer from 1 to 65535");
-  }
-  if (target.user !== undefined && (typeof target.user !== "string" || target.user === "")) {
-    throw new ValidationError("user", "must be a non-empty string when given");
-  }
-}
-
-function copyTarget(target: Target): Target {
-  return {
-    host: target.host,
-    ...(target.port === undefined ? {} : { port: target.port }),
-    ...(target.user === undefined ? {} : { user: target.user }),
-  };
 }

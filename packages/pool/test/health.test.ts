@@ -144,6 +144,33 @@ describe("ping before lending", () => {
     acquire.value?.release();
   });
 
+  it("an acquire with verify pings a connection lent before, however recently, and not one it just opened", async () => {
+    makePool();
+    const first = await pool.acquire(web, { verify: true });
+    const connection = fake(first.connection);
+    expect(pingsOf(connection)).toBe(0);
+    first.release();
+    const checked = await pool.acquire(web, { verify: true });
+    expect(checked.connection).toBe(connection);
+    expect(pingsOf(connection)).toBe(1);
+    checked.release();
+    (await pool.acquire(web)).release();
+    expect(pingsOf(connection)).toBe(1);
+  });
+
+  it("an acquire with verify whose ping fails gets a new connection without seeing the error", async () => {
+    makePool();
+    const first = await pool.acquire(web);
+    const connection = fake(first.connection);
+    first.release();
+    scriptPing(connection, "fail");
+    const lease = await pool.acquire(web, { verify: true });
+    expect(lease.connection).not.toBe(connection);
+    expect(connection.closed).toBe(true);
+    expect(pool.stats().keys[key]?.evicted).toEqual({ "ping-failed": 1 });
+    lease.release();
+  });
+
   it("with pingAfterIdleMs 0 pings before every lend except right after connecting, without pinging in a loop", async () => {
     makePool({ pingAfterIdleMs: 0 });
     const first = await pool.acquire(web);

@@ -15,14 +15,14 @@
 import { createHash } from "node:crypto";
 import { setMaxListeners } from "node:events";
 import { AbortError, ConfigError, ConnectError, OutcomeUnknownError, TunnelError, ValidationError, rejectUnknownOptions } from "@tunnel-sh/core";
-import { targetKey, validateCommand, validateScript, validateTransfer } from "@tunnel-sh/core/internal";
-import type { Command, FleetRunner, Result, Script, Target, Transfer, TransferResult } from "@tunnel-sh/core";
+import { copyTarget, raceAbort, targetKey, validateCommand, validateScript, validateTransfer } from "@tunnel-sh/core/internal";
+import type { Command, FleetRunner, Result, Script, Transfer, TransferResult } from "@tunnel-sh/core";
 import { Queue, QueueEvents } from "bullmq";
 import type { Job } from "bullmq";
 import type { Redis } from "ioredis";
 import { JOB_DATA_VERSION, OUTCOME_UNKNOWN_PREFIX, isJobProgress } from "./job-data.js";
 import type { OperationKind, QueueJobData, QueueJobEvent, QueueJobOutcome, TraceCarrier } from "./job-data.js";
-import { DEFAULT_PREFIX, DEFAULT_QUEUE_NAME, atMost, cancelChannel, cancelMarker, connectRedis, quietQuit, validateLocation, validateQueueName } from "./redis.js";
+import { atMost, cancelChannel, cancelMarker, connectRedis, quietQuit, resolveQueueLocation } from "./redis.js";
 import type { RedisLocation } from "./redis.js";
 import { deserializeError } from "./serialize-error.js";
 
@@ -82,11 +82,7 @@ export class QueueProducer implements FleetRunner {
   constructor(options: QueueProducerOptions) {
     if (typeof options !== "object" || options === null) throw new ConfigError("options", "an options object is required");
     rejectUnknownOptions(options, PRODUCER_OPTIONS, "QueueProducer");
-    validateLocation(options.redis);
-    const queueName = options.queue ?? DEFAULT_QUEUE_NAME;
-    validateQueueName(queueName);
-    const prefix = options.prefix ?? DEFAULT_PREFIX;
-    validateQueueName(prefix, "prefix");
+    const { queueName, prefix } = resolveQueueLocation(options);
     if (options.runId !== undefined && (typeof options.runId !== "string" || options.runId.length === 0 || options.runId.includes(":"))) {
       throw new ConfigError("runId", `must be a non-empty string without ":", got ${JSON.stringify(options.runId)}`);
     }
@@ -178,7 +174,7 @@ export class QueueProducer implements FleetRunner {
 
   async #submit(data: QueueJobData, request: Command | Script | Transfer, listeners: Listeners): Promise<Result | TransferResult> {
     const signal = request.signal;
-    if (signal?.aborted) throw new AbortError(undefined, { target: targetOf(request) });
+    if (signal?.aborted) throw new AbortError(undefined, { target: copyTarget(request) });
     if (this.#closed) throw new ConfigError("producer", "is closed");
     await this.#whenReady(request);
     const jobId = this.#jobId(data, request);
@@ -190,13 +186,13 @@ export class QueueProducer implements FleetRunner {
       removeOnFail: { age: keep },
     });
     const id = job.id;
-    if (id === undefined) throw new OutcomeUnknownError("BullMQ gave the job no id", { target: targetOf(request) });
+    if (id === undefined) throw new OutcomeUnknownError("BullMQ gave the job no id", { target: copyTarget(request) });
     let set = this.#listeners.get(id);
     if (!set) this.#listeners.set(id, (set = new Set()));
     set.add(listeners);
     const onAbort = () => {
       void this.#cancel(job).then((removed) => {
-        if (removed) abortWait(new AbortError(undefined, { target: targetOf(request) }));
+        if (removed) abortWait(new AbortError(undefined, { target: copyTarget(request) }));
       });
     };
     let abortWait: (error: unknown) => void = () => undefined;
@@ -228,22 +224,16 @@ export class QueueProducer implements FleetRunner {
   async #whenReady(request: Command | Script | Transfer): Promise<void> {
     let timer: NodeJS.Timeout | undefined;
     const timeout = this.#options.connectTimeout ?? 10_000;
-    const signal = request.signal;
-    let onAbort: (() => void) | undefined;
     try {
-      await Promise.race([
+      const ready = Promise.race([
         this.#ready,
         new Promise<never>((_resolve, reject) => {
-          onAbort = () => reject(new AbortError(undefined, { target: targetOf(request) }));
-          signal?.addEventListener("abort", onAbort, { once: true });
-        }),
-        new Promise<never>((_resolve, reject) => {
-          timer = setTimeout(() => reject(new ConnectError(`the queue's Redis did not answer within ${timeout} ms`, { target: targetOf(request), retryable: false })), timeout);
+          timer = setTimeout(() => reject(new ConnectError(`the queue's Redis did not answer within ${timeout} ms`, { target: copyTarget(request), retryable: false })), timeout);
         }),
       ]);
+      await raceAbort(ready, request.signal, () => new AbortError(undefined, { target: copyTarget(request) }));
     } finally {
       clearTimeout(timer);
-      if (onAbort) signal?.removeEventListener("abort", onAbort);
     }
   }
 
@@ -295,26 +285,22 @@ function failedJobError(reason: string, request: Command | Script | Transfer): O
     : /stalled more than allowable limit/.test(reason)
       ? "the workers running the job stopped while it ran, more often than allowed; it is not run again"
       : `the job failed in the queue: ${reason}`;
-  return new OutcomeUnknownError(message, { target: targetOf(request) });
+  return new OutcomeUnknownError(message, { target: copyTarget(request) });
 }
 
 /** What cannot go into a job: a sudo password (a secret) and stdin that is not a string. */
 function checkForQueue(request: Command | Script | Transfer): void {
   const sudo = request.sudo;
   if (typeof sudo === "object" && sudo.password !== undefined) {
-    throw new ValidationError("sudo.password", "a password never goes into the queue: name a secret with the producer's `sudoSecret`, which workers resolve", { target: targetOf(request) });
+    throw new ValidationError("sudo.password", "a password never goes into the queue: name a secret with the producer's `sudoSecret`, which workers resolve", { target: copyTarget(request) });
   }
   const stdin = (request as Command).stdin;
   if (stdin !== undefined && typeof stdin !== "string") {
-    throw new ValidationError("stdin", "only a string goes through the queue (a stream or bytes cannot be put into a job)", { target: targetOf(request) });
+    throw new ValidationError("stdin", "only a string goes through the queue (a stream or bytes cannot be put into a job)", { target: copyTarget(request) });
   }
 }
 
 /** The request's target alone: errors carry no command, env or paths. */
-function targetOf(request: Command | Script | Transfer): Target {
-  return { host: request.host, ...(request.port !== undefined ? { port: request.port } : {}), ...(request.user !== undefined ? { user: request.user } : {}) };
-}
-
 function checkedTrace(trace: TraceCarrier): TraceCarrier {
   const entries = Object.entries(trace);
   if (entries.length > MAX_TRACE_ENTRIES || entries.some(([key, value]) => typeof value !== "string" || key.length > 64 || value.length > MAX_TRACE_VALUE)) {

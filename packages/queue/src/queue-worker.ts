@@ -15,12 +15,13 @@
  */
 import { AbortError, ConfigError, TunnelError, rejectUnknownOptions } from "@tunnel-sh/core";
 import type { Command, FleetRunner, Progress, Script, Transfer } from "@tunnel-sh/core";
+import { copyTarget } from "@tunnel-sh/core/internal";
 import { UnrecoverableError, Worker } from "bullmq";
 import type { Job } from "bullmq";
 import type { Redis } from "ioredis";
 import { JOB_DATA_VERSION, OUTCOME_UNKNOWN_PREFIX } from "./job-data.js";
 import type { QueueJobData, QueueJobEvent, QueueJobOutcome, TraceCarrier } from "./job-data.js";
-import { DEFAULT_PREFIX, DEFAULT_QUEUE_NAME, cancelChannel, cancelMarker, connectRedis, quietQuit, validateLocation, validateQueueName } from "./redis.js";
+import { cancelChannel, cancelMarker, connectRedis, quietQuit, resolveQueueLocation } from "./redis.js";
 import type { RedisLocation } from "./redis.js";
 import { serializeError } from "./serialize-error.js";
 
@@ -100,11 +101,7 @@ export class QueueWorker {
   constructor(options: QueueWorkerOptions) {
     if (typeof options !== "object" || options === null) throw new ConfigError("options", "an options object is required");
     rejectUnknownOptions(options, WORKER_OPTIONS, "QueueWorker");
-    validateLocation(options.redis);
-    const queueName = options.queue ?? DEFAULT_QUEUE_NAME;
-    validateQueueName(queueName);
-    const prefix = options.prefix ?? DEFAULT_PREFIX;
-    validateQueueName(prefix, "prefix");
+    const { queueName, prefix } = resolveQueueLocation(options);
     const runner: unknown = options.runner;
     if (typeof runner !== "object" || runner === null || typeof (runner as FleetRunner).runCommand !== "function") {
       throw new ConfigError("runner", "must be an Executor (or another FleetRunner)");
@@ -168,7 +165,7 @@ export class QueueWorker {
     const data = job.data;
     const jobId = job.id ?? "";
     const request = data.request as unknown as Command & Script & Transfer;
-    const jobTarget = { host: request.host, ...(request.port !== undefined ? { port: request.port } : {}), ...(request.user !== undefined ? { user: request.user } : {}) };
+    const jobTarget = copyTarget(request);
     const target = `${String(request.user ?? "")}@${String(request.host)}:${String(request.port ?? "")}`;
     const notify = (event: Omit<QueueWorkerJobEvent, "jobId" | "kind" | "target">) => {
       try {

@@ -36,6 +36,19 @@ export function validateQueueName(name: unknown, field = "queue"): asserts name 
   if (typeof name !== "string" || name.length === 0 || name.includes(":")) throw new ConfigError(field, `must be a non-empty name without ":", got ${JSON.stringify(name)}`);
 }
 
+/** Where a producer's or a worker's queue lives, checked (a `ConfigError` naming the field), defaults applied. */
+export function resolveQueueLocation(options: { readonly redis: unknown; readonly queue?: unknown; readonly prefix?: unknown }): {
+  readonly queueName: string;
+  readonly prefix: string;
+} {
+  validateLocation(options.redis);
+  const queueName = options.queue ?? DEFAULT_QUEUE_NAME;
+  validateQueueName(queueName);
+  const prefix = options.prefix ?? DEFAULT_PREFIX;
+  validateQueueName(prefix, "prefix");
+  return { queueName, prefix };
+}
+
 /** The pub/sub channel producers announce cancellations on. */
 export function cancelChannel(prefix: string, queue: string): string {
   return `${prefix}:${queue}:tunnel:cancel`;

@@ -186,22 +186,6 @@ export function resolveOptions(options: OpenSshTransportOptions = {}): ResolvedO
   };
 }
 
-/** Validate a target before any I/O: ssh must never read a host or user as an option. */
-export function validateTarget(target: Target): Target {
-  if (typeof target !== "object" || target === null) throw new ValidationError("target", "must be an object");
-  const { host, port, user } = target;
-  if (typeof host !== "string" || host.length === 0 || host.startsWith("-") || /[\s\0'"`$\\;|&<>()]/.test(host)) {
-    throw new ValidationError("host", "must be a host name, an address or an ssh_config alias");
-  }
-  if (port !== undefined && (!Number.isInteger(port) || port < 1 || port > 65_535)) {
-    throw new ValidationError("port", "must be an integer from 1 to 65535");
-  }
-  if (user !== undefined && (typeof user !== "string" || user.length === 0 || user.startsWith("-") || /[\s\0@'"`$\\;|&<>()]/.test(user))) {
-    throw new ValidationError("user", "must be a plain user name");
-  }
-  return target;
-}
-
 /** `"TERM"`, `"SIGTERM"` → `"TERM"`; anything else is a `ValidationError`. */
 export function signalName(signal: string): string {
   const name = signal.toUpperCase().replace(/^SIG/, "");

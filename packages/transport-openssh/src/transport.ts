@@ -12,10 +12,10 @@ import {
   type Target,
   type Transport,
 } from "@tunnel-sh/core";
-import { parseSshCertificate, sshCertificateProblem } from "@tunnel-sh/core/internal";
+import { parseSshCertificate, sshCertificateProblem, validateTarget } from "@tunnel-sh/core/internal";
 import { OpenSshConnection } from "./connection.js";
 import { Master } from "./master.js";
-import { commonArgs, proxyJumpArg, resolveOptions, validateTarget, type OpenSshTransportOptions, type ResolvedOptions } from "./options.js";
+import { commonArgs, proxyJumpArg, resolveOptions, type OpenSshTransportOptions, type ResolvedOptions } from "./options.js";
 import { runSsh } from "./run-ssh.js";
 
 /**

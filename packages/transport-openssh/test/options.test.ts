@@ -3,8 +3,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { SSH_TRANSPORT_OPTIONS, hasCode, type Target } from "@tunnel-sh/core";
+import { validateTarget } from "@tunnel-sh/core/internal";
 import { OPENSSH_TRANSPORT_OPTIONS, OpenSshTransport, type OpenSshTransportOptions } from "../src/index.js";
-import { clientArgs, masterArgs, resolveOptions, signalName, validateTarget } from "../src/options.js";
+import { clientArgs, masterArgs, resolveOptions, signalName } from "../src/options.js";
 
 function configError(run: () => unknown): { field: string } {
   try {

@@ -9,7 +9,6 @@ import {
   ConfigError,
   ConnectError,
   HostKeyError,
-  ValidationError,
   formatTarget,
   hasCode,
   type ConnectOptions,
@@ -19,7 +18,7 @@ import {
   type Transport,
   type TunnelError,
 } from "@tunnel-sh/core";
-import { parseSshCertificate, sshCertificateProblem, type SshCertificate } from "@tunnel-sh/core/internal";
+import { parseSshCertificate, sshCertificateProblem, validateTarget, type SshCertificate } from "@tunnel-sh/core/internal";
 import type { AnyAuthMethod, AuthenticationType, Client, ConnectConfig, ParsedKey, ServerHostKeyAlgorithm } from "ssh2";
 import type SSHConfig from "ssh-config";
 import {
@@ -87,19 +86,6 @@ function algorithmsForKeyType(keyType: string): ServerHostKeyAlgorithm[] {
 
 /** Milliseconds between SIGTERM and SIGKILL when a spawn request's signal aborts. */
 const KILL_GRACE_MS = 2000;
-
-function validateTarget(target: Target): void {
-  if (typeof target !== "object" || target === null) throw new ValidationError("target", "must be an object");
-  if (typeof target.host !== "string" || target.host.trim() === "" || /\s/.test(target.host)) {
-    throw new ValidationError("host", "must be a non-empty host name without spaces");
-  }
-  if (target.port !== undefined && (!Number.isInteger(target.port) || target.port < 1 || target.port > 65535)) {
-    throw new ValidationError("port", "must be an integer from 1 to 65535");
-  }
-  if (target.user !== undefined && (typeof target.user !== "string" || target.user === "" || /[\s@]/.test(target.user))) {
-    throw new ValidationError("user", "must be a non-empty user name");
-  }
-}
 
 /**
  * `Transport` over the `ssh2` library: key, agent, password and keyboard-interactive authentication,

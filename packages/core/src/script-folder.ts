@@ -1,0 +1,118 @@
+/**
+ * The private folder a script runs from: its body is written into a fresh `mktemp`-like folder (mode 0700, a random
+ * name chosen locally) and the folder is removed afterwards — on success, failure, timeout and abort.
+ */
+import { randomBytes } from "node:crypto";
+import { sleep } from "./abort.js";
+import { isChannelRefusal, settleLease } from "./channel-budget.js";
+import { TransferError, TunnelError } from "./errors.js";
+import type { AttemptContext, Operation } from "./operation.js";
+import { runHousekeeping, runOperationProcess } from "./operation-process.js";
+import type { ProcessSettings } from "./operation-process.js";
+import type { Pool } from "./pool.js";
+import { prepareCommand } from "./prepare.js";
+import { killNamingScript } from "./remote/kill.js";
+import { removeScriptFolderScript, writeScriptFolderScript } from "./remote/script-folder.js";
+import { formatTarget } from "./target.js";
+import type { Connection } from "./transport.js";
+import type { Script } from "./types.js";
+
+export const SCRIPT_FOLDER_PREFIX = "tunnel-script.";
+
+/** A new folder name; chosen before the upload, so the folder can be removed even when the upload itself was cut short. */
+export function scriptFolderName(): string {
+  return `${SCRIPT_FOLDER_PREFIX}${randomBytes(12).toString("hex")}`;
+}
+
+/** The longest script path a folder name gives, for refusing a command line that could not be sent, before any I/O. */
+export const LONGEST_SCRIPT_PATH = `/tmp/${SCRIPT_FOLDER_PREFIX}${"0".repeat(24)}/script`;
+
+/**
+ * Writes the script body into a new private folder (mode 0700, `$TMPDIR` or `/tmp`), as the user the script runs as;
+ * returns the folder. `mkdir` of a fresh random name fails rather than follow anything already there.
+ */
+export async function uploadScript(
+  connection: Connection,
+  operation: Operation,
+  script: Script,
+  folderName: string,
+  settings: ProcessSettings,
+): Promise<string> {
+  const upload = prepareCommand({
+    cmd: writeScriptFolderScript(folderName),
+    ...(script.env !== undefined ? { env: script.env } : {}),
+    ...(script.sudo !== undefined ? { sudo: script.sudo } : {}),
+  });
+  const context: AttemptContext = { started: false };
+  const result = await runOperationProcess(connection, operation, context, upload, { stdin: script.content }, settings, script.sudo);
+  const folder = result.stdout.trim();
+  if (result.exitCode !== 0 || !folder.startsWith("/") || folder.includes("\n")) {
+    throw new TransferError(`could not write the script into a temp folder on ${formatTarget(operation.target)}: ${result.stderr.trim()}`, {
+      target: operation.target,
+    });
+  }
+  return folder;
+}
+
+/**
+ * Best effort, bounded, and independent of the operation's (possibly aborted) signal. When the operation's
+ * connection is gone (or the removal itself was cut), the folder is removed over another connection from the pool,
+ * so a lost connection does not leave a script behind as long as the host can be reached again.
+ */
+export async function removeScriptFolder(
+  pool: Pool,
+  connection: Connection,
+  operation: Operation,
+  script: Script,
+  folderName: string,
+  settings: ProcessSettings,
+): Promise<void> {
+  const remove = prepareCommand({
+    cmd: removeScriptFolderScript(folderName),
+    ...(script.env !== undefined ? { env: script.env } : {}),
+    ...(script.sudo !== undefined ? { sudo: script.sudo } : {}),
+  });
+  // Over another connection, the operation's own session may have left a process on the host (its link was cut, not
+  // its shell): first stop whatever names the folder (the bracket keeps the pattern from matching the shell that
+  // runs it; the name itself is kept out of that command line), then remove it, and once more a moment later for a
+  // process that was about to create it.
+  const stopLeftovers = prepareCommand({
+    cmd: killNamingScript("script", folderName.slice(SCRIPT_FOLDER_PREFIX.length)),
+    ...(script.sudo !== undefined ? { sudo: script.sudo } : {}),
+  });
+  const removeOn = async (target: Connection, afterLoss = false): Promise<boolean> => {
+    if (afterLoss) await runHousekeeping(target, stopLeftovers, settings);
+    if ((await runHousekeeping(target, remove, settings)).exitCode !== 0) return false;
+    if (!afterLoss) return true;
+    // Without the operation's signal: housekeeping runs on after a cancel.
+    await sleep(500);
+    return (await runHousekeeping(target, remove, settings)).exitCode === 0;
+  };
+  let lastError: unknown;
+  // Two tries on the operation's own connection, then over others from the pool until the budget is spent: the host
+  // may be flapping, and each failed try waits a little longer.
+  const deadline = Date.now() + settings.cleanupTimeout;
+  for (let tries = 1; tries <= 2 || Date.now() < deadline; tries++) {
+    if (tries > 2) await sleep(Math.min(1_000, 100 * (tries - 2)));
+    try {
+      if (!connection.closed && tries <= 2) {
+        if (await removeOn(connection)) return;
+        continue;
+      }
+      const lease = await pool.acquire(operation.target, { signal: AbortSignal.timeout(Math.max(1, deadline - Date.now())) });
+      try {
+        const removed = await removeOn(lease.connection, true);
+        lease.release();
+        if (removed) return;
+      } catch (error) {
+        settleLease(lease, error);
+        throw error;
+      }
+    } catch (error) {
+      lastError = error;
+      // A refused channel frees up as the operation's own channels close.
+      if (isChannelRefusal(error)) await sleep(50 * tries);
+    }
+  }
+  operation.span.addEvent("tunnel.script.cleanup_failed", { "error.type": TunnelError.is(lastError) ? lastError.code : "Error" });
+}
