@@ -62,9 +62,10 @@ export class Ssh2Connection implements Connection, ProcessHost {
   readonly killGraceMs: number;
   /**
    * The server signals only the session's pid (dropbear), not a process group it leads (OpenSSH): commands run in
-   * a group of their own then, which passes the signals on (core's `inOwnProcessGroup`).
+   * a group of their own then, which passes the signals on (core's `inOwnProcessGroup`). A guess from the server's
+   * software version until the transport's connect has asked the server (`session-group-probe.ts`).
    */
-  readonly signalsOnlySessionPid: boolean;
+  signalsOnlySessionPid: boolean;
 
   closedError: TunnelError | undefined;
   /** The server refused the SFTP subsystem once: transfers use `cat` over exec channels (`exec-transfer.ts`). */

@@ -85,3 +85,22 @@ export function inOwnProcessGroup(script: string): string {
  * script is quoted once, where it is an argument (sudo's command line), not a second time inside this one.
  */
 export const OWN_PROCESS_GROUP_OF_ARGUMENT = groupScript('"$1"');
+
+/**
+ * Run once per connection, without a pty, to learn whether the server makes a session's command a process-group
+ * leader (OpenSSH: prints `group`, and its `signal` requests reach the whole group) or not (dropbear: prints `pid`,
+ * and a signal reaches only the session's pid, so commands need `inOwnProcessGroup`). The login-shell line `exec`s
+ * `/bin/sh`, so `$$` is the session's pid; `kill -s 0 -- -$$` succeeds only when a group with that id exists.
+ */
+export const SESSION_GROUP_PROBE = "if kill -s 0 -- -$$ 2>/dev/null; then echo group; else echo pid; fi";
+
+/**
+ * What `SESSION_GROUP_PROBE` printed: `true` when the session's command leads its own group, `false` when it does
+ * not, `undefined` for anything else (a forced command, a shell that printed its own lines).
+ */
+export function parseSessionGroupProbe(stdout: string): boolean | undefined {
+  const answer = stdout.trim();
+  if (answer === "group") return true;
+  if (answer === "pid") return false;
+  return undefined;
+}
