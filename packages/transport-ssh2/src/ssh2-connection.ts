@@ -297,6 +297,15 @@ export class Ssh2Connection implements Connection, ProcessHost {
     if (this.closedError) return;
     // With room to spare, a slot that sshd frees a moment late cannot make an open fail: no round trip needed.
     if (this.slotsInUse() + 1 < this.maxChannels) return;
+    this.holdClosedSlot();
+  }
+
+  /**
+   * Count a channel that just closed as holding its server-side slot until one round trip shows it free, even with
+   * room to spare: for the connect's own probe, whose slot must not make the caller's first burst of opens fail.
+   */
+  holdClosedSlot(): void {
+    if (this.closedError) return;
     this.closingSlots++;
     void this.ping()
       .catch(() => {})

@@ -209,6 +209,7 @@ export class Ssh2Transport implements Transport {
       connection.signalsOnlySessionPid = false;
       const leadsGroup = await probeSessionGroup(connection, { timeoutMs: Math.max(1, deadline - Date.now()), signal });
       connection.signalsOnlySessionPid = leadsGroup === undefined ? guess : !leadsGroup;
+      connection.holdClosedSlot();
     } catch (error) {
       await connection.close();
       throw error;
