@@ -31,11 +31,15 @@ const FORWARDED = ["HUP", "INT", "QUIT", "TERM", "USR1", "USR2", "ALRM", "PIPE"]
  */
 const PERL_GROUP = [
   "my($b,$h,$c)=@ARGV;if($h){$ENV{PERL_BADLANG}=$b}else{delete $ENV{PERL_BADLANG}}",
-  "my $p=fork;",
-  "if(!defined $p){exec{q(/bin/sh)}q(sh),q(-c),$c;exit 127}",
-  "if(!$p){setpgrp(0,0);exec{q(/bin/sh)}q(sh),q(-c),$c;exit 127}",
-  "setpgrp($p,$p);",
-  `for my $s (qw(${FORWARDED.join(" ")})){$SIG{$s}=sub{kill $s,-$p}}`,
+  // Handlers before the fork: a signal that comes while the command starts is kept and passed on once the group
+  // exists, instead of killing perl by default and leaving the command running.
+  "my($p,$q);",
+  `for my $s (qw(${FORWARDED.join(" ")})){$SIG{$s}=sub{if($p){kill $s,-$p}else{$q=$s}}}`,
+  "my $k=fork;",
+  "if(!defined $k){exec{q(/bin/sh)}q(sh),q(-c),$c;exit 127}",
+  `if(!$k){$SIG{$_}=q(DEFAULT) for qw(${FORWARDED.join(" ")});setpgrp(0,0);exec{q(/bin/sh)}q(sh),q(-c),$c;exit 127}`,
+  "setpgrp($k,$k);$p=$k;",
+  "kill $q,-$p if $q;",
   "while(waitpid($p,0)==-1){last unless $!{EINTR}}",
   "my $w=$?;my $s=$w&127;",
   "if($s){$SIG{$_}=q(DEFAULT) for keys %SIG;kill $s,$$;exit 128+$s}",
