@@ -65,14 +65,16 @@ export async function eventually(predicate: () => boolean, ms: number): Promise<
 }
 
 /**
- * The server-side process that serves the connection a remote shell runs on: with OpenSSH's sshd, the first
- * ancestor that is sshd's per-connection user child (`sshd: user@notty`) — a transport may wrap the command, so it
- * is not always the shell's parent; with other servers, the shell's parent. Undefined when that process is this test
- * process or one of its ancestors (a server running inside the test process), which must never be killed.
+ * The server-side process that serves the connection a remote shell runs on: the shell's nearest ancestor that is
+ * the server's per-connection process — with OpenSSH's sshd, its user child (`sshd: user@notty`); with dropbear, the
+ * nearest `dropbear` process (the per-connection child keeps the listener's command line, and the listener is
+ * further up). A transport may wrap the command, so it is not always the shell's parent; with other servers (one
+ * inside the test process), the shell's parent. Undefined when that process is this test process or one of its
+ * ancestors, which must never be killed.
  */
 export function serverSideProcess(shell: number, parent: number): number | undefined {
-  const sshdChild = ancestorsOf(shell).find((entry) => /^sshd(-session)?: [^\s[]+@/.test(entry.args));
-  const chosen = sshdChild?.pid ?? parent;
+  const serverChild = ancestorsOf(shell).find((entry) => /^sshd(-session)?: [^\s[]+@/.test(entry.args) || /^(\S*\/)?dropbear(\s|$)/.test(entry.args));
+  const chosen = serverChild?.pid ?? parent;
   const ours = new Set([process.pid, ...ancestorsOf(process.pid).map((entry) => entry.pid)]);
   return ours.has(chosen) ? undefined : chosen;
 }

@@ -62,9 +62,10 @@ export class Ssh2Connection implements Connection, ProcessHost {
   readonly killGraceMs: number;
   /**
    * The server signals only the session's pid (dropbear), not a process group it leads (OpenSSH): commands run in
-   * a group of their own then, which passes the signals on (core's `inOwnProcessGroup`).
+   * a group of their own then, which passes the signals on (core's `inOwnProcessGroup`). A guess from the server's
+   * software version until the transport's connect has asked the server (`session-group-probe.ts`).
    */
-  readonly signalsOnlySessionPid: boolean;
+  signalsOnlySessionPid: boolean;
 
   closedError: TunnelError | undefined;
   /** The server refused the SFTP subsystem once: transfers use `cat` over exec channels (`exec-transfer.ts`). */
@@ -296,6 +297,15 @@ export class Ssh2Connection implements Connection, ProcessHost {
     if (this.closedError) return;
     // With room to spare, a slot that sshd frees a moment late cannot make an open fail: no round trip needed.
     if (this.slotsInUse() + 1 < this.maxChannels) return;
+    this.holdClosedSlot();
+  }
+
+  /**
+   * Count a channel that just closed as holding its server-side slot until one round trip shows it free, even with
+   * room to spare: for the connect's own probe, whose slot must not make the caller's first burst of opens fail.
+   */
+  holdClosedSlot(): void {
+    if (this.closedError) return;
     this.closingSlots++;
     void this.ping()
       .catch(() => {})

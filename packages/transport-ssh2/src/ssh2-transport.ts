@@ -34,6 +34,7 @@ import {
 } from "./known-hosts.js";
 import { normalizeError } from "./normalize-error.js";
 import { resolveOptions, type ResolvedOptions, type Ssh2TransportOptions } from "./options.js";
+import { probeSessionGroup } from "./session-group-probe.js";
 import { Ssh2Connection } from "./ssh2-connection.js";
 import {
   HOST_CERTIFICATE_KEY_ALGORITHMS,
@@ -174,7 +175,7 @@ export class Ssh2Transport implements Transport {
       throw normalizeError(error, { phase: "connect", target: resolvedTarget, secrets: this.secrets() });
     }
     signal?.removeEventListener("abort", onAbort);
-    return new Ssh2Connection({
+    const connection = new Ssh2Connection({
       client: clients[clients.length - 1] as Client,
       jumpClients: clients.slice(0, -1),
       target: resolvedTarget,
@@ -188,6 +189,18 @@ export class Ssh2Transport implements Transport {
       secrets: this.secrets(),
       killGraceMs: KILL_GRACE_MS,
     });
+    const guess = connection.signalsOnlySessionPid;
+    try {
+      // The probe itself must run as the server starts it, not in a group of its own.
+      connection.signalsOnlySessionPid = false;
+      const leadsGroup = await probeSessionGroup(connection, { timeoutMs: Math.max(1, deadline - Date.now()), signal });
+      connection.signalsOnlySessionPid = leadsGroup === undefined ? guess : !leadsGroup;
+      connection.holdClosedSlot();
+    } catch (error) {
+      await connection.close();
+      throw error;
+    }
+    return connection;
   }
 
   private secrets(): readonly (string | undefined)[] {

@@ -1,6 +1,10 @@
 import { EventEmitter } from "node:events";
 import { Duplex, PassThrough } from "node:stream";
+import { loginShellCommand } from "@tunnel-sh/core";
+import { SESSION_GROUP_PROBE } from "@tunnel-sh/core/internal";
 import type { Client, ConnectConfig } from "ssh2";
+
+const PROBE_LINE = loginShellCommand(SESSION_GROUP_PROBE);
 
 /** A stand-in for an ssh2 session channel: stdout is the duplex itself, stderr a readable beside it. */
 export class FakeChannel extends Duplex {
@@ -42,6 +46,12 @@ export class FakeClient extends EventEmitter {
   readonly execs: Array<{ command: string; options: unknown; callback: ExecCallback }> = [];
   connected = false;
   onConnect: (client: FakeClient) => void = (client) => queueMicrotask(() => client.emit("ready"));
+  /**
+   * How the fake server answers the transport's session-group probe at connect, the way OpenSSH (`group`) or
+   * dropbear (`pid`) would; an `Error` refuses the probe's channel. Probes are answered here and not recorded in `execs`.
+   */
+  sessionGroup: "group" | "pid" | Error = "group";
+  readonly probes: string[] = [];
 
   connect(config: ConnectConfig): this {
     this.config = config;
@@ -52,6 +62,18 @@ export class FakeClient extends EventEmitter {
   exec(command: string, options: unknown, callback?: ExecCallback): this {
     if (!this.connected) throw new Error("Not connected");
     const cb = (typeof options === "function" ? options : callback) as ExecCallback;
+    if (command === PROBE_LINE) {
+      this.probes.push(command);
+      const answer = this.sessionGroup;
+      queueMicrotask(() => {
+        const channel = new FakeChannel();
+        if (answer instanceof Error) return cb(answer, channel);
+        cb(undefined, channel);
+        channel.push(`${answer}\n`);
+        channel.finish(0);
+      });
+      return this;
+    }
     this.execs.push({ command, options: typeof options === "function" ? undefined : options, callback: cb });
     return this;
   }

@@ -31,11 +31,15 @@ const FORWARDED = ["HUP", "INT", "QUIT", "TERM", "USR1", "USR2", "ALRM", "PIPE"]
  */
 const PERL_GROUP = [
   "my($b,$h,$c)=@ARGV;if($h){$ENV{PERL_BADLANG}=$b}else{delete $ENV{PERL_BADLANG}}",
-  "my $p=fork;",
-  "if(!defined $p){exec{q(/bin/sh)}q(sh),q(-c),$c;exit 127}",
-  "if(!$p){setpgrp(0,0);exec{q(/bin/sh)}q(sh),q(-c),$c;exit 127}",
-  "setpgrp($p,$p);",
-  `for my $s (qw(${FORWARDED.join(" ")})){$SIG{$s}=sub{kill $s,-$p}}`,
+  // Handlers before the fork: a signal that comes while the command starts is kept and passed on once the group
+  // exists, instead of killing perl by default and leaving the command running.
+  "my($p,$q);",
+  `for my $s (qw(${FORWARDED.join(" ")})){$SIG{$s}=sub{if($p){kill $s,-$p}else{$q=$s}}}`,
+  "my $k=fork;",
+  "if(!defined $k){exec{q(/bin/sh)}q(sh),q(-c),$c;exit 127}",
+  `if(!$k){$SIG{$_}=q(DEFAULT) for qw(${FORWARDED.join(" ")});setpgrp(0,0);exec{q(/bin/sh)}q(sh),q(-c),$c;exit 127}`,
+  "setpgrp($k,$k);$p=$k;",
+  "kill $q,-$p if $q;",
   "while(waitpid($p,0)==-1){last unless $!{EINTR}}",
   "my $w=$?;my $s=$w&127;",
   "if($s){$SIG{$_}=q(DEFAULT) for keys %SIG;kill $s,$$;exit 128+$s}",
@@ -85,3 +89,22 @@ export function inOwnProcessGroup(script: string): string {
  * script is quoted once, where it is an argument (sudo's command line), not a second time inside this one.
  */
 export const OWN_PROCESS_GROUP_OF_ARGUMENT = groupScript('"$1"');
+
+/**
+ * Run once per connection, without a pty, to learn whether the server makes a session's command a process-group
+ * leader (OpenSSH: prints `group`, and its `signal` requests reach the whole group) or not (dropbear: prints `pid`,
+ * and a signal reaches only the session's pid, so commands need `inOwnProcessGroup`). The login-shell line `exec`s
+ * `/bin/sh`, so `$$` is the session's pid; `kill -s 0 -- -$$` succeeds only when a group with that id exists.
+ */
+export const SESSION_GROUP_PROBE = "if kill -s 0 -- -$$ 2>/dev/null; then echo group; else echo pid; fi";
+
+/**
+ * What `SESSION_GROUP_PROBE` printed: `true` when the session's command leads its own group, `false` when it does
+ * not, `undefined` for anything else (a forced command, a shell that printed its own lines).
+ */
+export function parseSessionGroupProbe(stdout: string): boolean | undefined {
+  const answer = stdout.trim();
+  if (answer === "group") return true;
+  if (answer === "pid") return false;
+  return undefined;
+}
