@@ -66,6 +66,11 @@ export class Ssh2Connection implements Connection, ProcessHost {
    * software version until the transport's connect has asked the server (`session-group-probe.ts`).
    */
   signalsOnlySessionPid: boolean;
+  /**
+   * Whether the server's identification line already says how it signals (OpenSSH's sshd always makes the session's
+   * command a group leader; dropbear never does), so that no probe is needed at connect.
+   */
+  readonly sessionGroupKnown: boolean;
 
   closedError: TunnelError | undefined;
   /** The server refused the SFTP subsystem once: transfers use `cat` over exec channels (`exec-transfer.ts`). */
@@ -95,6 +100,7 @@ export class Ssh2Connection implements Connection, ProcessHost {
     this.killGraceMs = parts.killGraceMs;
     // ssh2 keeps the server's software version (from its identification line) here; its typings leave it out.
     const software = (this.client as unknown as { _remoteVer?: unknown })._remoteVer;
+    this.sessionGroupKnown = typeof software === "string" && /^(?:OpenSSH|dropbear)/i.test(software);
     this.signalsOnlySessionPid = typeof software === "string" && /dropbear/i.test(software);
     this.closeTimeoutMs = parts.closeTimeoutMs ?? 2000;
     this.closedPromise = new Promise<void>((resolve) => {

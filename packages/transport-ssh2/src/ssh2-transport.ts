@@ -189,6 +189,7 @@ export class Ssh2Transport implements Transport {
       secrets: this.secrets(),
       killGraceMs: KILL_GRACE_MS,
     });
+    if (connection.sessionGroupKnown) return connection;
     const guess = connection.signalsOnlySessionPid;
     try {
       // The probe itself must run as the server starts it, not in a group of its own.

@@ -4,7 +4,8 @@ import { loginShellCommand } from "@tunnel-sh/core";
 import { SESSION_GROUP_PROBE } from "@tunnel-sh/core/internal";
 import type { Client, ConnectConfig } from "ssh2";
 
-const PROBE_LINE = loginShellCommand(SESSION_GROUP_PROBE);
+/** The probe ends its stdin before the channel opens, so its line reads /dev/null (no EOF packet). */
+const PROBE_LINE = `${loginShellCommand(SESSION_GROUP_PROBE)} </dev/null`;
 
 /** A stand-in for an ssh2 session channel: stdout is the duplex itself, stderr a readable beside it. */
 export class FakeChannel extends Duplex {

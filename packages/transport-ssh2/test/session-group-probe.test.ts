@@ -16,6 +16,11 @@ function transportFor(client: FakeClient): Ssh2Transport {
   });
 }
 
+/** The exec line for `script` when the command has no stdin (it then reads /dev/null on the host). */
+function noStdin(script: string): string {
+  return `${loginShellCommand(script)} </dev/null`;
+}
+
 /** The line the connection sends for `command`'s first spawn without a pty. */
 async function firstLine(client: FakeClient, command: string): Promise<string> {
   const connection = await transportFor(client).connect(target);
@@ -23,7 +28,7 @@ async function firstLine(client: FakeClient, command: string): Promise<string> {
   remote.stdin.end();
   await new Promise((resolve) => setImmediate(resolve));
   const line = client.execs[0]?.command ?? "";
-  client.open().finish(0);
+  (await client.open()).finish(0);
   await remote.exit;
   await connection.close();
   return line;
@@ -41,28 +46,35 @@ describe("the session-group probe at connect", () => {
   it("runs commands as they are where the session's command leads its own group (OpenSSH)", async () => {
     const client = new FakeClient();
     client.sessionGroup = "group";
-    expect(await firstLine(client, "sleep 300 & wait")).toBe(loginShellCommand("sleep 300 & wait"));
+    expect(await firstLine(client, "sleep 300 & wait")).toBe(noStdin("sleep 300 & wait"));
   });
 
   it("runs commands in a process group of their own where it does not (dropbear)", async () => {
     const client = new FakeClient();
     client.sessionGroup = "pid";
-    expect(await firstLine(client, "sleep 300 & wait")).toBe(loginShellCommand(inOwnProcessGroup("sleep 300 & wait")));
+    expect(await firstLine(client, "sleep 300 & wait")).toBe(noStdin(inOwnProcessGroup("sleep 300 & wait")));
   });
 
-  it("believes the probe over the server's software version, and runs the probe itself as the server starts it", async () => {
+  it("asks no probe of OpenSSH or dropbear, whose identification line says how they signal", async () => {
+    for (const [software, wrapped] of [
+      ["OpenSSH_9.2p1 Debian-2+deb12u3", false],
+      ["dropbear_2022.83", true],
+    ] as const) {
+      const client = new FakeClient();
+      (client as unknown as { _remoteVer: string })._remoteVer = software;
+      client.sessionGroup = wrapped ? "group" : "pid";
+      const command = "sleep 300 & wait";
+      expect(await firstLine(client, command)).toBe(noStdin(wrapped ? inOwnProcessGroup(command) : command));
+      expect(client.probes.length).toBe(0);
+    }
+  });
+
+  it("believes the probe on any other server, and runs the probe itself as the server starts it", async () => {
     const client = new FakeClient();
-    (client as unknown as { _remoteVer: string })._remoteVer = "dropbear_2022.83";
-    client.sessionGroup = "group";
-    expect(await firstLine(client, "sleep 300 & wait")).toBe(loginShellCommand("sleep 300 & wait"));
+    (client as unknown as { _remoteVer: string })._remoteVer = "libssh_0.10.6";
+    client.sessionGroup = "pid";
+    expect(await firstLine(client, "sleep 300 & wait")).toBe(noStdin(inOwnProcessGroup("sleep 300 & wait")));
     expect(client.probes.length).toBe(1);
-  });
-
-  it("falls back on the server's software version when the probe's channel is refused", async () => {
-    const client = new FakeClient();
-    (client as unknown as { _remoteVer: string })._remoteVer = "dropbear_2022.83";
-    client.sessionGroup = new Error("open failed");
-    expect(await firstLine(client, "sleep 300 & wait")).toBe(loginShellCommand(inOwnProcessGroup("sleep 300 & wait")));
   });
 
   it("keeps a pty command as it is on such a server: the terminal's group is the session's", async () => {
@@ -73,7 +85,7 @@ describe("the session-group probe at connect", () => {
     remote.stdin.end();
     await new Promise((resolve) => setImmediate(resolve));
     expect(client.execs[0]?.command).toBe(loginShellCommand("top"));
-    client.open().finish(0);
+    (await client.open()).finish(0);
     await remote.exit;
     await connection.close();
   });
@@ -81,7 +93,7 @@ describe("the session-group probe at connect", () => {
   it("connects anyway when the probe's channel is refused, keeping the guess from the server's version", async () => {
     const client = new FakeClient();
     client.sessionGroup = new Error("open failed");
-    expect(await firstLine(client, "sleep 300 & wait")).toBe(loginShellCommand("sleep 300 & wait"));
+    expect(await firstLine(client, "sleep 300 & wait")).toBe(noStdin("sleep 300 & wait"));
   });
 
   it("rejects with AbortError, closing the connection, when the connect is aborted during the probe", async () => {
