@@ -41,10 +41,7 @@ function typesPackage(name) {
 /** Bare specifiers a file imports; TypeScript's scanner skips comments and strings (doc examples are not imports). */
 function bareImports(file) {
   const info = ts.preProcessFile(readFileSync(file, "utf8"), true, true);
-  const specifiers = [
-    ...info.importedFiles.map((entry) => entry.fileName),
-    ...info.typeReferenceDirectives.map((entry) => entry.fileName),
-  ];
+  const specifiers = [...info.importedFiles.map((entry) => entry.fileName), ...info.typeReferenceDirectives.map((entry) => entry.fileName)];
   return specifiers.filter((specifier) => !specifier.startsWith(".") && !specifier.startsWith("/") && !specifier.startsWith("#"));
 }
 
@@ -113,7 +110,9 @@ for (const folder of folders) {
         if (!runtime.has(name)) {
           violations.push(`${at}: its types import "${name}", which is not a dependency or peerDependency`);
         } else if (!typed && development.has(typesPackage(name))) {
-          violations.push(`${at}: its types import "${name}", whose types come from ${typesPackage(name)}, only a devDependency: consumers get TS7016; make it a dependency`);
+          violations.push(
+            `${at}: its types import "${name}", whose types come from ${typesPackage(name)}, only a devDependency: consumers get TS7016; make it a dependency`,
+          );
         } else if (!typed) {
           violations.push(`${at}: its types import "${name}", which ships no types (is it installed?) and has no ${typesPackage(name)} dependency`);
         }

@@ -37,7 +37,8 @@ const TEST_EXTRA = ["testing", "embedded-server"];
 const UNDECLARED_TEST_IMPORTS = { core: ["@tunnel-sh/testing"] };
 
 const builtins = new Set(builtinModules.flatMap((name) => [name, `node:${name}`]));
-const importPattern = /(?:^|[\s;])(?:import|export)\s[^'"]*?from\s*["']([^"']+)["']|(?:^|[^.\w])import\s*\(\s*["']([^"']+)["']\s*\)|^\s*import\s*["']([^"']+)["']/gm;
+const importPattern =
+  /(?:^|[\s;])(?:import|export)\s[^'"]*?from\s*["']([^"']+)["']|(?:^|[^.\w])import\s*\(\s*["']([^"']+)["']\s*\)|^\s*import\s*["']([^"']+)["']/gm;
 
 function walk(dir, out = []) {
   if (!existsSync(dir)) return out;
@@ -88,7 +89,9 @@ for (const folder of folders) {
   for (const file of [...walk(join(packageDir, "src")), ...walk(join(packageDir, "test"))]) {
     const isTest = file.startsWith(join(packageDir, "test") + sep);
     // Examples in doc comments are not imports.
-    const text = readFileSync(file, "utf8").replace(/\/\*[\s\S]*?\*\//g, "").replace(/^\s*\/\/.*$/gm, "");
+    const text = readFileSync(file, "utf8")
+      .replace(/\/\*[\s\S]*?\*\//g, "")
+      .replace(/^\s*\/\/.*$/gm, "");
     const where = relative(root, file);
     for (const match of text.matchAll(importPattern)) {
       const specifier = match[1] ?? match[2] ?? match[3];
@@ -114,7 +117,8 @@ for (const folder of folders) {
         const may = isTest ? [...allowed, ...TEST_EXTRA] : allowed;
         if (!may.includes(other)) violations.push(`${where}: @tunnel-sh/${folder} must not import ${name}`);
         const undeclaredAllowed = isTest && (UNDECLARED_TEST_IMPORTS[folder] ?? []).includes(name);
-        if (!undeclaredAllowed && !(isTest ? devDeclared : declared).has(name)) violations.push(`${where}: imports ${name}, which package.json does not declare`);
+        if (!undeclaredAllowed && !(isTest ? devDeclared : declared).has(name))
+          violations.push(`${where}: imports ${name}, which package.json does not declare`);
         continue;
       }
       if (folder === "core" && !isTest) {

@@ -51,7 +51,10 @@ function publishablePackages() {
 
 /** The lowest Node that every package's `engines.node` (`>=X.Y[.Z]`) allows. */
 function lowestNode(packages) {
-  const ranges = new Set([JSON.parse(readFileSync(join(root, "package.json"), "utf8")).engines?.node, ...packages.map(({ manifest }) => manifest.engines?.node)]);
+  const ranges = new Set([
+    JSON.parse(readFileSync(join(root, "package.json"), "utf8")).engines?.node,
+    ...packages.map(({ manifest }) => manifest.engines?.node),
+  ]);
   if (ranges.size !== 1) throw new Error(`every package (and the root) must state one engines.node; found ${[...ranges].join(", ")}`);
   const [range] = ranges;
   const match = /^>=\s*(\d+)\.(\d+)(?:\.(\d+))?$/.exec(range ?? "");
@@ -124,7 +127,9 @@ function rootExample() {
 
 function requireEveryPackage(node, label, consumer, tarballs) {
   const script = join(consumer, "require-every-package.cjs");
-  writeFileSync(script, `"use strict";
+  writeFileSync(
+    script,
+    `"use strict";
 // CommonJS, as an application that has not moved to ES modules would load tunnel.
 for (const name of process.argv.slice(2)) {
   const exports = require(name);
@@ -132,10 +137,14 @@ for (const name of process.argv.slice(2)) {
   if (names.length === 0) throw new Error(name + " exports nothing");
   console.log(name + ": " + names.length + " exports");
 }
-`);
+`,
+  );
   const result = spawnSync(node, [script, ...tarballs.map(({ name }) => name)], { cwd: consumer, encoding: "utf8" });
   const loaded = (result.stdout.match(/ exports$/gm) ?? []).length;
-  expect(result.status === 0 && loaded === tarballs.length, `require() under Node ${label}: ${loaded} of ${tarballs.length} packages loaded\n${result.stdout}${result.stderr}`);
+  expect(
+    result.status === 0 && loaded === tarballs.length,
+    `require() under Node ${label}: ${loaded} of ${tarballs.length} packages loaded\n${result.stdout}${result.stderr}`,
+  );
   log(`require() of ${loaded}/${tarballs.length} packages from CommonJS under Node ${label}`);
 }
 
@@ -168,14 +177,11 @@ async function runRootExample(consumer, work, nodes) {
   try {
     const home = join(work, "home");
     mkdirSync(join(home, ".ssh"), { recursive: true, mode: 0o700 });
-    writeFileSync(join(home, ".ssh", "config"), [
-      "Host web-1",
-      `  HostName ${sshd.host}`,
-      `  Port ${sshd.port}`,
-      `  User ${sshd.users.sudo.name}`,
-      `  IdentityFile ${sshd.clientKeyPath}`,
-      "",
-    ].join("\n"), { mode: 0o600 });
+    writeFileSync(
+      join(home, ".ssh", "config"),
+      ["Host web-1", `  HostName ${sshd.host}`, `  Port ${sshd.port}`, `  User ${sshd.users.sudo.name}`, `  IdentityFile ${sshd.clientKeyPath}`, ""].join("\n"),
+      { mode: 0o600 },
+    );
     writeFileSync(join(home, ".ssh", "known_hosts"), `${sshd.knownHostsLine}\n`, { mode: 0o600 });
     chmodSync(join(home, ".ssh"), 0o700);
     const script = join(consumer, "readme-example.js");
@@ -202,10 +208,15 @@ async function runRootExample(consumer, work, nodes) {
         const span = spans.find((candidate) => candidate.name === name);
         expect(span?.status === "ok", `${where}: its ${name} span: ${span ? JSON.stringify(span) : "not printed"}\n${output}`);
       }
-      expect(result.stdout.split("\n").some((line) => /^\d+ /.test(line)), `${where} did not print the command's exit code:\n${output}`);
+      expect(
+        result.stdout.split("\n").some((line) => /^\d+ /.test(line)),
+        `${where} did not print the command's exit code:\n${output}`,
+      );
       const uploaded = existsSync(destination) ? readFileSync(destination) : undefined;
       expect(uploaded?.equals(upload) === true, `${where}: ${destination} ${uploaded ? "differs from ./app.tar" : "is missing"}`);
-      log(`${where} ran against sshd on port ${sshd.port}: ${ran ? "exit 0" : "FAILED"}, ${spans.length} spans, upload ${uploaded?.equals(upload) ? "verified" : "MISSING"}`);
+      log(
+        `${where} ran against sshd on port ${sshd.port}: ${ran ? "exit 0" : "FAILED"}, ${spans.length} spans, upload ${uploaded?.equals(upload) ? "verified" : "MISSING"}`,
+      );
     }
   } finally {
     rmSync(destination, { force: true });
@@ -227,7 +238,11 @@ async function main() {
     writeFileSync(join(consumer, "package.json"), JSON.stringify({ name: "tunnel-consumer", version: "1.0.0", private: true, type: "module" }, null, 2));
     const devDependencies = JSON.parse(readFileSync(join(root, "package.json"), "utf8")).devDependencies;
     const npm = ["--no-audit", "--no-fund", "--loglevel=error"];
-    run("npm", ["install", ...npm, ...tarballs.map(({ path }) => path), `typescript@${devDependencies.typescript}`, `@types/node@${devDependencies["@types/node"]}`], { cwd: consumer });
+    run(
+      "npm",
+      ["install", ...npm, ...tarballs.map(({ path }) => path), `typescript@${devDependencies.typescript}`, `@types/node@${devDependencies["@types/node"]}`],
+      { cwd: consumer },
+    );
     log(`npm installed the tarballs into ${consumer}`);
 
     const lowest = join(work, "node-lowest");
@@ -241,7 +256,10 @@ async function main() {
     requireEveryPackage(lowestNodeBinary, `${version} (the lowest engines.node allows)`, consumer, tarballs);
 
     const { examples, skipped } = completeExamples();
-    expect(examples.some((example) => example.readme === "README.md"), "the root README has no complete example");
+    expect(
+      examples.some((example) => example.readme === "README.md"),
+      "the root README has no complete example",
+    );
     typeCheck(consumer, examples);
     if (skipped.length) log(`not type-checked, for their third-party imports: ${skipped.join("; ")}`);
 

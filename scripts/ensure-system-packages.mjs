@@ -57,9 +57,7 @@ export function installed(program) {
 
 /** The packages of `SYSTEM_PACKAGES` with at least one program missing, each with only its missing programs. */
 export function missingPackages(isInstalled = installed) {
-  return SYSTEM_PACKAGES.map((pkg) => ({ ...pkg, programs: pkg.programs.filter((program) => !isInstalled(program)) })).filter(
-    (pkg) => pkg.programs.length > 0,
-  );
+  return SYSTEM_PACKAGES.map((pkg) => ({ ...pkg, programs: pkg.programs.filter((program) => !isInstalled(program)) })).filter((pkg) => pkg.programs.length > 0);
 }
 
 /** The apt-get invocations that install `names`, as argument lists. */
@@ -70,7 +68,10 @@ export function aptCommands(names) {
   ];
 }
 
-const shellLine = (names) => aptCommands(names).map((args) => args.join(" ")).join(" && ");
+const shellLine = (names) =>
+  aptCommands(names)
+    .map((args) => args.join(" "))
+    .join(" && ");
 
 /**
  * What to do about `missing` packages: nothing, install them (as root with apt-get), or stop with a message that

@@ -29,7 +29,9 @@ for (const folder of readdirSync(join(root, "packages"))) {
   for (const file of REQUIRED) if (!existsSync(join(dir, file))) problems.push(`packages/${folder}: missing ${file}`);
   for (const file of [...walk(join(dir, "src")), ...walk(join(dir, "test"))]) {
     const where = relative(root, file);
-    const name = basename(file).replace(/\.(test|integration\.test|bench)?\.?(m|c)?[jt]s$/, "").replace(/\.d$/, "");
+    const name = basename(file)
+      .replace(/\.(test|integration\.test|bench)?\.?(m|c)?[jt]s$/, "")
+      .replace(/\.d$/, "");
     if (!/^[a-z0-9]+(-[a-z0-9]+)*(\.[a-z0-9-]+)*$/.test(name)) problems.push(`${where}: file names are kebab-case`);
     const text = readFileSync(file, "utf8");
     const lines = text.split("\n");

@@ -60,7 +60,11 @@ const lines = [
   "|---|---|---|---|---|",
   ...cells.map((cell) => {
     const rows = (transport) => outcomes.filter((row) => row.server === cell.server && row.shell === cell.shell && row.transport === transport);
-    const count = new Set(rows("ssh2").concat(rows("openssh")).map((row) => row.check)).size;
+    const count = new Set(
+      rows("ssh2")
+        .concat(rows("openssh"))
+        .map((row) => row.check),
+    ).size;
     return `| ${SERVERS[cell.server] ?? cell.server} | ${SHELLS[cell.shell] ?? cell.shell} | ${cell.full ? `full (${count})` : `subset (${count})`} | ${summary(rows("ssh2"))} | ${summary(rows("openssh"))} |`;
   }),
   "",

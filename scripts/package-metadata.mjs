@@ -35,7 +35,9 @@ const PLACE_AFTER = {
 function withFields(manifest, fields) {
   // Placed fields always go to their place, so every manifest lists them in the same order.
   const placed = (key) => key in fields && key in PLACE_AFTER;
-  const entries = Object.entries(manifest).filter(([key]) => !placed(key)).map(([key, value]) => [key, key in fields ? fields[key] : value]);
+  const entries = Object.entries(manifest)
+    .filter(([key]) => !placed(key))
+    .map(([key, value]) => [key, key in fields ? fields[key] : value]);
   for (const [key, value] of Object.entries(fields)) {
     if (key in manifest && !placed(key)) continue;
     const at = entries.findIndex(([existing]) => existing === PLACE_AFTER[key]);
@@ -79,9 +81,18 @@ export function packageMetadata(root, { write }) {
   const targets = [];
   const rootPath = join(root, "package.json");
   const rootManifest = JSON.parse(readFileSync(rootPath, "utf8"));
-  targets.push({ where: "package.json", path: rootPath, manifest: rootManifest, expected: { ...rootManifest, engines: { ...rootManifest.engines, node: NODE_RANGE } } });
+  targets.push({
+    where: "package.json",
+    path: rootPath,
+    manifest: rootManifest,
+    expected: { ...rootManifest, engines: { ...rootManifest.engines, node: NODE_RANGE } },
+  });
   const packagesDir = join(root, "packages");
-  const folders = existsSync(packagesDir) ? readdirSync(packagesDir).filter((folder) => existsSync(join(packagesDir, folder, "package.json"))).sort() : [];
+  const folders = existsSync(packagesDir)
+    ? readdirSync(packagesDir)
+        .filter((folder) => existsSync(join(packagesDir, folder, "package.json")))
+        .sort()
+    : [];
   for (const folder of folders) {
     const path = join(packagesDir, folder, "package.json");
     const manifest = JSON.parse(readFileSync(path, "utf8"));
@@ -110,7 +121,10 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
   const root = resolve(process.argv[3] ?? ".");
   const problems = packageMetadata(root, { write: mode === "--write" });
   if (problems.length) {
-    console.error(`package metadata: ${problems.length} problem(s); run node scripts/package-metadata.mjs --write\n` + problems.map((problem) => `  - ${problem}`).join("\n"));
+    console.error(
+      `package metadata: ${problems.length} problem(s); run node scripts/package-metadata.mjs --write\n` +
+        problems.map((problem) => `  - ${problem}`).join("\n"),
+    );
     process.exit(1);
   }
   console.log(mode === "--write" ? "package metadata: written" : "package metadata: every package is ready to publish");

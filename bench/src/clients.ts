@@ -37,7 +37,11 @@ export interface Stack {
 }
 
 /** transport → pool → executor, as a user would wire it; `maxConcurrent` raised so the executor never queues. */
-export function makeStack(name: TransportName, server: ServerInfo, options: { pool?: Partial<PoolConfig>; sshConfig?: boolean; maxConcurrent?: number } = {}): Stack {
+export function makeStack(
+  name: TransportName,
+  server: ServerInfo,
+  options: { pool?: Partial<PoolConfig>; sshConfig?: boolean; maxConcurrent?: number } = {},
+): Stack {
   const pool = new ConnectionPool(makeTransport(name, server, options.sshConfig), { ...DefaultPoolConfig(), ...options.pool });
   const executor = new Executor(pool, DefaultExecutorConfig().with({ maxConcurrent: options.maxConcurrent ?? 64, transferTimeout: 600_000 }));
   return { pool, executor, close: () => pool.close() };
@@ -115,9 +119,13 @@ export class ControlMaster {
   }
 
   async start(): Promise<void> {
-    this.#child = spawn("ssh", [...sshOptions(this.server), "-M", "-N", "-S", this.socketPath, "-p", String(this.server.port), `${this.server.user}@${this.server.host}`], {
-      stdio: "ignore",
-    });
+    this.#child = spawn(
+      "ssh",
+      [...sshOptions(this.server), "-M", "-N", "-S", this.socketPath, "-p", String(this.server.port), `${this.server.user}@${this.server.host}`],
+      {
+        stdio: "ignore",
+      },
+    );
     const deadline = Date.now() + 20_000;
     while ((await run("ssh", ["-S", this.socketPath, "-O", "check", "x"])).code !== 0) {
       if (Date.now() > deadline) throw new Error("the ControlMaster did not come up");

@@ -37,16 +37,46 @@ export function checkGoals(rows: readonly Row[]): Goal[] {
   const times = (value: number) => `${value.toFixed(2)}×`;
   const wall = (name: string) => name.endsWith("wall time");
   const cpu = (name: string) => name.endsWith("CPU time");
-  atMost("exec on an open connection, tunnel ssh2 wall ÷ raw ssh2 (noDelay)", ratio(rows, EXEC, wall, "tunnel executor (ssh2)", "raw ssh2 (noDelay)"), 1.1, times, "≤ 1.10×");
-  atMost("exec on an open connection, tunnel ssh2 CPU ÷ raw ssh2 (noDelay)", ratio(rows, EXEC, cpu, "tunnel executor (ssh2)", "raw ssh2 (noDelay)"), 1.3, times, "≤ 1.30×");
-  atMost("exec on an open connection, tunnel openssh wall ÷ ssh -S", ratio(rows, EXEC, wall, "tunnel executor (openssh)", "ssh -S (ControlMaster)"), 1.05, times, "≤ 1.05×");
+  atMost(
+    "exec on an open connection, tunnel ssh2 wall ÷ raw ssh2 (noDelay)",
+    ratio(rows, EXEC, wall, "tunnel executor (ssh2)", "raw ssh2 (noDelay)"),
+    1.1,
+    times,
+    "≤ 1.10×",
+  );
+  atMost(
+    "exec on an open connection, tunnel ssh2 CPU ÷ raw ssh2 (noDelay)",
+    ratio(rows, EXEC, cpu, "tunnel executor (ssh2)", "raw ssh2 (noDelay)"),
+    1.3,
+    times,
+    "≤ 1.30×",
+  );
+  atMost(
+    "exec on an open connection, tunnel openssh wall ÷ ssh -S",
+    ratio(rows, EXEC, wall, "tunnel executor (openssh)", "ssh -S (ControlMaster)"),
+    1.05,
+    times,
+    "≤ 1.05×",
+  );
   for (const transport of ["ssh2", "openssh"]) {
     for (const direction of ["upload", "download"]) {
       const matchCase = (name: string) => name.startsWith(`${direction} `);
-      atLeast(`${direction}, tunnel ${transport} ÷ scp`, ratio(rows, TRANSFER, matchCase, `tunnel executor (${transport})`, "scp (new connection)"), 2, times, "≥ 2.00×");
+      atLeast(
+        `${direction}, tunnel ${transport} ÷ scp`,
+        ratio(rows, TRANSFER, matchCase, `tunnel executor (${transport})`, "scp (new connection)"),
+        2,
+        times,
+        "≥ 2.00×",
+      );
       // Rates: the time verification adds is plain rate ÷ verified rate − 1.
       const verified = ratio(rows, TRANSFER, matchCase, `tunnel executor (${transport})`, `tunnel executor (${transport}, verify sha256)`);
-      atMost(`${direction}, time sha256 verification adds (tunnel ${transport})`, verified === undefined ? undefined : verified - 1, 0.1, (value) => `${(value * 100).toFixed(0)}%`, "≤ 10%");
+      atMost(
+        `${direction}, time sha256 verification adds (tunnel ${transport})`,
+        verified === undefined ? undefined : verified - 1,
+        0.1,
+        (value) => `${(value * 100).toFixed(0)}%`,
+        "≤ 10%",
+      );
     }
   }
   for (const transport of ["ssh2", "openssh"]) {

@@ -54,7 +54,13 @@ function parseArguments(argv: readonly string[]): BenchOptions & { child?: strin
   }
   const known = new Set(SECTIONS.map(([name]) => name));
   for (const name of only) if (!known.has(name)) throw new Error(`unknown section ${name}; sections: ${[...known].join(", ")}`);
-  return { quick, only, ...(child !== undefined ? { child } : {}), ...(queueWorker !== undefined ? { queueWorker } : {}), ...(out !== undefined ? { out } : {}) };
+  return {
+    quick,
+    only,
+    ...(child !== undefined ? { child } : {}),
+    ...(queueWorker !== undefined ? { queueWorker } : {}),
+    ...(out !== undefined ? { out } : {}),
+  };
 }
 
 async function main(): Promise<void> {

@@ -86,7 +86,7 @@ describe.each(TRANSPORTS)("Executor over %s on a real sshd", (transportName) => 
       env,
     });
     expect(result.stdout.split("\0").slice(0, -1)).toEqual(AWKWARD);
-    const script = await stack.executor.runScript({ ...plain(), content: "#!/bin/sh\nfor a in \"$@\"; do printf '%s\\0' \"$a\"; done\n", args: AWKWARD });
+    const script = await stack.executor.runScript({ ...plain(), content: '#!/bin/sh\nfor a in "$@"; do printf \'%s\\0\' "$a"; done\n', args: AWKWARD });
     expect(script.stdout.split("\0").slice(0, -1)).toEqual(AWKWARD);
   });
 
@@ -210,7 +210,7 @@ describe.each(TRANSPORTS)("Executor over %s on a real sshd", (transportName) => 
     it("runs a deployment-style script with sudo and env", async () => {
       const result = await sudoStack.executor.runScript({
         ...sudoer(),
-        content: "#!/bin/bash\nset -euo pipefail\necho \"deploying $APP_VERSION as $(id -un) in $PWD\"\n",
+        content: '#!/bin/bash\nset -euo pipefail\necho "deploying $APP_VERSION as $(id -un) in $PWD"\n',
         env: { APP_VERSION: "1.2.3" },
         workingDir: "/tmp",
         sudo: true,

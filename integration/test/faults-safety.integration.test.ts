@@ -109,13 +109,22 @@ describe.each(TRANSPORTS)("safety cases over %s", (transportName) => {
 
   it("pty: true on a server with PermitTTY no", async () => {
     const target = { host: noTty.host, port: noTty.port, user: noTty.users.plain.name };
-    record("pty: true on a server with PermitTTY no", await measure(noTtyStack.executor, () => noTtyStack.executor.runCommand({ ...target, cmd: "true", pty: true })));
+    record(
+      "pty: true on a server with PermitTTY no",
+      await measure(noTtyStack.executor, () => noTtyStack.executor.runCommand({ ...target, cmd: "true", pty: true })),
+    );
   });
 
   it("inputs past the command line limit and not valid Unicode", async () => {
     const target = { host: sshd.host, port: sshd.port, user: sshd.users.plain.name };
-    record("env value of 300 KiB", await measure(stack.executor, () => stack.executor.runCommand({ ...target, cmd: "true", env: { BIG: "x".repeat(300 * 1024) } })));
-    record("env value with a lone surrogate", await measure(stack.executor, () => stack.executor.runCommand({ ...target, cmd: "true", env: { BAD: "a\uD800b" } })));
+    record(
+      "env value of 300 KiB",
+      await measure(stack.executor, () => stack.executor.runCommand({ ...target, cmd: "true", env: { BIG: "x".repeat(300 * 1024) } })),
+    );
+    record(
+      "env value with a lone surrogate",
+      await measure(stack.executor, () => stack.executor.runCommand({ ...target, cmd: "true", env: { BAD: "a\uD800b" } })),
+    );
   });
 
   it("a file name of 255 bytes", async () => {
@@ -124,7 +133,9 @@ describe.each(TRANSPORTS)("safety cases over %s", (transportName) => {
     await writeFile(join(local, name), "long name\n");
     record(
       "upload of a file named with 255 bytes",
-      await measure(stack.executor, () => stack.executor.transferFile({ ...target, direction: "upload", source: join(local, name), destination: `${remote}/${name}`, verify: "sha256" })),
+      await measure(stack.executor, () =>
+        stack.executor.transferFile({ ...target, direction: "upload", source: join(local, name), destination: `${remote}/${name}`, verify: "sha256" }),
+      ),
     );
   });
 

@@ -273,7 +273,10 @@ describe.each(TRANSPORTS)("faults over %s", (name) => {
   it("connect timeout (SYN dropped in a network namespace): a retryable CONNECT per attempt; recovers once the rule is gone", async () => {
     const stack = stackFor(lab, { transport: { readyTimeout: READY_TIMEOUT } });
     await lab.dropAll();
-    const observed = record("connect timeout (SYN dropped, readyTimeout 1.5 s)", await measure(stack, () => stack.executor.runCommand({ ...inLab(), cmd: "true" })));
+    const observed = record(
+      "connect timeout (SYN dropped, readyTimeout 1.5 s)",
+      await measure(stack, () => stack.executor.runCommand({ ...inLab(), cmd: "true" })),
+    );
     expect(observed).toMatchObject({ code: "RETRIES_EXHAUSTED", lastAttempt: "CONNECT", attempts: 3 });
     expect(await lab.dropped()).toBeGreaterThan(0);
     await lab.clear();
@@ -330,7 +333,10 @@ describe.each(TRANSPORTS)("faults over %s", (name) => {
 
   it("DNS failure (no-such-host.invalid): a CONNECT error within seconds; the same executor still reaches a good host", async () => {
     const stack = stackFor(sshd);
-    const observed = record("DNS failure (no-such-host.invalid)", await measure(stack, () => stack.executor.runCommand({ host: "no-such-host.invalid", user: user(), cmd: "true" })));
+    const observed = record(
+      "DNS failure (no-such-host.invalid)",
+      await measure(stack, () => stack.executor.runCommand({ host: "no-such-host.invalid", user: user(), cmd: "true" })),
+    );
     expect(["CONNECT", "RETRIES_EXHAUSTED"]).toContain(observed.code);
     await recovers(stack, direct());
   });
@@ -338,7 +344,10 @@ describe.each(TRANSPORTS)("faults over %s", (name) => {
   it("connection refused (a closed loopback port): retried, then RETRIES_EXHAUSTED; the same executor still reaches a good host", async () => {
     const stack = stackFor(sshd);
     const port = await freePort();
-    const observed = record("connection refused (closed port)", await measure(stack, () => stack.executor.runCommand({ host: "127.0.0.1", port, user: user(), cmd: "true" })));
+    const observed = record(
+      "connection refused (closed port)",
+      await measure(stack, () => stack.executor.runCommand({ host: "127.0.0.1", port, user: user(), cmd: "true" })),
+    );
     expect(observed).toMatchObject({ code: "RETRIES_EXHAUSTED", lastAttempt: "CONNECT", attempts: 3 });
     await recovers(stack, direct());
   });

@@ -71,7 +71,12 @@ describe("Fleet over the Executor with a FakeTransport", () => {
       }
       const report = await run;
       expect(report).toMatchObject({ aborted: true, cancelled: 2, skipped: 2 });
-      expect(transport.calls.filter((call) => call.type === "kill").map((call) => call.target.host).sort()).toEqual(["a", "b"]);
+      expect(
+        transport.calls
+          .filter((call) => call.type === "kill")
+          .map((call) => call.target.host)
+          .sort(),
+      ).toEqual(["a", "b"]);
       expect(events.filter((event) => event.type === "started").map((event) => event.type === "started" && event.host)).toEqual(["@a:", "@b:"]);
     } finally {
       await close();

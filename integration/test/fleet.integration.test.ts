@@ -65,7 +65,10 @@ describe.each(TRANSPORTS)("Fleet over %s on host aliases of a real sshd", (trans
       join(folder, "ssh_config"),
       `Host fleet-down\n  HostName 127.0.0.1\n  Port ${closedPort}\n  User ${user}\n\nHost fleet-*\n  HostName 127.0.0.1\n  Port ${sshd.port}\n  User ${user}\n`,
     );
-    await writeFile(join(folder, "known_hosts"), ALIASES.map((alias) => `[${alias}]:${sshd.port} ${sshd.hostPublicKey}\n`).join("") + `${sshd.knownHostsLine}\n`);
+    await writeFile(
+      join(folder, "known_hosts"),
+      ALIASES.map((alias) => `[${alias}]:${sshd.port} ${sshd.hostPublicKey}\n`).join("") + `${sshd.knownHostsLine}\n`,
+    );
   });
   afterAll(async () => {
     await Promise.all(pools.map((pool) => pool.close()));
@@ -87,7 +90,11 @@ describe.each(TRANSPORTS)("Fleet over %s on host aliases of a real sshd", (trans
     for (const host of report.hosts) expect(host.result?.stdout).toBe(`hello from ${host.name} as ${sshd.users.plain.name}\n`);
     const output = events.filter((event) => event.type === "output").map((event) => `${event.host}:${event.text}`);
     expect(output.sort()).toEqual(ALIASES.map((alias) => `${alias}:hello from ${alias} as ${sshd.users.plain.name}\n`).sort());
-    expect(events.filter((event) => event.type === "batch").map((event) => event.hosts)).toEqual([["fleet-1"], ["fleet-2", "fleet-3", "fleet-4"], ["fleet-5", "fleet-6"]]);
+    expect(events.filter((event) => event.type === "batch").map((event) => event.hosts)).toEqual([
+      ["fleet-1"],
+      ["fleet-2", "fleet-3", "fleet-4"],
+      ["fleet-5", "fleet-6"],
+    ]);
   });
 
   it("stops starting hosts once the failure budget is spent", async () => {

@@ -59,12 +59,12 @@ const badUser = fc.oneof(
   fc.constant("u".repeat(257)),
   notString,
 );
-const badTimeout = fc.oneof(
-  fc.constantFrom(0, -1, Number.NaN, Number.POSITIVE_INFINITY, 2 ** 31, "1000"),
-  fc.double({ max: 0, noNaN: true }),
-);
+const badTimeout = fc.oneof(fc.constantFrom(0, -1, Number.NaN, Number.POSITIVE_INFINITY, 2 ** 31, "1000"), fc.double({ max: 0, noNaN: true }));
 const badEnv = fc.oneof(
-  fc.string().filter((name) => !/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)).map((name) => ({ [name]: "value" })),
+  fc
+    .string()
+    .filter((name) => !/^[A-Za-z_][A-Za-z0-9_]*$/.test(name))
+    .map((name) => ({ [name]: "value" })),
   withNul.map((value) => ({ GOOD_NAME: value })),
   notString.filter((value) => value !== null).map((value) => ({ GOOD_NAME: value })),
   fc.constantFrom("A=B", 5, [], null).map((value) => value),
@@ -73,7 +73,10 @@ const badSudo = fc.oneof(
   fc.constantFrom("yes", 1, [], null),
   fc.constant({ password: "" }),
   fc.tuple(fc.string(), fc.constantFrom("\n", "\r", "\0"), fc.string()).map(([a, c, b]) => ({ password: `pw${a}${c}${b}` })),
-  fc.string().filter((name) => !/^[A-Za-z_][A-Za-z0-9_.-]*\$?$/.test(name) && !/^#?[0-9]+$/.test(name)).map((user) => ({ user })),
+  fc
+    .string()
+    .filter((name) => !/^[A-Za-z_][A-Za-z0-9_.-]*\$?$/.test(name) && !/^#?[0-9]+$/.test(name))
+    .map((user) => ({ user })),
 );
 const badPath = fc.oneof(fc.constant(""), withNul, notString);
 const badMaxOutput = fc.constantFrom(-1, 1.5, Number.NaN, Number.POSITIVE_INFINITY, "10");
@@ -100,7 +103,13 @@ const scriptMutation: fc.Arbitrary<Mutation> = fc.oneof(
   badUser.map((value) => ["user", value] as const),
   fc.oneof(fc.constantFrom("", " \n "), notString).map((value) => ["content", value] as const),
   fc.oneof(fc.constantFrom("", "/", "python -u", "/usr/bin/py thon", "'sh'", "-sh", "..", "sh;id"), withNul).map((value) => ["interpreter", value] as const),
-  fc.oneof(notString.filter((value) => !Array.isArray(value)), fc.array(notString, { minLength: 1 }), withNul.map((arg) => ["ok", arg])).map((value) => ["args", value] as const),
+  fc
+    .oneof(
+      notString.filter((value) => !Array.isArray(value)),
+      fc.array(notString, { minLength: 1 }),
+      withNul.map((arg) => ["ok", arg]),
+    )
+    .map((value) => ["args", value] as const),
   badEnv.map((value) => ["env", value] as const),
   badTimeout.map((value) => ["timeout", value] as const),
   badSudo.map((value) => ["sudo", value] as const),
@@ -112,8 +121,14 @@ const transferMutation: fc.Arbitrary<Mutation> = fc.oneof(
   badPath.map((value) => ["destination", value] as const),
   fc.oneof(fc.constantFrom("up", "sideways", "", "UPLOAD"), notString).map((value) => ["direction", value] as const),
   fc.oneof(fc.constantFrom("0999", "abc", "rwx", "010000", "0o8", "", "-755"), fc.constantFrom(-1, 0o10000, 1.5)).map((value) => ["mode", value] as const),
-  fc.string().filter((name) => !/^[A-Za-z_][A-Za-z0-9_.-]*\$?$/.test(name) && !/^[0-9]+$/.test(name)).map((value) => ["owner", value] as const),
-  fc.string().filter((name) => !/^[A-Za-z_][A-Za-z0-9_.-]*\$?$/.test(name) && !/^[0-9]+$/.test(name)).map((value) => ["group", value] as const),
+  fc
+    .string()
+    .filter((name) => !/^[A-Za-z_][A-Za-z0-9_.-]*\$?$/.test(name) && !/^[0-9]+$/.test(name))
+    .map((value) => ["owner", value] as const),
+  fc
+    .string()
+    .filter((name) => !/^[A-Za-z_][A-Za-z0-9_.-]*\$?$/.test(name) && !/^[0-9]+$/.test(name))
+    .map((value) => ["group", value] as const),
   fc.constantFrom("always", "", 1).map((value) => ["overwrite", value] as const),
   fc.constantFrom("md5", true, "SHA256").map((value) => ["verify", value] as const),
   fc.constantFrom("yes", 1).map((value) => ["recursive", value] as const),
@@ -171,7 +186,7 @@ describe("invalid requests are rejected before any I/O", () => {
 
   it("any value at all that is not a request (including objects missing host or cmd)", async () => {
     await fc.assert(
-      fc.asyncProperty(fc.anything(), fc.constantFrom("runCommand", "runScript", "transferFile") , async (value, method) => {
+      fc.asyncProperty(fc.anything(), fc.constantFrom("runCommand", "runScript", "transferFile"), async (value, method) => {
         fc.pre(!(typeof value === "object" && value !== null && "host" in value));
         await rejectsBeforeIo((executor) => (executor[method] as (request: unknown) => Promise<unknown>).call(executor, value));
       }),
@@ -187,7 +202,15 @@ describe("invalid requests are rejected before any I/O", () => {
         const error = await recording.executor.runCommand(request).catch((caught: unknown) => caught);
         expect(error).toBeInstanceOf(ValidationError);
         const fields = mutations.map(([field]) => field);
-        expect(fields.some((field) => (error as ValidationError).field === field || (error as ValidationError).field.startsWith(`${field}.`) || (error as ValidationError).field.startsWith(`${field}[`) || ((error as ValidationError).field === "env" && field === "env"))).toBe(true);
+        expect(
+          fields.some(
+            (field) =>
+              (error as ValidationError).field === field ||
+              (error as ValidationError).field.startsWith(`${field}.`) ||
+              (error as ValidationError).field.startsWith(`${field}[`) ||
+              ((error as ValidationError).field === "env" && field === "env"),
+          ),
+        ).toBe(true);
         expect(recording.transport.calls).toEqual([]);
         await recording.pool.close();
       }),
@@ -198,16 +221,50 @@ describe("invalid requests are rejected before any I/O", () => {
 
 /** Strings meant to break quoting: shell syntax, control characters, Unicode, leading dashes. (No NUL: no shell word holds one.) */
 const awkwardChar = fc.oneof(
-  fc.constantFrom("'", '"', "$", "`", "\\", "\n", "\t", " ", "\r", "*", "?", "[", "]", "~", "!", ";", "&", "|", "<", ">", "(", ")", "{", "}", "#", "-", "=", "%", "\u001b", "\u007f", "é", "日", "✓", "\u{1f600}", "\u200b"),
+  fc.constantFrom(
+    "'",
+    '"',
+    "$",
+    "`",
+    "\\",
+    "\n",
+    "\t",
+    " ",
+    "\r",
+    "*",
+    "?",
+    "[",
+    "]",
+    "~",
+    "!",
+    ";",
+    "&",
+    "|",
+    "<",
+    ">",
+    "(",
+    ")",
+    "{",
+    "}",
+    "#",
+    "-",
+    "=",
+    "%",
+    "\u001b",
+    "\u007f",
+    "é",
+    "日",
+    "✓",
+    "\u{1f600}",
+    "\u200b",
+  ),
   fc.string({ unit: "grapheme-ascii", minLength: 1, maxLength: 1 }),
 );
 const awkward = fc.oneof(
   fc.string({ unit: awkwardChar, maxLength: 24 }),
   fc.constantFrom("", "--", "-n", "-e", "$(id)", "${HOME}", "`id`", "'; rm -rf ~; '", "\\", "a\nb", "*"),
 );
-const dirName = fc
-  .string({ unit: awkwardChar, minLength: 1, maxLength: 16 })
-  .filter((name) => name !== "." && name !== ".." && !name.includes("/"));
+const dirName = fc.string({ unit: awkwardChar, minLength: 1, maxLength: 16 }).filter((name) => name !== "." && name !== ".." && !name.includes("/"));
 
 describe.each(TRANSPORTS)("awkward but valid strings arrive exactly over %s on a real sshd", (name) => {
   let sshd: Sshd;

@@ -58,7 +58,13 @@ describe.each(TRANSPORTS)("long file names over %s", (transportName) => {
       expect(up).toMatchObject({ files: 1, verified: true });
       const back = join(local, "back");
       await mkdir(back, { recursive: true });
-      const down = await stack.executor.transferFile({ ...target(), direction: "download", source: `${remote}/${name}`, destination: join(back, name), verify: "sha256" });
+      const down = await stack.executor.transferFile({
+        ...target(),
+        direction: "download",
+        source: `${remote}/${name}`,
+        destination: join(back, name),
+        verify: "sha256",
+      });
       expect(down).toMatchObject({ files: 1, verified: true });
       expect(await readFile(join(back, name), "utf8")).toBe(`payload ${index}\n`);
     }

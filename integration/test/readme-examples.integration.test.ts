@@ -35,7 +35,10 @@ describe.each(TRANSPORTS)("README examples over %s", (transportName) => {
     const body = examples.get(name);
     if (!body) throw new Error(`the README has no example "${name}"`);
     const file = join(work, `${name}.ts`);
-    await writeFile(file, `export default async function ({ executor, Fleet, host, user, port, localFile, console }) {\n${body}\nreturn typeof result !== "undefined" ? result : typeof transfer !== "undefined" ? transfer : undefined;\n}\n`);
+    await writeFile(
+      file,
+      `export default async function ({ executor, Fleet, host, user, port, localFile, console }) {\n${body}\nreturn typeof result !== "undefined" ? result : typeof transfer !== "undefined" ? transfer : undefined;\n}\n`,
+    );
     const module = (await import(file)) as { default: (scope: Record<string, unknown>) => Promise<unknown> };
     return module.default({
       executor: stack.executor,

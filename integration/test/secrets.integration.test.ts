@@ -142,7 +142,9 @@ describe.each(TRANSPORTS)("secrets over %s", (name) => {
       // Password login: a command, a script, an upload.
       await settle(passwordStack.executor.runCommand({ ...plain, cmd: "echo login-ok" }));
       await settle(passwordStack.executor.runScript({ ...plain, content: "#!/bin/sh\necho script-ok" }));
-      await settle(passwordStack.executor.transferFile({ ...plain, direction: "upload", source: local, destination: `/tmp/tunnel-secrets-${name}-${process.pid}.txt` }));
+      await settle(
+        passwordStack.executor.transferFile({ ...plain, direction: "upload", source: local, destination: `/tmp/tunnel-secrets-${name}-${process.pid}.txt` }),
+      );
       // A wrong login password.
       await settle(wrongLoginStack.executor.runCommand({ ...plain, cmd: "true" }));
       // sudo with its password: a command, a script, a transfer owned through sudo, a timeout under sudo (its
@@ -188,7 +190,12 @@ describe.each(TRANSPORTS)("secrets over %s", (name) => {
       json,
       pretty,
       recorded: JSON.stringify(
-        recording.spans.map((span) => ({ name: span.name, attributes: span.attributes, events: span.events, errors: span.errors.map((error) => describeError(error)) })),
+        recording.spans.map((span) => ({
+          name: span.name,
+          attributes: span.attributes,
+          events: span.events,
+          errors: span.errors.map((error) => describeError(error)),
+        })),
       ),
       outcomes: outcomes.map((outcome) => (outcome instanceof Error ? describeError(outcome) : JSON.stringify(outcome))).join("\n"),
     };

@@ -270,71 +270,79 @@ describe.each(TRANSPORTS)(`soak over %s (TUNNEL_SOAK_SEED=${SEED})`, (name) => {
     if (remote) await rm(remote, { recursive: true, force: true });
   });
 
-  it("mixed operations under random resets and session kills: all settle, nothing leaks, the process exits by itself", async () => {
-    const plan = PLAN[name];
-    const planned = planFaults(name, SEED);
-    if (!process.env.TUNNEL_SOAK_ALLOW_STALE) expect(staleBuilds(), "dist/ older than src/: run `pnpm build` before the soak").toEqual([]);
-    const user = sshd.users.plain.name;
-    const child = await runChild({
-      TUNNEL_SOAK: JSON.stringify({
-        transport: name,
-        port: sshd.port,
-        user,
-        clientKeyPath: sshd.clientKeyPath,
-        hostPublicKey: sshd.hostPublicKey,
-        sshdPid: sshd.pid,
-        scratch,
-        remote,
-        operations: plan.operations,
-        concurrency: CONCURRENCY,
-        seed: SEED,
-        faults: planned,
-      }),
-    });
-    expect(child, child.stderr.slice(0, 2_000)).toMatchObject({ code: 0, signal: null });
-    const report = JSON.parse(child.stdout.trim().split("\n").pop() ?? "{}") as {
-      operations: number;
-      pending: number;
-      outcomes: Record<string, number>;
-      unexpected: unknown[];
-      unexpectedCount: number;
-      faults: { reset: number; kill: number; deferred: number };
-      busyChannels: number;
-      waiting: number;
-      stateAfterClose: string;
-      connectionsAfterClose: number;
-      resources: string[];
-      children: unknown[];
-      heapWarm: number;
-      heapEnd: number;
-      durationMs: number;
-    };
-    console.log(`soak ${name} (TUNNEL_SOAK_SEED=${SEED}): ${JSON.stringify({ ...report, resources: report.resources, unexpected: report.unexpected.slice(0, 3) })}`);
-    expect(report.operations).toBe(plan.operations);
-    expect(report.pending).toBe(0);
-    expect(report.unexpected).toEqual([]);
-    expect(report.faults).toMatchObject({
-      reset: planned.filter((fault) => fault.kind === "reset").length,
-      kill: planned.filter((fault) => fault.kind === "kill").length,
-    });
-    const succeeded = Object.entries(report.outcomes).filter(([key]) => key.endsWith(":ok")).reduce((sum, [, count]) => sum + count, 0);
-    expect(succeeded).toBeGreaterThan(report.operations * 0.5);
-    expect(report).toMatchObject({ busyChannels: 0, waiting: 0, stateAfterClose: "closed", connectionsAfterClose: 0, children: [] });
-    // The soak process's own stdout and stderr are pipes (two PipeWrap); anything more is a leak.
-    const resources = [...report.resources];
-    for (const stdio of ["PipeWrap", "PipeWrap"]) resources.splice(resources.indexOf(stdio), resources.includes(stdio) ? 1 : 0);
-    expect(resources.filter((resource) => /TCP|Pipe|Process|Timeout|Immediate/.test(resource))).toEqual([]);
-    expect(report.heapEnd - report.heapWarm).toBeLessThan(HEAP_GROWTH_LIMIT);
+  it(
+    "mixed operations under random resets and session kills: all settle, nothing leaks, the process exits by itself",
+    async () => {
+      const plan = PLAN[name];
+      const planned = planFaults(name, SEED);
+      if (!process.env.TUNNEL_SOAK_ALLOW_STALE) expect(staleBuilds(), "dist/ older than src/: run `pnpm build` before the soak").toEqual([]);
+      const user = sshd.users.plain.name;
+      const child = await runChild({
+        TUNNEL_SOAK: JSON.stringify({
+          transport: name,
+          port: sshd.port,
+          user,
+          clientKeyPath: sshd.clientKeyPath,
+          hostPublicKey: sshd.hostPublicKey,
+          sshdPid: sshd.pid,
+          scratch,
+          remote,
+          operations: plan.operations,
+          concurrency: CONCURRENCY,
+          seed: SEED,
+          faults: planned,
+        }),
+      });
+      expect(child, child.stderr.slice(0, 2_000)).toMatchObject({ code: 0, signal: null });
+      const report = JSON.parse(child.stdout.trim().split("\n").pop() ?? "{}") as {
+        operations: number;
+        pending: number;
+        outcomes: Record<string, number>;
+        unexpected: unknown[];
+        unexpectedCount: number;
+        faults: { reset: number; kill: number; deferred: number };
+        busyChannels: number;
+        waiting: number;
+        stateAfterClose: string;
+        connectionsAfterClose: number;
+        resources: string[];
+        children: unknown[];
+        heapWarm: number;
+        heapEnd: number;
+        durationMs: number;
+      };
+      console.log(
+        `soak ${name} (TUNNEL_SOAK_SEED=${SEED}): ${JSON.stringify({ ...report, resources: report.resources, unexpected: report.unexpected.slice(0, 3) })}`,
+      );
+      expect(report.operations).toBe(plan.operations);
+      expect(report.pending).toBe(0);
+      expect(report.unexpected).toEqual([]);
+      expect(report.faults).toMatchObject({
+        reset: planned.filter((fault) => fault.kind === "reset").length,
+        kill: planned.filter((fault) => fault.kind === "kill").length,
+      });
+      const succeeded = Object.entries(report.outcomes)
+        .filter(([key]) => key.endsWith(":ok"))
+        .reduce((sum, [, count]) => sum + count, 0);
+      expect(succeeded).toBeGreaterThan(report.operations * 0.5);
+      expect(report).toMatchObject({ busyChannels: 0, waiting: 0, stateAfterClose: "closed", connectionsAfterClose: 0, children: [] });
+      // The soak process's own stdout and stderr are pipes (two PipeWrap); anything more is a leak.
+      const resources = [...report.resources];
+      for (const stdio of ["PipeWrap", "PipeWrap"]) resources.splice(resources.indexOf(stdio), resources.includes(stdio) ? 1 : 0);
+      expect(resources.filter((resource) => /TCP|Pipe|Process|Timeout|Immediate/.test(resource))).toEqual([]);
+      expect(report.heapEnd - report.heapWarm).toBeLessThan(HEAP_GROWTH_LIMIT);
 
-    // On the server: nothing of the test user's still running under this sshd, no script folder, no temp file.
-    expect(await eventually(() => remoteCommandsUnder(sshd.pid, user).length === 0, 10_000)).toBe(true);
-    // Scripts ran with TMPDIR=remote, so their folders (tunnel-script.*) and the uploads' temp files would be here.
-    // A cut can race the server: a shell or sftp-server of the dead connection that has not yet noticed the cut may
-    // create a script folder or temp file after the cleanup (run over a new connection) removed it. That leaves a
-    // rare straggler, never a systematic leak: at most 1 per 200 operations (a leak without the cleanup is ~1 in 10).
-    const leftovers = (await readdir(remote)).filter((entry) => !/^(up-\d+|source)\.bin$/.test(entry));
-    expect(leftovers.length, leftovers.join(", ")).toBeLessThanOrEqual(Math.ceil(report.operations / 200));
-    // Node warns on stderr when it has to close a leaked file handle at garbage collection: nothing may leak so.
-    expect(child.stderr).toBe("");
-  }, CHILD_DEADLINE_MS + 30_000);
+      // On the server: nothing of the test user's still running under this sshd, no script folder, no temp file.
+      expect(await eventually(() => remoteCommandsUnder(sshd.pid, user).length === 0, 10_000)).toBe(true);
+      // Scripts ran with TMPDIR=remote, so their folders (tunnel-script.*) and the uploads' temp files would be here.
+      // A cut can race the server: a shell or sftp-server of the dead connection that has not yet noticed the cut may
+      // create a script folder or temp file after the cleanup (run over a new connection) removed it. That leaves a
+      // rare straggler, never a systematic leak: at most 1 per 200 operations (a leak without the cleanup is ~1 in 10).
+      const leftovers = (await readdir(remote)).filter((entry) => !/^(up-\d+|source)\.bin$/.test(entry));
+      expect(leftovers.length, leftovers.join(", ")).toBeLessThanOrEqual(Math.ceil(report.operations / 200));
+      // Node warns on stderr when it has to close a leaked file handle at garbage collection: nothing may leak so.
+      expect(child.stderr).toBe("");
+    },
+    CHILD_DEADLINE_MS + 30_000,
+  );
 });

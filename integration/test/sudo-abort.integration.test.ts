@@ -98,10 +98,13 @@ describe.each(TRANSPORTS)("sudo cancelled during the prompt phase over %s", (tra
         ...(byTimeout ? { timeout: Math.max(1, delay) } : { signal: controller.signal }),
       });
       // For a timeout this timer is due with the executor's own and fires after it: a moment at or after the stop.
-      setTimeout(() => {
-        stoppedAt = Date.now();
-        if (!byTimeout) controller.abort();
-      }, byTimeout ? Math.max(1, delay) : delay);
+      setTimeout(
+        () => {
+          stoppedAt = Date.now();
+          if (!byTimeout) controller.abort();
+        },
+        byTimeout ? Math.max(1, delay) : delay,
+      );
       const error = await running.catch((caught: unknown) => caught);
       expect(error).toBeInstanceOf(byTimeout ? TimeoutError : AbortError);
       const gone = await eventually(async () => (await processesWith(target.user, tag)).length === 0, 2_000);

@@ -20,7 +20,9 @@ const CONCURRENCY = 8;
 /** Temp files and script folders anywhere under `folder`. */
 async function leftovers(folder: string): Promise<string[]> {
   const entries = await readdir(folder, { recursive: true, withFileTypes: true });
-  return entries.filter((entry) => entry.name.includes(".tunnel-") || entry.name.endsWith(".part") || entry.name.startsWith("tunnel-script.")).map((entry) => entry.name);
+  return entries
+    .filter((entry) => entry.name.includes(".tunnel-") || entry.name.endsWith(".part") || entry.name.startsWith("tunnel-script."))
+    .map((entry) => entry.name);
 }
 
 describe.each(TRANSPORTS)("temp files under session kills and resets over %s", (transportName) => {
@@ -46,9 +48,13 @@ describe.each(TRANSPORTS)("temp files under session kills and resets over %s", (
   });
 
   it(`${OPERATIONS} uploads and scripts leave 0 temp files and 0 script folders`, { timeout: 300_000 }, async () => {
-    const stack = makeStack(transportName, { clientKeyPath: sshd.clientKeyPath, knownHostsPath: knownHosts }, {
-      executor: testExecutorConfig().with({ retryBackoff: 50, maxRetryDelay: 200, breaker: { failureThreshold: 100_000, cooldown: 1_000 } }),
-    });
+    const stack = makeStack(
+      transportName,
+      { clientKeyPath: sshd.clientKeyPath, knownHostsPath: knownHosts },
+      {
+        executor: testExecutorConfig().with({ retryBackoff: 50, maxRetryDelay: 200, breaker: { failureThreshold: 100_000, cooldown: 1_000 } }),
+      },
+    );
     const target = { host: proxy.host, port: proxy.port, user: sshd.users.plain.name };
     await stack.executor.runCommand({ ...target, cmd: `rm -rf ${remote} && mkdir -p ${remote}/scripts` });
     const faults = { kills: 0, resets: 0 };
@@ -77,10 +83,28 @@ describe.each(TRANSPORTS)("temp files under session kills and resets over %s", (
         const index = next++;
         const operation =
           index % 2 === 0
-            ? stack.executor.transferFile({ ...target, direction: "upload", source: join(local, `file-${index % 4}.bin`), destination: `${remote}/up-${index}.bin`, ...(index % 4 === 0 ? { verify: "sha256" as const } : {}) })
-            : stack.executor.runScript({ ...target, content: `#!/bin/sh\necho "s$1"\nsleep 0.0${index % 10}`, args: [String(index)], env: { TMPDIR: `${remote}/scripts` }, timeout: 20_000 });
+            ? stack.executor.transferFile({
+                ...target,
+                direction: "upload",
+                source: join(local, `file-${index % 4}.bin`),
+                destination: `${remote}/up-${index}.bin`,
+                ...(index % 4 === 0 ? { verify: "sha256" as const } : {}),
+              })
+            : stack.executor.runScript({
+                ...target,
+                content: `#!/bin/sh\necho "s$1"\nsleep 0.0${index % 10}`,
+                args: [String(index)],
+                env: { TMPDIR: `${remote}/scripts` },
+                timeout: 20_000,
+              });
         const faulted = index % 3 === 0 ? fault(index) : Promise.resolve();
-        if (await operation.then(() => true, () => false)) succeeded++;
+        if (
+          await operation.then(
+            () => true,
+            () => false,
+          )
+        )
+          succeeded++;
         await faulted;
       }
     };

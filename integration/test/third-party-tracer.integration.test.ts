@@ -79,7 +79,16 @@ describe.each(TRANSPORTS)("a tracer written from the contract alone, over %s", (
     // The password is on the command line too, so the command text attribute holds it unless core redacts it.
     await settle(stack.executor.runCommand({ ...pwsudo, cmd: `test -n '${sudoPassword}' && id -u`, sudo: { password: sudoPassword } }));
     await settle(stack.executor.runScript({ ...pwsudo, content: "#!/bin/sh\nid -un", sudo: { password: sudoPassword, user: sshd.users.other.name } }));
-    await settle(stack.executor.transferFile({ ...pwsudo, direction: "upload", source: local, destination: remote, owner: sshd.users.other.name, sudo: { password: sudoPassword } }));
+    await settle(
+      stack.executor.transferFile({
+        ...pwsudo,
+        direction: "upload",
+        source: local,
+        destination: remote,
+        owner: sshd.users.other.name,
+        sudo: { password: sudoPassword },
+      }),
+    );
     await settle(stack.executor.runCommand({ ...pwsudo, cmd: `echo '${wrongSudo}'`, sudo: { password: wrongSudo } }));
     await rm(remote, { force: true });
   }, 120_000);

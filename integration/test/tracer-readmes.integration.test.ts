@@ -53,7 +53,12 @@ function lineStream(): { stream: { write(chunk: string): void }; lines: () => Re
   const chunks: string[] = [];
   return {
     stream: { write: (chunk: string) => void chunks.push(chunk) },
-    lines: () => chunks.join("").split("\n").filter((line) => line !== "").map((line) => JSON.parse(line) as Record<string, any>),
+    lines: () =>
+      chunks
+        .join("")
+        .split("\n")
+        .filter((line) => line !== "")
+        .map((line) => JSON.parse(line) as Record<string, any>),
   };
 }
 
@@ -220,7 +225,10 @@ async function runScenarios(transportName: TransportName, sshd: Sshd, limited: S
     console: { spans: fullConsole.lines().map(consoleSpan), metrics: [] },
     defaults: {
       otel: { spans: plain.exporter.getFinishedSpans().map(otelSpan), metrics: metricsOf(plainMetrics) },
-      consoleText: plainConsole.lines().map((line) => JSON.stringify([line["attributes"], line["events"]])).join("\n"),
+      consoleText: plainConsole
+        .lines()
+        .map((line) => JSON.stringify([line["attributes"], line["events"]]))
+        .join("\n"),
     },
     localPaths: [work, sshd.dir, sshd.clientKeyPath, sshd.knownHostsPath],
   };

@@ -135,7 +135,11 @@ describe.each(TRANSPORTS)("tracers on real operations over %s", (transportName) 
   });
 
   it("prints one JSON object per line and one readable line per operation", () => {
-    const lines = json.text().trim().split("\n").map((line) => JSON.parse(line) as { name: string });
+    const lines = json
+      .text()
+      .trim()
+      .split("\n")
+      .map((line) => JSON.parse(line) as { name: string });
     expect(lines.map((line) => line.name)).toEqual(expect.arrayContaining(["tunnel.command", "tunnel.script", "tunnel.transfer", "tunnel.connect"]));
     const readable = pretty.text();
     expect(readable).toMatch(/✓ .*command/);

@@ -72,7 +72,9 @@ describe.each(TRANSPORTS)("transfer clean-up over %s", (transportName) => {
         }
       }
     })();
-    const result = await stack.executor.transferFile({ ...target(), direction: "upload", source: join(local, "big.bin"), destination: `${remote}/big.bin`, verify: "sha256" }).catch((caught: unknown) => caught);
+    const result = await stack.executor
+      .transferFile({ ...target(), direction: "upload", source: join(local, "big.bin"), destination: `${remote}/big.bin`, verify: "sha256" })
+      .catch((caught: unknown) => caught);
     await killer;
     expect(killed).toBeGreaterThan(0);
     expect(result).toMatchObject({ files: 1, verified: true });

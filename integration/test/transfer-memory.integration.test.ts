@@ -45,30 +45,34 @@ describe("transfer memory", () => {
       await stack?.close();
     });
 
-    it.each(["upload", "download"] as const)("a 1 GiB %s stays within 64 MiB of the starting RSS", async (direction) => {
-      const target = { host: sshd.host, port: sshd.port, user: sshd.users.plain.name };
-      const remotePath = join(remote, "one-gib.bin");
-      const back = join(local, "one-gib.back");
-      // Warm up the connection and the code paths, so the measure is of the transfer, not of first use.
-      await stack.executor.runCommand({ ...target, cmd: "true" });
-      const startedAt = performance.now();
-      const measure = await peakRssDuring(async () => {
-        const result = await stack.executor.transferFile({
-          ...target,
-          direction,
-          source: direction === "upload" ? source : remotePath,
-          destination: direction === "upload" ? remotePath : back,
+    it.each(["upload", "download"] as const)(
+      "a 1 GiB %s stays within 64 MiB of the starting RSS",
+      async (direction) => {
+        const target = { host: sshd.host, port: sshd.port, user: sshd.users.plain.name };
+        const remotePath = join(remote, "one-gib.bin");
+        const back = join(local, "one-gib.back");
+        // Warm up the connection and the code paths, so the measure is of the transfer, not of first use.
+        await stack.executor.runCommand({ ...target, cmd: "true" });
+        const startedAt = performance.now();
+        const measure = await peakRssDuring(async () => {
+          const result = await stack.executor.transferFile({
+            ...target,
+            direction,
+            source: direction === "upload" ? source : remotePath,
+            destination: direction === "upload" ? remotePath : back,
+          });
+          expect(result.bytes).toBe(GiB);
         });
-        expect(result.bytes).toBe(GiB);
-      });
-      const seconds = (performance.now() - startedAt) / 1000;
-      expect((await stat(direction === "upload" ? remotePath : back)).size).toBe(GiB);
-      if (direction === "download") await rm(back, { force: true });
-      console.log(
-        `[transfer memory] ${name} ${direction} 1 GiB: RSS ${mib(measure.start)} -> peak ${mib(measure.peak)} MiB ` +
-          `(+${mib(measure.delta)} MiB), ${seconds.toFixed(1)} s, ${rate(GiB, seconds * 1000).toFixed(0)} MiB/s`,
-      );
-      expect(measure.delta).toBeLessThan(RSS_BOUND);
-    }, 600_000);
+        const seconds = (performance.now() - startedAt) / 1000;
+        expect((await stat(direction === "upload" ? remotePath : back)).size).toBe(GiB);
+        if (direction === "download") await rm(back, { force: true });
+        console.log(
+          `[transfer memory] ${name} ${direction} 1 GiB: RSS ${mib(measure.start)} -> peak ${mib(measure.peak)} MiB ` +
+            `(+${mib(measure.delta)} MiB), ${seconds.toFixed(1)} s, ${rate(GiB, seconds * 1000).toFixed(0)} MiB/s`,
+        );
+        expect(measure.delta).toBeLessThan(RSS_BOUND);
+      },
+      600_000,
+    );
   });
 });

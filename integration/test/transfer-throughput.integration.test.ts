@@ -51,21 +51,25 @@ describe("transfer throughput, 256 MiB (printed)", () => {
     await rm(back);
   }, 120_000);
 
-  it.each(TRANSFER_TRANSPORTS)("%s through transferFile", async (name) => {
-    const stack = transferStack(name, sshd);
-    try {
-      const target = { host: sshd.host, port: sshd.port, user };
-      const remotePath = join(remote, `${name}.bin`);
-      const back = join(local, `${name}.back`);
-      // Connect first: the figure is about moving bytes.
-      await stack.executor.runCommand({ ...target, cmd: "true" });
-      const up = await timed(() => stack.executor.transferFile({ ...target, direction: "upload", source, destination: remotePath }));
-      await record(name, "upload", up, remotePath);
-      const down = await timed(() => stack.executor.transferFile({ ...target, direction: "download", source: remotePath, destination: back }));
-      await record(name, "download", down, back);
-      await rm(back);
-    } finally {
-      await stack.close();
-    }
-  }, 120_000);
+  it.each(TRANSFER_TRANSPORTS)(
+    "%s through transferFile",
+    async (name) => {
+      const stack = transferStack(name, sshd);
+      try {
+        const target = { host: sshd.host, port: sshd.port, user };
+        const remotePath = join(remote, `${name}.bin`);
+        const back = join(local, `${name}.back`);
+        // Connect first: the figure is about moving bytes.
+        await stack.executor.runCommand({ ...target, cmd: "true" });
+        const up = await timed(() => stack.executor.transferFile({ ...target, direction: "upload", source, destination: remotePath }));
+        await record(name, "upload", up, remotePath);
+        const down = await timed(() => stack.executor.transferFile({ ...target, direction: "download", source: remotePath, destination: back }));
+        await record(name, "download", down, back);
+        await rm(back);
+      } finally {
+        await stack.close();
+      }
+    },
+    120_000,
+  );
 });

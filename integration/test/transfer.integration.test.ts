@@ -11,15 +11,7 @@ import { TransferError } from "@tunnel-sh/core";
 import type { Progress } from "@tunnel-sh/core";
 import { startSshd } from "@tunnel-sh/testing";
 import type { Sshd } from "@tunnel-sh/testing";
-import {
-  TRANSFER_TRANSPORTS,
-  accountIds,
-  sha256File,
-  tempLeftovers,
-  transferStack,
-  userFolder,
-  writeRandomFile,
-} from "./support/transfer-stack.js";
+import { TRANSFER_TRANSPORTS, accountIds, sha256File, tempLeftovers, transferStack, userFolder, writeRandomFile } from "./support/transfer-stack.js";
 import type { TransferStack } from "./support/transfer-stack.js";
 
 const MiB = 1024 * 1024;
@@ -175,7 +167,6 @@ describe.each(TRANSFER_TRANSPORTS)("transferFile over %s on a real sshd", (name)
       if (direction === "download") await giveToUser(source);
       return { ...target(), direction, source, destination };
     };
-
 
     it("replace (the default) swaps the content in atomically", async () => {
       const transfer = await prepare("replace");

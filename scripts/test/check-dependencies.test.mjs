@@ -7,8 +7,7 @@ import { fileURLToPath } from "node:url";
 import { join } from "node:path";
 
 const here = fileURLToPath(new URL(".", import.meta.url));
-const check = (fixture) =>
-  spawnSync(process.execPath, [join(here, "..", "check-dependencies.mjs"), join(here, "fixtures", fixture)], { encoding: "utf8" });
+const check = (fixture) => spawnSync(process.execPath, [join(here, "..", "check-dependencies.mjs"), join(here, "fixtures", fixture)], { encoding: "utf8" });
 
 test("a runtime dependency dist/ never imports, and an import no manifest declares, are rejected", () => {
   const run = check("deps-violation");

@@ -7,8 +7,7 @@ import { fileURLToPath } from "node:url";
 import { join } from "node:path";
 
 const here = fileURLToPath(new URL(".", import.meta.url));
-const check = (fixture) =>
-  spawnSync(process.execPath, [join(here, "..", "check-layering.mjs"), join(here, "fixtures", fixture)], { encoding: "utf8" });
+const check = (fixture) => spawnSync(process.execPath, [join(here, "..", "check-layering.mjs"), join(here, "fixtures", fixture)], { encoding: "utf8" });
 
 test("a workspace that breaks the package graph is rejected with every violation named", () => {
   const run = check("violation");

@@ -15,12 +15,31 @@ test("a package counts as missing when one of its programs is, and names only th
       ["nftables", ["nft"]],
     ],
   );
-  assert.deepEqual(missingPackages(() => true), []);
+  assert.deepEqual(
+    missingPackages(() => true),
+    [],
+  );
 });
 
 test("every package the suites use is in the one list", () => {
   const names = SYSTEM_PACKAGES.map((pkg) => pkg.name);
-  for (const name of ["openssh-server", "openssh-client", "sudo", "nftables", "iproute2", "procps", "passwd", "perl", "dropbear-bin", "fish", "tcsh", "mksh", "zsh", "busybox", "redis-server"]) {
+  for (const name of [
+    "openssh-server",
+    "openssh-client",
+    "sudo",
+    "nftables",
+    "iproute2",
+    "procps",
+    "passwd",
+    "perl",
+    "dropbear-bin",
+    "fish",
+    "tcsh",
+    "mksh",
+    "zsh",
+    "busybox",
+    "redis-server",
+  ]) {
     assert.ok(names.includes(name), `${name} is missing from SYSTEM_PACKAGES`);
   }
   assert.equal(new Set(names).size, names.length);

@@ -10,8 +10,7 @@ import { fileURLToPath } from "node:url";
 
 const here = fileURLToPath(new URL(".", import.meta.url));
 const fixture = join(here, "fixtures", "metadata");
-const run = (mode, root) =>
-  spawnSync(process.execPath, [join(here, "..", "package-metadata.mjs"), mode, root], { encoding: "utf8" });
+const run = (mode, root) => spawnSync(process.execPath, [join(here, "..", "package-metadata.mjs"), mode, root], { encoding: "utf8" });
 const workspace = fileURLToPath(new URL("../..", import.meta.url));
 const manifest = (root, folder) => JSON.parse(readFileSync(join(root, "packages", folder, "package.json"), "utf8"));
 
@@ -54,7 +53,18 @@ test("--write prepares every publishable package, after which --check passes", (
   assert.deepEqual(widget.files, ["dist", "README.md", "LICENSE"]);
   assert.deepEqual(widget.keywords, ["tunnel", "ssh"]);
   assert.equal(widget.peerDependencies["@tunnel-sh/core"], "workspace:>=0.0.0 <1.0.0");
-  assert.deepEqual(Object.keys(widget).slice(0, 10), ["name", "version", "description", "keywords", "homepage", "bugs", "repository", "license", "author", "type"]);
+  assert.deepEqual(Object.keys(widget).slice(0, 10), [
+    "name",
+    "version",
+    "description",
+    "keywords",
+    "homepage",
+    "bugs",
+    "repository",
+    "license",
+    "author",
+    "type",
+  ]);
   assert.equal(readFileSync(join(root, "packages", "widget", "LICENSE"), "utf8"), readFileSync(join(root, "LICENSE"), "utf8"));
   assert.equal(JSON.parse(readFileSync(join(root, "package.json"), "utf8")).engines.node, ">=20.19");
   assert.equal(readFileSync(join(root, "packages", "internal", "package.json"), "utf8"), privateBefore);

@@ -26,10 +26,28 @@ export async function connectRate(context: Context): Promise<void> {
       return 1000 / ms;
     };
   const tools: Array<readonly [string, () => Promise<number>]> = [
-    ["tunnel ssh2 transport", perSecond(() => ssh2.connect(target), (connection) => connection.close())],
+    [
+      "tunnel ssh2 transport",
+      perSecond(
+        () => ssh2.connect(target),
+        (connection) => connection.close(),
+      ),
+    ],
     ["raw ssh2", perSecond(() => rawConnect(server, true), rawEnd)],
-    ["node-ssh", perSecond(() => nodeSshConnect(server), async (ssh) => ssh.dispose())],
-    ["tunnel openssh transport (ControlMaster)", perSecond(() => openssh.connect(target), (connection) => connection.close())],
+    [
+      "node-ssh",
+      perSecond(
+        () => nodeSshConnect(server),
+        async (ssh) => ssh.dispose(),
+      ),
+    ],
+    [
+      "tunnel openssh transport (ControlMaster)",
+      perSecond(
+        () => openssh.connect(target),
+        (connection) => connection.close(),
+      ),
+    ],
     [
       "ssh -fNM (ControlMaster up)",
       perSecond(
@@ -38,7 +56,13 @@ export async function connectRate(context: Context): Promise<void> {
         () => runChecked("ssh", ["-S", socket, "-O", "exit", "x"]),
       ),
     ],
-    ["fresh ssh `true` (connect + exec + close)", perSecond(() => freshSsh(server, "true"), async () => undefined)],
+    [
+      "fresh ssh `true` (connect + exec + close)",
+      perSecond(
+        () => freshSsh(server, "true"),
+        async () => undefined,
+      ),
+    ],
   ];
   await interleaved(2, tools);
   const samples = await interleaved(rounds, tools);

@@ -113,7 +113,9 @@ export async function fanOut(context: Context): Promise<void> {
             continue;
           }
           failures++;
-          reasonsOf(tool).add(result.status === "rejected" ? describe(result.reason) : `exit ${result.value.exitCode}: ${result.value.stderr.trim().slice(0, 120)}`);
+          reasonsOf(tool).add(
+            result.status === "rejected" ? describe(result.reason) : `exit ${result.value.exitCode}: ${result.value.stderr.trim().slice(0, 120)}`,
+          );
         }
         add(tool, { rate: (hosts.length - failures) / seconds, failures, retries });
       } finally {
@@ -156,7 +158,8 @@ export async function fanOut(context: Context): Promise<void> {
       samples: values.map((value) => value.rate),
       failures: values.reduce((sum, value) => sum + value.failures, 0),
       // hosts/s: a ratio above 1 is faster than the baseline.
-      against: tool === "raw ssh2 (noDelay)" ? [] : tool.startsWith("tunnel executor") && pssh !== undefined ? ["raw ssh2 (noDelay)", PSSH] : ["raw ssh2 (noDelay)"],
+      against:
+        tool === "raw ssh2 (noDelay)" ? [] : tool.startsWith("tunnel executor") && pssh !== undefined ? ["raw ssh2 (noDelay)", PSSH] : ["raw ssh2 (noDelay)"],
       ...(notes.length > 0 ? { note: notes.join("; ") } : {}),
     });
   }

@@ -95,7 +95,10 @@ export async function fleet(context: Context): Promise<void> {
   const rounds = options.quick ? 1 : 2;
   const names = Array.from({ length: count }, (_, index) => `bench-f${String(index + 1).padStart(4, "0")}`);
   const knownHostsPath = join(server.localDir, "known_hosts_fleet");
-  await writeFile(knownHostsPath, [`[${server.host}]:${server.port} ${server.hostPublicKey}`, ...names.map((name) => `[${name}]:${server.port} ${server.hostPublicKey}`)].join("\n") + "\n");
+  await writeFile(
+    knownHostsPath,
+    [`[${server.host}]:${server.port} ${server.hostPublicKey}`, ...names.map((name) => `[${name}]:${server.port} ${server.hostPublicKey}`)].join("\n") + "\n",
+  );
   const hosts: FleetHost[] = names.map((name) => ({ host: name }));
   const operation = { type: "command", cmd: "true" } as const;
   const redis = await startRedisServer();
@@ -117,11 +120,17 @@ export async function fleet(context: Context): Promise<void> {
       }
       for (const workers of [1, 2, 4]) {
         const queue = `bench-fleet-${round}-${workers}`;
-        const children = await Promise.all(Array.from({ length: workers }, () => startWorker({ server, knownHostsPath, redis: redis.url, queue, mode: "ssh" })));
+        const children = await Promise.all(
+          Array.from({ length: workers }, () => startWorker({ server, knownHostsPath, redis: redis.url, queue, mode: "ssh" })),
+        );
         const producer = new QueueProducer({ redis: redis.url, queue });
         try {
           const report = await new Fleet(producer).run({ hosts, operation, concurrency: CONCURRENCY * workers });
-          record(`Fleet through the queue, ${workers} worker${workers === 1 ? "" : "s"}`, report.ok / (report.durationMs / 1000), report.hosts.length - report.ok);
+          record(
+            `Fleet through the queue, ${workers} worker${workers === 1 ? "" : "s"}`,
+            report.ok / (report.durationMs / 1000),
+            report.hosts.length - report.ok,
+          );
         } finally {
           await producer.close();
           await stopWorkers(children);

@@ -176,7 +176,9 @@ export async function runChild(task: ChildTask): Promise<ChildReport> {
 
 function child(task: ChildTask): Promise<ChildReport> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ["--expose-gc", process.argv[1] as string, "--child", JSON.stringify(task)], { stdio: ["ignore", "pipe", "inherit"] });
+    const child = spawn(process.execPath, ["--expose-gc", process.argv[1] as string, "--child", JSON.stringify(task)], {
+      stdio: ["ignore", "pipe", "inherit"],
+    });
     let stdout = "";
     child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
     child.on("error", reject);

@@ -90,12 +90,18 @@ export async function throughput(context: Context): Promise<void> {
           unit: "cmd/s",
           samples: outcomes.map((outcome) => outcome.rate),
           failures: outcomes.reduce((sum, outcome) => sum + outcome.failures, 0),
-          against: tool === "tunnel executor (ssh2)" ? [`${RAW}, ${count} cmds`] : tool === "tunnel executor (openssh)" ? [`${RAW_SSH}, ${processCount} cmds`] : [],
+          against:
+            tool === "tunnel executor (ssh2)" ? [`${RAW}, ${count} cmds`] : tool === "tunnel executor (openssh)" ? [`${RAW_SSH}, ${processCount} cmds`] : [],
           ...(notes.length > 0 ? { note: notes.join("; ") } : {}),
         });
       }
     } finally {
-      await Promise.all([...raw.map((client) => rawEnd(client)), ...masters.map((master) => master.stop().catch(() => {})), ssh2Stack.close(), opensshStack.close()]);
+      await Promise.all([
+        ...raw.map((client) => rawEnd(client)),
+        ...masters.map((master) => master.stop().catch(() => {})),
+        ssh2Stack.close(),
+        opensshStack.close(),
+      ]);
     }
   }
 }

@@ -136,7 +136,8 @@ export async function transfers(context: Context): Promise<void> {
     for (const [key, values] of samples) {
       const [direction, tool] = key.split("\u0000") as [string, string];
       const verifyOf = /^tunnel executor \((\w+), verify sha256\)$/.exec(tool);
-      const against = tool === RAW ? ["scp (new connection)"] : verifyOf ? [`tunnel executor (${verifyOf[1]})`, RAW, "scp (new connection)"] : [RAW, "scp (new connection)"];
+      const against =
+        tool === RAW ? ["scp (new connection)"] : verifyOf ? [`tunnel executor (${verifyOf[1]})`, RAW, "scp (new connection)"] : [RAW, "scp (new connection)"];
       context.record({ section: SECTION, case: `${direction} ${label}`, tool, unit: "MiB/s", samples: values, against });
     }
   } finally {

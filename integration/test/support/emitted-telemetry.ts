@@ -67,7 +67,7 @@ export function undocumented(readme: TracerReadme, emitted: Emitted): string[] {
       continue;
     }
     if (row.kind !== undefined && span.kind !== row.kind) problems.push(`span ${span.name}: kind ${span.kind} is emitted, ${row.kind} documented`);
-    checkAttributes(`span ${span.name}`, span.attributes, row.attributes, span.failed ? failedRow?.attributes ?? [] : [], problems);
+    checkAttributes(`span ${span.name}`, span.attributes, row.attributes, span.failed ? (failedRow?.attributes ?? []) : [], problems);
     for (const event of span.events) {
       const eventRow = readme.events.find((candidate) => candidate.name === event.name);
       if (!eventRow) {
@@ -75,7 +75,10 @@ export function undocumented(readme: TracerReadme, emitted: Emitted): string[] {
         continue;
       }
       const allowedHere = eventRow.spans === undefined ? span.failed : eventRow.spans.includes(span.name);
-      if (!allowedHere) problems.push(`event ${event.name} is emitted on ${span.name}${span.failed ? " (failed)" : ""}, documented on ${eventRow.spans?.join(", ") ?? "failed spans"}`);
+      if (!allowedHere)
+        problems.push(
+          `event ${event.name} is emitted on ${span.name}${span.failed ? " (failed)" : ""}, documented on ${eventRow.spans?.join(", ") ?? "failed spans"}`,
+        );
       checkAttributes(`event ${event.name}`, event.attributes, eventRow.attributes, [], problems);
     }
   }
@@ -92,7 +95,13 @@ export function undocumented(readme: TracerReadme, emitted: Emitted): string[] {
   return [...new Set(problems)];
 }
 
-function seen(documented: readonly DocumentedAttribute[], instances: readonly Readonly<Record<string, unknown>>[], where: string, exemptions: Exemptions, problems: string[]): void {
+function seen(
+  documented: readonly DocumentedAttribute[],
+  instances: readonly Readonly<Record<string, unknown>>[],
+  where: string,
+  exemptions: Exemptions,
+  problems: string[],
+): void {
   for (const attribute of documented) {
     if (exemptions.attributes?.[attribute.name] !== undefined) continue;
     if (!instances.some((attributes) => attribute.name in attributes)) problems.push(`${where}: attribute ${attribute.name} is documented but never emitted`);
@@ -109,7 +118,13 @@ export function neverEmitted(readme: TracerReadme, emitted: Emitted, exemptions:
       problems.push(`${label}: documented but never emitted`);
       continue;
     }
-    seen(row.attributes, spans.map((span) => span.attributes), label, exemptions, problems);
+    seen(
+      row.attributes,
+      spans.map((span) => span.attributes),
+      label,
+      exemptions,
+      problems,
+    );
   }
   for (const row of readme.events as readonly DocumentedEvent[]) {
     if (exemptions.events?.[row.name] !== undefined) continue;
@@ -118,7 +133,13 @@ export function neverEmitted(readme: TracerReadme, emitted: Emitted, exemptions:
       problems.push(`event ${row.name}: documented but never emitted`);
       continue;
     }
-    seen(row.attributes, events.map((event) => event.attributes), `event ${row.name}`, exemptions, problems);
+    seen(
+      row.attributes,
+      events.map((event) => event.attributes),
+      `event ${row.name}`,
+      exemptions,
+      problems,
+    );
   }
   for (const row of readme.metrics) {
     const metric = emitted.metrics.filter((candidate) => candidate.name === row.name);
@@ -131,4 +152,3 @@ export function neverEmitted(readme: TracerReadme, emitted: Emitted, exemptions:
   }
   return problems;
 }
-

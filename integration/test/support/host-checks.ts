@@ -50,7 +50,7 @@ export type CheckName =
  */
 export type Expectation = "works" | { readonly failsWith: string; readonly reason?: string } | { readonly gap: string };
 
-export const HOSTILE = "it's \"q\" $HOME `id` \\ ! !! %s\ttab\nline ünï";
+export const HOSTILE = 'it\'s "q" $HOME `id` \\ ! !! %s\ttab\nline ünï';
 
 /** Processes of `user` on the (local) host whose command line holds `marker`. */
 async function leftover(user: string, marker: string): Promise<string[]> {
@@ -111,7 +111,12 @@ export const CHECKS: Readonly<Record<CheckName, (context: CheckContext) => Promi
   },
 
   async "exit-code"({ executor, target }) {
-    expect(await executor.runCommand({ ...target, cmd: "echo out; echo err >&2; exit 3" })).toMatchObject({ exitCode: 3, signal: null, stdout: "out\n", stderr: "err\n" });
+    expect(await executor.runCommand({ ...target, cmd: "echo out; echo err >&2; exit 3" })).toMatchObject({
+      exitCode: 3,
+      signal: null,
+      stdout: "out\n",
+      stderr: "err\n",
+    });
   },
 
   async signal({ executor, target }) {
@@ -165,7 +170,9 @@ export const CHECKS: Readonly<Record<CheckName, (context: CheckContext) => Promi
   async abort({ executor, target }) {
     const seconds = uniqueSleep();
     const controller = new AbortController();
-    const running = failure(() => executor.runCommand({ ...target, cmd: `echo started; sleep ${seconds}; echo done`, signal: controller.signal, onStdout: () => controller.abort() }));
+    const running = failure(() =>
+      executor.runCommand({ ...target, cmd: `echo started; sleep ${seconds}; echo done`, signal: controller.signal, onStdout: () => controller.abort() }),
+    );
     const error = await running;
     expect(error).toBeInstanceOf(AbortError);
     await expectGone([target.user], `sleep ${seconds}`);
@@ -191,7 +198,15 @@ export const CHECKS: Readonly<Record<CheckName, (context: CheckContext) => Promi
     await writeFile(source, data);
     const remote = `${remoteDir}/up it's.bin`;
     const progress: number[] = [];
-    const up = await executor.transferFile({ ...target, direction: "upload", source, destination: remote, verify: "sha256", mode: "0640", onProgress: (p) => progress.push(p.bytes) });
+    const up = await executor.transferFile({
+      ...target,
+      direction: "upload",
+      source,
+      destination: remote,
+      verify: "sha256",
+      mode: "0640",
+      onProgress: (p) => progress.push(p.bytes),
+    });
     expect(up).toMatchObject({ bytes: data.length, files: 1, verified: true });
     expect(progress.at(-1)).toBe(data.length);
     const listed = await executor.runCommand({ ...target, cmd: 'ls -l -- "$F"; ls -a -- "$(dirname -- "$F")"', env: { F: remote } });
@@ -252,9 +267,16 @@ export async function runCheck(name: CheckName, expectation: Expectation, contex
 }
 
 /** A local scratch folder and a folder of the login user's on the host, for one cell. */
-export async function cellFolders(executor: Executor, target: Target & { readonly user: string }): Promise<{ localDir: string; remoteDir: string; cleanup: () => Promise<void> }> {
+export async function cellFolders(
+  executor: Executor,
+  target: Target & { readonly user: string },
+): Promise<{ localDir: string; remoteDir: string; cleanup: () => Promise<void> }> {
   const localDir = await mkdtemp(join(tmpdir(), "tunnel-matrix-"));
-  const result = await executor.runCommand({ ...target, cmd: 'd=$(mktemp -d "${TMPDIR:-/tmp}/tunnel-matrix.XXXXXX") && chmod 755 "$d" && printf "%s" "$d"', check: true });
+  const result = await executor.runCommand({
+    ...target,
+    cmd: 'd=$(mktemp -d "${TMPDIR:-/tmp}/tunnel-matrix.XXXXXX") && chmod 755 "$d" && printf "%s" "$d"',
+    check: true,
+  });
   const remoteDir = result.stdout;
   return {
     localDir,

@@ -98,4 +98,3 @@ export function checksOf(cell: Cell): readonly CheckName[] {
 export function expectationOf(cell: Cell, check: CheckName, transport: "ssh2" | "openssh"): Expectation {
   return cell.byTransport?.[transport]?.[check] ?? cell.exceptions?.[check] ?? "works";
 }
-

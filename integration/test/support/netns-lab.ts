@@ -186,19 +186,7 @@ export async function startNetnsLab(sshd: Sshd): Promise<NetnsLab> {
       dropAll: () => chains((chain) => (chain === "in" ? [["tcp", "dport", String(port), "counter", "drop"]] : [])),
       loss: (percent) =>
         chains((chain) => [
-          [
-            "tcp",
-            chain === "in" ? "dport" : "sport",
-            String(port),
-            "numgen",
-            "random",
-            "mod",
-            "100",
-            "<",
-            String(Math.round(percent)),
-            "counter",
-            "drop",
-          ],
+          ["tcp", chain === "in" ? "dport" : "sport", String(port), "numgen", "random", "mod", "100", "<", String(Math.round(percent)), "counter", "drop"],
         ]),
       clear: () => nft(namespace, "flush", "table", "inet", TABLE).then(() => undefined),
       dropped: async () => {

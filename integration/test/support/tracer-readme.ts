@@ -57,7 +57,13 @@ function namesOf(cell: string): string[] {
 /** The body rows of the first table whose header row starts with `firstHeader`, as cells. */
 export function tableRows(markdown: string, firstHeader: string): { readonly header: readonly string[]; readonly rows: readonly string[][] } {
   const lines = markdown.split("\n");
-  const cellsOf = (line: string): string[] => line.trim().replace(/^\|/, "").replace(/\|$/, "").split("|").map((cell) => cell.trim());
+  const cellsOf = (line: string): string[] =>
+    line
+      .trim()
+      .replace(/^\|/, "")
+      .replace(/\|$/, "")
+      .split("|")
+      .map((cell) => cell.trim());
   const start = lines.findIndex((line) => line.startsWith("|") && cellsOf(line)[0] === firstHeader);
   if (start < 0) throw new Error(`no table with a "${firstHeader}" column`);
   const header = cellsOf(lines[start] as string);

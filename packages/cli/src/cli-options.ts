@@ -8,7 +8,13 @@ export function collect(value: string, previous: string[] | undefined): string[]
 }
 
 function collectList(value: string, previous: string[] | undefined): string[] {
-  return [...(previous ?? []), ...value.split(",").map((part) => part.trim()).filter((part) => part !== "")];
+  return [
+    ...(previous ?? []),
+    ...value
+      .split(",")
+      .map((part) => part.trim())
+      .filter((part) => part !== ""),
+  ];
 }
 
 export function positiveInteger(max: number) {
@@ -82,7 +88,11 @@ export function addFleetOptions(command: Command): Command {
 export function addHostOptions(command: Command): Command {
   return addIdentityOptions(
     command
-      .option("-H, --hosts <list>", "hosts, comma-separated: host, user@host:port, [v6addr]:port, or ssh_config aliases; with -i, name patterns (* and ?)", collect)
+      .option(
+        "-H, --hosts <list>",
+        "hosts, comma-separated: host, user@host:port, [v6addr]:port, or ssh_config aliases; with -i, name patterns (* and ?)",
+        collect,
+      )
       .option("-i, --inventory <file>", "inventory file (YAML or JSON) with hosts, groups and vars")
       .option("-g, --group <name>", "inventory group(s) to run on (repeatable, or comma-separated)", collectList)
       .option("-l, --user <user>", "login user for hosts that name none")
@@ -126,4 +136,3 @@ export function addTransferOptions(command: Command): Command {
     .option("-r, --recursive", "transfer a directory tree")
     .addOption(new Option("--overwrite <policy>", "when the destination exists").choices(["replace", "skip", "error"]).default("replace"));
 }
-

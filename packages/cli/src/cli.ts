@@ -74,13 +74,15 @@ Examples:
   };
 
   addExecOptions(
-    addFleetOptions(addHostOptions(
-      program
-        .command("run")
-        .description("run a shell command on every host")
-        .argument("<command...>", "the command line (options go before it; or after --)")
-        .passThroughOptions(),
-    )),
+    addFleetOptions(
+      addHostOptions(
+        program
+          .command("run")
+          .description("run a shell command on every host")
+          .argument("<command...>", "the command line (options go before it; or after --)")
+          .passThroughOptions(),
+      ),
+    ),
   ).action(async (words: string[], _options: unknown, command: Command) => {
     const options = command.opts<ExecOptions>();
     const { runCommandOnHosts } = await import("./run-command.js");
@@ -88,15 +90,17 @@ Examples:
   });
 
   addExecOptions(
-    addFleetOptions(addHostOptions(
-      program
-        .command("script")
-        .description("run a local script file on every host (uploaded to a private temp folder, removed afterwards)")
-        .argument("<file>", "the script file")
-        .argument("[args...]", "arguments for the script (after --)")
-        .passThroughOptions()
-        .option("--interpreter <path>", "interpreter (default: the script's shebang, else /bin/sh)"),
-    )),
+    addFleetOptions(
+      addHostOptions(
+        program
+          .command("script")
+          .description("run a local script file on every host (uploaded to a private temp folder, removed afterwards)")
+          .argument("<file>", "the script file")
+          .argument("[args...]", "arguments for the script (after --)")
+          .passThroughOptions()
+          .option("--interpreter <path>", "interpreter (default: the script's shebang, else /bin/sh)"),
+      ),
+    ),
   ).action(async (file: string, args: string[], _options: unknown, command: Command) => {
     const options = command.opts<ExecOptions>();
     // Options end at the file; a `--` right after it only separates the script's arguments.
@@ -106,26 +110,30 @@ Examples:
 
   addTransferOptions(
     addSudoOptions(
-      addFleetOptions(addHostOptions(
-        program
-          .command("put")
-          .description("upload a file (or with -r a directory) to every host")
-          .argument("<local>", "local file or directory")
-          .argument("<remote>", "remote destination path; {host} is replaced by the host's name")
-          .option("--mode <mode>", "file mode to set, octal (e.g. 0755)")
-          .option("--chown <owner[:group]>", "owner (and group) to set; needs --sudo unless you log in as root"),
-      )),
+      addFleetOptions(
+        addHostOptions(
+          program
+            .command("put")
+            .description("upload a file (or with -r a directory) to every host")
+            .argument("<local>", "local file or directory")
+            .argument("<remote>", "remote destination path; {host} is replaced by the host's name")
+            .option("--mode <mode>", "file mode to set, octal (e.g. 0755)")
+            .option("--chown <owner[:group]>", "owner (and group) to set; needs --sudo unless you log in as root"),
+        ),
+      ),
     ),
   ).action(transferAction("upload"));
 
   addTransferOptions(
-    addFleetOptions(addHostOptions(
-      program
-        .command("get")
-        .description("download a file (or with -r a directory) from every host; with several hosts put {host} in the local path")
-        .argument("<remote>", "remote file or directory")
-        .argument("<local>", "local destination; {host} is replaced by the host's name"),
-    )),
+    addFleetOptions(
+      addHostOptions(
+        program
+          .command("get")
+          .description("download a file (or with -r a directory) from every host; with several hosts put {host} in the local path")
+          .argument("<remote>", "remote file or directory")
+          .argument("<local>", "local destination; {host} is replaced by the host's name"),
+      ),
+    ),
   ).action(transferAction("download"));
 
   addIdentityOptions(
@@ -151,7 +159,13 @@ Examples:
     .option("--json", "print only the traces on stdout, as JSON lines (the walk-through goes to stderr)")
     .action(async (options: { json?: boolean }) => {
       const { runDemo } = await import("./demo.js");
-      status = await runDemo({ stdout: io.stdout, stderr: io.stderr, env: io.env, format: options.json ? "json" : "pretty", ...(io.interrupt ? { signal: io.interrupt } : {}) });
+      status = await runDemo({
+        stdout: io.stdout,
+        stderr: io.stderr,
+        env: io.env,
+        format: options.json ? "json" : "pretty",
+        ...(io.interrupt ? { signal: io.interrupt } : {}),
+      });
     });
 
   try {

@@ -9,7 +9,12 @@ export async function resolveHosts(options: Pick<CommonOptions, "hosts" | "inven
   let hosts: HostEntry[];
   if (options.inventory !== undefined) {
     const inventory = await loadInventory(options.inventory);
-    const patterns = (options.hosts ?? []).flatMap((value) => value.split(",").map((part) => part.trim()).filter((part) => part !== ""));
+    const patterns = (options.hosts ?? []).flatMap((value) =>
+      value
+        .split(",")
+        .map((part) => part.trim())
+        .filter((part) => part !== ""),
+    );
     hosts = selectHosts(inventory, { groups: options.group ?? [], patterns });
   } else {
     if ((options.group ?? []).length > 0) throw new UsageError("-g/--group needs an inventory (-i)");
@@ -31,13 +36,19 @@ export async function prepareHosts(options: CommonOptions & QueueCliOptions & Su
 /** `--redis` runs on the workers, with their connection settings and secrets: options that only mean something here are refused. */
 function checkQueueOptions(options: CommonOptions & QueueCliOptions & SudoCliOptions): void {
   if (options.redis === undefined) {
-    for (const [name, value] of [["--queue", options.queue], ["--sudo-secret", options.sudoSecret], ["--run-id", options.runId]] as const) {
+    for (const [name, value] of [
+      ["--queue", options.queue],
+      ["--sudo-secret", options.sudoSecret],
+      ["--run-id", options.runId],
+    ] as const) {
       if (value !== undefined) throw new UsageError(`${name} needs --redis`);
     }
     return;
   }
   if (options.askSudoPass || options.sudoPassEnv !== undefined) {
-    throw new UsageError("with --redis a password never goes into the queue: give the workers the secret (tunnel worker --secret-env NAME=VAR) and name it with --sudo-secret NAME");
+    throw new UsageError(
+      "with --redis a password never goes into the queue: give the workers the secret (tunnel worker --secret-env NAME=VAR) and name it with --sudo-secret NAME",
+    );
   }
   const local: ReadonlyArray<readonly [string, unknown]> = [
     ["-I/--identity", options.identity],

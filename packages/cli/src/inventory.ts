@@ -162,7 +162,7 @@ export async function parseInventory(text: string, source = "inventory", format:
   try {
     document = parseYaml === undefined ? JSON.parse(text) : parseYaml(text);
   } catch (error) {
-    fail(source, "syntax", error instanceof Error ? error.message.split("\n")[0] ?? "" : String(error));
+    fail(source, "syntax", error instanceof Error ? (error.message.split("\n")[0] ?? "") : String(error));
   }
   if (document === null || document === undefined) document = {};
   if (!isObject(document)) fail(source, "document", "must be a mapping with hosts (and optionally groups, vars, user, port)");
@@ -191,7 +191,11 @@ export async function parseInventory(text: string, source = "inventory", format:
     if (!group) return [];
     const out: string[] = [];
     for (const member of group.members) {
-      const names = rawGroups.has(member) ? expand(member, [...trail, name]) : byName.has(member) ? [member] : fail(source, `groups.${name}`, `"${member}" is neither a host nor a group`);
+      const names = rawGroups.has(member)
+        ? expand(member, [...trail, name])
+        : byName.has(member)
+          ? [member]
+          : fail(source, `groups.${name}`, `"${member}" is neither a host nor a group`);
       for (const host of names) if (!out.includes(host)) out.push(host);
     }
     groups.set(name, out);
@@ -228,7 +232,10 @@ export async function loadInventory(path: string): Promise<Inventory> {
 }
 
 function globToRegExp(pattern: string): RegExp {
-  const body = pattern.replace(/[.+^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*").replace(/\?/g, ".");
+  const body = pattern
+    .replace(/[.+^${}()|[\]\\]/g, "\\$&")
+    .replace(/\*/g, ".*")
+    .replace(/\?/g, ".");
   return new RegExp(`^${body}$`);
 }
 

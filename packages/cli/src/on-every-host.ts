@@ -36,7 +36,11 @@ export interface HostView {
 }
 
 /** What runs the hosts: this machine's executor, or the queue's workers with `--redis`. */
-async function openRunner(options: CommonOptions & QueueCliOptions, session: Omit<Session, "runner">, redactor: Redactor): Promise<{ readonly runner: FleetRunner; close(): Promise<void> }> {
+async function openRunner(
+  options: CommonOptions & QueueCliOptions,
+  session: Omit<Session, "runner">,
+  redactor: Redactor,
+): Promise<{ readonly runner: FleetRunner; close(): Promise<void> }> {
   if (options.redis !== undefined) {
     const { QueueProducer } = await import("@tunnel-sh/queue");
     const producer = new QueueProducer({
@@ -67,7 +71,18 @@ export async function onEveryHost(
   hooks: { readonly before?: (session: Session) => void; readonly after?: (session: Session) => void } = {},
 ): Promise<number> {
   const terminal = new SharedTerminal(io.stderr);
-  const base = { hosts, json: options.json === true, redactor, terminal, env: io.env, stdin: io.stdin, prefix: new PrefixWriter(hosts.map((host) => host.name), useColor(io.stdout, io.env)) };
+  const base = {
+    hosts,
+    json: options.json === true,
+    redactor,
+    terminal,
+    env: io.env,
+    stdin: io.stdin,
+    prefix: new PrefixWriter(
+      hosts.map((host) => host.name),
+      useColor(io.stdout, io.env),
+    ),
+  };
   const byName = new Map(hosts.map((host) => [host.name, host]));
   const fleetHosts = hosts.map((host) => ({ ...host.target, name: host.name }));
   const entry = (name: string) => byName.get(name) as HostEntry;

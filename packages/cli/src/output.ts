@@ -66,7 +66,8 @@ export const EXIT_STATUSES: ReadonlyArray<{ readonly status: number; readonly me
   { status: ExitCode.USAGE, meaning: "usage error: bad options, host list or inventory; nothing ran" },
   {
     status: ExitCode.HOST_FAILED,
-    meaning: "at least one host failed otherwise (connection, authentication, host key, timeout, sudo or transfer error) or was not started because the --max-fail budget was spent",
+    meaning:
+      "at least one host failed otherwise (connection, authentication, host key, timeout, sudo or transfer error) or was not started because the --max-fail budget was spent",
   },
   { status: ExitCode.INTERNAL, meaning: "an unexpected internal error (a bug: please report it)" },
   { status: ExitCode.INTERRUPTED, meaning: "interrupted by Ctrl-C (SIGINT): every running operation was cancelled and its remote process stopped" },
@@ -178,7 +179,13 @@ export function formatSummary(outcomes: readonly HostOutcome[]): string {
     exitColumn(outcome),
     formatDuration(outcome.durationMs),
     String(outcome.attempts),
-    outcome.error ? `${outcome.error.code}: ${oneLine(outcome.error.message)}` : outcome.ok ? "" : outcome.signal ? `killed by ${outcome.signal}` : `exit ${outcome.exitCode}`,
+    outcome.error
+      ? `${outcome.error.code}: ${oneLine(outcome.error.message)}`
+      : outcome.ok
+        ? ""
+        : outcome.signal
+          ? `killed by ${outcome.signal}`
+          : `exit ${outcome.exitCode}`,
   ]);
   const widths = header.map((title, column) => Math.max(title.length, ...rows.map((row) => (row[column] ?? "").length)));
   const render = (row: readonly string[]) =>

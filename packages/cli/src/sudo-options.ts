@@ -10,7 +10,11 @@ import { UsageError } from "./usage-error.js";
 export async function resolveSudo(io: CliIo, options: SudoCliOptions & QueueCliOptions): Promise<boolean | SudoOptions | undefined> {
   if (options.askSudoPass && options.sudoPassEnv !== undefined) throw new UsageError("use either --ask-sudo-pass or --sudo-pass-env, not both");
   const wanted =
-    options.sudo === true || options.sudoUser !== undefined || options.askSudoPass === true || options.sudoPassEnv !== undefined || options.sudoSecret !== undefined;
+    options.sudo === true ||
+    options.sudoUser !== undefined ||
+    options.askSudoPass === true ||
+    options.sudoPassEnv !== undefined ||
+    options.sudoSecret !== undefined;
   if (!wanted) return undefined;
   let password: string | undefined;
   if (options.sudoPassEnv !== undefined) {

@@ -16,7 +16,8 @@ import { UsageError } from "./usage-error.js";
 function parseChown(value: string | undefined): { owner?: string; group?: string } {
   if (value === undefined) return {};
   const [owner, group, extra] = value.split(":");
-  if (extra !== undefined || (owner === "" && (group === undefined || group === ""))) throw new UsageError(`--chown "${value}": expected owner, owner:group or :group`);
+  if (extra !== undefined || (owner === "" && (group === undefined || group === "")))
+    throw new UsageError(`--chown "${value}": expected owner, owner:group or :group`);
   return { ...(owner ? { owner } : {}), ...(group ? { group } : {}) };
 }
 
@@ -25,7 +26,13 @@ export function pathForHost(template: string, host: HostEntry): string {
   return template.split("{host}").join(host.name.replace(/[/\\]/g, "_"));
 }
 
-export async function transferOnHosts(io: CliIo, options: TransferOptions, direction: "upload" | "download", source: string, destination: string): Promise<number> {
+export async function transferOnHosts(
+  io: CliIo,
+  options: TransferOptions,
+  direction: "upload" | "download",
+  source: string,
+  destination: string,
+): Promise<number> {
   const ownership = parseChown(options.chown);
   const hosts = await prepareHosts(options);
   if (direction === "download" && hosts.length > 1 && !destination.includes("{host}")) {
@@ -73,7 +80,9 @@ export async function transferOnHosts(io: CliIo, options: TransferOptions, direc
             const files = transfer.files === 1 ? "" : ` in ${transfer.files} files`;
             const skipped = transfer.skipped > 0 ? `, ${transfer.skipped} skipped` : "";
             const verified = transfer.verified ? ", sha256 verified" : "";
-            progress.log(`${session.prefix.prefix(host.name)}${what} ${formatBytes(transfer.bytes)}${files} to ${destinations.get(host.name) ?? destination} in ${formatDuration(transfer.durationMs)}${verified}${skipped}`);
+            progress.log(
+              `${session.prefix.prefix(host.name)}${what} ${formatBytes(transfer.bytes)}${files} to ${destinations.get(host.name) ?? destination} in ${formatDuration(transfer.durationMs)}${verified}${skipped}`,
+            );
           } else if (result.error !== undefined) {
             progress.log(`${session.prefix.prefix(host.name)}failed: ${session.redactor.redact(result.error.message)}`);
           }
@@ -90,14 +99,24 @@ export async function transferOnHosts(io: CliIo, options: TransferOptions, direc
           signal: null,
           durationMs: Math.round(transfer.durationMs),
           attempts: transfer.attempts,
-          transfer: { source, destination: destinations.get(host.name) ?? destination, bytes: transfer.bytes, files: transfer.files, verified: transfer.verified, skipped: transfer.skipped },
+          transfer: {
+            source,
+            destination: destinations.get(host.name) ?? destination,
+            bytes: transfer.bytes,
+            files: transfer.files,
+            verified: transfer.verified,
+            skipped: transfer.skipped,
+          },
         };
       },
     },
     {
       before: (session) => {
         if (bars !== undefined) {
-          progress = new bars(io.stderr, session.hosts.map((host) => host.name));
+          progress = new bars(
+            io.stderr,
+            session.hosts.map((host) => host.name),
+          );
           session.terminal.progress = progress;
         }
       },

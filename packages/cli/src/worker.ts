@@ -59,7 +59,8 @@ export async function runWorker(io: CliIo, options: WorkerCliOptions): Promise<n
       io.interrupt?.addEventListener("abort", () => resolve(), { once: true });
     });
     await Promise.race([worker.waitUntilReady(), stopped]);
-    if (!io.interrupt?.aborted) io.stderr.write(`tunnel worker: taking jobs from queue ${options.queue ?? "tunnel"} (${options.concurrency} at once); Ctrl-C stops\n`);
+    if (!io.interrupt?.aborted)
+      io.stderr.write(`tunnel worker: taking jobs from queue ${options.queue ?? "tunnel"} (${options.concurrency} at once); Ctrl-C stops\n`);
     await stopped;
     io.stderr.write("tunnel worker: stopping; cancelling the jobs running\n");
     return ExitCode.INTERRUPTED;

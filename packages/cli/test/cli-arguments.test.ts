@@ -119,7 +119,6 @@ describe("pathForHost", () => {
   });
 });
 
-
 describe("--serial and --max-fail", () => {
   it("reads batch sizes as counts and percentages", () => {
     expect(parseSerial("1,10%,100%")).toEqual([1, "10%", "100%"]);

@@ -193,7 +193,10 @@ if (support.available) {
         const script = join(dir, "deploy.sh");
         await writeFile(script, '#!/bin/sh\nset -e\necho "cwd=$(pwd)"\nfor arg in "$@"; do echo "arg=[$arg]"; done\necho "env=$DEPLOY_ENV"\n');
         const streams = io();
-        const status = await runCli(["script", ...access, "-H", "web-1", "--cwd", "/tmp", "-e", "DEPLOY_ENV=production", script, "--", "a b", "$HOME", "-x"], streams);
+        const status = await runCli(
+          ["script", ...access, "-H", "web-1", "--cwd", "/tmp", "-e", "DEPLOY_ENV=production", script, "--", "a b", "$HOME", "-x"],
+          streams,
+        );
         expect(status, streams.stderr.text).toBe(ExitCode.OK);
         expect(streams.stdout.text).toBe("web-1 | cwd=/tmp\nweb-1 | arg=[a b]\nweb-1 | arg=[$HOME]\nweb-1 | arg=[-x]\nweb-1 | env=production\n");
       });
@@ -203,7 +206,10 @@ if (support.available) {
         remoteFiles.push(remote);
         await writeFile(remote, "served by sshd\n");
         const streams = io();
-        const status = await runCli(["get", ...access, "-H", "web-1,web-2", "--verify", "--json", remote, join(dir, "downloads", "{host}", "copy.txt")], streams);
+        const status = await runCli(
+          ["get", ...access, "-H", "web-1,web-2", "--verify", "--json", remote, join(dir, "downloads", "{host}", "copy.txt")],
+          streams,
+        );
         expect(status, streams.stderr.text).toBe(ExitCode.OK);
         for (const name of ["web-1", "web-2"]) expect(await readFile(join(dir, "downloads", name, "copy.txt"), "utf8")).toBe("served by sshd\n");
         const report = JSON.parse(streams.stdout.text) as JsonReport;

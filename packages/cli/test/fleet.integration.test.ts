@@ -67,9 +67,13 @@ if (support.available && redisSupport.available) {
       dead = `127.0.0.1:${await closedPort()}`;
       access = ["-F", sshConfig, "-I", sshd.clientKeyPath, "--known-hosts", join(dir, "known_hosts")];
       for (let index = 0; index < 2; index++) {
-        const worker = start(process.execPath, [BIN, "worker", "--redis", redis.url, "--queue", queue, "--retries", "0", "--secret-env", "pwsudo=WORKER_SUDO_PASSWORD", ...access], {
-          env: { ...process.env, WORKER_SUDO_PASSWORD: sshd.users.pwsudo.password },
-        });
+        const worker = start(
+          process.execPath,
+          [BIN, "worker", "--redis", redis.url, "--queue", queue, "--retries", "0", "--secret-env", "pwsudo=WORKER_SUDO_PASSWORD", ...access],
+          {
+            env: { ...process.env, WORKER_SUDO_PASSWORD: sshd.users.pwsudo.password },
+          },
+        );
         workers.push(worker);
         expect(await eventually(async () => /taking jobs from queue/.test(worker.stderr()), 30_000)).toBe(true);
       }
@@ -84,7 +88,21 @@ if (support.available && redisSupport.available) {
     });
 
     it("--serial runs a canary first; --max-fail 0 leaves the rest unstarted once it fails, and exits 3", async () => {
-      const result = await tunnel(["run", ...access, "-H", `${dead},web-1,web-2,web-3`, "--retries", "0", "--serial", "1,100%", "--max-fail", "0", "--json", "--", "echo hi"]);
+      const result = await tunnel([
+        "run",
+        ...access,
+        "-H",
+        `${dead},web-1,web-2,web-3`,
+        "--retries",
+        "0",
+        "--serial",
+        "1,100%",
+        "--max-fail",
+        "0",
+        "--json",
+        "--",
+        "echo hi",
+      ]);
       expect(result.code).toBe(ExitCode.HOST_FAILED);
       const report = JSON.parse(result.stdout) as JsonReport;
       expect(report.hosts.map((host) => [host.name, host.error?.code])).toEqual([
@@ -142,7 +160,20 @@ if (support.available && redisSupport.available) {
         for (const name of ["web-1", "web-2"]) await rm(remote.replace("{host}", name), { force: true });
       }
 
-      const sudo = await tunnel(["run", "--redis", redis.url, "--queue", queue, "-H", `${sshd.users.pwsudo.name}@web-1`, "--sudo-secret", "pwsudo", "--json", "--", "id -un"]);
+      const sudo = await tunnel([
+        "run",
+        "--redis",
+        redis.url,
+        "--queue",
+        queue,
+        "-H",
+        `${sshd.users.pwsudo.name}@web-1`,
+        "--sudo-secret",
+        "pwsudo",
+        "--json",
+        "--",
+        "id -un",
+      ]);
       expect(sudo.code, sudo.stdout).toBe(ExitCode.OK);
       expect((JSON.parse(sudo.stdout) as JsonReport).hosts[0]?.stdout).toBe("root\n");
       expect(sudo.stdout + sudo.stderr).not.toContain(sshd.users.pwsudo.password);

@@ -77,7 +77,8 @@ describe("parseInventory", () => {
   });
 });
 
-describe("selectHosts", () => {  const names = (hosts: readonly { name: string }[]) => hosts.map((host) => host.name);
+describe("selectHosts", () => {
+  const names = (hosts: readonly { name: string }[]) => hosts.map((host) => host.name);
 
   it("selects every host without a selection", () => {
     expect(names(selectHosts(inventory))).toEqual(["web-1", "web-2", "db-1", "cache-1"]);

@@ -9,5 +9,10 @@ if (log === undefined) throw new Error("module-log.mjs needs TUNNEL_MODULE_LOG")
 register("./module-log-hooks.mjs", import.meta.url, { data: { log } });
 const cache = createRequire(import.meta.url).cache;
 process.on("exit", () => {
-  appendFileSync(log, Object.keys(cache).map((path) => `${path}\n`).join(""));
+  appendFileSync(
+    log,
+    Object.keys(cache)
+      .map((path) => `${path}\n`)
+      .join(""),
+  );
 });

@@ -3,7 +3,17 @@ import { ExitCode, PrefixWriter, exitCodeFor, formatBytes, formatDuration, forma
 import type { HostOutcome } from "../src/index.js";
 import { Capture } from "./support.js";
 
-const ok: HostOutcome = { name: "web-1", target: "deploy@web-1", ok: true, exitCode: 0, signal: null, durationMs: 120, attempts: 1, stdout: "hi\n", stderr: "" };
+const ok: HostOutcome = {
+  name: "web-1",
+  target: "deploy@web-1",
+  ok: true,
+  exitCode: 0,
+  signal: null,
+  durationMs: 120,
+  attempts: 1,
+  stdout: "hi\n",
+  stderr: "",
+};
 const nonZero: HostOutcome = { ...ok, name: "web-2", ok: false, exitCode: 3, durationMs: 1520 };
 const killed: HostOutcome = { ...ok, name: "web-3", ok: false, exitCode: null, signal: "SIGKILL" };
 const unreachable: HostOutcome = {

@@ -24,7 +24,13 @@ describe("promptHidden", () => {
   });
 
   it("refuses to prompt when stdin is not a terminal", async () => {
-    await expect(promptHidden("pw: ", { isTTY: false, on: () => undefined, removeListener: () => undefined, resume: () => undefined, pause: () => undefined }, new Capture())).rejects.toBeInstanceOf(UsageError);
+    await expect(
+      promptHidden(
+        "pw: ",
+        { isTTY: false, on: () => undefined, removeListener: () => undefined, resume: () => undefined, pause: () => undefined },
+        new Capture(),
+      ),
+    ).rejects.toBeInstanceOf(UsageError);
   });
 });
 
@@ -41,7 +47,12 @@ describe("terminalKeyboardInteractive", () => {
     const terminal = new FakeTerminal();
     const out = new Capture();
     const handler = terminalKeyboardInteractive(terminal, out);
-    const answers = handler(request([{ prompt: "Verification code: ", echo: false }, { prompt: "Site: ", echo: true }]));
+    const answers = handler(
+      request([
+        { prompt: "Verification code: ", echo: false },
+        { prompt: "Site: ", echo: true },
+      ]),
+    );
     await new Promise((resolve) => setImmediate(resolve));
     terminal.type("123456\r");
     await new Promise((resolve) => setImmediate(resolve));

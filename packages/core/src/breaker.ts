@@ -102,7 +102,10 @@ export interface CircuitPermit {
   settle(error: unknown): void;
 }
 
-const BREAKER_OPTIONS = Object.keys({ failureThreshold: true, cooldown: true, now: true, onStateChange: true } satisfies Record<keyof CircuitBreakerOptions, true>);
+const BREAKER_OPTIONS = Object.keys({ failureThreshold: true, cooldown: true, now: true, onStateChange: true } satisfies Record<
+  keyof CircuitBreakerOptions,
+  true
+>);
 
 function checkSettings(settings: CircuitBreakerSettings): void {
   if (!Number.isInteger(settings.failureThreshold) || settings.failureThreshold < 1) {

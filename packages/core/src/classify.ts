@@ -48,7 +48,9 @@ export interface Classification {
 
 type Rule = (context: ClassifyContext) => Classification;
 
-const never = (reason: string): Rule => () => ({ retryable: false, reason });
+const never =
+  (reason: string): Rule =>
+  () => ({ retryable: false, reason });
 
 /** Safe before the command started; after, only for idempotent requests. */
 const beforeStart =

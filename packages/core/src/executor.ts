@@ -73,7 +73,10 @@ export class Executor {
 
   constructor(pool: Pool, config: ExecutorConfig = DefaultExecutorConfig(), tracer: Tracer = new NoopTracer(), options: ExecutorOptions = {}) {
     rejectUnknownOptions(options, EXECUTOR_OPTIONS, "Executor");
-    if (options.cleanupTimeout !== undefined && !(typeof options.cleanupTimeout === "number" && Number.isInteger(options.cleanupTimeout) && options.cleanupTimeout > 0)) {
+    if (
+      options.cleanupTimeout !== undefined &&
+      !(typeof options.cleanupTimeout === "number" && Number.isInteger(options.cleanupTimeout) && options.cleanupTimeout > 0)
+    ) {
       throw new ConfigError("cleanupTimeout", `must be a positive whole number of milliseconds, got ${describeOptionValue(options.cleanupTimeout)}`);
     }
     if (options.redactor !== undefined && typeof (options.redactor as { child?: unknown }).child !== "function") {
@@ -136,17 +139,32 @@ export class Executor {
       sudo: command.sudo,
       attempt: async (operation, context, attempt) => {
         const prepared = prepareCommand(command);
-        return withLease(this.#pool, operation, attempt, this.#reuse, async (connection) => {
-          const result = await runOperationProcess(connection, operation, context, prepared, {
-            ...(command.pty !== undefined ? { pty: command.pty } : {}),
-            ...(command.stdin !== undefined ? { stdin: command.stdin } : {}),
-            ...(command.onStdout ? { onStdout: command.onStdout } : {}),
-            ...(command.onStderr ? { onStderr: command.onStderr } : {}),
-            maxOutputBytes: command.maxOutputBytes ?? config.maxOutputBytes,
-          }, this.#processSettings, command.sudo);
-          failOnPreparation(prepared, result, operation.target, "shell");
-          return result;
-        }, context);
+        return withLease(
+          this.#pool,
+          operation,
+          attempt,
+          this.#reuse,
+          async (connection) => {
+            const result = await runOperationProcess(
+              connection,
+              operation,
+              context,
+              prepared,
+              {
+                ...(command.pty !== undefined ? { pty: command.pty } : {}),
+                ...(command.stdin !== undefined ? { stdin: command.stdin } : {}),
+                ...(command.onStdout ? { onStdout: command.onStdout } : {}),
+                ...(command.onStderr ? { onStderr: command.onStderr } : {}),
+                maxOutputBytes: command.maxOutputBytes ?? config.maxOutputBytes,
+              },
+              this.#processSettings,
+              command.sudo,
+            );
+            failOnPreparation(prepared, result, operation.target, "shell");
+            return result;
+          },
+          context,
+        );
       },
       complete: commandResult(command.check === true),
     });
@@ -176,23 +194,38 @@ export class Executor {
       replayable: true,
       sudo: script.sudo,
       attempt: (operation, context, attempt) =>
-        withLease(this.#pool, operation, attempt, this.#reuse, async (connection) => {
-          // The folder's name is chosen here, so it can be removed even when the upload itself was cut short.
-          const folderName = scriptFolderName();
-          try {
-            const folder = await uploadScript(connection, operation, script, folderName, this.#processSettings);
-            const prepared = prepareScriptCommand(script, `${folder}/script`);
-            const result = await runOperationProcess(connection, operation, context, prepared, {
-              ...(script.onStdout ? { onStdout: script.onStdout } : {}),
-              ...(script.onStderr ? { onStderr: script.onStderr } : {}),
-              maxOutputBytes: script.maxOutputBytes ?? config.maxOutputBytes,
-            }, this.#processSettings, script.sudo);
-            failOnPreparation(prepared, result, operation.target);
-            return result;
-          } finally {
-            await removeScriptFolder(this.#pool, connection, operation, script, folderName, this.#processSettings);
-          }
-        }, context),
+        withLease(
+          this.#pool,
+          operation,
+          attempt,
+          this.#reuse,
+          async (connection) => {
+            // The folder's name is chosen here, so it can be removed even when the upload itself was cut short.
+            const folderName = scriptFolderName();
+            try {
+              const folder = await uploadScript(connection, operation, script, folderName, this.#processSettings);
+              const prepared = prepareScriptCommand(script, `${folder}/script`);
+              const result = await runOperationProcess(
+                connection,
+                operation,
+                context,
+                prepared,
+                {
+                  ...(script.onStdout ? { onStdout: script.onStdout } : {}),
+                  ...(script.onStderr ? { onStderr: script.onStderr } : {}),
+                  maxOutputBytes: script.maxOutputBytes ?? config.maxOutputBytes,
+                },
+                this.#processSettings,
+                script.sudo,
+              );
+              failOnPreparation(prepared, result, operation.target);
+              return result;
+            } finally {
+              await removeScriptFolder(this.#pool, connection, operation, script, folderName, this.#processSettings);
+            }
+          },
+          context,
+        ),
       complete: commandResult(script.check === true),
     });
   }
@@ -306,4 +339,3 @@ function failOnPreparation(prepared: PreparedCommand, result: RunResult, target:
   if (failure === "working-dir") throw new ValidationError("workingDir", "does not exist on the host or cannot be entered", { target, phase: "exec" });
   if (failure === "interpreter") throw new ValidationError(interpreterField, "was not found on the host", { target, phase: "exec" });
 }
-

@@ -49,13 +49,15 @@ export function planFleet(options: FleetOptions, validate?: FleetRunner["validat
   if (typeof concurrency !== "number" || !Number.isInteger(concurrency) || concurrency < 1) {
     throw new ValidationError("concurrency", `must be an integer ≥ 1, got ${show(concurrency)}`);
   }
-  if (options.failFast !== undefined && typeof options.failFast !== "boolean") throw new ValidationError("failFast", `must be a boolean, got ${show(options.failFast)}`);
+  if (options.failFast !== undefined && typeof options.failFast !== "boolean")
+    throw new ValidationError("failFast", `must be a boolean, got ${show(options.failFast)}`);
   const onBudgetSpent: unknown = options.onBudgetSpent;
   if (onBudgetSpent !== undefined && onBudgetSpent !== "finish" && onBudgetSpent !== "cancel") {
     throw new ValidationError("onBudgetSpent", `must be "finish" or "cancel", got ${show(onBudgetSpent)}`);
   }
   for (const field of ["isFailure", "onEvent"] as const) {
-    if (options[field] !== undefined && typeof options[field] !== "function") throw new ValidationError(field, `must be a function, got ${show(options[field])}`);
+    if (options[field] !== undefined && typeof options[field] !== "function")
+      throw new ValidationError(field, `must be a function, got ${show(options[field])}`);
   }
   if (options.signal !== undefined && !(typeof options.signal === "object" && options.signal !== null && "aborted" in options.signal)) {
     throw new ValidationError("signal", "must be an AbortSignal");
@@ -94,7 +96,8 @@ export function planFleet(options: FleetOptions, validate?: FleetRunner["validat
       if (host) host.batch = batch;
     }
   });
-  const budget = options.failFast === true ? 0 : options.maxFailures === undefined ? Infinity : resolveAmount(options.maxFailures, total, "maxFailures", "down");
+  const budget =
+    options.failFast === true ? 0 : options.maxFailures === undefined ? Infinity : resolveAmount(options.maxFailures, total, "maxFailures", "down");
   return { hosts, batches, budget, concurrency };
 }
 
@@ -109,7 +112,7 @@ export function planBatches(total: number, serial: FleetOptions["serial"]): numb
     return Math.max(1, size);
   });
   const batches: number[] = [];
-  for (let placed = 0; placed < total; ) {
+  for (let placed = 0; placed < total;) {
     const size = Math.min(sizes[Math.min(batches.length, sizes.length - 1)] ?? total, total - placed);
     batches.push(size);
     placed += size;
@@ -136,7 +139,8 @@ function resolveAmount(amount: unknown, total: number, field: string, rounding: 
 }
 
 function validateOperation(operation: unknown, target: Target, index: number, validate: FleetRunner["validate"]): void {
-  if (typeof operation !== "object" || operation === null) throw new ValidationError(`operation`, `for hosts[${index}]: must be an operation object`, { target });
+  if (typeof operation !== "object" || operation === null)
+    throw new ValidationError(`operation`, `for hosts[${index}]: must be an operation object`, { target });
   const type: unknown = (operation as { type?: unknown }).type;
   const request = requestFor(operation as FleetOperation, target, {});
   try {

@@ -256,4 +256,3 @@ class Subscriber implements AsyncIterator<FleetEvent> {
     return Promise.resolve({ value: undefined, done: true });
   }
 }
-

@@ -11,12 +11,7 @@ export type * from "./transport.js";
 export type * from "./pool.js";
 export { describeOptionValue, rejectUnknownOptions } from "./options.js";
 export type { UnknownOptionHints } from "./options.js";
-export {
-  RENAMED_SSH_TRANSPORT_OPTIONS,
-  SSH_TRANSPORT_OPTIONS,
-  parseProxyJump,
-  resolveSshTransportOptions,
-} from "./transport-options.js";
+export { RENAMED_SSH_TRANSPORT_OPTIONS, SSH_TRANSPORT_OPTIONS, parseProxyJump, resolveSshTransportOptions } from "./transport-options.js";
 export type {
   HostKeyChecking,
   KeyboardInteractiveHandler,
@@ -40,13 +35,7 @@ export type { RetryStatsSnapshot, RetryStrategy } from "./retry.js";
 export { classifyError, isConnectionError } from "./classify.js";
 export type { Classification, ClassifyContext } from "./classify.js";
 export type { CircuitState, CircuitStateChange } from "./breaker.js";
-export {
-  DefaultExecutorConfig,
-  DevelopmentExecutorConfig,
-  ExecutorConfig,
-  ProductionExecutorConfig,
-  validateExecutorConfig,
-} from "./config.js";
+export { DefaultExecutorConfig, DevelopmentExecutorConfig, ExecutorConfig, ProductionExecutorConfig, validateExecutorConfig } from "./config.js";
 export type { BreakerConfig, ExecutorConfigChanges, ExecutorConfigValues } from "./config.js";
 export { MIN_SECRET_LENGTH, REDACTED, Redactor } from "./redact.js";
 export type { ErrorSummary } from "./redact.js";

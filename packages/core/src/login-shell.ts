@@ -27,7 +27,7 @@ export const MAX_LOGIN_LINE_LENGTH = 128 * 1024 - 1024;
 
 /** Bytes that pass unchanged inside single quotes in sh, bash, zsh, ksh, busybox ash, fish and tcsh/csh. */
 const LITERAL = new Uint8Array(128);
-for (const character of "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789 /._=+,:@\"$;&|()<>*?[]{}~#^`-") {
+for (const character of 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789 /._=+,:@"$;&|()<>*?[]{}~#^`-') {
   LITERAL[character.charCodeAt(0)] = 1;
 }
 

@@ -35,12 +35,7 @@ export function describeOptionValue(value: unknown): string {
  * Adapters call it first thing in their constructors.
  * @example rejectUnknownOptions(options, ["stream", "format"], "ConsoleTracer")
  */
-export function rejectUnknownOptions(
-  options: unknown,
-  allowed: Iterable<string>,
-  owner: string,
-  hints: UnknownOptionHints = {},
-): void {
+export function rejectUnknownOptions(options: unknown, allowed: Iterable<string>, owner: string, hints: UnknownOptionHints = {}): void {
   if (options === undefined) return;
   const prefix = hints.path === undefined ? "" : `${hints.path}.`;
   if (typeof options !== "object" || options === null || Array.isArray(options)) {

@@ -218,7 +218,10 @@ const REDACTED = "[redacted]";
 function preparedSudo(prompt: string, ready: string, gate: string, password: string | undefined): PreparedSudo {
   const redacted = () => ({ prompt, ready, gate, ...(password !== undefined ? { password: REDACTED } : {}) });
   const sudo = { prompt, ready, gate, ...(password !== undefined ? { password } : {}) };
-  for (const [key, value] of [["toJSON", redacted], [Symbol.for("nodejs.util.inspect.custom"), redacted]] as const) {
+  for (const [key, value] of [
+    ["toJSON", redacted],
+    [Symbol.for("nodejs.util.inspect.custom"), redacted],
+  ] as const) {
     Object.defineProperty(sudo, key, { value, enumerable: false });
   }
   return sudo;
@@ -288,10 +291,7 @@ function assemble(parts: PrepareParts, body: readonly string[], nonce: string): 
  * prepareCommand({ cmd: "id -u", sudo: { user: "bob" }, env: { A: "1" } }, { nonce: "0123abcd" }).command
  * // => "printf '%s' '[tunnel-start-0123abcd]' >&2\nexec sudo -n -u bob -- /bin/sh -c '…export A=1\nid -u'"
  */
-export function prepareCommand(
-  command: Pick<Command, "cmd" | "env" | "workingDir" | "sudo" | "shell">,
-  options?: PrepareOptions,
-): PreparedCommand {
+export function prepareCommand(command: Pick<Command, "cmd" | "env" | "workingDir" | "sudo" | "shell">, options?: PrepareOptions): PreparedCommand {
   if (typeof command.cmd !== "string" || command.cmd.trim().length === 0) {
     throw new ValidationError("cmd", "must not be empty");
   }
@@ -315,7 +315,10 @@ export function scriptInterpreter(script: Pick<Script, "interpreter" | "content"
   const content = typeof script.content === "string" ? script.content : "";
   if (content.startsWith("#!")) {
     const end = content.indexOf("\n");
-    const line = content.slice(2, end < 0 ? undefined : end).replace(/\r$/, "").trim();
+    const line = content
+      .slice(2, end < 0 ? undefined : end)
+      .replace(/\r$/, "")
+      .trim();
     if (line.includes("\0")) throw new ValidationError("content", "the shebang line must not contain a NUL byte");
     const match = /^(\S+)(?:[ \t]+(.*))?$/.exec(line);
     if (match?.[1]) return match[2] ? [match[1], match[2]] : [match[1]];
@@ -326,9 +329,7 @@ export function scriptInterpreter(script: Pick<Script, "interpreter" | "content"
 /** Fails with the interpreter marker unless the program exists (as the user the script runs as, with its PATH). */
 function interpreterCheck(program: string, nonce: string): string {
   const stop = stopLine(nonce, "interpreter");
-  return program.startsWith("/")
-    ? `[ -x ${quote(program)} ] || ${stop}`
-    : `command -v -- ${quote(program)} >/dev/null 2>&1 || ${stop}`;
+  return program.startsWith("/") ? `[ -x ${quote(program)} ] || ${stop}` : `command -v -- ${quote(program)} >/dev/null 2>&1 || ${stop}`;
 }
 
 /**

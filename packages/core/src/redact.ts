@@ -145,9 +145,7 @@ export class Redactor {
   redactValue<T extends AttributeValue | undefined>(value: T): T {
     if (typeof value === "string") return this.redact(value) as T;
     if (Array.isArray(value) && value.some((item) => typeof item === "string")) {
-      return (value as readonly (string | number)[]).map((item) =>
-        typeof item === "string" ? this.redact(item) : item,
-      ) as unknown as T;
+      return (value as readonly (string | number)[]).map((item) => (typeof item === "string" ? this.redact(item) : item)) as unknown as T;
     }
     return value;
   }
@@ -198,7 +196,17 @@ export class Redactor {
   #summarize(error: unknown): ErrorSummary {
     if (typeof error !== "object" || error === null) {
       const message = this.redact(typeof error === "string" ? error : String(error));
-      return { type: "Error", name: "Error", code: undefined, message, phase: undefined, retryable: undefined, target: undefined, stack: undefined, cause: undefined };
+      return {
+        type: "Error",
+        name: "Error",
+        code: undefined,
+        message,
+        phase: undefined,
+        retryable: undefined,
+        target: undefined,
+        stack: undefined,
+        cause: undefined,
+      };
     }
     const record = error as { name?: unknown; message?: unknown; stack?: unknown; cause?: unknown };
     const name = typeof record.name === "string" && record.name.length > 0 ? record.name : "Error";
@@ -245,10 +253,7 @@ export class Redactor {
       if (!descriptor) continue;
       if ("value" in descriptor) {
         const original: unknown = descriptor.value;
-        const redacted =
-          typeof original === "string" || Array.isArray(original) || original instanceof Error
-            ? this.#copyError(original, depth + 1)
-            : original;
+        const redacted = typeof original === "string" || Array.isArray(original) || original instanceof Error ? this.#copyError(original, depth + 1) : original;
         if (redacted !== original) changed = true;
         descriptor.value = redacted;
       }

@@ -142,10 +142,7 @@ function mark<E>(error: E, attempts: number): E {
  *   or during a backoff sleep.
  * In every case `retryAttempts(thrown)` tells how many attempts were made.
  */
-export async function executeWithRetry<T>(
-  operation: (attempt: number) => Promise<T>,
-  options: RetryOptions,
-): Promise<RetryOutcome<T>> {
+export async function executeWithRetry<T>(operation: (attempt: number) => Promise<T>, options: RetryOptions): Promise<RetryOutcome<T>> {
   const { strategy, signal, deadline, stats } = options;
   checkStrategy(strategy);
   const shouldRetry = options.shouldRetry ?? defaultShouldRetry;

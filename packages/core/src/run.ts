@@ -104,10 +104,7 @@ export async function runProcess(connection: Connection, request: RunRequest): P
   if (request.timeoutMs !== undefined) {
     const timeoutMs = request.timeoutMs;
     timers.push(
-      setTimeout(
-        () => stopWith(new TimeoutError(`the command timed out after ${timeoutMs} ms`, { timeoutMs, target: connection.target })),
-        timeoutMs,
-      ),
+      setTimeout(() => stopWith(new TimeoutError(`the command timed out after ${timeoutMs} ms`, { timeoutMs, target: connection.target })), timeoutMs),
     );
   }
 
@@ -214,12 +211,16 @@ class StartWatcher {
   /** The error for a process that ended without the token: the login shell did not run the command. */
   failure(result: RunResult, connection: Connection): UnsupportedHostError {
     const text = `${result.stderr}\n${result.stdout}`;
-    const detail = text.split("\n").map((line) => line.trim()).find((line) => line !== "");
+    const detail = text
+      .split("\n")
+      .map((line) => line.trim())
+      .find((line) => line !== "");
     const how = result.signal ? `was killed by ${result.signal}` : `exited with code ${result.exitCode}`;
-    return new UnsupportedHostError(
-      `the login shell on ${formatTarget(connection.target)} did not run the command (it ${how})${detail ? `: ${detail}` : ""}`,
-      { reason: "shell", target: connection.target, ...(detail !== undefined ? { detail } : {}) },
-    );
+    return new UnsupportedHostError(`the login shell on ${formatTarget(connection.target)} did not run the command (it ${how})${detail ? `: ${detail}` : ""}`, {
+      reason: "shell",
+      target: connection.target,
+      ...(detail !== undefined ? { detail } : {}),
+    });
   }
 }
 
@@ -277,10 +278,10 @@ class SudoWatcher {
       } else {
         const reason = this.#exchange.password === undefined ? "password-required" : "wrong-password";
         this.#stop(
-          new SudoError(
-            reason === "wrong-password" ? "sudo rejected the password" : "sudo asked for a password but none was given",
-            { reason, target: this.#connection.target },
-          ),
+          new SudoError(reason === "wrong-password" ? "sudo rejected the password" : "sudo asked for a password but none was given", {
+            reason,
+            target: this.#connection.target,
+          }),
         );
       }
       return "continue";
@@ -381,4 +382,3 @@ export class TokenFilter {
     return longest;
   }
 }
-

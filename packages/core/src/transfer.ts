@@ -86,17 +86,23 @@ async function whileRefused<T>(context: TransferContext, step: () => Promise<T>)
 /** Run a remote shell command line on the transfer's connection; a non-zero exit is a `TransferError`. */
 async function remote(context: TransferContext, cmd: string, what: string, sudo?: boolean | SudoOptions): Promise<RunResult> {
   const prepared = prepareCommand({ cmd, ...(sudo !== undefined ? { sudo } : {}) });
-  const result = await whileRefused(context, () => runProcess(context.connection, {
-    command: prepared.command,
-    start: prepared.start,
-    signal: context.signal,
-    maxOutputBytes: 1024 * 1024,
-    ...(prepared.sudo ? { sudo: { ...prepared.sudo, promptTimeoutMs: context.sudoTimeout } } : {}),
-  }));
+  const result = await whileRefused(context, () =>
+    runProcess(context.connection, {
+      command: prepared.command,
+      start: prepared.start,
+      signal: context.signal,
+      maxOutputBytes: 1024 * 1024,
+      ...(prepared.sudo ? { sudo: { ...prepared.sudo, promptTimeoutMs: context.sudoTimeout } } : {}),
+    }),
+  );
   if (result.exitCode !== 0) {
     // The first line is the one that says what failed (`find: unrecognized: -printf`); tools such as busybox follow
     // it with their usage text.
-    const detail = result.stderr.split("\n").map((line) => line.trim()).find((line) => line !== "") ?? "";
+    const detail =
+      result.stderr
+        .split("\n")
+        .map((line) => line.trim())
+        .find((line) => line !== "") ?? "";
     throw new TransferError(`${what} failed on the host${detail ? `: ${detail}` : ` (exit ${result.exitCode ?? result.signal})`}`, {
       target: context.target,
     });
@@ -164,7 +170,9 @@ class ProgressMeter {
  */
 function moveBytes(connection: Connection, move: () => Promise<void>): Promise<void> {
   return new Promise<void>((resolve, reject) => {
-    const stop = connection.onClose((error) => reject(error ?? new ConnectError("the connection closed during the transfer", { lost: true, phase: "transfer", target: connection.target })));
+    const stop = connection.onClose((error) =>
+      reject(error ?? new ConnectError("the connection closed during the transfer", { lost: true, phase: "transfer", target: connection.target })),
+    );
     move().then(
       () => {
         stop();
@@ -235,7 +243,7 @@ function chunked<T>(items: readonly T[], render: (item: T) => string): T[][] {
  * names out of the output.
  */
 const HASH_FUNCTIONS =
-  'tunnel_hash() { if command -v openssl >/dev/null 2>&1; then openssl dgst -sha256 -r; elif command -v sha256sum >/dev/null 2>&1; then sha256sum; else shasum -a 256; fi; }; ' +
+  "tunnel_hash() { if command -v openssl >/dev/null 2>&1; then openssl dgst -sha256 -r; elif command -v sha256sum >/dev/null 2>&1; then sha256sum; else shasum -a 256; fi; }; " +
   'tunnel_check() { tunnel_sum=$(tunnel_hash < "$1") || return 1; [ "${tunnel_sum%% *}" = "$2" ]; }';
 
 /** The sha256 of each remote file, in order: one remote command per chunk of paths. */
@@ -281,15 +289,17 @@ async function sendFile(context: TransferContext, item: Outgoing, verify: boolea
     item.localHash = sha256OfLocal(item.local, context.signal);
     item.localHash.catch(() => {});
   }
-  await whileRefused(context, () => moveBytes(context.connection, () =>
-    context.connection.upload({
-      localPath: item.local,
-      remotePath: item.temp,
-      signal: context.signal,
-      onProgress,
-      ...(item.mode !== undefined ? { mode: item.mode } : {}),
-    }),
-  ));
+  await whileRefused(context, () =>
+    moveBytes(context.connection, () =>
+      context.connection.upload({
+        localPath: item.local,
+        remotePath: item.temp,
+        signal: context.signal,
+        onProgress,
+        ...(item.mode !== undefined ? { mode: item.mode } : {}),
+      }),
+    ),
+  );
 }
 
 const octal = (mode: number): string => mode.toString(8).padStart(4, "0");
@@ -481,7 +491,8 @@ async function cleanupRemote(context: TransferContext, temps: readonly string[])
   // every process that names one of these temp files first, so none creates one after the removal. The bracket keeps
   // the pattern from matching the shell that runs it.
   const nonces = [...new Set(temps.flatMap((temp) => /tunnel-([0-9a-f]{12})\.part/.exec(temp)?.[1] ?? []))];
-  const stop = nonces.length > 0 ? prepareCommand({ cmd: `pkill -KILL -f -- ${quote(`[t]unnel-(${nonces.join("|")})[.]part`)} 2>/dev/null; exit 0` }).command : undefined;
+  const stop =
+    nonces.length > 0 ? prepareCommand({ cmd: `pkill -KILL -f -- ${quote(`[t]unnel-(${nonces.join("|")})[.]part`)} 2>/dev/null; exit 0` }).command : undefined;
   // Keep trying, over whatever connection the pool can give, until the budget is spent: the host may be flapping.
   const deadline = Date.now() + CLEANUP_TIMEOUT_MS;
   for (let tries = 1; Date.now() < deadline; tries++) {
@@ -509,7 +520,10 @@ async function cleanupRemote(context: TransferContext, temps: readonly string[])
       }
     } else {
       // Too slow to connect: give the channel back whenever it arrives.
-      borrowing.then((late) => late.done(), () => undefined);
+      borrowing.then(
+        (late) => late.done(),
+        () => undefined,
+      );
     }
     await new Promise((resolveLater) => setTimeout(resolveLater, Math.min(1_000, 100 * tries)));
   }
@@ -587,8 +601,14 @@ async function applyLocalOwner(path: string, transfer: Transfer, target: Target)
   // An explicit environment: the lookups need only PATH, and nothing else of this process's environment is theirs.
   const options = { env: { PATH: process.env.PATH ?? "/usr/bin:/bin", LC_ALL: "C" } };
   try {
-    const uid = transfer.owner === undefined ? -1 : Number(/^\d+$/.test(transfer.owner) ? transfer.owner : execFileSync("id", ["-u", "--", transfer.owner], options).toString().trim());
-    const gid = transfer.group === undefined ? -1 : Number(/^\d+$/.test(transfer.group) ? transfer.group : execFileSync("getent", ["group", transfer.group], options).toString().split(":")[2]);
+    const uid =
+      transfer.owner === undefined
+        ? -1
+        : Number(/^\d+$/.test(transfer.owner) ? transfer.owner : execFileSync("id", ["-u", "--", transfer.owner], options).toString().trim());
+    const gid =
+      transfer.group === undefined
+        ? -1
+        : Number(/^\d+$/.test(transfer.group) ? transfer.group : execFileSync("getent", ["group", transfer.group], options).toString().split(":")[2]);
     await chown(path, uid, gid);
   } catch (error) {
     throw new TransferError(`could not change the owner of ${path}`, { target, cause: error });
@@ -674,12 +694,12 @@ const GNU_WALK =
   "-o \\( -type l -printf 'l\\t0\\t0\\t%P\\0%l\\0' \\) -o -printf 'o\\t0\\t0\\t%P\\0\\0'";
 const PORTABLE_WALK =
   "find . -mindepth 1 -exec /bin/sh -c '" +
-  "if stat -c %a . >/dev/null 2>&1; then st() { stat -c \"%a %s\" -- \"$1\"; }; else st() { stat -f \"%Lp %z\" -- \"$1\"; }; fi; " +
+  'if stat -c %a . >/dev/null 2>&1; then st() { stat -c "%a %s" -- "$1"; }; else st() { stat -f "%Lp %z" -- "$1"; }; fi; ' +
   "for f; do p=${f#./}; " +
-  "if [ -L \"$f\" ]; then printf \"l\\t0\\t0\\t%s\\0%s\\0\" \"$p\" \"$(readlink -- \"$f\")\"; " +
-  "elif [ -d \"$f\" ]; then set -- $(st \"$f\"); printf \"d\\t%s\\t0\\t%s\\0\\0\" \"$1\" \"$p\"; " +
-  "elif [ -f \"$f\" ]; then set -- $(st \"$f\"); printf \"f\\t%s\\t%s\\t%s\\0\\0\" \"$1\" \"$2\" \"$p\"; " +
-  "else printf \"o\\t0\\t0\\t%s\\0\\0\" \"$p\"; fi; done' tunnel-walk {} +";
+  'if [ -L "$f" ]; then printf "l\\t0\\t0\\t%s\\0%s\\0" "$p" "$(readlink -- "$f")"; ' +
+  'elif [ -d "$f" ]; then set -- $(st "$f"); printf "d\\t%s\\t0\\t%s\\0\\0" "$1" "$p"; ' +
+  'elif [ -f "$f" ]; then set -- $(st "$f"); printf "f\\t%s\\t%s\\t%s\\0\\0" "$1" "$2" "$p"; ' +
+  'else printf "o\\t0\\t0\\t%s\\0\\0" "$p"; fi; done\' tunnel-walk {} +';
 
 /** What each connection's host offers, probed once: GNU `find -printf` or not. */
 const gnuFind = new WeakMap<Connection, Promise<boolean>>();
@@ -687,7 +707,9 @@ const gnuFind = new WeakMap<Connection, Promise<boolean>>();
 function hasGnuFind(context: TransferContext): Promise<boolean> {
   let probe = gnuFind.get(context.connection);
   if (!probe) {
-    probe = remote(context, "find / -maxdepth 0 -printf '' >/dev/null 2>&1 && echo gnu || echo other", "probing find").then((result) => result.stdout.trim() === "gnu");
+    probe = remote(context, "find / -maxdepth 0 -printf '' >/dev/null 2>&1 && echo gnu || echo other", "probing find").then(
+      (result) => result.stdout.trim() === "gnu",
+    );
     probe.catch(() => gnuFind.delete(context.connection));
     gnuFind.set(context.connection, probe);
   }
@@ -777,7 +799,10 @@ async function uploadTree(context: TransferContext, transfer: Transfer, verify: 
   const stage = `.tunnel-${randomBytes(6).toString("hex")}.part`;
   const items = files.map((entry) => outgoing(join(transfer.source, entry.path), at(entry), entry.size, mode ?? entry.mode, stage));
   const stages = [...new Set(items.map((item) => posix.dirname(item.temp)))];
-  const meter = new ProgressMeter(transfer.onProgress, items.reduce((sum, item) => sum + item.size, 0));
+  const meter = new ProgressMeter(
+    transfer.onProgress,
+    items.reduce((sum, item) => sum + item.size, 0),
+  );
   try {
     for (const chunk of chunked(stages, quote)) await remote(context, `mkdir -m 700 -- ${chunk.map(quote).join(" ")}`, "creating staging folders");
     await eachLimited(context, items, async (item, worker) => {
@@ -832,11 +857,19 @@ async function downloadTree(context: TransferContext, transfer: Transfer, verify
   const entries = await walkRemote(context, transfer.source);
   const root = transfer.destination;
   const files = entries.filter((entry) => entry.kind === "f");
-  const meter = new ProgressMeter(transfer.onProgress, files.reduce((sum, entry) => sum + entry.size, 0));
+  const meter = new ProgressMeter(
+    transfer.onProgress,
+    files.reduce((sum, entry) => sum + entry.size, 0),
+  );
   await mkdir(root, { recursive: true });
   for (const entry of entries.filter((item) => item.kind === "d")) await mkdir(join(root, entry.path), { recursive: true });
   // Every remote hash up front, a chunk of files per command, instead of a command per file.
-  const hashes = verify ? await remoteHashes(context, files.map((entry) => posix.join(transfer.source, entry.path))) : [];
+  const hashes = verify
+    ? await remoteHashes(
+        context,
+        files.map((entry) => posix.join(transfer.source, entry.path)),
+      )
+    : [];
   const expected = new Map(files.map((entry, index) => [entry.path, hashes[index]]));
   let bytes = 0;
   let moved = 0;

@@ -144,9 +144,7 @@ export function validateAccountName(value: unknown, field: string, target?: Targ
   if (allowUidForm && /^#[0-9]+$/.test(value)) return;
   fail(
     field,
-    `must be an account name (letters, digits, "_", ".", "-", not starting with a digit or "-") or a numeric id${
-      allowUidForm ? ' (or "#uid")' : ""
-    }`,
+    `must be an account name (letters, digits, "_", ".", "-", not starting with a digit or "-") or a numeric id${allowUidForm ? ' (or "#uid")' : ""}`,
     target,
   );
 }
@@ -225,7 +223,10 @@ function validatePty(pty: unknown, target?: Target): void {
     fail("pty", `must be true, false or { rows?, cols?, term? }, got ${describe(pty)}`, target);
   }
   const { rows, cols, term } = pty as Fields;
-  for (const [name, value] of [["rows", rows], ["cols", cols]] as const) {
+  for (const [name, value] of [
+    ["rows", rows],
+    ["cols", cols],
+  ] as const) {
     if (value !== undefined && (typeof value !== "number" || !Number.isInteger(value) || value < 1 || value > 65535)) {
       fail(`pty.${name}`, "must be an integer from 1 to 65535", target);
     }

@@ -87,9 +87,7 @@ describe("classifyError", () => {
   }
 
   it("explains its verdicts", () => {
-    expect(classifyError(EXAMPLES.CONNECT, { started: false, idempotent: false }).reason).toBe(
-      "the connection failed before the command started",
-    );
+    expect(classifyError(EXAMPLES.CONNECT, { started: false, idempotent: false }).reason).toBe("the connection failed before the command started");
     expect(classifyError(EXAMPLES.CONNECTION_LOST, { started: true, idempotent: false }).reason).toBe(
       "the connection was lost while the command ran; the request is not idempotent",
     );

@@ -1,11 +1,5 @@
 import { describe, expect, it } from "vitest";
-import {
-  DefaultExecutorConfig,
-  DevelopmentExecutorConfig,
-  ExecutorConfig,
-  ProductionExecutorConfig,
-  validateExecutorConfig,
-} from "../src/config.js";
+import { DefaultExecutorConfig, DevelopmentExecutorConfig, ExecutorConfig, ProductionExecutorConfig, validateExecutorConfig } from "../src/config.js";
 import type { ExecutorConfigValues } from "../src/config.js";
 import { ConfigError, TunnelError } from "../src/errors.js";
 import { MAX_TIMEOUT_MS } from "../src/validate.js";
@@ -186,15 +180,9 @@ describe("validateExecutorConfig", () => {
   });
 
   it("names the breaker's fields", () => {
-    expect(configError(() => validateExecutorConfig({ ...valid(), breaker: { failureThreshold: 0, cooldown: 1 } })).field).toBe(
-      "breaker.failureThreshold",
-    );
-    expect(configError(() => validateExecutorConfig({ ...valid(), breaker: { failureThreshold: 1, cooldown: 0 } })).field).toBe(
-      "breaker.cooldown",
-    );
-    expect(
-      configError(() => validateExecutorConfig({ ...valid(), breaker: { failureThreshold: 1, cooldown: 1, cooldwn: 2 } })).field,
-    ).toBe("breaker.cooldwn");
+    expect(configError(() => validateExecutorConfig({ ...valid(), breaker: { failureThreshold: 0, cooldown: 1 } })).field).toBe("breaker.failureThreshold");
+    expect(configError(() => validateExecutorConfig({ ...valid(), breaker: { failureThreshold: 1, cooldown: 0 } })).field).toBe("breaker.cooldown");
+    expect(configError(() => validateExecutorConfig({ ...valid(), breaker: { failureThreshold: 1, cooldown: 1, cooldwn: 2 } })).field).toBe("breaker.cooldwn");
   });
 
   it("requires maxRetryDelay ≥ retryBackoff", () => {
@@ -218,8 +206,6 @@ describe("validateExecutorConfig", () => {
   });
 
   it("makes the constructor throw for invalid values", () => {
-    expect(configError(() => new ExecutorConfig({ ...DefaultExecutorConfig().toJSON(), maxConcurrent: 0 })).field).toBe(
-      "maxConcurrent",
-    );
+    expect(configError(() => new ExecutorConfig({ ...DefaultExecutorConfig().toJSON(), maxConcurrent: 0 })).field).toBe("maxConcurrent");
   });
 });

@@ -12,7 +12,27 @@ describe("core's entry points", () => {
   });
 
   it("keep on the main entry what users and adapter authors need", () => {
-    for (const name of ["Executor", "Fleet", "DefaultExecutorConfig", "Redactor", "NoopTracer", "startSpan", "runProcess", "loginShellCommand", "inOwnProcessGroup", "quote", "rejectUnknownOptions", "resolveSshTransportOptions", "TunnelError", "AuthenticationError", "RetriesExhaustedError", "hasCode", "classifyError", "retryAttempts", "MAX_COMMAND_BYTES"]) {
+    for (const name of [
+      "Executor",
+      "Fleet",
+      "DefaultExecutorConfig",
+      "Redactor",
+      "NoopTracer",
+      "startSpan",
+      "runProcess",
+      "loginShellCommand",
+      "inOwnProcessGroup",
+      "quote",
+      "rejectUnknownOptions",
+      "resolveSshTransportOptions",
+      "TunnelError",
+      "AuthenticationError",
+      "RetriesExhaustedError",
+      "hasCode",
+      "classifyError",
+      "retryAttempts",
+      "MAX_COMMAND_BYTES",
+    ]) {
       expect(main, name).toHaveProperty(name);
     }
   });

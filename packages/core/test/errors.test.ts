@@ -86,9 +86,7 @@ describe("the error subclasses", () => {
     const failed = new CommandFailedError(result);
     expect(failed.message).toBe("the command exited with code 3 on deploy@web-1:2222");
     expect(failed.result).toBe(result);
-    expect(new CommandFailedError({ ...result, exitCode: null, signal: "SIGKILL" }).message).toBe(
-      "the command was killed by SIGKILL on deploy@web-1:2222",
-    );
+    expect(new CommandFailedError({ ...result, exitCode: null, signal: "SIGKILL" }).message).toBe("the command was killed by SIGKILL on deploy@web-1:2222");
   });
 
   it("keeps every attempt's error when retries are exhausted, the last one as cause and phase source", () => {
@@ -196,7 +194,16 @@ describe("TunnelError.is", () => {
   });
 
   it("rejects everything else", () => {
-    for (const value of [new Error("x"), { code: "CONNECT" }, { [Symbol("tunnel.error")]: true }, { [Symbol.for("tunnel.error")]: "yes" }, null, undefined, "CONNECT", 42]) {
+    for (const value of [
+      new Error("x"),
+      { code: "CONNECT" },
+      { [Symbol("tunnel.error")]: true },
+      { [Symbol.for("tunnel.error")]: "yes" },
+      null,
+      undefined,
+      "CONNECT",
+      42,
+    ]) {
       expect(TunnelError.is(value)).toBe(false);
     }
   });

@@ -179,10 +179,12 @@ describe("the circuit breaker under every shipped preset", () => {
   /** Drives fake time forward until `promise` settles (backoff sleeps), letting real I/O run in between. */
   async function drive<T>(promise: Promise<T>): Promise<unknown> {
     let done = false;
-    const outcome = promise.then(
-      (value) => value,
-      (error: unknown) => error,
-    ).finally(() => (done = true));
+    const outcome = promise
+      .then(
+        (value) => value,
+        (error: unknown) => error,
+      )
+      .finally(() => (done = true));
     while (!done) {
       await vi.advanceTimersByTimeAsync(250);
       await new Promise((resolve) => setImmediate(resolve));
@@ -237,7 +239,7 @@ describe("Executor.runScript", () => {
   it("runs a script with quoted args and env, then removes its folder", async () => {
     const result = await new Executor(fakePool(), fast).runScript({
       ...host,
-      content: "#!/bin/sh\nprintf '%s|' \"$@\" \"$GREETING\"\n",
+      content: '#!/bin/sh\nprintf \'%s|\' "$@" "$GREETING"\n',
       args: ["a b", "it's", "$HOME"],
       env: { GREETING: "hello `world`", TMPDIR: tmp },
     });

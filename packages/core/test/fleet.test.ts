@@ -59,13 +59,23 @@ class ScriptedRunner implements FleetRunner {
         };
         if (signal?.aborted) return onAbort();
         signal?.addEventListener("abort", onAbort, { once: true });
-        if (!script.hang) setTimeout(() => {
-          signal?.removeEventListener("abort", onAbort);
-          resolve();
-        }, script.delayMs ?? 1);
+        if (!script.hang)
+          setTimeout(() => {
+            signal?.removeEventListener("abort", onAbort);
+            resolve();
+          }, script.delayMs ?? 1);
       });
       if (script.error !== undefined) throw script.error;
-      return { exitCode: script.exitCode ?? 0, signal: null, stdout: script.output ?? "", stderr: "", durationMs: 1, attempts: 1, host: request.host, truncated: false };
+      return {
+        exitCode: script.exitCode ?? 0,
+        signal: null,
+        stdout: script.output ?? "",
+        stderr: "",
+        durationMs: 1,
+        attempts: 1,
+        host: request.host,
+        truncated: false,
+      };
     } finally {
       this.running -= 1;
     }
@@ -79,7 +89,11 @@ describe("Fleet", () => {
   it("runs the operation on every host, never more at once than the concurrency, and reports in host order", async () => {
     const runner = new ScriptedRunner({ h2: { exitCode: 3, delayMs: 5 } });
     const report = await new Fleet(runner).run({ hosts: hostsNamed(10), operation: command, concurrency: 3 });
-    expect(runner.started.sort()).toEqual(hostsNamed(10).map((host) => host.host).sort());
+    expect(runner.started.sort()).toEqual(
+      hostsNamed(10)
+        .map((host) => host.host)
+        .sort(),
+    );
     expect(runner.maxRunning).toBe(3);
     expect(report.hosts.map((host) => host.name)).toEqual(hostsNamed(10).map((host) => `@${host.host}:`));
     expect(report).toMatchObject({ ok: 9, failed: 1, skipped: 0, cancelled: 0, budgetSpent: false, aborted: false, batches: [10] });
@@ -100,7 +114,9 @@ describe("Fleet", () => {
     expect(report.batches).toEqual([1, 3, 21]);
     expect(report.hosts.map((host) => host.batch)).toEqual([0, 1, 1, 1, ...Array<number>(21).fill(2)]);
     // Each batch's hosts all finish before the next batch starts.
-    const order = events.filter((event) => event.type === "batch" || event.type === "done").map((event) => (event.type === "batch" ? `batch${event.batch}` : event.result.batch));
+    const order = events
+      .filter((event) => event.type === "batch" || event.type === "done")
+      .map((event) => (event.type === "batch" ? `batch${event.batch}` : event.result.batch));
     expect(order).toEqual(["batch0", 0, "batch1", 1, 1, 1, "batch2", ...Array<number>(21).fill(2)]);
     expect(runner.maxRunning).toBe(21);
   });
@@ -176,7 +192,10 @@ describe("Fleet", () => {
     expect(iterated.map((event) => event.type)).toEqual(["batch", "started", "output", "done"]);
     expect(iterated[2]).toEqual({ type: "output", host: "web-a", stream: "stdout", text: "hello\n" });
 
-    const transfers = new Fleet(runner).run({ hosts: [{ host: "b" }], operation: { type: "transfer", direction: "upload", source: "/etc/hostname", destination: "/tmp/x" } });
+    const transfers = new Fleet(runner).run({
+      hosts: [{ host: "b" }],
+      operation: { type: "transfer", direction: "upload", source: "/etc/hostname", destination: "/tmp/x" },
+    });
     const progress: number[] = [];
     for await (const event of transfers) if (event.type === "progress") progress.push(event.progress.bytes);
     expect(progress).toEqual([5, 10]);

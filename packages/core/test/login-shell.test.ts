@@ -53,9 +53,9 @@ const awkward = fc
 describe("loginShellCommand", () => {
   it("makes every login shell run the same POSIX script under /bin/sh", async () => {
     const script = [
-      "f() { printf '%s|' \"$0\" \"$#\" \"$1\"; }",
+      'f() { printf \'%s|\' "$0" "$#" "$1"; }',
       "if [ -n \"$HOME\" ]; then f 'it'\\''s'; fi",
-      "x=1; { echo \"x=$x\"; }",
+      'x=1; { echo "x=$x"; }',
       "case a in a) echo 'case !ok' ;; esac",
       "printf '%s\\n' \"$(echo sub)\" `echo back`",
       String.raw`printf '%s|' 'tab	here' "100%" '\\ and \'; echo`,
@@ -77,7 +77,11 @@ describe("loginShellCommand", () => {
         const script = values.map((value) => `printf '%s\\0' ${quote(value)}`).join("\n");
         const expected = values.map((value) => `${value}\0`).join("");
         for (const outcome of await Promise.all(everyShell(loginShellCommand(script)))) {
-          expect({ shell: outcome.shell, stdout: outcome.stdout.toString("utf8"), stderr: outcome.stderr }).toEqual({ shell: outcome.shell, stdout: expected, stderr: "" });
+          expect({ shell: outcome.shell, stdout: outcome.stdout.toString("utf8"), stderr: outcome.stderr }).toEqual({
+            shell: outcome.shell,
+            stdout: expected,
+            stderr: "",
+          });
         }
       }),
       { numRuns: 15 },

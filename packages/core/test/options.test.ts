@@ -44,7 +44,9 @@ describe("rejectUnknownOptions", () => {
   });
 
   it("says the new name of a renamed option", () => {
-    const error = configError(() => rejectUnknownOptions({ privateKey: "/k" }, ["identityFile"], "OpenSshTransport", { renamed: { privateKey: "identityFile" } }));
+    const error = configError(() =>
+      rejectUnknownOptions({ privateKey: "/k" }, ["identityFile"], "OpenSshTransport", { renamed: { privateKey: "identityFile" } }),
+    );
     expect(error.field).toBe("privateKey");
     expect(error.message).toBe("privateKey: is not an option of OpenSshTransport: it is now called identityFile");
   });
@@ -109,7 +111,10 @@ describe("the shared SSH transport options", () => {
     expect(field({ forwardAgent: true, agent: false })).toBe("forwardAgent");
     expect(field({ onKeyboardInteractive: "123456" })).toBe("onKeyboardInteractive");
     const handler = () => ["123456"];
-    expect(resolveSshTransportOptions({ forwardAgent: true, onKeyboardInteractive: handler })).toMatchObject({ forwardAgent: true, onKeyboardInteractive: handler });
+    expect(resolveSshTransportOptions({ forwardAgent: true, onKeyboardInteractive: handler })).toMatchObject({
+      forwardAgent: true,
+      onKeyboardInteractive: handler,
+    });
   });
 
   it("normalises one path or a list of paths, and jump hosts", () => {

@@ -29,10 +29,7 @@ interface Outcome {
 }
 
 /** Runs a prepared command the way sshd would: `<login shell> -c <command>`. */
-function sh(
-  command: string,
-  options: { env?: NodeJS.ProcessEnv; cwd?: string; stdin?: string; shell?: string } = {},
-): Promise<Outcome> {
+function sh(command: string, options: { env?: NodeJS.ProcessEnv; cwd?: string; stdin?: string; shell?: string } = {}): Promise<Outcome> {
   return new Promise((resolve, reject) => {
     const child = spawn(options.shell ?? "/bin/sh", ["-c", command], {
       stdio: ["pipe", "pipe", "pipe"],
@@ -77,15 +74,50 @@ async function shEach(commands: readonly string[], env?: NodeJS.ProcessEnv): Pro
 }
 
 const AWKWARD = [
-  "'", '"', "$", "`", "\\", "\n", "\r", "\t", " ", "*", "?", "[", "]", "{a,b}", "~", "!", "#", ";", "&", "|", "<", ">",
-  "(", ")", "-", "--", "-n", "$(id)", "${HOME}", "%s", "é", "日本", "🙂", "\u00a0", "'\\''",
+  "'",
+  '"',
+  "$",
+  "`",
+  "\\",
+  "\n",
+  "\r",
+  "\t",
+  " ",
+  "*",
+  "?",
+  "[",
+  "]",
+  "{a,b}",
+  "~",
+  "!",
+  "#",
+  ";",
+  "&",
+  "|",
+  "<",
+  ">",
+  "(",
+  ")",
+  "-",
+  "--",
+  "-n",
+  "$(id)",
+  "${HOME}",
+  "%s",
+  "é",
+  "日本",
+  "🙂",
+  "\u00a0",
+  "'\\''",
 ];
 const wellFormed = (value: string) => !value.includes("\0") && Buffer.from(value, "utf8").toString("utf8") === value;
 const awkwardString = fc
   .array(fc.oneof(fc.constantFrom(...AWKWARD), fc.string({ unit: "binary", maxLength: 6 })), { maxLength: 8 })
   .map((parts) => parts.join(""))
   .filter(wellFormed);
-const envName = fc.stringMatching(/^[A-Za-z_][A-Za-z0-9_]{0,12}$/).filter((name) => !["PATH", "IFS", "PS4", "ENV", "PWD", "OLDPWD", "HOME", "CDPATH"].includes(name) && !name.startsWith("BASH"));
+const envName = fc
+  .stringMatching(/^[A-Za-z_][A-Za-z0-9_]{0,12}$/)
+  .filter((name) => !["PATH", "IFS", "PS4", "ENV", "PWD", "OLDPWD", "HOME", "CDPATH"].includes(name) && !name.startsWith("BASH"));
 
 const NONCE = "0123abcd4567ef89";
 let scratch: string;
@@ -193,7 +225,9 @@ describe("prepareCommand without sudo", () => {
     await fc.assert(
       fc.asyncProperty(envs, async (batch) => {
         const commands = batch.map((env) => {
-          const cmd = `printf '%s\\0' ${Object.keys(env).map((name) => `"$${name}"`).join(" ")}`;
+          const cmd = `printf '%s\\0' ${Object.keys(env)
+            .map((name) => `"$${name}"`)
+            .join(" ")}`;
           return prepareCommand({ cmd, env }).command;
         });
         const outcomes = await shEach(commands);
@@ -291,7 +325,10 @@ describe("prepareCommand without sudo", () => {
 
 describe("prepareCommand with a shell", () => {
   it("hands cmd to that interpreter after the working dir and env, checking first that it exists", async () => {
-    const prepared = prepareCommand({ cmd: 'echo "${BASH_VERSION:+bash} $V $(pwd -P)"', shell: "bash", env: { V: "v" }, workingDir: scratch }, { nonce: NONCE });
+    const prepared = prepareCommand(
+      { cmd: 'echo "${BASH_VERSION:+bash} $V $(pwd -P)"', shell: "bash", env: { V: "v" }, workingDir: scratch },
+      { nonce: NONCE },
+    );
     expect(afterStart(prepared.command).split("\n").slice(-2)).toEqual([
       `command -v -- bash >/dev/null 2>&1 || { printf '%s\\n' 'tunnel[${NONCE}]: interpreter not found' >&2; exit 97; }`,
       `exec bash -c 'echo "\${BASH_VERSION:+bash} $V $(pwd -P)"'`,
@@ -383,7 +420,9 @@ describe("prepareCommand with sudo", () => {
     await fc.assert(
       fc.asyncProperty(envs, async (batch) => {
         const commands = batch.map((env) => {
-          const cmd = `printf '%s\\0' "$LEAKY" "$FAKE_SUDO_USER" ${Object.keys(env).map((name) => `"$${name}"`).join(" ")}`;
+          const cmd = `printf '%s\\0' "$LEAKY" "$FAKE_SUDO_USER" ${Object.keys(env)
+            .map((name) => `"$${name}"`)
+            .join(" ")}`;
           // The ready token goes to stderr; send it to stdout here so the outer stderr stays empty.
           return `printf '%s\\n' ${sudoGateLine(NONCE)} | { ${prepareCommand({ cmd, env, sudo: { user: "nobody" } }, { nonce: NONCE }).command}; } 2>&1`;
         });

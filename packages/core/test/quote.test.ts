@@ -43,8 +43,45 @@ async function listsSeenBy(shell: string, lists: ReadonlyArray<readonly string[]
 
 /** Pieces that shells treat specially, mixed with arbitrary Unicode. */
 const AWKWARD = [
-  "'", '"', "$", "`", "\\", "\n", "\r", "\t", " ", "*", "?", "[", "]", "{a,b}", "~", "!", "#", ";", "&", "|", "<", ">",
-  "(", ")", "-", "--", "-n", "-e", "$(id)", "${HOME}", "$'x'", "%s", "\\n", "é", "日本", "🙂", "\u200b", "\u00a0", "'\\''",
+  "'",
+  '"',
+  "$",
+  "`",
+  "\\",
+  "\n",
+  "\r",
+  "\t",
+  " ",
+  "*",
+  "?",
+  "[",
+  "]",
+  "{a,b}",
+  "~",
+  "!",
+  "#",
+  ";",
+  "&",
+  "|",
+  "<",
+  ">",
+  "(",
+  ")",
+  "-",
+  "--",
+  "-n",
+  "-e",
+  "$(id)",
+  "${HOME}",
+  "$'x'",
+  "%s",
+  "\\n",
+  "é",
+  "日本",
+  "🙂",
+  "\u200b",
+  "\u00a0",
+  "'\\''",
 ];
 /** Arbitrary strings without NUL (no shell word can hold one) and without lone surrogates (not encodable as UTF-8). */
 const awkwardString = fc
@@ -72,7 +109,10 @@ describe("quote", () => {
     expect(quoteArgs([])).toBe("");
   });
 
-  for (const [shell, numRuns] of [["/bin/sh", 30], ["/bin/bash", 20]] as const) {
+  for (const [shell, numRuns] of [
+    ["/bin/sh", 30],
+    ["/bin/bash", 20],
+  ] as const) {
     it(`round-trips arbitrary words exactly through ${shell}`, async () => {
       const lists = fc.array(fc.array(awkwardString, { minLength: 1, maxLength: 5 }), { minLength: 1, maxLength: 8 });
       await fc.assert(

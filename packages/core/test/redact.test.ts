@@ -149,10 +149,7 @@ describe("Redactor.redactErrorObject", () => {
     expect(copy.message).toBe(`failed after 2 attempts: refused again ${REDACTED}`);
     expect(copy.stack).not.toContain("hunter22");
     expect((copy.cause as Error).message).toBe(`refused again ${REDACTED}`);
-    expect(copy.errors.map((item) => (item as Error).message)).toEqual([
-      `refused ${REDACTED}`,
-      `refused again ${REDACTED}`,
-    ]);
+    expect(copy.errors.map((item) => (item as Error).message)).toEqual([`refused ${REDACTED}`, `refused again ${REDACTED}`]);
     expect(error.message).toContain("hunter22");
   });
 

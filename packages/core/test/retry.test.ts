@@ -1,12 +1,6 @@
 import fc from "fast-check";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import {
-  AbortError,
-  AuthenticationError,
-  ConnectError,
-  RetriesExhaustedError,
-  TimeoutError,
-} from "../src/errors.js";
+import { AbortError, AuthenticationError, ConnectError, RetriesExhaustedError, TimeoutError } from "../src/errors.js";
 import type { RetryInfo, RetryStrategy } from "../src/retry.js";
 import { sleep } from "../src/abort.js";
 import { RetryStats, computeBackoff, executeWithRetry, retryAttempts } from "../src/retry.js";
@@ -294,9 +288,7 @@ describe("executeWithRetry", () => {
   it("rethrows a failing injected sleep", async () => {
     const broken = new Error("sleep broke");
     const { operation } = scripted([refused()]);
-    const { error } = await settle(
-      executeWithRetry(operation, { strategy: strategy(), sleep: () => Promise.reject(broken) }),
-    );
+    const { error } = await settle(executeWithRetry(operation, { strategy: strategy(), sleep: () => Promise.reject(broken) }));
     expect(error).toBe(broken);
   });
 
@@ -372,8 +364,7 @@ describe("RetryStats", () => {
 
   it("counts operations, attempts, retries, successes and failures by code", async () => {
     const stats = new RetryStats();
-    const run = (errors: unknown[], maxAttempts = 3) =>
-      settle(executeWithRetry(scripted(errors).operation, { strategy: strategy({ maxAttempts }), stats }));
+    const run = (errors: unknown[], maxAttempts = 3) => settle(executeWithRetry(scripted(errors).operation, { strategy: strategy({ maxAttempts }), stats }));
 
     const first = run([refused()]); // success on attempt 2
     await vi.runAllTimersAsync();

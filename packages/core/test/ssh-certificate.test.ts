@@ -85,7 +85,9 @@ describe("sshCertificateProblem", () => {
     if (certificate instanceof Error || host instanceof Error) throw new Error("unparsable");
     expect(sshCertificateProblem(certificate, "deploy", new Date(Date.UTC(2029, 0, 1)))).toMatch(/"id-window" is not valid before 2030-01-01T00:00:00/);
     expect(sshCertificateProblem(certificate, "deploy", new Date(Date.UTC(2032, 0, 1)))).toMatch(/"id-window" expired at 2031-01-01T00:00:00/);
-    expect(sshCertificateProblem(certificate, "root", new Date(Date.UTC(2030, 5, 1)))).toBe('certificate "id-window" is for "deploy", "ops", not the login user "root"');
+    expect(sshCertificateProblem(certificate, "root", new Date(Date.UTC(2030, 5, 1)))).toBe(
+      'certificate "id-window" is for "deploy", "ops", not the login user "root"',
+    );
     expect(sshCertificateProblem(host, "deploy")).toContain("is a host certificate");
   });
 });

@@ -32,7 +32,10 @@ class CallLogTracer implements Tracer {
 describe("startSpan", () => {
   it("passes attributes, events and errors through the redactor and forwards end", () => {
     const tracer = new CallLogTracer();
-    const span = startSpan(tracer, "tunnel.command", { attributes: { "tunnel.command.text": "sudo -S hunter22", skipped: undefined }, redactor: new Redactor(["hunter22"]) });
+    const span = startSpan(tracer, "tunnel.command", {
+      attributes: { "tunnel.command.text": "sudo -S hunter22", skipped: undefined },
+      redactor: new Redactor(["hunter22"]),
+    });
     span.setAttributes({ "tunnel.command.text": "echo hunter22", "process.exit.code": 0 });
     span.addEvent("tunnel.retry", { "tunnel.note": "hunter22" });
     span.recordError(new ConnectError("lost hunter22"));

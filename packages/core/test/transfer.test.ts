@@ -55,12 +55,19 @@ describe("transferFile (single files)", () => {
     await mkdir(join(dir, "remote"));
     const progress: Progress[] = [];
     await new Executor(fakePool(), config).transferFile({
-      ...host, direction: "upload", source: join(dir, "empty"), destination: join(dir, "remote"), onProgress: (p) => progress.push(p),
+      ...host,
+      direction: "upload",
+      source: join(dir, "empty"),
+      destination: join(dir, "remote"),
+      onProgress: (p) => progress.push(p),
     });
     expect((await stat(join(dir, "remote", "empty"))).size).toBe(0);
     expect(progress).toEqual([expect.objectContaining({ bytes: 0, total: 0 })]);
     await new Executor(fakePool(), config).transferFile({
-      ...host, direction: "download", source: join(dir, "remote", "empty"), destination: join(dir, "back"),
+      ...host,
+      direction: "download",
+      source: join(dir, "remote", "empty"),
+      destination: join(dir, "back"),
     });
     expect((await stat(join(dir, "back"))).size).toBe(0);
   });
@@ -99,7 +106,8 @@ describe("transferFile (single files)", () => {
       },
     });
     const executor = new Executor(pool, config);
-    const fetch = (name: string) => executor.transferFile({ ...host, direction: "download", source: join(dir, "remote.bin"), destination: join(dir, name), verify: "sha256" });
+    const fetch = (name: string) =>
+      executor.transferFile({ ...host, direction: "download", source: join(dir, "remote.bin"), destination: join(dir, name), verify: "sha256" });
     // The bytes handed over are what is hashed: a flipped byte in them is a mismatch, though the file itself is intact.
     handOver = "all, one byte flipped";
     await expect(fetch("flipped")).rejects.toBeInstanceOf(TransferError);
@@ -133,7 +141,11 @@ describe("transferFile (single files)", () => {
     localTransferFaults.loseNext = 1;
     const progress: Progress[] = [];
     const result = await new Executor(fakePool(), config).transferFile({
-      ...host, direction: "upload", source: join(dir, "src"), destination: join(dir, "dest"), onProgress: (p) => progress.push(p),
+      ...host,
+      direction: "upload",
+      source: join(dir, "src"),
+      destination: join(dir, "dest"),
+      onProgress: (p) => progress.push(p),
     });
     expect(result).toMatchObject({ attempts: 2, bytes: 400_000 });
     expect(await readFile(join(dir, "dest"))).toEqual(data);
@@ -144,8 +156,12 @@ describe("transferFile (single files)", () => {
 
   it("rejects a missing source and invalid input", async () => {
     const executor = new Executor(fakePool(), config);
-    await expect(executor.transferFile({ ...host, direction: "upload", source: join(dir, "nope"), destination: join(dir, "x") })).rejects.toBeInstanceOf(TransferError);
-    await expect(executor.transferFile({ ...host, direction: "upload", source: join(dir, "a"), destination: join(dir, "x"), mode: "0999" })).rejects.toBeInstanceOf(ValidationError);
+    await expect(executor.transferFile({ ...host, direction: "upload", source: join(dir, "nope"), destination: join(dir, "x") })).rejects.toBeInstanceOf(
+      TransferError,
+    );
+    await expect(
+      executor.transferFile({ ...host, direction: "upload", source: join(dir, "a"), destination: join(dir, "x"), mode: "0999" }),
+    ).rejects.toBeInstanceOf(ValidationError);
   });
 });
 
@@ -229,7 +245,10 @@ describe("transferFile (interruptions, links, tree policies)", () => {
       void losing.close();
     });
     const result = await new Executor(pool, config).transferFile({
-      ...host, direction: "upload", source: join(dir, "src"), destination: join(dir, "remote", "dest"),
+      ...host,
+      direction: "upload",
+      source: join(dir, "src"),
+      destination: join(dir, "remote", "dest"),
     });
     expect(result.attempts).toBe(2);
     expect(await readFile(join(dir, "remote", "dest"))).toEqual(data);
@@ -267,7 +286,14 @@ describe("transferFile (interruptions, links, tree policies)", () => {
     const destination = join(dir, "dest");
     await mkdir(join(destination, "sub"), { recursive: true });
     await writeFile(join(destination, "sub", "c"), "old");
-    const outcome = new Executor(fakePool(), config).transferFile({ ...host, direction: "upload", source: src, destination, recursive: true, overwrite: "error" });
+    const outcome = new Executor(fakePool(), config).transferFile({
+      ...host,
+      direction: "upload",
+      source: src,
+      destination,
+      recursive: true,
+      overwrite: "error",
+    });
     await expect(outcome).rejects.toBeInstanceOf(TransferError);
     expect((await readdir(destination)).sort()).toEqual(["sub"]);
     expect(await readdir(join(destination, "sub"))).toEqual(["c"]);
@@ -280,7 +306,12 @@ describe("transferFile (interruptions, links, tree policies)", () => {
     for (let i = 0; i < 12; i++) await writeFile(join(src, i % 3 === 0 ? "" : i % 3 === 1 ? "x" : "x/y", `f${i}`), randomBytes(1000 + i));
     localTransferFaults.corruptNext = 1;
     const result = await new Executor(fakePool(), config).transferFile({
-      ...host, direction: "upload", source: src, destination: join(dir, "dest"), recursive: true, verify: "sha256",
+      ...host,
+      direction: "upload",
+      source: src,
+      destination: join(dir, "dest"),
+      recursive: true,
+      verify: "sha256",
     });
     expect(result).toMatchObject({ files: 12, verified: true });
     for (const folder of ["", "x", "x/y"]) expect(await leftovers(join(dir, "dest", folder))).toEqual([]);

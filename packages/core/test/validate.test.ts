@@ -1,15 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { TunnelError, ValidationError } from "../src/errors.js";
 import type { Command, Script, Transfer } from "../src/types.js";
-import {
-  MAX_TIMEOUT_MS,
-  parseMode,
-  validateAccountName,
-  validateCommand,
-  validateScript,
-  validateTarget,
-  validateTransfer,
-} from "../src/validate.js";
+import { MAX_TIMEOUT_MS, parseMode, validateAccountName, validateCommand, validateScript, validateTarget, validateTransfer } from "../src/validate.js";
 
 /** Runs `check` and returns the ValidationError it threw (failing the test when it did not throw one). */
 function rejection(check: () => void): ValidationError {
@@ -24,16 +16,12 @@ function rejection(check: () => void): ValidationError {
 
 const command = (extra: Record<string, unknown>): Command => ({ host: "web-1", cmd: "uptime", ...extra }) as Command;
 const script = (extra: Record<string, unknown>): Script => ({ host: "web-1", content: "echo hi", ...extra }) as Script;
-const transfer = (extra: Record<string, unknown>): Transfer =>
-  ({ host: "web-1", source: "/a", destination: "/b", direction: "upload", ...extra }) as Transfer;
+const transfer = (extra: Record<string, unknown>): Transfer => ({ host: "web-1", source: "/a", destination: "/b", direction: "upload", ...extra }) as Transfer;
 
 describe("validateTarget", () => {
-  it.each(["web-1", "web-1.example.com", "10.0.0.1", "::1", "fe80::1%eth0", "2001:db8::42", "my_alias", "a".repeat(255)])(
-    "accepts host %s",
-    (host) => {
-      expect(() => validateTarget({ host })).not.toThrow();
-    },
-  );
+  it.each(["web-1", "web-1.example.com", "10.0.0.1", "::1", "fe80::1%eth0", "2001:db8::42", "my_alias", "a".repeat(255)])("accepts host %s", (host) => {
+    expect(() => validateTarget({ host })).not.toThrow();
+  });
 
   it.each([
     ["", "must not be empty"],
@@ -233,12 +221,9 @@ describe("validateScript", () => {
     ).not.toThrow();
   });
 
-  it.each(["bash", "python3", "node", "python3.12", "g++", "/bin/sh", "/usr/local/bin/my-interp_2"])(
-    "accepts interpreter %s",
-    (interpreter) => {
-      expect(() => validateScript(script({ interpreter }))).not.toThrow();
-    },
-  );
+  it.each(["bash", "python3", "node", "python3.12", "g++", "/bin/sh", "/usr/local/bin/my-interp_2"])("accepts interpreter %s", (interpreter) => {
+    expect(() => validateScript(script({ interpreter }))).not.toThrow();
+  });
 
   it.each([
     ["", "must not be empty"],

@@ -50,9 +50,7 @@ export interface SftpOptions {
   readonly home: string;
 }
 
-type Handle =
-  | { readonly kind: "file"; readonly file: FileHandle }
-  | { readonly kind: "dir"; readonly path: string; entries: string[] | undefined };
+type Handle = { readonly kind: "file"; readonly file: FileHandle } | { readonly kind: "dir"; readonly path: string; entries: string[] | undefined };
 
 /** Attributes as ssh2 parses them: only the fields the client sent are set. */
 interface RequestedAttributes {
@@ -71,8 +69,7 @@ export function serveSftp(accept: () => SFTPWrapper, options: SftpOptions): void
   const handles = new Map<string, Handle>();
   let nextHandle = 0;
 
-  const virtual = (path: string): string =>
-    options.root === undefined ? posix.resolve(options.home, path || ".") : posix.resolve("/", path || ".");
+  const virtual = (path: string): string => (options.root === undefined ? posix.resolve(options.home, path || ".") : posix.resolve("/", path || "."));
   const real = (path: string): string => (options.root === undefined ? virtual(path) : posix.join(options.root, virtual(path)));
 
   const addHandle = (handle: Handle): Buffer => {

@@ -141,12 +141,8 @@ class EmbeddedServer implements TestServer {
     if (parsedHostKey instanceof Error) throw parsedHostKey;
     this.hostPublicKey = `ssh-ed25519 ${parsedHostKey.getPublicSSH().toString("base64")}`;
     this.faults = { ...options.faults };
-    this.#keys = new Map(
-      users.map((user) => [user.name, user.publicKeys.map((key) => ssh2.utils.parseKey(key) as ParsedKey)]),
-    );
-    const patterns = (options.acceptEnv ?? ["*"]).map(
-      (pattern) => new RegExp(`^${pattern.replace(/[.+?^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*")}$`),
-    );
+    this.#keys = new Map(users.map((user) => [user.name, user.publicKeys.map((key) => ssh2.utils.parseKey(key) as ParsedKey)]));
+    const patterns = (options.acceptEnv ?? ["*"]).map((pattern) => new RegExp(`^${pattern.replace(/[.+?^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*")}$`));
     this.#acceptEnv = (name) => patterns.some((pattern) => pattern.test(name));
     this.#ssh = new ssh2.Server({ hostKeys: [hostPrivateKey], ident: "tunnel-test-server" });
     this.#ssh.on("connection", (client, info) => this.#onClient(client, info.port));

@@ -44,7 +44,12 @@ describe("the embedded server's fault hooks", () => {
 
   it("stallHandshake: accepts TCP but never sends the banner, so the client times out waiting for the handshake", async () => {
     server.faults.stallHandshake = true;
-    const { value: error, ms } = await timed(() => connect(server, { readyTimeout: 800 }).then(() => undefined, (failure: unknown) => failure));
+    const { value: error, ms } = await timed(() =>
+      connect(server, { readyTimeout: 800 }).then(
+        () => undefined,
+        (failure: unknown) => failure,
+      ),
+    );
     expect(error).toMatchObject({ level: "client-timeout", message: "Timed out while waiting for handshake" });
     expect(ms).toBeGreaterThanOrEqual(750);
     server.faults.stallHandshake = false;

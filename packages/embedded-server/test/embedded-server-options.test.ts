@@ -31,7 +31,12 @@ describe("startTestServer options", () => {
   });
 
   it("refuses an unknown key of a user, with the user's index, and never shows a password", async () => {
-    const error = await refusal({ users: [{ name: "alice", password: "hunter2-secret" }, { name: "bob", pasword: "hunter2-secret" }] });
+    const error = await refusal({
+      users: [
+        { name: "alice", password: "hunter2-secret" },
+        { name: "bob", pasword: "hunter2-secret" },
+      ],
+    });
     expect(error.field).toBe("users[1].pasword");
     expect(error.message).not.toContain("hunter2-secret");
   });

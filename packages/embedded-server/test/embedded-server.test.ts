@@ -38,18 +38,30 @@ function signalAfterEof(channel: ssh2.ClientChannel, name: string): void {
 
 function openSsh(server: TestServer, command: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn("ssh", [
-      "-F", "/dev/null",
-      "-i", server.clientKeyPath,
-      "-o", "IdentitiesOnly=yes",
-      "-o", "BatchMode=yes",
-      "-o", "StrictHostKeyChecking=yes",
-      "-o", `UserKnownHostsFile=${server.knownHostsPath}`,
-      "-o", "GlobalKnownHostsFile=/dev/null",
-      "-p", String(server.port),
-      `${server.target.user}@${server.host}`,
-      command,
-    ], { stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(
+      "ssh",
+      [
+        "-F",
+        "/dev/null",
+        "-i",
+        server.clientKeyPath,
+        "-o",
+        "IdentitiesOnly=yes",
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "StrictHostKeyChecking=yes",
+        "-o",
+        `UserKnownHostsFile=${server.knownHostsPath}`,
+        "-o",
+        "GlobalKnownHostsFile=/dev/null",
+        "-p",
+        String(server.port),
+        `${server.target.user}@${server.host}`,
+        command,
+      ],
+      { stdio: ["ignore", "pipe", "pipe"] },
+    );
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString("utf8")));

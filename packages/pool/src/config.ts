@@ -74,7 +74,8 @@ export function DefaultPoolConfig(): PoolConfig {
   };
 }
 
-type Rule = { readonly kind: "count"; readonly min: number; readonly infinite?: boolean } | { readonly kind: "time"; readonly min: number; readonly infinite: boolean };
+type Rule =
+  { readonly kind: "count"; readonly min: number; readonly infinite?: boolean } | { readonly kind: "time"; readonly min: number; readonly infinite: boolean };
 
 const RULES: Readonly<Record<keyof PoolConfig, Rule>> = {
   maxConnectionsPerKey: { kind: "count", min: 1 },

@@ -74,10 +74,9 @@ export class ConnectionPool extends PoolBase implements Pool, AsyncDisposable {
       if (Number.isFinite(this.config.acquireTimeoutMs)) {
         waiter.timer = setTimeout(() => {
           waiter.timer = undefined;
-          const error = new PoolTimeoutError(
-            `no channel to ${keyState.key} became free within ${this.config.acquireTimeoutMs} ms`,
-            { target: keyState.target },
-          );
+          const error = new PoolTimeoutError(`no channel to ${keyState.key} became free within ${this.config.acquireTimeoutMs} ms`, {
+            target: keyState.target,
+          });
           this.failWaiter(waiter, error, "tunnel.pool.acquire_timeout");
         }, this.config.acquireTimeoutMs);
       }

@@ -7,13 +7,7 @@ import { unref } from "./pooled-connection.js";
  * error when it failed or timed out (its signal is then aborted with that error). The returned function cancels a
  * ping still in flight without calling `settled`.
  */
-export function startPing(
-  connection: Connection,
-  target: Target,
-  key: string,
-  timeoutMs: number,
-  settled: (error: unknown) => void,
-): () => void {
+export function startPing(connection: Connection, target: Target, key: string, timeoutMs: number, settled: (error: unknown) => void): () => void {
   const controller = new AbortController();
   let done = false;
   const finish = (error: unknown): void => {
@@ -23,9 +17,11 @@ export function startPing(
     if (error !== undefined) controller.abort(error);
     settled(error);
   };
-  const timer = unref(setTimeout(() => {
-    finish(new ConnectError(`ping to ${key} timed out after ${timeoutMs} ms`, { target }));
-  }, timeoutMs));
+  const timer = unref(
+    setTimeout(() => {
+      finish(new ConnectError(`ping to ${key} timed out after ${timeoutMs} ms`, { target }));
+    }, timeoutMs),
+  );
   let pinging: Promise<void>;
   try {
     pinging = Promise.resolve(connection.ping({ signal: controller.signal }));

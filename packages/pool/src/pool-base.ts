@@ -165,10 +165,12 @@ export abstract class PoolBase {
       // A connection that cannot report its close is still checked through `closed` before each lend.
     }
     if (Number.isFinite(this.config.maxLifetimeMs)) {
-      pooled.lifetimeTimer = unref(setTimeout(() => {
-        pooled.lifetimeTimer = undefined;
-        this.evict(pooled, "lifetime", false);
-      }, this.config.maxLifetimeMs));
+      pooled.lifetimeTimer = unref(
+        setTimeout(() => {
+          pooled.lifetimeTimer = undefined;
+          this.evict(pooled, "lifetime", false);
+        }, this.config.maxLifetimeMs),
+      );
     }
     if (connection.closed) this.evict(pooled, "closed", true);
     else this.scheduleIdle(pooled);
@@ -221,12 +223,14 @@ export abstract class PoolBase {
     clearTimer(pooled.idleTimer);
     pooled.idleTimer = undefined;
     if (!Number.isFinite(this.config.idleTimeoutMs)) return;
-    pooled.idleTimer = unref(setTimeout(() => {
-      pooled.idleTimer = undefined;
-      if (pooled.busy > 0 || pooled.state !== "open" || pooled.pinging) return;
-      if (openConnections(pooled.keyState) <= this.config.minIdlePerKey) return;
-      this.evict(pooled, "idle", false);
-    }, this.config.idleTimeoutMs));
+    pooled.idleTimer = unref(
+      setTimeout(() => {
+        pooled.idleTimer = undefined;
+        if (pooled.busy > 0 || pooled.state !== "open" || pooled.pinging) return;
+        if (openConnections(pooled.keyState) <= this.config.minIdlePerKey) return;
+        this.evict(pooled, "idle", false);
+      }, this.config.idleTimeoutMs),
+    );
   }
 
   /**

@@ -39,4 +39,3 @@ export class PoolLease implements Lease {
     this.giveBack(this.pooled, outcome);
   }
 }
-

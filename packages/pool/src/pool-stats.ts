@@ -14,17 +14,7 @@ export type PoolState = "open" | "closing" | "closed" | "destroyed";
  * - `make-room`: an idle connection closed so that a waiter for another key could connect under `maxConnections`;
  * - `pool-closed` / `pool-destroyed`: the pool shut down.
  */
-export type EvictionReason =
-  | "idle"
-  | "lifetime"
-  | "lost"
-  | "closed"
-  | "ping-failed"
-  | "destroyed"
-  | "refused"
-  | "make-room"
-  | "pool-closed"
-  | "pool-destroyed";
+export type EvictionReason = "idle" | "lifetime" | "lost" | "closed" | "ping-failed" | "destroyed" | "refused" | "make-room" | "pool-closed" | "pool-destroyed";
 
 /** One connection as `stats()` shows it. */
 export interface PooledConnectionStats {

@@ -45,7 +45,13 @@ describe("pool config validation", () => {
   });
 
   it("accepts Infinity where a limit can be switched off", () => {
-    const config = resolvePoolConfig({ acquireTimeoutMs: Infinity, idleTimeoutMs: Infinity, maxLifetimeMs: Infinity, pingAfterIdleMs: Infinity, maxWaiting: Infinity });
+    const config = resolvePoolConfig({
+      acquireTimeoutMs: Infinity,
+      idleTimeoutMs: Infinity,
+      maxLifetimeMs: Infinity,
+      pingAfterIdleMs: Infinity,
+      maxWaiting: Infinity,
+    });
     expect(config.idleTimeoutMs).toBe(Infinity);
   });
 

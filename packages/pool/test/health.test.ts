@@ -17,11 +17,7 @@ let tracer: RecordingTracer;
 let pool: ConnectionPool;
 
 function makePool(config: Partial<PoolConfig> = {}): ConnectionPool {
-  pool = new ConnectionPool(
-    transport,
-    { pingAfterIdleMs: Infinity, idleTimeoutMs: Infinity, maxLifetimeMs: Infinity, ...config },
-    tracer,
-  );
+  pool = new ConnectionPool(transport, { pingAfterIdleMs: Infinity, idleTimeoutMs: Infinity, maxLifetimeMs: Infinity, ...config }, tracer);
   return pool;
 }
 

@@ -43,7 +43,16 @@ describe("stats()", () => {
       connecting: 0,
     });
     expect(stats.keys["deploy@db-1:22"]).toMatchObject({ connections: 1, busyChannels: 0, idleConnections: 1, waiting: 0, created: 2, evicted: { lost: 1 } });
-    expect(stats).toMatchObject({ state: "open", connections: 3, busyChannels: 4, idleConnections: 1, waiting: 1, created: 4, evicted: { lost: 1 }, connecting: 0 });
+    expect(stats).toMatchObject({
+      state: "open",
+      connections: 3,
+      busyChannels: 4,
+      idleConnections: 1,
+      waiting: 1,
+      created: 4,
+      evicted: { lost: 1 },
+      connecting: 0,
+    });
     expect(stats.keys["deploy@web-1:22"]?.connectionDetails).toEqual([
       { id: 1, state: "open", busyChannels: 2, channels: 2, uses: 2, ageMs: 1_500 },
       { id: 2, state: "open", busyChannels: 2, channels: 2, uses: 2, ageMs: 1_500 },

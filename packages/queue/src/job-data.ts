@@ -48,5 +48,7 @@ export type QueueJobOutcome =
 export const OUTCOME_UNKNOWN_PREFIX = "OUTCOME_UNKNOWN: ";
 
 export function isJobProgress(value: unknown): value is QueueJobProgress {
-  return typeof value === "object" && value !== null && typeof (value as QueueJobProgress).seq === "number" && Array.isArray((value as QueueJobProgress).events);
+  return (
+    typeof value === "object" && value !== null && typeof (value as QueueJobProgress).seq === "number" && Array.isArray((value as QueueJobProgress).events)
+  );
 }

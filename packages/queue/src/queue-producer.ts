@@ -63,7 +63,16 @@ interface Listeners {
   seq: number;
 }
 
-const PRODUCER_OPTIONS = ["redis", "queue", "prefix", "runId", "sudoSecret", "traceContext", "keepJobsFor", "connectTimeout"] as const satisfies readonly (keyof QueueProducerOptions)[];
+const PRODUCER_OPTIONS = [
+  "redis",
+  "queue",
+  "prefix",
+  "runId",
+  "sudoSecret",
+  "traceContext",
+  "keepJobsFor",
+  "connectTimeout",
+] as const satisfies readonly (keyof QueueProducerOptions)[];
 const MAX_TRACE_ENTRIES = 8;
 const MAX_TRACE_VALUE = 512;
 
@@ -93,7 +102,8 @@ export class QueueProducer implements FleetRunner {
     const keep = options.keepJobsFor ?? 3_600;
     if (!Number.isFinite(keep) || keep <= 0) throw new ConfigError("keepJobsFor", `must be a number of seconds > 0, got ${String(keep)}`);
     const connectTimeout = options.connectTimeout ?? 10_000;
-    if (!Number.isInteger(connectTimeout) || connectTimeout < 1) throw new ConfigError("connectTimeout", `must be a positive integer of ms, got ${String(connectTimeout)}`);
+    if (!Number.isInteger(connectTimeout) || connectTimeout < 1)
+      throw new ConfigError("connectTimeout", `must be a positive integer of ms, got ${String(connectTimeout)}`);
     this.#options = { ...options, keepJobsFor: keep, connectTimeout };
     this.#prefix = prefix;
     this.#queueName = queueName;
@@ -168,7 +178,10 @@ export class QueueProducer implements FleetRunner {
 
   #jobId(data: QueueJobData, request: Command | Script | Transfer): string | undefined {
     if (this.#options.runId === undefined) return undefined;
-    const digest = createHash("sha256").update(JSON.stringify([data.kind, targetKey(request), data.request])).digest("hex").slice(0, 32);
+    const digest = createHash("sha256")
+      .update(JSON.stringify([data.kind, targetKey(request), data.request]))
+      .digest("hex")
+      .slice(0, 32);
     return `${this.#options.runId}.${digest}`;
   }
 
@@ -228,7 +241,10 @@ export class QueueProducer implements FleetRunner {
       const ready = Promise.race([
         this.#ready,
         new Promise<never>((_resolve, reject) => {
-          timer = setTimeout(() => reject(new ConnectError(`the queue's Redis did not answer within ${timeout} ms`, { target: copyTarget(request), retryable: false })), timeout);
+          timer = setTimeout(
+            () => reject(new ConnectError(`the queue's Redis did not answer within ${timeout} ms`, { target: copyTarget(request), retryable: false })),
+            timeout,
+          );
         }),
       ]);
       await raceAbort(ready, request.signal, () => new AbortError(undefined, { target: copyTarget(request) }));
@@ -292,7 +308,9 @@ function failedJobError(reason: string, request: Command | Script | Transfer): O
 function checkForQueue(request: Command | Script | Transfer): void {
   const sudo = request.sudo;
   if (typeof sudo === "object" && sudo.password !== undefined) {
-    throw new ValidationError("sudo.password", "a password never goes into the queue: name a secret with the producer's `sudoSecret`, which workers resolve", { target: copyTarget(request) });
+    throw new ValidationError("sudo.password", "a password never goes into the queue: name a secret with the producer's `sudoSecret`, which workers resolve", {
+      target: copyTarget(request),
+    });
   }
   const stdin = (request as Command).stdin;
   if (stdin !== undefined && typeof stdin !== "string") {

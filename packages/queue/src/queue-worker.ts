@@ -204,8 +204,7 @@ export class QueueWorker {
     signal?.addEventListener("abort", onAbort, { once: true });
     if (signal?.aborted) onAbort();
     const sudo = request.sudo;
-    const withSecret =
-      password === undefined ? {} : { sudo: { ...(typeof sudo === "object" ? sudo : {}), password } };
+    const withSecret = password === undefined ? {} : { sudo: { ...(typeof sudo === "object" ? sudo : {}), password } };
     const output = {
       onStdout: (text: string) => progress.push({ type: "output", stream: "stdout", text }),
       onStderr: (text: string) => progress.push({ type: "output", stream: "stderr", text }),

@@ -33,7 +33,8 @@ export function validateLocation(location: unknown, field = "redis"): asserts lo
 }
 
 export function validateQueueName(name: unknown, field = "queue"): asserts name is string {
-  if (typeof name !== "string" || name.length === 0 || name.includes(":")) throw new ConfigError(field, `must be a non-empty name without ":", got ${JSON.stringify(name)}`);
+  if (typeof name !== "string" || name.length === 0 || name.includes(":"))
+    throw new ConfigError(field, `must be a non-empty name without ":", got ${JSON.stringify(name)}`);
 }
 
 /** Where a producer's or a worker's queue lives, checked (a `ConfigError` naming the field), defaults applied. */
@@ -76,6 +77,12 @@ export async function quietQuit(redis: Redis): Promise<void> {
 /** Wait for `work`, at most `ms`; resolves either way. */
 export async function atMost(work: Promise<unknown>, ms: number): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
-  await Promise.race([work.then(() => undefined, () => undefined), new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]);
+  await Promise.race([
+    work.then(
+      () => undefined,
+      () => undefined,
+    ),
+    new Promise<void>((resolve) => (timer = setTimeout(resolve, ms))),
+  ]);
   clearTimeout(timer);
 }

@@ -46,15 +46,22 @@ const MAX_NESTED_ERRORS = 20;
 export function serializeError(error: unknown): SerializedError {
   if (!TunnelError.is(error)) {
     const message = error instanceof Error ? error.message : String(error);
-    return { name: "OutcomeUnknownError", code: "OUTCOME_UNKNOWN", message: `the worker failed outside the operation: ${message}`, phase: "exec", retryable: false };
+    return {
+      name: "OutcomeUnknownError",
+      code: "OUTCOME_UNKNOWN",
+      message: `the worker failed outside the operation: ${message}`,
+      phase: "exec",
+      retryable: false,
+    };
   }
-  const details = error as TunnelError & Partial<Record<"field" | "reason" | "fingerprint", string>> & {
-    retryAfterMs?: number;
-    timeoutMs?: number;
-    refused?: boolean;
-    result?: Result;
-    errors?: readonly unknown[];
-  };
+  const details = error as TunnelError &
+    Partial<Record<"field" | "reason" | "fingerprint", string>> & {
+      retryAfterMs?: number;
+      timeoutMs?: number;
+      refused?: boolean;
+      result?: Result;
+      errors?: readonly unknown[];
+    };
   return {
     name: error.name,
     code: error.code,
@@ -62,7 +69,15 @@ export function serializeError(error: unknown): SerializedError {
     phase: error.phase,
     retryable: error.retryable,
     // The target alone: an error's target object may be a whole request (command, env), which stays out of Redis.
-    ...(error.target ? { target: { host: error.target.host, ...(error.target.port !== undefined ? { port: error.target.port } : {}), ...(error.target.user !== undefined ? { user: error.target.user } : {}) } } : {}),
+    ...(error.target
+      ? {
+          target: {
+            host: error.target.host,
+            ...(error.target.port !== undefined ? { port: error.target.port } : {}),
+            ...(error.target.user !== undefined ? { user: error.target.user } : {}),
+          },
+        }
+      : {}),
     ...(typeof details.field === "string" ? { field: details.field } : {}),
     ...(typeof details.reason === "string" ? { reason: details.reason } : {}),
     ...(typeof details.fingerprint === "string" ? { fingerprint: details.fingerprint } : {}),
@@ -120,7 +135,10 @@ export function deserializeError(data: SerializedError): TunnelError {
       error = new OutcomeUnknownError(data.message, options);
       break;
     case "RETRIES_EXHAUSTED":
-      error = new RetriesExhaustedError((data.errors ?? []).map(deserializeError), { ...options, reason: data.reason === "deadline" ? "deadline" : "attempts" });
+      error = new RetriesExhaustedError((data.errors ?? []).map(deserializeError), {
+        ...options,
+        reason: data.reason === "deadline" ? "deadline" : "attempts",
+      });
       break;
     case "POOL_CLOSED":
       error = new PoolClosedError(data.message, options);

@@ -67,7 +67,11 @@ describe("options", () => {
     expect(() => new QueueProducer({ redis: "redis://127.0.0.1:1", runId: "x:y" })).toThrow(ConfigError);
     expect(() => new QueueProducer({ redis: "redis://127.0.0.1:1", keepJobsFor: 0 })).toThrow(ConfigError);
     expect(() => new QueueProducer({ redis: "redis://127.0.0.1:1", runID: "x" } as never)).toThrow(/runID/);
-    const runner = { runCommand: () => Promise.reject(new Error("unused")), runScript: () => Promise.reject(new Error("unused")), transferFile: () => Promise.reject(new Error("unused")) };
+    const runner = {
+      runCommand: () => Promise.reject(new Error("unused")),
+      runScript: () => Promise.reject(new Error("unused")),
+      transferFile: () => Promise.reject(new Error("unused")),
+    };
     expect(() => new QueueWorker({ redis: "redis://127.0.0.1:1", runner: {} as never })).toThrow(ConfigError);
     expect(() => new QueueWorker({ redis: "redis://127.0.0.1:1", runner, concurrency: 0 })).toThrow(ConfigError);
     expect(() => new QueueWorker({ redis: "redis://127.0.0.1:1", runner, secrets: "password" as never })).toThrow(ConfigError);

@@ -142,7 +142,11 @@ export function describeAuthenticationConformance(name: string, makeTransport: (
 
       beforeAll(async () => {
         const serve = (hostCertificate: Omit<NonNullable<Parameters<typeof startSshd>[0]>["hostCertificate"] & object, "authority">) =>
-          startSshd({ usePam: false, extraConfig: [`TrustedUserCAKeys ${ca.caPublicKeyPath}`, "AuthorizedKeysFile none", "PasswordAuthentication no", "KbdInteractiveAuthentication no"], hostCertificate: { authority: ca, ...hostCertificate } });
+          startSshd({
+            usePam: false,
+            extraConfig: [`TrustedUserCAKeys ${ca.caPublicKeyPath}`, "AuthorizedKeysFile none", "PasswordAuthentication no", "KbdInteractiveAuthentication no"],
+            hostCertificate: { authority: ca, ...hostCertificate },
+          });
         [rsaHost, expiredHost, otherPrincipalHost] = await Promise.all([
           serve({ keyType: "rsa" }),
           serve({ validity: "20200101:20200102" }),
@@ -255,7 +259,9 @@ export function describeAuthenticationConformance(name: string, makeTransport: (
         await agent.add(key.privateKeyPath);
         const tracer = new RecordingTracer();
         const span = tracer.startSpan("tunnel.connect");
-        const connection = await makeTransport(base({ identityFile: ed25519.privateKeyPath, agent: agent.socketPath, forwardAgent: true })).connect(target, { span });
+        const connection = await makeTransport(base({ identityFile: ed25519.privateKeyPath, agent: agent.socketPath, forwardAgent: true })).connect(target, {
+          span,
+        });
         try {
           const result = await output(connection, "ssh-add -l; echo status=$?");
           expect(result.stdout).toMatch(/status=0/);

@@ -177,7 +177,9 @@ export function describeTransferCases(suite: SuiteConnections, runner: TestRunne
     it("reports upload progress that never decreases and ends at exactly the file's size", async () => {
       const size = 8 * MiB + 7;
       const reports: Progress[] = [];
-      await (await suite.usable()).upload({
+      await (
+        await suite.usable()
+      ).upload({
         localPath: await localFile("progress-up", randomBytes(size)),
         remotePath: `${remote}/progress-up`,
         onProgress: (progress) => reports.push(progress),
@@ -199,7 +201,9 @@ export function describeTransferCases(suite: SuiteConnections, runner: TestRunne
     it("reports download progress that never decreases and ends at exactly the file's size", async () => {
       const size = 8 * MiB + 7;
       const reports: Progress[] = [];
-      await (await suite.usable()).download({
+      await (
+        await suite.usable()
+      ).download({
         remotePath: await serverFile("progress-down", randomBytes(size)),
         localPath: join(local, "progress-down"),
         onProgress: (progress) => reports.push(progress),
@@ -230,7 +234,9 @@ export function describeTransferCases(suite: SuiteConnections, runner: TestRunne
       const upload = await outcome(connection.upload({ localPath: await localFile("aborted", randomBytes(10)), remotePath: `${remote}/aborted`, signal }));
       expect((upload.error as TunnelError | undefined)?.code).toBe("ABORTED");
       expect(await remoteFile(`${remote}/aborted`)).toBeUndefined();
-      const download = await outcome(connection.download({ remotePath: await serverFile("aborted-source", randomBytes(10)), localPath: join(local, "aborted-copy"), signal }));
+      const download = await outcome(
+        connection.download({ remotePath: await serverFile("aborted-source", randomBytes(10)), localPath: join(local, "aborted-copy"), signal }),
+      );
       expect((download.error as TunnelError | undefined)?.code).toBe("ABORTED");
       expect(await stat(join(local, "aborted-copy")).catch(() => undefined)).toBeUndefined();
       await suite.expectStillUsable(connection);

@@ -106,7 +106,10 @@ async function sweepStaleInstances(): Promise<void> {
     const [pid = 0, startTime = 0] = owner.trim().split(" ").map(Number);
     if (isAlive(pid, startTime > 0 ? startTime : undefined)) continue;
     const listeners = table.filter((candidate) => candidate.args.includes(`${dir}/`));
-    for (const victim of descendants(table, listeners.map((listener) => listener.pid))) {
+    for (const victim of descendants(
+      table,
+      listeners.map((listener) => listener.pid),
+    )) {
       try {
         process.kill(victim.pid, "SIGKILL");
       } catch {

@@ -164,13 +164,7 @@ export interface FakeCall {
 
 const DEFAULT_CAPABILITIES: ConnectionCapabilities = { pty: true, signals: true, transfer: true };
 
-
-function pick<T, Args extends unknown[]>(
-  script: Scripted<T, Args> | undefined,
-  fallback: T | undefined,
-  label: string,
-  args: Args,
-): Promise<T> {
+function pick<T, Args extends unknown[]>(script: Scripted<T, Args> | undefined, fallback: T | undefined, label: string, args: Args): Promise<T> {
   if (script === undefined) {
     if (fallback !== undefined) return Promise.resolve(fallback);
     return Promise.reject(new FakeScriptError(`FakeTransport: nothing scripted for ${label}; pass it to the constructor`));
@@ -192,7 +186,6 @@ function pick<T, Args extends unknown[]>(
   }
   return Promise.resolve(script as T);
 }
-
 
 /** Every option name; `satisfies` makes the compiler refuse a list that misses one. */
 const FAKE_TRANSPORT_OPTIONS = Object.keys({
@@ -278,10 +271,10 @@ export class FakeTransport implements Transport {
     this.#notePeak();
     let connection: FakeConnection;
     try {
-      let outcome = await pick(this.#script("connect", this.#options.connect), {}, `connect(${describe(target)})`, [
-        target,
-        this.#connectAttempts,
-      ] as [Target, number]);
+      let outcome = await pick(this.#script("connect", this.#options.connect), {}, `connect(${describe(target)})`, [target, this.#connectAttempts] as [
+        Target,
+        number,
+      ]);
       if (outcome.hold) outcome = { ...outcome, ...(await this.#hold(target, options.signal)) };
       try {
         await wait(outcome.delayMs, options.signal, target);
@@ -335,10 +328,10 @@ export class FakeTransport implements Transport {
 
   /** @internal */
   spawnReply(request: SpawnRequest, connection: FakeConnection): Promise<SpawnReply> {
-    return pick(this.#script("spawn", this.#options.spawn), undefined, `spawn(${JSON.stringify(request.command)})`, [
-      request,
-      connection,
-    ] as [SpawnRequest, FakeConnection]);
+    return pick(this.#script("spawn", this.#options.spawn), undefined, `spawn(${JSON.stringify(request.command)})`, [request, connection] as [
+      SpawnRequest,
+      FakeConnection,
+    ]);
   }
 
   /** @internal */

@@ -73,8 +73,7 @@ export const localShellReply: SpawnReplyFunction = (): SpawnHandler => ({ run: r
 function ptySettings(pty: SpawnRequest["pty"]): { term: string; rows: number; cols: number } | undefined {
   if (!pty) return undefined;
   const options: PtyOptions = pty === true ? {} : pty;
-  const whole = (value: number | undefined, fallback: number) =>
-    value !== undefined && Number.isInteger(value) && value > 0 ? value : fallback;
+  const whole = (value: number | undefined, fallback: number) => (value !== undefined && Number.isInteger(value) && value > 0 ? value : fallback);
   return { term: options.term ?? "xterm", rows: whole(options.rows, 24), cols: whole(options.cols, 80) };
 }
 

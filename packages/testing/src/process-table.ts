@@ -128,12 +128,7 @@ export function ancestorsOf(pid: number): ProcessEntry[] {
 
 function readEntrySync(pid: number): ProcessEntry | undefined {
   try {
-    return parse(
-      pid,
-      readFileSync(`/proc/${pid}/stat`, "utf8"),
-      readFileSync(`/proc/${pid}/status`, "utf8"),
-      readFileSync(`/proc/${pid}/cmdline`, "utf8"),
-    );
+    return parse(pid, readFileSync(`/proc/${pid}/stat`, "utf8"), readFileSync(`/proc/${pid}/status`, "utf8"), readFileSync(`/proc/${pid}/cmdline`, "utf8"));
   } catch {
     return undefined;
   }

@@ -45,7 +45,10 @@ export function redisServerSupport(): RedisServerSupport {
 }
 
 function redisServerPath(): string | undefined {
-  const dirs = (process.env.PATH ?? "").split(":").filter((dir) => dir !== "").concat(SEARCH_PATH);
+  const dirs = (process.env.PATH ?? "")
+    .split(":")
+    .filter((dir) => dir !== "")
+    .concat(SEARCH_PATH);
   for (const dir of dirs) {
     const path = join(dir, "redis-server");
     try {

@@ -12,15 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { ConfigError, describeOptionValue, rejectUnknownOptions } from "@tunnel-sh/core";
-import {
-  descendants,
-  isAlive,
-  listProcesses,
-  listProcessesSync,
-  startTimeOf,
-  uidOf,
-  type ProcessEntry,
-} from "./process-table.js";
+import { descendants, isAlive, listProcesses, listProcessesSync, startTimeOf, uidOf, type ProcessEntry } from "./process-table.js";
 import type { CertificateAuthority } from "./certificate-authority.js";
 import { runLocal } from "./run-local.js";
 import { ensureTestAccounts } from "./test-users.js";
@@ -164,7 +156,10 @@ export async function remoteProcesses(user: string): Promise<Array<{ pid: number
     .map(({ pid, ppid, args }) => ({ pid, ppid, args }));
 }
 
-const SSHD_OPTIONS = Object.keys({ maxSessions: true, usePam: true, extraConfig: true, hostCertificate: true, sftp: true, lockedDown: true } satisfies Record<keyof StartSshdOptions, true>);
+const SSHD_OPTIONS = Object.keys({ maxSessions: true, usePam: true, extraConfig: true, hostCertificate: true, sftp: true, lockedDown: true } satisfies Record<
+  keyof StartSshdOptions,
+  true
+>);
 
 /** Throws `ConfigError` for an unknown option or a wrong value, before anything is created. */
 function validateSshdOptions(options: StartSshdOptions): void {
@@ -273,7 +268,10 @@ async function sweepStaleInstances(): Promise<void> {
       const [pid = 0, startTime = 0] = owner.trim().split(" ").map(Number);
       if (isAlive(pid, startTime > 0 ? startTime : undefined)) continue;
     }
-    for (const victim of descendants(table, listeners.map((listener) => listener.pid))) {
+    for (const victim of descendants(
+      table,
+      listeners.map((listener) => listener.pid),
+    )) {
       try {
         process.kill(victim.pid, "SIGKILL");
       } catch {

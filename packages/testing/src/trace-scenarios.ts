@@ -161,11 +161,7 @@ export function retriedCommand(scenario: Scenario): void {
  * `runCommand({ cmd: "systemctl restart nginx" })` whose connect fails with `error`, a non-retryable error: the
  * operation fails. With `openBreaker`, the failure opens the host's circuit breaker, reported on a span of its own.
  */
-export function failedCommand(
-  scenario: Scenario,
-  error: unknown,
-  options: { sudoPassword?: string; redactor?: Redactor; openBreaker?: boolean } = {},
-): void {
+export function failedCommand(scenario: Scenario, error: unknown, options: { sudoPassword?: string; redactor?: Redactor; openBreaker?: boolean } = {}): void {
   const { tracer } = scenario;
   const operation = (options.redactor ?? new Redactor()).child(options.sudoPassword ? [options.sudoPassword] : []);
   const span = startSpan(tracer, "tunnel.command", {

@@ -100,12 +100,7 @@ const GROUPS = Object.keys({ pty: true, signals: true, transfer: true } satisfie
  * opens is closed in `afterAll`, then `teardown` runs. `groups` turns capability-dependent groups off; an unknown
  * key is a `ConfigError` naming it.
  */
-export function describeTransportConformance(
-  name: string,
-  setup: () => Promise<ConformanceContext>,
-  runner: TestRunner,
-  groups: ConformanceGroups = {},
-): void {
+export function describeTransportConformance(name: string, setup: () => Promise<ConformanceContext>, runner: TestRunner, groups: ConformanceGroups = {}): void {
   rejectUnknownOptions(groups, GROUPS, "describeTransportConformance groups");
   const { describe, it, expect, beforeAll, afterAll } = runner;
   const on = { pty: groups.pty !== false, signals: groups.signals !== false, transfer: groups.transfer !== false };

@@ -17,7 +17,21 @@ import {
 function ssh(sshd: Sshd, user: string, args: readonly string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const child = spawn(
     "ssh",
-    ["-F", "/dev/null", "-o", "BatchMode=yes", "-o", "GlobalKnownHostsFile=/dev/null", "-o", "StrictHostKeyChecking=yes", ...args, "-p", String(sshd.port), `${user}@${sshd.host}`, "echo cert-login-ok"],
+    [
+      "-F",
+      "/dev/null",
+      "-o",
+      "BatchMode=yes",
+      "-o",
+      "GlobalKnownHostsFile=/dev/null",
+      "-o",
+      "StrictHostKeyChecking=yes",
+      ...args,
+      "-p",
+      String(sshd.port),
+      `${user}@${sshd.host}`,
+      "echo cert-login-ok",
+    ],
     { stdio: ["ignore", "pipe", "pipe"], env: { PATH: process.env["PATH"], ...env } },
   );
   let stdout = "";

@@ -87,9 +87,7 @@ describe("FakeTransport spawn", () => {
     const connection = await connectFake(transport);
     const result = await runProcess(connection, { command: "make" });
     expect(result).toMatchObject({ exitCode: 3, signal: null, stdout: "out\n", stderr: "err\n", truncated: false });
-    expect(transport.callsOf("spawn")).toEqual([
-      { type: "spawn", target, connection: 1, command: "make", pty: false },
-    ]);
+    expect(transport.callsOf("spawn")).toEqual([{ type: "spawn", target, connection: 1, command: "make", pty: false }]);
   });
 
   it("takes one reply per call from a queue, or asks a function with the request and connection", async () => {
@@ -98,9 +96,7 @@ describe("FakeTransport spawn", () => {
     expect(await runProcess(queued, { command: "b" })).toMatchObject({ stdout: "two", exitCode: 1 });
     await expect(runProcess(queued, { command: "c" })).rejects.toThrow(/used up/);
 
-    const computed = await connectFake(
-      new FakeTransport({ spawn: (request, on) => ({ stdout: `${request.command} on ${on.id}` }) }),
-    );
+    const computed = await connectFake(new FakeTransport({ spawn: (request, on) => ({ stdout: `${request.command} on ${on.id}` }) }));
     expect((await runProcess(computed, { command: "hostname" })).stdout).toBe("hostname on 1");
   });
 
@@ -351,7 +347,12 @@ describe("localFileCopy", () => {
       const payload = Buffer.alloc(300_000, 7);
       await writeFile(join(dir, "source"), payload);
       const reports: number[] = [];
-      await connection.upload({ localPath: join(dir, "source"), remotePath: join(dir, "new"), mode: 0o600, onProgress: (progress) => reports.push(progress.bytes) });
+      await connection.upload({
+        localPath: join(dir, "source"),
+        remotePath: join(dir, "new"),
+        mode: 0o600,
+        onProgress: (progress) => reports.push(progress.bytes),
+      });
       expect((await stat(join(dir, "new"))).mode & 0o777).toBe(0o600);
       expect(reports.length).toBeGreaterThan(1);
       expect(reports.at(-1)).toBe(payload.length);
@@ -364,7 +365,9 @@ describe("localFileCopy", () => {
       expect((await readFile(join(dir, "existing"))).equals(payload)).toBe(true);
 
       await expect(connection.download({ remotePath: join(dir, "missing"), localPath: join(dir, "copy") })).rejects.toMatchObject({ code: "TRANSFER" });
-      await expect(connection.upload({ localPath: join(dir, "source"), remotePath: join(dir, "copy"), signal: AbortSignal.abort() })).rejects.toMatchObject({ code: "ABORTED" });
+      await expect(connection.upload({ localPath: join(dir, "source"), remotePath: join(dir, "copy"), signal: AbortSignal.abort() })).rejects.toMatchObject({
+        code: "ABORTED",
+      });
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

@@ -21,8 +21,7 @@ describe("a fault proxy in front of a real sshd", () => {
     await sshd?.stop();
   });
 
-  const through = (command: string, args: readonly string[] = []) =>
-    ssh(sshd, sshd.users.plain, command, "", knownHosts, { port: proxy.port, args });
+  const through = (command: string, args: readonly string[] = []) => ssh(sshd, sshd.users.plain, command, "", knownHosts, { port: proxy.port, args });
 
   it("carries an ssh session", async () => {
     proxy.ok();

@@ -1,7 +1,18 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { BUSYBOX_PATH, LOGIN_SHELLS, dropbearSupport, ensureShellAccounts, startDropbear, startSshd, type Dropbear, type LoginShell, type ShellUser, type Sshd } from "@tunnel-sh/testing";
+import {
+  BUSYBOX_PATH,
+  LOGIN_SHELLS,
+  dropbearSupport,
+  ensureShellAccounts,
+  startDropbear,
+  startSshd,
+  type Dropbear,
+  type LoginShell,
+  type ShellUser,
+  type Sshd,
+} from "@tunnel-sh/testing";
 import { runLocal } from "../src/run-local.js";
 import { ssh } from "./ssh-client.js";
 

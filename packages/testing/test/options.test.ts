@@ -14,7 +14,10 @@ describe("the test kit refuses unknown options before doing anything", () => {
     await expect(startSshd({ hostCertificate: { authority: "/tmp/ca" } as never })).rejects.toMatchObject({ code: "CONFIG", field: "hostCertificate" });
     const authority = await createCertificateAuthority();
     try {
-      await expect(startSshd({ hostCertificate: { authority, keyType: "dsa" as never } })).rejects.toMatchObject({ code: "CONFIG", field: "hostCertificate.keyType" });
+      await expect(startSshd({ hostCertificate: { authority, keyType: "dsa" as never } })).rejects.toMatchObject({
+        code: "CONFIG",
+        field: "hostCertificate.keyType",
+      });
     } finally {
       await authority.remove();
     }

@@ -181,7 +181,11 @@ describe("describeTransportConformance: transfers and ping", () => {
   it("fails a transport whose progress does not end at the file's size", async () => {
     const suite = suiteFor(
       transfers((request, connection, direction) =>
-        localFileCopy({ ...request, onProgress: (progress) => progress.bytes < (progress.total ?? 0) && request.onProgress?.(progress) }, connection, direction),
+        localFileCopy(
+          { ...request, onProgress: (progress) => progress.bytes < (progress.total ?? 0) && request.onProgress?.(progress) },
+          connection,
+          direction,
+        ),
       ),
     );
     const failure = (await suite.run("upload progress")) as { actual?: unknown } | undefined;

@@ -22,7 +22,17 @@ function setup(options: Partial<ConsoleTracerOptions> & { isTTY?: boolean } = {}
     ...rest,
   });
   const scenario: Scenario = { tracer, advance: (ms) => (now += ms) };
-  return { tracer, scenario, output: () => chunks.join(""), jsonLines: () => chunks.join("").trimEnd().split("\n").map((line) => JSON.parse(line) as Record<string, any>) };
+  return {
+    tracer,
+    scenario,
+    output: () => chunks.join(""),
+    jsonLines: () =>
+      chunks
+        .join("")
+        .trimEnd()
+        .split("\n")
+        .map((line) => JSON.parse(line) as Record<string, any>),
+  };
 }
 
 describe("ConsoleTracer pretty format", () => {
@@ -128,7 +138,9 @@ describe("ConsoleTracer pretty format", () => {
     retriedCommand(scenario);
     nonZeroCommand(scenario);
     failedCommand(scenario, new ConnectError("refused"));
-    const heads = output().split("\n").filter((line) => /^\S/.test(line));
+    const heads = output()
+      .split("\n")
+      .filter((line) => /^\S/.test(line));
     expect(heads).toHaveLength(2);
     expect(heads[0]).toContain("command  false  exit 1");
     expect(heads[1]).toContain("command  systemctl restart nginx  CONNECT");
@@ -253,10 +265,12 @@ describe("ConsoleTracer json format", () => {
     const { scenario, jsonLines } = setup({ format: "json" });
     retriedCommand(scenario);
     const [root] = jsonLines();
-    expect(root?.["events"]).toContainEqual(expect.objectContaining({
-      name: "tunnel.retry",
-      attributes: { "tunnel.attempt": 2, "tunnel.retry.delay": 0.2, "error.type": "CONNECT" },
-    }));
+    expect(root?.["events"]).toContainEqual(
+      expect.objectContaining({
+        name: "tunnel.retry",
+        attributes: { "tunnel.attempt": 2, "tunnel.retry.delay": 0.2, "error.type": "CONNECT" },
+      }),
+    );
     expect(root?.["attributes"]["tunnel.attempts"]).toBe(2);
   });
 });

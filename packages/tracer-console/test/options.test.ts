@@ -27,7 +27,9 @@ describe("ConsoleTracer options", () => {
     expect(() => new ConsoleTracer({ stream, colour: true } as never)).toThrow(
       expect.objectContaining({ code: "CONFIG", field: "colour", message: expect.stringContaining("is not an option of ConsoleTracer") }),
     );
-    expect(() => new ConsoleTracer({ stream, formt: "json" } as never)).toThrow(expect.objectContaining({ message: expect.stringContaining("did you mean format?") }));
+    expect(() => new ConsoleTracer({ stream, formt: "json" } as never)).toThrow(
+      expect.objectContaining({ message: expect.stringContaining("did you mean format?") }),
+    );
   });
 
   it.each([

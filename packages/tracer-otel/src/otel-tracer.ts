@@ -22,9 +22,7 @@ export const INSTRUMENTATION_SCOPE = "@tunnel-sh/tracer-otel";
  * Histogram bucket boundaries for `tunnel.operation.duration`, in seconds: from a fast pooled command
  * (a few milliseconds) to a long transfer (ten minutes).
  */
-export const DEFAULT_DURATION_BOUNDARIES: readonly number[] = [
-  0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600,
-];
+export const DEFAULT_DURATION_BOUNDARIES: readonly number[] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600];
 
 export interface OtelTracerOptions {
   /** The OpenTelemetry tracer spans come from. Wins over `tracerProvider`. */
@@ -168,11 +166,7 @@ export class OtelTracer implements Tracer {
       const parentSpan = parent === undefined ? undefined : this.#spans.get(parent);
       const redactor = this.#redactor;
       const parentContext = parentSpan ? trace.setSpan(context.active(), parentSpan.otelSpan) : context.active();
-      const otelSpan = this.#tracer.startSpan(
-        name,
-        { kind: kindOf(name), attributes: this.clean(redactor, attributes) },
-        parentContext,
-      );
+      const otelSpan = this.#tracer.startSpan(name, { kind: kindOf(name), attributes: this.clean(redactor, attributes) }, parentContext);
       const span = new TunnelOtelSpan(this, name, otelSpan, redactor, attributes);
       this.#spans.set(span, span);
       return span;
@@ -262,7 +256,7 @@ export class OtelTracer implements Tracer {
     for (const [key, value] of Object.entries(redactor.redactAttributes(attributes))) {
       if (key === "tunnel.command.text" && !this.#recordCommand) continue;
       if (key === "tunnel.transfer.local_path" && !this.#recordLocalPaths) continue;
-      out[key] = Array.isArray(value) ? [...(value as readonly (string | number)[])] as string[] | number[] : (value as string | number | boolean);
+      out[key] = Array.isArray(value) ? ([...(value as readonly (string | number)[])] as string[] | number[]) : (value as string | number | boolean);
     }
     return out;
   }

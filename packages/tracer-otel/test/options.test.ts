@@ -29,7 +29,9 @@ describe("OtelTracer options", () => {
     expect(() => new OtelTracer({ tracerprovider: trace } as never)).toThrow(
       expect.objectContaining({ code: "CONFIG", field: "tracerprovider", message: expect.stringContaining("(did you mean tracerProvider?)") }),
     );
-    expect(() => new OtelTracer({ serviceName: "web" } as never)).toThrow(expect.objectContaining({ message: expect.stringContaining("is not an option of OtelTracer") }));
+    expect(() => new OtelTracer({ serviceName: "web" } as never)).toThrow(
+      expect.objectContaining({ message: expect.stringContaining("is not an option of OtelTracer") }),
+    );
   });
 
   it.each([

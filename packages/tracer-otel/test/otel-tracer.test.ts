@@ -176,7 +176,10 @@ describe("OtelTracer spans", () => {
     expect(root.events[0]?.attributes).not.toHaveProperty("exception.code");
     const breaker = single("tunnel.breaker");
     expect(breaker.events.map((event) => [event.name, event.attributes])).toEqual([
-      ["tunnel.breaker.state", { "tunnel.breaker.state": "open", "tunnel.breaker.previous_state": "closed", "tunnel.breaker.failures": 1, "tunnel.connection.key": KEY }],
+      [
+        "tunnel.breaker.state",
+        { "tunnel.breaker.state": "open", "tunnel.breaker.previous_state": "closed", "tunnel.breaker.failures": 1, "tunnel.connection.key": KEY },
+      ],
     ]);
   });
 
@@ -248,10 +251,20 @@ describe("OtelTracer metrics", () => {
   });
 
   function poolWith(keys: Record<string, { connections: number; idle: number; busy: number; waiting: number }>) {
-    const entries = Object.entries(keys).map(([key, counts]) => [
-      key,
-      { connections: counts.connections, idleConnections: counts.idle, busyChannels: counts.busy, waiting: counts.waiting, created: counts.connections, evicted: {} },
-    ] as const);
+    const entries = Object.entries(keys).map(
+      ([key, counts]) =>
+        [
+          key,
+          {
+            connections: counts.connections,
+            idleConnections: counts.idle,
+            busyChannels: counts.busy,
+            waiting: counts.waiting,
+            created: counts.connections,
+            evicted: {},
+          },
+        ] as const,
+    );
     const sum = (pick: (value: (typeof entries)[number][1]) => number) => entries.reduce((total, [, value]) => total + pick(value), 0);
     const stats: PoolStats = {
       connections: sum((value) => value.connections),
@@ -273,7 +286,7 @@ describe("OtelTracer metrics", () => {
       "deploy@web-2:22": { connections: 1, idle: 0, busy: 10, waiting: 4 },
     });
     let reads = 0;
-    const stop = tracer.observePool({ stats: () => (reads += 1, pool.stats()) }, { name: "deploy" });
+    const stop = tracer.observePool({ stats: () => ((reads += 1), pool.stats()) }, { name: "deploy" });
     const connections = await metric("tunnel.pool.connection.count");
     expect(points(connections).map((point) => [point.attributes, point.value])).toEqual([
       [{ "tunnel.pool.name": "deploy", "tunnel.pool.connection.state": "idle" }, 1],
@@ -312,9 +325,7 @@ describe("OtelTracer secrets", () => {
     const { scenario, spans, metric } = setup({ redactor, recordCommand: true });
     command(scenario, { cmd: `curl -H 'Authorization: ${registered}' https://deploy`, sudoPassword, redactor });
     failedCommand(scenario, new ConnectError(`proxy refused ${registered} and ${sudoPassword}`), { sudoPassword, redactor });
-    const exported = JSON.stringify(
-      spans().map((span) => ({ name: span.name, attributes: span.attributes, events: span.events, status: span.status })),
-    );
+    const exported = JSON.stringify(spans().map((span) => ({ name: span.name, attributes: span.attributes, events: span.events, status: span.status })));
     expect(exported).toContain("[REDACTED]");
     expect(exported).not.toContain(registered);
     expect(exported).not.toContain(sudoPassword);
@@ -336,7 +347,11 @@ describe("OtelTracer robustness", () => {
       span.setAttributes({ "process.exit.code": 0 });
       span.recordError(new Error("boom"));
       span.end();
-      tracer.observePool({ stats: () => { throw new Error("pool broken"); } })();
+      tracer.observePool({
+        stats: () => {
+          throw new Error("pool broken");
+        },
+      })();
     }).not.toThrow();
   });
 

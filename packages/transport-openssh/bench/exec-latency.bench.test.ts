@@ -64,7 +64,24 @@ it("measures exec latency, transfer throughput and memory side by side with raw 
   const remote = `/tmp/tunnel-openssh-bench-${randomBytes(4).toString("hex")}`;
   try {
     // Exec: a raw mux client with the same flags the transport gives its own.
-    const raw = ["-S", exact.controlPath, "-o", "ControlMaster=no", "-o", "ProxyCommand=/bin/false", "-F", "/dev/null", "-p", String(sshd.port), "-l", target.user, "-T", "--", sshd.host, "true"];
+    const raw = [
+      "-S",
+      exact.controlPath,
+      "-o",
+      "ControlMaster=no",
+      "-o",
+      "ProxyCommand=/bin/false",
+      "-F",
+      "/dev/null",
+      "-p",
+      String(sshd.port),
+      "-l",
+      target.user,
+      "-T",
+      "--",
+      sshd.host,
+      "true",
+    ];
     const rawAsync = () =>
       new Promise<void>((resolve) => {
         const child = spawn("ssh", raw, { stdio: ["pipe", "pipe", "pipe"] });
@@ -94,8 +111,32 @@ it("measures exec latency, transfer throughput and memory side by side with raw 
     const payload = join(dir, "payload");
     await writeFile(payload, randomBytes(mib * 1024 * 1024));
     const user = `${target.user}@${sshd.host}`;
-    const viaMaster = ["-o", `ControlPath=${exact.controlPath}`, "-o", "ControlMaster=no", "-o", "ProxyCommand=/bin/false", "-F", "/dev/null", "-P", String(sshd.port)];
-    const direct = ["-i", sshd.clientKeyPath, "-o", "IdentitiesOnly=yes", "-o", `UserKnownHostsFile=${sshd.knownHostsPath}`, "-o", "BatchMode=yes", "-F", "/dev/null", "-P", String(sshd.port)];
+    const viaMaster = [
+      "-o",
+      `ControlPath=${exact.controlPath}`,
+      "-o",
+      "ControlMaster=no",
+      "-o",
+      "ProxyCommand=/bin/false",
+      "-F",
+      "/dev/null",
+      "-P",
+      String(sshd.port),
+    ];
+    const direct = [
+      "-i",
+      sshd.clientKeyPath,
+      "-o",
+      "IdentitiesOnly=yes",
+      "-o",
+      `UserKnownHostsFile=${sshd.knownHostsPath}`,
+      "-o",
+      "BatchMode=yes",
+      "-F",
+      "/dev/null",
+      "-P",
+      String(sshd.port),
+    ];
     const sftp = (batch: string) =>
       new Promise<void>((resolve, reject) => {
         const child = spawn("sftp", ["-q", "-b", "-", ...viaMaster, user], { stdio: ["pipe", "ignore", "inherit"] });

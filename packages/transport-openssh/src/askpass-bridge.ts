@@ -58,7 +58,13 @@ async function answer(request: { prompt: string; hint: string }, options: Askpas
   if (handler !== undefined) {
     if (options.signal.aborted) return undefined;
     // OpenSSH hands its helper one prompt at a time and does not say whether it would echo: echo is false.
-    const answers = await handler({ target: options.target, name: "", instructions: "", prompts: [{ prompt: request.prompt, echo: false }], signal: options.signal });
+    const answers = await handler({
+      target: options.target,
+      name: "",
+      instructions: "",
+      prompts: [{ prompt: request.prompt, echo: false }],
+      signal: options.signal,
+    });
     return Array.isArray(answers) && answers.length === 1 && typeof answers[0] === "string" && !/[\r\n\0]/.test(answers[0]) ? answers[0] : undefined;
   }
   // Without a callback the password answers the first keyboard-interactive "Password:" prompt only.

@@ -156,11 +156,10 @@ export class Master {
       passwordFile = join(this.dir, "password");
       const helper = join(this.dir, "askpass");
       await writeFile(passwordFile, this.options.password, { mode: 0o600, flag: "wx" });
-      await writeFile(
-        helper,
-        `#!/bin/sh\ncase "$1" in\n  *assword*) exec cat ${shellPath(passwordFile)} ;;\n  *) exit 1 ;;\nesac\n`,
-        { mode: 0o700, flag: "wx" },
-      );
+      await writeFile(helper, `#!/bin/sh\ncase "$1" in\n  *assword*) exec cat ${shellPath(passwordFile)} ;;\n  *) exit 1 ;;\nesac\n`, {
+        mode: 0o700,
+        flag: "wx",
+      });
       env.SSH_ASKPASS = helper;
       env.SSH_ASKPASS_REQUIRE = "force";
       env.DISPLAY = env.DISPLAY ?? "tunnel:0";

@@ -6,16 +6,7 @@
  * Patterns are matched on the messages of OpenSSH 7.x–9.x; anything unrecognised still becomes a typed
  * error of the phase's default kind, with the text kept in the message (ssh never prints secrets).
  */
-import {
-  AuthenticationError,
-  ChannelError,
-  ConfigError,
-  ConnectError,
-  HostKeyError,
-  formatTarget,
-  type Target,
-  type TunnelError,
-} from "@tunnel-sh/core";
+import { AuthenticationError, ChannelError, ConfigError, ConnectError, HostKeyError, formatTarget, type Target, type TunnelError } from "@tunnel-sh/core";
 
 /** Where the failing `ssh` invocation was in its life. */
 export type SshFailurePhase =
@@ -102,14 +93,12 @@ const rules: readonly Rule[] = [
   {
     pattern:
       /Permission denied \(|Too many authentication failures|No more authentication methods|Authentication failed|authentications that can continue: *$/im,
-    build: (message, failure) =>
-      new AuthenticationError(`authentication failed for ${where(failure)}: ${message}`, { target: failure.target }),
+    build: (message, failure) => new AuthenticationError(`authentication failed for ${where(failure)}: ${message}`, { target: failure.target }),
   },
   {
     pattern:
       /Bad configuration option|command-line line \d+|Can't open user config file|no argument after keyword|garbage at end of line|Bad port|Unsupported option|Bad escape character|unknown (?:option|cipher|key type)|Invalid (?:argument|option)|usage: ssh/i,
-    build: (message, failure) =>
-      new ConfigError("ssh", `ssh rejected its configuration for ${where(failure)}: ${message}`, { target: failure.target }),
+    build: (message, failure) => new ConfigError("ssh", `ssh rejected its configuration for ${where(failure)}: ${message}`, { target: failure.target }),
   },
   { pattern: /Could not resolve hostname|Name or service not known|nodename nor servname|Temporary failure in name resolution/i, build: connectFailed(true) },
   { pattern: /Connection refused/i, build: connectFailed(true) },

@@ -158,9 +158,13 @@ export class OpenSshRemoteProcess implements RemoteProcess {
       stdout.end();
       stderr.end();
       this.fail(
-        new ValidationError("command", `is ${Buffer.byteLength(remoteCommand, "utf8")} bytes with the wrapper, more than one argument of a local ssh can hold (${MAX_ARGUMENT_BYTES})`, {
-          target: host.target,
-        }),
+        new ValidationError(
+          "command",
+          `is ${Buffer.byteLength(remoteCommand, "utf8")} bytes with the wrapper, more than one argument of a local ssh can hold (${MAX_ARGUMENT_BYTES})`,
+          {
+            target: host.target,
+          },
+        ),
       );
       return;
     }
@@ -313,9 +317,7 @@ export class OpenSshRemoteProcess implements RemoteProcess {
         this.fail(new ValidationError("command", "is too long for the argument list of a local ssh (E2BIG)", { target: this.host.target }));
         return;
       }
-      this.fail(
-        normalizeSshError({ phase: "channel", stderr: `ssh: ${spawnError.message}`, exitCode: null, target: this.host.target }),
-      );
+      this.fail(normalizeSshError({ phase: "channel", stderr: `ssh: ${spawnError.message}`, exitCode: null, target: this.host.target }));
       return;
     }
     if (this.aborted) {
@@ -380,7 +382,10 @@ export class OpenSshRemoteProcess implements RemoteProcess {
       });
     }
     if (code === null || code === 255) return undefined;
-    const detail = text.split("\n").map((line) => line.trim()).find((line) => line !== "");
+    const detail = text
+      .split("\n")
+      .map((line) => line.trim())
+      .find((line) => line !== "");
     return new UnsupportedHostError(
       `the login shell on ${formatTarget(target)} did not run the command (ssh exited with ${code})${detail ? `: ${detail}` : ""}`,
       { reason: "shell", target, ...(detail !== undefined ? { detail } : {}) },

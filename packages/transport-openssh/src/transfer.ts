@@ -115,7 +115,7 @@ class FileFollower {
     const file = await open(path, "r");
     try {
       const buffer = Buffer.allocUnsafe(FOLLOW_CHUNK);
-      for (let position = 0; ; ) {
+      for (let position = 0; ;) {
         const last = this.finished;
         const { bytesRead } = await file.read(buffer, 0, buffer.length, position);
         if (bytesRead > 0) {

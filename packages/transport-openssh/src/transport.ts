@@ -2,16 +2,7 @@ import { constants } from "node:fs";
 import { access, readFile } from "node:fs/promises";
 import { homedir } from "node:os";
 import { join } from "node:path";
-import {
-  AbortError,
-  AuthenticationError,
-  ConfigError,
-  hasCode,
-  type Connection,
-  type ConnectOptions,
-  type Target,
-  type Transport,
-} from "@tunnel-sh/core";
+import { AbortError, AuthenticationError, ConfigError, hasCode, type Connection, type ConnectOptions, type Target, type Transport } from "@tunnel-sh/core";
 import { parseSshCertificate, sshCertificateProblem, validateTarget } from "@tunnel-sh/core/internal";
 import { OpenSshConnection } from "./connection.js";
 import { Master } from "./master.js";

@@ -194,7 +194,12 @@ if (support.available) {
         const wrapper = join(dir, "ssh");
         await writeFile(wrapper, `#!/bin/sh\nprintf '%s\\n' "$*" >> '${log}'\nexec ssh "$@"\n`, { mode: 0o755 });
         const invocations = async () => (await readFile(log, "utf8").catch(() => "")).split("\n").filter(Boolean);
-        const counted = new OpenSshTransport({ identityFile: sshd.clientKeyPath, knownHostsFile: sshd.knownHostsPath, configFile: "/dev/null", sshPath: wrapper });
+        const counted = new OpenSshTransport({
+          identityFile: sshd.clientKeyPath,
+          knownHostsFile: sshd.knownHostsPath,
+          configFile: "/dev/null",
+          sshPath: wrapper,
+        });
         const connection = (await counted.connect(target)) as OpenSshConnection;
         const pid = connection.masterPid;
         const afterConnect = await invocations();
@@ -258,7 +263,10 @@ if (support.available) {
         const accepted = () => acceptedConnections(jumpHost);
         const before = accepted();
         // Two hops through the same jump host: the inner command is nested (and escaped) inside the outer one.
-        for (const [proxyJump, hops] of [[hop, 1], [`${hop},${hop}`, 2]] as const) {
+        for (const [proxyJump, hops] of [
+          [hop, 1],
+          [`${hop},${hop}`, 2],
+        ] as const) {
           const through = new OpenSshTransport({ ...settings, knownHostsFile: [sshd.knownHostsPath, jumpHost.knownHostsPath], proxyJump });
           const start = accepted();
           const connection = await through.connect(target);
@@ -312,7 +320,12 @@ if (support.available) {
         expect(result.stdout).toBe(`${target.user}\n`);
         // The secret's file is gone once the master is up.
         expect(readdirSync(join(connection.controlPath, ".."))).not.toContain("password");
-        const wrong = new OpenSshTransport({ password: "not-the-password", knownHostsFile: sshd.knownHostsPath, configFile: "/dev/null", options: { PubkeyAuthentication: "no" } });
+        const wrong = new OpenSshTransport({
+          password: "not-the-password",
+          knownHostsFile: sshd.knownHostsPath,
+          configFile: "/dev/null",
+          options: { PubkeyAuthentication: "no" },
+        });
         const error = await outcome(wrong.connect(target));
         expect(error).toMatchObject({ code: "AUTHENTICATION" });
         expect(String((error as Error).message)).not.toContain("not-the-password");
@@ -480,8 +493,7 @@ if (support.available) {
         port: sshd.port,
         user: sshd.users.plain.name,
       });
-    const sleeping = async (seconds: string) =>
-      (await remoteProcesses(sshd.users.plain.name)).filter((entry) => entry.args.trim() === `sleep ${seconds}`);
+    const sleeping = async (seconds: string) => (await remoteProcesses(sshd.users.plain.name)).filter((entry) => entry.args.trim() === `sleep ${seconds}`);
 
     it("kill() stops the command's whole tree in band, and the connection stays usable", async () => {
       const connection = await connectOne();

@@ -75,12 +75,9 @@ describe("OpenSshTransport options", () => {
     "ProxyJump",
     "IdentityAgent",
     "User",
-  ])(
-    "refuses the option %s before any I/O",
-    (key) => {
-      expect(configError(() => new OpenSshTransport({ options: { [key]: "x" } })).field).toBe(`options.${key}`);
-    },
-  );
+  ])("refuses the option %s before any I/O", (key) => {
+    expect(configError(() => new OpenSshTransport({ options: { [key]: "x" } })).field).toBe(`options.${key}`);
+  });
 
   it.each(["a b", "x#y", "$(id)", "'q'", "a\nb", "back\\slash", ""])("refuses the option value %j", (value) => {
     configError(() => new OpenSshTransport({ options: { Compression: value } }));
@@ -130,7 +127,9 @@ describe("the shared option names become the ssh settings they are named after",
   });
 
   it("certificateFile, forwardAgent and onKeyboardInteractive", () => {
-    expect(master({ certificateFile: ["/c1-cert.pub", "/c%2-cert.pub"] }).join(" ")).toContain("-o CertificateFile=/c1-cert.pub -o CertificateFile=/c%%2-cert.pub");
+    expect(master({ certificateFile: ["/c1-cert.pub", "/c%2-cert.pub"] }).join(" ")).toContain(
+      "-o CertificateFile=/c1-cert.pub -o CertificateFile=/c%%2-cert.pub",
+    );
     expect(master({ forwardAgent: true, agent: "/run/agent.sock" })).toContain("ForwardAgent=/run/agent.sock");
     expect(master({ forwardAgent: true })).toContain("ForwardAgent=yes");
     expect(master({ forwardAgent: false })).toContain("ForwardAgent=no");

@@ -76,7 +76,10 @@ function matchesHashed(field: string, name: string): boolean {
 }
 
 function globToRegExp(pattern: string): RegExp {
-  const body = pattern.replace(/[.+^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*").replace(/\?/g, ".");
+  const body = pattern
+    .replace(/[.+^${}()|[\]\\]/g, "\\$&")
+    .replace(/\*/g, ".*")
+    .replace(/\?/g, ".");
   return new RegExp(`^${body}$`, "i");
 }
 
@@ -155,7 +158,8 @@ export type HostCertificateVerdict =
  */
 export function verifyHostCertificate(entries: readonly KnownHostsEntry[], host: string, port: number, blob: Buffer, now = new Date()): HostCertificateVerdict {
   const certificate = parseSshCertificateBlob(blob);
-  if (certificate instanceof Error) return { status: "refused", certificate: undefined, problem: `host certificate that cannot be read (${certificate.message})` };
+  if (certificate instanceof Error)
+    return { status: "refused", certificate: undefined, problem: `host certificate that cannot be read (${certificate.message})` };
   const name = knownHostsName(host, port);
   const revokedKeys = [certificate.blob, certificate.publicKey, certificate.signatureKey];
   for (const entry of entries) {
@@ -255,11 +259,12 @@ function certificateSignatureProblem(certificate: SshCertificate): string | unde
         return Buffer.concat([Buffer.alloc(Math.max(0, size - bytes.length)), bytes]);
       };
       signature = Buffer.concat([fixed(parts.string()), fixed(parts.string())]);
-      return verify(hash, certificate.signedData, { key, dsaEncoding: "ieee-p1363" }, signature) ? undefined : "has a signature that does not verify with the CA's key";
+      return verify(hash, certificate.signedData, { key, dsaEncoding: "ieee-p1363" }, signature)
+        ? undefined
+        : "has a signature that does not verify with the CA's key";
     }
     return verify(hash, certificate.signedData, key, signature) ? undefined : "has a signature that does not verify with the CA's key";
   } catch (error) {
     return `has a signature that cannot be checked: ${(error as Error).message}`;
   }
 }
-

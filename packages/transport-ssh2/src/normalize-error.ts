@@ -47,15 +47,7 @@ function redact(message: string, secrets: ErrorContext["secrets"]): string {
   return text;
 }
 
-const CONNECT_ERRNO = new Set([
-  "ECONNREFUSED",
-  "ENOTFOUND",
-  "EAI_AGAIN",
-  "EHOSTUNREACH",
-  "ENETUNREACH",
-  "ETIMEDOUT",
-  "EADDRNOTAVAIL",
-]);
+const CONNECT_ERRNO = new Set(["ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN", "EHOSTUNREACH", "ENETUNREACH", "ETIMEDOUT", "EADDRNOTAVAIL"]);
 const LOST_ERRNO = new Set(["ECONNRESET", "EPIPE", "ECONNABORTED"]);
 
 /** SSH_OPEN_CONNECT_FAILED (sshd's MaxSessions answer) and SSH_OPEN_RESOURCE_SHORTAGE. */

@@ -310,11 +310,13 @@ export class Ssh2RemoteProcess implements RemoteProcess {
     }
     if (!this.status) {
       // Closed without exit-status/exit-signal: the server dropped the session (e.g. its process was killed).
-      const lost = this.host.closedError ?? new ConnectError("the session closed without an exit status", {
-        lost: true,
-        phase: "exec",
-        target: this.host.target,
-      });
+      const lost =
+        this.host.closedError ??
+        new ConnectError("the session closed without an exit status", {
+          lost: true,
+          phase: "exec",
+          target: this.host.target,
+        });
       this.fail(lost);
       return;
     }

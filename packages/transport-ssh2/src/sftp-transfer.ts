@@ -203,7 +203,7 @@ async function writeLocal(file: FileHandle, buffer: Buffer, length: number, posi
 }
 
 async function readBack(file: FileHandle, buffer: Buffer, length: number, position: number): Promise<void> {
-  for (let done = 0; done < length; ) {
+  for (let done = 0; done < length;) {
     const { bytesRead } = await file.read(buffer, done, length - done, position + done);
     if (bytesRead <= 0) throw new Error(`the local file is shorter than what was written to it (at ${position + done})`);
     done += bytesRead;

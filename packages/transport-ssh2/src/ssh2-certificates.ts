@@ -42,13 +42,7 @@
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { connect } from "node:net";
-import {
-  CERTIFIED_KEY_TYPES,
-  SshReader,
-  parseSshCertificateBlob,
-  sshString,
-  type SshCertificate,
-} from "@tunnel-sh/core/internal";
+import { CERTIFIED_KEY_TYPES, SshReader, parseSshCertificateBlob, sshString, type SshCertificate } from "@tunnel-sh/core/internal";
 import type { BaseAgent, ParsedKey } from "ssh2";
 
 type Ssh2 = typeof import("ssh2");

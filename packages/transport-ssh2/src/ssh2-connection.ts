@@ -189,40 +189,43 @@ export class Ssh2Connection implements Connection, ProcessHost {
       return current;
     }
     const entry: SftpEntry = { session: undefined as unknown as Promise<SFTPWrapper>, users: 1, idleTimer: undefined, closing: undefined };
-    entry.session = this.slotForSftp().then(() => new Promise<SFTPWrapper>((resolve, reject) => {
-      try {
-        const before = new Set(Object.keys(channelTable(this.client)));
-        this.client.sftp((error, sftp) => {
-          if (error) {
-            const failure = normalizeError(error, { phase: "channel", target: this.target, secrets: this.secrets });
-            if (hasCode(failure, "UNSUPPORTED_HOST")) {
-              // The channel opened but the server has no sftp subsystem. ssh2 leaves that channel open, holding one of
-              // the server's sessions (the only one under MaxSessions 1): close it, and count its slot as closing.
-              for (const [id, channel] of Object.entries(channelTable(this.client))) {
-                if (!before.has(id) && typeof (channel as { destroy?: unknown }).destroy === "function") (channel as { destroy: () => void }).destroy();
+    entry.session = this.slotForSftp().then(
+      () =>
+        new Promise<SFTPWrapper>((resolve, reject) => {
+          try {
+            const before = new Set(Object.keys(channelTable(this.client)));
+            this.client.sftp((error, sftp) => {
+              if (error) {
+                const failure = normalizeError(error, { phase: "channel", target: this.target, secrets: this.secrets });
+                if (hasCode(failure, "UNSUPPORTED_HOST")) {
+                  // The channel opened but the server has no sftp subsystem. ssh2 leaves that channel open, holding one of
+                  // the server's sessions (the only one under MaxSessions 1): close it, and count its slot as closing.
+                  for (const [id, channel] of Object.entries(channelTable(this.client))) {
+                    if (!before.has(id) && typeof (channel as { destroy?: unknown }).destroy === "function") (channel as { destroy: () => void }).destroy();
+                  }
+                  queueMicrotask(() => this.channelClosed());
+                }
+                reject(failure);
+                return;
               }
-              queueMicrotask(() => this.channelClosed());
-            }
-            reject(failure);
-            return;
+              sftp.on("error", () => {});
+              // Requests in flight when the session closes under them (its server process was killed, say) get no
+              // answer from ssh2: settle them, as a failure a new attempt (on a new session) may get past.
+              const sessionClosed = new AbortController();
+              bindSessionLoss(sftp, AbortSignal.any([this.lost.signal, sessionClosed.signal]));
+              sftp.once("close", () => {
+                if (this.sftp === entry) this.sftp = undefined;
+                sessionClosed.abort(
+                  new ChannelError("the SFTP session closed before the transfer ended", { phase: "transfer", target: this.target, retryable: true }),
+                );
+              });
+              resolve(sftp);
+            });
+          } catch (error) {
+            reject(normalizeError(error, { phase: "channel", target: this.target, secrets: this.secrets }));
           }
-          sftp.on("error", () => {});
-          // Requests in flight when the session closes under them (its server process was killed, say) get no
-          // answer from ssh2: settle them, as a failure a new attempt (on a new session) may get past.
-          const sessionClosed = new AbortController();
-          bindSessionLoss(sftp, AbortSignal.any([this.lost.signal, sessionClosed.signal]));
-          sftp.once("close", () => {
-            if (this.sftp === entry) this.sftp = undefined;
-            sessionClosed.abort(
-              new ChannelError("the SFTP session closed before the transfer ended", { phase: "transfer", target: this.target, retryable: true }),
-            );
-          });
-          resolve(sftp);
-        });
-      } catch (error) {
-        reject(normalizeError(error, { phase: "channel", target: this.target, secrets: this.secrets }));
-      }
-    }));
+        }),
+    );
     entry.session.catch(() => {
       if (this.sftp === entry) this.sftp = undefined;
     });
@@ -418,10 +421,12 @@ export class Ssh2Connection implements Connection, ProcessHost {
     const lost =
       this.lastError && this.lastError.code === "CONNECTION_LOST"
         ? this.lastError
-        : new ConnectError(
-            this.closing ? "the connection was closed" : `the connection was lost (${this.target.host})`,
-            { lost: true, phase: "exec", target: this.target, ...(this.lastError ? { cause: this.lastError } : {}) },
-          );
+        : new ConnectError(this.closing ? "the connection was closed" : `the connection was lost (${this.target.host})`, {
+            lost: true,
+            phase: "exec",
+            target: this.target,
+            ...(this.lastError ? { cause: this.lastError } : {}),
+          });
     this.closedError = lost;
     this.lost.abort(lost);
     for (const process of [...this.processes]) process.connectionLost(lost);

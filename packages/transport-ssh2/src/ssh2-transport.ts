@@ -446,7 +446,10 @@ export class Ssh2Transport implements Transport {
         if (certified.status === "trusted") return true;
         if (certified.status === "revoked") {
           const shown = `host certificate "${certified.certificate.keyId}" (${certified.certificate.type} ${fingerprint(certified.certificate.publicKey)})`;
-          return refuse(`the ${shown} of ${formatTarget(hopTarget)} is revoked in ${certified.entry.file}:${certified.entry.line}`, certified.certificate.publicKey);
+          return refuse(
+            `the ${shown} of ${formatTarget(hopTarget)} is revoked in ${certified.entry.file}:${certified.entry.line}`,
+            certified.certificate.publicKey,
+          );
         }
         if (certificate === undefined) return refuse(`${formatTarget(hopTarget)} presented a ${certified.problem}`, presented);
         // Like OpenSSH: a certificate that does not verify leaves its plain key, which known_hosts may list itself.
@@ -468,7 +471,10 @@ export class Ssh2Transport implements Transport {
         );
       }
       if (certificateProblem !== undefined) {
-        return refuse(`the host key of ${formatTarget(hopTarget)} (${shown}) is not in known_hosts and its host certificate is not trusted: the ${certificateProblem}`, key);
+        return refuse(
+          `the host key of ${formatTarget(hopTarget)} (${shown}) is not in known_hosts and its host certificate is not trusted: the ${certificateProblem}`,
+          key,
+        );
       }
       if (policy === "accept-new") {
         const file = knownHostsFiles[0] as string;
@@ -544,7 +550,11 @@ export class Ssh2Transport implements Transport {
       const onReady = (): void => settle();
       const onClose = (): void => {
         if (signal?.aborted) return settle(new AbortError("the connect was aborted", { phase: "connect", target: hopTarget }));
-        settle(hostKeyError ?? firstError ?? new ConnectError(`the server closed the connection during the handshake (${formatTarget(hopTarget)})`, { target: hopTarget }));
+        settle(
+          hostKeyError ??
+            firstError ??
+            new ConnectError(`the server closed the connection during the handshake (${formatTarget(hopTarget)})`, { target: hopTarget }),
+        );
       };
       // Stays attached for the client's life: ssh2 throws on an `error` event nobody listens to.
       // A handshake timeout emits two errors ("Timed out while waiting for handshake", then

@@ -17,7 +17,10 @@ describe("host certificates over ssh2, beyond the shared cases", () => {
 
   beforeAll(async () => {
     ca = await createCertificateAuthority();
-    [ed25519Host, rsaHost] = await Promise.all([startSshd({ hostCertificate: { authority: ca } }), startSshd({ hostCertificate: { authority: ca, keyType: "rsa" } })]);
+    [ed25519Host, rsaHost] = await Promise.all([
+      startSshd({ hostCertificate: { authority: ca } }),
+      startSshd({ hostCertificate: { authority: ca, keyType: "rsa" } }),
+    ]);
     knownHosts = join(ca.dir, "known_hosts");
     // Both servers are known only through their CA: every handshake below verifies a host certificate.
     writeFileSync(knownHosts, `@cert-authority [127.0.0.1]:* ${ca.caPublicKey}\n`);
@@ -78,8 +81,17 @@ describe("host certificates over ssh2, beyond the shared cases", () => {
     try {
       // The jump host is checked too: a CA line for the destination only does not let the jump host in.
       const destinationOnly = join(ca.dir, "known_hosts_destination_only");
-      writeFileSync(destinationOnly, `@cert-authority [127.0.0.1]:${ed25519Host.port} ${ca.caPublicKey}\n@cert-authority [127.0.0.1]:${rsaHost.port} ${other.caPublicKey}\n`);
-      const refused = new Ssh2Transport({ knownHostsFile: destinationOnly, identityFile: ed25519Host.clientKeyPath, configFile: false, agent: false, proxyJump: `${user}@${rsaHost.host}:${rsaHost.port}` });
+      writeFileSync(
+        destinationOnly,
+        `@cert-authority [127.0.0.1]:${ed25519Host.port} ${ca.caPublicKey}\n@cert-authority [127.0.0.1]:${rsaHost.port} ${other.caPublicKey}\n`,
+      );
+      const refused = new Ssh2Transport({
+        knownHostsFile: destinationOnly,
+        identityFile: ed25519Host.clientKeyPath,
+        configFile: false,
+        agent: false,
+        proxyJump: `${user}@${rsaHost.host}:${rsaHost.port}`,
+      });
       await expect(refused.connect({ host: ed25519Host.host, port: ed25519Host.port, user })).rejects.toMatchObject({
         code: "HOST_KEY",
         target: { port: rsaHost.port },

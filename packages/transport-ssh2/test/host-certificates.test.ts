@@ -75,7 +75,9 @@ describe("host certificates against @cert-authority lines", () => {
     const other = authority();
     const otherCa = verifyHostCertificate(entriesFor(`@cert-authority * ${other.line}`), "web-1", 22, valid.certificate);
     expect(otherCa).toMatchObject({ status: "refused" });
-    expect(otherCa.status === "refused" && otherCa.problem).toMatch(/not by a certificate authority known_hosts trusts for this host: SHA256:.* \(known_hosts:1\)/);
+    expect(otherCa.status === "refused" && otherCa.problem).toMatch(
+      /not by a certificate authority known_hosts trusts for this host: SHA256:.* \(known_hosts:1\)/,
+    );
     const elsewhere = verifyHostCertificate(entriesFor(`@cert-authority db-* ${ca.line}`), "web-1", 22, valid.certificate);
     expect(elsewhere.status === "refused" && elsewhere.problem).toMatch(/no @cert-authority line names this host/);
   });
@@ -86,7 +88,9 @@ describe("host certificates against @cert-authority lines", () => {
     const problem = (verdict: ReturnType<typeof verifyHostCertificate>) => (verdict.status === "refused" ? verdict.problem : verdict.status);
     expect(problem(verifyHostCertificate(entries, "web-1", 22, expired.certificate))).toMatch(/expired at 2020-01-0/);
     expect(problem(verifyHostCertificate(entries, "web-1", 22, valid.certificate, new Date("2000-01-01T00:00:00Z")))).toMatch(/is not valid before/);
-    expect(problem(verifyHostCertificate(entries, "db-1", 22, valid.certificate))).toMatch(/lists the principals "web-1", "web-1.example.com", not the host "db-1"/);
+    expect(problem(verifyHostCertificate(entries, "db-1", 22, valid.certificate))).toMatch(
+      /lists the principals "web-1", "web-1.example.com", not the host "db-1"/,
+    );
   });
 
   it("refuses a user certificate, a forged signature, a truncated certificate and a SHA-1 (ssh-rsa) CA signature", () => {
@@ -98,10 +102,16 @@ describe("host certificates against @cert-authority lines", () => {
     forged[forged.length - 1] = (forged[forged.length - 1] as number) ^ 1;
     expect(problem(verifyHostCertificate(entries, "web-1", 22, forged))).toMatch(/signature that does not verify with the CA's key/);
     const truncated = valid.certificate.subarray(0, 60);
-    expect(verifyHostCertificate(entries, "web-1", 22, truncated)).toMatchObject({ status: "refused", certificate: undefined, problem: expect.stringMatching(/^host certificate that cannot be read/) });
+    expect(verifyHostCertificate(entries, "web-1", 22, truncated)).toMatchObject({
+      status: "refused",
+      certificate: undefined,
+      problem: expect.stringMatching(/^host certificate that cannot be read/),
+    });
     const rsa = authority("rsa");
     const sha1 = hostCertificate(rsa, ["-h", "-n", "web-1", "-t", "ssh-rsa"]);
-    expect(problem(verifyHostCertificate(entriesFor(`@cert-authority * ${rsa.line}`), "web-1", 22, sha1.certificate))).toMatch(/signed with ssh-rsa by a ssh-rsa CA/);
+    expect(problem(verifyHostCertificate(entriesFor(`@cert-authority * ${rsa.line}`), "web-1", 22, sha1.certificate))).toMatch(
+      /signed with ssh-rsa by a ssh-rsa CA/,
+    );
   });
 
   it("@revoked wins for the certificate, the key it certifies and the CA", () => {

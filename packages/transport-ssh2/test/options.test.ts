@@ -98,7 +98,12 @@ describe("option validation happens in the constructor, before any I/O", () => {
     const createClient = () => (created++, new FakeClient().asClient());
     const unreadable = new Ssh2Transport({ certificateFile: "/nonexistent/id-cert.pub", configFile: false, agent: false, createClient });
     await expect(unreadable.connect({ host: "127.0.0.1", port: 1 })).rejects.toMatchObject({ code: "CONFIG", field: "certificateFile" });
-    const malformed = new Ssh2Transport({ certificateFile: new URL("../package.json", import.meta.url).pathname, configFile: false, agent: false, createClient });
+    const malformed = new Ssh2Transport({
+      certificateFile: new URL("../package.json", import.meta.url).pathname,
+      configFile: false,
+      agent: false,
+      createClient,
+    });
     await expect(malformed.connect({ host: "127.0.0.1", port: 1 })).rejects.toMatchObject({ code: "CONFIG", field: "certificateFile" });
     const saved = process.env["SSH_AUTH_SOCK"];
     delete process.env["SSH_AUTH_SOCK"];
@@ -255,7 +260,9 @@ describe("ssh_config", () => {
 
   it("is honoured by connect, and explicit values win over it", async () => {
     const configured = new FakeClient();
-    await new Ssh2Transport({ configFile: path, agent: false, hostKeyChecking: "insecure-accept-any", createClient: () => configured.asClient() }).connect({ host: "web" });
+    await new Ssh2Transport({ configFile: path, agent: false, hostKeyChecking: "insecure-accept-any", createClient: () => configured.asClient() }).connect({
+      host: "web",
+    });
     expect(configured.config).toMatchObject({ host: "127.0.0.1", port: 1, username: "configured" });
 
     const explicit = new FakeClient();

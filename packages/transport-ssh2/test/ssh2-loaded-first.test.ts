@@ -18,7 +18,9 @@ describe("ssh2 loaded before the transport", () => {
     expect(ssh2.Client).toBeTypeOf("function");
     expect(hostCertificateSupport()).toEqual({
       available: false,
-      reason: expect.stringMatching(/^ssh2 was loaded before @tunnel-sh\/transport-ssh2 could prepare it for host certificates: import @tunnel-sh\/transport-ssh2 before/),
+      reason: expect.stringMatching(
+        /^ssh2 was loaded before @tunnel-sh\/transport-ssh2 could prepare it for host certificates: import @tunnel-sh\/transport-ssh2 before/,
+      ),
     });
   });
 
@@ -30,12 +32,18 @@ describe("ssh2 loaded before the transport", () => {
     const client = new FakeClient();
     // The fake client never runs the verifier itself: the handshake is driven by hand below.
     client.onConnect = () => {};
-    const connecting = new Ssh2Transport({ configFile: false, agent: false, knownHostsFile: file, createClient: () => client.asClient() }).connect({ host: "web-1", user: "deploy" });
+    const connecting = new Ssh2Transport({ configFile: false, agent: false, knownHostsFile: file, createClient: () => client.asClient() }).connect({
+      host: "web-1",
+      user: "deploy",
+    });
     await new Promise((resolve) => setImmediate(resolve));
     const config = client.config as ConnectConfig;
     expect(config.algorithms?.serverHostKey).toBeUndefined();
     let verdict: boolean | undefined;
-    (config.hostVerifier as unknown as (key: Buffer, done: (valid: boolean) => void) => void)(Buffer.from(hostKey.public.split(" ")[1] as string, "base64"), (valid) => (verdict = valid));
+    (config.hostVerifier as unknown as (key: Buffer, done: (valid: boolean) => void) => void)(
+      Buffer.from(hostKey.public.split(" ")[1] as string, "base64"),
+      (valid) => (verdict = valid),
+    );
     expect(verdict).toBe(false);
     client.drop();
     await expect(connecting).rejects.toMatchObject({

@@ -96,9 +96,9 @@ describe("Ssh2Transport on real OpenSSH sshd", () => {
     it("accept-new still refuses a changed key", async () => {
       const file = join(scratch, "accept_new_changed");
       writeFileSync(file, `[${pam.host}]:${pam.port} ${OTHER_KEY}\n`);
-      await expect(
-        new Ssh2Transport(base(pam, { knownHostsFile: file, hostKeyChecking: "accept-new" })).connect(targetOf(pam)),
-      ).rejects.toMatchObject({ code: "HOST_KEY" });
+      await expect(new Ssh2Transport(base(pam, { knownHostsFile: file, hostKeyChecking: "accept-new" })).connect(targetOf(pam))).rejects.toMatchObject({
+        code: "HOST_KEY",
+      });
     });
   });
 
@@ -183,7 +183,11 @@ describe("Ssh2Transport on real OpenSSH sshd", () => {
     try {
       const knownHosts = join(scratch, `proxy_known_hosts_${fault}`);
       writeFileSync(knownHosts, `[127.0.0.1]:${proxy.port} ${pam.hostPublicKey}\n`);
-      const connection = await new Ssh2Transport(base(pam, { knownHostsFile: knownHosts })).connect({ host: "127.0.0.1", port: proxy.port, user: pam.users.plain.name });
+      const connection = await new Ssh2Transport(base(pam, { knownHostsFile: knownHosts })).connect({
+        host: "127.0.0.1",
+        port: proxy.port,
+        user: pam.users.plain.name,
+      });
       const sleeper = connection.spawn({ command: "sleep 30" });
       sleeper.stdin.end();
       await sleeper.started;
@@ -203,7 +207,11 @@ describe("Ssh2Transport on real OpenSSH sshd", () => {
     try {
       const knownHosts = join(scratch, `proxy_known_hosts_sftp_${direction}`);
       writeFileSync(knownHosts, `[127.0.0.1]:${proxy.port} ${pam.hostPublicKey}\n`);
-      const connection = await new Ssh2Transport(base(pam, { knownHostsFile: knownHosts })).connect({ host: "127.0.0.1", port: proxy.port, user: pam.users.plain.name });
+      const connection = await new Ssh2Transport(base(pam, { knownHostsFile: knownHosts })).connect({
+        host: "127.0.0.1",
+        port: proxy.port,
+        user: pam.users.plain.name,
+      });
       const local = join(scratch, `reset-${direction}`);
       const remote = `/home/${pam.users.plain.name}/tunnel-reset-${direction}`;
       writeFileSync(local, randomBytes(48 * 1024 * 1024));
@@ -458,7 +466,12 @@ describe("transfers on a server without SFTP", () => {
   });
 
   it("moves the bytes over exec channels, handing a download's bytes to onData in order", async () => {
-    const connection = await new Ssh2Transport({ identityFile: sshd.clientKeyPath, knownHostsFile: sshd.knownHostsPath, configFile: false, agent: false }).connect({
+    const connection = await new Ssh2Transport({
+      identityFile: sshd.clientKeyPath,
+      knownHostsFile: sshd.knownHostsPath,
+      configFile: false,
+      agent: false,
+    }).connect({
       host: sshd.host,
       port: sshd.port,
       user: sshd.users.plain.name,

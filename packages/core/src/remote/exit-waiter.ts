@@ -191,4 +191,3 @@ export function parseWaiterReport(body: string): WaiterReport | undefined {
   }
   return undefined;
 }
-

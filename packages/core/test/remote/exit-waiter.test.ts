@@ -83,7 +83,13 @@ describe("exitWaiterScript with perl on the host: exact status for every code an
 describe("exitWaiterScript without perl: the sh fallback", () => {
   // A PATH with the tools a shell needs but no perl.
   const bin = mkdtempSync(join(tmpdir(), "tunnel-openssh-noperl-"));
-  for (const tool of ["sleep", "printf", "cat"]) symlinkSync(spawnSync("sh", ["-c", `command -v ${tool}`]).stdout.toString().trim() || `/bin/${tool}`, join(bin, tool));
+  for (const tool of ["sleep", "printf", "cat"])
+    symlinkSync(
+      spawnSync("sh", ["-c", `command -v ${tool}`])
+        .stdout.toString()
+        .trim() || `/bin/${tool}`,
+      join(bin, tool),
+    );
   afterAll(() => rmSync(bin, { recursive: true, force: true }));
 
   it.each([

@@ -43,7 +43,13 @@ async function gone(marker: string): Promise<number[]> {
 }
 
 const noPerl = mkdtempSync(join(tmpdir(), "tunnel-group-noperl-"));
-for (const tool of ["setsid", "sleep", "cat", "ps"]) symlinkSync(spawnSync("sh", ["-c", `command -v ${tool}`]).stdout.toString().trim(), join(noPerl, tool));
+for (const tool of ["setsid", "sleep", "cat", "ps"])
+  symlinkSync(
+    spawnSync("sh", ["-c", `command -v ${tool}`])
+      .stdout.toString()
+      .trim(),
+    join(noPerl, tool),
+  );
 afterAll(() => rmSync(noPerl, { recursive: true, force: true }));
 
 describe.each([

@@ -11,7 +11,12 @@ import { STDIN_DONE_FRAME as DONE_FRAME, STDIN_END_FRAME as END_FRAME, StdinFram
 /** A PATH with the tools the sh waiter and these commands use, but no perl. */
 const noPerl = mkdtempSync(join(tmpdir(), "tunnel-openssh-frames-"));
 for (const tool of ["sleep", "cat", "setsid", "kill", "head"]) {
-  symlinkSync(spawnSync("sh", ["-c", `command -v ${tool}`]).stdout.toString().trim(), join(noPerl, tool));
+  symlinkSync(
+    spawnSync("sh", ["-c", `command -v ${tool}`])
+      .stdout.toString()
+      .trim(),
+    join(noPerl, tool),
+  );
 }
 afterAll(() => rmSync(noPerl, { recursive: true, force: true }));
 
@@ -105,7 +110,11 @@ describe.each([
   });
 
   it("passes binary stdin exactly, then its end, and the command runs on after EOF", async () => {
-    const data = Buffer.concat([Buffer.from(Array.from({ length: 256 }, (_, byte) => byte)), randomBytes(waiter === "perl" ? 300_000 : 20_000), Buffer.from("-%\\\n'")]);
+    const data = Buffer.concat([
+      Buffer.from(Array.from({ length: 256 }, (_, byte) => byte)),
+      randomBytes(waiter === "perl" ? 300_000 : 20_000),
+      Buffer.from("-%\\\n'"),
+    ]);
     const running = session("cat; echo after-eof", path);
     await running.send(data);
     expect(await running.report).toEqual({ kind: "exit", code: 0 });
@@ -177,4 +186,3 @@ describe("the framed perl waiter, beyond the sh one", () => {
     expect(groupAlive(pid)).toBe(false);
   });
 });
-
