@@ -40,6 +40,7 @@ export { SESSION_GROUP_PROBE, parseSessionGroupProbe } from "./remote/process-gr
 export { STDIN_DONE_FRAME, STDIN_END_FRAME, StdinFramer, stdinSignalFrame } from "./remote/stdin-frames.js";
 export type { FrameWaiter } from "./remote/stdin-frames.js";
 export { killGroupScript } from "./remote/kill.js";
+export { streamDownloadScript, streamUploadScript } from "./remote/file-stream.js";
 export { terminalResetScript } from "./remote/terminal.js";
 export type { TerminalSize } from "./remote/terminal.js";
 export { OutputCollector } from "./output.js";

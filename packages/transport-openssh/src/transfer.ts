@@ -16,7 +16,6 @@ import {
   ChannelError,
   TransferError,
   TunnelError,
-  quote,
   type DownloadRequest,
   type Progress,
   type RemoteProcess,
@@ -24,6 +23,7 @@ import {
   type Target,
   type UploadRequest,
 } from "@tunnel-sh/core";
+import { streamDownloadScript, streamUploadScript } from "@tunnel-sh/core/internal";
 import type { ProcessFiles } from "./remote-process.js";
 
 const PROGRESS_INTERVAL_MS = 100;
@@ -198,10 +198,7 @@ export async function uploadFile(host: TransferHost, request: UploadRequest): Pr
     } catch (error) {
       throw new TransferError(`cannot read ${request.localPath}: ${message(error)}`, { target, cause: error });
     }
-    // A new file gets `mode` (through umask, like an SFTP open with attributes); an existing one keeps its own.
-    const umask = request.mode === undefined ? "" : `umask ${(~request.mode & 0o777).toString(8).padStart(3, "0")} && `;
-    // `exec`: a signal that kills cat is reported as that signal (a shell in between would turn it into 128 + N).
-    const command = `${umask}exec cat > ${quote(request.remotePath)}`;
+    const command = streamUploadScript(request.remotePath, request.mode);
     const remote = host.spawnWithFiles({ command, ...(request.signal ? { signal: request.signal } : {}) }, { stdin: file.fd });
     remote.stdout.resume();
     const stderrText = collect(remote.stderr);
@@ -244,10 +241,8 @@ export async function downloadFile(host: TransferHost, request: DownloadRequest)
     throw new TransferError(`cannot write ${request.localPath}: ${message(error)}`, { target, cause: error });
   }
   try {
-    // The size goes first on stderr (one line), then the bytes on stdout. `wc -c` gets its own open file: on a shared
-    // one it may seek to the end (GNU wc does for large regular files), leaving nothing for `cat`.
-    const path = quote(request.remotePath);
-    const command = `if [ ! -f ${path} ]; then if [ -e ${path} ]; then echo "not a regular file: "${path} >&2; else echo "no such file: "${path} >&2; fi; exit 2; fi; exec 0<${path} || exit 2; printf '%s\\n' "$(wc -c < ${path} | tr -d ' ')" >&2 && exec cat`;
+    // The size goes first on stderr (one line), then the bytes on stdout.
+    const command = streamDownloadScript(request.remotePath);
     const remote = host.spawnWithFiles({ command, ...(request.signal ? { signal: request.signal } : {}) }, { stdout: file.fd });
     remote.stdin.end();
     remote.stdout.resume();

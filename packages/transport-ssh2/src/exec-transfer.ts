@@ -12,7 +12,6 @@ import {
   AbortError,
   TransferError,
   TunnelError,
-  quote,
   type DownloadRequest,
   type Progress,
   type RemoteProcess,
@@ -20,6 +19,7 @@ import {
   type Target,
   type UploadRequest,
 } from "@tunnel-sh/core";
+import { streamDownloadScript, streamUploadScript } from "@tunnel-sh/core/internal";
 
 export interface ExecTransferHost {
   readonly target: Target;
@@ -86,9 +86,7 @@ export async function execUpload(host: ExecTransferHost, request: UploadRequest)
   } catch (error) {
     throw failure(error, target, `cannot read ${request.localPath}`);
   }
-  // A new file gets `mode` through the umask, like an SFTP open with attributes; an existing one keeps its own.
-  const umask = request.mode === undefined ? "" : `umask ${(~request.mode & 0o777).toString(8).padStart(3, "0")} && `;
-  const remote = host.spawn({ command: `${umask}cat > ${quote(request.remotePath)}`, ...(request.signal ? { signal: request.signal } : {}) });
+  const remote = host.spawn({ command: streamUploadScript(request.remotePath, request.mode), ...(request.signal ? { signal: request.signal } : {}) });
   remote.stdout.resume();
   const stderr = collect(remote.stderr);
   const counter = new Counter(total, request.onProgress);
@@ -108,12 +106,8 @@ export async function execDownload(host: ExecTransferHost, request: DownloadRequ
   const target = host.target;
   if (request.signal?.aborted) throw new AbortError("the transfer was aborted", { phase: "transfer", target });
   const what = `download of ${request.remotePath} failed`;
-  const path = quote(request.remotePath);
   // The size goes first on stderr (one line), then the bytes on stdout.
-  const command =
-    `if [ ! -f ${path} ]; then echo "no such regular file: "${path} >&2; exit 2; fi; exec 0<${path} || exit 2; ` +
-    `printf '%s\\n' "$(wc -c < ${path} | tr -d ' ')" >&2 && exec cat`;
-  const remote = host.spawn({ command, ...(request.signal ? { signal: request.signal } : {}) });
+  const remote = host.spawn({ command: streamDownloadScript(request.remotePath), ...(request.signal ? { signal: request.signal } : {}) });
   remote.stdin.end();
   let sizeLine: string | undefined;
   let buffered = "";
