@@ -12,43 +12,12 @@ import { readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Redactor } from "@tunnel-sh/core";
-import type { Attributes, Span, SpanOptions, Tracer } from "@tunnel-sh/core";
 import { RecordingTracer, startSshd } from "@tunnel-sh/testing";
 import type { Sshd } from "@tunnel-sh/testing";
 import { ConsoleTracer } from "@tunnel-sh/tracer-console";
 import { makeStack, TRANSPORTS, testExecutorConfig } from "./support/transports.js";
 import type { Stack } from "./support/transports.js";
-
-/** Forwards every span to several tracers, keeping each tracer's parent. */
-class TeeSpan implements Span {
-  constructor(readonly spans: readonly Span[]) {}
-  setAttributes(attributes: Attributes): void {
-    for (const span of this.spans) span.setAttributes(attributes);
-  }
-  addEvent(name: string, attributes?: Attributes): void {
-    for (const span of this.spans) span.addEvent(name, attributes);
-  }
-  recordError(error: unknown): void {
-    for (const span of this.spans) span.recordError(error);
-  }
-  end(): void {
-    for (const span of this.spans) span.end();
-  }
-}
-
-class TeeTracer implements Tracer {
-  constructor(readonly tracers: readonly Tracer[]) {}
-  startSpan(name: string, options?: SpanOptions): Span {
-    const parent = options?.parent;
-    const attributes = options?.attributes;
-    return new TeeSpan(
-      this.tracers.map((tracer, index) => {
-        const own = parent instanceof TeeSpan ? parent.spans[index] : undefined;
-        return tracer.startSpan(name, { ...(attributes !== undefined ? { attributes } : {}), ...(own !== undefined ? { parent: own } : {}) });
-      }),
-    );
-  }
-}
+import { TeeTracer } from "./support/tee-tracer.js";
 
 /** Every process's argv, sampled every 20 ms until stopped; keeps the command lines holding any secret. */
 function sampleArgv(secrets: readonly string[]) {
