@@ -17,6 +17,7 @@ import { descendants, isAlive, listProcesses, listProcessesSync, startTimeOf } f
 import { runLocal } from "./run-local.js";
 import { freePort, waitGone, type Sshd } from "./sshd.js";
 import { ensureTestAccounts } from "./test-users.js";
+import { serverSupport, type ServerSupport } from "./server-support.js";
 
 const DROPBEAR_PATH = "/usr/sbin/dropbear";
 const DROPBEARKEY_PATH = "/usr/bin/dropbearkey";
@@ -29,10 +30,7 @@ export type Dropbear = Pick<
   "host" | "port" | "dir" | "hostPublicKey" | "knownHostsLine" | "knownHostsPath" | "clientKeyPath" | "users" | "pid" | "logPath" | "stop"
 >;
 
-export interface DropbearSupport {
-  readonly available: boolean;
-  readonly reason?: string;
-}
+export type DropbearSupport = ServerSupport;
 
 /**
  * Whether this machine can run a throwaway dropbear (root, `dropbear` and `dropbearkey`). When it cannot and
@@ -43,9 +41,7 @@ export function dropbearSupport(): DropbearSupport {
   if (process.platform !== "linux") reason = "a throwaway dropbear needs Linux";
   else if (process.getuid?.() !== 0) reason = "a throwaway dropbear needs root (it uses the test accounts)";
   else if (!executable(DROPBEAR_PATH) || !executable(DROPBEARKEY_PATH)) reason = "dropbear is missing (install dropbear-bin)";
-  if (reason === undefined) return { available: true };
-  if (process.env.CI) throw new Error(`dropbear is required in CI but cannot run: ${reason}`);
-  return { available: false, reason };
+  return serverSupport("dropbear", reason);
 }
 
 function executable(path: string): boolean {

@@ -2,6 +2,7 @@ export { remoteProcesses, sshdSupport, startSshd } from "./sshd.js";
 export type { Sshd, SshdSupport, SshdUser, StartSshdOptions } from "./sshd.js";
 export { dropbearSupport, startDropbear } from "./dropbear.js";
 export type { Dropbear, DropbearSupport } from "./dropbear.js";
+export type { ServerSupport } from "./server-support.js";
 export { BUSYBOX_PATH, LOGIN_SHELLS, ensureShellAccounts, missingShellPrograms, shellUserName } from "./shell-users.js";
 export type { LoginShell, ShellUser } from "./shell-users.js";
 export { createCertificateAuthority, startSshAgent } from "./certificate-authority.js";

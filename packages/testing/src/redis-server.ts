@@ -15,6 +15,7 @@ import { connect, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { childEnvironment } from "./child-environment.js";
+import { serverSupport, type ServerSupport } from "./server-support.js";
 
 const SEARCH_PATH = ["/usr/bin", "/usr/local/bin", "/usr/sbin", "/bin"];
 
@@ -28,20 +29,14 @@ export interface RedisServer {
   stop(): Promise<void>;
 }
 
-export interface RedisServerSupport {
-  readonly available: boolean;
-  readonly reason?: string;
-}
+export type RedisServerSupport = ServerSupport;
 
 /**
  * Whether `redis-server` is installed. When it is not and `process.env.CI` is set, this throws: CI must run the
  * queue's suites, never skip them.
  */
 export function redisServerSupport(): RedisServerSupport {
-  if (redisServerPath() !== undefined) return { available: true };
-  const reason = "redis-server is missing (install the redis-server package)";
-  if (process.env.CI) throw new Error(`redis-server is required in CI but cannot run: ${reason}`);
-  return { available: false, reason };
+  return serverSupport("redis-server", redisServerPath() !== undefined ? undefined : "redis-server is missing (install the redis-server package)");
 }
 
 function redisServerPath(): string | undefined {

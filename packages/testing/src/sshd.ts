@@ -17,6 +17,7 @@ import type { CertificateAuthority } from "./certificate-authority.js";
 import { runLocal } from "./run-local.js";
 import { ensureTestAccounts } from "./test-users.js";
 import { childEnvironment } from "./child-environment.js";
+import { serverSupport, type ServerSupport } from "./server-support.js";
 
 const SSHD_PATH = "/usr/sbin/sshd";
 const READY_DEADLINE_MS = 10_000;
@@ -97,10 +98,7 @@ export interface Sshd {
   stop(): Promise<void>;
 }
 
-export interface SshdSupport {
-  readonly available: boolean;
-  readonly reason?: string;
-}
+export type SshdSupport = ServerSupport;
 
 /**
  * Whether this machine can run a throwaway sshd: it needs root (to create the test accounts) and /usr/sbin/sshd.
@@ -115,9 +113,7 @@ export function sshdSupport(): SshdSupport {
     const missing = REQUIRED_TOOLS.filter(([tool]) => !onPath(tool)).map(([tool, from]) => `${tool} (${from})`);
     if (missing.length > 0) reason = `missing ${missing.join(", ")}`;
   }
-  if (reason === undefined) return { available: true };
-  if (process.env.CI) throw new Error(`sshd is required in CI but cannot run: ${reason}`);
-  return { available: false, reason };
+  return serverSupport("sshd", reason);
 }
 
 /** Programs the launcher runs, and the Debian package that brings each. */
