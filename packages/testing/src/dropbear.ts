@@ -13,7 +13,7 @@ import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { descendants, isAlive, listProcesses, listProcessesSync, startTimeOf } from "./process-table.js";
+import { descendants, isAlive, killTrees, listProcesses, listProcessesSync, startTimeOf } from "./process-table.js";
 import { runLocal } from "./run-local.js";
 import { freePort, waitGone, type Sshd } from "./sshd.js";
 import { ensureTestAccounts } from "./test-users.js";
@@ -102,16 +102,10 @@ async function sweepStaleInstances(): Promise<void> {
     const [pid = 0, startTime = 0] = owner.trim().split(" ").map(Number);
     if (isAlive(pid, startTime > 0 ? startTime : undefined)) continue;
     const listeners = table.filter((candidate) => candidate.args.includes(`${dir}/`));
-    for (const victim of descendants(
+    killTrees(
       table,
       listeners.map((listener) => listener.pid),
-    )) {
-      try {
-        process.kill(victim.pid, "SIGKILL");
-      } catch {
-        // gone
-      }
-    }
+    );
     await rm(dir, { recursive: true, force: true });
   }
 }

@@ -142,3 +142,14 @@ export function uidOf(user: string): number | undefined {
   }
   return undefined;
 }
+
+/** SIGKILL `roots` and all their descendants in `table`; a process already gone is what was asked for. */
+export function killTrees(table: readonly ProcessEntry[], roots: readonly number[]): void {
+  for (const victim of descendants(table, roots)) {
+    try {
+      process.kill(victim.pid, "SIGKILL");
+    } catch {
+      // gone
+    }
+  }
+}

@@ -12,7 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { ConfigError, describeOptionValue, rejectUnknownOptions } from "@tunnel-sh/core";
-import { descendants, isAlive, listProcesses, listProcessesSync, startTimeOf, uidOf, type ProcessEntry } from "./process-table.js";
+import { descendants, isAlive, killTrees, listProcesses, listProcessesSync, startTimeOf, uidOf, type ProcessEntry } from "./process-table.js";
 import type { CertificateAuthority } from "./certificate-authority.js";
 import { runLocal } from "./run-local.js";
 import { ensureTestAccounts } from "./test-users.js";
@@ -264,16 +264,10 @@ async function sweepStaleInstances(): Promise<void> {
       const [pid = 0, startTime = 0] = owner.trim().split(" ").map(Number);
       if (isAlive(pid, startTime > 0 ? startTime : undefined)) continue;
     }
-    for (const victim of descendants(
+    killTrees(
       table,
       listeners.map((listener) => listener.pid),
-    )) {
-      try {
-        process.kill(victim.pid, "SIGKILL");
-      } catch {
-        // gone
-      }
-    }
+    );
     await rm(dir, { recursive: true, force: true });
   }
 }
