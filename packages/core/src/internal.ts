@@ -47,6 +47,8 @@ export { OutputCollector } from "./output.js";
 export { DEFAULT_MAX_OUTPUT_BYTES, TokenFilter } from "./run.js";
 export { RetryStats, computeBackoff, executeWithRetry } from "./retry.js";
 export { abortErrorFrom, deadlineSignal, raceAbort, sleep } from "./abort.js";
+export { DEFAULT_KILL_GRACE_MS, escalateKill } from "./kill-escalation.js";
+export type { EscalationOutcome, EscalationSignal, KillEscalation } from "./kill-escalation.js";
 export type { DeadlineSignal } from "./abort.js";
 export { Limiter } from "./limiter.js";
 export { BUDGET_RECOVERY_RELEASES, ChannelBudget, MAX_CHANNEL_REFUSALS, isChannelRefusal, settleLease } from "./channel-budget.js";
