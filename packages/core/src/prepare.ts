@@ -8,7 +8,7 @@
  * Shape of a prepared command (`N` is a random hex nonce, one per prepared command):
  *
  * ```sh
- * printf '%s' '[tunnel-start-N]' >&2
+ * printf "[tunnel-start-N]" >&2;
  * CDPATH= cd -- '/srv/my app' || { printf '%s\n' 'tunnel[N]: cannot change directory' >&2; exit 97; }
  * export LC_ALL=C
  * export GREETING='it'\''s $HOME'
@@ -16,6 +16,8 @@
  * ```
  *
  * - The start token `[tunnel-start-N]` comes first (stderr, no newline): `/bin/sh` is running the prepared script.
+ *   Its line uses no `'`, `%` or newline, so a plain command prepared with nothing else (`uptime`) stays a script of
+ *   characters every login shell keeps literal, which `loginShellCommand` sends with no decoding step.
  *   `runProcess` strips it and requires it, so a login shell that never ran the command (a `nologin` shell, a
  *   restricted one) is an `UnsupportedHostError` naming the host's message, never a silent result.
  * - The working dir is entered next, so a missing one fails BEFORE the command runs: exit code
@@ -256,7 +258,8 @@ function assemble(parts: PrepareParts, body: readonly string[], nonce: string): 
   validateSudo(parts.sudo);
   const sudo = normaliseSudo(parts.sudo);
   const start = startToken(nonce);
-  const startLine = `printf '%s' ${quote(start)} >&2`;
+  // The token is hex in brackets, quoted with `"` (no glob): the line has only characters `loginShellCommand` sends as they are.
+  const startLine = `printf "${start}" >&2;`;
   const lines = [
     ...(sudo ? sudoGateLines(nonce) : []),
     ...(parts.workingDir !== undefined ? [changeDirectoryLine(parts.workingDir, nonce)] : []),
@@ -266,14 +269,14 @@ function assemble(parts: PrepareParts, body: readonly string[], nonce: string): 
   const script = lines.join("\n");
   if (!sudo) {
     checkSize(script, parts, body);
-    return { command: `${startLine}\n${script}`, start, nonce };
+    return { command: `${startLine} ${script}`, start, nonce };
   }
   // sudo reads `-u 1000` as a user *named* 1000; a numeric id means the uid, which sudo spells `#1000`.
   const user = sudo.user !== undefined ? ["-u", /^[0-9]+$/.test(sudo.user) ? `#${sudo.user}` : sudo.user] : [];
   const prompt = sudoPrompt(nonce);
   const mode = sudo.password === undefined ? ["-n"] : ["-S", "-p", prompt];
   // On the far side of sudo, the script runs in a process group of its own that the signals sudo passes on reach.
-  const command = `${startLine}\nexec sudo ${quoteArgs([...mode, ...user, "--", "/bin/sh", "-c", OWN_PROCESS_GROUP_OF_ARGUMENT, "sh", script])}`;
+  const command = `${startLine} exec sudo ${quoteArgs([...mode, ...user, "--", "/bin/sh", "-c", OWN_PROCESS_GROUP_OF_ARGUMENT, "sh", script])}`;
   checkSize(command, parts, body);
   return {
     command,
@@ -289,7 +292,7 @@ function assemble(parts: PrepareParts, body: readonly string[], nonce: string): 
  * dir, sudo, shell) and throws `ValidationError`; run `validateCommand` first for the rest of the request.
  * @example
  * prepareCommand({ cmd: "id -u", sudo: { user: "bob" }, env: { A: "1" } }, { nonce: "0123abcd" }).command
- * // => "printf '%s' '[tunnel-start-0123abcd]' >&2\nexec sudo -n -u bob -- /bin/sh -c '…export A=1\nid -u'"
+ * // => `printf "[tunnel-start-0123abcd]" >&2; exec sudo -n -u bob -- /bin/sh -c '…export A=1\nid -u'`
  */
 export function prepareCommand(command: Pick<Command, "cmd" | "env" | "workingDir" | "sudo" | "shell">, options?: PrepareOptions): PreparedCommand {
   if (typeof command.cmd !== "string" || command.cmd.trim().length === 0) {

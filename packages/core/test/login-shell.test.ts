@@ -91,8 +91,48 @@ describe("loginShellCommand", () => {
   it("sends only characters every shell keeps literal inside single quotes", () => {
     const encoded = encodeForPrintf("a'b\\c!d%e\nf\u00e9");
     expect(encoded).toBe("a\\047b\\134c\\041d\\045e\\012f\\303\\251");
-    expect(loginShellCommand("echo hi")).toBe(`exec /bin/sh -c 'eval "set --; $(printf "$1")"' sh 'echo hi'`);
+    expect(loginShellCommand("echo 'hi'")).toBe(`exec /bin/sh -c 'eval "set --; $(printf "$1")"' sh 'echo \\047hi\\047'`);
     expect(loginShellLength("a'b")).toBe(loginShellCommand("a'b").length);
+  });
+
+  it("sends a script of literal characters as it is, with no decoding step", () => {
+    expect(loginShellCommand("echo hi")).toBe("exec /bin/sh -c 'echo hi' sh");
+    expect(loginShellLength("df -h /srv")).toBe(loginShellCommand("df -h /srv").length);
+    expect(loginShellCommand("echo hi\n")).toContain("printf");
+  });
+
+  it("runs a script of literal characters under /bin/sh with $0 sh and no positional parameters in every login shell", async () => {
+    const script = 'echo "$0|$#|$HOME" | tr a-z A-Z; test -n "$HOME" && echo ok; exit 4';
+    expect(loginShellCommand(script)).not.toContain("printf");
+    for (const outcome of await Promise.all(everyShell(loginShellCommand(script)))) {
+      expect({ shell: outcome.shell, code: outcome.code, stdout: outcome.stdout.toString(), stderr: outcome.stderr }).toEqual({
+        shell: outcome.shell,
+        code: 4,
+        stdout: `SH|0|${tmpdir().toUpperCase()}\nok\n`,
+        stderr: "",
+      });
+    }
+  });
+
+  it("hands every login shell's /bin/sh a script of literal characters byte for byte", async () => {
+    const alphabet = [...'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789 /._=+,:@"$;&|()<>*?[]{}~#^`-'];
+    await fc.assert(
+      fc.asyncProperty(fc.array(fc.constantFrom(...alphabet), { minLength: 1, maxLength: 40 }), async (characters) => {
+        const script = characters.join("");
+        const line = loginShellCommand(script);
+        expect(line.startsWith("exec /bin/sh -c '")).toBe(true);
+        // The same line with a program that prints the argument /bin/sh would have been given as its script.
+        const echoing = line.replace(/^exec \/bin\/sh -c /, "exec /usr/bin/printf %s ");
+        for (const outcome of await Promise.all(everyShell(echoing))) {
+          expect({ shell: outcome.shell, stdout: outcome.stdout.toString(), stderr: outcome.stderr }).toEqual({
+            shell: outcome.shell,
+            stdout: `${script}sh`,
+            stderr: "",
+          });
+        }
+      }),
+      { numRuns: 25 },
+    );
   });
 
   it("refuses a NUL byte and a line longer than one argument may be", () => {

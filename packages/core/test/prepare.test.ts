@@ -53,11 +53,11 @@ function sh(command: string, options: { env?: NodeJS.ProcessEnv; cwd?: string; s
 
 const START = /\[tunnel-start-[A-Za-z0-9]+\]/g;
 
-/** The script after its first line (the start token's `printf`). */
+/** The script after the start token's `printf`. */
 function afterStart(command: string): string {
-  const [first, ...rest] = command.split("\n");
-  expect(first).toMatch(/^printf '%s' '\[tunnel-start-[A-Za-z0-9]+\]' >&2$/);
-  return rest.join("\n");
+  const start = /^printf "\[tunnel-start-[A-Za-z0-9]+\]" >&2; /.exec(command);
+  expect(start).not.toBeNull();
+  return command.slice(start?.[0].length ?? 0);
 }
 
 /**
@@ -176,7 +176,7 @@ function fakeSudoEnv(password = ""): NodeJS.ProcessEnv {
 describe("prepareCommand without sudo", () => {
   it("passes a bare command through unchanged", () => {
     expect(prepareCommand({ cmd: "uptime; echo 'x'" }, { nonce: NONCE })).toEqual({
-      command: `printf '%s' '[tunnel-start-${NONCE}]' >&2\nuptime; echo 'x'`,
+      command: `printf "[tunnel-start-${NONCE}]" >&2; uptime; echo 'x'`,
       start: `[tunnel-start-${NONCE}]`,
       nonce: NONCE,
     });
