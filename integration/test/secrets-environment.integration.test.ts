@@ -43,6 +43,9 @@ function sampleProcesses(secrets: readonly string[], allowed: Set<number>) {
             };
             if (!(await holds())) continue;
             const argv = (await readFile(`/proc/${name}/cmdline`, "utf8").catch(() => "")).replace(/\0/g, " ");
+            // The first read may predate an exec (a child between fork and exec still has its parent's environment):
+            // read it again now that the command line was read, so that both belong to the same program.
+            if (!(await holds())) continue;
             // Between fork and exec a child of the CLI still shows the CLI's command line and environment: look again
             // a moment later, when it runs its own program with the environment it was given (or is gone).
             if (argv.startsWith(`${process.execPath} ${CLI} `)) {
