@@ -14,9 +14,17 @@ interface Goal {
 const EXEC = "exec: one `true` on an open connection";
 const TRANSFER = "transfer: one file, MiB/s";
 const MEMORY = "memory";
+const THROUGHPUT = "throughput: `true` × N on one host";
+const FAN_OUT = "fan-out: one `true` per host alias, concurrency 32";
+const CLI_RUN = "cli: `true` on one host, a new process and connection each (wall time from spawn to exit)";
 
 function find(rows: readonly Row[], section: string, matchCase: (name: string) => boolean, tool: string): Row | undefined {
   return rows.find((row) => row.section === section && matchCase(row.case) && row.tool === tool && Number.isFinite(row.median));
+}
+
+/** The row of `section` whose case is `caseName` and whose tool name starts with `tool` (throughput rows add a count). */
+function findTool(rows: readonly Row[], section: string, caseName: string, tool: string): Row | undefined {
+  return rows.find((row) => row.section === section && row.case === caseName && row.tool.startsWith(tool) && Number.isFinite(row.median));
 }
 
 /** `tool`'s median over `baseline`'s, both of the same case; undefined when either is missing. */
@@ -79,6 +87,64 @@ export function checkGoals(rows: readonly Row[]): Goal[] {
       );
     }
   }
+  // Rates (cmd/s, hosts/s): higher is better, so these ratios are "times as fast".
+  const rate = (section: string, caseName: string, tool: string, baseline: string) => {
+    const row = findTool(rows, section, caseName, tool);
+    const other = findTool(rows, section, caseName, baseline);
+    return row && other && other.median !== 0 ? { ratio: row.median / other.median, failures: (row.failures ?? 0) + (other.failures ?? 0) } : undefined;
+  };
+  const withFailures = (value: { ratio: number; failures: number } | undefined, limit: number, target: string, goal: string) => {
+    if (value === undefined) return;
+    goals.push({
+      goal,
+      measured: `${times(value.ratio)}${value.failures > 0 ? `, ${value.failures} failures` : ", 0 failures"}`,
+      target: `${target}, 0 failures`,
+      met: value.ratio >= limit && value.failures === 0,
+    });
+  };
+  withFailures(
+    rate(THROUGHPUT, "concurrency 32", "tunnel executor (openssh)", "ssh -S (ControlMaster, own budget)"),
+    1,
+    "≥ 1.00×",
+    "concurrency 32 on one host, tunnel openssh ÷ an ssh -S loop (cmd/s)",
+  );
+  withFailures(
+    rate(THROUGHPUT, "concurrency 32", "tunnel executor (openssh)", "tunnel executor (ssh2)"),
+    0.5,
+    "≥ 0.50×",
+    "concurrency 32 on one host, tunnel openssh ÷ tunnel ssh2 (cmd/s)",
+  );
+  const fanOutCase = rows.find((row) => row.section === FAN_OUT)?.case;
+  if (fanOutCase !== undefined) {
+    withFailures(
+      rate(FAN_OUT, fanOutCase, "tunnel executor (openssh)", "pssh (32 processes)"),
+      1,
+      "≥ 1.00× (wall ≤ pssh's)",
+      `fan-out to ${fanOutCase}, tunnel openssh ÷ pssh (hosts/s)`,
+    );
+    withFailures(
+      rate(FAN_OUT, fanOutCase, "tunnel executor (ssh2)", "pssh (32 processes)"),
+      1.5,
+      "≥ 1.50×",
+      `fan-out to ${fanOutCase}, tunnel ssh2 ÷ pssh (hosts/s)`,
+    );
+  }
+  for (const transport of ["ssh2", "openssh"]) {
+    atMost(
+      `\`tunnel run\` on one host (${transport}) ÷ \`ssh <alias> true\`, wall`,
+      ratio(rows, CLI_RUN, () => true, `tunnel run --transport ${transport}`, "ssh <alias> true"),
+      1.5,
+      times,
+      "≤ 1.50×",
+    );
+  }
+  atMost(
+    "`tunnel --help` ÷ `node -e 0`, wall",
+    ratio(rows, "cli: start-up of the tunnel executable (wall time from spawn to exit)", () => true, "tunnel --help", "node -e 0"),
+    1.5,
+    times,
+    "≤ 1.50×",
+  );
   for (const transport of ["ssh2", "openssh"]) {
     const row = find(rows, MEMORY, (name) => name.endsWith("up then down, peak RSS added"), `tunnel (${transport}) executor`);
     if (row) atMost(`${row.case}, tunnel ${transport} (Node's RSS)`, row.median, 64, (value) => `${value.toFixed(1)} MiB`, "≤ 64 MiB");

@@ -2,7 +2,9 @@
  * `pnpm bench`: tunnel side by side with raw ssh2, node-ssh and the OpenSSH binaries against a throwaway sshd.
  * Prints a markdown table and writes bench/results/latest.json.
  *
- *   node dist/main.js [--quick] [--only exec,throughput,connect,fan-out,transfer,memory,cli]
+ *   node dist/main.js [--quick] [--only exec,throughput,connect,fan-out,transfer,memory,cli] [--publish]
+ *
+ * `--publish` also writes the run into bench/RESULTS.md and the README's goals table (`publish.ts`).
  */
 import { spawnSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
@@ -21,6 +23,7 @@ import { transfers } from "./cases/transfers.js";
 import type { BenchOptions, Context } from "./context.js";
 import { startEnvironment } from "./environment.js";
 import { goalsMarkdown } from "./goals.js";
+import { publish } from "./publish.js";
 import { markdown, type RunInfo } from "./report.js";
 import { computeRatios, makeRow, type Row } from "./stats.js";
 
@@ -35,8 +38,9 @@ const SECTIONS: ReadonlyArray<readonly [string, (context: Context) => Promise<vo
   ["cli", cliStartup],
 ];
 
-function parseArguments(argv: readonly string[]): BenchOptions & { child?: string; queueWorker?: string; out?: string } {
+function parseArguments(argv: readonly string[]): BenchOptions & { child?: string; queueWorker?: string; out?: string; publish: boolean } {
   let quick = false;
+  let publishRun = false;
   let only: string[] = [];
   let child: string | undefined;
   let queueWorker: string | undefined;
@@ -49,14 +53,16 @@ function parseArguments(argv: readonly string[]): BenchOptions & { child?: strin
     else if (argument === "--child") child = argv[++index];
     else if (argument === "--queue-worker") queueWorker = "stdin";
     else if (argument === "--out") out = argv[++index];
+    else if (argument === "--publish") publishRun = true;
     else if (argument === "--") continue;
-    else throw new Error(`unknown argument ${argument} (use --quick, --only a,b, --out file.json)`);
+    else throw new Error(`unknown argument ${argument} (use --quick, --only a,b, --out file.json, --publish)`);
   }
   const known = new Set(SECTIONS.map(([name]) => name));
   for (const name of only) if (!known.has(name)) throw new Error(`unknown section ${name}; sections: ${[...known].join(", ")}`);
   return {
     quick,
     only,
+    publish: publishRun,
     ...(child !== undefined ? { child } : {}),
     ...(queueWorker !== undefined ? { queueWorker } : {}),
     ...(out !== undefined ? { out } : {}),
@@ -115,6 +121,7 @@ async function main(): Promise<void> {
   mkdirSync(dirname(out), { recursive: true });
   writeFileSync(out, `${JSON.stringify({ info, rows, markdown: table }, null, 2)}\n`);
   log(`wrote ${out}`);
+  if (options.publish) log(`published into ${publish({ info, rows, markdown: table }).join(" and ")}`);
 }
 
 main().then(
