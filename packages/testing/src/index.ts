@@ -1,4 +1,5 @@
 export { sshdSupport, startSshd } from "./sshd.js";
+export { freePort } from "./server-process.js";
 export { remoteProcesses } from "./process-table.js";
 export type { Sshd, SshdSupport, SshdUser, StartSshdOptions } from "./sshd.js";
 export { dropbearSupport, startDropbear } from "./dropbear.js";
