@@ -16,7 +16,7 @@ import { runLocal } from "./run-local.js";
 import type { Sshd } from "./sshd.js";
 import { ensureTestAccounts } from "./test-users.js";
 import { executable, serverSupport, type ServerSupport } from "./server-support.js";
-import { freePort, liveServers, ownedFolder, sweepStaleFolders, waitForHostKey } from "./server-process.js";
+import { liveServers, onFreePort, ownedFolder, sweepStaleFolders, waitForHostKey } from "./server-process.js";
 
 const DROPBEAR_PATH = "/usr/sbin/dropbear";
 const DROPBEARKEY_PATH = "/usr/bin/dropbearkey";
@@ -57,20 +57,15 @@ export async function startDropbear(): Promise<Dropbear> {
     if (keygen.code !== 0) throw new Error(`dropbearkey failed: ${keygen.stderr.trim()}`);
     const hostPublicKey = /^(ssh-ed25519 \S+)/m.exec(keygen.stdout)?.[1];
     if (hostPublicKey === undefined) throw new Error(`dropbearkey printed no public key: ${keygen.stdout}`);
-    let lastError: unknown;
-    for (let attempt = 0; attempt < 5; attempt++) {
-      const port = await freePort();
-      const instance = new DropbearInstance(dir, port, hostPublicKey, accounts.clientKeyPath, accounts.users, keyPath);
-      await writeFile(instance.knownHostsPath, `${instance.knownHostsLine}\n`);
-      try {
+    return await onFreePort(
+      async (port) => {
+        const instance = new DropbearInstance(dir, port, hostPublicKey, accounts.clientKeyPath, accounts.users, keyPath);
+        await writeFile(instance.knownHostsPath, `${instance.knownHostsLine}\n`);
         await instance.launch();
         return instance;
-      } catch (error) {
-        lastError = error;
-        if (!/Address already in use|Failed listening/.test(String(error))) throw error;
-      }
-    }
-    throw lastError;
+      },
+      (error) => /Address already in use|Failed listening/.test(String(error)),
+    );
   } catch (error) {
     await rm(dir, { recursive: true, force: true });
     throw error;

@@ -27,6 +27,23 @@ export function freePort(): Promise<number> {
 }
 
 /**
+ * Run `launch` on a free port; when another process took the port between the pick and the bind (`portTaken` says
+ * so of the error), try another one, five times at most.
+ */
+export async function onFreePort<T>(launch: (port: number) => Promise<T>, portTaken: (error: unknown) => boolean): Promise<T> {
+  let lastError: unknown;
+  for (let attempt = 0; attempt < 5; attempt++) {
+    try {
+      return await launch(await freePort());
+    } catch (error) {
+      lastError = error;
+      if (!portTaken(error)) throw error;
+    }
+  }
+  throw lastError;
+}
+
+/**
  * A new folder `<tmpdir>/<prefix>XXXXXX` with an `owner` file naming this process, so that a later launch in
  * another process cleans it up once this process is gone (see `sweepStaleFolders`).
  */

@@ -10,7 +10,7 @@ import type { CertificateAuthority } from "./certificate-authority.js";
 import { runLocal } from "./run-local.js";
 import { ensureTestAccounts } from "./test-users.js";
 import { executable, findProgram, serverSupport, type ServerSupport } from "./server-support.js";
-import { freePort, ownedFolder, sweepStaleFolders } from "./server-process.js";
+import { onFreePort, ownedFolder, sweepStaleFolders } from "./server-process.js";
 import { SSHD_PATH, compatibilityLines, renderConfig, validateSshdOptions } from "./sshd-config.js";
 import { PortTakenError, SshdInstance } from "./sshd-instance.js";
 
@@ -153,22 +153,16 @@ export async function startSshd(options: StartSshdOptions = {}): Promise<Sshd> {
       const firstTwo = (text: string) => text.trim().split(" ").slice(0, 2).join(" ");
       hostCertificate = { certificate: firstTwo(await readFile(certificatePath, "utf8")), publicKey: firstTwo(await readFile(`${certifiedPath}.pub`, "utf8")) };
     }
-    // A port picked now may be taken before sshd binds it; then try another one.
-    let lastError: unknown;
-    for (let attempt = 0; attempt < 5; attempt++) {
-      const port = await freePort();
-      const instance = new SshdInstance(dir, port, hostPublicKey, accounts.clientKeyPath, accounts.users, hostCertificate);
-      await writeFile(join(dir, "sshd_config"), renderConfig(dir, port, options, extraLines), { mode: 0o600 });
-      await writeFile(instance.knownHostsPath, `${instance.knownHostsLine}\n`);
-      try {
+    return await onFreePort(
+      async (port) => {
+        const instance = new SshdInstance(dir, port, hostPublicKey, accounts.clientKeyPath, accounts.users, hostCertificate);
+        await writeFile(join(dir, "sshd_config"), renderConfig(dir, port, options, extraLines), { mode: 0o600 });
+        await writeFile(instance.knownHostsPath, `${instance.knownHostsLine}\n`);
         await instance.launch();
         return instance;
-      } catch (error) {
-        lastError = error;
-        if (!(error instanceof PortTakenError)) throw error;
-      }
-    }
-    throw lastError;
+      },
+      (error) => error instanceof PortTakenError,
+    );
   } catch (error) {
     await rm(dir, { recursive: true, force: true });
     throw error;
