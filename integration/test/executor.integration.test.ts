@@ -5,6 +5,7 @@ import { RecordingTracer, remoteProcesses, startSshd } from "@tunnel-sh/testing"
 import type { Sshd } from "@tunnel-sh/testing";
 import { makeStack, TRANSPORTS, testExecutorConfig } from "./support/transports.js";
 import type { Stack } from "./support/transports.js";
+import { eventually } from "./support/fault-processes.js";
 
 const AWKWARD = [
   "plain",
@@ -29,15 +30,6 @@ const AWKWARD = [
 /** Processes of `user` whose command line contains `marker`, on the (local) test server. */
 async function leftover(user: string, marker: string): Promise<string[]> {
   return (await remoteProcesses(user)).filter((p) => p.args.includes(marker)).map((p) => `${p.pid} ${p.args}`);
-}
-
-async function eventually(check: () => Promise<boolean>, timeoutMs: number): Promise<boolean> {
-  const end = Date.now() + timeoutMs;
-  while (Date.now() < end) {
-    if (await check()) return true;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  return check();
 }
 
 async function scriptFolders(user: string): Promise<string[]> {

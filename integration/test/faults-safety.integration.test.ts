@@ -6,13 +6,12 @@
  */
 import { randomBytes } from "node:crypto";
 import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DefaultExecutorConfig, Executor } from "@tunnel-sh/core";
 import { ConnectionPool, DefaultPoolConfig } from "@tunnel-sh/pool";
-import { remoteProcesses, startSshd } from "@tunnel-sh/testing";
+import { remoteProcesses, startSshd, freePort } from "@tunnel-sh/testing";
 import type { Sshd } from "@tunnel-sh/testing";
 import { compareWithTable, observe, readFaultTable, renderRows } from "./support/fault-table.js";
 import type { FaultObservation } from "./support/fault-table.js";
@@ -37,15 +36,6 @@ async function descendsFrom(pid: number, root: number): Promise<boolean> {
     current = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
   }
   return false;
-}
-
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const address = server.address();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  if (address === null || typeof address === "string") throw new Error("no port");
-  return address.port;
 }
 
 describe.each(TRANSPORTS)("safety cases over %s", (transportName) => {
@@ -94,7 +84,7 @@ describe.each(TRANSPORTS)("safety cases over %s", (transportName) => {
   it("a host that keeps refusing connections, DefaultExecutorConfig (breaker)", async () => {
     const pool = new ConnectionPool(makeTransport(transportName, sshd), DefaultPoolConfig());
     const executor = new Executor(pool, DefaultExecutorConfig());
-    const target = { host: "127.0.0.1", port: await closedPort(), user: sshd.users.plain.name };
+    const target = { host: "127.0.0.1", port: await freePort(), user: sshd.users.plain.name };
     try {
       let measured = await measure(executor, () => executor.runCommand({ ...target, cmd: "true" }));
       record("connection refused, DefaultExecutorConfig: first operation", measured);

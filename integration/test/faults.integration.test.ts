@@ -12,11 +12,11 @@
  */
 import { generateKeyPairSync, randomBytes } from "node:crypto";
 import { rm, writeFile } from "node:fs/promises";
-import { connect, createServer, type Socket } from "node:net";
+import { connect, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { startFaultProxy, startSshd } from "@tunnel-sh/testing";
+import { startFaultProxy, startSshd, freePort } from "@tunnel-sh/testing";
 import type { FaultProxy, Sshd } from "@tunnel-sh/testing";
 import { descendantsOf, eventually, processTable, remoteCommandsUnder, sshdChildServing } from "./support/fault-processes.js";
 import { compareWithTable, observe, readFaultTable, renderRows } from "./support/fault-table.js";
@@ -42,17 +42,6 @@ let proxy: FaultProxy;
 let proxyKeys: Keys;
 let lab: NetnsLab;
 let scratch: string;
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.on("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === "object" && address ? address.port : 0));
-    });
-  });
-}
 
 /** An ed25519 public key in OpenSSH's one-line form that no server here holds. */
 function strangerHostKey(): string {

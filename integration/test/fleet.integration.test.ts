@@ -17,17 +17,9 @@ import { OpenSshTransport } from "@tunnel-sh/transport-openssh";
 import { Ssh2Transport } from "@tunnel-sh/transport-ssh2";
 import { TRANSPORTS } from "./support/transports.js";
 import type { TransportName } from "./support/transports.js";
+import { eventually } from "./support/fault-processes.js";
 
 const ALIASES = Array.from({ length: 6 }, (_, index) => `fleet-${index + 1}`);
-
-async function eventually(check: () => Promise<boolean>, timeoutMs: number): Promise<boolean> {
-  const end = Date.now() + timeoutMs;
-  while (Date.now() < end) {
-    if (await check()) return true;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  return check();
-}
 
 describe.each(TRANSPORTS)("Fleet over %s on host aliases of a real sshd", (transportName: TransportName) => {
   let sshd: Sshd;

@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DefaultExecutorConfig, Executor, ValidationError } from "@tunnel-sh/core";
 import type { Command, Script, Transfer } from "@tunnel-sh/core";
 import { ConnectionPool, DefaultPoolConfig } from "@tunnel-sh/pool";
-import { FakeTransport, startSshd } from "@tunnel-sh/testing";
+import { AWKWARD_SHELL_CHARACTERS, FakeTransport, startSshd } from "@tunnel-sh/testing";
 import type { Sshd } from "@tunnel-sh/testing";
 import { makeStack, TRANSPORTS } from "./support/transports.js";
 import type { Stack } from "./support/transports.js";
@@ -220,46 +220,7 @@ describe("invalid requests are rejected before any I/O", () => {
 });
 
 /** Strings meant to break quoting: shell syntax, control characters, Unicode, leading dashes. (No NUL: no shell word holds one.) */
-const awkwardChar = fc.oneof(
-  fc.constantFrom(
-    "'",
-    '"',
-    "$",
-    "`",
-    "\\",
-    "\n",
-    "\t",
-    " ",
-    "\r",
-    "*",
-    "?",
-    "[",
-    "]",
-    "~",
-    "!",
-    ";",
-    "&",
-    "|",
-    "<",
-    ">",
-    "(",
-    ")",
-    "{",
-    "}",
-    "#",
-    "-",
-    "=",
-    "%",
-    "\u001b",
-    "\u007f",
-    "é",
-    "日",
-    "✓",
-    "\u{1f600}",
-    "\u200b",
-  ),
-  fc.string({ unit: "grapheme-ascii", minLength: 1, maxLength: 1 }),
-);
+const awkwardChar = fc.oneof(fc.constantFrom(...AWKWARD_SHELL_CHARACTERS), fc.string({ unit: "grapheme-ascii", minLength: 1, maxLength: 1 }));
 const awkward = fc.oneof(
   fc.string({ unit: awkwardChar, maxLength: 24 }),
   fc.constantFrom("", "--", "-n", "-e", "$(id)", "${HOME}", "`id`", "'; rm -rf ~; '", "\\", "a\nb", "*"),

@@ -13,6 +13,7 @@ import { remoteProcesses, startSshd } from "@tunnel-sh/testing";
 import type { Sshd } from "@tunnel-sh/testing";
 import { makeStack, TRANSPORTS } from "./support/transports.js";
 import type { Stack } from "./support/transports.js";
+import { eventually } from "./support/fault-processes.js";
 
 const TRIALS = 12;
 
@@ -35,15 +36,6 @@ class ReleaseClock implements Tracer {
       end: () => {},
     };
   }
-}
-
-async function eventually(check: () => Promise<boolean>, timeoutMs: number): Promise<boolean> {
-  const end = Date.now() + timeoutMs;
-  while (Date.now() < end) {
-    if (await check()) return true;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  return check();
 }
 
 describe.each(TRANSPORTS)("sudo cancelled during the prompt phase over %s", (transportName) => {

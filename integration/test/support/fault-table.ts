@@ -46,14 +46,8 @@ export function observe(fault: string, transport: string, outcome: unknown, atte
   };
 }
 
-export interface FaultRow {
-  readonly fault: string;
-  readonly transport: string;
-  readonly outcome: string;
-  readonly code: string;
-  readonly lastAttempt: string;
-  readonly phase: string;
-  readonly retryable: string;
+/** A row of the table: an observation's columns, with attempts and detection time as the bounds the table allows. */
+export interface FaultRow extends Omit<FaultObservation, "attempts" | "ms"> {
   /** `3`, or `≤ 3`. */
   readonly attempts: string;
   /** `< 5 s`. */

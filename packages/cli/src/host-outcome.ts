@@ -1,5 +1,5 @@
 /** One host's line in the summary and the JSON document: from its result, its error, or its skip. */
-import { TunnelError, retryAttempts } from "@tunnel-sh/core";
+import { RetriesExhaustedError, TunnelError, retryAttempts } from "@tunnel-sh/core";
 import type { FleetHostResult, Redactor, Result } from "@tunnel-sh/core";
 import { describeTarget, type HostEntry } from "./hosts.js";
 import type { HostOutcome } from "./output.js";
@@ -7,17 +7,12 @@ import type { HostOutcome } from "./output.js";
 export function errorOutcome(host: HostEntry, error: unknown, durationMs: number, redactor: Redactor): HostOutcome {
   const tunnel = TunnelError.is(error);
   const message = redactor.redact(error instanceof Error ? error.message : String(error));
-  return failedOutcome(
-    host,
-    Math.round(durationMs),
-    retryAttempts(error) ?? (tunnel && error.code === "RETRIES_EXHAUSTED" ? (error as TunnelError & { attempts: number }).attempts : 1),
-    {
-      code: tunnel ? error.code : "ERROR",
-      message,
-      phase: tunnel ? error.phase : undefined,
-      retryable: tunnel ? error.retryable : false,
-    },
-  );
+  return failedOutcome(host, Math.round(durationMs), retryAttempts(error) ?? (RetriesExhaustedError.is(error) ? error.attempts : 1), {
+    code: tunnel ? error.code : "ERROR",
+    message,
+    phase: tunnel ? error.phase : undefined,
+    retryable: tunnel ? error.retryable : false,
+  });
 }
 
 export function skippedOutcome(host: HostEntry, reason: FleetHostResult["skipReason"]): HostOutcome {

@@ -1,21 +1,11 @@
-import { createServer } from "node:net";
 import { describe, expect, it } from "vitest";
+import { freePort } from "@tunnel-sh/testing";
 import { ExitCode, parseDuration, parseMaxFail, parseSerial, parseEnvAssignments, parseHostList, pathForHost, runCli } from "../src/index.js";
 import type { CliIo } from "../src/index.js";
 import { Capture } from "./support.js";
 
 function io(overrides: Partial<CliIo> = {}): CliIo & { stdout: Capture; stderr: Capture } {
   return { stdout: new Capture(), stderr: new Capture(), env: {}, ...overrides } as CliIo & { stdout: Capture; stderr: Capture };
-}
-
-/** A loopback port with nothing listening. */
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const address = server.address();
-  await new Promise((resolve) => server.close(resolve));
-  if (typeof address !== "object" || address === null) throw new Error("no port");
-  return address.port;
 }
 
 describe("runCli usage", () => {
@@ -58,7 +48,7 @@ describe("runCli usage", () => {
   });
 
   it("keeps the sudo password from the environment out of every line it prints", async () => {
-    const port = await closedPort();
+    const port = await freePort();
     const streams = io({ env: { DEPLOY_SUDO_PASSWORD: "pw-Zebra-42" } });
     const status = await runCli(
       ["run", "-H", `127.0.0.1:${port}`, "--retries", "0", "--sudo-pass-env", "DEPLOY_SUDO_PASSWORD", "-v", "--", "echo pw-Zebra-42"],
@@ -70,7 +60,7 @@ describe("runCli usage", () => {
   });
 
   it("reports an unreachable host in --json and exits 3", async () => {
-    const port = await closedPort();
+    const port = await freePort();
     const streams = io();
     const status = await runCli(["run", "-H", `127.0.0.1:${port}`, "--retries", "1", "--json", "uptime"], streams);
     expect(status).toBe(ExitCode.HOST_FAILED);
@@ -83,7 +73,7 @@ describe("runCli usage", () => {
   it("cancels everything and exits 130 when interrupted before the hosts were reached", async () => {
     const controller = new AbortController();
     controller.abort();
-    const port = await closedPort();
+    const port = await freePort();
     const streams = io({ interrupt: controller.signal });
     expect(await runCli(["run", "-H", `127.0.0.1:${port}`, "--json", "uptime"], streams)).toBe(ExitCode.INTERRUPTED);
     const report = JSON.parse(streams.stdout.text) as { interrupted: boolean; hosts: Array<{ error?: { code: string } }> };

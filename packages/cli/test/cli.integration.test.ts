@@ -5,11 +5,10 @@
  */
 import { createHash, randomBytes } from "node:crypto";
 import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { remoteProcesses, sshdSupport, startSshd, type Sshd } from "@tunnel-sh/testing";
+import { remoteProcesses, sshdSupport, startSshd, type Sshd, freePort } from "@tunnel-sh/testing";
 import { ExitCode, runCli, type CliIo, type JsonReport } from "../src/index.js";
 import { BIN, assertFreshBuild, eventually, plain, shellWord, start, tunnel } from "./process.js";
 import { Capture, FakeTerminal } from "./support.js";
@@ -21,15 +20,6 @@ describe("sshd availability", () => {
     expect(support.available || !process.env["CI"]).toBe(true);
   });
 });
-
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const address = server.address();
-  await new Promise((resolve) => server.close(resolve));
-  if (typeof address !== "object" || address === null) throw new Error("no port");
-  return address.port;
-}
 
 function sha256(data: Buffer): string {
   return createHash("sha256").update(data).digest("hex");
@@ -64,7 +54,7 @@ if (support.available) {
         sshConfig,
         [`Host web-1 web-2 app-*`, `  HostName ${sshd.host}`, `  Port ${sshd.port}`, `  User ${sshd.users.plain.name}`, ""].join("\n"),
       );
-      deadPort = await closedPort();
+      deadPort = await freePort();
       access = ["-F", sshConfig, "-I", sshd.clientKeyPath, "--known-hosts", sshd.knownHostsPath];
     });
 

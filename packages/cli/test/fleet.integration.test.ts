@@ -5,11 +5,10 @@
  */
 import { randomBytes } from "node:crypto";
 import { chmod, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { redisServerSupport, remoteProcesses, sshdSupport, startRedisServer, startSshd, type RedisServer, type Sshd } from "@tunnel-sh/testing";
+import { redisServerSupport, remoteProcesses, sshdSupport, startRedisServer, startSshd, type RedisServer, type Sshd, freePort } from "@tunnel-sh/testing";
 import { ExitCode, type HostOutcome, type JsonReport } from "../src/index.js";
 import { BIN, assertFreshBuild, eventually, start, tunnel, type Running } from "./process.js";
 
@@ -21,15 +20,6 @@ describe("sshd and redis-server availability", () => {
     expect((support.available && redisSupport.available) || !process.env["CI"]).toBe(true);
   });
 });
-
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const address = server.address();
-  await new Promise((resolve) => server.close(resolve));
-  if (typeof address !== "object" || address === null) throw new Error("no port");
-  return address.port;
-}
 
 /** What two runs must agree on: everything but timings. */
 function comparable(report: JsonReport): unknown {
@@ -64,7 +54,7 @@ if (support.available && redisSupport.available) {
         join(dir, "known_hosts"),
         ["web-1", "web-2", "web-3", "web-4"].map((name) => `[${name}]:${sshd.port} ${sshd.hostPublicKey}\n`).join("") + `${sshd.knownHostsLine}\n`,
       );
-      dead = `127.0.0.1:${await closedPort()}`;
+      dead = `127.0.0.1:${await freePort()}`;
       access = ["-F", sshConfig, "-I", sshd.clientKeyPath, "--known-hosts", join(dir, "known_hosts")];
       for (let index = 0; index < 2; index++) {
         const worker = start(

@@ -1,6 +1,7 @@
 import { spawn } from "node:child_process";
 import { tmpdir } from "node:os";
 import fc from "fast-check";
+import { AWKWARD_SHELL_WORDS } from "@tunnel-sh/testing";
 import { describe, expect, it } from "vitest";
 import { quote, quoteArgs } from "../src/quote.js";
 
@@ -41,51 +42,9 @@ async function listsSeenBy(shell: string, lists: ReadonlyArray<readonly string[]
   return seen;
 }
 
-/** Pieces that shells treat specially, mixed with arbitrary Unicode. */
-const AWKWARD = [
-  "'",
-  '"',
-  "$",
-  "`",
-  "\\",
-  "\n",
-  "\r",
-  "\t",
-  " ",
-  "*",
-  "?",
-  "[",
-  "]",
-  "{a,b}",
-  "~",
-  "!",
-  "#",
-  ";",
-  "&",
-  "|",
-  "<",
-  ">",
-  "(",
-  ")",
-  "-",
-  "--",
-  "-n",
-  "-e",
-  "$(id)",
-  "${HOME}",
-  "$'x'",
-  "%s",
-  "\\n",
-  "é",
-  "日本",
-  "🙂",
-  "\u200b",
-  "\u00a0",
-  "'\\''",
-];
 /** Arbitrary strings without NUL (no shell word can hold one) and without lone surrogates (not encodable as UTF-8). */
 const awkwardString = fc
-  .array(fc.oneof(fc.constantFrom(...AWKWARD), fc.string({ unit: "binary", maxLength: 6 })), { maxLength: 8 })
+  .array(fc.oneof(fc.constantFrom(...AWKWARD_SHELL_WORDS), fc.string({ unit: "binary", maxLength: 6 })), { maxLength: 8 })
   .map((parts) => parts.join(""))
   .filter((value) => !value.includes("\0") && Buffer.from(value, "utf8").toString("utf8") === value);
 
@@ -125,7 +84,7 @@ describe("quote", () => {
   }
 
   it("keeps each awkward piece one literal word in /bin/sh", async () => {
-    expect(await wordsSeenBy("/bin/sh", AWKWARD)).toEqual(AWKWARD);
+    expect(await wordsSeenBy("/bin/sh", AWKWARD_SHELL_WORDS)).toEqual(AWKWARD_SHELL_WORDS);
     expect(await wordsSeenBy("/bin/sh", ["", "", "*"])).toEqual(["", "", "*"]);
   });
 

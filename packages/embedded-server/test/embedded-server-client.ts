@@ -95,3 +95,23 @@ export function generateKey(): { private: string; public: string } {
     if (!(parsed instanceof Error) && parsed.getPublicSSH().length === 51 && !(ssh2.utils.parseKey(pair.private) instanceof Error)) return pair;
   }
 }
+
+/** The OpenSSH client options (`ssh`, `sftp`) that log in to `server` with its client key, checking its host key strictly. */
+export function opensshOptions(server: TestServer): string[] {
+  return [
+    "-F",
+    "/dev/null",
+    "-i",
+    server.clientKeyPath,
+    "-o",
+    "IdentitiesOnly=yes",
+    "-o",
+    "BatchMode=yes",
+    "-o",
+    "StrictHostKeyChecking=yes",
+    "-o",
+    `UserKnownHostsFile=${server.knownHostsPath}`,
+    "-o",
+    "GlobalKnownHostsFile=/dev/null",
+  ];
+}

@@ -7,7 +7,7 @@ import { join } from "node:path";
 import type { Client, FileEntry, SFTPWrapper, Stats } from "ssh2";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestServer, type TestServer } from "@tunnel-sh/embedded-server";
-import { connect, run } from "./embedded-server-client.js";
+import { connect, opensshOptions, run } from "./embedded-server-client.js";
 
 function openSftp(client: Client): Promise<SFTPWrapper> {
   return new Promise((resolve, reject) => client.sftp((error, sftp) => (error ? reject(error) : resolve(sftp))));
@@ -123,27 +123,9 @@ describe("the embedded server's SFTP subsystem", () => {
       `get ${join(work, "openssh-renamed.txt")} ${join(work, "openssh-got.txt")}`,
     ].join("\n");
     const code = await new Promise<number | null>((resolve) => {
-      const child = spawn(
-        "sftp",
-        [
-          "-F",
-          "/dev/null",
-          "-i",
-          server.clientKeyPath,
-          "-o",
-          "IdentitiesOnly=yes",
-          "-o",
-          "StrictHostKeyChecking=yes",
-          "-o",
-          `UserKnownHostsFile=${server.knownHostsPath}`,
-          "-P",
-          String(server.port),
-          "-b",
-          "-",
-          `${server.target.user}@${server.host}`,
-        ],
-        { stdio: ["pipe", "ignore", "inherit"] },
-      );
+      const child = spawn("sftp", [...opensshOptions(server), "-P", String(server.port), "-b", "-", `${server.target.user}@${server.host}`], {
+        stdio: ["pipe", "ignore", "inherit"],
+      });
       child.stdin.end(`${batch}\n`);
       child.on("close", resolve);
     });

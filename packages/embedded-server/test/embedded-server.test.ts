@@ -6,29 +6,8 @@ import { setTimeout as sleep } from "node:timers/promises";
 import ssh2, { type Client } from "ssh2";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestServer, type TestServer } from "@tunnel-sh/embedded-server";
-import { closed, collect, connect, generateKey, open, run, waitForOutput } from "./embedded-server-client.js";
-
-function alive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return !/^[ZX]$/.test(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[0] ?? "");
-  } catch {
-    return false;
-  }
-}
-
-async function eventually(predicate: () => boolean, ms = 20_000): Promise<boolean> {
-  const deadline = Date.now() + ms;
-  while (!predicate()) {
-    if (Date.now() > deadline) return false;
-    await sleep(25);
-  }
-  return true;
-}
-
-function commandLine(pid: number): string {
-  return readFileSync(`/proc/${pid}/cmdline`, "utf8").replace(/\0+$/, "").split("\0").join(" ");
-}
+import { closed, collect, connect, generateKey, open, opensshOptions, run, waitForOutput } from "./embedded-server-client.js";
+import { alive, commandLine, eventually } from "./local-processes.js";
 
 /** Send a signal request even after stdin was ended (ssh2's client only sends one before). */
 function signalAfterEof(channel: ssh2.ClientChannel, name: string): void {
@@ -38,36 +17,30 @@ function signalAfterEof(channel: ssh2.ClientChannel, name: string): void {
 
 function openSsh(server: TestServer, command: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(
-      "ssh",
-      [
-        "-F",
-        "/dev/null",
-        "-i",
-        server.clientKeyPath,
-        "-o",
-        "IdentitiesOnly=yes",
-        "-o",
-        "BatchMode=yes",
-        "-o",
-        "StrictHostKeyChecking=yes",
-        "-o",
-        `UserKnownHostsFile=${server.knownHostsPath}`,
-        "-o",
-        "GlobalKnownHostsFile=/dev/null",
-        "-p",
-        String(server.port),
-        `${server.target.user}@${server.host}`,
-        command,
-      ],
-      { stdio: ["ignore", "pipe", "pipe"] },
-    );
+    const child = spawn("ssh", [...opensshOptions(server), "-p", String(server.port), `${server.target.user}@${server.host}`, command], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString("utf8")));
     child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString("utf8")));
     child.on("close", (code) => resolve({ code, stdout, stderr }));
   });
+}
+
+/**
+ * A command's session process is titled like sshd's (`sshd: user@notty`), and killing it drops the connection and
+ * hangs up the command.
+ */
+async function expectSessionProcessLikeSshd(server: TestServer): Promise<void> {
+  const own = await connect(server);
+  const lost = closed(own);
+  const channel = await open(own, "echo $PPID $$; sleep 60");
+  const [sessionPid = 0, shellPid = 0] = (await waitForOutput(channel, "\n")).trim().split(" ").map(Number);
+  expect(commandLine(sessionPid)).toMatch(new RegExp(`^sshd: ${userInfo().username}@notty`));
+  process.kill(sessionPid, "SIGKILL");
+  await lost;
+  expect(await eventually(() => !alive(shellPid))).toBe(true);
 }
 
 describe("startTestServer", () => {
@@ -236,15 +209,7 @@ describe("startTestServer", () => {
     });
 
     it("serves each command from a session process titled like sshd's; killing it drops the connection", async () => {
-      const own = await connect(server);
-      const lost = closed(own);
-      const channel = await open(own, "echo $PPID $$; sleep 60");
-      const [sessionPid = 0, shellPid = 0] = (await waitForOutput(channel, "\n")).trim().split(" ").map(Number);
-      expect(commandLine(sessionPid)).toMatch(new RegExp(`^sshd: ${userInfo().username}@notty`));
-      process.kill(sessionPid, "SIGKILL");
-      await lost;
-      // The command is hung up with its connection.
-      expect(await eventually(() => !alive(shellPid))).toBe(true);
+      await expectSessionProcessLikeSshd(server);
     });
   });
 
@@ -342,13 +307,6 @@ describe("startTestServer with the Node session helper (for machines without Per
   });
 
   it("titles the session process like sshd's; killing it drops the connection", async () => {
-    const own = await connect(server);
-    const lost = closed(own);
-    const channel = await open(own, "echo $PPID $$; sleep 60");
-    const [sessionPid = 0, shellPid = 0] = (await waitForOutput(channel, "\n")).trim().split(" ").map(Number);
-    expect(commandLine(sessionPid)).toMatch(new RegExp(`^sshd: ${userInfo().username}@notty`));
-    process.kill(sessionPid, "SIGKILL");
-    await lost;
-    expect(await eventually(() => !alive(shellPid))).toBe(true);
+    await expectSessionProcessLikeSshd(server);
   });
 });

@@ -19,6 +19,7 @@ import {
   TimeoutError,
   TransferError,
   TunnelError,
+  UnsupportedHostError,
   ValidationError,
 } from "@tunnel-sh/core";
 import type { ErrorCode, ErrorPhase, Result, Target } from "@tunnel-sh/core";
@@ -43,6 +44,12 @@ export interface SerializedError {
 
 const MAX_NESTED_ERRORS = 20;
 
+const SUDO_REASONS: ReadonlySet<string> = new Set<SudoError["reason"]>(["password-required", "wrong-password", "not-allowed", "prompt-timeout", "other"]);
+
+function isSudoReason(reason: string | undefined): reason is SudoError["reason"] {
+  return reason !== undefined && SUDO_REASONS.has(reason);
+}
+
 export function serializeError(error: unknown): SerializedError {
   if (!TunnelError.is(error)) {
     const message = error instanceof Error ? error.message : String(error);
@@ -54,14 +61,14 @@ export function serializeError(error: unknown): SerializedError {
       retryable: false,
     };
   }
-  const details = error as TunnelError &
-    Partial<Record<"field" | "reason" | "fingerprint", string>> & {
-      retryAfterMs?: number;
-      timeoutMs?: number;
-      refused?: boolean;
-      result?: Result;
-      errors?: readonly unknown[];
-    };
+  const field = ValidationError.is(error) || ConfigError.is(error) ? error.field : undefined;
+  const reason = SudoError.is(error) || RetriesExhaustedError.is(error) || UnsupportedHostError.is(error) ? error.reason : undefined;
+  const fingerprint = HostKeyError.is(error) ? error.fingerprint : undefined;
+  const retryAfterMs = CircuitOpenError.is(error) ? error.retryAfterMs : undefined;
+  const timeoutMs = TimeoutError.is(error) ? error.timeoutMs : undefined;
+  const refused = ChannelError.is(error) ? error.refused : undefined;
+  const result = CommandFailedError.is(error) ? error.result : undefined;
+  const errors = RetriesExhaustedError.is(error) ? error.errors : undefined;
   return {
     name: error.name,
     code: error.code,
@@ -78,14 +85,14 @@ export function serializeError(error: unknown): SerializedError {
           },
         }
       : {}),
-    ...(typeof details.field === "string" ? { field: details.field } : {}),
-    ...(typeof details.reason === "string" ? { reason: details.reason } : {}),
-    ...(typeof details.fingerprint === "string" ? { fingerprint: details.fingerprint } : {}),
-    ...(typeof details.retryAfterMs === "number" ? { retryAfterMs: details.retryAfterMs } : {}),
-    ...(typeof details.timeoutMs === "number" ? { timeoutMs: details.timeoutMs } : {}),
-    ...(typeof details.refused === "boolean" ? { refused: details.refused } : {}),
-    ...(details.result ? { result: details.result } : {}),
-    ...(Array.isArray(details.errors) ? { errors: details.errors.slice(0, MAX_NESTED_ERRORS).map(serializeError) } : {}),
+    ...(field !== undefined ? { field } : {}),
+    ...(reason !== undefined ? { reason } : {}),
+    ...(fingerprint !== undefined ? { fingerprint } : {}),
+    ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
+    ...(timeoutMs !== undefined ? { timeoutMs } : {}),
+    ...(refused !== undefined ? { refused } : {}),
+    ...(result ? { result } : {}),
+    ...(errors ? { errors: errors.slice(0, MAX_NESTED_ERRORS).map(serializeError) } : {}),
   };
 }
 
@@ -122,7 +129,7 @@ export function deserializeError(data: SerializedError): TunnelError {
       error = new TransferError(data.message, options);
       break;
     case "SUDO":
-      error = new SudoError(data.message, { ...options, reason: (data.reason ?? "other") as SudoError["reason"] });
+      error = new SudoError(data.message, { ...options, reason: isSudoReason(data.reason) ? data.reason : "other" });
       break;
     case "CIRCUIT_OPEN":
       error = new CircuitOpenError(data.message, { ...options, retryAfterMs: data.retryAfterMs ?? 0 });

@@ -1,20 +1,11 @@
-import { createServer } from "node:net";
 import { describe, expect, it } from "vitest";
+import { freePort } from "@tunnel-sh/testing";
 import { ConnectError, ValidationError } from "@tunnel-sh/core";
 import { QueueProducer } from "../src/index.js";
 
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const address = server.address();
-  await new Promise((resolve) => server.close(resolve));
-  if (typeof address !== "object" || address === null) throw new Error("no port");
-  return address.port;
-}
-
 describe("QueueProducer without a reachable Redis", () => {
   it("fails a request with ConnectError after connectTimeout instead of waiting for ever", async () => {
-    const producer = new QueueProducer({ redis: `redis://127.0.0.1:${await closedPort()}`, connectTimeout: 300 });
+    const producer = new QueueProducer({ redis: `redis://127.0.0.1:${await freePort()}`, connectTimeout: 300 });
     try {
       const error = await producer.runCommand({ host: "web-1", cmd: "true" }).catch((caught: unknown) => caught);
       expect(error).toBeInstanceOf(ConnectError);
@@ -25,7 +16,7 @@ describe("QueueProducer without a reachable Redis", () => {
   });
 
   it("refuses a fleet whose operation carries a sudo password before any host starts", async () => {
-    const producer = new QueueProducer({ redis: `redis://127.0.0.1:${await closedPort()}`, connectTimeout: 300 });
+    const producer = new QueueProducer({ redis: `redis://127.0.0.1:${await freePort()}`, connectTimeout: 300 });
     try {
       const { Fleet } = await import("@tunnel-sh/core");
       expect(() =>
@@ -37,7 +28,7 @@ describe("QueueProducer without a reachable Redis", () => {
   });
 
   it("validates a request before any I/O: an invalid command, a password, a stream on stdin", async () => {
-    const producer = new QueueProducer({ redis: `redis://127.0.0.1:${await closedPort()}`, connectTimeout: 300 });
+    const producer = new QueueProducer({ redis: `redis://127.0.0.1:${await freePort()}`, connectTimeout: 300 });
     try {
       expect(() => producer.runCommand({ host: "web-1", cmd: "" })).toThrow(ValidationError);
       expect(() => producer.runCommand({ host: "web-1", cmd: "id", sudo: { password: "hunter2hunter2" } })).toThrow(/sudo\.password/);

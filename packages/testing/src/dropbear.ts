@@ -8,16 +8,15 @@
  * Debian's dropbear serves SFTP through `/usr/lib/sftp-server` when `openssh-sftp-server` is installed.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { accessSync, closeSync, constants, openSync, readFileSync, rmSync } from "node:fs";
-import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { closeSync, openSync, readFileSync, rmSync } from "node:fs";
+import { rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { setTimeout as sleep } from "node:timers/promises";
-import { descendants, isAlive, killTrees, listProcesses, listProcessesSync, startTimeOf } from "./process-table.js";
+import { descendants, isAlive, killEach, listProcesses, listProcessesSync, startTimeOf, waitGone } from "./process-table.js";
 import { runLocal } from "./run-local.js";
-import { freePort, waitGone, type Sshd } from "./sshd.js";
+import type { Sshd } from "./sshd.js";
 import { ensureTestAccounts } from "./test-users.js";
-import { serverSupport, type ServerSupport } from "./server-support.js";
+import { executable, serverSupport, type ServerSupport } from "./server-support.js";
+import { liveServers, onFreePort, ownedFolder, sweepStaleFolders, waitForHostKey } from "./server-process.js";
 
 const DROPBEAR_PATH = "/usr/sbin/dropbear";
 const DROPBEARKEY_PATH = "/usr/bin/dropbearkey";
@@ -44,69 +43,32 @@ export function dropbearSupport(): DropbearSupport {
   return serverSupport("dropbear", reason);
 }
 
-function executable(path: string): boolean {
-  try {
-    accessSync(path, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-const live = new Set<DropbearInstance>();
-let exitHookInstalled = false;
-let staleSweep: Promise<void> | undefined;
-
 /** Start a throwaway dropbear. Rejects (with the log's tail) when it does not answer with its host key in time. */
 export async function startDropbear(): Promise<Dropbear> {
   const support = dropbearSupport();
   if (!support.available) throw new Error(`cannot start dropbear: ${support.reason}`);
   const accounts = await ensureTestAccounts();
-  await (staleSweep ??= sweepStaleInstances().catch(() => {}));
-  const dir = await mkdtemp(join(tmpdir(), INSTANCE_PREFIX));
+  // A stale instance's listener runs with its host key from its own folder.
+  await sweepStaleFolders(INSTANCE_PREFIX, (entry, dir) => entry.args.includes(`${dir}/`));
+  const dir = await ownedFolder(INSTANCE_PREFIX);
   try {
-    await writeFile(join(dir, "owner"), `${process.pid} ${startTimeOf(process.pid) ?? ""}\n`);
     const keyPath = join(dir, "dropbear_ed25519_host_key");
     const keygen = await runLocal(DROPBEARKEY_PATH, ["-t", "ed25519", "-f", keyPath]);
     if (keygen.code !== 0) throw new Error(`dropbearkey failed: ${keygen.stderr.trim()}`);
     const hostPublicKey = /^(ssh-ed25519 \S+)/m.exec(keygen.stdout)?.[1];
     if (hostPublicKey === undefined) throw new Error(`dropbearkey printed no public key: ${keygen.stdout}`);
-    let lastError: unknown;
-    for (let attempt = 0; attempt < 5; attempt++) {
-      const port = await freePort();
-      const instance = new DropbearInstance(dir, port, hostPublicKey, accounts.clientKeyPath, accounts.users, keyPath);
-      await writeFile(instance.knownHostsPath, `${instance.knownHostsLine}\n`);
-      try {
+    return await onFreePort(
+      async (port) => {
+        const instance = new DropbearInstance(dir, port, hostPublicKey, accounts.clientKeyPath, accounts.users, keyPath);
+        await writeFile(instance.knownHostsPath, `${instance.knownHostsLine}\n`);
         await instance.launch();
         return instance;
-      } catch (error) {
-        lastError = error;
-        if (!/Address already in use|Failed listening/.test(String(error))) throw error;
-      }
-    }
-    throw lastError;
+      },
+      (error) => /Address already in use|Failed listening/.test(String(error)),
+    );
   } catch (error) {
     await rm(dir, { recursive: true, force: true });
     throw error;
-  }
-}
-
-/** Kill the servers of test processes that died without `stop()`, and remove their folders. */
-async function sweepStaleInstances(): Promise<void> {
-  const table = await listProcesses();
-  for (const entry of await readdir(tmpdir(), { withFileTypes: true })) {
-    if (!entry.isDirectory() || !entry.name.startsWith(INSTANCE_PREFIX)) continue;
-    const dir = join(tmpdir(), entry.name);
-    const owner = await readFile(join(dir, "owner"), "utf8").catch(() => undefined);
-    if (owner === undefined) continue;
-    const [pid = 0, startTime = 0] = owner.trim().split(" ").map(Number);
-    if (isAlive(pid, startTime > 0 ? startTime : undefined)) continue;
-    const listeners = table.filter((candidate) => candidate.args.includes(`${dir}/`));
-    killTrees(
-      table,
-      listeners.map((listener) => listener.pid),
-    );
-    await rm(dir, { recursive: true, force: true });
   }
 }
 
@@ -154,34 +116,21 @@ class DropbearInstance implements Dropbear {
     if (child.pid === undefined) throw new Error(`could not start ${DROPBEAR_PATH}`);
     this.#pid = child.pid;
     this.#startTime = startTimeOf(child.pid) ?? -1;
-    live.add(this);
-    if (!exitHookInstalled) {
-      exitHookInstalled = true;
-      process.once("exit", () => {
-        for (const instance of live) instance.killNowSync();
-      });
-    }
+    liveServers.add(this);
     try {
-      await this.#waitReady(child);
+      await waitForHostKey({
+        name: "dropbear",
+        child,
+        host: this.host,
+        port: this.port,
+        hostPublicKey: this.hostPublicKey,
+        deadlineMs: READY_DEADLINE_MS,
+        logTail: () => this.#logTail(),
+      });
     } catch (error) {
       await this.#killTree();
-      live.delete(this);
+      liveServers.delete(this);
       throw error;
-    }
-  }
-
-  async #waitReady(child: ChildProcess): Promise<void> {
-    const deadline = Date.now() + READY_DEADLINE_MS;
-    for (;;) {
-      if (child.exitCode !== null || child.signalCode !== null || !isAlive(child.pid ?? 0)) {
-        throw new Error(`dropbear exited before it was ready:\n${this.#logTail()}`);
-      }
-      const scan = await runLocal("ssh-keyscan", ["-T", "1", "-t", "ed25519", "-p", String(this.port), this.host], {
-        timeoutMs: 5_000,
-      }).catch(() => undefined);
-      if (scan?.stdout.includes(this.hostPublicKey)) return;
-      if (Date.now() > deadline) throw new Error(`dropbear did not answer with its host key within ${READY_DEADLINE_MS} ms:\n${this.#logTail()}`);
-      await sleep(30);
     }
   }
 
@@ -196,7 +145,7 @@ class DropbearInstance implements Dropbear {
   stop(): Promise<void> {
     this.#stopping ??= (async () => {
       await this.#killTree();
-      live.delete(this);
+      liveServers.delete(this);
       await rm(this.dir, { recursive: true, force: true });
     })();
     return this.#stopping;
@@ -205,27 +154,13 @@ class DropbearInstance implements Dropbear {
   async #killTree(): Promise<void> {
     if (this.#pid === 0) return;
     const tree = descendants(await listProcesses(), isAlive(this.#pid, this.#startTime) ? [this.#pid] : []);
-    for (const entry of tree) {
-      try {
-        process.kill(entry.pid, "SIGKILL");
-      } catch {
-        // already gone
-      }
-    }
+    killEach(tree);
     this.#pid = 0;
     await waitGone(tree, 10_000);
   }
 
   killNowSync(): void {
-    if (this.#pid !== 0) {
-      for (const entry of descendants(listProcessesSync(), [this.#pid])) {
-        try {
-          process.kill(entry.pid, "SIGKILL");
-        } catch {
-          // already gone
-        }
-      }
-    }
+    if (this.#pid !== 0) killEach(descendants(listProcessesSync(), [this.#pid]));
     rmSync(this.dir, { recursive: true, force: true });
   }
 }

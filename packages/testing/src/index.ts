@@ -1,4 +1,6 @@
-export { remoteProcesses, sshdSupport, startSshd } from "./sshd.js";
+export { sshdSupport, startSshd } from "./sshd.js";
+export { freePort } from "./server-process.js";
+export { remoteProcesses } from "./process-table.js";
 export type { Sshd, SshdSupport, SshdUser, StartSshdOptions } from "./sshd.js";
 export { dropbearSupport, startDropbear } from "./dropbear.js";
 export type { Dropbear, DropbearSupport } from "./dropbear.js";
@@ -25,10 +27,12 @@ export type {
   TransferReplyFunction,
 } from "./fake-transport.js";
 export { localShellReply } from "./local-shell-reply.js";
+export { AWKWARD_SHELL_CHARACTERS, AWKWARD_SHELL_WORDS } from "./awkward-strings.js";
 export { RecordedSpan, RecordingTracer } from "./recording-tracer.js";
 export type { RecordedEvent } from "./recording-tracer.js";
 export { describeTransportConformance } from "./transport-conformance.js";
 export { describeAuthenticationConformance } from "./authentication-conformance.js";
+export { describeDropbearConformance } from "./dropbear-conformance.js";
 export type { ConformanceAssertion, ConformanceContext, ConformanceGroups, TestRunner } from "./transport-conformance.js";
 export { startFaultProxy } from "./fault-proxy.js";
 export type { FaultProxy, FaultProxyOptions } from "./fault-proxy.js";

@@ -4,6 +4,7 @@
  */
 import { readdirSync, readFileSync } from "node:fs";
 import { readdir, readFile } from "node:fs/promises";
+import { setTimeout as sleep } from "node:timers/promises";
 
 export interface ProcessEntry {
   readonly pid: number;
@@ -145,11 +146,40 @@ export function uidOf(user: string): number | undefined {
 
 /** SIGKILL `roots` and all their descendants in `table`; a process already gone is what was asked for. */
 export function killTrees(table: readonly ProcessEntry[], roots: readonly number[]): void {
-  for (const victim of descendants(table, roots)) {
+  killEach(descendants(table, roots));
+}
+
+/** SIGKILL each of `processes`; one already gone is what was asked for. */
+export function killEach(processes: readonly { readonly pid: number }[]): void {
+  for (const victim of processes) {
     try {
       process.kill(victim.pid, "SIGKILL");
     } catch {
       // gone
     }
   }
+}
+
+/** Resolves once none of `processes` is alive (a reused pid does not count); rejects naming the ones left after `timeoutMs`. */
+export async function waitGone(processes: readonly { readonly pid: number; readonly startTime: number }[], timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (processes.some((entry) => isAlive(entry.pid, entry.startTime))) {
+    if (Date.now() > deadline) {
+      const left = processes.filter((entry) => isAlive(entry.pid, entry.startTime)).map((entry) => entry.pid);
+      throw new Error(`processes ${left.join(", ")} did not exit within ${timeoutMs} ms`);
+    }
+    await sleep(20);
+  }
+}
+
+/**
+ * Processes of `user` on this machine (the test server is local), zombies left out.
+ * @example expect(await remoteProcesses("tunnel_plain")).not.toContainEqual(expect.objectContaining({ pid }));
+ */
+export async function remoteProcesses(user: string): Promise<Array<{ pid: number; ppid: number; args: string }>> {
+  const uid = uidOf(user);
+  if (uid === undefined) throw new Error(`no local account named ${user}`);
+  return (await listProcesses())
+    .filter((entry) => entry.uid === uid && entry.state !== "Z" && entry.state !== "X")
+    .map(({ pid, ppid, args }) => ({ pid, ppid, args }));
 }

@@ -9,13 +9,13 @@
  */
 import { spawn } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
-import { accessSync, constants } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
-import { connect, createServer } from "node:net";
+import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { childEnvironment } from "./child-environment.js";
-import { serverSupport, type ServerSupport } from "./server-support.js";
+import { findProgram, serverSupport, type ServerSupport } from "./server-support.js";
+import { freePort } from "./server-process.js";
 
 const SEARCH_PATH = ["/usr/bin", "/usr/local/bin", "/usr/sbin", "/bin"];
 
@@ -40,20 +40,7 @@ export function redisServerSupport(): RedisServerSupport {
 }
 
 function redisServerPath(): string | undefined {
-  const dirs = (process.env.PATH ?? "")
-    .split(":")
-    .filter((dir) => dir !== "")
-    .concat(SEARCH_PATH);
-  for (const dir of dirs) {
-    const path = join(dir, "redis-server");
-    try {
-      accessSync(path, constants.X_OK);
-      return path;
-    } catch {
-      // not in this folder
-    }
-  }
-  return undefined;
+  return findProgram("redis-server", SEARCH_PATH);
 }
 
 /** Start a `redis-server` on a free loopback port; resolves once it answers PING. */
@@ -130,17 +117,4 @@ async function stopChild(child: ChildProcess): Promise<void> {
   const timer = setTimeout(() => child.kill("SIGKILL"), 5_000);
   await exited;
   clearTimeout(timer);
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.unref();
-    server.on("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      const port = typeof address === "object" && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
 }

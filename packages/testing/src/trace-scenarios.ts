@@ -67,13 +67,7 @@ export function command(scenario: Scenario, options: { cmd: string; sudoPassword
   advance(3);
   if (options.sudoPassword !== undefined) span.addEvent("tunnel.sudo.prompt_answered");
   advance(3);
-  span.addEvent("tunnel.command.completed", { "process.exit.code": 0 });
-  span.setAttributes({
-    "process.exit.code": 0,
-    "tunnel.attempts": 1,
-    "tunnel.output.truncated": false,
-  });
-  span.end();
+  completed(span, { exitCode: 0, attempts: 1 });
 }
 
 /** `runScript({ content, interpreter: "/bin/bash", args: ["a", "b"] })` on a pooled connection, exit 0. */
@@ -93,13 +87,7 @@ export function script(scenario: Scenario): void {
   });
   acquire(scenario, span, { connect: false });
   advance(20);
-  span.addEvent("tunnel.command.completed", { "process.exit.code": 0 });
-  span.setAttributes({
-    "process.exit.code": 0,
-    "tunnel.attempts": 1,
-    "tunnel.output.truncated": false,
-  });
-  span.end();
+  completed(span, { exitCode: 0, attempts: 1 });
 }
 
 /** `transferFile({ direction: "upload", source, destination, verify: "sha256" })`: 3 MiB in 1.5 s. */
@@ -148,13 +136,7 @@ export function retriedCommand(scenario: Scenario): void {
   advance(200);
   acquire(scenario, span, { connect: true });
   advance(2);
-  span.addEvent("tunnel.command.completed", { "process.exit.code": 0 });
-  span.setAttributes({
-    "process.exit.code": 0,
-    "tunnel.attempts": 2,
-    "tunnel.output.truncated": false,
-  });
-  span.end();
+  completed(span, { exitCode: 0, attempts: 2 });
 }
 
 /**
@@ -196,7 +178,16 @@ export function nonZeroCommand(scenario: Scenario): void {
   const span = startSpan(tracer, "tunnel.command", { attributes: { ...TARGET, "tunnel.connection.key": KEY, "tunnel.command.text": "false" } });
   acquire(scenario, span, { connect: false });
   advance(2);
-  span.addEvent("tunnel.command.completed", { "process.exit.code": 1 });
-  span.setAttributes({ "process.exit.code": 1, "tunnel.attempts": 1, "tunnel.output.truncated": false });
+  completed(span, { exitCode: 1, attempts: 1 });
+}
+
+/** The end of a command that ran: its exit code as an event and on the span, the attempts, untruncated output. */
+function completed(span: Span, outcome: { readonly exitCode: number; readonly attempts: number }): void {
+  span.addEvent("tunnel.command.completed", { "process.exit.code": outcome.exitCode });
+  span.setAttributes({
+    "process.exit.code": outcome.exitCode,
+    "tunnel.attempts": outcome.attempts,
+    "tunnel.output.truncated": false,
+  });
   span.end();
 }

@@ -5,15 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expect, it } from "vitest";
 import { startSshd } from "@tunnel-sh/testing";
-
-function alive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
-  } catch {
-    return false;
-  }
-}
+import { isAlive } from "../src/process-table.js";
 
 // Runs in its own test file: the sweep happens at the first start in a process.
 it("cleans up instances whose owner process is gone, and only those", async () => {
@@ -32,8 +24,8 @@ it("cleans up instances whose owner process is gone, and only those", async () =
   try {
     expect(existsSync(stale)).toBe(false);
     const deadline = Date.now() + 20_000;
-    while (alive(listener.pid ?? 0) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
-    expect(alive(listener.pid ?? 0)).toBe(false);
+    while (isAlive(listener.pid ?? 0) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(isAlive(listener.pid ?? 0)).toBe(false);
     expect(existsSync(owned)).toBe(true);
     expect(existsSync(join(sshd.dir, "owner"))).toBe(true);
   } finally {

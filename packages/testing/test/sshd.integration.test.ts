@@ -4,15 +4,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { remoteProcesses, sshdSupport, startSshd, type Sshd } from "@tunnel-sh/testing";
 import { ssh } from "./ssh-client.js";
-
-function alive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
-  } catch {
-    return false;
-  }
-}
+import { isAlive } from "../src/process-table.js";
 
 function portAnswers(port: number): Promise<boolean> {
   return new Promise((resolve) => {
@@ -43,7 +35,7 @@ describe("startSshd", () => {
     expect(sshd.hostPublicKey).toMatch(/^ssh-ed25519 AAAA\S+$/);
     expect(sshd.knownHostsLine).toBe(`[127.0.0.1]:${sshd.port} ${sshd.hostPublicKey}`);
     expect(readFileSync(sshd.knownHostsPath, "utf8").trim()).toBe(sshd.knownHostsLine);
-    expect(alive(sshd.pid)).toBe(true);
+    expect(isAlive(sshd.pid)).toBe(true);
     expect(readFileSync(sshd.logPath, "utf8")).toContain(`Server listening on 127.0.0.1 port ${sshd.port}`);
   });
 
@@ -129,7 +121,7 @@ describe("an sshd's lifecycle", () => {
       await session.waitFor("started");
       await sshd.restart();
       expect(sshd.pid).not.toBe(before.pid);
-      expect(alive(before.pid)).toBe(false);
+      expect(isAlive(before.pid)).toBe(false);
       expect({ port: sshd.port, key: sshd.hostPublicKey }).toEqual({ port: before.port, key: before.key });
       const after = await ssh(sshd, sshd.users.plain, "echo again").done;
       expect(after).toMatchObject({ code: 0, stdout: "again\n" });
@@ -145,14 +137,14 @@ describe("an sshd's lifecycle", () => {
     try {
       const session = ssh(sshd, sshd.users.plain, "sleep 60 & echo pid=$!; wait; echo finished");
       const pid = Number(/pid=(\d+)/.exec(await session.waitFor("\n"))?.[1]);
-      expect(alive(pid)).toBe(true);
+      expect(isAlive(pid)).toBe(true);
       const listener = sshd.pid;
       await sshd.crash();
       const result = await session.done;
       expect(result.code).toBe(255);
       expect(result.stdout).not.toContain("finished");
-      expect(alive(pid)).toBe(false);
-      expect(alive(listener)).toBe(false);
+      expect(isAlive(pid)).toBe(false);
+      expect(isAlive(listener)).toBe(false);
       expect(await portAnswers(sshd.port)).toBe(false);
       await sshd.restart();
       expect(await ssh(sshd, sshd.users.plain, "echo back").done).toMatchObject({ code: 0, stdout: "back\n" });
@@ -173,7 +165,7 @@ describe("an sshd's lifecycle", () => {
     expect(sessionPids).toEqual(expect.arrayContaining([firstPid, secondPid]));
 
     await sshd.stop();
-    for (const pid of [firstListener, sshd.pid, firstPid, secondPid]) expect(alive(pid)).toBe(false);
+    for (const pid of [firstListener, sshd.pid, firstPid, secondPid]) expect(isAlive(pid)).toBe(false);
     expect(existsSync(sshd.dir)).toBe(false);
     expect(await portAnswers(sshd.port)).toBe(false);
     expect((await first.done).code).toBe(255);
