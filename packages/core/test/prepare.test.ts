@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { inspect } from "node:util";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { AWKWARD_SHELL_WORDS as AWKWARD } from "@tunnel-sh/testing";
 import { ValidationError } from "../src/errors.js";
 import { quote } from "../src/quote.js";
 import { OWN_PROCESS_GROUP_OF_ARGUMENT } from "../src/remote/process-group.js";
@@ -73,43 +74,6 @@ async function shEach(commands: readonly string[], env?: NodeJS.ProcessEnv): Pro
   return commands.map((_command, index) => ({ stdout: parts[index * 2] as string, exitCode: Number(parts[index * 2 + 1]) }));
 }
 
-const AWKWARD = [
-  "'",
-  '"',
-  "$",
-  "`",
-  "\\",
-  "\n",
-  "\r",
-  "\t",
-  " ",
-  "*",
-  "?",
-  "[",
-  "]",
-  "{a,b}",
-  "~",
-  "!",
-  "#",
-  ";",
-  "&",
-  "|",
-  "<",
-  ">",
-  "(",
-  ")",
-  "-",
-  "--",
-  "-n",
-  "$(id)",
-  "${HOME}",
-  "%s",
-  "é",
-  "日本",
-  "🙂",
-  "\u00a0",
-  "'\\''",
-];
 const wellFormed = (value: string) => !value.includes("\0") && Buffer.from(value, "utf8").toString("utf8") === value;
 const awkwardString = fc
   .array(fc.oneof(fc.constantFrom(...AWKWARD), fc.string({ unit: "binary", maxLength: 6 })), { maxLength: 8 })
