@@ -5,13 +5,14 @@
  * `TUNNEL_WRITE_FAULT_TABLE=1` prints the observed rows instead.
  */
 import { randomBytes } from "node:crypto";
-import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DefaultExecutorConfig, Executor } from "@tunnel-sh/core";
+import type { Progress } from "@tunnel-sh/core";
 import { ConnectionPool, DefaultPoolConfig } from "@tunnel-sh/pool";
-import { remoteProcesses, startSshd, freePort } from "@tunnel-sh/testing";
+import { descendants, freePort, listProcessesSync, startSshd } from "@tunnel-sh/testing";
 import type { Sshd } from "@tunnel-sh/testing";
 import { compareWithTable, observe, readFaultTable, renderRows } from "./support/fault-table.js";
 import type { FaultObservation } from "./support/fault-table.js";
@@ -26,16 +27,6 @@ async function measure(executor: Executor, operation: () => Promise<unknown>): P
   const started = performance.now();
   const outcome = await operation().catch((caught: unknown) => caught);
   return { outcome, attempts: executor.stats().attempts - before, ms: performance.now() - started };
-}
-
-/** Is `pid` a descendant of `root`? (Other test runs share the test accounts: touch only this server's processes.) */
-async function descendsFrom(pid: number, root: number): Promise<boolean> {
-  for (let current = pid, depth = 0; current > 1 && depth < 32; depth++) {
-    if (current === root) return true;
-    const stat = await readFile(`/proc/${current}/stat`, "utf8").catch(() => "");
-    current = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
-  }
-  return false;
 }
 
 describe.each(TRANSPORTS)("safety cases over %s", (transportName) => {
@@ -133,29 +124,33 @@ describe.each(TRANSPORTS)("safety cases over %s", (transportName) => {
     const target = { host: sshd.host, port: sshd.port, user: sshd.users.plain.name };
     await writeFile(join(local, "big.bin"), randomBytes(64 * 1024 * 1024));
     let killed = false;
-    const killer = (async () => {
-      for (let tries = 0; tries < 400 && !killed; tries++) {
-        await new Promise((resolve) => setTimeout(resolve, 20));
-        const processes = await remoteProcesses(sshd.users.plain.name);
-        const writer = processes.find(
-          (entry) =>
-            /@internal-sftp/.test(entry.args) ||
-            (entry.args === "cat" && processes.some((parent) => parent.pid === entry.ppid && parent.args.includes(remote))),
-        );
-        if (writer && (await descendsFrom(writer.pid, sshd.pid))) {
-          try {
-            process.kill(writer.pid, "SIGKILL");
-            killed = true;
-          } catch {
-            // gone already
-          }
-        }
+    // From a progress report, synchronously: the upload stands still while this looks for the server's writer, so the
+    // kill lands with bytes still to send (a kill found by polling could come after the upload, on an idle SFTP session).
+    const killWriter = (progress: Progress): void => {
+      if (killed || progress.bytes === 0 || progress.bytes >= (progress.total ?? Number.POSITIVE_INFINITY)) return;
+      const own = descendants(listProcessesSync(), [sshd.pid]);
+      const writer = own.find(
+        (entry) =>
+          /@internal-sftp/.test(entry.args) || (entry.args === "cat" && own.some((parent) => parent.pid === entry.ppid && parent.args.includes(remote))),
+      );
+      if (!writer) return;
+      try {
+        process.kill(writer.pid, "SIGKILL");
+        killed = true;
+      } catch {
+        // gone already: look again at the next report
       }
-    })();
+    };
     const measured = await measure(stack.executor, () =>
-      stack.executor.transferFile({ ...target, direction: "upload", source: join(local, "big.bin"), destination: `${remote}/big.bin`, verify: "sha256" }),
+      stack.executor.transferFile({
+        ...target,
+        direction: "upload",
+        source: join(local, "big.bin"),
+        destination: `${remote}/big.bin`,
+        verify: "sha256",
+        onProgress: killWriter,
+      }),
     );
-    await killer;
     expect(killed).toBe(true);
     record("server process of an upload killed mid-transfer", measured);
     expect((await readdir(remote)).filter((entry) => entry.endsWith(".part"))).toEqual([]);

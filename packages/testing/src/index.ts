@@ -1,6 +1,7 @@
 export { sshdSupport, startSshd } from "./sshd.js";
 export { freePort } from "./server-process.js";
-export { remoteProcesses } from "./process-table.js";
+export { descendants, listProcessesSync, remoteProcesses } from "./process-table.js";
+export type { ProcessEntry } from "./process-table.js";
 export type { Sshd, SshdSupport, SshdUser, StartSshdOptions } from "./sshd.js";
 export { dropbearSupport, startDropbear } from "./dropbear.js";
 export type { Dropbear, DropbearSupport } from "./dropbear.js";
