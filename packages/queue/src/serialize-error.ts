@@ -33,6 +33,8 @@ export interface SerializedError {
   readonly target?: Target;
   readonly field?: string;
   readonly reason?: string;
+  /** The host's own message, for `UNSUPPORTED_HOST`. */
+  readonly detail?: string;
   readonly retryAfterMs?: number;
   readonly timeoutMs?: number;
   readonly fingerprint?: string;
@@ -45,6 +47,12 @@ export interface SerializedError {
 const MAX_NESTED_ERRORS = 20;
 
 const SUDO_REASONS: ReadonlySet<string> = new Set<SudoError["reason"]>(["password-required", "wrong-password", "not-allowed", "prompt-timeout", "other"]);
+
+const UNSUPPORTED_REASONS: ReadonlySet<string> = new Set<UnsupportedHostError["reason"]>(["shell", "tool", "pty", "session", "sftp"]);
+
+function isUnsupportedReason(reason: string | undefined): reason is UnsupportedHostError["reason"] {
+  return reason !== undefined && UNSUPPORTED_REASONS.has(reason);
+}
 
 function isSudoReason(reason: string | undefined): reason is SudoError["reason"] {
   return reason !== undefined && SUDO_REASONS.has(reason);
@@ -63,6 +71,7 @@ export function serializeError(error: unknown): SerializedError {
   }
   const field = ValidationError.is(error) || ConfigError.is(error) ? error.field : undefined;
   const reason = SudoError.is(error) || RetriesExhaustedError.is(error) || UnsupportedHostError.is(error) ? error.reason : undefined;
+  const detail = UnsupportedHostError.is(error) ? error.detail : undefined;
   const fingerprint = HostKeyError.is(error) ? error.fingerprint : undefined;
   const retryAfterMs = CircuitOpenError.is(error) ? error.retryAfterMs : undefined;
   const timeoutMs = TimeoutError.is(error) ? error.timeoutMs : undefined;
@@ -87,6 +96,7 @@ export function serializeError(error: unknown): SerializedError {
       : {}),
     ...(field !== undefined ? { field } : {}),
     ...(reason !== undefined ? { reason } : {}),
+    ...(detail !== undefined ? { detail } : {}),
     ...(fingerprint !== undefined ? { fingerprint } : {}),
     ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
     ...(timeoutMs !== undefined ? { timeoutMs } : {}),
@@ -146,6 +156,12 @@ export function deserializeError(data: SerializedError): TunnelError {
         ...options,
         reason: data.reason === "deadline" ? "deadline" : "attempts",
       });
+      break;
+    case "UNSUPPORTED_HOST":
+      // A reason this copy does not know cannot be told apart from an outcome nobody knows.
+      error = isUnsupportedReason(data.reason)
+        ? new UnsupportedHostError(data.message, { ...options, reason: data.reason, ...(data.detail !== undefined ? { detail: data.detail } : {}) })
+        : new OutcomeUnknownError(data.message, options);
       break;
     case "POOL_CLOSED":
       error = new PoolClosedError(data.message, options);

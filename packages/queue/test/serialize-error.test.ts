@@ -16,6 +16,7 @@ import {
   TimeoutError,
   TransferError,
   TunnelError,
+  UnsupportedHostError,
   ValidationError,
 } from "@tunnel-sh/core";
 import { QueueProducer, QueueWorker, deserializeError, serializeError } from "../src/index.js";
@@ -43,12 +44,14 @@ describe("errors through the queue", () => {
     new PoolClosedError(undefined, { target }),
     new PoolTimeoutError("busy", { target }),
     new OutcomeUnknownError("the worker stopped", { target }),
+    new UnsupportedHostError("the login shell did not run the command", { target, reason: "shell", detail: "This account is currently not available." }),
+    new UnsupportedHostError("no SFTP", { target, reason: "sftp" }),
   ])("%s comes back as the same class with the same code, message, phase, target and details", (error) => {
     const back = deserializeError(JSON.parse(JSON.stringify(serializeError(error))));
     expect(back.constructor).toBe(error.constructor);
     expect(TunnelError.is(back)).toBe(true);
     expect(back.toJSON()).toEqual(error.toJSON());
-    for (const detail of ["field", "fingerprint", "refused", "timeoutMs", "reason", "retryAfterMs", "result", "attempts"]) {
+    for (const detail of ["field", "fingerprint", "refused", "timeoutMs", "reason", "detail", "retryAfterMs", "result", "attempts"]) {
       expect((back as unknown as Record<string, unknown>)[detail]).toEqual((error as unknown as Record<string, unknown>)[detail]);
     }
   });
