@@ -105,9 +105,11 @@ export class OpenSshConnection implements Connection {
     const aborted = () => new AbortError("the ping was aborted", { phase: "connect", target: this.target });
     if (options.signal?.aborted) throw aborted();
     if (this.isClosed) throw this.closeError ?? closedError(this.target);
-    if (await this.master.check(options.signal)) return;
-    // The abort killed the check, not the master: the connection is not lost.
+    const answered = await this.master.check(options.signal);
+    // An abort before the answer is delivered wins, even when the check had already exited (a kill of an exited
+    // check does nothing); and when the abort killed the check, not the master, the connection is not lost.
     if (options.signal?.aborted) throw aborted();
+    if (answered) return;
     const lost = await this.masterLost();
     const error = lost ?? new ConnectError(`the ControlMaster for ${this.target.host} does not answer`, { lost: true, target: this.target });
     this.markLost(error);

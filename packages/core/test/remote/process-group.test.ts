@@ -37,6 +37,12 @@ function session(script: string, path = "/usr/bin:/bin") {
   return { child, done, printed };
 }
 
+/** The `sleep <marker>` processes once `count` of them run: "started" is printed before the shells' forks have exec'd. */
+async function sleeping(marker: string, count: number): Promise<number[]> {
+  for (let tries = 0; tries < 200 && alive(marker).length < count; tries++) await new Promise((resolve) => setTimeout(resolve, 50));
+  return alive(marker);
+}
+
 async function gone(marker: string): Promise<number[]> {
   for (let tries = 0; tries < 100 && alive(marker).length > 0; tries++) await new Promise((resolve) => setTimeout(resolve, 50));
   return alive(marker);
@@ -60,7 +66,7 @@ describe.each([
     const marker = `${400 + Math.floor(Math.random() * 500)}.7`;
     const running = session(`sleep ${marker} & echo started; sleep ${marker}; echo done`, path);
     await running.printed("started");
-    expect(alive(marker).length).toBe(2);
+    expect((await sleeping(marker, 2)).length).toBe(2);
     running.child.kill("SIGTERM");
     const result = await running.done;
     expect(result).toMatchObject({ code: null, signal: "SIGTERM", stdout: "started\n", stderr: "" });
