@@ -19,7 +19,8 @@ import {
 import { sshEnvironment } from "./environment.js";
 import type { Master } from "./master.js";
 import { clientArgs, type ResolvedOptions } from "./options.js";
-import { OpenSshRemoteProcess, type ProcessFiles, type ProcessHost } from "./remote-process.js";
+import type { ProcessFiles, ProcessHost, TrackedProcess } from "./process-host.js";
+import { OpenSshRemoteProcess } from "./remote-process.js";
 import { runSsh } from "./run-ssh.js";
 import { downloadFile, uploadFile } from "./transfer.js";
 
@@ -30,7 +31,7 @@ export class OpenSshConnection implements Connection {
   private isClosed = false;
   private closing: Promise<void> | undefined;
   private readonly listeners = new Set<(error?: TunnelError) => void>();
-  private readonly processes = new Set<OpenSshRemoteProcess>();
+  private readonly processes = new Set<TrackedProcess>();
   private closeError: TunnelError | undefined;
   private readonly host: ProcessHost;
 

@@ -44,14 +44,15 @@ const PERL_WAITER = [
   "my($n,$g,$f,$b,$h,$c)=@ARGV;",
   "if($h){$ENV{PERL_BADLANG}=$b}else{delete $ENV{PERL_BADLANG}}",
   // Survive group signals (a handler, not IGNORE: exec resets handlers to default in the child, not ignored ones).
-  "$SIG{$_}=sub{} for grep !/^(?:KILL|STOP|CHLD|CLD|CONT|TSTP|TTIN|TTOU|WINCH|URG|NUM3[23])$/,keys %SIG;",
+  "my @t=grep !/^(?:KILL|STOP|CHLD|CLD|CONT|TSTP|TTIN|TTOU|WINCH|URG|NUM3[23])$/,keys %SIG;$SIG{$_}=sub{} for @t;",
   "my($r,$o);",
   String.raw`if($f&&!pipe($r,$o)){print STDERR "tunnel: cannot make a pipe: $!\n";exit 126}`,
   "my $p=fork;",
   String.raw`if(!defined $p){print STDERR "tunnel: cannot fork: $!\n";exit 126}`,
   // The child reports, in one write and before the command can print anything, the group to signal: its own, or
-  // the session's when it shares that (pty).
-  String.raw`if(!$p){if($f){close $o;open(STDIN,"<&",$r);close $r}setpgrp(0,0) if $g;print STDERR "$n:pid:".($g?$$:getppid()).":perl\n";exec{q(/bin/sh)}q(sh),q(-c),$c;print STDERR "/bin/sh: $!\n";exit 127}`,
+  // the session's when it shares that (pty). It takes the default handlers back first: a signal sent once the
+  // report is out must stop the child even before it has become the command's shell, not be caught and lost.
+  String.raw`if(!$p){$SIG{$_}=q(DEFAULT) for @t;if($f){close $o;open(STDIN,"<&",$r);close $r}setpgrp(0,0) if $g;print STDERR "$n:pid:".($g?$$:getppid()).":perl\n";exec{q(/bin/sh)}q(sh),q(-c),$c;print STDERR "/bin/sh: $!\n";exit 127}`,
   "setpgrp($p,$p) if $g;",
   "my $w;",
   "if($f){",
@@ -96,7 +97,9 @@ const SH_WAITER = [
   // leader, so setsid(1) makes it one without forking: the pid it reports is the group's.
   'if [ "$g" = 1 ] && command -v setsid >/dev/null 2>&1; then ' +
     String.raw`(exec 2>&3 3>&-; exec setsid /bin/sh -c 'printf "%s:pid:%s:sh\n" "$1" "$$" >&2; exec /bin/sh -c "$2"' sh "$n" "$c"); ` +
-    String.raw`else printf '%s:pid:%s:sh\n' "$n" "$$" >&3; (exec 2>&3 3>&-; exec /bin/sh -c "$c"); fi`,
+    // The report comes from the subshell, whose handlers are the defaults again (a subshell resets caught traps):
+    // a signal sent once it is out reaches a process that dies of it, never the waiter's trap.
+    String.raw`else (printf '%s:pid:%s:sh\n' "$n" "$$" >&3; exec 2>&3 3>&-; exec /bin/sh -c "$c"); fi`,
   "s=$?",
   String.raw`if [ "$s" -gt 128 ] && [ "$s" -le 192 ]; then m=$(kill -l "$s" 2>/dev/null) || m=; printf '%s:signal:%s:%s\n' "$n" $((s - 128)) "$m" >&3`,
   String.raw`else printf '%s:exit:%s\n' "$n" "$s" >&3; fi`,
@@ -121,10 +124,12 @@ const SH_FRAMED_INNER = [
     'k() { setsid kill -s "$1" -- "-$G" 2>/dev/null || kill -s "$1" -- "-$G" 2>/dev/null; }; ' +
     'while IFS= read -r l; do case $l in d*) printf "${l#d}";; e) exec >&-;; s*) k "${l#s}";; q) exit 0;; esac; done; ' +
     "k TERM; sleep 1; k KILL; } | " +
-    // The right side reports the group once its own traps are set (a subshell starts with default handlers): a
-    // signal frame, sent only after that report, cannot kill it before it has started the command.
+    // The right side sets its traps (a pipeline's subshell starts with default handlers), then starts the command
+    // in a subshell of its own, which has the default handlers back and reports the group: a signal frame, sent
+    // only after that report, reaches a process that dies of it — never a trap that would swallow it before the
+    // command's shell runs.
     `{ trap : ${TRAPPED}; ` +
-    String.raw`printf '%s:pid:%s:sh\n' "$1" "$G" >&3; /bin/sh -c "$2" 2>&3 3>&-; s=$?; ` +
+    String.raw`(printf '%s:pid:%s:sh\n' "$1" "$G" >&3; exec /bin/sh -c "$2" 2>&3 3>&-); s=$?; ` +
     String.raw`if [ "$s" -gt 128 ] && [ "$s" -le 192 ]; then m=$(kill -l "$s" 2>/dev/null) || m=; printf '%s:signal:%s:%s\n' "$1" $((s - 128)) "$m" >&3; ` +
     String.raw`else printf '%s:exit:%s\n' "$1" "$s" >&3; fi; exit "$s"; }`,
 ].join("\n");

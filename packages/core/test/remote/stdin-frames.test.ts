@@ -1,6 +1,6 @@
 import { spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync, symlinkSync } from "node:fs";
+import { mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -31,12 +31,28 @@ interface Session {
   send(data: Buffer): Promise<void>;
   end(): void;
   dropStdout(): void;
+  /** Let stderr flow (see `stderrFull`). */
+  readStderr(): void;
+  /** The session's local pid: its process group too. */
+  readonly pid: number;
 }
 
-/** The framed session command, run the way sshd runs it: the login shell with -c, a group of its own, pipes. */
-function session(command: string, path: string): Session {
+/**
+ * Runs the session command (`$1`) with its stderr a pipe that a process of the session fills first, and whose
+ * reader stops itself at once: every later write to stderr, the waiter's reports too, blocks until the reader is
+ * continued (SIGCONT to the session's group), then everything flows on to the real stderr.
+ */
+const STDERR_FULL = "exec 3>&1; { head -c 1048576 /dev/zero >&2 & exec /bin/sh -c \"$1\"; } 2>&1 >&3 3>&- | /bin/sh -c 'kill -STOP $$; exec cat >&2'";
+
+/**
+ * The framed session command, run the way sshd runs it: the login shell with -c, a group of its own, pipes. With
+ * `stderrFull`, stderr blocks until `readStderr()` (see `STDERR_FULL`).
+ */
+function session(command: string, path: string, options: { readonly stderrFull?: boolean } = {}): Session {
   const nonce = `tunnel${randomBytes(12).toString("hex")}`;
-  const child = spawn("/bin/sh", ["-c", loginShellCommand(exitWaiterScript(command, nonce, { framed: true }))], {
+  const line = loginShellCommand(exitWaiterScript(command, nonce, { framed: true }));
+  const argv = options.stderrFull ? ["-c", STDERR_FULL, "sh", line] : ["-c", line];
+  const child = spawn("/bin/sh", argv, {
     env: { PATH: path, SHELL: "/bin/sh" },
     stdio: ["pipe", "pipe", "pipe"],
     detached: true,
@@ -50,7 +66,8 @@ function session(command: string, path: string): Session {
   // The waiter's report lines, `<nonce>:<report>\n`, from stderr as they arrive.
   let stderr = "";
   child.stderr.on("data", (chunk: Buffer) => {
-    stderr += chunk.toString("latin1");
+    // A filler's zeros (`stderrFull`) carry no newline: a report is found wherever it lands among them.
+    stderr += chunk.toString("latin1").replace(/\0+/g, "");
     for (let end = stderr.indexOf("\n"); end !== -1; end = stderr.indexOf("\n")) {
       const line = stderr.slice(0, end);
       stderr = stderr.slice(end + 1);
@@ -83,7 +100,54 @@ function session(command: string, path: string): Session {
     },
     end: () => child.stdin.end(),
     dropStdout: () => child.stdout.destroy(),
+    readStderr: () => process.kill(-(child.pid as number), "SIGCONT"),
+    pid: child.pid as number,
   };
+}
+
+/** `/proc/<pid>/<name>`, or undefined once the process is gone. */
+function procFile(pid: number, name: string): string | undefined {
+  try {
+    return readFileSync(`/proc/${pid}/${name}`, "latin1");
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The process of the session below `root` that has moved to a process group of its own (the command's group, made
+ * by the waiter) and is blocked writing to a pipe: the one about to report that group. Polls until there is one.
+ */
+async function blockedReporter(root: number): Promise<number> {
+  for (;;) {
+    const children = new Map<number, number[]>();
+    const groups = new Map<number, number>();
+    for (const entry of readdirSync("/proc")) {
+      if (!/^\d+$/.test(entry)) continue;
+      const stat = procFile(Number(entry), "stat");
+      // pid (comm) state ppid pgrp ...; comm may hold spaces, so read after its closing parenthesis.
+      const fields = stat?.slice(stat.lastIndexOf(")") + 2).split(" ");
+      if (!fields) continue;
+      const parent = Number(fields[1]);
+      children.set(parent, [...(children.get(parent) ?? []), Number(entry)]);
+      groups.set(Number(entry), Number(fields[2]));
+    }
+    const below: number[] = [];
+    for (let queue = [root]; queue.length > 0;) {
+      const next = children.get(queue.shift() as number) ?? [];
+      below.push(...next);
+      queue.push(...next);
+    }
+    const reporter = below.find((pid) => groups.get(pid) !== root && /pipe_write/.test(procFile(pid, "wchan") ?? ""));
+    if (reporter !== undefined) return reporter;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+/** Whether `pid` runs a handler of its own for SIGTERM (`SigCgt`, bit 15 - 1). */
+function catchesTerm(pid: number): boolean {
+  const caught = /^SigCgt:\s*([0-9a-f]+)$/m.exec(procFile(pid, "status") ?? "")?.[1] ?? "0";
+  return (BigInt(`0x${caught}`) & (1n << 14n)) !== 0n;
 }
 
 /** Is any process of group `pgid` left (zombies aside)? */
@@ -144,6 +208,30 @@ describe.each([
     running.end();
     await running.closed;
     expect(groupAlive(pid)).toBe(false);
+  });
+
+  it("a signal frame sent as soon as the group is reported stops the command, even before its shell runs", async () => {
+    // The report is out before the command's shell has started. Held right there (its write blocks on a full
+    // stderr), the reporting process must already die of the signal a frame sends, not catch and lose it.
+    const running = session("sleep 300 & sleep 301; echo done", path, { stderrFull: true });
+    try {
+      const reporter = await blockedReporter(running.pid);
+      expect(catchesTerm(reporter)).toBe(false);
+      const group = Number(procFile(reporter, "stat")?.split(") ")[1]?.split(" ")[2]);
+      running.write(Buffer.concat([END_FRAME, signalFrame("TERM")]));
+      running.readStderr();
+      expect(await running.report).toMatchObject({ kind: "signal", signal: "SIGTERM" });
+      running.write(DONE_FRAME);
+      running.end();
+      await running.closed;
+      expect(groupAlive(group)).toBe(false);
+    } finally {
+      try {
+        process.kill(-running.pid, "SIGKILL");
+      } catch {
+        // the filler and the session are gone already
+      }
+    }
   });
 
   it("the end of the channel's stdin without the done frame stops the command (a closed channel)", async () => {
