@@ -1,19 +1,21 @@
 /**
  * One remote process: a mux client (`ssh -S <socket> -T|-tt -- host <wrapped command>`) through the master. This
  * file spawns it and routes its output; the command line is `session-command.ts`, its stdin `session-stdin.ts`,
- * stopping it `process-stop.ts` and how it ended `process-outcome.ts`.
+ * stopping it `process-stop.ts` and how it ended `process-outcome.ts`; `standby-session.ts` opens sessions ahead of
+ * their commands.
  */
 import { spawn, type ChildProcess, type StdioOptions } from "node:child_process";
 import { constants } from "node:os";
 import { PassThrough, type Readable, type Writable } from "node:stream";
 import { AbortError, ConnectError, type ExitStatus, type RemoteProcess, type SpawnRequest, type Target, TunnelError } from "@tunnel-sh/core";
-import type { WaiterReport } from "@tunnel-sh/core/internal";
+import { commandFrame, type WaiterReport } from "@tunnel-sh/core/internal";
 import { TailBuffer } from "./master.js";
 import type { ProcessFiles, ProcessHost, TrackedProcess } from "./process-host.js";
 import { processOutcome } from "./process-outcome.js";
 import { ProcessStopper } from "./process-stop.js";
 import { clientEnvironment, oversizedCommand, ptyOptions, sessionCommand } from "./session-command.js";
 import { SessionStdin } from "./session-stdin.js";
+import type { StandbySession } from "./standby-session.js";
 import { MarkerFilter, newNonce } from "./wrapper.js";
 
 export type { ProcessFiles, ProcessHost } from "./process-host.js";
@@ -49,10 +51,14 @@ export class OpenSshRemoteProcess implements RemoteProcess, TrackedProcess {
   private readonly stopper: ProcessStopper;
   private ptyRefused = false;
 
+  /**
+   * @param standby a ready session to run the command in instead of spawning a client (no pty, no local files)
+   */
   constructor(
     private readonly host: ProcessHost,
     private readonly request: SpawnRequest,
     private readonly files: ProcessFiles = {},
+    private readonly standby?: StandbySession,
   ) {
     this.started = new Promise<void>((resolve, reject) => {
       this.resolveStarted = resolve;
@@ -102,25 +108,36 @@ export class OpenSshRemoteProcess implements RemoteProcess, TrackedProcess {
       this.fail(new AbortError("the command was aborted before it started", { target: host.target }));
       return;
     }
-    const nonce = newNonce();
-    const remoteCommand = sessionCommand(this.request, { nonce, exact: host.exactExitStatus, framed: this.sessionStdin.framed });
-    const oversized = oversizedCommand(remoteCommand, host.target);
-    if (oversized) {
-      stdout.end();
-      stderr.end();
-      this.fail(oversized);
-      return;
-    }
-    const args = [...host.clientArgs, this.pty ? "-tt" : "-T", "--", host.target.host, remoteCommand];
-    const stdio: StdioOptions = [this.files.stdin ?? "pipe", this.files.stdout ?? "pipe", "pipe"];
-    // Detached like the master: the application, not the terminal's Ctrl-C, decides when this client stops.
-    const child = spawn(host.sshPath, args, { stdio, env: clientEnvironment(host.env, ptyOptions(this.request)), detached: true });
-    this.child = child;
-    host.track(this);
-
     const onMarker = (marker: WaiterReport) => this.onReport(marker, stderr);
-    this.routeOutput(child, new MarkerFilter(nonce, onMarker), onMarker, stdout, stderr);
-    this.sessionStdin.attach(child.stdin);
+    let child: ChildProcess;
+    if (this.standby) {
+      // A session whose waiter is already running on the host: the command is its first frame.
+      const taken = this.standby.take(onMarker);
+      child = taken.child;
+      this.child = child;
+      host.track(this);
+      this.routeOutput(child, taken.markers, onMarker, stdout, stderr, true);
+      this.sessionStdin.attach(child.stdin);
+      child.stdin!.write(commandFrame(this.request.command, taken.waiter));
+    } else {
+      const nonce = newNonce();
+      const remoteCommand = sessionCommand(this.request, { nonce, exact: host.exactExitStatus, framed: this.sessionStdin.framed });
+      const oversized = oversizedCommand(remoteCommand, host.target);
+      if (oversized) {
+        stdout.end();
+        stderr.end();
+        this.fail(oversized);
+        return;
+      }
+      const args = [...host.clientArgs, this.pty ? "-tt" : "-T", "--", host.target.host, remoteCommand];
+      const stdio: StdioOptions = [this.files.stdin ?? "pipe", this.files.stdout ?? "pipe", "pipe"];
+      // Detached like the master: the application, not the terminal's Ctrl-C, decides when this client stops.
+      child = spawn(host.sshPath, args, { stdio, env: clientEnvironment(host.env, ptyOptions(this.request)), detached: true });
+      this.child = child;
+      host.track(this);
+      this.routeOutput(child, new MarkerFilter(nonce, onMarker), onMarker, stdout, stderr, false);
+      this.sessionStdin.attach(child.stdin);
+    }
 
     let spawnError: Error | undefined;
     child.on("error", (error) => {
@@ -154,6 +171,7 @@ export class OpenSshRemoteProcess implements RemoteProcess, TrackedProcess {
 
   /** A report line of the waiter: the group started, or how the command ended. */
   private onReport(marker: WaiterReport, stderr: PassThrough): void {
+    if (marker.kind === "ready") return;
     if (marker.kind === "pid") {
       if (this.pid !== undefined) return;
       this.pid = marker.pid;
@@ -180,6 +198,7 @@ export class OpenSshRemoteProcess implements RemoteProcess, TrackedProcess {
     onMarker: (marker: WaiterReport) => void,
     stdout: PassThrough,
     stderr: PassThrough,
+    stderrPiped: boolean,
   ): void {
     if (this.pty) {
       // stdout and stderr share the terminal; the local stderr carries only ssh's own messages.
@@ -198,7 +217,7 @@ export class OpenSshRemoteProcess implements RemoteProcess, TrackedProcess {
     }
     if (child.stdout) child.stdout.pipe(stdout);
     else stdout.end();
-    child.stderr!.pipe(markerStream);
+    if (!stderrPiped) child.stderr!.pipe(markerStream);
     markerStream.on("data", (chunk: Buffer) => {
       if (this.pid !== undefined) {
         stderr.write(chunk);

@@ -6,7 +6,13 @@ import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { loginShellCommand } from "../../src/login-shell.js";
 import { exitWaiterScript, parseWaiterReport, type WaiterReport } from "../../src/remote/exit-waiter.js";
-import { STDIN_DONE_FRAME as DONE_FRAME, STDIN_END_FRAME as END_FRAME, StdinFramer, stdinSignalFrame as signalFrame } from "../../src/remote/stdin-frames.js";
+import {
+  STDIN_DONE_FRAME as DONE_FRAME,
+  STDIN_END_FRAME as END_FRAME,
+  StdinFramer,
+  commandFrame,
+  stdinSignalFrame as signalFrame,
+} from "../../src/remote/stdin-frames.js";
 
 /** A PATH with the tools the sh waiter and these commands use, but no perl. */
 const noPerl = mkdtempSync(join(tmpdir(), "tunnel-openssh-frames-"));
@@ -22,6 +28,8 @@ afterAll(() => rmSync(noPerl, { recursive: true, force: true }));
 
 interface Session {
   readonly markers: WaiterReport[];
+  /** With `commandFromStdin`: the waiter is ready for its command frame. */
+  readonly ready: Promise<"perl" | "sh">;
   readonly started: Promise<{ pid: number; waiter: "perl" | "sh" }>;
   /** Resolves when the waiter process has exited and its output is complete. */
   readonly closed: Promise<{ code: number | null; stdout: Buffer }>;
@@ -48,9 +56,9 @@ const STDERR_FULL = "exec 3>&1; { head -c 1048576 /dev/zero >&2 & exec /bin/sh -
  * The framed session command, run the way sshd runs it: the login shell with -c, a group of its own, pipes. With
  * `stderrFull`, stderr blocks until `readStderr()` (see `STDERR_FULL`).
  */
-function session(command: string, path: string, options: { readonly stderrFull?: boolean } = {}): Session {
+function session(command: string, path: string, options: { readonly stderrFull?: boolean; readonly commandFromStdin?: boolean } = {}): Session {
   const nonce = `tunnel${randomBytes(12).toString("hex")}`;
-  const line = loginShellCommand(exitWaiterScript(command, nonce, { framed: true }));
+  const line = loginShellCommand(exitWaiterScript(command, nonce, { framed: true, commandFromStdin: options.commandFromStdin === true }));
   const argv = options.stderrFull ? ["-c", STDERR_FULL, "sh", line] : ["-c", line];
   const child = spawn("/bin/sh", argv, {
     env: { PATH: path, SHELL: "/bin/sh" },
@@ -63,6 +71,8 @@ function session(command: string, path: string, options: { readonly stderrFull?:
   let resolveReport!: (marker: WaiterReport) => void;
   const started = new Promise<{ pid: number; waiter: "perl" | "sh" }>((resolve) => (resolveStarted = resolve));
   const report = new Promise<WaiterReport>((resolve) => (resolveReport = resolve));
+  let resolveReady!: (waiter: "perl" | "sh") => void;
+  const ready = new Promise<"perl" | "sh">((resolve) => (resolveReady = resolve));
   // The waiter's report lines, `<nonce>:<report>\n`, from stderr as they arrive.
   let stderr = "";
   child.stderr.on("data", (chunk: Buffer) => {
@@ -75,7 +85,8 @@ function session(command: string, path: string, options: { readonly stderrFull?:
       const marker = at === -1 ? undefined : parseWaiterReport(line.slice(at + nonce.length + 1));
       if (!marker) continue;
       markers.push(marker);
-      if (marker.kind === "pid") resolveStarted({ pid: marker.pid, waiter: marker.waiter ?? "sh" });
+      if (marker.kind === "ready") resolveReady(marker.waiter);
+      else if (marker.kind === "pid") resolveStarted({ pid: marker.pid, waiter: marker.waiter ?? "sh" });
       else resolveReport(marker);
     }
   });
@@ -86,6 +97,7 @@ function session(command: string, path: string, options: { readonly stderrFull?:
   );
   return {
     markers,
+    ready,
     started,
     closed,
     report,
@@ -241,6 +253,31 @@ describe.each([
     await running.closed;
     expect(groupAlive(pid)).toBe(false);
     expect(running.markers.some((marker) => marker.kind === "exit")).toBe(false);
+  });
+
+  it("started ahead of its command, reports ready, then runs the command frame it reads, with the stdin behind it", async () => {
+    const running = session("", path, { commandFromStdin: true });
+    const ready = await running.ready;
+    expect(ready).toBe(waiter);
+    expect(running.markers.some((marker) => marker.kind === "pid")).toBe(false);
+    // The frames behind the command arrive in the same write: the waiter must not read them as part of it.
+    const command = "printf '%s|' 'a\\b' '%%'; cat; echo; exit 7\n\n";
+    const data = Buffer.concat([Buffer.from("line one\n-%\\'\n"), randomBytes(2_000)]);
+    running.write(commandFrame(command, ready));
+    await running.send(data);
+    expect(await running.report).toEqual({ kind: "exit", code: 7 });
+    running.write(DONE_FRAME);
+    running.end();
+    const { stdout } = await running.closed;
+    expect(stdout.equals(Buffer.concat([Buffer.from("a\\b|%%|"), data, Buffer.from("\n")]))).toBe(true);
+  });
+
+  it("started ahead of its command, runs nothing when the channel's stdin ends before the command frame", async () => {
+    const running = session("", path, { commandFromStdin: true });
+    await running.ready;
+    running.end();
+    expect((await running.closed).code).toBe(0);
+    expect(running.markers.map((marker) => marker.kind)).toEqual(["ready"]);
   });
 
   it("the done frame after the report ends the waiter with the command's status, no signal sent", async () => {
