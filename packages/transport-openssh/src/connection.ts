@@ -108,7 +108,10 @@ export class OpenSshConnection implements Connection {
     if (this.isClosed) return failedProcess(this.closeError ?? closedError(this.target));
     const framed = files.stdin === undefined && files.stdout === undefined && (request.pty === undefined || request.pty === false);
     let standby: StandbySession | undefined;
-    if (framed && this.standby?.ready === true && request.command.length <= STANDBY_COMMAND_LIMIT) {
+    // A ready session is always taken; one still on its way only when a session of its own would be one more than
+    // the connection's channels (it holds one of them), never spawning past the limit.
+    const available = this.standby?.available === true && request.command.length <= STANDBY_COMMAND_LIMIT;
+    if (framed && available && (this.standby?.ready === true || this.processes.size + 2 > this.options.maxChannels)) {
       standby = this.standby;
       this.standby = undefined;
     }

@@ -50,6 +50,8 @@ export class OpenSshRemoteProcess implements RemoteProcess, TrackedProcess {
   private readonly sessionStdin: SessionStdin;
   private readonly stopper: ProcessStopper;
   private ptyRefused = false;
+  /** Taken from a standby session that had not reported ready yet: the command frame waits for that report. */
+  private awaitingReady = false;
 
   /**
    * @param standby a ready session to run the command in instead of spawning a client (no pty, no local files)
@@ -118,7 +120,9 @@ export class OpenSshRemoteProcess implements RemoteProcess, TrackedProcess {
       host.track(this);
       this.routeOutput(child, taken.markers, onMarker, stdout, stderr, true);
       this.sessionStdin.attach(child.stdin);
-      child.stdin!.write(commandFrame(this.request.command, taken.waiter));
+      // Still on its way, the waiter says which it is (and so how the frame reads) in its ready report.
+      if (taken.waiter) child.stdin!.write(commandFrame(this.request.command, taken.waiter));
+      else this.awaitingReady = true;
     } else {
       const nonce = newNonce();
       const remoteCommand = sessionCommand(this.request, { nonce, exact: host.exactExitStatus, framed: this.sessionStdin.framed });
@@ -171,7 +175,11 @@ export class OpenSshRemoteProcess implements RemoteProcess, TrackedProcess {
 
   /** A report line of the waiter: the group started, or how the command ended. */
   private onReport(marker: WaiterReport, stderr: PassThrough): void {
-    if (marker.kind === "ready") return;
+    if (marker.kind === "ready") {
+      if (this.awaitingReady) this.child?.stdin?.write(commandFrame(this.request.command, marker.waiter));
+      this.awaitingReady = false;
+      return;
+    }
     if (marker.kind === "pid") {
       if (this.pid !== undefined) return;
       this.pid = marker.pid;

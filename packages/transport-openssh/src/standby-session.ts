@@ -18,8 +18,8 @@ export interface TakenStandby {
   readonly nonce: string;
   /** The client's stderr, already piped through the filter of its nonce. */
   readonly markers: MarkerFilter;
-  /** The waiter that reported ready: the frames it reads, the command's first. */
-  readonly waiter: "perl" | "sh";
+  /** The waiter that reported ready (the frames it reads, the command's first), or undefined while on its way. */
+  readonly waiter: "perl" | "sh" | undefined;
 }
 
 export class StandbySession {
@@ -57,14 +57,22 @@ export class StandbySession {
     });
   }
 
-  /** The waiter reported ready and the client is still running. */
-  get ready(): boolean {
-    return this.waiter !== undefined && !this.gone && !this.taken && !this.stopped && this.child.exitCode === null;
+  /** The client is still running and nobody has taken it: it is ready, or on its way. */
+  get available(): boolean {
+    return !this.gone && !this.taken && !this.stopped && this.child.exitCode === null;
   }
 
-  /** Hand the session to a process: from now on `onMarker` gets the waiter's reports. Only when `ready`. */
+  /** The waiter reported ready and the session is `available`. */
+  get ready(): boolean {
+    return this.available && this.waiter !== undefined;
+  }
+
+  /**
+   * Hand the session to a process: from now on `onMarker` gets the waiter's reports, its `ready` report too when it
+   * is still on its way (`waiter` is then undefined). Only when `available`.
+   */
   take(onMarker: (marker: WaiterReport) => void): TakenStandby {
-    if (!this.ready || this.waiter === undefined) throw new Error("the standby session is not ready");
+    if (!this.available) throw new Error("the standby session is not available");
     this.taken = true;
     this.onMarker = onMarker;
     return { child: this.child, nonce: this.nonce, markers: this.markers, waiter: this.waiter };

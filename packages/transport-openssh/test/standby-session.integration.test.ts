@@ -151,6 +151,33 @@ if (support.available) {
       }
     });
 
+    it("never holds a channel the connection's commands need: MaxSessions 3, three commands at once, none refused", async () => {
+      const small = await startSshd({ usePam: false, maxSessions: 3 });
+      const limited = new OpenSshTransport({
+        identityFile: small.clientKeyPath,
+        knownHostsFile: small.knownHostsPath,
+        configFile: "/dev/null",
+        maxChannels: 3,
+      });
+      const connection = (await limited.connect({ host: small.host, port: small.port, user: target.user })) as OpenSshConnection;
+      try {
+        for (let round = 0; round < 4; round++) {
+          await runProcess(connection, { command: "true" });
+          await runProcess(connection, { command: "true" });
+          // Three at once on three channels: one of them the standby session, ready or on its way.
+          const results = await Promise.all([1, 2, 3].map((index) => runProcess(connection, { command: `sleep 0.2; echo ${index}` })));
+          expect(results.map((result) => [result.exitCode, result.stdout])).toEqual([
+            [0, "1\n"],
+            [0, "2\n"],
+            [0, "3\n"],
+          ]);
+        }
+      } finally {
+        await connection.close();
+        await small.stop();
+      }
+    });
+
     it("closing the connection ends the session that waits for a command: no waiter is left on the host", async () => {
       const connection = (await transport.connect(target)) as OpenSshConnection;
       await runProcess(connection, { command: "true" });
