@@ -129,6 +129,35 @@ if (support.available) {
       }
     });
 
+    it("with the sh waiter (exactExitStatus: false), a command runs in it with its stdin and status", async () => {
+      const shTransport = new OpenSshTransport({
+        identityFile: sshd.clientKeyPath,
+        knownHostsFile: sshd.knownHostsPath,
+        configFile: "/dev/null",
+        sshPath: join(folder, "ssh"),
+        exactExitStatus: false,
+      });
+      const connection = (await shTransport.connect(target)) as OpenSshConnection;
+      try {
+        await runProcess(connection, { command: "true" });
+        await runProcess(connection, { command: "true" });
+        await until(() => connection.standbyReady);
+        const before = await spawns();
+        const remote = connection.spawn({ command: "cat; printf '%s' \"$1x%\" >&2; exit 3" });
+        remote.stdin.end("bytes \\ ' %\n");
+        const stdout: Buffer[] = [];
+        const stderr: Buffer[] = [];
+        remote.stdout.on("data", (chunk: Buffer) => stdout.push(chunk));
+        remote.stderr.on("data", (chunk: Buffer) => stderr.push(chunk));
+        await remote.started;
+        expect(await spawns()).toBe(before);
+        expect(await remote.exit).toEqual({ exitCode: 3, signal: null });
+        expect([Buffer.concat(stdout).toString(), Buffer.concat(stderr).toString()]).toEqual(["bytes \\ ' %\n", "x%"]);
+      } finally {
+        await connection.close();
+      }
+    });
+
     it("an abort stops a command running in it, background children too", async () => {
       const connection = (await transport.connect(target)) as OpenSshConnection;
       try {
