@@ -37,7 +37,7 @@ export { MAX_LOGIN_LINE_LENGTH, encodeForPrintf, loginShellLength } from "./logi
 export { exitWaiterScript, parseWaiterReport } from "./remote/exit-waiter.js";
 export type { ExitWaiterOptions, WaiterReport } from "./remote/exit-waiter.js";
 export { SESSION_GROUP_PROBE, parseSessionGroupProbe } from "./remote/process-group.js";
-export { STDIN_DONE_FRAME, STDIN_END_FRAME, StdinFramer, stdinSignalFrame } from "./remote/stdin-frames.js";
+export { STDIN_DONE_FRAME, STDIN_END_FRAME, StdinFramer, commandFrame, stdinSignalFrame } from "./remote/stdin-frames.js";
 export type { FrameWaiter } from "./remote/stdin-frames.js";
 export { killGroupScript } from "./remote/kill.js";
 export { streamDownloadScript, streamUploadScript } from "./remote/file-stream.js";

@@ -19,9 +19,14 @@ import {
 import { sshEnvironment } from "./environment.js";
 import type { Master } from "./master.js";
 import { clientArgs, type ResolvedOptions } from "./options.js";
-import { OpenSshRemoteProcess, type ProcessFiles, type ProcessHost } from "./remote-process.js";
+import type { ProcessFiles, ProcessHost, TrackedProcess } from "./process-host.js";
+import { OpenSshRemoteProcess } from "./remote-process.js";
 import { runSsh } from "./run-ssh.js";
+import { StandbySession } from "./standby-session.js";
 import { downloadFile, uploadFile } from "./transfer.js";
+
+/** Commands longer than this (in UTF-16 units) are not handed to a standby session: they go as a client's argument. */
+const STANDBY_COMMAND_LIMIT = 16 * 1024;
 
 export class OpenSshConnection implements Connection {
   readonly transport = "openssh";
@@ -30,9 +35,14 @@ export class OpenSshConnection implements Connection {
   private isClosed = false;
   private closing: Promise<void> | undefined;
   private readonly listeners = new Set<(error?: TunnelError) => void>();
-  private readonly processes = new Set<OpenSshRemoteProcess>();
+  private readonly processes = new Set<TrackedProcess>();
   private closeError: TunnelError | undefined;
   private readonly host: ProcessHost;
+  /** A session ready for the next command (`standby-session.ts`), at most one. */
+  private standby: StandbySession | undefined;
+  /** Framed processes started so far: a standby is kept only once a connection runs more than one. */
+  private framedSpawns = 0;
+  private standbyWorks = true;
 
   constructor(
     readonly target: Target,
@@ -63,7 +73,10 @@ export class OpenSshConnection implements Connection {
         return result.code;
       },
       track: (child) => this.processes.add(child),
-      untrack: (child) => this.processes.delete(child),
+      untrack: (child) => {
+        this.processes.delete(child);
+        this.prepareStandby();
+      },
     };
   }
 
@@ -74,6 +87,11 @@ export class OpenSshConnection implements Connection {
   /** The ControlMaster's local pid (diagnostics and tests). */
   get masterPid(): number | undefined {
     return this.master.pid;
+  }
+
+  /** A session is ready for the next command, its waiter started ahead of it (diagnostics and tests). */
+  get standbyReady(): boolean {
+    return this.standby?.ready === true;
   }
 
   /** The control socket's path (diagnostics and tests). */
@@ -88,7 +106,33 @@ export class OpenSshConnection implements Connection {
   /** An exec whose stdin or stdout is a local file the master reads or writes itself (transfers). */
   spawnWithFiles(request: SpawnRequest, files: ProcessFiles): RemoteProcess {
     if (this.isClosed) return failedProcess(this.closeError ?? closedError(this.target));
-    return new OpenSshRemoteProcess(this.host, request, files);
+    const framed = files.stdin === undefined && files.stdout === undefined && (request.pty === undefined || request.pty === false);
+    let standby: StandbySession | undefined;
+    // A ready session is always taken; one still on its way only when a session of its own would be one more than
+    // the connection's channels (it holds one of them), never spawning past the limit.
+    const available = this.standby?.available === true && request.command.length <= STANDBY_COMMAND_LIMIT;
+    if (framed && available && (this.standby?.ready === true || this.processes.size + 2 > this.options.maxChannels)) {
+      standby = this.standby;
+      this.standby = undefined;
+    }
+    if (framed) this.framedSpawns++;
+    return new OpenSshRemoteProcess(this.host, request, files, standby);
+  }
+
+  /**
+   * Keep a session ready for the next command once the connection has shown it runs one after another (a second
+   * command; a connection of one command, as in a fan-out, never pays for one), while a channel is left for it
+   * beside the running processes and one more.
+   */
+  private prepareStandby(): void {
+    if (this.isClosed || this.standby || !this.standbyWorks || this.options.maxChannels <= 2 || this.framedSpawns < 2) return;
+    if (this.processes.size + 2 > this.options.maxChannels) return;
+    const standby = new StandbySession(this.host, (unready) => {
+      if (this.standby === standby) this.standby = undefined;
+      // The host never got a waiter ready (a restricted login shell, a refused session): do not try again.
+      if (unready) this.standbyWorks = false;
+    });
+    this.standby = standby;
   }
 
   async upload(request: UploadRequest): Promise<void> {
@@ -120,6 +164,7 @@ export class OpenSshConnection implements Connection {
     this.closing ??= (async () => {
       const wasClosed = this.isClosed;
       this.isClosed = true;
+      this.standby?.stop();
       for (const child of this.processes) child.connectionClosed();
       await this.master.stop();
       if (!wasClosed) this.emitClose(undefined);
@@ -152,6 +197,7 @@ export class OpenSshConnection implements Connection {
     if (this.isClosed) return;
     this.isClosed = true;
     this.closeError = error;
+    this.standby?.stop();
     for (const child of this.processes) child.connectionClosed();
     // The master may still be running (stale); stop it and remove the folder in the background.
     this.closing ??= this.master.stop();

@@ -11,6 +11,7 @@ import { mkdtemp, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { AbortError, type Target, type TunnelError } from "@tunnel-sh/core";
+import { deadlineSignal, type DeadlineSignal } from "@tunnel-sh/core/internal";
 import { startAskpassBridge, type AskpassBridge } from "./askpass-bridge.js";
 import { sshEnvironment } from "./environment.js";
 import { normalizeSshError } from "./normalize-error.js";
@@ -141,13 +142,25 @@ export class Master {
     if (this.options.proxyJump !== undefined && this.options.proxyJump.length > 0) env.SHELL = "/bin/sh";
     let passwordFile: string | undefined;
     let bridge: AskpassBridge | undefined;
+    // The prompts' signal: the caller's, or the connect's time running out. Disposed once the master is up or has
+    // failed, so no timer outlives the connect.
+    let prompts: DeadlineSignal | undefined;
     if (this.options.onKeyboardInteractive !== undefined) {
+      prompts = deadlineSignal({
+        signal,
+        timeoutMs: this.options.readyTimeout,
+        abortReason: (): unknown => signal?.reason,
+        timeoutReason: () => new DOMException("The connect timed out.", "TimeoutError"),
+      });
       bridge = await startAskpassBridge({
         dir: this.dir,
         target: this.target,
         password: this.options.password,
         onKeyboardInteractive: this.options.onKeyboardInteractive,
-        signal: AbortSignal.any([AbortSignal.timeout(this.options.readyTimeout), ...(signal ? [signal] : [])]),
+        signal: prompts.signal,
+      }).catch((error: unknown) => {
+        prompts?.dispose();
+        throw error;
       });
       Object.assign(env, bridge.env);
     } else if (this.options.password !== undefined) {
@@ -190,6 +203,7 @@ export class Master {
       });
       await this.waitReady(signal);
     } finally {
+      prompts?.dispose();
       if (passwordFile) await rm(passwordFile, { force: true });
       await bridge?.close();
     }

@@ -14,6 +14,7 @@ import {
   type SshTransportOptions,
   type Target,
 } from "@tunnel-sh/core";
+import { DEFAULT_KILL_GRACE_MS } from "@tunnel-sh/core/internal";
 
 /**
  * Options of `new OpenSshTransport(options)`: the options every tunnel SSH transport shares (`SshTransportOptions`:
@@ -23,7 +24,7 @@ import {
 export interface OpenSshTransportOptions extends SshTransportOptions {
   /** The ssh client binary. Default `"ssh"` (found on PATH). */
   readonly sshPath?: string;
-  /** After an abort sent SIGTERM, how long to wait before SIGKILL, in ms. Default 2 000. */
+  /** After an abort sent SIGTERM, how long to wait before SIGKILL, in ms. Default core's `DEFAULT_KILL_GRACE_MS` (2 000). */
   readonly killGraceMs?: number;
   /**
    * Tell `exit 128+N` from a death by signal N exactly, through `perl` on the host when it has one (default true).
@@ -141,7 +142,7 @@ export function resolveOptions(options: OpenSshTransportOptions = {}): ResolvedO
     throw new ConfigError("password", "must not contain NUL or line breaks");
   }
   const sshPath = options.sshPath === undefined ? "ssh" : path("sshPath", options.sshPath);
-  const killGraceMs = milliseconds("killGraceMs", options.killGraceMs, 2_000);
+  const killGraceMs = milliseconds("killGraceMs", options.killGraceMs, DEFAULT_KILL_GRACE_MS);
   const exactExitStatus = options.exactExitStatus ?? true;
   if (typeof exactExitStatus !== "boolean") throw new ConfigError("exactExitStatus", `must be a boolean, got ${describeOptionValue(exactExitStatus)}`);
   if (options.options !== undefined && (typeof options.options !== "object" || options.options === null || Array.isArray(options.options))) {

@@ -20,7 +20,8 @@ export class MarkerFilter extends Transform {
   private pending: Buffer = Buffer.alloc(0);
 
   constructor(
-    nonce: string,
+    /** The nonce of the report lines taken out. */
+    readonly nonce: string,
     private readonly onMarker: (marker: WaiterReport) => void,
   ) {
     super();

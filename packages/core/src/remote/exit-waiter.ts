@@ -41,17 +41,23 @@ import { quote } from "../quote.js";
  * command is sent TERM, then KILL a second later. A command never outlives its channel.
  */
 const PERL_WAITER = [
-  "my($n,$g,$f,$b,$h,$c)=@ARGV;",
+  "my($n,$g,$f,$b,$h,$c,$A)=@ARGV;",
   "if($h){$ENV{PERL_BADLANG}=$b}else{delete $ENV{PERL_BADLANG}}",
   // Survive group signals (a handler, not IGNORE: exec resets handlers to default in the child, not ignored ones).
-  "$SIG{$_}=sub{} for grep !/^(?:KILL|STOP|CHLD|CLD|CONT|TSTP|TTIN|TTOU|WINCH|URG|NUM3[23])$/,keys %SIG;",
+  "my @t=grep !/^(?:KILL|STOP|CHLD|CLD|CONT|TSTP|TTIN|TTOU|WINCH|URG|NUM3[23])$/,keys %SIG;$SIG{$_}=sub{} for @t;",
+  // Started ahead of its command: say so, then read the command frame, byte by byte up to its length (nothing of
+  // the frames behind it may be read ahead). The end of stdin before it: the channel closed, nothing ran.
+  String.raw`if($A){print STDERR "$n:ready:perl
+";my $l=q();while(1){my $u=sysread(STDIN,my $y,1);exit 0 unless $u;last if $y eq qq(
+);$l.=$y;exit 0 if length($l)>12}exit 0 unless $l=~/^c(\d+)$/;my $m=$1;$c=q();while(length($c)<$m){my $u=sysread(STDIN,$c,$m-length($c),length $c);exit 0 unless $u}}`,
   "my($r,$o);",
   String.raw`if($f&&!pipe($r,$o)){print STDERR "tunnel: cannot make a pipe: $!\n";exit 126}`,
   "my $p=fork;",
   String.raw`if(!defined $p){print STDERR "tunnel: cannot fork: $!\n";exit 126}`,
   // The child reports, in one write and before the command can print anything, the group to signal: its own, or
-  // the session's when it shares that (pty).
-  String.raw`if(!$p){if($f){close $o;open(STDIN,"<&",$r);close $r}setpgrp(0,0) if $g;print STDERR "$n:pid:".($g?$$:getppid()).":perl\n";exec{q(/bin/sh)}q(sh),q(-c),$c;print STDERR "/bin/sh: $!\n";exit 127}`,
+  // the session's when it shares that (pty). It takes the default handlers back first: a signal sent once the
+  // report is out must stop the child even before it has become the command's shell, not be caught and lost.
+  String.raw`if(!$p){$SIG{$_}=q(DEFAULT) for @t;if($f){close $o;open(STDIN,"<&",$r);close $r}setpgrp(0,0) if $g;print STDERR "$n:pid:".($g?$$:getppid()).":perl\n";exec{q(/bin/sh)}q(sh),q(-c),$c;print STDERR "/bin/sh: $!\n";exit 127}`,
   "setpgrp($p,$p) if $g;",
   "my $w;",
   "if($f){",
@@ -96,7 +102,9 @@ const SH_WAITER = [
   // leader, so setsid(1) makes it one without forking: the pid it reports is the group's.
   'if [ "$g" = 1 ] && command -v setsid >/dev/null 2>&1; then ' +
     String.raw`(exec 2>&3 3>&-; exec setsid /bin/sh -c 'printf "%s:pid:%s:sh\n" "$1" "$$" >&2; exec /bin/sh -c "$2"' sh "$n" "$c"); ` +
-    String.raw`else printf '%s:pid:%s:sh\n' "$n" "$$" >&3; (exec 2>&3 3>&-; exec /bin/sh -c "$c"); fi`,
+    // The report comes from the subshell, whose handlers are the defaults again (a subshell resets caught traps):
+    // a signal sent once it is out reaches a process that dies of it, never the waiter's trap.
+    String.raw`else (printf '%s:pid:%s:sh\n' "$n" "$$" >&3; exec 2>&3 3>&-; exec /bin/sh -c "$c"); fi`,
   "s=$?",
   String.raw`if [ "$s" -gt 128 ] && [ "$s" -le 192 ]; then m=$(kill -l "$s" 2>/dev/null) || m=; printf '%s:signal:%s:%s\n' "$n" $((s - 128)) "$m" >&3`,
   String.raw`else printf '%s:exit:%s\n' "$n" "$s" >&3; fi`,
@@ -121,10 +129,12 @@ const SH_FRAMED_INNER = [
     'k() { setsid kill -s "$1" -- "-$G" 2>/dev/null || kill -s "$1" -- "-$G" 2>/dev/null; }; ' +
     'while IFS= read -r l; do case $l in d*) printf "${l#d}";; e) exec >&-;; s*) k "${l#s}";; q) exit 0;; esac; done; ' +
     "k TERM; sleep 1; k KILL; } | " +
-    // The right side reports the group once its own traps are set (a subshell starts with default handlers): a
-    // signal frame, sent only after that report, cannot kill it before it has started the command.
+    // The right side sets its traps (a pipeline's subshell starts with default handlers), then starts the command
+    // in a subshell of its own, which has the default handlers back and reports the group: a signal frame, sent
+    // only after that report, reaches a process that dies of it — never a trap that would swallow it before the
+    // command's shell runs.
     `{ trap : ${TRAPPED}; ` +
-    String.raw`printf '%s:pid:%s:sh\n' "$1" "$G" >&3; /bin/sh -c "$2" 2>&3 3>&-; s=$?; ` +
+    String.raw`(printf '%s:pid:%s:sh\n' "$1" "$G" >&3; exec /bin/sh -c "$2" 2>&3 3>&-); s=$?; ` +
     String.raw`if [ "$s" -gt 128 ] && [ "$s" -le 192 ]; then m=$(kill -l "$s" 2>/dev/null) || m=; printf '%s:signal:%s:%s\n' "$1" $((s - 128)) "$m" >&3; ` +
     String.raw`else printf '%s:exit:%s\n' "$1" "$s" >&3; fi; exit "$s"; }`,
 ].join("\n");
@@ -133,6 +143,9 @@ const SH_FRAMED_INNER = [
 const SH_FRAMED_WAITER = [
   `trap : ${TRAPPED}`,
   "exec 3>&2 2>/dev/null",
+  // Started ahead of its command: say so, then read the command frame (`read` takes a pipe byte by byte, so the
+  // frames behind it stay for the decoder) and decode it; the `x` keeps the command's trailing newlines.
+  'if [ "$a" = 1 ]; then printf \'%s:ready:sh\\n\' "$n" >&3; IFS= read -r l || exit 0; case $l in c*) ;; *) exit 0;; esac; c=$(printf "${l#c}"; echo x); c=${c%x}; fi',
   `w=${quote(SH_FRAMED_INNER)}`,
   // A subshell that execs setsid: not a group leader, so setsid(1) makes it one without forking.
   'if [ "$g" = 1 ] && command -v setsid >/dev/null 2>&1; then (exec setsid /bin/sh -c "$w" sh "$n" "$c" 0); else /bin/sh -c "$w" sh "$n" "$c" $$; fi',
@@ -155,6 +168,12 @@ export interface ExitWaiterOptions {
    * (a pty session, or a local file the master reads as stdin).
    */
   readonly framed?: boolean;
+  /**
+   * Start without the command: the waiter reports `ready` and reads the command from the session's stdin, as the
+   * first frame (`commandFrame` in `stdin-frames.ts`), so a session can be opened before its command is known.
+   * Needs `framed`; `command` is then ignored.
+   */
+  readonly commandFromStdin?: boolean;
 }
 
 /**
@@ -164,22 +183,30 @@ export interface ExitWaiterOptions {
 export function exitWaiterScript(command: string, nonce: string, options: ExitWaiterOptions = {}): string {
   const group = options.group === false ? 0 : 1;
   const framed = options.framed === true ? 1 : 0;
+  const ahead = options.commandFromStdin === true ? 1 : 0;
+  if (ahead && !framed) throw new TypeError("a waiter can read its command from stdin only when stdin is framed");
   const perl =
     options.exact === false
       ? ""
       : "command -v perl >/dev/null 2>&1 && { b=${PERL_BADLANG-}; h=${PERL_BADLANG+1}; PERL_BADLANG=0; export PERL_BADLANG; " +
-        `exec perl -e ${PERL_WORD} -- "$n" "$g" "$f" "$b" "$h" "$c"; }; `;
-  return `n=${nonce}; g=${group}; f=${framed}; c=${quote(command)}; ${perl}${framed ? SH_FRAMED_WAITER : SH_WAITER}`;
+        `exec perl -e ${PERL_WORD} -- "$n" "$g" "$f" "$b" "$h" "$c" "$a"; }; `;
+  return `n=${nonce}; g=${group}; f=${framed}; a=${ahead}; c=${ahead ? "" : quote(command)}; ${perl}${framed ? SH_FRAMED_WAITER : SH_WAITER}`;
 }
 
-/** One report line of the waiter (the part after `<nonce>:`): the group started, the exit code, or the signal. */
+/**
+ * One report line of the waiter (the part after `<nonce>:`): ready for its command (`commandFromStdin`), the group
+ * started, the exit code, or the signal.
+ */
 export type WaiterReport =
+  | { readonly kind: "ready"; readonly waiter: "perl" | "sh" }
   | { readonly kind: "pid"; readonly pid: number; readonly waiter: "perl" | "sh" | undefined }
   | { readonly kind: "exit"; readonly code: number }
   | { readonly kind: "signal"; readonly number: number; readonly signal: string | null };
 
 /** Parse the part of a report line after `<nonce>:`; `undefined` for anything else. */
 export function parseWaiterReport(body: string): WaiterReport | undefined {
+  const ready = /^ready:(perl|sh)$/.exec(body);
+  if (ready) return { kind: "ready", waiter: ready[1] as "perl" | "sh" };
   const pid = /^pid:(\d+)(?::(perl|sh))?$/.exec(body);
   if (pid) return { kind: "pid", pid: Number(pid[1]), waiter: pid[2] as "perl" | "sh" | undefined };
   const exit = /^exit:(\d{1,3})$/.exec(body);

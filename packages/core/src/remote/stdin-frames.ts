@@ -8,7 +8,9 @@
  * - `d<length>\n<bytes>` (perl waiter) or `d<printf escapes>\n` (sh waiter): bytes for the command's stdin;
  * - `e\n`: the command's stdin ends (EOF), the channel stays open for signals;
  * - `s<NAME>\n`: send signal NAME (e.g. `TERM`) to the command's process group;
- * - `q\n`: the client is done (it has the exit report): the end of the channel's stdin that follows is not a loss.
+ * - `q\n`: the client is done (it has the exit report): the end of the channel's stdin that follows is not a loss;
+ * - `c<length>\n<bytes>` (perl) or `c<printf escapes>\n` (sh): the command itself, first of all, for a waiter started
+ *   ahead of its command (`commandFrame`).
  *
  * The end of the channel's stdin without `q` means the channel closed (client killed, connection lost): the waiter
  * stops the command. Bytes pass exactly: the perl waiter copies counted bytes, the sh waiter's `printf` decodes
@@ -31,9 +33,9 @@ for (const character of "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz012
 const ESCAPES = Array.from({ length: 256 }, (_, byte) => Buffer.from(`\\${byte.toString(8).padStart(3, "0")}`, "latin1"));
 
 /** One data frame for `waiter` (a chunk of at most the waiter's frame size). */
-function dataFrame(chunk: Buffer, waiter: FrameWaiter): Buffer {
-  if (waiter === "perl") return Buffer.concat([Buffer.from(`d${chunk.length}\n`, "latin1"), chunk]);
-  const parts: Buffer[] = [Buffer.from("d", "latin1")];
+function dataFrame(chunk: Buffer, waiter: FrameWaiter, kind = "d"): Buffer {
+  if (waiter === "perl") return Buffer.concat([Buffer.from(`${kind}${chunk.length}\n`, "latin1"), chunk]);
+  const parts: Buffer[] = [Buffer.from(kind, "latin1")];
   let plainFrom = 0;
   for (let at = 0; at < chunk.length; at++) {
     const byte = chunk[at]!;
@@ -71,6 +73,14 @@ export class StdinFramer extends Transform {
 
 export const STDIN_END_FRAME = Buffer.from("e\n", "latin1");
 export const STDIN_DONE_FRAME = Buffer.from("q\n", "latin1");
+
+/**
+ * The frame that hands a waiter started without its command (`ExitWaiterOptions.commandFromStdin`) the command to
+ * run: `c<length>\n<bytes>` for perl, `c<printf escapes>\n` for sh. It comes first, before any other frame.
+ */
+export function commandFrame(command: string, waiter: FrameWaiter): Buffer {
+  return dataFrame(Buffer.from(command, "utf8"), waiter, "c");
+}
 
 /** The frame asking the waiter to send `name` (e.g. `TERM`, no `SIG` prefix) to the group. */
 export function stdinSignalFrame(name: string): Buffer {

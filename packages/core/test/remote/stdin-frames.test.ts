@@ -1,12 +1,18 @@
 import { spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync, symlinkSync } from "node:fs";
+import { mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { loginShellCommand } from "../../src/login-shell.js";
 import { exitWaiterScript, parseWaiterReport, type WaiterReport } from "../../src/remote/exit-waiter.js";
-import { STDIN_DONE_FRAME as DONE_FRAME, STDIN_END_FRAME as END_FRAME, StdinFramer, stdinSignalFrame as signalFrame } from "../../src/remote/stdin-frames.js";
+import {
+  STDIN_DONE_FRAME as DONE_FRAME,
+  STDIN_END_FRAME as END_FRAME,
+  StdinFramer,
+  commandFrame,
+  stdinSignalFrame as signalFrame,
+} from "../../src/remote/stdin-frames.js";
 
 /** A PATH with the tools the sh waiter and these commands use, but no perl. */
 const noPerl = mkdtempSync(join(tmpdir(), "tunnel-openssh-frames-"));
@@ -22,6 +28,8 @@ afterAll(() => rmSync(noPerl, { recursive: true, force: true }));
 
 interface Session {
   readonly markers: WaiterReport[];
+  /** With `commandFromStdin`: the waiter is ready for its command frame. */
+  readonly ready: Promise<"perl" | "sh">;
   readonly started: Promise<{ pid: number; waiter: "perl" | "sh" }>;
   /** Resolves when the waiter process has exited and its output is complete. */
   readonly closed: Promise<{ code: number | null; stdout: Buffer }>;
@@ -31,12 +39,28 @@ interface Session {
   send(data: Buffer): Promise<void>;
   end(): void;
   dropStdout(): void;
+  /** Let stderr flow (see `stderrFull`). */
+  readStderr(): void;
+  /** The session's local pid: its process group too. */
+  readonly pid: number;
 }
 
-/** The framed session command, run the way sshd runs it: the login shell with -c, a group of its own, pipes. */
-function session(command: string, path: string): Session {
+/**
+ * Runs the session command (`$1`) with its stderr a pipe that a process of the session fills first, and whose
+ * reader stops itself at once: every later write to stderr, the waiter's reports too, blocks until the reader is
+ * continued (SIGCONT to the session's group), then everything flows on to the real stderr.
+ */
+const STDERR_FULL = "exec 3>&1; { head -c 1048576 /dev/zero >&2 & exec /bin/sh -c \"$1\"; } 2>&1 >&3 3>&- | /bin/sh -c 'kill -STOP $$; exec cat >&2'";
+
+/**
+ * The framed session command, run the way sshd runs it: the login shell with -c, a group of its own, pipes. With
+ * `stderrFull`, stderr blocks until `readStderr()` (see `STDERR_FULL`).
+ */
+function session(command: string, path: string, options: { readonly stderrFull?: boolean; readonly commandFromStdin?: boolean } = {}): Session {
   const nonce = `tunnel${randomBytes(12).toString("hex")}`;
-  const child = spawn("/bin/sh", ["-c", loginShellCommand(exitWaiterScript(command, nonce, { framed: true }))], {
+  const line = loginShellCommand(exitWaiterScript(command, nonce, { framed: true, commandFromStdin: options.commandFromStdin === true }));
+  const argv = options.stderrFull ? ["-c", STDERR_FULL, "sh", line] : ["-c", line];
+  const child = spawn("/bin/sh", argv, {
     env: { PATH: path, SHELL: "/bin/sh" },
     stdio: ["pipe", "pipe", "pipe"],
     detached: true,
@@ -47,10 +71,13 @@ function session(command: string, path: string): Session {
   let resolveReport!: (marker: WaiterReport) => void;
   const started = new Promise<{ pid: number; waiter: "perl" | "sh" }>((resolve) => (resolveStarted = resolve));
   const report = new Promise<WaiterReport>((resolve) => (resolveReport = resolve));
+  let resolveReady!: (waiter: "perl" | "sh") => void;
+  const ready = new Promise<"perl" | "sh">((resolve) => (resolveReady = resolve));
   // The waiter's report lines, `<nonce>:<report>\n`, from stderr as they arrive.
   let stderr = "";
   child.stderr.on("data", (chunk: Buffer) => {
-    stderr += chunk.toString("latin1");
+    // A filler's zeros (`stderrFull`) carry no newline: a report is found wherever it lands among them.
+    stderr += chunk.toString("latin1").replace(/\0+/g, "");
     for (let end = stderr.indexOf("\n"); end !== -1; end = stderr.indexOf("\n")) {
       const line = stderr.slice(0, end);
       stderr = stderr.slice(end + 1);
@@ -58,7 +85,8 @@ function session(command: string, path: string): Session {
       const marker = at === -1 ? undefined : parseWaiterReport(line.slice(at + nonce.length + 1));
       if (!marker) continue;
       markers.push(marker);
-      if (marker.kind === "pid") resolveStarted({ pid: marker.pid, waiter: marker.waiter ?? "sh" });
+      if (marker.kind === "ready") resolveReady(marker.waiter);
+      else if (marker.kind === "pid") resolveStarted({ pid: marker.pid, waiter: marker.waiter ?? "sh" });
       else resolveReport(marker);
     }
   });
@@ -69,6 +97,7 @@ function session(command: string, path: string): Session {
   );
   return {
     markers,
+    ready,
     started,
     closed,
     report,
@@ -83,7 +112,54 @@ function session(command: string, path: string): Session {
     },
     end: () => child.stdin.end(),
     dropStdout: () => child.stdout.destroy(),
+    readStderr: () => process.kill(-(child.pid as number), "SIGCONT"),
+    pid: child.pid as number,
   };
+}
+
+/** `/proc/<pid>/<name>`, or undefined once the process is gone. */
+function procFile(pid: number, name: string): string | undefined {
+  try {
+    return readFileSync(`/proc/${pid}/${name}`, "latin1");
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The process of the session below `root` that has moved to a process group of its own (the command's group, made
+ * by the waiter) and is blocked writing to a pipe: the one about to report that group. Polls until there is one.
+ */
+async function blockedReporter(root: number): Promise<number> {
+  for (;;) {
+    const children = new Map<number, number[]>();
+    const groups = new Map<number, number>();
+    for (const entry of readdirSync("/proc")) {
+      if (!/^\d+$/.test(entry)) continue;
+      const stat = procFile(Number(entry), "stat");
+      // pid (comm) state ppid pgrp ...; comm may hold spaces, so read after its closing parenthesis.
+      const fields = stat?.slice(stat.lastIndexOf(")") + 2).split(" ");
+      if (!fields) continue;
+      const parent = Number(fields[1]);
+      children.set(parent, [...(children.get(parent) ?? []), Number(entry)]);
+      groups.set(Number(entry), Number(fields[2]));
+    }
+    const below: number[] = [];
+    for (let queue = [root]; queue.length > 0;) {
+      const next = children.get(queue.shift() as number) ?? [];
+      below.push(...next);
+      queue.push(...next);
+    }
+    const reporter = below.find((pid) => groups.get(pid) !== root && /pipe_write/.test(procFile(pid, "wchan") ?? ""));
+    if (reporter !== undefined) return reporter;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+/** Whether `pid` runs a handler of its own for SIGTERM (`SigCgt`, bit 15 - 1). */
+function catchesTerm(pid: number): boolean {
+  const caught = /^SigCgt:\s*([0-9a-f]+)$/m.exec(procFile(pid, "status") ?? "")?.[1] ?? "0";
+  return (BigInt(`0x${caught}`) & (1n << 14n)) !== 0n;
 }
 
 /** Is any process of group `pgid` left (zombies aside)? */
@@ -146,6 +222,30 @@ describe.each([
     expect(groupAlive(pid)).toBe(false);
   });
 
+  it("a signal frame sent as soon as the group is reported stops the command, even before its shell runs", async () => {
+    // The report is out before the command's shell has started. Held right there (its write blocks on a full
+    // stderr), the reporting process must already die of the signal a frame sends, not catch and lose it.
+    const running = session("sleep 300 & sleep 301; echo done", path, { stderrFull: true });
+    try {
+      const reporter = await blockedReporter(running.pid);
+      expect(catchesTerm(reporter)).toBe(false);
+      const group = Number(procFile(reporter, "stat")?.split(") ")[1]?.split(" ")[2]);
+      running.write(Buffer.concat([END_FRAME, signalFrame("TERM")]));
+      running.readStderr();
+      expect(await running.report).toMatchObject({ kind: "signal", signal: "SIGTERM" });
+      running.write(DONE_FRAME);
+      running.end();
+      await running.closed;
+      expect(groupAlive(group)).toBe(false);
+    } finally {
+      try {
+        process.kill(-running.pid, "SIGKILL");
+      } catch {
+        // the filler and the session are gone already
+      }
+    }
+  });
+
   it("the end of the channel's stdin without the done frame stops the command (a closed channel)", async () => {
     const running = session("sleep 300 & sleep 301; echo done", path);
     const { pid } = await running.started;
@@ -153,6 +253,31 @@ describe.each([
     await running.closed;
     expect(groupAlive(pid)).toBe(false);
     expect(running.markers.some((marker) => marker.kind === "exit")).toBe(false);
+  });
+
+  it("started ahead of its command, reports ready, then runs the command frame it reads, with the stdin behind it", async () => {
+    const running = session("", path, { commandFromStdin: true });
+    const ready = await running.ready;
+    expect(ready).toBe(waiter);
+    expect(running.markers.some((marker) => marker.kind === "pid")).toBe(false);
+    // The frames behind the command arrive in the same write: the waiter must not read them as part of it.
+    const command = "printf '%s|' 'a\\b' '%%'; cat; echo; exit 7\n\n";
+    const data = Buffer.concat([Buffer.from("line one\n-%\\'\n"), randomBytes(2_000)]);
+    running.write(commandFrame(command, ready));
+    await running.send(data);
+    expect(await running.report).toEqual({ kind: "exit", code: 7 });
+    running.write(DONE_FRAME);
+    running.end();
+    const { stdout } = await running.closed;
+    expect(stdout.equals(Buffer.concat([Buffer.from("a\\b|%%|"), data, Buffer.from("\n")]))).toBe(true);
+  });
+
+  it("started ahead of its command, runs nothing when the channel's stdin ends before the command frame", async () => {
+    const running = session("", path, { commandFromStdin: true });
+    await running.ready;
+    running.end();
+    expect((await running.closed).code).toBe(0);
+    expect(running.markers.map((marker) => marker.kind)).toEqual(["ready"]);
   });
 
   it("the done frame after the report ends the waiter with the command's status, no signal sent", async () => {
