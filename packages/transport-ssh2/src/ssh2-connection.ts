@@ -17,6 +17,7 @@ import type { Client, SFTPWrapper } from "ssh2";
 import { normalizeError } from "./normalize-error.js";
 import { execDownload, execUpload } from "./exec-transfer.js";
 import { Ssh2RemoteProcess, type ProcessHost } from "./remote-process.js";
+import { serverSoftware } from "./server-software.js";
 import { bindSessionLoss, downloadFile, uploadFile, type TransferTuning } from "./sftp-transfer.js";
 
 interface SftpEntry {
@@ -71,6 +72,8 @@ export class Ssh2Connection implements Connection, ProcessHost {
    * command a group leader; dropbear never does), so that no probe is needed at connect.
    */
   readonly sessionGroupKnown: boolean;
+  /** The longest command one exec request may carry to this server (dropbear takes far less than OpenSSH). */
+  readonly maxExecCommandBytes: number;
 
   closedError: TunnelError | undefined;
   /** The server refused the SFTP subsystem once: transfers use `cat` over exec channels (`exec-transfer.ts`). */
@@ -98,10 +101,10 @@ export class Ssh2Connection implements Connection, ProcessHost {
     this.tuning = parts.tuning;
     this.secrets = parts.secrets;
     this.killGraceMs = parts.killGraceMs;
-    // ssh2 keeps the server's software version (from its identification line) here; its typings leave it out.
-    const software = (this.client as unknown as { _remoteVer?: unknown })._remoteVer;
-    this.sessionGroupKnown = typeof software === "string" && /^(?:OpenSSH|dropbear)/i.test(software);
-    this.signalsOnlySessionPid = typeof software === "string" && /dropbear/i.test(software);
+    const software = serverSoftware(this.client);
+    this.sessionGroupKnown = software.sessionGroupKnown;
+    this.signalsOnlySessionPid = software.signalsOnlySessionPid;
+    this.maxExecCommandBytes = software.maxExecCommandBytes;
     this.closeTimeoutMs = parts.closeTimeoutMs ?? 2000;
     this.closedPromise = new Promise<void>((resolve) => {
       this.client.once("close", () => {
@@ -319,6 +322,16 @@ export class Ssh2Connection implements Connection, ProcessHost {
     void this.ping()
       .catch(() => {})
       .then(() => this.slotReleased());
+  }
+
+  reserveSlot(): () => void {
+    this.closingSlots++;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.slotReleased();
+    };
   }
 
   private slotsInUse(): number {

@@ -9,6 +9,7 @@ import {
   ConfigError,
   ConnectError,
   HostKeyError,
+  TimeoutError,
   formatTarget,
   hasCode,
   type ConnectOptions,
@@ -18,7 +19,7 @@ import {
   type Transport,
   type TunnelError,
 } from "@tunnel-sh/core";
-import { parseSshCertificate, sshCertificateProblem, validateTarget, type SshCertificate } from "@tunnel-sh/core/internal";
+import { deadlineSignal, parseSshCertificate, sshCertificateProblem, validateTarget, type SshCertificate } from "@tunnel-sh/core/internal";
 import type { AnyAuthMethod, AuthenticationType, Client, ConnectConfig, ParsedKey, ServerHostKeyAlgorithm } from "ssh2";
 import type SSHConfig from "ssh-config";
 import {
@@ -85,9 +86,6 @@ function algorithmsForKeyType(keyType: string): ServerHostKeyAlgorithm[] {
   return DEFAULT_HOST_KEY_ALGORITHMS.includes(keyType as ServerHostKeyAlgorithm) ? [keyType as ServerHostKeyAlgorithm] : [];
 }
 
-/** Milliseconds between SIGTERM and SIGKILL when a spawn request's signal aborts. */
-const KILL_GRACE_MS = 2000;
-
 /**
  * `Transport` over the `ssh2` library: key, agent, password and keyboard-interactive authentication,
  * known_hosts verification, ssh_config, ProxyJump, keepalive, TCP_NODELAY, SFTP transfers.
@@ -121,13 +119,28 @@ export class Ssh2Transport implements Transport {
     const hops = [...this.resolveJumps(target, config), final];
     const knownHosts = this.options.hostKeyChecking === "insecure-accept-any" ? [] : this.readKnownHosts();
     const resolvedTarget: Target = { host: final.host, port: final.port, user: final.user };
+    const readyTimeout = this.options.readyTimeout;
+    // Keyboard-interactive callbacks stop asking when the connect is aborted or runs out of time. Its timer goes
+    // with the handshakes: the connect's later steps keep their own bounds.
+    const prompts = deadlineSignal({
+      signal,
+      timeoutMs: readyTimeout,
+      abortReason: () => new AbortError("the connect was aborted", { phase: "connect", target }),
+      timeoutReason: () =>
+        new TimeoutError(`the connect took longer than readyTimeout (${readyTimeout} ms)`, { timeoutMs: readyTimeout, phase: "connect", target }),
+    });
     // readyTimeout bounds the whole connect, every hop included, as the shared option says.
-    const deadline = Date.now() + this.options.readyTimeout;
-    // Keyboard-interactive callbacks stop asking when the connect is aborted or runs out of time.
-    const promptSignal = AbortSignal.any([AbortSignal.timeout(this.options.readyTimeout), ...(signal ? [signal] : [])]);
-    // Keys are read and parsed here so a bad key is a ConfigError before any network I/O.
-    const authentications = hops.map((hop) => this.authentication(hop, promptSignal));
-    const agentForwarding = this.agentForwarding(final);
+    const deadline = prompts.deadline;
+    let authentications: HopAuth[];
+    let agentForwarding: string | undefined;
+    try {
+      // Keys are read and parsed here so a bad key is a ConfigError before any network I/O.
+      authentications = hops.map((hop) => this.authentication(hop, prompts.signal));
+      agentForwarding = this.agentForwarding(final);
+    } catch (error) {
+      prompts.dispose();
+      throw error;
+    }
 
     const clients: Client[] = [];
     let sock: Socket | Duplex | undefined;
@@ -173,6 +186,8 @@ export class Ssh2Transport implements Transport {
       abortAll();
       if (signal?.aborted) throw new AbortError("the connect was aborted", { phase: "connect", target, cause: error });
       throw normalizeError(error, { phase: "connect", target: resolvedTarget, secrets: this.secrets() });
+    } finally {
+      prompts.dispose();
     }
     signal?.removeEventListener("abort", onAbort);
     const connection = new Ssh2Connection({
@@ -187,7 +202,7 @@ export class Ssh2Transport implements Transport {
         sftpIdleMs: this.options.sftpIdleMs,
       },
       secrets: this.secrets(),
-      killGraceMs: KILL_GRACE_MS,
+      killGraceMs: this.options.killGraceMs,
     });
     if (connection.sessionGroupKnown) return connection;
     const guess = connection.signalsOnlySessionPid;
