@@ -154,3 +154,8 @@ export function resolveOptions(options: Ssh2TransportOptions = {}): ResolvedOpti
     createClient: options.createClient,
   };
 }
+
+/** The values that must never appear in an error, a trace or a log. */
+export function secretsOf(options: ResolvedOptions): readonly (string | undefined)[] {
+  return [options.password, options.passphrase];
+}
