@@ -207,21 +207,46 @@ export class Ssh2RemoteProcess implements RemoteProcess {
     });
   }
 
+  /**
+   * A channel the server opened after the process settled: stop its command with the same escalation as an abort.
+   * One signal alone is not enough: sshd signals the command's process group, which may not exist yet this early.
+   */
+  private stopLateChannel(channel: ClientChannel, release: (() => void) | undefined): void {
+    const closed = new Promise<void>((resolve) => channel.once("close", () => resolve()));
+    channel.on("error", () => {});
+    channel.resume();
+    channel.stderr.resume();
+    void escalateKill({
+      send: (signal) => {
+        try {
+          sendChannelSignal(channel, signal);
+        } catch {
+          // the connection is gone: nothing runs any more
+        }
+      },
+      ended: closed,
+      graceMs: this.host.killGraceMs,
+      abandon: () => {
+        try {
+          channel.close();
+        } catch {
+          // the connection is gone
+        }
+      },
+    }).finally(() => {
+      release?.();
+      this.host.channelClosed();
+    });
+  }
+
   private onOpen(error: Error | undefined, channel: ClientChannel): void {
     this.awaitingOpen = false;
     if (this.phase !== "opening") {
       // Settled meanwhile (aborted, timed out, connection lost): do not leave the command running.
-      if (!error) {
-        try {
-          channel.signal("KILL");
-          channel.close();
-        } catch {
-          // ignored
-        }
-      }
-      this.releaseOpeningSlot?.();
+      const release = this.releaseOpeningSlot;
       this.releaseOpeningSlot = undefined;
-      if (!error) this.host.channelClosed();
+      if (error) release?.();
+      else this.stopLateChannel(channel, release);
       return;
     }
     if (error) {

@@ -135,7 +135,7 @@ describe("spawn on a fake ssh2 client", () => {
   });
 
   it("an abort while the server has not answered the channel open settles at once; the late channel is killed and closed", async () => {
-    const { client, connection } = await connectFake();
+    const { client, connection } = await connectFake(new FakeClient(), { killGraceMs: 10 });
     const controller = new AbortController();
     const process = connection.spawn({ command: "sleep 9", signal: controller.signal });
     process.stdin.end();
@@ -145,8 +145,9 @@ describe("spawn on a fake ssh2 client", () => {
     await expect(process.started).rejects.toMatchObject({ name: "AbortError", code: "ABORTED" });
     await expect(process.exit).rejects.toMatchObject({ name: "AbortError", code: "ABORTED" });
     const late = await client.open();
-    expect(late.signals).toEqual(["KILL"]);
-    expect(late.outgoing.state).toBe("closed");
+    // The same escalation as an abort: the fake's command never ends, so TERM, KILL, then the channel is closed.
+    while (late.outgoing.state !== "closed") await new Promise((resolve) => setTimeout(resolve, 5));
+    expect(late.signals).toEqual(["TERM", "KILL"]);
     expect(connection.closed).toBe(false);
     const next = connection.spawn({ command: "true" });
     next.stdout.resume();

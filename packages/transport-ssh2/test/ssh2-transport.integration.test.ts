@@ -242,9 +242,9 @@ describe("Ssh2Transport on real OpenSSH sshd", () => {
       writeFileSync(knownHosts, `[127.0.0.1]:${proxy.port} ${pam.hostPublicKey}\n`);
       const user = pam.users.plain.name;
       const connection = await new Ssh2Transport(base(pam, { knownHostsFile: knownHosts })).connect({ host: "127.0.0.1", port: proxy.port, user });
-      // Distinct durations name the two commands in the process table.
-      const seconds = 3000 + Math.floor(Math.random() * 900);
-      const marks = [`sleep ${seconds}`, `sleep ${seconds + 1000}`];
+      // Durations of their own name the two commands in the process table, whatever else runs as this user.
+      const token = randomBytes(4).readUInt32BE(0);
+      const marks = [`sleep 3000.${token}`, `sleep 3001.${token}`];
       // The server gets no channel open until resume(): both wait for an answer that does not come.
       proxy.pause();
       const controller = new AbortController();
