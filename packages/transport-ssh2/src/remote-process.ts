@@ -2,7 +2,7 @@
  * One remote process on one SSH `session` channel, from the channel open to its exit: opening (waiting for a slot,
  * then for the server's answer), running, done. The exec line, stdin and signals have files of their own.
  */
-import { PassThrough, type Writable } from "node:stream";
+import type { Writable } from "node:stream";
 import {
   AbortError,
   ConnectError,
@@ -15,6 +15,7 @@ import {
 } from "@tunnel-sh/core";
 import { escalateKill } from "@tunnel-sh/core/internal";
 import type { Client, ClientChannel } from "ssh2";
+import { ChannelOutput } from "./channel-output.js";
 import { SSH_SIGNALS, normalizeSignalName, sendChannelSignal } from "./channel-signals.js";
 import { execLine, ptyOptions } from "./exec-line.js";
 import { normalizeError } from "./normalize-error.js";
@@ -63,8 +64,8 @@ type Phase = "opening" | "running" | "done";
 /** One remote process on one SSH `session` channel. */
 export class Ssh2RemoteProcess implements RemoteProcess {
   readonly stdin: Writable;
-  readonly stdout = new PassThrough();
-  readonly stderr = new PassThrough();
+  readonly stdout = new ChannelOutput();
+  readonly stderr = new ChannelOutput();
   readonly started: Promise<void>;
   readonly exit: Promise<ExitStatus>;
 
@@ -278,8 +279,8 @@ export class Ssh2RemoteProcess implements RemoteProcess {
       stderrEnded = true;
       maybeFinish();
     });
-    channel.pipe(this.stdout);
-    channel.stderr.pipe(this.stderr);
+    this.stdout.attach(channel);
+    this.stderr.attach(channel.stderr);
     this.startedDeferred.resolve();
     // Writes made before the channel opened are waiting for this.
     this.input.attach(channel);
@@ -341,13 +342,7 @@ export class Ssh2RemoteProcess implements RemoteProcess {
   }
 
   private endOutputs(): void {
-    if (!this.stdout.writableEnded) {
-      if (this.channel) this.channel.unpipe(this.stdout);
-      this.stdout.end();
-    }
-    if (!this.stderr.writableEnded) {
-      if (this.channel) this.channel.stderr.unpipe(this.stderr);
-      this.stderr.end();
-    }
+    this.stdout.finish();
+    this.stderr.finish();
   }
 }

@@ -37,6 +37,24 @@ describe("spawn on a fake ssh2 client", () => {
     expect(stdout()).toBe("hi\n");
   });
 
+  it("holds the channel back while nobody reads stdout, and hands every byte over in order once read", async () => {
+    const { client, connection } = await connectFake();
+    const process = connection.spawn({ command: "cat big" });
+    process.stderr.resume();
+    const channel = await client.open();
+    await process.started;
+    for (let index = 0; index < 8; index++) channel.push(Buffer.alloc(64 * 1024, index));
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(channel.isPaused()).toBe(true);
+    channel.finish(0);
+    const parts: Buffer[] = [];
+    for await (const part of process.stdout) parts.push(part as Buffer);
+    const all = Buffer.concat(parts);
+    expect(all.length).toBe(8 * 64 * 1024);
+    for (let index = 0; index < 8; index++) expect(all[index * 64 * 1024]).toBe(index);
+    await expect(process.exit).resolves.toEqual({ exitCode: 0, signal: null });
+  });
+
   it.each([["TERM"], ["SIGTERM"]])("normalises the exit signal %s to SIGTERM", async (name) => {
     const { client, connection } = await connectFake();
     const process = connection.spawn({ command: "sleep 9" });
