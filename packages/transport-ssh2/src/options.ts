@@ -8,6 +8,7 @@ import {
   type ResolvedSshTransportOptions,
   type SshTransportOptions,
 } from "@tunnel-sh/core";
+import { DEFAULT_KILL_GRACE_MS } from "@tunnel-sh/core/internal";
 import type { Algorithms, Client } from "ssh2";
 
 /** Tuning of SFTP transfers: how many requests are in flight and how big each one is. */
@@ -47,6 +48,11 @@ export interface Ssh2TransportOptions extends SshTransportOptions {
   /** SFTP tuning. */
   readonly transfer?: TransferOptions;
   /**
+   * After an abort sent SIGTERM, how long to wait before SIGKILL (and after SIGKILL, before giving up on the
+   * channel), in ms. The same option as the OpenSSH transport's. Default 2 000 (core's `DEFAULT_KILL_GRACE_MS`).
+   */
+  readonly killGraceMs?: number;
+  /**
    * Makes the ssh2 `Client` for each hop. A seam for tests; the transport owns and closes every client it makes.
    * Default `() => new Client()`.
    */
@@ -61,6 +67,7 @@ export const SSH2_TRANSPORT_OPTIONS: readonly (keyof Ssh2TransportOptions)[] = O
     passphrase: true,
     algorithms: true,
     transfer: true,
+    killGraceMs: true,
     createClient: true,
   } satisfies Record<Exclude<keyof Ssh2TransportOptions, keyof SshTransportOptions>, true>) as (keyof Ssh2TransportOptions)[]),
 ]);
@@ -85,6 +92,7 @@ export interface ResolvedOptions extends ResolvedSshTransportOptions {
   readonly chunkSize: number;
   readonly progressIntervalMs: number;
   readonly sftpIdleMs: number;
+  readonly killGraceMs: number;
   readonly createClient: (() => Client) | undefined;
 }
 
@@ -92,6 +100,14 @@ function integer(field: string, value: unknown, min: number, max: number, fallba
   if (value === undefined) return fallback;
   if (typeof value !== "number" || !Number.isInteger(value) || value < min || value > max) {
     throw new ConfigError(field, `must be an integer from ${min} to ${max}, got ${describeOptionValue(value)}`);
+  }
+  return value;
+}
+
+function milliseconds(field: string, value: unknown, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== "number" || !Number.isFinite(value) || value < 0) {
+    throw new ConfigError(field, `must be a non-negative number of milliseconds, got ${describeOptionValue(value)}`);
   }
   return value;
 }
@@ -134,6 +150,12 @@ export function resolveOptions(options: Ssh2TransportOptions = {}): ResolvedOpti
     chunkSize: integer("transfer.chunkSize", transfer.chunkSize, 1024, 4 * 1024 * 1024, 255 * 1024),
     progressIntervalMs: integer("transfer.progressIntervalMs", transfer.progressIntervalMs, 0, 60_000, 100),
     sftpIdleMs: integer("transfer.sftpIdleMs", transfer.sftpIdleMs, 0, 3_600_000, 1000),
+    killGraceMs: milliseconds("killGraceMs", options.killGraceMs, DEFAULT_KILL_GRACE_MS),
     createClient: options.createClient,
   };
+}
+
+/** The values that must never appear in an error, a trace or a log. */
+export function secretsOf(options: ResolvedOptions): readonly (string | undefined)[] {
+  return [options.password, options.passphrase];
 }

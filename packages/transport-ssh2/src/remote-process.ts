@@ -1,27 +1,27 @@
-import { PassThrough, Writable } from "node:stream";
+/**
+ * One remote process on one SSH `session` channel, from the channel open to its exit: opening (waiting for a slot,
+ * then for the server's answer), running, done. The exec line, stdin and signals have files of their own.
+ */
+import type { Writable } from "node:stream";
 import {
   AbortError,
   ConnectError,
   ValidationError,
-  inOwnProcessGroup,
-  loginShellCommand,
   type ExitStatus,
   type RemoteProcess,
   type SpawnRequest,
   type Target,
   type TunnelError,
 } from "@tunnel-sh/core";
-import type { Client, ClientChannel, PseudoTtyOptions } from "ssh2";
+import { escalateKill } from "@tunnel-sh/core/internal";
+import type { Client, ClientChannel } from "ssh2";
+import { ChannelOutput } from "./channel-output.js";
+import { SSH_SIGNALS, normalizeSignalName, sendChannelSignal } from "./channel-signals.js";
+import { execLine, ptyOptions } from "./exec-line.js";
 import { normalizeError } from "./normalize-error.js";
+import { ChannelStdin } from "./process-stdin.js";
 
-/** ssh2 keeps the channel's sending state here; its typings leave it `unknown`. */
-interface ChannelState {
-  readonly outgoing: { readonly state: string; readonly id: number };
-}
-
-function outgoing(channel: ClientChannel): ChannelState["outgoing"] {
-  return (channel as unknown as ChannelState).outgoing;
-}
+export { normalizeSignalName } from "./channel-signals.js";
 
 /** What a remote process needs from its connection. */
 export interface ProcessHost {
@@ -30,25 +30,21 @@ export interface ProcessHost {
   readonly secrets: readonly (string | undefined)[];
   /** Set once the connection is closed or lost. */
   readonly closedError: TunnelError | undefined;
-  /** Milliseconds between SIGTERM and SIGKILL when a request's signal aborts. */
+  /** Milliseconds after SIGTERM (and again after SIGKILL) when a request's signal aborts. */
   readonly killGraceMs: number;
   /** The server's `signal` requests reach only the session's pid (dropbear): run commands in their own group. */
   readonly signalsOnlySessionPid: boolean;
+  /** The longest command one exec request may carry to this server. */
+  readonly maxExecCommandBytes: number;
+  /** Count the process against the connection's channels, from before its open until `untrack`. */
   track(process: Ssh2RemoteProcess): void;
+  /** Count a slot the server may still hold for a channel nobody uses any more, until the returned function runs. */
+  reserveSlot(): () => void;
   /** A promise to wait for before opening the channel (another channel is giving its slot back), if any. */
   beforeOpen(): Promise<void> | undefined;
   /** This process's channel is closed; its server-side slot frees up shortly. */
   channelClosed(): void;
   untrack(process: Ssh2RemoteProcess): void;
-}
-
-/** Signals the SSH protocol can carry (RFC 4254 §6.10), without the `SIG` prefix. */
-const SSH_SIGNALS = new Set(["ABRT", "ALRM", "FPE", "HUP", "ILL", "INT", "KILL", "PIPE", "QUIT", "SEGV", "TERM", "USR1", "USR2"]);
-
-/** `TERM`, `sigterm`, `SIGTERM` → `SIGTERM`. */
-export function normalizeSignalName(signal: string): string {
-  const upper = signal.toUpperCase();
-  return upper.startsWith("SIG") ? upper : `SIG${upper}`;
 }
 
 function deferred<T>(): { promise: Promise<T>; resolve: (value: T) => void; reject: (error: unknown) => void } {
@@ -63,34 +59,29 @@ function deferred<T>(): { promise: Promise<T>; resolve: (value: T) => void; reje
   return { promise, resolve, reject };
 }
 
-/** Bytes of a command in one exec request: well inside the 256 KiB packets OpenSSH accepts, with room for framing. */
-const MAX_EXEC_REQUEST_BYTES = 192 * 1024;
-
-function ptyOptions(pty: SpawnRequest["pty"]): PseudoTtyOptions | undefined {
-  if (pty === undefined || pty === false) return undefined;
-  if (pty === true) return { term: "xterm", rows: 24, cols: 80 };
-  return { term: pty.term ?? "xterm", rows: pty.rows ?? 24, cols: pty.cols ?? 80 };
-}
-
 type Phase = "opening" | "running" | "done";
 
 /** One remote process on one SSH `session` channel. */
 export class Ssh2RemoteProcess implements RemoteProcess {
   readonly stdin: Writable;
-  readonly stdout = new PassThrough();
-  readonly stderr = new PassThrough();
+  readonly stdout = new ChannelOutput();
+  readonly stderr = new ChannelOutput();
   readonly started: Promise<void>;
   readonly exit: Promise<ExitStatus>;
 
   private readonly startedDeferred = deferred<void>();
   private readonly exitDeferred = deferred<ExitStatus>();
+  private readonly input = new ChannelStdin();
   private phase: Phase = "opening";
   private channel: ClientChannel | undefined;
+  /** The exec request went out and the server has not answered it yet: the server may be opening its channel. */
+  private awaitingOpen = false;
+  /** Settled before the server answered the open: gives back the slot that open holds there. */
+  private releaseOpeningSlot: (() => void) | undefined;
   private status: ExitStatus | undefined;
   /** The server sent EOF on the channel: all of stdout has arrived. */
   private outputEnded = false;
   private abortError: AbortError | undefined;
-  private readonly timers = new Set<NodeJS.Timeout>();
   private removeAbortListener: (() => void) | undefined;
 
   constructor(
@@ -99,7 +90,7 @@ export class Ssh2RemoteProcess implements RemoteProcess {
   ) {
     this.started = this.startedDeferred.promise;
     this.exit = this.exitDeferred.promise;
-    this.stdin = this.createStdin();
+    this.stdin = this.input.writable;
 
     const signal = request.signal;
     if (signal?.aborted) {
@@ -125,41 +116,27 @@ export class Ssh2RemoteProcess implements RemoteProcess {
 
   private open(request: SpawnRequest): void {
     if (this.phase !== "opening") return; // aborted or lost while waiting for a slot
-    if (this.abortError) {
-      this.fail(this.abortError);
-      return;
-    }
     const host = this.host;
     const pty = ptyOptions(request.pty);
     let line: string;
     try {
-      // The prepared script goes to `/bin/sh` through a line every login shell (fish and tcsh too) parses alike.
-      line = loginShellCommand(pty || !host.signalsOnlySessionPid ? request.command : inOwnProcessGroup(request.command));
-      if (!pty && this.noInput()) {
-        // stdin ended before anything was written: the command reads /dev/null (as with `ssh -n`), so no EOF packet
-        // follows the exec request — one packet less per command. Every login shell parses the redirect alike.
-        line += " </dev/null";
-        this.stdinDone = true;
-        this.rejectPending();
-      }
+      const exec = execLine(request, {
+        target: host.target,
+        signalsOnlySessionPid: host.signalsOnlySessionPid,
+        maxExecCommandBytes: host.maxExecCommandBytes,
+        noInput: this.input.noInput,
+      });
+      line = exec.line;
+      if (exec.devNullStdin) this.input.close();
     } catch (error) {
       this.fail(error);
-      return;
-    }
-    const size = Buffer.byteLength(line, "utf8");
-    if (size > MAX_EXEC_REQUEST_BYTES) {
-      // sshd drops the whole connection on an oversize packet ("Bad packet length"), and every other channel with it.
-      this.fail(
-        new ValidationError("command", `is ${size} bytes, more than one SSH exec request carries safely (${MAX_EXEC_REQUEST_BYTES})`, {
-          target: host.target,
-        }),
-      );
       return;
     }
     try {
       const callback = (error: Error | undefined, channel: ClientChannel): void => this.onOpen(error, channel);
       if (pty) host.client.exec(line, { pty }, callback);
       else host.client.exec(line, callback);
+      this.awaitingOpen = true;
     } catch (error) {
       // ssh2 throws "Not connected" synchronously once the socket is gone.
       this.fail(normalizeError(error, { phase: "channel", target: host.target, secrets: host.secrets }));
@@ -197,16 +174,8 @@ export class Ssh2RemoteProcess implements RemoteProcess {
   private sendSignal(name: string): void {
     const channel = this.channel;
     if (!channel || this.phase !== "running") return;
-    const state = outgoing(channel).state;
     try {
-      if (state === "open") {
-        channel.signal(name);
-      } else if (state === "eof") {
-        // ssh2's `signal()` refuses once EOF was sent on stdin (`outgoing.state === "eof"`), yet the
-        // channel is still open and sshd still honours the request; send it through the protocol directly.
-        const internals = channel as unknown as { _client?: { _protocol?: { signal?: (id: number, name: string) => void } } };
-        internals._client?._protocol?.signal?.(outgoing(channel).id, name);
-      }
+      sendChannelSignal(channel, name);
     } catch {
       // The connection went away meanwhile; `connectionLost` settles the process.
     }
@@ -215,16 +184,19 @@ export class Ssh2RemoteProcess implements RemoteProcess {
   private onAbort(): void {
     if (this.phase === "done") return;
     this.abortError = new AbortError("the command was aborted", { target: this.host.target });
-    if (this.phase === "opening") return; // onOpen stops it as soon as the channel exists
-    this.stopAfterAbort();
+    // Not started yet (waiting for a slot, or for a server that may never answer the open): settle now. A channel
+    // that opens later is closed at once (`onOpen`).
+    if (this.phase === "opening") this.fail(this.abortError);
+    else this.stopAfterAbort();
   }
 
+  /** TERM, KILL after the grace, then give up on the channel (keeping the connection): core's one escalation. */
   private stopAfterAbort(): void {
-    this.sendSignal("TERM");
-    const grace = this.host.killGraceMs;
-    this.timer(grace, () => {
-      this.sendSignal("KILL");
-      this.timer(grace, () => {
+    void escalateKill({
+      send: (signal) => this.sendSignal(signal),
+      ended: this.exit,
+      graceMs: this.host.killGraceMs,
+      abandon: () => {
         // Still no close from the server: give up on the channel, keep the connection.
         try {
           this.channel?.close();
@@ -232,31 +204,50 @@ export class Ssh2RemoteProcess implements RemoteProcess {
           // ignored: the connection is gone and connectionLost settles
         }
         this.fail(this.abortError ?? new AbortError("the command was aborted", { target: this.host.target }));
-      });
+      },
     });
   }
 
-  private timer(ms: number, run: () => void): void {
-    const handle = setTimeout(() => {
-      this.timers.delete(handle);
-      run();
-    }, ms);
-    handle.unref();
-    this.timers.add(handle);
+  /**
+   * A channel the server opened after the process settled: stop its command with the same escalation as an abort.
+   * One signal alone is not enough: sshd signals the command's process group, which may not exist yet this early.
+   */
+  private stopLateChannel(channel: ClientChannel, release: (() => void) | undefined): void {
+    const closed = new Promise<void>((resolve) => channel.once("close", () => resolve()));
+    channel.on("error", () => {});
+    channel.resume();
+    channel.stderr.resume();
+    void escalateKill({
+      send: (signal) => {
+        try {
+          sendChannelSignal(channel, signal);
+        } catch {
+          // the connection is gone: nothing runs any more
+        }
+      },
+      ended: closed,
+      graceMs: this.host.killGraceMs,
+      abandon: () => {
+        try {
+          channel.close();
+        } catch {
+          // the connection is gone
+        }
+      },
+    }).finally(() => {
+      release?.();
+      this.host.channelClosed();
+    });
   }
 
   private onOpen(error: Error | undefined, channel: ClientChannel): void {
+    this.awaitingOpen = false;
     if (this.phase !== "opening") {
-      // Settled meanwhile (connection lost): do not leave the command running.
-      if (!error) {
-        try {
-          channel.signal("KILL");
-          channel.close();
-        } catch {
-          // ignored
-        }
-        this.host.channelClosed();
-      }
+      // Settled meanwhile (aborted, timed out, connection lost): do not leave the command running.
+      const release = this.releaseOpeningSlot;
+      this.releaseOpeningSlot = undefined;
+      if (error) release?.();
+      else this.stopLateChannel(channel, release);
       return;
     }
     if (error) {
@@ -288,12 +279,11 @@ export class Ssh2RemoteProcess implements RemoteProcess {
       stderrEnded = true;
       maybeFinish();
     });
-    channel.pipe(this.stdout);
-    channel.stderr.pipe(this.stderr);
+    this.stdout.attach(channel);
+    this.stderr.attach(channel.stderr);
     this.startedDeferred.resolve();
-    if (this.abortError) this.stopAfterAbort();
     // Writes made before the channel opened are waiting for this.
-    this.flushPending();
+    this.input.attach(channel);
   }
 
   private recordExit(code: number | null | undefined, signalName: string | undefined): void {
@@ -342,72 +332,17 @@ export class Ssh2RemoteProcess implements RemoteProcess {
   }
 
   private cleanup(): void {
-    for (const handle of this.timers) clearTimeout(handle);
-    this.timers.clear();
     this.removeAbortListener?.();
     this.removeAbortListener = undefined;
     this.host.untrack(this);
+    // A channel the server may still open holds its slot there: it stays counted until `onOpen` closes it.
+    if (this.awaitingOpen) this.releaseOpeningSlot = this.host.reserveSlot();
     if (this.channel) this.host.channelClosed();
-    this.rejectPending();
+    this.input.close();
   }
 
   private endOutputs(): void {
-    if (!this.stdout.writableEnded) {
-      if (this.channel) this.channel.unpipe(this.stdout);
-      this.stdout.end();
-    }
-    if (!this.stderr.writableEnded) {
-      if (this.channel) this.channel.stderr.unpipe(this.stderr);
-      this.stderr.end();
-    }
-  }
-
-  // stdin: writes wait for the channel; `end()` sends EOF (never a channel close, so kill() keeps working).
-  private pending: Array<{ chunk: Buffer | undefined; callback: (error?: Error | null) => void }> = [];
-  /** The command's stdin is /dev/null on the host: nothing more goes to the channel. */
-  private stdinDone = false;
-
-  /** stdin was ended, with nothing written, before the channel opened. */
-  private noInput(): boolean {
-    return this.pending.length === 1 && this.pending[0]?.chunk === undefined;
-  }
-
-  private createStdin(): Writable {
-    return new Writable({
-      write: (chunk: Buffer, _encoding, callback) => this.stdinWrite(chunk, callback),
-      final: (callback) => this.stdinWrite(undefined, callback),
-    });
-  }
-
-  private stdinWrite(chunk: Buffer | undefined, callback: (error?: Error | null) => void): void {
-    if (this.phase === "opening") {
-      this.pending.push({ chunk, callback });
-      return;
-    }
-    const channel = this.channel;
-    // After the process ended (or never started) input has nowhere to go; it is dropped quietly
-    // rather than raising an error event nobody listens to.
-    if (!channel || this.phase === "done" || this.stdinDone || outgoing(channel).state !== "open") {
-      callback();
-      return;
-    }
-    if (chunk === undefined) {
-      channel.eof();
-      callback();
-      return;
-    }
-    channel.write(chunk, () => callback());
-  }
-
-  private flushPending(): void {
-    const queued = this.pending;
-    this.pending = [];
-    for (const { chunk, callback } of queued) this.stdinWrite(chunk, callback);
-  }
-
-  private rejectPending(): void {
-    const queued = this.pending;
-    this.pending = [];
-    for (const { callback } of queued) callback();
+    this.stdout.finish();
+    this.stderr.finish();
   }
 }

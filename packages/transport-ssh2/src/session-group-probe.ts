@@ -7,8 +7,8 @@
  * loopback: ~11 ms for `true` plain, ~28 ms wrapped), so it is not paid where the server groups by itself: one
  * exec at connect (~11 ms) asks the server which kind it is.
  */
-import { AbortError, runProcess, type Connection } from "@tunnel-sh/core";
-import { SESSION_GROUP_PROBE, parseSessionGroupProbe } from "@tunnel-sh/core/internal";
+import { AbortError, TimeoutError, runProcess, type Connection } from "@tunnel-sh/core";
+import { SESSION_GROUP_PROBE, deadlineSignal, parseSessionGroupProbe, raceAbort } from "@tunnel-sh/core/internal";
 
 /**
  * Whether the server makes a session's command a group leader: `true`/`false` as measured, `undefined` when the
@@ -20,22 +20,23 @@ export async function probeSessionGroup(
   options: { timeoutMs: number; signal?: AbortSignal | undefined },
 ): Promise<boolean | undefined> {
   const { signal, timeoutMs } = options;
+  const target = connection.target;
   // Bounded here, not only by runProcess: a server that never answers the channel open must not hold the connect.
-  const stop = AbortSignal.any([AbortSignal.timeout(timeoutMs), ...(signal ? [signal] : [])]);
-  let onStop: (() => void) | undefined;
-  const stopped = new Promise<undefined>((resolve) => {
-    onStop = () => resolve(undefined);
-    stop.addEventListener("abort", onStop, { once: true });
+  const stop = deadlineSignal({
+    signal,
+    timeoutMs,
+    abortReason: () => new AbortError("the connect was aborted", { phase: "connect", target }),
+    timeoutReason: () => new TimeoutError(`the session-group probe took longer than ${timeoutMs} ms`, { timeoutMs, phase: "connect", target }),
   });
   try {
-    const probe = runProcess(connection, { command: SESSION_GROUP_PROBE, signal: stop }).then(
+    const probe = runProcess(connection, { command: SESSION_GROUP_PROBE, signal: stop.signal }).then(
       (result) => (result.exitCode === 0 ? parseSessionGroupProbe(result.stdout) : undefined),
       () => undefined,
     );
-    const answer = await Promise.race([probe, stopped]);
-    if (signal?.aborted) throw new AbortError("the connect was aborted", { phase: "connect", target: connection.target });
+    const answer = await raceAbort(probe, stop.signal).catch(() => undefined);
+    if (signal?.aborted) throw new AbortError("the connect was aborted", { phase: "connect", target });
     return answer;
   } finally {
-    if (onStop) stop.removeEventListener("abort", onStop);
+    stop.dispose();
   }
 }

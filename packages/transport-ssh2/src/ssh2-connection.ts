@@ -1,6 +1,5 @@
 import {
   AbortError,
-  ChannelError,
   ConnectError,
   hasCode,
   UnsupportedHostError,
@@ -14,19 +13,14 @@ import {
   type UploadRequest,
 } from "@tunnel-sh/core";
 import type { Client, SFTPWrapper } from "ssh2";
-import { normalizeError } from "./normalize-error.js";
+import { ChannelSlots } from "./channel-slots.js";
 import { execDownload, execUpload } from "./exec-transfer.js";
+import { keepalivePing } from "./keepalive-ping.js";
+import { normalizeError } from "./normalize-error.js";
 import { Ssh2RemoteProcess, type ProcessHost } from "./remote-process.js";
-import { bindSessionLoss, downloadFile, uploadFile, type TransferTuning } from "./sftp-transfer.js";
-
-interface SftpEntry {
-  session: Promise<SFTPWrapper>;
-  /** Transfers using the session now. */
-  users: number;
-  /** Closes the session when it stays unused. */
-  idleTimer: NodeJS.Timeout | undefined;
-  closing: Promise<void> | undefined;
-}
+import { serverSoftware } from "./server-software.js";
+import { SftpSessions } from "./sftp-sessions.js";
+import { downloadFile, uploadFile, type TransferTuning } from "./sftp-transfer.js";
 
 export interface Ssh2ConnectionParts {
   /** The authenticated client of the final hop. */
@@ -40,11 +34,6 @@ export interface Ssh2ConnectionParts {
   readonly killGraceMs: number;
   /** How long close() waits for a clean SSH disconnect before destroying the socket. Default 2000. */
   readonly closeTimeoutMs?: number;
-}
-
-/** ssh2's table of open channels by id (its typings leave it out). */
-function channelTable(client: Client): Record<string, unknown> {
-  return (client as unknown as { _chanMgr?: { _channels?: Record<string, unknown> } })._chanMgr?._channels ?? {};
 }
 
 /**
@@ -71,6 +60,8 @@ export class Ssh2Connection implements Connection, ProcessHost {
    * command a group leader; dropbear never does), so that no probe is needed at connect.
    */
   readonly sessionGroupKnown: boolean;
+  /** The longest command one exec request may carry to this server (dropbear takes far less than OpenSSH). */
+  readonly maxExecCommandBytes: number;
 
   closedError: TunnelError | undefined;
   /** The server refused the SFTP subsystem once: transfers use `cat` over exec channels (`exec-transfer.ts`). */
@@ -85,10 +76,8 @@ export class Ssh2Connection implements Connection, ProcessHost {
   private closing = false;
   private lastError: TunnelError | undefined;
   private closedPromise: Promise<void>;
-  private sftp: SftpEntry | undefined;
-  /** Channels closed on our side whose server-side slot is not yet confirmed free. */
-  private closingSlots = 0;
-  private slotWaiters: Array<() => void> = [];
+  private readonly slots: ChannelSlots;
+  private readonly sftp: SftpSessions;
 
   constructor(parts: Ssh2ConnectionParts) {
     this.client = parts.client;
@@ -98,11 +87,28 @@ export class Ssh2Connection implements Connection, ProcessHost {
     this.tuning = parts.tuning;
     this.secrets = parts.secrets;
     this.killGraceMs = parts.killGraceMs;
-    // ssh2 keeps the server's software version (from its identification line) here; its typings leave it out.
-    const software = (this.client as unknown as { _remoteVer?: unknown })._remoteVer;
-    this.sessionGroupKnown = typeof software === "string" && /^(?:OpenSSH|dropbear)/i.test(software);
-    this.signalsOnlySessionPid = typeof software === "string" && /dropbear/i.test(software);
+    const software = serverSoftware(this.client);
+    this.sessionGroupKnown = software.sessionGroupKnown;
+    this.signalsOnlySessionPid = software.signalsOnlySessionPid;
+    this.maxExecCommandBytes = software.maxExecCommandBytes;
     this.closeTimeoutMs = parts.closeTimeoutMs ?? 2000;
+    this.slots = new ChannelSlots(this.maxChannels, {
+      processes: () => this.processes.size,
+      sftpOpen: () => this.sftp.open,
+      closeIdleSftp: () => this.sftp.closeIdle(),
+      closed: () => this.closedError !== undefined,
+      roundTrip: () => this.ping(),
+    });
+    this.sftp = new SftpSessions({
+      client: this.client,
+      target: this.target,
+      secrets: this.secrets,
+      sftpIdleMs: this.tuning.sftpIdleMs,
+      lost: this.lost.signal,
+      slots: this.slots,
+      roundTrip: () => this.ping(),
+      closedError: () => this.closedError,
+    });
     this.closedPromise = new Promise<void>((resolve) => {
       this.client.once("close", () => {
         this.onClientClose();
@@ -167,7 +173,7 @@ export class Ssh2Connection implements Connection, ProcessHost {
   private async transfer(signal: AbortSignal | undefined, run: (sftp: SFTPWrapper) => Promise<void>): Promise<void> {
     if (signal?.aborted) throw new AbortError("the transfer was aborted", { phase: "transfer", target: this.target });
     if (this.closedError) throw this.closedError;
-    const entry = this.acquireSftp();
+    const entry = this.sftp.acquire();
     try {
       const sftp = await entry.session;
       await run(sftp);
@@ -176,219 +182,29 @@ export class Ssh2Connection implements Connection, ProcessHost {
       if (this.closedError && !hasCode(error, "ABORTED")) throw this.closedError;
       throw normalizeError(error, { phase: "transfer", target: this.target, secrets: this.secrets });
     } finally {
-      this.releaseSftp(entry);
+      this.sftp.release(entry);
     }
   }
 
-  private acquireSftp(): SftpEntry {
-    const current = this.sftp;
-    if (current && !current.closing) {
-      if (current.idleTimer) clearTimeout(current.idleTimer);
-      current.idleTimer = undefined;
-      current.users++;
-      return current;
-    }
-    const entry: SftpEntry = { session: undefined as unknown as Promise<SFTPWrapper>, users: 1, idleTimer: undefined, closing: undefined };
-    entry.session = this.slotForSftp().then(
-      () =>
-        new Promise<SFTPWrapper>((resolve, reject) => {
-          try {
-            const before = new Set(Object.keys(channelTable(this.client)));
-            this.client.sftp((error, sftp) => {
-              if (error) {
-                const failure = normalizeError(error, { phase: "channel", target: this.target, secrets: this.secrets });
-                if (hasCode(failure, "UNSUPPORTED_HOST")) {
-                  // The channel opened but the server has no sftp subsystem. ssh2 leaves that channel open, holding one of
-                  // the server's sessions (the only one under MaxSessions 1): close it, and count its slot as closing.
-                  for (const [id, channel] of Object.entries(channelTable(this.client))) {
-                    if (!before.has(id) && typeof (channel as { destroy?: unknown }).destroy === "function") (channel as { destroy: () => void }).destroy();
-                  }
-                  queueMicrotask(() => this.channelClosed());
-                }
-                reject(failure);
-                return;
-              }
-              sftp.on("error", () => {});
-              // Requests in flight when the session closes under them (its server process was killed, say) get no
-              // answer from ssh2: settle them, as a failure a new attempt (on a new session) may get past.
-              const sessionClosed = new AbortController();
-              bindSessionLoss(sftp, AbortSignal.any([this.lost.signal, sessionClosed.signal]));
-              sftp.once("close", () => {
-                if (this.sftp === entry) this.sftp = undefined;
-                sessionClosed.abort(
-                  new ChannelError("the SFTP session closed before the transfer ended", { phase: "transfer", target: this.target, retryable: true }),
-                );
-              });
-              resolve(sftp);
-            });
-          } catch (error) {
-            reject(normalizeError(error, { phase: "channel", target: this.target, secrets: this.secrets }));
-          }
-        }),
-    );
-    entry.session.catch(() => {
-      if (this.sftp === entry) this.sftp = undefined;
-    });
-    this.sftp = entry;
-    return entry;
-  }
-
-  private releaseSftp(entry: SftpEntry): void {
-    entry.users--;
-    if (entry.users > 0 || entry.closing) return;
-    // Linger a little: back-to-back transfers (a directory of small files) reuse the session instead of
-    // paying a channel open + subsystem start each (about as much as one exec).
-    entry.idleTimer = setTimeout(() => void this.closeSftp(entry), this.tuning.sftpIdleMs);
-    entry.idleTimer.unref();
-  }
-
-  /** Close an SFTP session; resolves once the server confirmed the channel closed (its slot is free again). */
-  private closeSftp(entry: SftpEntry): Promise<void> {
-    if (entry.closing) return entry.closing;
-    if (entry.idleTimer) clearTimeout(entry.idleTimer);
-    entry.idleTimer = undefined;
-    if (this.sftp === entry) this.sftp = undefined;
-    this.closingSlots++;
-    entry.closing = entry.session.then(
-      (sftp) =>
-        new Promise<void>((resolve) => {
-          const state = (sftp as unknown as { outgoing?: { state?: string } }).outgoing?.state;
-          if (state === "closed" || this.closedError) return resolve();
-          sftp.once("close", () => {
-            // ssh2 does not answer the server's close on an SFTP channel; sshd frees the session only once
-            // it has our close too, and then only in a later turn of its main loop. One global-request round
-            // trip after our close guarantees that turn happened before the next channel open arrives.
-            try {
-              sftp.end();
-            } catch {
-              // the connection is gone
-            }
-            this.ping().then(
-              () => resolve(),
-              () => resolve(),
-            );
-          });
-          try {
-            // EOF first: sftp-server exits, and sshd closes the channel only after it reaped that process.
-            // (Closing from our side first is confirmed before the process is gone, and an exec opened
-            // right then may be refused for want of a session slot.)
-            const internals = sftp as unknown as { _protocol?: { channelEOF?: (id: number) => void }; outgoing: { id: number } };
-            if (state === "open" && typeof internals._protocol?.channelEOF === "function") {
-              (sftp as unknown as { outgoing: { state: string } }).outgoing.state = "eof";
-              internals._protocol.channelEOF(internals.outgoing.id);
-            } else {
-              sftp.end();
-            }
-          } catch {
-            resolve();
-          }
-        }),
-      () => {},
-    );
-    void entry.closing.then(() => this.slotReleased());
-    return entry.closing;
-  }
-
-  /**
-   * Called before an exec channel opens. sshd frees a closed channel's session slot only in a later turn of its
-   * main loop, so an open sent right after a close can be refused at MaxSessions (measured: a third of the
-   * opens on a saturated connection). Opens that would exceed `maxChannels` therefore wait until recently closed
-   * channels are confirmed gone (one global-request round trip after each close), and an idle SFTP session
-   * gives its slot back. Returns undefined — no waiting — whenever there is room.
-   */
   beforeOpen(): Promise<void> | undefined {
-    if (this.slotsInUse() <= this.maxChannels) return undefined;
-    return this.waitForSlot();
+    return this.slots.beforeOpen();
   }
 
-  /** An exec channel this connection opened has closed: its server-side slot is free after one round trip. */
   channelClosed(): void {
-    if (this.closedError) return;
-    // With room to spare, a slot that sshd frees a moment late cannot make an open fail: no round trip needed.
-    if (this.slotsInUse() + 1 < this.maxChannels) return;
-    this.holdClosedSlot();
+    this.slots.channelClosed();
   }
 
-  /**
-   * Count a channel that just closed as holding its server-side slot until one round trip shows it free, even with
-   * room to spare: for the connect's own probe, whose slot must not make the caller's first burst of opens fail.
-   */
+  /** The connect's probe closed its channel: count its slot until one round trip shows it free (`ChannelSlots`). */
   holdClosedSlot(): void {
-    if (this.closedError) return;
-    this.closingSlots++;
-    void this.ping()
-      .catch(() => {})
-      .then(() => this.slotReleased());
+    this.slots.holdClosedSlot();
   }
 
-  private slotsInUse(): number {
-    return this.processes.size + this.closingSlots + (this.sftp ? 1 : 0);
-  }
-
-  private slotReleased(): void {
-    this.closingSlots--;
-    const waiters = this.slotWaiters;
-    this.slotWaiters = [];
-    for (const wake of waiters) wake();
-  }
-
-  /** An SFTP channel needs a free slot too: wait for a just-closed exec's slot when the budget is that tight. */
-  private async slotForSftp(): Promise<void> {
-    while (!this.closedError && this.closingSlots > 0 && this.processes.size + this.closingSlots + 1 > this.maxChannels) {
-      await new Promise<void>((resolve) => this.slotWaiters.push(resolve));
-    }
-  }
-
-  private async waitForSlot(): Promise<void> {
-    while (!this.closedError && this.slotsInUse() > this.maxChannels) {
-      const entry = this.sftp;
-      if (entry && entry.users === 0 && !entry.closing) {
-        await this.closeSftp(entry);
-        continue;
-      }
-      if (this.closingSlots > 0) {
-        await new Promise<void>((resolve) => this.slotWaiters.push(resolve));
-        continue;
-      }
-      return; // over budget by the caller's own doing; the server decides
-    }
+  reserveSlot(): () => void {
+    return this.slots.reserve();
   }
 
   ping(options: { readonly signal?: AbortSignal } = {}): Promise<void> {
-    const signal = options.signal;
-    if (signal?.aborted) return Promise.reject(new AbortError("the ping was aborted", { phase: "connect", target: this.target }));
-    if (this.closedError) return Promise.reject(this.closedError);
-    return new Promise<void>((resolve, reject) => {
-      let settled = false;
-      const settle = (error?: unknown): void => {
-        if (settled) return;
-        settled = true;
-        signal?.removeEventListener("abort", onAbort);
-        if (error === undefined) resolve();
-        else reject(error);
-      };
-      const onAbort = (): void => settle(new AbortError("the ping was aborted", { phase: "connect", target: this.target }));
-      signal?.addEventListener("abort", onAbort, { once: true });
-      const answered = (error: unknown): void => {
-        // REQUEST_FAILURE (`true`) is an answer too; only an Error means the connection is gone.
-        if (error instanceof Error) settle(this.closedError ?? normalizeError(error, { phase: "connect", target: this.target }));
-        else settle();
-      };
-      try {
-        // A keepalive@openssh.com global request and its reply — exactly what ssh2's own keepalive sends.
-        // ssh2 offers no public call for it, so queue the reply callback the way its keepalive does.
-        const internals = this.client as unknown as { _protocol?: { ping?: () => void }; _callbacks?: Array<(error: unknown) => void> };
-        if (typeof internals._protocol?.ping === "function" && Array.isArray(internals._callbacks)) {
-          internals._callbacks.push(answered);
-          internals._protocol.ping();
-        } else {
-          // Public fallback: cancelling a forward that does not exist is answered (with a failure) by the server.
-          this.client.unforwardIn("127.0.0.1", 0, (error) => answered(error && /No response|Not connected/.test(error.message) ? error : undefined));
-        }
-      } catch (error) {
-        settle(normalizeError(error, { phase: "connect", target: this.target }));
-      }
-    });
+    return keepalivePing(this.client, this.target, () => this.closedError, options.signal);
   }
 
   async close(): Promise<void> {

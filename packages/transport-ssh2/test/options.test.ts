@@ -45,6 +45,9 @@ describe("option validation happens in the constructor, before any I/O", () => {
     ["privateKey", { privateKey: 42 as never }],
     ["privateKey", { privateKey: "/etc/tunnel/id_ed25519" }],
     ["createClient", { createClient: "nope" as never }],
+    ["killGraceMs", { killGraceMs: -1 }],
+    ["killGraceMs", { killGraceMs: "2s" as never }],
+    ["killGraceMs", { killGraceMs: Number.POSITIVE_INFINITY }],
   ];
   it.each(bad)("rejects a bad %s with ConfigError", (field, options) => {
     let created = 0;
@@ -79,7 +82,14 @@ describe("option validation happens in the constructor, before any I/O", () => {
 
   it("lists exactly the shared options plus ssh2's own", () => {
     expect(SSH2_TRANSPORT_OPTIONS.slice(0, SSH_TRANSPORT_OPTIONS.length)).toEqual(SSH_TRANSPORT_OPTIONS);
-    expect(SSH2_TRANSPORT_OPTIONS.slice(SSH_TRANSPORT_OPTIONS.length)).toEqual(["privateKey", "passphrase", "algorithms", "transfer", "createClient"]);
+    expect(SSH2_TRANSPORT_OPTIONS.slice(SSH_TRANSPORT_OPTIONS.length)).toEqual([
+      "privateKey",
+      "passphrase",
+      "algorithms",
+      "transfer",
+      "killGraceMs",
+      "createClient",
+    ]);
   });
 
   it("rejects an unreadable identity file with ConfigError before connecting", async () => {

@@ -6,8 +6,14 @@ import { FakeClient } from "./fake-client.js";
 // The first hop's TCP socket goes to a loopback port nobody listens on; the fake client ignores it.
 const target = { host: "127.0.0.1", port: 1, user: "deploy" };
 
-async function connectFake(client = new FakeClient()) {
-  const transport = new Ssh2Transport({ createClient: () => client.asClient(), configFile: false, agent: false, hostKeyChecking: "insecure-accept-any" });
+async function connectFake(client = new FakeClient(), options: { killGraceMs?: number } = {}) {
+  const transport = new Ssh2Transport({
+    createClient: () => client.asClient(),
+    configFile: false,
+    agent: false,
+    hostKeyChecking: "insecure-accept-any",
+    ...options,
+  });
   const connection = await transport.connect(target);
   return { client, connection };
 }
@@ -29,6 +35,24 @@ describe("spawn on a fake ssh2 client", () => {
     channel.finish(0);
     await expect(process.exit).resolves.toEqual({ exitCode: 0, signal: null });
     expect(stdout()).toBe("hi\n");
+  });
+
+  it("holds the channel back while nobody reads stdout, and hands every byte over in order once read", async () => {
+    const { client, connection } = await connectFake();
+    const process = connection.spawn({ command: "cat big" });
+    process.stderr.resume();
+    const channel = await client.open();
+    await process.started;
+    for (let index = 0; index < 8; index++) channel.push(Buffer.alloc(64 * 1024, index));
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(channel.isPaused()).toBe(true);
+    channel.finish(0);
+    const parts: Buffer[] = [];
+    for await (const part of process.stdout) parts.push(part as Buffer);
+    const all = Buffer.concat(parts);
+    expect(all.length).toBe(8 * 64 * 1024);
+    for (let index = 0; index < 8; index++) expect(all[index * 64 * 1024]).toBe(index);
+    await expect(process.exit).resolves.toEqual({ exitCode: 0, signal: null });
   });
 
   it.each([["TERM"], ["SIGTERM"]])("normalises the exit signal %s to SIGTERM", async (name) => {
@@ -125,6 +149,62 @@ describe("spawn on a fake ssh2 client", () => {
     expect(channel.signals).toEqual(["TERM"]);
     channel.finish(null, "TERM");
     await expect(process.exit).rejects.toMatchObject({ name: "AbortError", code: "ABORTED" });
+    expect(connection.closed).toBe(false);
+  });
+
+  it("an abort while the server has not answered the channel open settles at once; the late channel is killed and closed", async () => {
+    const { client, connection } = await connectFake(new FakeClient(), { killGraceMs: 10 });
+    const controller = new AbortController();
+    const process = connection.spawn({ command: "sleep 9", signal: controller.signal });
+    process.stdin.end();
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(client.execs).toHaveLength(1); // the exec request went out; the server never answered it
+    controller.abort();
+    await expect(process.started).rejects.toMatchObject({ name: "AbortError", code: "ABORTED" });
+    await expect(process.exit).rejects.toMatchObject({ name: "AbortError", code: "ABORTED" });
+    const late = await client.open();
+    // The same escalation as an abort: the fake's command never ends, so TERM, KILL, then the channel is closed.
+    while (late.outgoing.state !== "closed") await new Promise((resolve) => setTimeout(resolve, 5));
+    expect(late.signals).toEqual(["TERM", "KILL"]);
+    expect(connection.closed).toBe(false);
+    const next = connection.spawn({ command: "true" });
+    next.stdout.resume();
+    (await client.open()).finish(0);
+    await expect(next.exit).resolves.toEqual({ exitCode: 0, signal: null });
+  });
+
+  it("a channel the server may still open keeps its slot until it has answered", async () => {
+    const { client, connection } = await connectFake(new FakeClient());
+    const controllers = Array.from({ length: connection.maxChannels }, () => new AbortController());
+    const stalled = controllers.map((controller) => connection.spawn({ command: "sleep 9", signal: controller.signal }));
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(client.execs).toHaveLength(connection.maxChannels);
+    for (const controller of controllers) controller.abort();
+    await Promise.all(stalled.map((process) => expect(process.exit).rejects.toMatchObject({ code: "ABORTED" })));
+    // The server still holds every one of those opens: one more would be past maxChannels, so it waits.
+    const next = connection.spawn({ command: "true" });
+    next.stdout.resume();
+    next.stdin.end();
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(client.execs).toHaveLength(connection.maxChannels);
+    for (let index = 0; index < connection.maxChannels; index++) await client.open();
+    while (client.execs.length === 0) await new Promise((resolve) => setImmediate(resolve));
+    (await client.open()).finish(0);
+    await expect(next.exit).resolves.toEqual({ exitCode: 0, signal: null });
+  });
+
+  it("an abort sends TERM, KILL after killGraceMs, and gives up on a channel that never closes after another killGraceMs", async () => {
+    const { client, connection } = await connectFake(new FakeClient(), { killGraceMs: 20 });
+    const controller = new AbortController();
+    const process = connection.spawn({ command: "sleep 9", signal: controller.signal });
+    process.stdout.resume();
+    const channel = await client.open();
+    await process.started;
+    controller.abort();
+    expect(channel.signals).toEqual(["TERM"]);
+    await expect(process.exit).rejects.toMatchObject({ name: "AbortError", code: "ABORTED" });
+    expect(channel.signals).toEqual(["TERM", "KILL"]);
+    expect(channel.outgoing.state).toBe("closed");
     expect(connection.closed).toBe(false);
   });
 

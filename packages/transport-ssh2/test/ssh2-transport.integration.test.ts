@@ -5,8 +5,8 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Connection, Progress, RemoteProcess } from "@tunnel-sh/core";
-import { startFaultProxy, startSshd, type Sshd } from "@tunnel-sh/testing";
+import { runProcess, type Connection, type Progress, type RemoteProcess } from "@tunnel-sh/core";
+import { remoteProcesses, startFaultProxy, startSshd, type Sshd } from "@tunnel-sh/testing";
 import { Ssh2Transport, type Ssh2TransportOptions } from "../src/index.js";
 
 // No guard: where sshd cannot run, startSshd() rejects with the reason and these suites fail rather than skip.
@@ -230,6 +230,38 @@ describe("Ssh2Transport on real OpenSSH sshd", () => {
       await expect(transfer).rejects.toMatchObject({ code: "CONNECTION_LOST" });
       expect(cut).toBe(true);
       rmSync(remote, { force: true });
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it("a command whose channel the server has not opened yet settles at once on abort and on timeout; the late channels are killed", async () => {
+    const proxy = await startFaultProxy({ target: { host: pam.host, port: pam.port } });
+    try {
+      const knownHosts = join(scratch, "proxy_known_hosts_stalled_open");
+      writeFileSync(knownHosts, `[127.0.0.1]:${proxy.port} ${pam.hostPublicKey}\n`);
+      const user = pam.users.plain.name;
+      const connection = await new Ssh2Transport(base(pam, { knownHostsFile: knownHosts })).connect({ host: "127.0.0.1", port: proxy.port, user });
+      // Durations of their own name the two commands in the process table, whatever else runs as this user.
+      const token = randomBytes(4).readUInt32BE(0);
+      const marks = [`sleep 3000.${token}`, `sleep 3001.${token}`];
+      // The server gets no channel open until resume(): both wait for an answer that does not come.
+      proxy.pause();
+      const controller = new AbortController();
+      const aborted = runProcess(connection, { command: marks[0] as string, signal: controller.signal });
+      const timedOut = runProcess(connection, { command: marks[1] as string, timeoutMs: 300 });
+      await expect(timedOut).rejects.toMatchObject({ name: "TimeoutError", code: "TIMEOUT" });
+      controller.abort();
+      await expect(aborted).rejects.toMatchObject({ name: "AbortError", code: "ABORTED" });
+      expect(connection.closed).toBe(false);
+
+      // The server now opens both channels and starts both commands: the transport kills and closes them.
+      proxy.resume();
+      expect((await run(connection, "echo after-stall")).stdout).toBe("after-stall\n");
+      const running = async () => (await remoteProcesses(user)).filter((entry) => marks.some((mark) => entry.args.includes(mark)));
+      while ((await running()).length > 0) await new Promise((resolve) => setTimeout(resolve, 20));
+      expect(await running()).toEqual([]);
+      await connection.close();
     } finally {
       await proxy.close();
     }
