@@ -160,6 +160,46 @@ describe("verified uploads hash the bytes sent", () => {
   });
 });
 
+describe("cleanup after a failed transfer", () => {
+  it("gives up removing temp files over another connection once the executor's cleanupTimeout is spent", async () => {
+    await writeFile(join(dir, "src"), randomBytes(10_000));
+    const inner = fakePool();
+    const local = (await inner.current()) as FakeConnection;
+    inner.connection = withUpload(local, async () => {
+      local.drop();
+      await new Promise(() => {});
+    });
+    // The first acquire gets the connection that is lost; every later one (the cleanup's) waits until its signal ends it.
+    const ended: unknown[] = [];
+    let acquires = 0;
+    const pool: Pool = {
+      ...inner,
+      async acquire(target, options) {
+        acquires += 1;
+        if (acquires === 1) return inner.acquire(target, options);
+        return new Promise<Lease>((_, reject) =>
+          options?.signal?.addEventListener(
+            "abort",
+            () => {
+              ended.push(options.signal?.reason);
+              reject(options.signal?.reason);
+            },
+            { once: true },
+          ),
+        );
+      },
+    };
+    const executor = new Executor(pool, config.with({ maxRetries: 0 }), undefined, { cleanupTimeout: 100 });
+    const error = await executor
+      .transferFile({ ...host, direction: "upload", source: join(dir, "src"), destination: join(dir, "dest") })
+      .catch((caught: unknown) => caught);
+    expect(error).toMatchObject({ code: "CONNECTION_LOST" });
+    // The cleanup asked for another connection and stopped waiting at its own budget, not at the operation's end.
+    expect(ended.length).toBeGreaterThan(0);
+    expect(ended.every((reason) => (reason as Error).name === "TimeoutError")).toBe(true);
+  });
+});
+
 /** The connection with its `upload` replaced. */
 function withUpload(connection: Connection, upload: (request: UploadRequest) => Promise<void>): Connection {
   return new Proxy(connection, {
