@@ -6,11 +6,14 @@
  * - the pool keeps each connection's budget (`ChannelBudget`): it lends no more channels than the budget, lowers it
  *   on a refusal and raises it again after clean use;
  * - the executor hands a refusal back to the pool (`settleLease`) and takes another lease, at most
- *   `MAX_CHANNEL_REFUSALS` times per operation. A refusal before the command started is not a failed attempt.
+ *   `MAX_CHANNEL_REFUSALS` times per attempt: through `ChannelLease`, for a command as for each step of a transfer.
+ *   A refusal is not a failed attempt, and nothing waits and opens again on the same channel: the pool's budget
+ *   decides when and where the next channel opens.
  */
 import { isConnectionError } from "./classify.js";
 import { ChannelError } from "./errors.js";
 import type { Lease } from "./pool.js";
+import type { Connection } from "./transport.js";
 
 /** Channel refusals one operation absorbs (moving to another channel each time) before it fails. */
 export const MAX_CHANNEL_REFUSALS = 20;
@@ -80,5 +83,87 @@ export class ChannelBudget {
       this.#cleanReleases = 0;
       this.#limit += 1;
     }
+  }
+}
+
+export interface ChannelLeaseOptions {
+  /** Takes the lease that replaces a refused one (the pool's `acquire` for the same target), waiting at most until `signal`. */
+  readonly acquire: (signal: AbortSignal) => Promise<Lease>;
+  /** Once aborted, a refusal is no longer moved to another lease. `run` may be given a signal of its own instead. */
+  readonly signal: AbortSignal;
+  /** Told of each refusal moved to another lease (for traces), with the count so far. */
+  readonly onRefusal?: (refusals: number) => void;
+}
+
+export interface ChannelStepOptions {
+  /** Whether a refusal may still be moved to another lease: false once something of the step ran. Default: always. */
+  readonly movable?: () => boolean;
+  /** Instead of the holder's signal: housekeeping moves its refusals on after the operation was cancelled. */
+  readonly signal?: AbortSignal;
+}
+
+/**
+ * A lease held across channels opened one after another (the steps of a transfer; a command's one process). A step
+ * whose channel the server refused ran nothing: the lease goes back to the pool as refused (`settleLease`, so the
+ * budget learns), another lease is taken, and the step runs again on its connection — at most
+ * `MAX_CHANNEL_REFUSALS` times over the holder's life. Steps run one at a time; a second channel at once is a
+ * second lease.
+ * @example
+ * const channel = new ChannelLease(lease, { acquire: (signal) => pool.acquire(target, { signal }), signal });
+ * try { await channel.run((connection) => runProcess(connection, request)); channel.finish(); }
+ * catch (error) { channel.finish(error); throw error; }
+ */
+export class ChannelLease {
+  #lease: Lease | undefined;
+  #refusals = 0;
+  readonly #options: ChannelLeaseOptions;
+
+  constructor(lease: Lease, options: ChannelLeaseOptions) {
+    this.#lease = lease;
+    this.#options = options;
+  }
+
+  /** The connection the next step opens its channel on. */
+  get connection(): Connection {
+    if (!this.#lease) throw new ChannelError("the channel was given back to the pool");
+    return this.#lease.connection;
+  }
+
+  /** Refusals moved to another lease so far. */
+  get refusals(): number {
+    return this.#refusals;
+  }
+
+  /** Run one step on the current lease's connection; a refused channel moves the step to another lease. */
+  async run<T>(step: (connection: Connection) => Promise<T>, options: ChannelStepOptions = {}): Promise<T> {
+    const signal = options.signal ?? this.#options.signal;
+    for (;;) {
+      const connection = this.connection;
+      try {
+        return await step(connection);
+      } catch (error) {
+        const movable = options.movable?.() ?? true;
+        if (!isChannelRefusal(error) || !movable || this.#refusals >= MAX_CHANNEL_REFUSALS || signal.aborted) throw error;
+        this.#refusals += 1;
+        this.#options.onRefusal?.(this.#refusals);
+        const refused = this.#lease;
+        this.#lease = undefined;
+        if (refused) settleLease(refused, error);
+        this.#lease = await this.#options.acquire(signal);
+      }
+    }
+  }
+
+  /**
+   * Give the lease back: after success released (destroyed when `reuse` is false), after a failure settled by its
+   * error (`settleLease`). Further calls do nothing.
+   */
+  finish(error?: unknown, reuse = true): void {
+    const lease = this.#lease;
+    this.#lease = undefined;
+    if (!lease) return;
+    if (error !== undefined) settleLease(lease, error);
+    else if (reuse) lease.release();
+    else lease.destroy();
   }
 }

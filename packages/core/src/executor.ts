@@ -9,7 +9,6 @@
  */
 import { CircuitBreakerRegistry } from "./breaker.js";
 import type { CircuitState, CircuitStateChange } from "./breaker.js";
-import { settleLease } from "./channel-budget.js";
 import { DefaultExecutorConfig, ExecutorConfig } from "./config.js";
 import type { ExecutorConfigChanges } from "./config.js";
 import { ConfigError, ValidationError } from "./errors.js";
@@ -34,7 +33,7 @@ import { downloadTransfer, uploadTransfer } from "./transfer.js";
 import type { TransferContext, TransferOutcome } from "./transfer.js";
 import type { Command, Progress, Result, Script, Target, Transfer, TransferResult } from "./types.js";
 import { validateCommand, validateScript, validateTransfer } from "./validate.js";
-import { withLease } from "./with-lease.js";
+import { leaseChannel, withLease } from "./with-lease.js";
 
 export interface ExecutorOptions {
   /**
@@ -42,7 +41,10 @@ export interface ExecutorOptions {
    * password to a per-operation child. Default: a new, empty redactor.
    */
   readonly redactor?: Redactor;
-  /** Budget in ms for removing a script's temp folder after the script ended, failed or was cancelled. Default 10 000. */
+  /**
+   * Budget in ms for removing a script's temp folder after the script ended, failed or was cancelled, and a failed
+   * transfer's temp files. Default 10 000.
+   */
   readonly cleanupTimeout?: number;
 }
 
@@ -265,20 +267,18 @@ export class Executor {
       replayable: true,
       sudo: transfer.sudo,
       attempt: (operation, context, attempt) =>
-        withLease(this.#pool, operation, attempt, this.#reuse, (connection) => {
+        withLease(this.#pool, operation, attempt, this.#reuse, (_connection, channel) => {
           context.started = true;
           const transferContext: TransferContext = {
-            connection,
+            channel,
             target: operation.target,
             signal: operation.signal,
             parallelism: TRANSFER_PARALLELISM,
             sudoTimeout: this.#config.sudoTimeout,
-            borrow: async () => {
-              const lease = await this.#pool.acquire(operation.target, { signal: operation.signal, parentSpan: operation.span });
-              return {
-                connection: lease.connection,
-                done: (error?: unknown) => (error === undefined ? lease.release() : settleLease(lease, error)),
-              };
+            cleanupTimeout: this.#cleanupTimeout,
+            borrow: async (stop) => {
+              const borrowed = await leaseChannel(this.#pool, operation, stop ? { stop } : {});
+              return { channel: borrowed, done: (error?: unknown) => borrowed.finish(error) };
             },
             onVerifyMismatch: (path) => operation.span.addEvent("tunnel.transfer.verify_mismatch", { "tunnel.transfer.remote_path": path }),
           };

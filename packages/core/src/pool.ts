@@ -13,8 +13,11 @@
  *   and channels only.
  * - Channel budget: the pool owns it. A pool MUST NOT lend more channels on a connection than its budget (at most
  *   `Connection.maxChannels`), and on `Lease.refused()` MUST lower that connection's budget (core's
- *   `ChannelBudget` is the policy). The executor reports a refusal through `settleLease` and takes another lease,
- *   at most `MAX_CHANNEL_REFUSALS` times per operation; the transport only reports it.
+ *   `ChannelBudget` is the policy). The executor MUST hand every refusal back through `settleLease` and take
+ *   another lease (`ChannelLease`), at most `MAX_CHANNEL_REFUSALS` times per attempt — for a command, and for each
+ *   step of a transfer alike — and MUST NOT wait and open again on the refused lease: when and where the next
+ *   channel opens is the pool's. A lease is one channel: work that needs a second channel at once (a transfer's
+ *   parallel files, a remote hash beside a download) takes a second lease. The transport only reports a refusal.
  * - Health: the pool owns it. A pool MUST NOT lend a connection it knows closed, decides when an idle connection
  *   is pinged, and MUST honour `AcquireOptions.verify`. The executor never pings a lease itself.
  */

@@ -19,9 +19,9 @@
  * - Concurrency (`limiter.ts`): how many operations run at once is the executor's `maxConcurrent`; a transport
  *   MUST NOT limit or queue spawns beyond `maxChannels`.
  * - Channel budget (`channel-budget.ts`): the pool decides how many channels a connection holds. A transport MUST
- *   report a channel the server refused as a `ChannelError` with `refused: true` and MUST NOT retry it. It MAY
- *   hold an open until channels it closed itself are confirmed gone on the server, so that its own count of
- *   `maxChannels` stays true.
+ *   report a channel the server refused as a `ChannelError` with `refused: true` and MUST NOT retry it, for an exec
+ *   as for `upload`/`download`. It MAY hold an open until channels it closed itself are confirmed gone on the
+ *   server, so that its own count of `maxChannels` stays true.
  * - Health (the pool): a transport MUST keep `closed` and `onClose` current and answer `ping()` with a real round
  *   trip; deciding when to ping, and what a failed ping means, is the pool's.
  * - Kill escalation (`RemoteProcess.kill`, `SpawnRequest.signal`): the transport's, within its options.
@@ -175,6 +175,16 @@ export interface UploadRequest {
   readonly mode?: number;
   readonly signal?: AbortSignal;
   readonly onProgress?: (progress: Progress) => void;
+  /**
+   * Receives the file's bytes as the transport reads them to send, in file order, each byte once: core hashes a
+   * verified upload with it instead of reading the local file a second time, so the hash is of the bytes sent. The
+   * chunk is valid only during the call (a transport may reuse its buffer). A transport SHOULD hand over every byte
+   * (the conformance suite checks it); one that does not see the bytes it sends (another process reads the file)
+   * hands over the same bytes read right behind that reader. Where it cannot, it MAY leave it uncalled, or stop
+   * calling it part way: core counts what it was given and, when that is not the whole file, hashes the local file
+   * instead.
+   */
+  readonly onData?: (chunk: Uint8Array) => void;
 }
 
 export interface DownloadRequest {

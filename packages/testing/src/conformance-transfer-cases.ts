@@ -187,6 +187,24 @@ export function describeTransferCases(suite: SuiteConnections, runner: TestRunne
       expect(progressProblems(reports, size)).toEqual([]);
     }, 60_000);
 
+    it("hands an upload's bytes to onData as it sends them: in file order, each byte once", async () => {
+      const bytes = randomBytes(5 * MiB + 3);
+      const chunks: Buffer[] = [];
+      const remotePath = `${remote}/on-data-up`;
+      await (
+        await suite.usable()
+      ).upload({
+        localPath: await localFile("on-data-up", bytes),
+        remotePath,
+        // The chunk is valid only during the call: keep a copy.
+        onData: (chunk) => chunks.push(Buffer.from(chunk)),
+      });
+      const handed = Buffer.concat(chunks);
+      expect(handed.length).toBe(bytes.length);
+      expect(handed.equals(bytes)).toBe(true);
+      expect(await remoteFile(remotePath)).toMatchObject({ size: bytes.length, sha256: sha256(bytes) });
+    }, 60_000);
+
     it("downloads remote files to a local path byte for byte, replacing a longer local file", async () => {
       const connection = await suite.usable();
       for (const [name, bytes] of Object.entries({ empty: Buffer.alloc(0), large: randomBytes(5 * MiB + 1) })) {

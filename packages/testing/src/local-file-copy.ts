@@ -10,14 +10,16 @@ import type { TransferReplyFunction } from "./fake-transport.js";
 /**
  * Copies files on this machine as a transport moves them: `upload` copies `localPath` to `remotePath`, `download`
  * the other way. The destination is created (with the upload's `mode`, through the umask) or truncated (keeping its
- * own mode); progress is reported per chunk and last at exactly the size; a failure is a `TransferError`, an abort an
- * `AbortError`.
+ * own mode); progress is reported per chunk and last at exactly the size; an upload hands each chunk it reads to
+ * `onData`; a failure is a `TransferError`, an abort an `AbortError`.
  * @example new FakeTransport({ upload: localFileCopy, download: localFileCopy })
  */
 export const localFileCopy: TransferReplyFunction = async (request, connection, direction) => {
   const [from, to] = direction === "upload" ? [request.localPath, request.remotePath] : [request.remotePath, request.localPath];
   const target = connection.target;
   const mode = direction === "upload" ? (request as UploadRequest).mode : undefined;
+  // An upload hands the bytes it reads to `onData`, as the transports do; a download leaves the local file to be hashed.
+  const onData = direction === "upload" ? (request as UploadRequest).onData : undefined;
   try {
     const total = (await stat(from)).size;
     let bytes = 0;
@@ -31,6 +33,7 @@ export const localFileCopy: TransferReplyFunction = async (request, connection, 
       async function* (source: AsyncIterable<Buffer>) {
         for await (const chunk of source) {
           bytes += chunk.length;
+          onData?.(chunk);
           if (bytes < total) report();
           yield chunk;
         }

@@ -8,7 +8,8 @@
  *
  * Progress: downloads poll the local file's size; uploads poll the file offset the master has read to
  * (`/proc/self/fdinfo`, shared by our descriptor and the master's copy). Where `/proc` is missing, an upload reports
- * only its start and its end.
+ * only its start and its end. The bytes for `onData` are read right behind the master, from the page cache: behind
+ * its writes for a download, behind its reads for an upload.
  */
 import { open, readFile, type FileHandle } from "node:fs/promises";
 import {
@@ -139,6 +140,50 @@ class FileFollower {
 const FOLLOW_CHUNK = 1024 * 1024;
 const FOLLOW_INTERVAL_MS = 5;
 
+/**
+ * Reads an upload's file right behind the master, which reads it through the shared descriptor, handing the bytes to
+ * `UploadRequest.onData`: positional reads of the same open file, never past the offset the master has read to
+ * (`/proc/self/fdinfo`), so they come from the page cache the master's read just filled. Without `/proc`, or after a
+ * read failure, nothing more is handed over and core hashes the file itself.
+ */
+class ReaderFollower {
+  private finished = false;
+  private wake: (() => void) | undefined;
+  readonly done: Promise<void>;
+
+  constructor(file: FileHandle, onData: (chunk: Uint8Array) => void) {
+    this.done = this.follow(file, onData).catch(() => undefined);
+  }
+
+  /** The master read the whole file (`total` bytes): hand over what is left and stop. */
+  finish(): Promise<void> {
+    this.finished = true;
+    this.wake?.();
+    return this.done;
+  }
+
+  private async follow(file: FileHandle, onData: (chunk: Uint8Array) => void): Promise<void> {
+    const buffer = Buffer.allocUnsafe(FOLLOW_CHUNK);
+    for (let position = 0; ;) {
+      const last = this.finished;
+      const readTo = await readOffset(file.fd);
+      if (readTo === undefined) return;
+      while (position < readTo) {
+        const { bytesRead } = await file.read(buffer, 0, Math.min(buffer.length, readTo - position), position);
+        if (bytesRead <= 0) return;
+        onData(buffer.subarray(0, bytesRead));
+        position += bytesRead;
+      }
+      if (last) return;
+      await new Promise<void>((resolve) => {
+        this.wake = resolve;
+        setTimeout(resolve, FOLLOW_INTERVAL_MS);
+      });
+      this.wake = undefined;
+    }
+  }
+}
+
 /** The offset the master has read `fd` to (shared with our descriptor); undefined without `/proc`. */
 async function readOffset(fd: number): Promise<number | undefined> {
   const info = await readFile(`/proc/self/fdinfo/${fd}`, "latin1").catch(() => undefined);
@@ -204,11 +249,13 @@ export async function uploadFile(host: TransferHost, request: UploadRequest): Pr
     const stderrText = collect(remote.stderr);
     const progress = new ProgressPoller(request.onProgress, () => readOffset(file.fd));
     progress.total = total;
+    const follower = request.onData ? new ReaderFollower(file, request.onData) : undefined;
     try {
       await remote.started;
       progress.start();
       const status = await remote.exit;
       progress.stop();
+      await follower?.finish();
       if (status.signal !== null) {
         // Something on the host killed the remote cat: nothing was committed (the caller writes a temp name), and a
         // new attempt may well succeed.
@@ -222,6 +269,7 @@ export async function uploadFile(host: TransferHost, request: UploadRequest): Pr
       progress.finish(total);
     } catch (error) {
       progress.stop();
+      await follower?.finish();
       throw wrapFailure(error, target, `upload to ${request.remotePath} failed`);
     }
   } finally {

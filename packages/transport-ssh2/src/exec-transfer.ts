@@ -89,7 +89,7 @@ export async function execUpload(host: ExecTransferHost, request: UploadRequest)
   const remote = host.spawn({ command: streamUploadScript(request.remotePath, request.mode), ...(request.signal ? { signal: request.signal } : {}) });
   remote.stdout.resume();
   const stderr = collect(remote.stderr);
-  const counter = new Counter(total, request.onProgress);
+  const counter = new Counter(total, request.onProgress, 100, request.onData);
   try {
     await remote.started;
     const sent = pipeline(createReadStream(request.localPath), counter, remote.stdin);

@@ -112,9 +112,10 @@ class ProgressReporter {
 }
 
 /**
- * Hands a download's chunks to `DownloadRequest.onData` in file order, though the parallel reads complete in any
- * order: a chunk that arrives early waits (holding its worker's buffer) until the bytes before it were handed over.
- * OpenSSH's sftp-server answers one session's requests in order, so the wait is rare and short.
+ * Hands a transfer's chunks to `onData` (`DownloadRequest`'s, `UploadRequest`'s) in file order, though the parallel
+ * requests complete in any order: a chunk that arrives early waits (holding its worker's buffer) until the bytes
+ * before it were handed over. OpenSSH's sftp-server answers one session's requests in order, so the wait is rare
+ * and short.
  */
 class InOrder {
   private next = 0;
@@ -210,7 +211,10 @@ async function readBack(file: FileHandle, buffer: Buffer, length: number, positi
   }
 }
 
-/** Copy a local file to the remote path over SFTP with parallel write requests. Errors are raw; the caller normalises. */
+/**
+ * Copy a local file to the remote path over SFTP with parallel write requests; with `onData`, each chunk sent is handed
+ * over in file order. Errors are raw; the caller normalises.
+ */
 export async function uploadFile(sftp: SFTPWrapper, request: UploadRequest, tuning: TransferTuning, target: Target): Promise<void> {
   const local = await open(request.localPath, "r");
   let handle: Buffer | undefined;
@@ -218,10 +222,22 @@ export async function uploadFile(sftp: SFTPWrapper, request: UploadRequest, tuni
     const size = (await local.stat()).size;
     handle = await openRemote(sftp, request.remotePath, "w", request.mode);
     const reporter = new ProgressReporter(size, tuning.progressIntervalMs, request.onProgress);
+    const ordered = request.onData ? new InOrder(request.onData) : undefined;
     await pump(size, tuning, request.signal, target, reporter, async (buffer, offset, length) => {
-      const bytes = await readLocal(local, buffer, length, offset);
-      if (bytes > 0) await remoteWrite(sftp, handle as Buffer, buffer, bytes, offset);
-      return bytes;
+      try {
+        const bytes = await readLocal(local, buffer, length, offset);
+        if (bytes <= 0) ordered?.stop();
+        else {
+          await remoteWrite(sftp, handle as Buffer, buffer, bytes, offset);
+          // Handed over once written, from the very buffer sent; the server answers writes in order, so the wait
+          // for the bytes before is short.
+          await ordered?.feed(buffer, offset, bytes);
+        }
+        return bytes;
+      } catch (error) {
+        ordered?.stop();
+        throw error;
+      }
     });
     const remote = handle;
     handle = undefined;
