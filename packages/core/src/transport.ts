@@ -91,6 +91,12 @@ export interface Connection {
    * SHOULD default to 10, sshd's default MaxSessions.
    */
   readonly maxChannels: number;
+  /**
+   * The longest command line, in bytes as sent (the login-shell line), this server takes in one exec request, when
+   * the transport knows it to be short (dropbear: 9 000). Core sizes the commands it batches (a tree transfer's
+   * folders, hashes, renames) to fit. Undefined: the usual limits (an exec request, Linux's 128 KiB argument).
+   */
+  readonly maxCommandBytes?: number;
   /** True once the connection is closed or lost; a closed connection is never used again. */
   readonly closed: boolean;
   /**

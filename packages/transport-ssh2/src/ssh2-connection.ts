@@ -62,6 +62,8 @@ export class Ssh2Connection implements Connection, ProcessHost {
   readonly sessionGroupKnown: boolean;
   /** The longest command one exec request may carry to this server (dropbear takes far less than OpenSSH). */
   readonly maxExecCommandBytes: number;
+  /** `Connection.maxCommandBytes`: what one exec request carries to this server (dropbear takes 9 000 bytes). */
+  readonly maxCommandBytes: number;
 
   closedError: TunnelError | undefined;
   /** The server refused the SFTP subsystem once: transfers use `cat` over exec channels (`exec-transfer.ts`). */
@@ -91,6 +93,7 @@ export class Ssh2Connection implements Connection, ProcessHost {
     this.sessionGroupKnown = software.sessionGroupKnown;
     this.signalsOnlySessionPid = software.signalsOnlySessionPid;
     this.maxExecCommandBytes = software.maxExecCommandBytes;
+    this.maxCommandBytes = software.maxExecCommandBytes;
     this.closeTimeoutMs = parts.closeTimeoutMs ?? 2000;
     this.slots = new ChannelSlots(this.maxChannels, {
       processes: () => this.processes.size,

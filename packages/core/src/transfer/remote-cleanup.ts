@@ -22,7 +22,7 @@ export async function cleanupRemote(context: TransferContext, temps: readonly st
   const budget = context.cleanupTimeout;
   const deadline = Date.now() + budget;
   const remaining = () => Math.max(1, deadline - Date.now());
-  const commands = chunked(temps, quote).map((chunk) => prepareCommand({ cmd: `rm -rf -- ${chunk.map(quote).join(" ")}` }));
+  const commands = chunked(context, temps, quote).map((chunk) => prepareCommand({ cmd: `rm -rf -- ${chunk.map(quote).join(" ")}` }));
   const removeOn = async (connection: Connection): Promise<void> => {
     for (const { command, start } of commands) {
       const result = await runProcess(connection, { command, start, timeoutMs: remaining() });

@@ -4,7 +4,9 @@
  * argument may have.
  */
 import { TransferError } from "../errors.js";
+import { encodeForPrintf } from "../login-shell.js";
 import { prepareCommand } from "../prepare.js";
+import { quote } from "../quote.js";
 import { runProcess } from "../run.js";
 import type { RunResult } from "../run.js";
 import type { SudoOptions } from "../types.js";
@@ -37,17 +39,40 @@ export async function remote(context: TransferContext, cmd: string, what: string
   return result;
 }
 
-/** Remote command lines are kept well under Linux's 128 KiB limit for one argument (`sh -c <command>`). */
-const MAX_COMMAND_LENGTH = 48 * 1024;
+/**
+ * The items of one command line, as the login shell receives them (`encodeForPrintf`: up to four bytes a byte), are
+ * kept under 48 KiB: well inside Linux's 128 KiB for one argument (`sh -c <command>`) and one exec request. A server
+ * that takes less (`Connection.maxCommandBytes`: dropbear's 9 000 bytes) gets what fits below its limit, with room
+ * for the command around the items.
+ */
+const MAX_ITEMS_BYTES = 48 * 1024;
+// The snippet around the items, a process-group wrapper (~1.8 KiB sent) and a sudo command line around them.
+const COMMAND_AROUND_ITEMS = 4 * 1024;
+const MIN_ITEMS_BYTES = 512;
 
-/** Split `items` into runs whose rendered command parts stay under `MAX_COMMAND_LENGTH` together. */
-export function chunked<T>(items: readonly T[], render: (item: T) => string): T[][] {
+/** The byte budget for one command's items, and how an item is measured against it. */
+function itemsBudget(context: TransferContext): { readonly budget: number; readonly size: (text: string) => number } {
+  const limit = context.channel.connection.maxCommandBytes;
+  if (limit === undefined || !Number.isFinite(limit) || limit - COMMAND_AROUND_ITEMS >= MAX_ITEMS_BYTES) {
+    return { budget: MAX_ITEMS_BYTES, size: (text) => encodeForPrintf(text).length };
+  }
+  // Close to a server's own limit, measure an item as it is sent in the worst case: quoted twice more (a sudo command
+  // line, a process-group wrapper) before the login-shell encoding.
+  return {
+    budget: Math.max(MIN_ITEMS_BYTES, Math.floor(limit) - COMMAND_AROUND_ITEMS),
+    size: (text) => encodeForPrintf(quote(quote(text))).length,
+  };
+}
+
+/** Split `items` into runs whose rendered command parts, as sent, fit in one command line on the transfer's host. */
+export function chunked<T>(context: TransferContext, items: readonly T[], render: (item: T) => string): T[][] {
+  const { budget, size: measure } = itemsBudget(context);
   const chunks: T[][] = [];
   let current: T[] = [];
   let length = 0;
   for (const item of items) {
-    const size = render(item).length + 4;
-    if (current.length > 0 && length + size > MAX_COMMAND_LENGTH) {
+    const size = measure(render(item)) + 4;
+    if (current.length > 0 && length + size > budget) {
       chunks.push(current);
       current = [];
       length = 0;

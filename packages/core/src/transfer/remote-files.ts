@@ -104,7 +104,7 @@ export function ownerSpec(transfer: Transfer): string | undefined {
 export async function applyRemoteOwner(context: TransferContext, transfer: Transfer, paths: readonly string[]): Promise<void> {
   const owner = ownerSpec(transfer);
   if (owner === undefined || paths.length === 0) return;
-  for (const chunk of chunked(paths, quote)) {
+  for (const chunk of chunked(context, paths, quote)) {
     await remote(context, `chown -h -- ${quote(owner)} ${chunk.map(quote).join(" ")}`, "changing the owner", transfer.sudo);
   }
 }

@@ -15,7 +15,7 @@ export const HASH_FUNCTIONS =
 /** The sha256 of each remote file, in order: one remote command per chunk of paths. */
 export async function remoteHashes(context: TransferContext, paths: readonly string[]): Promise<string[]> {
   const hashes: string[] = [];
-  for (const chunk of chunked(paths, quote)) {
+  for (const chunk of chunked(context, paths, quote)) {
     const result = await remote(
       context,
       `${HASH_FUNCTIONS}; for tunnel_file in ${chunk.map(quote).join(" ")}; do tunnel_sum=$(tunnel_hash < "$tunnel_file") || exit 1; printf '%s\\n' "\${tunnel_sum%% *}"; done`,

@@ -74,7 +74,7 @@ async function commitChunk(context: TransferContext, items: readonly Outgoing[],
 /** Verify and rename every sent file, a chunk per remote command; a differing file is sent once more. */
 export async function commitAll(context: TransferContext, items: readonly Outgoing[], verify: boolean): Promise<void> {
   const render = (item: Outgoing) => renameLine(item) + (verify ? ` tunnel_check ${quote(item.temp)} ${"0".repeat(64)} || tunnel_bad="$tunnel_bad 0000"` : "");
-  for (const chunk of chunked(items, render)) {
+  for (const chunk of chunked(context, items, render)) {
     const differing = await commitChunk(context, chunk, verify);
     if (differing.length === 0) continue;
     for (const item of differing) {

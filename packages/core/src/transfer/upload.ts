@@ -63,7 +63,7 @@ async function uploadTree(context: TransferContext, transfer: Transfer, verify: 
   const root = transfer.destination;
   const at = (entry: TreeEntry) => posix.join(root, entry.path);
   const dirs = [root, ...entries.filter((entry) => entry.kind === "d").map(at)];
-  for (const chunk of chunked(dirs, quote)) await remote(context, `mkdir -p -- ${chunk.map(quote).join(" ")}`, "creating folders");
+  for (const chunk of chunked(context, dirs, quote)) await remote(context, `mkdir -p -- ${chunk.map(quote).join(" ")}`, "creating folders");
   // Existing files, for the overwrite policy: one listing instead of a round trip per file; all decided before any byte moves.
   const existing = new Map((await walkRemote(context, root)).map((entry) => [entry.path, entry.kind]));
   let skipped = entries.filter((entry) => entry.kind === "o").length;
@@ -83,23 +83,23 @@ async function uploadTree(context: TransferContext, transfer: Transfer, verify: 
     items.reduce((sum, item) => sum + item.size, 0),
   );
   try {
-    for (const chunk of chunked(stages, quote)) await remote(context, `mkdir -m 700 -- ${chunk.map(quote).join(" ")}`, "creating staging folders");
+    for (const chunk of chunked(context, stages, quote)) await remote(context, `mkdir -m 700 -- ${chunk.map(quote).join(" ")}`, "creating staging folders");
     await eachLimited(context, items, async (item, worker) => {
       const progress = meter.file();
       await sendFile(worker, item, verify, progress.onProgress);
       progress.commit(item.size);
     });
     await commitAll(context, items, verify);
-    for (const chunk of chunked(stages, quote)) await remote(context, `rmdir -- ${chunk.map(quote).join(" ")}`, "removing staging folders");
+    for (const chunk of chunked(context, stages, quote)) await remote(context, `rmdir -- ${chunk.map(quote).join(" ")}`, "removing staging folders");
   } catch (error) {
     await cleanupRemote(context, stages);
     throw error;
   }
   const linkLines = links.map((entry) => `ln -sfn -- ${quote(entry.link ?? "")} ${quote(at(entry))}`);
-  for (const chunk of chunked(linkLines, (line) => line)) await remote(context, chunk.join(" && "), "creating links");
+  for (const chunk of chunked(context, linkLines, (line) => line)) await remote(context, chunk.join(" && "), "creating links");
   // Folder modes last, so a read-only folder does not stop its own files from arriving.
   const modeLines = entries.filter((entry) => entry.kind === "d").map((entry) => `chmod ${octal(entry.mode)} ${quote(at(entry))}`);
-  for (const chunk of chunked(modeLines, (line) => line)) await remote(context, chunk.join(" && "), "setting folder modes");
+  for (const chunk of chunked(context, modeLines, (line) => line)) await remote(context, chunk.join(" && "), "setting folder modes");
   await applyRemoteOwner(context, transfer, [...dirs, ...items.map((item) => item.destination), ...links.map(at)]);
   meter.finish();
   return { bytes: meter.total ?? 0, files: items.length, skipped, verified: verify && items.length > 0 };
