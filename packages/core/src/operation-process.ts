@@ -3,6 +3,8 @@
  * cancellation and the sudo exchange, and housekeeping ones (a kill, a removal) on their own time budget.
  */
 import { TunnelError } from "./errors.js";
+import { escalateKill } from "./kill-escalation.js";
+import type { EscalationSignal } from "./kill-escalation.js";
 import type { AttemptContext, Operation } from "./operation.js";
 import { prepareCommand } from "./prepare.js";
 import type { PreparedCommand } from "./prepare.js";
@@ -63,17 +65,25 @@ export async function runOperationProcess(
   // runs as the login user's real uid and dies with the session; the gated shell reads EOF), and no second sudo
   // round trip is made.
   const inner = new AbortController();
+  let ended: Promise<unknown> = Promise.resolve();
   const onAbort = () => {
     if (!released) {
       inner.abort(operation.signal.reason);
       return;
     }
-    void killSudoGroups(connection, operation, prepared.nonce, sudo, settings).finally(() => inner.abort(operation.signal.reason));
+    // The one TERM→KILL policy (kill-escalation.ts), each signal sent to the groups as the command's user.
+    void escalateKill({
+      send: (signal) => killSudoGroups(connection, operation, prepared.nonce, signal, sudo, settings),
+      ended,
+      graceMs: SUDO_KILL_GRACE_MS,
+    }).finally(() => inner.abort(operation.signal.reason));
   };
   operation.signal.addEventListener("abort", onAbort, { once: true });
   if (operation.signal.aborted) onAbort();
   try {
-    const result = await runProcess(connection, { ...request, signal: inner.signal });
+    const running = runProcess(connection, { ...request, signal: inner.signal });
+    ended = running;
+    const result = await running;
     // The group kill may end the command before the channel is stopped: it still ended because of the stop.
     if (operation.signal.aborted) throw operation.signal.reason;
     return result;
@@ -96,18 +106,25 @@ export function runHousekeeping(connection: Connection, prepared: PreparedComman
 }
 
 /**
- * Signals the process groups of the sudo command with this nonce: the group of its `sudo` process (found by the ready
- * token in its command line; the bracket keeps the killer from matching itself) and those of sudo's children (sudo's
- * `use_pty` puts the command in a session of its own). TERM, then KILL for what is left.
+ * How long a sudo'd command has after TERM before KILL (and after KILL before its channel is stopped): shorter than a
+ * transport's grace, since each step is a housekeeping exec of its own and the channel's escalation follows.
+ */
+const SUDO_KILL_GRACE_MS = 300;
+
+/**
+ * Sends `signal` to the process groups of the sudo command with this nonce: the group of its `sudo` process (found by
+ * the ready token in its command line; the bracket keeps the killer from matching itself) and those of sudo's children
+ * (sudo's `use_pty` puts the command in a session of its own).
  */
 async function killSudoGroups(
   connection: Connection,
   operation: Operation,
   nonce: string,
+  signal: EscalationSignal,
   sudo: boolean | SudoOptions,
   settings: ProcessSettings,
 ): Promise<void> {
-  const kill = prepareCommand({ cmd: killSudoGroupsScript(nonce), sudo });
+  const kill = prepareCommand({ cmd: killSudoGroupsScript(nonce, signal), sudo });
   try {
     await runHousekeeping(connection, kill, settings);
   } catch (error) {

@@ -25,18 +25,18 @@ export function killGroupScript(name: string, pgid: number): string {
 }
 
 /**
- * Signals the process groups of the sudo command whose ready token carries `nonce` (see `prepare.ts`): the group of its
- * `sudo` process (found by the token in its command line; the bracket keeps the killer from matching itself) and those
- * of sudo's children (sudo's `use_pty` puts the command in a session of its own). TERM, then KILL for what is left.
- * Run it as the user the command runs as (through sudo).
+ * Sends `name` to the process groups of the sudo command whose ready token carries `nonce` (see `prepare.ts`): the
+ * group of its `sudo` process (found by the token in its command line; the bracket keeps the killer from matching
+ * itself) and those of sudo's children (sudo's `use_pty` puts the command in a session of its own). Run it as the user
+ * the command runs as (through sudo); the executor sends TERM, then KILL, through `escalateKill`.
  */
-export function killSudoGroupsScript(nonce: string): string {
+export function killSudoGroupsScript(nonce: string, name: string): string {
   if (!/^[A-Za-z0-9]+$/.test(nonce)) throw new TypeError(`not a nonce: ${JSON.stringify(nonce)}`);
+  const signal = signalWord(name);
   const pattern = quote(`^sudo .*[t]unnel-ready-${nonce}`);
   return (
     `s=$(pgrep -d, -f ${pattern}); [ -n "$s" ] || exit 0; c=$(pgrep -d, -P "$s"); ` +
-    `groups=$(ps -o pgid= -p "$s\${c:+,$c}" | sort -u); for g in $groups; do kill -TERM "-$g"; done 2>/dev/null; ` +
-    `sleep 0.3; for g in $groups; do kill -KILL "-$g"; done 2>/dev/null; exit 0`
+    `groups=$(ps -o pgid= -p "$s\${c:+,$c}" | sort -u); for g in $groups; do kill -s ${signal} -- "-$g"; done 2>/dev/null; exit 0`
   );
 }
 

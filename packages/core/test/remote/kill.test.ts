@@ -65,11 +65,15 @@ describe("killNamingScript", () => {
 
 describe("killSudoGroupsScript", () => {
   it("is valid sh that exits 0 when no sudo process carries the nonce", () => {
-    expect(spawnSync("/bin/sh", ["-n", "-c", killSudoGroupsScript("0123abcd")]).status).toBe(0);
-    expect(spawnSync("/bin/sh", ["-c", killSudoGroupsScript("0123abcdnotrunning")]).status).toBe(0);
+    for (const signal of ["TERM", "KILL"]) {
+      expect(spawnSync("/bin/sh", ["-n", "-c", killSudoGroupsScript("0123abcd", signal)]).status).toBe(0);
+      expect(spawnSync("/bin/sh", ["-c", killSudoGroupsScript("0123abcdnotrunning", signal)]).status).toBe(0);
+    }
+    expect(killSudoGroupsScript("0123abcd", "KILL")).toContain("kill -s KILL");
   });
 
-  it("refuses a nonce that is not letters and digits", () => {
-    expect(() => killSudoGroupsScript("a.*b")).toThrow(TypeError);
+  it("refuses a nonce that is not letters and digits, and a word that is not a signal name", () => {
+    expect(() => killSudoGroupsScript("a.*b", "TERM")).toThrow(TypeError);
+    expect(() => killSudoGroupsScript("0123abcd", "TERM; rm -rf /")).toThrow(TypeError);
   });
 });
