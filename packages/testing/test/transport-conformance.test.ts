@@ -94,6 +94,7 @@ describe("describeTransportConformance", () => {
       "uploads files byte for byte: empty, one byte, and 5 MiB holding every byte value",
       "gives a new file the requested mode, and truncates an existing file, keeping its mode",
       "reports upload progress that never decreases and ends at exactly the file's size",
+      "hands an upload's bytes to onData as it sends them: in file order, each byte once",
       "downloads remote files to a local path byte for byte, replacing a longer local file",
       "reports download progress that never decreases and ends at exactly the file's size",
       "fails with a TransferError for a missing local file, a missing remote file and a missing remote folder",
