@@ -28,6 +28,15 @@ async function until(predicate: () => boolean | Promise<boolean>): Promise<void>
 }
 
 /** The parent pid of `pid`, or undefined once it is gone. */
+/** What `remote` writes on stdout and stderr, read as it comes; `text()` gives both so far. */
+function collect(remote: { readonly stdout: NodeJS.ReadableStream; readonly stderr: NodeJS.ReadableStream }): () => { stdout: string; stderr: string } {
+  const stdout: Buffer[] = [];
+  const stderr: Buffer[] = [];
+  remote.stdout.on("data", (chunk: Buffer) => stdout.push(chunk));
+  remote.stderr.on("data", (chunk: Buffer) => stderr.push(chunk));
+  return () => ({ stdout: Buffer.concat(stdout).toString(), stderr: Buffer.concat(stderr).toString() });
+}
+
 function parentOf(pid: number): number | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, "latin1");
@@ -114,15 +123,12 @@ if (support.available) {
           const before = await spawns();
           const remote = connection.spawn({ command });
           remote.stdin.end(stdin);
-          const stdout: Buffer[] = [];
-          const stderr: Buffer[] = [];
-          remote.stdout.on("data", (chunk: Buffer) => stdout.push(chunk));
-          remote.stderr.on("data", (chunk: Buffer) => stderr.push(chunk));
+          const output = collect(remote);
           await remote.started;
           // A client started for this command would have logged itself before the command could start.
           expect(await spawns()).toBe(before);
           const status = await remote.exit;
-          expect({ ...status, stdout: Buffer.concat(stdout).toString(), stderr: Buffer.concat(stderr).toString() }).toEqual(expected);
+          expect({ ...status, ...output() }).toEqual(expected);
         }
       } finally {
         await connection.close();
@@ -145,14 +151,11 @@ if (support.available) {
         const before = await spawns();
         const remote = connection.spawn({ command: "cat; printf '%s' \"$1x%\" >&2; exit 3" });
         remote.stdin.end("bytes \\ ' %\n");
-        const stdout: Buffer[] = [];
-        const stderr: Buffer[] = [];
-        remote.stdout.on("data", (chunk: Buffer) => stdout.push(chunk));
-        remote.stderr.on("data", (chunk: Buffer) => stderr.push(chunk));
+        const output = collect(remote);
         await remote.started;
         expect(await spawns()).toBe(before);
         expect(await remote.exit).toEqual({ exitCode: 3, signal: null });
-        expect([Buffer.concat(stdout).toString(), Buffer.concat(stderr).toString()]).toEqual(["bytes \\ ' %\n", "x%"]);
+        expect(output()).toEqual({ stdout: "bytes \\ ' %\n", stderr: "x%" });
       } finally {
         await connection.close();
       }
