@@ -29,6 +29,7 @@ export type {
 } from "./fake-transport.js";
 export { localShellReply } from "./local-shell-reply.js";
 export { AWKWARD_SHELL_CHARACTERS, AWKWARD_SHELL_WORDS } from "./awkward-strings.js";
+export { errorExamples } from "./error-examples.js";
 export { RecordedSpan, RecordingTracer } from "./recording-tracer.js";
 export type { RecordedEvent } from "./recording-tracer.js";
 export { describeTransportConformance } from "./transport-conformance.js";
