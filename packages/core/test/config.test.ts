@@ -27,7 +27,8 @@ function documentedPresets(): Record<keyof typeof PRESETS, Record<string, unknow
     return mebibytes ? Number(mebibytes[1]) * 1024 * 1024 : Number(value.replaceAll(" ", ""));
   };
   const columns = Object.keys(PRESETS) as (keyof typeof PRESETS)[];
-  const presets = Object.fromEntries(columns.map((name) => [name, { breaker: {} }])) as Record<keyof typeof PRESETS, Record<string, unknown>>;
+  const presets = {} as Record<keyof typeof PRESETS, Record<string, unknown>>;
+  for (const name of columns) presets[name] = { breaker: {} };
   for (const [, field = "", ...cells] of source.matchAll(/^ \* \| `([\w.]+)` \| ([^|]+) \| ([^|]+) \| ([^|]+) \|/gm)) {
     for (const [index, name] of columns.entries()) {
       const [key = "", inner] = field.split(".");
