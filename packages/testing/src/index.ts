@@ -1,4 +1,5 @@
 export { sshdSupport, startSshd } from "./sshd.js";
+export { sshClientArgs } from "./ssh-client-args.js";
 export { freePort } from "./server-process.js";
 export { descendants, listProcessesSync, remoteProcesses } from "./process-table.js";
 export type { ProcessEntry } from "./process-table.js";
