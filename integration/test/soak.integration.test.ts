@@ -135,17 +135,8 @@ function sessionChildren() {
   return all.filter((p) => under.has(p.pid) && p.uid === uid && p.args.startsWith("sshd:") && !p.args.includes("[priv]"));
 }
 
-// The same generator as the test's, for the choice of victim.
-function seeded(seed) {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+// The same generator as the test's (its own code), for the choice of victim.
+${seeded.toString()}
 const random = seeded(config.seed ^ 0x5eed);
 const faults = { reset: 0, kill: 0, deferred: 0 };
 let nextFault = 0;

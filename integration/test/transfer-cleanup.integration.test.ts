@@ -3,14 +3,12 @@
  * destination are retried: a killed SFTP server process, a session killed under an exec-based transfer.
  */
 import { randomBytes } from "node:crypto";
-import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { remoteProcesses, startSshd } from "@tunnel-sh/testing";
-import type { Sshd } from "@tunnel-sh/testing";
-import { makeStack, TRANSPORTS } from "./support/transports.js";
-import type { Stack } from "./support/transports.js";
+import { beforeAll, describe, expect, it } from "vitest";
+import { remoteProcesses } from "@tunnel-sh/testing";
+import { scratchServer } from "./support/scratch-server.js";
+import { TRANSPORTS } from "./support/transports.js";
 
 /** Is `pid` a descendant of `root`? (Other test runs share the test accounts: touch only this server's processes.) */
 async function descendsFrom(pid: number, root: number): Promise<boolean> {
@@ -27,25 +25,9 @@ async function temps(folder: string): Promise<string[]> {
 }
 
 describe.each(TRANSPORTS)("transfer clean-up over %s", (transportName) => {
-  let sshd: Sshd;
-  let stack: Stack;
-  let local: string;
-  let remote: string;
-  const target = () => ({ host: sshd.host, port: sshd.port, user: sshd.users.plain.name });
-
+  const server = scratchServer(transportName, "tunnel-cleanup");
   beforeAll(async () => {
-    sshd = await startSshd();
-    stack = makeStack(transportName, sshd);
-    local = await mkdtemp(join(tmpdir(), "tunnel-cleanup-local-"));
-    remote = `/tmp/tunnel-cleanup-remote-${transportName}-${process.pid}`;
-    await stack.executor.runCommand({ ...target(), cmd: `rm -rf ${remote} && mkdir -p ${remote}` });
-    await writeFile(join(local, "big.bin"), randomBytes(64 * 1024 * 1024));
-  });
-  afterAll(async () => {
-    await stack?.executor.runCommand({ ...target(), cmd: `rm -rf ${remote}` }).catch(() => undefined);
-    await stack?.close();
-    await sshd?.stop();
-    await rm(local, { recursive: true, force: true });
+    await writeFile(join(server.local, "big.bin"), randomBytes(64 * 1024 * 1024));
   });
 
   it("an upload whose server-side process is killed mid-transfer is retried and leaves no temp file", async () => {
@@ -53,15 +35,15 @@ describe.each(TRANSPORTS)("transfer clean-up over %s", (transportName) => {
     const killer = (async () => {
       for (let tries = 0; tries < 200 && killed === 0; tries++) {
         await new Promise((resolve) => setTimeout(resolve, 25));
-        const processes = await remoteProcesses(sshd.users.plain.name);
+        const processes = await remoteProcesses(server.sshd.users.plain.name);
         // The server-side process that writes the temp file: the SFTP server, or the `cat` under the shell naming it.
         const writers = processes.filter(
           (entry) =>
             /internal-sftp|sftp-server/.test(entry.args) ||
-            (entry.args === "cat" && processes.some((parent) => parent.pid === entry.ppid && parent.args.includes(remote))),
+            (entry.args === "cat" && processes.some((parent) => parent.pid === entry.ppid && parent.args.includes(server.remote))),
         );
         for (const entry of writers) {
-          if (await descendsFrom(entry.pid, sshd.pid)) {
+          if (await descendsFrom(entry.pid, server.sshd.pid)) {
             try {
               process.kill(entry.pid, "SIGKILL");
               killed++;
@@ -72,13 +54,19 @@ describe.each(TRANSPORTS)("transfer clean-up over %s", (transportName) => {
         }
       }
     })();
-    const result = await stack.executor
-      .transferFile({ ...target(), direction: "upload", source: join(local, "big.bin"), destination: `${remote}/big.bin`, verify: "sha256" })
+    const result = await server.stack.executor
+      .transferFile({
+        ...server.target(),
+        direction: "upload",
+        source: join(server.local, "big.bin"),
+        destination: `${server.remote}/big.bin`,
+        verify: "sha256",
+      })
       .catch((caught: unknown) => caught);
     await killer;
     expect(killed).toBeGreaterThan(0);
     expect(result).toMatchObject({ files: 1, verified: true });
     expect((result as { attempts: number }).attempts).toBeGreaterThanOrEqual(2);
-    expect(await temps(remote)).toEqual([]);
+    expect(await temps(server.remote)).toEqual([]);
   });
 });

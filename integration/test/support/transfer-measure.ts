@@ -3,7 +3,7 @@
  * yardstick.
  */
 import { spawn } from "node:child_process";
-import type { Sshd } from "@tunnel-sh/testing";
+import { sshClientArgs, type Sshd } from "@tunnel-sh/testing";
 
 export interface RssMeasure {
   /** RSS just before the work, bytes. */
@@ -52,18 +52,7 @@ export async function timed(work: () => Promise<unknown>): Promise<number> {
 export function scp(sshd: Sshd, user: string, from: string, to: string): Promise<void> {
   const args = [
     "-q",
-    "-F",
-    "/dev/null",
-    "-i",
-    sshd.clientKeyPath,
-    "-o",
-    "IdentitiesOnly=yes",
-    "-o",
-    `UserKnownHostsFile=${sshd.knownHostsPath}`,
-    "-o",
-    "StrictHostKeyChecking=yes",
-    "-o",
-    "BatchMode=yes",
+    ...sshClientArgs(sshd),
     "-P",
     String(sshd.port),
     from.replace(/^remote:/, `${user}@${sshd.host}:`),

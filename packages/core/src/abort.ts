@@ -59,7 +59,10 @@ export interface DeadlineSignal {
   readonly signal: AbortSignal;
   /** Epoch milliseconds (as `Date.now()`) at which the time is up. */
   readonly deadline: number;
-  /** Stop listening to the caller's signal and clear the timer. MUST be called once the operation ended. */
+  /**
+   * Stop listening to the caller's signal and clear the timer. MUST be called once the operation ended. (The timer
+   * does not hold the event loop, so a process that forgets this still exits.)
+   */
   dispose(): void;
 }
 
@@ -81,6 +84,8 @@ export function deadlineSignal(options: {
   options.signal?.addEventListener("abort", onAbort, { once: true });
   if (options.signal?.aborted) onAbort();
   const timer = setTimeout(() => controller.abort(options.timeoutReason()), options.timeoutMs);
+  // The deadline bounds the operation, not the process: a dispose that was forgotten must not keep it alive.
+  timer.unref();
   return {
     signal: controller.signal,
     deadline: Date.now() + options.timeoutMs,

@@ -6,7 +6,8 @@
  * - the pool keeps each connection's budget (`ChannelBudget`): it lends no more channels than the budget, lowers it
  *   on a refusal and raises it again after clean use;
  * - the executor hands a refusal back to the pool (`settleLease`) and takes another lease, at most
- *   `MAX_CHANNEL_REFUSALS` times per attempt: through `ChannelLease`, for a command as for each step of a transfer.
+ *   `MAX_CHANNEL_REFUSALS` times per attempt: through `ChannelLease`, for a command as for each step of a transfer
+ *   and each housekeeping command after a script (the removal of its folder).
  *   A refusal is not a failed attempt, and nothing waits and opens again on the same channel: the pool's budget
  *   decides when and where the next channel opens.
  */
@@ -103,11 +104,12 @@ export interface ChannelStepOptions {
 }
 
 /**
- * A lease held across channels opened one after another (the steps of a transfer; a command's one process). A step
- * whose channel the server refused ran nothing: the lease goes back to the pool as refused (`settleLease`, so the
- * budget learns), another lease is taken, and the step runs again on its connection — at most
- * `MAX_CHANNEL_REFUSALS` times over the holder's life. Steps run one at a time; a second channel at once is a
- * second lease.
+ * A lease held across channels opened one after another (the steps of a transfer; a command's one process; the
+ * housekeeping after a script). A step whose channel the server refused ran nothing: the lease goes back to the pool
+ * as refused (`settleLease`, so the budget learns), another lease is taken, and the step runs again on its
+ * connection — at most `MAX_CHANNEL_REFUSALS` times over the holder's life. Steps run one at a time (a step may run
+ * another inside it, as a script runs its cleanup after its process ended); a second channel at once is a second
+ * lease.
  * @example
  * const channel = new ChannelLease(lease, { acquire: (signal) => pool.acquire(target, { signal }), signal });
  * try { await channel.run((connection) => runProcess(connection, request)); channel.finish(); }
@@ -134,10 +136,16 @@ export class ChannelLease {
     return this.#refusals;
   }
 
+  /** Whether a lease is held and its connection is not known to be closed: a next step can open a channel on it. */
+  get usable(): boolean {
+    return this.#lease !== undefined && !this.#lease.connection.closed;
+  }
+
   /** Run one step on the current lease's connection; a refused channel moves the step to another lease. */
   async run<T>(step: (connection: Connection) => Promise<T>, options: ChannelStepOptions = {}): Promise<T> {
     const signal = options.signal ?? this.#options.signal;
     for (;;) {
+      const lease = this.#lease;
       const connection = this.connection;
       try {
         return await step(connection);
@@ -146,9 +154,14 @@ export class ChannelLease {
         if (!isChannelRefusal(error) || !movable || this.#refusals >= MAX_CHANNEL_REFUSALS || signal.aborted) throw error;
         this.#refusals += 1;
         this.#options.onRefusal?.(this.#refusals);
-        const refused = this.#lease;
+        if (this.#lease !== lease) {
+          // A step run inside this one (the housekeeping after it) was refused too and moved on already: the refused
+          // lease went back then, and this step runs again on the one held now — when there is one.
+          if (!this.#lease) throw error;
+          continue;
+        }
         this.#lease = undefined;
-        if (refused) settleLease(refused, error);
+        if (lease) settleLease(lease, error);
         this.#lease = await this.#options.acquire(signal);
       }
     }

@@ -201,7 +201,7 @@ export class Executor {
           operation,
           attempt,
           this.#reuse,
-          async (connection) => {
+          async (connection, channel) => {
             // The folder's name is chosen here, so it can be removed even when the upload itself was cut short.
             const folderName = scriptFolderName();
             try {
@@ -223,7 +223,7 @@ export class Executor {
               failOnPreparation(prepared, result, operation.target);
               return result;
             } finally {
-              await removeScriptFolder(this.#pool, connection, operation, script, folderName, this.#processSettings);
+              await removeScriptFolder(this.#pool, channel, operation, script, folderName, this.#processSettings);
             }
           },
           context,

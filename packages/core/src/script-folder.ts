@@ -4,13 +4,14 @@
  */
 import { randomBytes } from "node:crypto";
 import { sleep } from "./abort.js";
-import { isChannelRefusal, settleLease } from "./channel-budget.js";
+import { ChannelLease, isChannelRefusal } from "./channel-budget.js";
 import { TransferError, TunnelError } from "./errors.js";
 import type { AttemptContext, Operation } from "./operation.js";
 import { runHousekeeping, runOperationProcess } from "./operation-process.js";
 import type { ProcessSettings } from "./operation-process.js";
 import type { Pool } from "./pool.js";
 import { prepareCommand } from "./prepare.js";
+import type { PreparedCommand } from "./prepare.js";
 import { killNamingScript } from "./remote/kill.js";
 import { removeScriptFolderScript, writeScriptFolderScript } from "./remote/script-folder.js";
 import { formatTarget } from "./target.js";
@@ -55,13 +56,15 @@ export async function uploadScript(
 }
 
 /**
- * Best effort, bounded, and independent of the operation's (possibly aborted) signal. When the operation's
- * connection is gone (or the removal itself was cut), the folder is removed over another connection from the pool,
- * so a lost connection does not leave a script behind as long as the host can be reached again.
+ * Best effort, bounded by `cleanupTimeout`, and independent of the operation's (possibly aborted) signal. The folder
+ * is removed on the operation's channel; when its connection is gone (or the removal itself was cut), over another
+ * connection from the pool, so a lost connection does not leave a script behind as long as the host can be reached
+ * again. Every housekeeping command is a step of a `ChannelLease`: a refused channel goes back to the pool and the
+ * command moves to another lease, at most `MAX_CHANNEL_REFUSALS` times a lease; past that the cleanup gives up.
  */
 export async function removeScriptFolder(
   pool: Pool,
-  connection: Connection,
+  channel: ChannelLease,
   operation: Operation,
   script: Script,
   folderName: string,
@@ -80,38 +83,45 @@ export async function removeScriptFolder(
     cmd: killNamingScript("script", folderName.slice(SCRIPT_FOLDER_PREFIX.length)),
     ...(script.sudo !== undefined ? { sudo: script.sudo } : {}),
   });
-  const removeOn = async (target: Connection, afterLoss = false): Promise<boolean> => {
-    if (afterLoss) await runHousekeeping(target, stopLeftovers, settings);
-    if ((await runHousekeeping(target, remove, settings)).exitCode !== 0) return false;
+  // Without the operation's signal: housekeeping runs on after a cancel, until its own budget is spent.
+  const budget = AbortSignal.timeout(Math.max(1, settings.cleanupTimeout));
+  const housekeeping = (on: ChannelLease, prepared: PreparedCommand) =>
+    on.run((connection) => runHousekeeping(connection, prepared, settings), { signal: budget });
+  const removeOn = async (on: ChannelLease, afterLoss: boolean): Promise<boolean> => {
+    if (afterLoss) await housekeeping(on, stopLeftovers);
+    if ((await housekeeping(on, remove)).exitCode !== 0) return false;
     if (!afterLoss) return true;
-    // Without the operation's signal: housekeeping runs on after a cancel.
     await sleep(500);
-    return (await runHousekeeping(target, remove, settings)).exitCode === 0;
+    return (await housekeeping(on, remove)).exitCode === 0;
   };
+  const acquire = (signal: AbortSignal) => pool.acquire(operation.target, { signal, parentSpan: operation.span });
   let lastError: unknown;
-  // Two tries on the operation's own connection, then over others from the pool until the budget is spent: the host
+  // Two tries on the operation's own channel, then over others from the pool until the budget is spent: the host
   // may be flapping, and each failed try waits a little longer.
-  const deadline = Date.now() + settings.cleanupTimeout;
-  for (let tries = 1; tries <= 2 || Date.now() < deadline; tries++) {
+  for (let tries = 1; tries <= 2 || !budget.aborted; tries++) {
     if (tries > 2) await sleep(Math.min(1_000, 100 * (tries - 2)));
     try {
-      if (!connection.closed && tries <= 2) {
-        if (await removeOn(connection)) return;
+      if (tries <= 2 && channel.usable) {
+        if (await removeOn(channel, false)) return;
         continue;
       }
-      const lease = await pool.acquire(operation.target, { signal: AbortSignal.timeout(Math.max(1, deadline - Date.now())) });
+      const other = new ChannelLease(await acquire(budget), {
+        acquire,
+        signal: budget,
+        onRefusal: (refusals) => operation.span.addEvent("tunnel.channel.refused", { "tunnel.channel.refusals": refusals }),
+      });
       try {
-        const removed = await removeOn(lease.connection, true);
-        lease.release();
+        const removed = await removeOn(other, true);
+        other.finish();
         if (removed) return;
       } catch (error) {
-        settleLease(lease, error);
+        other.finish(error);
         throw error;
       }
     } catch (error) {
       lastError = error;
-      // A refused channel frees up as the operation's own channels close.
-      if (isChannelRefusal(error)) await sleep(50 * tries);
+      // A refusal that comes through a ChannelLease is one past its bound (or past the budget): the host keeps refusing.
+      if (isChannelRefusal(error)) break;
     }
   }
   operation.span.addEvent("tunnel.script.cleanup_failed", { "error.type": TunnelError.is(lastError) ? lastError.code : "Error" });

@@ -1,4 +1,5 @@
-import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { spawn } from "node:child_process";
+import { afterEach, beforeEach, describe, expect, it, onTestFinished, vi } from "vitest";
 import { deadlineSignal, raceAbort } from "../src/abort.js";
 import { AbortError, TimeoutError, hasCode } from "../src/errors.js";
 
@@ -43,6 +44,39 @@ describe("deadlineSignal", () => {
     expect(vi.getTimerCount()).toBe(0);
     controller.abort();
     expect(stop.signal.aborted).toBe(false);
+  });
+});
+
+describe("deadlineSignal's timer and the event loop", () => {
+  const reasons = { abortReason: () => "aborted", timeoutReason: () => "timed out" };
+  const activeTimers = () => process.getActiveResourcesInfo().filter((resource) => resource === "Timeout").length;
+
+  it("holds no reference on the event loop while it runs", () => {
+    const before = activeTimers();
+    const stop = deadlineSignal({ timeoutMs: 3_600_000, ...reasons });
+    expect(activeTimers()).toBe(before);
+    expect(stop.signal.aborted).toBe(false);
+    stop.dispose();
+  });
+
+  it("lets a process that never disposes it exit at once, before the deadline", async () => {
+    // The function's own code (it uses globals only), in a child that creates an hour-long deadline and forgets it.
+    const child = spawn(
+      process.execPath,
+      [
+        "-e",
+        `${deadlineSignal.toString()}
+const stop = deadlineSignal({ timeoutMs: 3600000, abortReason: () => "aborted", timeoutReason: () => "timed out" });
+process.on("exit", () => process.stdout.write(stop.signal.aborted ? "aborted" : "pending"));`,
+      ],
+      { stdio: ["ignore", "pipe", "inherit"] },
+    );
+    // Should the timer hold it after all, the test fails at its timeout: the child must not outlive it.
+    onTestFinished(() => void child.kill("SIGKILL"));
+    let output = "";
+    child.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()));
+    const code = await new Promise<number | null>((resolve) => child.on("close", resolve));
+    expect({ code, output }).toEqual({ code: 0, output: "pending" });
   });
 });
 

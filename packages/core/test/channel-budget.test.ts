@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { BUDGET_RECOVERY_RELEASES, ChannelBudget, isChannelRefusal, settleLease } from "../src/channel-budget.js";
+import { BUDGET_RECOVERY_RELEASES, ChannelBudget, ChannelLease, isChannelRefusal, settleLease } from "../src/channel-budget.js";
 import { ChannelError, ConnectError } from "../src/errors.js";
 import type { Lease } from "../src/pool.js";
 
@@ -53,5 +53,58 @@ describe("settleLease", () => {
     settleLease(leases[1] as Lease, refused);
     settleLease(leases[2] as Lease, new Error("the command failed"));
     expect(leases.map((lease) => lease.calls)).toEqual([["destroy"], ["refused"], ["release"]]);
+  });
+});
+
+describe("ChannelLease with a step run inside another", () => {
+  const refusal = () => new ChannelError("the server refused a channel", { refused: true });
+  function lease(name: string, calls: string[]): Lease {
+    return {
+      connection: { closed: false, name } as never,
+      key: "@h:",
+      release: () => calls.push(`release ${name}`),
+      destroy: () => calls.push(`destroy ${name}`),
+      refused: () => calls.push(`refused ${name}`),
+    };
+  }
+
+  it("runs the outer step again on the lease the inner step moved to, without handing that one back", async () => {
+    const calls: string[] = [];
+    const next = ["b", "c"];
+    const channel = new ChannelLease(lease("a", calls), { acquire: async () => lease(next.shift() ?? "none", calls), signal: new AbortController().signal });
+    let outerRuns = 0;
+    const ran = await channel.run(async (connection) => {
+      outerRuns += 1;
+      if (outerRuns > 1) return (connection as unknown as { name: string }).name;
+      // The inner step is refused once on "a" and moves to "b"; then the outer step itself was refused on "a".
+      let innerRuns = 0;
+      await channel.run(async () => {
+        innerRuns += 1;
+        if (innerRuns === 1) throw refusal();
+      });
+      throw refusal();
+    });
+    expect(ran).toBe("b");
+    expect(channel.refusals).toBe(2);
+    channel.finish();
+    expect(calls).toEqual(["refused a", "release b"]);
+  });
+
+  it("fails with the outer step's refusal when the inner step could not take another lease", async () => {
+    const calls: string[] = [];
+    const outer = refusal();
+    const channel = new ChannelLease(lease("a", calls), {
+      acquire: () => Promise.reject(new ConnectError("connect ECONNREFUSED")),
+      signal: new AbortController().signal,
+    });
+    const error = await channel
+      .run(async () => {
+        await channel.run(() => Promise.reject(refusal())).catch(() => undefined);
+        expect(channel.usable).toBe(false);
+        throw outer;
+      })
+      .catch((caught: unknown) => caught);
+    expect(error).toBe(outer);
+    expect(calls).toEqual(["refused a"]);
   });
 });

@@ -1,50 +1,11 @@
 import { describe, expect, it } from "vitest";
 import { classifyError, isConnectionError } from "../src/classify.js";
-import {
-  AbortError,
-  AuthenticationError,
-  ChannelError,
-  CircuitOpenError,
-  CommandFailedError,
-  ConfigError,
-  ConnectError,
-  HostKeyError,
-  PoolClosedError,
-  OutcomeUnknownError,
-  PoolTimeoutError,
-  RetriesExhaustedError,
-  SudoError,
-  TimeoutError,
-  TransferError,
-  TunnelError,
-  UnsupportedHostError,
-  ValidationError,
-} from "../src/errors.js";
+import { errorExamples } from "@tunnel-sh/testing";
+import { ConnectError, TimeoutError } from "../src/errors.js";
 import type { ErrorCode } from "../src/errors.js";
 
-const result = { exitCode: 1, signal: null, stdout: "", stderr: "", durationMs: 1, attempts: 1, host: "h", truncated: false };
-
 /** One example error per code. */
-const EXAMPLES: Record<ErrorCode, TunnelError> = {
-  CONNECT: new ConnectError("connect ECONNREFUSED"),
-  CONNECTION_LOST: new ConnectError("connection lost", { lost: true }),
-  CHANNEL: new ChannelError("(SSH) Channel open failure: open failed", { refused: true }),
-  POOL_TIMEOUT: new PoolTimeoutError("no lease within 5000 ms"),
-  TIMEOUT: new TimeoutError("timed out", { timeoutMs: 10 }),
-  AUTHENTICATION: new AuthenticationError("All configured authentication methods failed"),
-  HOST_KEY: new HostKeyError("Host denied (verification failed)"),
-  VALIDATION: new ValidationError("port", "must be an integer"),
-  CONFIG: new ConfigError("maxRetries", "must be an integer"),
-  SUDO: new SudoError("sudo rejected the password", { reason: "wrong-password" }),
-  ABORTED: new AbortError(),
-  CIRCUIT_OPEN: new CircuitOpenError("open", { retryAfterMs: 100 }),
-  COMMAND_FAILED: new CommandFailedError(result),
-  POOL_CLOSED: new PoolClosedError(),
-  TRANSFER: new TransferError("No such file"),
-  RETRIES_EXHAUSTED: new RetriesExhaustedError([new ConnectError("x"), new ConnectError("y")]),
-  UNSUPPORTED_HOST: new UnsupportedHostError("the login shell did not run the command", { reason: "shell" }),
-  OUTCOME_UNKNOWN: new OutcomeUnknownError("the worker stopped while the command ran"),
-};
+const EXAMPLES = errorExamples();
 
 type Verdicts = readonly [notStarted: boolean, startedIdempotent: boolean, startedNotIdempotent: boolean];
 

@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { DefaultExecutorConfig, DevelopmentExecutorConfig, ExecutorConfig, ProductionExecutorConfig, validateExecutorConfig } from "../src/config.js";
 import type { ExecutorConfigValues } from "../src/config.js";
@@ -16,23 +17,32 @@ function configError(check: () => unknown): ConfigError {
 
 const PRESETS = { DefaultExecutorConfig, DevelopmentExecutorConfig, ProductionExecutorConfig };
 
+/** The presets as the table in config.ts's header documents them: a row a field, a column a preset. */
+function documentedPresets(): Record<keyof typeof PRESETS, Record<string, unknown>> {
+  const source = readFileSync(new URL("../src/config.ts", import.meta.url), "utf8");
+  const cell = (text: string): number | boolean => {
+    const value = text.trim();
+    if (value === "true" || value === "false") return value === "true";
+    const mebibytes = /^(\d+) MiB$/.exec(value);
+    return mebibytes ? Number(mebibytes[1]) * 1024 * 1024 : Number(value.replaceAll(" ", ""));
+  };
+  const columns = Object.keys(PRESETS) as (keyof typeof PRESETS)[];
+  const presets = {} as Record<keyof typeof PRESETS, Record<string, unknown>>;
+  for (const name of columns) presets[name] = { breaker: {} };
+  for (const [, field = "", ...cells] of source.matchAll(/^ \* \| `([\w.]+)` \| ([^|]+) \| ([^|]+) \| ([^|]+) \|/gm)) {
+    for (const [index, name] of columns.entries()) {
+      const [key = "", inner] = field.split(".");
+      const values = inner ? (presets[name].breaker as Record<string, unknown>) : presets[name];
+      values[inner ?? key] = cell(cells[index] ?? "");
+    }
+  }
+  return presets;
+}
+
 describe("presets", () => {
-  it("Default has the documented values", () => {
-    expect(DefaultExecutorConfig().toJSON()).toEqual({
-      defaultTimeout: 30_000,
-      maxRetries: 2,
-      retryBackoff: 500,
-      maxRetryDelay: 10_000,
-      retryMultiplier: 2,
-      retryJitter: 0.2,
-      sudoTimeout: 10_000,
-      scriptTimeout: 300_000,
-      transferTimeout: 600_000,
-      connectionReuse: true,
-      maxConcurrent: 10,
-      maxOutputBytes: 10 * 1024 * 1024,
-      breaker: { failureThreshold: 5, cooldown: 30_000 },
-    });
+  // The values are the ones the table at the top of config.ts documents, for every preset (one column each).
+  it.each(Object.keys(PRESETS) as (keyof typeof PRESETS)[])("%s has the documented values", (name) => {
+    expect(PRESETS[name]().toJSON()).toEqual(documentedPresets()[name]);
   });
 
   it("Development fails faster than Default, and Production is more patient", () => {

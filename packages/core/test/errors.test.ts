@@ -1,3 +1,4 @@
+import { errorExamples } from "@tunnel-sh/testing";
 import { describe, expect, it } from "vitest";
 import {
   AbortError,
@@ -9,42 +10,44 @@ import {
   ConnectError,
   HostKeyError,
   PoolClosedError,
-  OutcomeUnknownError,
-  PoolTimeoutError,
   RetriesExhaustedError,
   SudoError,
   TimeoutError,
   TransferError,
   TunnelError,
-  UnsupportedHostError,
   ValidationError,
   hasCode,
 } from "../src/errors.js";
+import type { ErrorCode, ErrorPhase } from "../src/errors.js";
 import type { Result } from "../src/types.js";
 
 const target = { host: "web-1", user: "deploy", port: 2222 };
 const result: Result = { exitCode: 3, signal: null, stdout: "", stderr: "boom", durationMs: 5, attempts: 1, host: "deploy@web-1:2222", truncated: false };
 
 describe("the error subclasses", () => {
-  it.each([
-    [new ValidationError("port", "bad"), "ValidationError", "VALIDATION", "validate", false],
-    [new ConfigError("maxRetries", "bad"), "ConfigError", "CONFIG", "validate", false],
-    [new ConnectError("refused"), "ConnectError", "CONNECT", "connect", true],
-    [new ConnectError("lost", { lost: true }), "ConnectError", "CONNECTION_LOST", "connect", true],
-    [new AuthenticationError("denied"), "AuthenticationError", "AUTHENTICATION", "auth", false],
-    [new HostKeyError("changed"), "HostKeyError", "HOST_KEY", "connect", false],
-    [new ChannelError("open failed"), "ChannelError", "CHANNEL", "channel", true],
-    [new TimeoutError("slow"), "TimeoutError", "TIMEOUT", "exec", false],
-    [new AbortError(), "AbortError", "ABORTED", "exec", false],
-    [new TransferError("ENOENT"), "TransferError", "TRANSFER", "transfer", false],
-    [new SudoError("no", { reason: "not-allowed" }), "SudoError", "SUDO", "exec", false],
-    [new CircuitOpenError("open", { retryAfterMs: 5 }), "CircuitOpenError", "CIRCUIT_OPEN", "connect", false],
-    [new CommandFailedError(result), "CommandFailedError", "COMMAND_FAILED", "exec", false],
-    [new RetriesExhaustedError([new Error("x")]), "RetriesExhaustedError", "RETRIES_EXHAUSTED", "exec", false],
-    [new PoolClosedError(), "PoolClosedError", "POOL_CLOSED", "connect", false],
-    [new PoolTimeoutError("busy"), "PoolTimeoutError", "POOL_TIMEOUT", "connect", true],
-    [new OutcomeUnknownError("worker gone"), "OutcomeUnknownError", "OUTCOME_UNKNOWN", "exec", false],
-  ] as const)("%s: name %s, code %s, phase %s, retryable %s", (error, name, code, phase, retryable) => {
+  // Each code's example from the testing kit, with the class, phase and retryable flag its code stands for.
+  const examples = errorExamples();
+  it.each<[ErrorCode, string, ErrorPhase, boolean]>([
+    ["VALIDATION", "ValidationError", "validate", false],
+    ["CONFIG", "ConfigError", "validate", false],
+    ["CONNECT", "ConnectError", "connect", true],
+    ["CONNECTION_LOST", "ConnectError", "connect", true],
+    ["AUTHENTICATION", "AuthenticationError", "auth", false],
+    ["HOST_KEY", "HostKeyError", "connect", false],
+    ["CHANNEL", "ChannelError", "channel", true],
+    ["TIMEOUT", "TimeoutError", "exec", false],
+    ["ABORTED", "AbortError", "exec", false],
+    ["TRANSFER", "TransferError", "transfer", false],
+    ["SUDO", "SudoError", "exec", false],
+    ["CIRCUIT_OPEN", "CircuitOpenError", "connect", false],
+    ["COMMAND_FAILED", "CommandFailedError", "exec", false],
+    ["RETRIES_EXHAUSTED", "RetriesExhaustedError", "exec", false],
+    ["POOL_CLOSED", "PoolClosedError", "connect", false],
+    ["POOL_TIMEOUT", "PoolTimeoutError", "connect", true],
+    ["OUTCOME_UNKNOWN", "OutcomeUnknownError", "exec", false],
+    ["UNSUPPORTED_HOST", "UnsupportedHostError", "exec", false],
+  ])("%s: name %s, phase %s, retryable %s", (code, name, phase, retryable) => {
+    const error = examples[code];
     expect(error).toBeInstanceOf(TunnelError);
     expect(error).toBeInstanceOf(Error);
     expect(error.name).toBe(name);
@@ -114,26 +117,8 @@ describe("the error subclasses", () => {
   });
 });
 
-const everyClass = () =>
-  [
-    new ValidationError("port", "bad"),
-    new ConfigError("maxRetries", "bad"),
-    new ConnectError("refused"),
-    new AuthenticationError("denied"),
-    new HostKeyError("changed", { fingerprint: "SHA256:abc" }),
-    new ChannelError("open failed", { refused: true }),
-    new TimeoutError("slow", { timeoutMs: 5 }),
-    new AbortError(),
-    new TransferError("ENOENT"),
-    new SudoError("no", { reason: "wrong-password" }),
-    new CircuitOpenError("open", { retryAfterMs: 5 }),
-    new CommandFailedError(result),
-    new RetriesExhaustedError([new Error("x")], { reason: "deadline" }),
-    new PoolClosedError(),
-    new PoolTimeoutError("busy"),
-    new OutcomeUnknownError("worker gone"),
-    new UnsupportedHostError("no pty", { reason: "pty" }),
-  ] as const;
+/** One example of every class (the testing kit's examples, one a code, less the second `ConnectError`). */
+const everyClass = () => [...new Map(Object.values(errorExamples()).map((error) => [error.constructor, error])).values()];
 
 describe("each error class's is()", () => {
   it("recognises its own class and no other", () => {

@@ -1,8 +1,9 @@
 import { mkdtemp, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { RecordingTracer } from "@tunnel-sh/testing";
+import { RecordingTracer, type FakeConnection } from "@tunnel-sh/testing";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
+import { MAX_CHANNEL_REFUSALS } from "../src/channel-budget.js";
 import { DefaultExecutorConfig, DevelopmentExecutorConfig, ProductionExecutorConfig } from "../src/config.js";
 import type { ExecutorConfig } from "../src/config.js";
 import {
@@ -18,7 +19,7 @@ import {
 } from "../src/errors.js";
 import { Executor } from "../src/executor.js";
 import { Redactor } from "../src/redact.js";
-import { fakePool } from "./support/fake-pool.js";
+import { fakePool, type FakePool } from "./support/fake-pool.js";
 
 const fast = DefaultExecutorConfig().with({ retryBackoff: 1, maxRetryDelay: 5, retryJitter: 0, maxRetries: 2 });
 const host = { host: "local", user: "tester" };
@@ -226,6 +227,30 @@ describe("the circuit breaker under every shipped preset", () => {
   });
 });
 
+const isRemoval = (command: string) => command.includes("rm -rf -- ");
+const isUpload = (command: string) => command.includes("mkdir -m 700");
+
+/** The pool's one connection, whose spawns of the commands `refuse` picks are refused: the first `times` of them. */
+async function refusing(pool: FakePool, refuse: (command: string) => boolean, times: number): Promise<FakeConnection> {
+  const connection = (await pool.current()) as FakeConnection;
+  let left = times;
+  const spawn = connection.spawn.bind(connection);
+  connection.spawn = (request) => {
+    if (left > 0 && refuse(request.command)) {
+      left -= 1;
+      connection.refuseNextSpawns(1);
+    }
+    return spawn(request);
+  };
+  return connection;
+}
+
+const commands = (pool: FakePool, pick: (command: string) => boolean) =>
+  pool.transport
+    .callsOf("spawn")
+    .map((call) => call.command ?? "")
+    .filter(pick);
+
 describe("Executor.runScript", () => {
   let tmp: string;
   beforeAll(async () => {
@@ -264,5 +289,57 @@ describe("Executor.runScript", () => {
       .runScript({ ...host, content: "print(1)", interpreter: "no-such-interpreter-xyz" })
       .catch((caught: unknown) => caught);
     expect((error as ValidationError).field).toBe("interpreter");
+  });
+
+  // Each housekeeping command opens a channel: a refused one goes back to the pool while the command moves to another
+  // lease, as every other channel of an operation does.
+  describe("removing a script's folder", () => {
+    it("hands a refused removal's lease back to the pool as refused and removes the folder over another lease", async () => {
+      const pool = fakePool();
+      await refusing(pool, isRemoval, 1);
+      const tracer = new RecordingTracer();
+      const result = await new Executor(pool, fast, tracer).runScript({ ...host, content: "echo ran", env: { TMPDIR: tmp } });
+      expect(result).toMatchObject({ exitCode: 0, stdout: "ran\n", attempts: 1 });
+      expect(await leftovers()).toEqual([]);
+      // The operation's lease went back as refused; the removal ran again on a second lease, released at the end.
+      expect(pool.refusals).toEqual([1]);
+      expect(pool.acquired).toHaveLength(2);
+      expect(pool.released).toEqual([2]);
+      expect(pool.destroyed).toEqual([]);
+      expect(commands(pool, isRemoval)).toHaveLength(2);
+      const events = tracer.find("tunnel.script")?.events.map((event) => event.name);
+      expect(events).toContain("tunnel.channel.refused");
+      expect(events).not.toContain("tunnel.script.cleanup_failed");
+    });
+
+    it(`gives up after ${MAX_CHANNEL_REFUSALS} refusals moved to other leases, and the script's result stands`, async () => {
+      const pool = fakePool();
+      await refusing(pool, isRemoval, Number.POSITIVE_INFINITY);
+      const tracer = new RecordingTracer();
+      const result = await new Executor(pool, fast, tracer).runScript({ ...host, content: "echo ran", env: { TMPDIR: tmp } });
+      expect(result).toMatchObject({ exitCode: 0, stdout: "ran\n", attempts: 1 });
+      // Each refusal went back to the pool, up to the bound; the one past it ends the cleanup: no wait, no other connection.
+      expect(pool.refusals).toHaveLength(MAX_CHANNEL_REFUSALS);
+      expect(pool.acquired).toHaveLength(MAX_CHANNEL_REFUSALS + 1);
+      expect(commands(pool, isRemoval)).toHaveLength(MAX_CHANNEL_REFUSALS + 1);
+      expect(commands(pool, (command) => command.includes("pkill"))).toEqual([]);
+      const span = tracer.find("tunnel.script");
+      expect(span?.events.filter((event) => event.name === "tunnel.channel.refused")).toHaveLength(MAX_CHANNEL_REFUSALS);
+      expect(span?.events.find((event) => event.name === "tunnel.script.cleanup_failed")?.attributes).toEqual({ "error.type": "CHANNEL" });
+      await rm(join(tmp, (await leftovers())[0] ?? "none"), { recursive: true, force: true });
+    });
+
+    it("when the upload and then its cleanup are refused, hands back the one refused lease and runs again on the next", async () => {
+      const pool = fakePool();
+      await refusing(pool, (command) => isUpload(command) || isRemoval(command), 2);
+      const result = await new Executor(pool, fast).runScript({ ...host, content: "echo ran", env: { TMPDIR: tmp } });
+      expect(result).toMatchObject({ exitCode: 0, stdout: "ran\n", attempts: 1 });
+      expect(await leftovers()).toEqual([]);
+      // The first lease went back as refused once; the script ran on the lease its cleanup moved to, released at the end.
+      expect(pool.refusals).toEqual([1]);
+      expect(pool.acquired).toHaveLength(2);
+      expect(pool.released).toEqual([2]);
+      expect(commands(pool, isUpload)).toHaveLength(2);
+    });
   });
 });

@@ -1,4 +1,3 @@
-import { spawn } from "node:child_process";
 import { accessSync, constants } from "node:fs";
 import { tmpdir } from "node:os";
 import fc from "fast-check";
@@ -6,6 +5,7 @@ import { describe, expect, it } from "vitest";
 import { ValidationError } from "../src/errors.js";
 import { MAX_LOGIN_LINE_LENGTH, encodeForPrintf, loginShellCommand, loginShellLength } from "../src/login-shell.js";
 import { quote } from "../src/quote.js";
+import { runChild, type ChildOutcome } from "./support/run-child.js";
 
 /** The login shells users have; sshd runs a session's command as `<shell> -c <line>`. */
 const SHELLS = ["/bin/sh", "/bin/bash", "/bin/dash", "/usr/bin/zsh", "/usr/bin/mksh", "/usr/bin/fish", "/usr/bin/tcsh", "/usr/bin/csh"];
@@ -23,18 +23,8 @@ function installed(path: string): boolean {
 const missing = [...SHELLS, BUSYBOX].filter((path) => !installed(path));
 if (missing.length > 0 && process.env.CI) throw new Error(`CI needs every login shell; missing ${missing.join(", ")}`);
 
-function run(argv: readonly string[], stdin = ""): Promise<{ code: number | null; stdout: Buffer; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(argv[0] as string, argv.slice(1), { stdio: ["pipe", "pipe", "pipe"], cwd: tmpdir(), env: { PATH: "/usr/bin:/bin", HOME: tmpdir() } });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    child.stdout.on("data", (chunk: Buffer) => out.push(chunk));
-    child.stderr.on("data", (chunk: Buffer) => err.push(chunk));
-    child.on("error", reject);
-    child.stdin.on("error", () => {});
-    child.stdin.end(stdin);
-    child.on("close", (code) => resolve({ code, stdout: Buffer.concat(out), stderr: Buffer.concat(err).toString() }));
-  });
+function run(argv: readonly string[], stdin = ""): Promise<ChildOutcome> {
+  return runChild(argv, { stdin, cwd: tmpdir(), env: { PATH: "/usr/bin:/bin", HOME: tmpdir() } });
 }
 
 /** Every installed login shell, running `line` the way an SSH server would. */

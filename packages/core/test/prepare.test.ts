@@ -1,4 +1,3 @@
-import { spawn } from "node:child_process";
 import { chmod, mkdir, mkdtemp, readFile, realpath, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -8,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AWKWARD_SHELL_WORDS as AWKWARD } from "@tunnel-sh/testing";
 import { ValidationError } from "../src/errors.js";
 import { quote } from "../src/quote.js";
+import { runChild } from "./support/run-child.js";
 import { OWN_PROCESS_GROUP_OF_ARGUMENT } from "../src/remote/process-group.js";
 import {
   MAX_COMMAND_BYTES,
@@ -30,26 +30,15 @@ interface Outcome {
 }
 
 /** Runs a prepared command the way sshd would: `<login shell> -c <command>`. */
-function sh(command: string, options: { env?: NodeJS.ProcessEnv; cwd?: string; stdin?: string; shell?: string } = {}): Promise<Outcome> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(options.shell ?? "/bin/sh", ["-c", command], {
-      stdio: ["pipe", "pipe", "pipe"],
-      env: options.env ?? process.env,
-      // In the scratch folder, so even a quoting bug's stray redirection cannot litter the package.
-      cwd: options.cwd ?? scratch,
-    });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    child.stdout.on("data", (chunk: Buffer) => out.push(chunk));
-    child.stderr.on("data", (chunk: Buffer) => err.push(chunk));
-    child.on("error", reject);
-    child.stdin.on("error", () => {});
-    child.stdin.end(options.stdin ?? "");
-    // runProcess strips the start token every prepared command prints first; so does this.
-    child.on("close", (exitCode) =>
-      resolve({ exitCode, stdout: Buffer.concat(out).toString("utf8"), stderr: Buffer.concat(err).toString("utf8").replace(START, "") }),
-    );
+async function sh(command: string, options: { env?: NodeJS.ProcessEnv; cwd?: string; stdin?: string; shell?: string } = {}): Promise<Outcome> {
+  const { code, stdout, stderr } = await runChild([options.shell ?? "/bin/sh", "-c", command], {
+    env: options.env ?? process.env,
+    // In the scratch folder, so even a quoting bug's stray redirection cannot litter the package.
+    cwd: options.cwd ?? scratch,
+    ...(options.stdin !== undefined ? { stdin: options.stdin } : {}),
   });
+  // runProcess strips the start token every prepared command prints first; so does this.
+  return { exitCode: code, stdout: stdout.toString("utf8"), stderr: stderr.replace(START, "") };
 }
 
 const START = /\[tunnel-start-[A-Za-z0-9]+\]/g;

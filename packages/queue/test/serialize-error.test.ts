@@ -1,50 +1,15 @@
 import { describe, expect, it } from "vitest";
-import {
-  AbortError,
-  AuthenticationError,
-  ChannelError,
-  CircuitOpenError,
-  CommandFailedError,
-  ConfigError,
-  ConnectError,
-  HostKeyError,
-  OutcomeUnknownError,
-  PoolClosedError,
-  PoolTimeoutError,
-  RetriesExhaustedError,
-  SudoError,
-  TimeoutError,
-  TransferError,
-  TunnelError,
-  UnsupportedHostError,
-  ValidationError,
-} from "@tunnel-sh/core";
+import { ConfigError, ConnectError, OutcomeUnknownError, RetriesExhaustedError, TunnelError, UnsupportedHostError } from "@tunnel-sh/core";
+import { errorExamples } from "@tunnel-sh/testing";
 import { QueueProducer, QueueWorker, deserializeError, serializeError } from "../src/index.js";
 
 const target = { host: "web-1", port: 22, user: "deploy" };
-const result = { exitCode: 3, signal: null, stdout: "", stderr: "no\n", durationMs: 5, attempts: 1, host: "deploy@web-1:22", truncated: false };
 
 describe("errors through the queue", () => {
   it.each([
-    new ValidationError("env.BAD-NAME", "is not a valid name", { target }),
-    new ConfigError("sudoSecret", "no such secret", { target }),
-    new ConnectError("connect ECONNREFUSED", { target }),
-    new ConnectError("connection lost", { target, lost: true }),
-    new AuthenticationError("all methods failed", { target }),
-    new HostKeyError("host key changed", { target, fingerprint: "SHA256:abc" }),
-    new ChannelError("refused", { target, refused: true }),
-    new TimeoutError("timed out after 5 ms", { target, timeoutMs: 5 }),
-    new AbortError(undefined, { target }),
-    new TransferError("no such file", { target }),
-    new SudoError("wrong password", { target, reason: "wrong-password" }),
-    new CircuitOpenError("open", { target, retryAfterMs: 1_000 }),
-    new CommandFailedError(result, { target }),
-    new RetriesExhaustedError([new ConnectError("a", { target }), new ConnectError("b", { target })], { target }),
+    // Every code once, each with its details; then the variants a code has.
+    ...Object.values(errorExamples({ target })),
     new RetriesExhaustedError([new ConnectError("a", { target })], { target, reason: "deadline" }),
-    new PoolClosedError(undefined, { target }),
-    new PoolTimeoutError("busy", { target }),
-    new OutcomeUnknownError("the worker stopped", { target }),
-    new UnsupportedHostError("the login shell did not run the command", { target, reason: "shell", detail: "This account is currently not available." }),
     new UnsupportedHostError("no SFTP", { target, reason: "sftp" }),
   ])("%s comes back as the same class with the same code, message, phase, target and details", (error) => {
     const back = deserializeError(JSON.parse(JSON.stringify(serializeError(error))));

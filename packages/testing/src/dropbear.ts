@@ -7,8 +7,7 @@
  * the test process. It accepts the same test accounts as `startSshd` (see `test-users.ts` and `shell-users.ts`).
  * Debian's dropbear serves SFTP through `/usr/lib/sftp-server` when `openssh-sftp-server` is installed.
  */
-import { spawn, type ChildProcess } from "node:child_process";
-import { closeSync, openSync, readFileSync, rmSync } from "node:fs";
+import { readFileSync, rmSync } from "node:fs";
 import { rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { descendants, isAlive, killEach, listProcesses, listProcessesSync, startTimeOf, waitGone } from "./process-table.js";
@@ -16,11 +15,10 @@ import { runLocal } from "./run-local.js";
 import type { Sshd } from "./sshd.js";
 import { ensureTestAccounts } from "./test-users.js";
 import { executable, serverSupport, type ServerSupport } from "./server-support.js";
-import { liveServers, onFreePort, ownedFolder, sweepStaleFolders, waitForHostKey } from "./server-process.js";
+import { ServerInstance, onFreePort, ownedFolder, spawnServer, sweepStaleFolders, type ServerInit } from "./server-process.js";
 
 const DROPBEAR_PATH = "/usr/sbin/dropbear";
 const DROPBEARKEY_PATH = "/usr/bin/dropbearkey";
-const READY_DEADLINE_MS = 10_000;
 const INSTANCE_PREFIX = "tunnel-dropbear-";
 
 /** A running dropbear: the parts of `Sshd` that make sense for it. */
@@ -59,7 +57,7 @@ export async function startDropbear(): Promise<Dropbear> {
     if (hostPublicKey === undefined) throw new Error(`dropbearkey printed no public key: ${keygen.stdout}`);
     return await onFreePort(
       async (port) => {
-        const instance = new DropbearInstance(dir, port, hostPublicKey, accounts.clientKeyPath, accounts.users, keyPath);
+        const instance = new DropbearInstance({ dir, port, hostPublicKey, clientKeyPath: accounts.clientKeyPath, users: accounts.users }, keyPath);
         await writeFile(instance.knownHostsPath, `${instance.knownHostsLine}\n`);
         await instance.launch();
         return instance;
@@ -72,26 +70,15 @@ export async function startDropbear(): Promise<Dropbear> {
   }
 }
 
-class DropbearInstance implements Dropbear {
-  readonly host = "127.0.0.1";
-  readonly knownHostsPath: string;
-  readonly knownHostsLine: string;
-  readonly logPath: string;
+class DropbearInstance extends ServerInstance implements Dropbear {
   #pid = 0;
   #startTime = -1;
-  #stopping: Promise<void> | undefined;
 
   constructor(
-    readonly dir: string,
-    readonly port: number,
-    readonly hostPublicKey: string,
-    readonly clientKeyPath: string,
-    readonly users: Sshd["users"],
+    init: ServerInit,
     readonly keyPath: string,
   ) {
-    this.knownHostsLine = `[127.0.0.1]:${port} ${hostPublicKey}`;
-    this.knownHostsPath = join(dir, "known_hosts");
-    this.logPath = join(dir, "dropbear.log");
+    super(init, "dropbear.log");
   }
 
   get pid(): number {
@@ -99,39 +86,12 @@ class DropbearInstance implements Dropbear {
   }
 
   async launch(): Promise<void> {
-    const log = openSync(this.logPath, "a");
-    let child: ChildProcess;
-    try {
-      // -F foreground, -E log to stderr, -w no root logins, -j -k no port forwarding.
-      child = spawn(DROPBEAR_PATH, ["-F", "-E", "-w", "-j", "-k", "-p", `127.0.0.1:${this.port}`, "-r", this.keyPath, "-P", join(this.dir, "dropbear.pid")], {
-        stdio: ["ignore", "ignore", log],
-      });
-    } finally {
-      closeSync(log);
-    }
-    child.unref();
-    child.on("error", () => {
-      // the ready poll sees the process gone
-    });
-    if (child.pid === undefined) throw new Error(`could not start ${DROPBEAR_PATH}`);
+    // -F foreground, -E log to stderr, -w no root logins, -j -k no port forwarding.
+    const args = ["-F", "-E", "-w", "-j", "-k", "-p", `127.0.0.1:${this.port}`, "-r", this.keyPath, "-P", join(this.dir, "dropbear.pid")];
+    const child = spawnServer(DROPBEAR_PATH, args, this.logPath);
     this.#pid = child.pid;
     this.#startTime = startTimeOf(child.pid) ?? -1;
-    liveServers.add(this);
-    try {
-      await waitForHostKey({
-        name: "dropbear",
-        child,
-        host: this.host,
-        port: this.port,
-        hostPublicKey: this.hostPublicKey,
-        deadlineMs: READY_DEADLINE_MS,
-        logTail: () => this.#logTail(),
-      });
-    } catch (error) {
-      await this.#killTree();
-      liveServers.delete(this);
-      throw error;
-    }
+    await this.awaitReady(child, { name: "dropbear", logTail: () => this.#logTail() });
   }
 
   #logTail(): string {
@@ -142,16 +102,7 @@ class DropbearInstance implements Dropbear {
     }
   }
 
-  stop(): Promise<void> {
-    this.#stopping ??= (async () => {
-      await this.#killTree();
-      liveServers.delete(this);
-      await rm(this.dir, { recursive: true, force: true });
-    })();
-    return this.#stopping;
-  }
-
-  async #killTree(): Promise<void> {
+  protected override async killTree(): Promise<void> {
     if (this.#pid === 0) return;
     const tree = descendants(await listProcesses(), isAlive(this.#pid, this.#startTime) ? [this.#pid] : []);
     killEach(tree);
@@ -159,7 +110,7 @@ class DropbearInstance implements Dropbear {
     await waitGone(tree, 10_000);
   }
 
-  killNowSync(): void {
+  override killNowSync(): void {
     if (this.#pid !== 0) killEach(descendants(listProcessesSync(), [this.#pid]));
     rmSync(this.dir, { recursive: true, force: true });
   }

@@ -1,4 +1,5 @@
 export { sshdSupport, startSshd } from "./sshd.js";
+export { sshClientArgs } from "./ssh-client-args.js";
 export { freePort } from "./server-process.js";
 export { descendants, listProcessesSync, remoteProcesses } from "./process-table.js";
 export type { ProcessEntry } from "./process-table.js";
@@ -29,6 +30,7 @@ export type {
 } from "./fake-transport.js";
 export { localShellReply } from "./local-shell-reply.js";
 export { AWKWARD_SHELL_CHARACTERS, AWKWARD_SHELL_WORDS } from "./awkward-strings.js";
+export { errorExamples } from "./error-examples.js";
 export { RecordedSpan, RecordingTracer } from "./recording-tracer.js";
 export type { RecordedEvent } from "./recording-tracer.js";
 export { describeTransportConformance } from "./transport-conformance.js";

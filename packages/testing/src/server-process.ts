@@ -3,7 +3,8 @@
  * loopback port, a private folder that names its owner, a sweep of the folders of test processes that died without
  * `stop()`, the wait until the server answers with its host key, and the exit hook that kills what is still running.
  */
-import type { ChildProcess } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
+import { closeSync, openSync } from "node:fs";
 import { createServer } from "node:net";
 import { mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -11,6 +12,7 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { isAlive, killTrees, listProcesses, startTimeOf, type ProcessEntry } from "./process-table.js";
 import { runLocal } from "./run-local.js";
+import type { Sshd } from "./sshd.js";
 
 /** A loopback port nothing listens on right now. */
 export function freePort(): Promise<number> {
@@ -155,3 +157,96 @@ export const liveServers = {
     live.delete(server);
   },
 };
+
+/** What a throwaway server's instance is made from: its folder, port and host key, and who may log in. */
+export interface ServerInit {
+  readonly dir: string;
+  readonly port: number;
+  readonly hostPublicKey: string;
+  readonly clientKeyPath: string;
+  readonly users: Sshd["users"];
+}
+
+/** How long a server has to answer with its host key after it was started. */
+const READY_DEADLINE_MS = 10_000;
+
+/**
+ * One running throwaway server: what tests read of it (its address, its known_hosts line and file, its log) and the
+ * wait until it is ready. The server kinds add their process handling.
+ */
+export abstract class ServerInstance implements KilledAtExit {
+  readonly host = "127.0.0.1";
+  readonly dir: string;
+  readonly port: number;
+  readonly hostPublicKey: string;
+  readonly clientKeyPath: string;
+  readonly users: Sshd["users"];
+  readonly knownHostsPath: string;
+  readonly knownHostsLine: string;
+  readonly logPath: string;
+
+  constructor(init: ServerInit, logName: string) {
+    this.dir = init.dir;
+    this.port = init.port;
+    this.hostPublicKey = init.hostPublicKey;
+    this.clientKeyPath = init.clientKeyPath;
+    this.users = init.users;
+    this.knownHostsLine = `[127.0.0.1]:${init.port} ${init.hostPublicKey}`;
+    this.knownHostsPath = join(init.dir, "known_hosts");
+    this.logPath = join(init.dir, logName);
+  }
+
+  #stopping: Promise<void> | undefined;
+
+  /** Synchronous clean-up for the process's exit hook. */
+  abstract killNowSync(): void;
+
+  /** Kill the server's processes and wait until they are gone. */
+  protected abstract killTree(): Promise<void>;
+
+  /** `stop()` was called. */
+  protected get stopped(): boolean {
+    return this.#stopping !== undefined;
+  }
+
+  /** Wait until `child` answers with the host key; when it does not, kill what it started and throw. */
+  protected async awaitReady(child: ChildProcess, wait: Pick<HostKeyWait, "name" | "logTail" | "exitError">): Promise<void> {
+    liveServers.add(this);
+    try {
+      await waitForHostKey({ ...wait, child, host: this.host, port: this.port, hostPublicKey: this.hostPublicKey, deadlineMs: READY_DEADLINE_MS });
+    } catch (error) {
+      await this.killTree();
+      liveServers.delete(this);
+      throw error;
+    }
+  }
+
+  stop(): Promise<void> {
+    this.#stopping ??= (async () => {
+      await this.killTree();
+      liveServers.delete(this);
+      await rm(this.dir, { recursive: true, force: true });
+    })();
+    return this.#stopping;
+  }
+}
+
+/**
+ * Start a server process in the foreground, its stderr appended to `stderrPath`. The test process must be able to exit
+ * while the server runs (`stop()` and the exit hook clean up), so the child does not hold it.
+ */
+export function spawnServer(command: string, args: readonly string[], stderrPath: string, env?: NodeJS.ProcessEnv): ChildProcess & { readonly pid: number } {
+  const stderr = openSync(stderrPath, "a");
+  let child: ChildProcess;
+  try {
+    child = spawn(command, args, { stdio: ["ignore", "ignore", stderr], ...(env ? { env } : {}) });
+  } finally {
+    closeSync(stderr);
+  }
+  child.unref();
+  child.on("error", () => {
+    // the ready poll sees the process gone
+  });
+  if (child.pid === undefined) throw new Error(`could not start ${command}`);
+  return child as ChildProcess & { readonly pid: number };
+}

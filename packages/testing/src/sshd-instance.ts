@@ -2,18 +2,14 @@
  * One running throwaway sshd: its listener process, the sessions that outlive a restarted listener, and the
  * `restart()`, `crash()` and `stop()` the tests drive it with.
  */
-import { spawn, type ChildProcess } from "node:child_process";
-import { closeSync, existsSync, openSync, readFileSync, rmSync } from "node:fs";
-import { rm } from "node:fs/promises";
+import { existsSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { descendants, isAlive, killEach, listProcesses, listProcessesSync, waitGone, type ProcessEntry } from "./process-table.js";
 import { runLocal } from "./run-local.js";
 import { childEnvironment } from "./child-environment.js";
-import { liveServers, waitForHostKey } from "./server-process.js";
+import { ServerInstance, spawnServer, type ServerInit } from "./server-process.js";
 import { SSHD_PATH } from "./sshd-config.js";
 import type { Sshd } from "./sshd.js";
-
-const READY_DEADLINE_MS = 10_000;
 
 /** The listener could not bind its port: another process took it after it was picked. */
 export class PortTakenError extends Error {}
@@ -23,27 +19,16 @@ interface Tracked {
   readonly startTime: number;
 }
 
-export class SshdInstance implements Sshd {
-  readonly host = "127.0.0.1";
-  readonly knownHostsPath: string;
-  readonly knownHostsLine: string;
-  readonly logPath: string;
+export class SshdInstance extends ServerInstance implements Sshd {
   #listener: Tracked | undefined;
   /** Sessions that outlived a restarted listener: still this instance's, still to be killed by `stop()`. */
   readonly #orphans: Tracked[] = [];
-  #stopping: Promise<void> | undefined;
 
   constructor(
-    readonly dir: string,
-    readonly port: number,
-    readonly hostPublicKey: string,
-    readonly clientKeyPath: string,
-    readonly users: Sshd["users"],
+    init: ServerInit,
     readonly hostCertificate: Sshd["hostCertificate"] = undefined,
   ) {
-    this.knownHostsLine = `[127.0.0.1]:${port} ${hostPublicKey}`;
-    this.knownHostsPath = join(dir, "known_hosts");
-    this.logPath = join(dir, "sshd.log");
+    super(init, "sshd.log");
   }
 
   get pid(): number {
@@ -56,40 +41,16 @@ export class SshdInstance implements Sshd {
     if (check.code !== 0) throw new Error(`sshd rejected its config: ${check.stderr.trim()}`);
     const logOffset = existsSync(this.logPath) ? readFileSync(this.logPath).length : 0;
     const stderrPath = join(this.dir, "sshd.stderr");
-    const stderrFd = openSync(stderrPath, "a");
-    let child: ChildProcess;
-    try {
-      child = spawn(SSHD_PATH, ["-D", "-f", config, "-E", this.logPath], { stdio: ["ignore", "ignore", stderrFd], env: childEnvironment() });
-    } finally {
-      closeSync(stderrFd);
-    }
-    // The test process must be able to exit while the server runs; `stop()` and the exit hook clean up.
-    child.unref();
-    child.on("error", () => {
-      // reported below: the ready poll sees the process gone
-    });
+    const child = spawnServer(SSHD_PATH, ["-D", "-f", config, "-E", this.logPath], stderrPath, childEnvironment());
     const pid = child.pid;
-    if (pid === undefined) throw new Error(`could not start ${SSHD_PATH}`);
     const entry = (await listProcesses()).find((candidate) => candidate.pid === pid);
     this.#listener = { pid, startTime: entry?.startTime ?? -1 };
-    liveServers.add(this);
-    try {
-      await waitForHostKey({
-        name: "sshd",
-        child,
-        host: this.host,
-        port: this.port,
-        hostPublicKey: this.hostPublicKey,
-        deadlineMs: READY_DEADLINE_MS,
-        logTail: () => this.#logTail(logOffset),
-        exitError: (log) =>
-          /Address already in use|Cannot bind any address/.test(log) ? new PortTakenError(log) : new Error(`sshd exited before it was ready:\n${log}`),
-      });
-    } catch (error) {
-      await this.#killTree();
-      liveServers.delete(this);
-      throw error;
-    }
+    await this.awaitReady(child, {
+      name: "sshd",
+      logTail: () => this.#logTail(logOffset),
+      exitError: (log) =>
+        /Address already in use|Cannot bind any address/.test(log) ? new PortTakenError(log) : new Error(`sshd exited before it was ready:\n${log}`),
+    });
   }
 
   #logTail(offset: number): string {
@@ -105,7 +66,7 @@ export class SshdInstance implements Sshd {
   }
 
   async restart(): Promise<void> {
-    if (this.#stopping) throw new Error("this sshd was stopped");
+    if (this.stopped) throw new Error("this sshd was stopped");
     const listener = this.#listener;
     if (listener && isAlive(listener.pid, listener.startTime)) {
       // The sessions survive the listener (as with a real `systemctl restart`); remember them for `stop()`.
@@ -118,17 +79,8 @@ export class SshdInstance implements Sshd {
   }
 
   async crash(): Promise<void> {
-    if (this.#stopping) throw new Error("this sshd was stopped");
-    await this.#killTree();
-  }
-
-  stop(): Promise<void> {
-    this.#stopping ??= (async () => {
-      await this.#killTree();
-      liveServers.delete(this);
-      await rm(this.dir, { recursive: true, force: true });
-    })();
-    return this.#stopping;
+    if (this.stopped) throw new Error("this sshd was stopped");
+    await this.killTree();
   }
 
   /** The listener, the sessions (including ones that outlived a restart) and everything they started. */
@@ -140,7 +92,7 @@ export class SshdInstance implements Sshd {
     return descendants(table, roots);
   }
 
-  async #killTree(): Promise<void> {
+  protected override async killTree(): Promise<void> {
     // Snapshot first, then kill: a killed parent's children are re-parented and would drop out of the tree.
     const tree = this.#tree(await listProcesses());
     killEach(tree);
@@ -150,7 +102,7 @@ export class SshdInstance implements Sshd {
   }
 
   /** Synchronous clean-up for the process's exit hook. */
-  killNowSync(): void {
+  override killNowSync(): void {
     killEach(this.#tree(listProcessesSync()));
     rmSync(this.dir, { recursive: true, force: true });
   }

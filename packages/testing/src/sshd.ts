@@ -155,7 +155,7 @@ export async function startSshd(options: StartSshdOptions = {}): Promise<Sshd> {
     }
     return await onFreePort(
       async (port) => {
-        const instance = new SshdInstance(dir, port, hostPublicKey, accounts.clientKeyPath, accounts.users, hostCertificate);
+        const instance = new SshdInstance({ dir, port, hostPublicKey, clientKeyPath: accounts.clientKeyPath, users: accounts.users }, hostCertificate);
         await writeFile(join(dir, "sshd_config"), renderConfig(dir, port, options, extraLines), { mode: 0o600 });
         await writeFile(instance.knownHostsPath, `${instance.knownHostsLine}\n`);
         await instance.launch();

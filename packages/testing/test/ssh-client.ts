@@ -1,5 +1,5 @@
 import { spawn } from "node:child_process";
-import type { Sshd, SshdUser } from "@tunnel-sh/testing";
+import { sshClientArgs, type Sshd, type SshdUser } from "@tunnel-sh/testing";
 
 export interface SshRun {
   readonly done: Promise<{ code: number | null; stdout: string; stderr: string }>;
@@ -19,18 +19,7 @@ export function ssh(
   const child = spawn(
     "ssh",
     [
-      "-F",
-      "/dev/null",
-      "-i",
-      sshd.clientKeyPath,
-      "-o",
-      "IdentitiesOnly=yes",
-      "-o",
-      "BatchMode=yes",
-      "-o",
-      "StrictHostKeyChecking=yes",
-      "-o",
-      `UserKnownHostsFile=${knownHostsPath}`,
+      ...sshClientArgs(sshd, knownHostsPath),
       "-o",
       "GlobalKnownHostsFile=/dev/null",
       "-o",

@@ -19,7 +19,7 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { expect, it } from "vitest";
 import { runProcess } from "@tunnel-sh/core";
-import { startSshd } from "@tunnel-sh/testing";
+import { sshClientArgs, startSshd } from "@tunnel-sh/testing";
 import { OpenSshTransport, type OpenSshConnection } from "../src/index.js";
 
 const run = promisify(execFile);
@@ -63,25 +63,10 @@ it("measures exec latency, transfer throughput and memory side by side with raw 
   const dir = await mkdtemp(join(tmpdir(), "tunnel-openssh-bench-"));
   const remote = `/tmp/tunnel-openssh-bench-${randomBytes(4).toString("hex")}`;
   try {
-    // Exec: a raw mux client with the same flags the transport gives its own.
-    const raw = [
-      "-S",
-      exact.controlPath,
-      "-o",
-      "ControlMaster=no",
-      "-o",
-      "ProxyCommand=/bin/false",
-      "-F",
-      "/dev/null",
-      "-p",
-      String(sshd.port),
-      "-l",
-      target.user,
-      "-T",
-      "--",
-      sshd.host,
-      "true",
-    ];
+    // Clients on the connection's master only (never a connection of their own), with the flags the transport gives its own.
+    const onMaster = ["-o", `ControlPath=${exact.controlPath}`, "-o", "ControlMaster=no", "-o", "ProxyCommand=/bin/false", "-F", "/dev/null"];
+    // Exec: a raw mux client.
+    const raw = [...onMaster, "-p", String(sshd.port), "-l", target.user, "-T", "--", sshd.host, "true"];
     const rawAsync = () =>
       new Promise<void>((resolve) => {
         const child = spawn("ssh", raw, { stdio: ["pipe", "pipe", "pipe"] });
@@ -111,32 +96,8 @@ it("measures exec latency, transfer throughput and memory side by side with raw 
     const payload = join(dir, "payload");
     await writeFile(payload, randomBytes(mib * 1024 * 1024));
     const user = `${target.user}@${sshd.host}`;
-    const viaMaster = [
-      "-o",
-      `ControlPath=${exact.controlPath}`,
-      "-o",
-      "ControlMaster=no",
-      "-o",
-      "ProxyCommand=/bin/false",
-      "-F",
-      "/dev/null",
-      "-P",
-      String(sshd.port),
-    ];
-    const direct = [
-      "-i",
-      sshd.clientKeyPath,
-      "-o",
-      "IdentitiesOnly=yes",
-      "-o",
-      `UserKnownHostsFile=${sshd.knownHostsPath}`,
-      "-o",
-      "BatchMode=yes",
-      "-F",
-      "/dev/null",
-      "-P",
-      String(sshd.port),
-    ];
+    const viaMaster = [...onMaster, "-P", String(sshd.port)];
+    const direct = [...sshClientArgs(sshd), "-P", String(sshd.port)];
     const sftp = (batch: string) =>
       new Promise<void>((resolve, reject) => {
         const child = spawn("sftp", ["-q", "-b", "-", ...viaMaster, user], { stdio: ["pipe", "ignore", "inherit"] });

@@ -93,26 +93,22 @@ const rows: Row[] = [
     retryable: false,
     errorPhase: "connect",
   },
-  {
-    fault: "channel open failure (MaxSessions)",
-    error: vendorError("(SSH) Channel open failure: open failed", { reason: 2 }),
+  // The server's MaxSessions (reason 2) and its resource shortage (4) are both a refusal.
+  ...(
+    [
+      ["MaxSessions", "open failed", 2],
+      ["resource shortage", "resource shortage", 4],
+    ] as const
+  ).map(([cause, text, reason]): Row => ({
+    fault: `channel open failure (${cause})`,
+    error: vendorError(`(SSH) Channel open failure: ${text}`, { reason }),
     phase: "channel",
     name: "ChannelError",
     code: "CHANNEL",
     retryable: true,
     errorPhase: "channel",
     refused: true,
-  },
-  {
-    fault: "channel open failure (resource shortage)",
-    error: vendorError("(SSH) Channel open failure: resource shortage", { reason: 4 }),
-    phase: "channel",
-    name: "ChannelError",
-    code: "CHANNEL",
-    retryable: true,
-    errorPhase: "channel",
-    refused: true,
-  },
+  })),
   {
     fault: "channel open administratively prohibited",
     error: vendorError("(SSH) Channel open failure: administratively prohibited", { reason: 1 }),

@@ -1,4 +1,5 @@
 import { once } from "node:events";
+import type { Connection } from "@tunnel-sh/core";
 import { describe, expect, it } from "vitest";
 import { Ssh2Transport } from "../src/index.js";
 import { FakeClient } from "./fake-client.js";
@@ -22,6 +23,28 @@ function collect(stream: NodeJS.ReadableStream): () => string {
   let text = "";
   stream.on("data", (chunk) => (text += chunk));
   return () => text;
+}
+
+/** The connection is open and runs the next command to its end. */
+async function expectUsable(client: FakeClient, connection: Connection): Promise<void> {
+  expect(connection.closed).toBe(false);
+  const next = connection.spawn({ command: "true" });
+  next.stdout.resume();
+  (await client.open()).finish(0);
+  await expect(next.exit).resolves.toEqual({ exitCode: 0, signal: null });
+}
+
+/** A running `sleep` its caller aborted: returned once the abort sent TERM on the channel. */
+async function abortedProcess(options: { killGraceMs?: number } = {}) {
+  const { client, connection } = await connectFake(new FakeClient(), options);
+  const controller = new AbortController();
+  const process = connection.spawn({ command: "sleep 9", signal: controller.signal });
+  process.stdout.resume();
+  const channel = await client.open();
+  await process.started;
+  controller.abort();
+  expect(channel.signals).toEqual(["TERM"]);
+  return { connection, channel, process };
 }
 
 describe("spawn on a fake ssh2 client", () => {
@@ -93,11 +116,7 @@ describe("spawn on a fake ssh2 client", () => {
     await client.open(Object.assign(new Error("(SSH) Channel open failure: open failed"), { reason: 2 }));
     await expect(refused.started).rejects.toMatchObject({ name: "ChannelError", code: "CHANNEL", refused: true, retryable: true });
     await expect(refused.exit).rejects.toMatchObject({ code: "CHANNEL" });
-    expect(connection.closed).toBe(false);
-    const next = connection.spawn({ command: "true" });
-    next.stdout.resume();
-    (await client.open()).finish(0);
-    await expect(next.exit).resolves.toEqual({ exitCode: 0, signal: null });
+    await expectUsable(client, connection);
   });
 
   it("fails every pending process with CONNECTION_LOST when the client closes, even if nobody reads its output", async () => {
@@ -139,14 +158,7 @@ describe("spawn on a fake ssh2 client", () => {
   });
 
   it("aborting sends TERM and rejects with AbortError once the channel closes", async () => {
-    const { client, connection } = await connectFake();
-    const controller = new AbortController();
-    const process = connection.spawn({ command: "sleep 9", signal: controller.signal });
-    process.stdout.resume();
-    const channel = await client.open();
-    await process.started;
-    controller.abort();
-    expect(channel.signals).toEqual(["TERM"]);
+    const { connection, channel, process } = await abortedProcess();
     channel.finish(null, "TERM");
     await expect(process.exit).rejects.toMatchObject({ name: "AbortError", code: "ABORTED" });
     expect(connection.closed).toBe(false);
@@ -166,11 +178,7 @@ describe("spawn on a fake ssh2 client", () => {
     // The same escalation as an abort: the fake's command never ends, so TERM, KILL, then the channel is closed.
     while (late.outgoing.state !== "closed") await new Promise((resolve) => setTimeout(resolve, 5));
     expect(late.signals).toEqual(["TERM", "KILL"]);
-    expect(connection.closed).toBe(false);
-    const next = connection.spawn({ command: "true" });
-    next.stdout.resume();
-    (await client.open()).finish(0);
-    await expect(next.exit).resolves.toEqual({ exitCode: 0, signal: null });
+    await expectUsable(client, connection);
   });
 
   it("a channel the server may still open keeps its slot until it has answered", async () => {
@@ -194,14 +202,7 @@ describe("spawn on a fake ssh2 client", () => {
   });
 
   it("an abort sends TERM, KILL after killGraceMs, and gives up on a channel that never closes after another killGraceMs", async () => {
-    const { client, connection } = await connectFake(new FakeClient(), { killGraceMs: 20 });
-    const controller = new AbortController();
-    const process = connection.spawn({ command: "sleep 9", signal: controller.signal });
-    process.stdout.resume();
-    const channel = await client.open();
-    await process.started;
-    controller.abort();
-    expect(channel.signals).toEqual(["TERM"]);
+    const { connection, channel, process } = await abortedProcess({ killGraceMs: 20 });
     await expect(process.exit).rejects.toMatchObject({ name: "AbortError", code: "ABORTED" });
     expect(channel.signals).toEqual(["TERM", "KILL"]);
     expect(channel.outgoing.state).toBe("closed");

@@ -13,6 +13,16 @@ import { Ssh2Transport, type Ssh2TransportOptions } from "../src/index.js";
 /** A well-formed ed25519 key that no test server has. */
 const OTHER_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAICa6QN951YjE5ApEM6KMoDac021WVZAzVfxS4l7zKRxC";
 
+/** Options for a transport that logs in to `sshd` with its client key, nothing from the user's own set-up. */
+const base = (sshd: Sshd, extra: Ssh2TransportOptions = {}): Ssh2TransportOptions => ({
+  identityFile: sshd.clientKeyPath,
+  knownHostsFile: sshd.knownHostsPath,
+  configFile: false,
+  agent: false,
+  ...extra,
+});
+const targetOf = (sshd: Sshd) => ({ host: sshd.host, port: sshd.port, user: sshd.users.plain.name });
+
 async function run(connection: Connection, command: string): Promise<{ stdout: string; exitCode: number | null }> {
   const process = connection.spawn({ command });
   process.stdin.end();
@@ -46,15 +56,6 @@ describe("Ssh2Transport on real OpenSSH sshd", () => {
     await Promise.all([pam?.stop(), plain?.stop()]);
     if (scratch) rmSync(scratch, { recursive: true, force: true });
   });
-
-  const base = (sshd: Sshd, extra: Ssh2TransportOptions = {}): Ssh2TransportOptions => ({
-    identityFile: sshd.clientKeyPath,
-    knownHostsFile: sshd.knownHostsPath,
-    configFile: false,
-    agent: false,
-    ...extra,
-  });
-  const targetOf = (sshd: Sshd) => ({ host: sshd.host, port: sshd.port, user: sshd.users.plain.name });
 
   describe("host keys", () => {
     it("refuses a changed host key with HostKeyError, not retryable, naming the fingerprint", async () => {
@@ -404,13 +405,7 @@ describe("channel refusal on a MaxSessions 2 server", () => {
 
   it("a third concurrent command is a refused ChannelError and the connection still works", async () => {
     // maxChannels matches the server, as it should; the third command goes past it on purpose.
-    const connection = await new Ssh2Transport({
-      identityFile: sshd.clientKeyPath,
-      knownHostsFile: sshd.knownHostsPath,
-      configFile: false,
-      agent: false,
-      maxChannels: 2,
-    }).connect({ host: sshd.host, port: sshd.port, user: sshd.users.plain.name });
+    const connection = await new Ssh2Transport(base(sshd, { maxChannels: 2 })).connect(targetOf(sshd));
     const running = [connection.spawn({ command: "sleep 1" }), connection.spawn({ command: "sleep 1" })];
     for (const process of running) {
       process.stdin.end();
@@ -429,13 +424,7 @@ describe("channel refusal on a MaxSessions 2 server", () => {
 
   it("keeps maxChannels commands in flight back to back without a single refusal", async () => {
     // sshd frees a closed session's slot a little after the close; an open sent at once would be refused.
-    const connection = await new Ssh2Transport({
-      identityFile: sshd.clientKeyPath,
-      knownHostsFile: sshd.knownHostsPath,
-      configFile: false,
-      agent: false,
-      maxChannels: 2,
-    }).connect({ host: sshd.host, port: sshd.port, user: sshd.users.plain.name });
+    const connection = await new Ssh2Transport(base(sshd, { maxChannels: 2 })).connect(targetOf(sshd));
     const failures: unknown[] = [];
     const lane = async (): Promise<void> => {
       for (let index = 0; index < 20; index++) {
@@ -452,14 +441,7 @@ describe("channel refusal on a MaxSessions 2 server", () => {
   });
 
   it("reuses an idle SFTP session for back-to-back transfers, and gives its channel back when execs need it", async () => {
-    const connection = await new Ssh2Transport({
-      identityFile: sshd.clientKeyPath,
-      knownHostsFile: sshd.knownHostsPath,
-      configFile: false,
-      agent: false,
-      maxChannels: 2,
-      transfer: { sftpIdleMs: 60_000 },
-    }).connect({ host: sshd.host, port: sshd.port, user: sshd.users.plain.name });
+    const connection = await new Ssh2Transport(base(sshd, { maxChannels: 2, transfer: { sftpIdleMs: 60_000 } })).connect(targetOf(sshd));
     const source = join(mkdtempSync(join(tmpdir(), "tunnel-ssh2-sftp-")), "file");
     writeFileSync(source, "payload");
     const subsystemRequests = () => (readFileSync(sshd.logPath, "utf8").match(/Starting session: subsystem 'sftp'/g) ?? []).length;
@@ -498,16 +480,7 @@ describe("transfers on a server without SFTP", () => {
   });
 
   it("moves the bytes over exec channels, handing a download's bytes to onData in order", async () => {
-    const connection = await new Ssh2Transport({
-      identityFile: sshd.clientKeyPath,
-      knownHostsFile: sshd.knownHostsPath,
-      configFile: false,
-      agent: false,
-    }).connect({
-      host: sshd.host,
-      port: sshd.port,
-      user: sshd.users.plain.name,
-    });
+    const connection = await new Ssh2Transport(base(sshd)).connect(targetOf(sshd));
     try {
       const data = randomBytes(1024 * 1024 + 3);
       writeFileSync(join(scratch, "up"), data);

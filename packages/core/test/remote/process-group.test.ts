@@ -1,9 +1,8 @@
 import { spawn, spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, symlinkSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
+import { readFileSync } from "node:fs";
+import { describe, expect, it } from "vitest";
 import { loginShellCommand } from "../../src/login-shell.js";
+import { toolFolder } from "../support/tool-folder.js";
 import { inOwnProcessGroup } from "../../src/remote/process-group.js";
 
 /** Pids of live (not zombie) `sleep <marker>` processes. */
@@ -48,15 +47,7 @@ async function gone(marker: string): Promise<number[]> {
   return alive(marker);
 }
 
-const noPerl = mkdtempSync(join(tmpdir(), "tunnel-group-noperl-"));
-for (const tool of ["setsid", "sleep", "cat", "ps"])
-  symlinkSync(
-    spawnSync("sh", ["-c", `command -v ${tool}`])
-      .stdout.toString()
-      .trim(),
-    join(noPerl, tool),
-  );
-afterAll(() => rmSync(noPerl, { recursive: true, force: true }));
+const noPerl = toolFolder("tunnel-group-noperl-", ["setsid", "sleep", "cat", "ps"]);
 
 describe.each([
   ["with perl", "/usr/bin:/bin"],

@@ -1,10 +1,9 @@
 import { spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
+import { readFileSync, readdirSync } from "node:fs";
+import { describe, expect, it } from "vitest";
 import { loginShellCommand } from "../../src/login-shell.js";
+import { toolFolder } from "../support/tool-folder.js";
 import { exitWaiterScript, parseWaiterReport, type WaiterReport } from "../../src/remote/exit-waiter.js";
 import {
   STDIN_DONE_FRAME as DONE_FRAME,
@@ -15,16 +14,7 @@ import {
 } from "../../src/remote/stdin-frames.js";
 
 /** A PATH with the tools the sh waiter and these commands use, but no perl. */
-const noPerl = mkdtempSync(join(tmpdir(), "tunnel-openssh-frames-"));
-for (const tool of ["sleep", "cat", "setsid", "kill", "head"]) {
-  symlinkSync(
-    spawnSync("sh", ["-c", `command -v ${tool}`])
-      .stdout.toString()
-      .trim(),
-    join(noPerl, tool),
-  );
-}
-afterAll(() => rmSync(noPerl, { recursive: true, force: true }));
+const noPerl = toolFolder("tunnel-openssh-frames-", ["sleep", "cat", "setsid", "kill", "head"]);
 
 interface Session {
   readonly markers: WaiterReport[];
@@ -163,6 +153,16 @@ function catchesTerm(pid: number): boolean {
 }
 
 /** Is any process of group `pgid` left (zombies aside)? */
+/** A TERM frame stops the command: the waiter reports the signal, and nothing of group `pgid` is left once it closed. */
+async function expectStoppedByTerm(running: Session, pgid: number): Promise<void> {
+  running.write(signalFrame("TERM"));
+  expect(await running.report).toMatchObject({ kind: "signal", signal: "SIGTERM" });
+  running.write(DONE_FRAME);
+  running.end();
+  await running.closed;
+  expect(groupAlive(pgid)).toBe(false);
+}
+
 function groupAlive(pgid: number): boolean {
   const listing = spawnSync("ps", ["-e", "-o", "pgid=,stat="]).stdout.toString();
   return listing.split("\n").some((line) => {
@@ -214,12 +214,7 @@ describe.each([
     const running = session("sleep 300 & sleep 301; echo done", path);
     running.write(END_FRAME);
     const { pid } = await running.started;
-    running.write(signalFrame("TERM"));
-    expect(await running.report).toMatchObject({ kind: "signal", signal: "SIGTERM" });
-    running.write(DONE_FRAME);
-    running.end();
-    await running.closed;
-    expect(groupAlive(pid)).toBe(false);
+    await expectStoppedByTerm(running, pid);
   });
 
   it("a signal frame sent as soon as the group is reported stops the command, even before its shell runs", async () => {
@@ -303,11 +298,6 @@ describe("the framed perl waiter, beyond the sh one", () => {
     const { pid } = await running.started;
     const data = randomBytes(3 * 1024 * 1024);
     running.write(Buffer.concat([Buffer.from(`d${data.length}\n`), data]));
-    running.write(signalFrame("TERM"));
-    expect(await running.report).toMatchObject({ kind: "signal", signal: "SIGTERM" });
-    running.write(DONE_FRAME);
-    running.end();
-    await running.closed;
-    expect(groupAlive(pid)).toBe(false);
+    await expectStoppedByTerm(running, pid);
   });
 });
