@@ -126,8 +126,9 @@ export class Executor {
    */
   async runCommand(command: Command): Promise<Result> {
     validateCommand(command);
-    // Preparing once up front refuses what cannot be sent (a command line past MAX_COMMAND_BYTES) before any I/O.
-    prepareCommand(command);
+    // Preparing up front refuses what cannot be sent (a command line past MAX_COMMAND_BYTES) before any I/O; the
+    // first attempt sends it, a retry prepares again (a nonce of its own).
+    const first = prepareCommand(command);
     const config = this.#config;
     const timeout = command.timeout ?? config.defaultTimeout;
     return runOperation(this.#services, config, {
@@ -140,7 +141,7 @@ export class Executor {
       replayable: !(command.stdin !== undefined && typeof command.stdin === "object" && "pipe" in command.stdin),
       sudo: command.sudo,
       attempt: async (operation, context, attempt) => {
-        const prepared = prepareCommand(command);
+        const prepared = attempt === 1 ? first : prepareCommand(command);
         return withLease(
           this.#pool,
           operation,

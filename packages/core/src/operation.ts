@@ -66,7 +66,7 @@ export async function runOperation<R, V>(services: OperationServices, config: Ex
   const target = copyTarget(spec.request);
   const key = targetKey(target);
   const password = typeof spec.sudo === "object" ? spec.sudo.password : undefined;
-  const redactor = services.redactor.child(password !== undefined ? [password] : []);
+  const redactor = password !== undefined ? services.redactor.child([password]) : services.redactor;
   const span = startSpan(services.tracer, spec.name, {
     attributes: {
       "server.address": target.host,
