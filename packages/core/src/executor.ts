@@ -70,6 +70,8 @@ export class Executor {
   readonly #limiter: Limiter;
   readonly #cleanupTimeout: number;
   #config: ExecutorConfig;
+  #servicesOnce: OperationServices | undefined;
+  #settings: ProcessSettings | undefined;
   /** Read when an attempt ends: whether its lease is released for reuse or destroyed. */
   readonly #reuse = (): boolean => this.#config.connectionReuse;
 
@@ -135,7 +137,7 @@ export class Executor {
       name: "tunnel.command",
       request: command,
       timeout,
-      attributes: { "tunnel.command.text": command.cmd, ...executionAttributes(command, timeout) },
+      attributes: () => ({ "tunnel.command.text": command.cmd, ...executionAttributes(command, timeout) }),
       idempotent: command.idempotent === true,
       // A stream can be read once: a request with streamed stdin is attempted once.
       replayable: !(command.stdin !== undefined && typeof command.stdin === "object" && "pipe" in command.stdin),
@@ -187,12 +189,12 @@ export class Executor {
       name: "tunnel.script",
       request: script,
       timeout,
-      attributes: {
+      attributes: () => ({
         "tunnel.script.interpreter": script.interpreter,
         "tunnel.script.args_count": script.args?.length ?? 0,
         "tunnel.script.size": Buffer.byteLength(script.content),
         ...executionAttributes(script, timeout),
-      },
+      }),
       idempotent: script.idempotent === true,
       replayable: true,
       sudo: script.sudo,
@@ -263,7 +265,8 @@ export class Executor {
       name: "tunnel.transfer",
       request: transfer,
       timeout,
-      attributes,
+      attributes: () => attributes,
+      manyListeners: true,
       idempotent: true,
       replayable: true,
       sudo: transfer.sudo,
@@ -303,12 +306,20 @@ export class Executor {
 
   /** What the operation frame takes from this executor. */
   get #services(): OperationServices {
-    return { tracer: this.#tracer, redactor: this.#redactor, limiter: this.#limiter, breakers: this.#breakers, retryStats: this.#retryStats };
+    return (this.#servicesOnce ??= {
+      tracer: this.#tracer,
+      redactor: this.#redactor,
+      limiter: this.#limiter,
+      breakers: this.#breakers,
+      retryStats: this.#retryStats,
+    });
   }
 
   /** Read when a process starts, so an `updateConfig` reaches the processes started after it. */
   get #processSettings(): ProcessSettings {
-    return { sudoTimeout: this.#config.sudoTimeout, cleanupTimeout: this.#cleanupTimeout };
+    const sudoTimeout = this.#config.sudoTimeout;
+    if (this.#settings?.sudoTimeout !== sudoTimeout) this.#settings = { sudoTimeout, cleanupTimeout: this.#cleanupTimeout };
+    return this.#settings;
   }
 
   #onBreakerChange(change: CircuitStateChange): void {

@@ -14,7 +14,7 @@ import { executeWithRetry, retryAttempts } from "./retry.js";
 import type { RetryStats } from "./retry.js";
 import type { RunResult } from "./run.js";
 import { copyTarget, targetKey } from "./target.js";
-import { startSpan } from "./traced-span.js";
+import { recording, startSpan, tracesNothing } from "./traced-span.js";
 import type { Attributes, Span, Tracer } from "./tracer.js";
 import type { Result, SudoOptions, Target } from "./types.js";
 
@@ -52,7 +52,10 @@ export interface OperationSpec<R, V> {
   readonly name: string;
   readonly request: Target & { readonly signal?: AbortSignal };
   readonly timeout: number;
-  readonly attributes: Attributes;
+  /** The span's own attributes; called only when the tracer records anything. */
+  readonly attributes: () => Attributes;
+  /** Many processes, lease waits or transfers listen on the operation's signal at once (a tree transfer). */
+  readonly manyListeners?: boolean;
   readonly idempotent: boolean;
   /** False for a request that can be sent once only (streamed stdin): it gets one attempt. */
   readonly replayable: boolean;
@@ -68,13 +71,15 @@ export async function runOperation<R, V>(services: OperationServices, config: Ex
   const password = typeof spec.sudo === "object" ? spec.sudo.password : undefined;
   const redactor = password !== undefined ? services.redactor.child([password]) : services.redactor;
   const span = startSpan(services.tracer, spec.name, {
-    attributes: {
-      "server.address": target.host,
-      "server.port": target.port,
-      "tunnel.user": target.user,
-      "tunnel.connection.key": key,
-      ...spec.attributes,
-    },
+    attributes: tracesNothing(services.tracer)
+      ? undefined
+      : {
+          "server.address": target.host,
+          "server.port": target.port,
+          "tunnel.user": target.user,
+          "tunnel.connection.key": key,
+          ...spec.attributes(),
+        },
     redactor,
   });
   const startedAt = performance.now();
@@ -85,7 +90,7 @@ export async function runOperation<R, V>(services: OperationServices, config: Ex
     timeoutReason: () => new TimeoutError(`the operation timed out after ${spec.timeout} ms`, { timeoutMs: spec.timeout, target }),
   });
   // Every remote process, lease wait and transfer of the operation listens on this signal; a tree transfer has many.
-  setMaxListeners(0, stop.signal);
+  if (spec.manyListeners === true) setMaxListeners(0, stop.signal);
   const operation: Operation = { target, key, signal: stop.signal, span, deadline: stop.deadline };
   const context: AttemptContext = { started: false };
   let attempts = 0;
@@ -155,16 +160,18 @@ export function commandResult(check: boolean): (run: RunResult, attempts: number
       host: operation.key,
       truncated: run.truncated,
     };
-    operation.span.setAttributes({
-      "process.exit.code": result.exitCode ?? undefined,
-      "tunnel.exit.signal": result.signal ?? undefined,
-      "tunnel.attempts": result.attempts,
-      "tunnel.output.truncated": result.truncated,
-    });
-    operation.span.addEvent("tunnel.command.completed", {
-      "process.exit.code": result.exitCode ?? undefined,
-      "tunnel.exit.signal": result.signal ?? undefined,
-    });
+    if (recording(operation.span)) {
+      operation.span.setAttributes({
+        "process.exit.code": result.exitCode ?? undefined,
+        "tunnel.exit.signal": result.signal ?? undefined,
+        "tunnel.attempts": result.attempts,
+        "tunnel.output.truncated": result.truncated,
+      });
+      operation.span.addEvent("tunnel.command.completed", {
+        "process.exit.code": result.exitCode ?? undefined,
+        "tunnel.exit.signal": result.signal ?? undefined,
+      });
+    }
     if (check && result.exitCode !== 0) throw new CommandFailedError(result, { target: operation.target });
     return result;
   };

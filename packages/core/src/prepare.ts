@@ -203,7 +203,8 @@ export function detectPreparationFailure(
 }
 
 function resolveNonce(options: PrepareOptions | undefined): string {
-  const nonce = options?.nonce ?? createNonce();
+  const nonce = options?.nonce;
+  if (nonce === undefined) return createNonce();
   if (!/^[A-Za-z0-9]{8,64}$/.test(nonce)) {
     throw new ValidationError("nonce", "must be 8 to 64 letters or digits");
   }

@@ -129,11 +129,9 @@ export async function runProcess(connection: Connection, request: RunRequest): P
     ...(request.pty !== undefined ? { pty: request.pty } : {}),
     ...(signal ? { signal } : {}),
   });
-  process.stdin.on("error", ignoreStdinError);
-  void process.started.then(
-    () => request.onStarted?.(),
-    () => {},
-  );
+  process.stdin.on("error", ignore);
+  const onStarted = request.onStarted;
+  void process.started.then(onStarted, ignore);
 
   const sendStdin = () => writeStdin(process, request.stdin);
   const sudo = stop && request.sudo ? new SudoWatcher(request.sudo, process, sendStdin, stopWith, () => stop.signal.aborted, connection) : undefined;
@@ -206,9 +204,11 @@ export async function runProcess(connection: Connection, request: RunRequest): P
 /** Connections whose login shell has run a prepared command's line: see `runProcess`. */
 const provenShells = new WeakSet<Connection>();
 
-function ignoreStdinError(): void {
-  // The remote side may exit before reading its stdin (EPIPE); the exit status tells what happened.
-}
+/**
+ * For stdin's errors (the remote side may exit before reading its stdin, EPIPE: the exit status tells what happened)
+ * and a rejected `started` (which `exit` reports too).
+ */
+function ignore(): void {}
 
 function writeStdin(process: RemoteProcess, stdin: RunRequest["stdin"]): void {
   if (stdin === undefined) {

@@ -128,6 +128,19 @@ class QuietSpan implements Span {
 }
 
 /**
+ * Whether `tracer` records nothing at all (core's own no-op tracer, the default), so that a caller may skip building
+ * attributes and events for it.
+ */
+export function tracesNothing(tracer: Tracer): boolean {
+  return Object.getPrototypeOf(tracer) === NoopTracer.prototype;
+}
+
+/** Whether `span` records anything (false for a span of the no-op tracer). */
+export function recording(span: Span): boolean {
+  return !(span instanceof QuietSpan);
+}
+
+/**
  * Start a span on `tracer` the way tunnel's contracts require: attributes redacted with `options.redactor` and
  * every ancestor's redactor, and the tracer's own span of `options.parent` passed as parent (none when the
  * parent came from another tracer). Every later attribute, event and error on the returned span is redacted
@@ -139,7 +152,7 @@ export function startSpan(tracer: Tracer, name: string, options: StartSpanOption
   const inherited = parentState?.redactors ?? [];
   const redactors = options.redactor === undefined ? inherited : [...inherited, options.redactor];
   // Core's own no-op tracer (the default) sees nothing: no attribute is copied or redacted for it.
-  if (Object.getPrototypeOf(tracer) === NoopTracer.prototype) return new QuietSpan({ tracer, span: noopSpan, redactors });
+  if (tracesNothing(tracer)) return new QuietSpan({ tracer, span: noopSpan, redactors });
   const parent = parentState === undefined ? options.parent : parentState.tracer === tracer ? parentState.span : undefined;
   let span: Span;
   try {
