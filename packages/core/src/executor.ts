@@ -15,6 +15,7 @@ import { ConfigError, ValidationError } from "./errors.js";
 import { Limiter } from "./limiter.js";
 import { commandResult, runOperation } from "./operation.js";
 import type { OperationServices } from "./operation.js";
+import { OperationDeadlines } from "./operation-deadlines.js";
 import { runOperationProcess } from "./operation-process.js";
 import type { ProcessSettings } from "./operation-process.js";
 import { describeOptionValue, rejectUnknownOptions } from "./options.js";
@@ -67,6 +68,7 @@ export class Executor {
   readonly #redactor: Redactor;
   readonly #breakers: CircuitBreakerRegistry;
   readonly #retryStats = new RetryStats();
+  readonly #deadlines = new OperationDeadlines();
   readonly #limiter: Limiter;
   readonly #cleanupTimeout: number;
   #config: ExecutorConfig;
@@ -312,6 +314,7 @@ export class Executor {
       limiter: this.#limiter,
       breakers: this.#breakers,
       retryStats: this.#retryStats,
+      deadlines: this.#deadlines,
     });
   }
 

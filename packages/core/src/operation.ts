@@ -3,12 +3,12 @@
  * `maxConcurrent` place, the host's circuit breaker, and retries with the executor's strategy.
  */
 import { setMaxListeners } from "node:events";
-import { deadlineSignal } from "./abort.js";
 import type { CircuitBreakerRegistry } from "./breaker.js";
 import { classifyError } from "./classify.js";
 import type { ExecutorConfig } from "./config.js";
 import { AbortError, CommandFailedError, TimeoutError, TunnelError } from "./errors.js";
 import type { Limiter } from "./limiter.js";
+import type { OperationDeadlines } from "./operation-deadlines.js";
 import type { Redactor } from "./redact.js";
 import { executeWithRetry, retryAttempts } from "./retry.js";
 import type { RetryStats } from "./retry.js";
@@ -44,6 +44,7 @@ export interface OperationServices {
   readonly limiter: Limiter;
   readonly breakers: CircuitBreakerRegistry;
   readonly retryStats: RetryStats;
+  readonly deadlines: OperationDeadlines;
 }
 
 /** One operation to run in the frame. */
@@ -83,15 +84,19 @@ export async function runOperation<R, V>(services: OperationServices, config: Ex
     redactor,
   });
   const startedAt = performance.now();
-  const stop = deadlineSignal({
-    signal: spec.request.signal,
-    timeoutMs: spec.timeout,
-    abortReason: () => new AbortError(undefined, { target }),
-    timeoutReason: () => new TimeoutError(`the operation timed out after ${spec.timeout} ms`, { timeoutMs: spec.timeout, target }),
-  });
+  // The operation's signal aborts when the caller's does, or at the deadline (on the executor's one deadline timer).
+  const stop = new AbortController();
+  const callerSignal = spec.request.signal;
+  const onCallerAbort = (): void => stop.abort(new AbortError(undefined, { target }));
+  callerSignal?.addEventListener("abort", onCallerAbort, { once: true });
+  if (callerSignal?.aborted) onCallerAbort();
+  const deadline = Date.now() + spec.timeout;
+  const deadlineDone = services.deadlines.add(deadline, () =>
+    stop.abort(new TimeoutError(`the operation timed out after ${spec.timeout} ms`, { timeoutMs: spec.timeout, target })),
+  );
   // Every remote process, lease wait and transfer of the operation listens on this signal; a tree transfer has many.
   if (spec.manyListeners === true) setMaxListeners(0, stop.signal);
-  const operation: Operation = { target, key, signal: stop.signal, span, deadline: stop.deadline };
+  const operation: Operation = { target, key, signal: stop.signal, span, deadline };
   const context: AttemptContext = { started: false };
   let attempts = 0;
   try {
@@ -139,7 +144,8 @@ export async function runOperation<R, V>(services: OperationServices, config: Ex
     span.recordError(error);
     throw redactor.redactErrorObject(error);
   } finally {
-    stop.dispose();
+    deadlineDone();
+    callerSignal?.removeEventListener("abort", onCallerAbort);
     span.end();
   }
 }
