@@ -25,7 +25,7 @@ import type { PreparedCommand } from "./prepare.js";
 import { Redactor } from "./redact.js";
 import { RetryStats } from "./retry.js";
 import type { RetryStatsSnapshot } from "./retry.js";
-import type { RunResult } from "./run.js";
+import type { RunRequest, RunResult } from "./run.js";
 import { LONGEST_SCRIPT_PATH, removeScriptFolder, scriptFolderName, uploadScript } from "./script-folder.js";
 import { startSpan } from "./traced-span.js";
 import { NoopTracer } from "./tracer.js";
@@ -157,13 +157,7 @@ export class Executor {
               operation,
               context,
               prepared,
-              {
-                ...(command.pty !== undefined ? { pty: command.pty } : {}),
-                ...(command.stdin !== undefined ? { stdin: command.stdin } : {}),
-                ...(command.onStdout ? { onStdout: command.onStdout } : {}),
-                ...(command.onStderr ? { onStderr: command.onStderr } : {}),
-                maxOutputBytes: command.maxOutputBytes ?? config.maxOutputBytes,
-              },
+              processOptions(command, config.maxOutputBytes, command),
               this.#processSettings,
               command.sudo,
             );
@@ -217,11 +211,7 @@ export class Executor {
                 operation,
                 context,
                 prepared,
-                {
-                  ...(script.onStdout ? { onStdout: script.onStdout } : {}),
-                  ...(script.onStderr ? { onStderr: script.onStderr } : {}),
-                  maxOutputBytes: script.maxOutputBytes ?? config.maxOutputBytes,
-                },
+                processOptions(script, config.maxOutputBytes),
                 this.#processSettings,
                 script.sudo,
               );
@@ -336,6 +326,23 @@ export class Executor {
     });
     span.end();
   }
+}
+
+/**
+ * What a command or a script passes on to its process: its listeners and output cap, and a command's pty and stdin
+ * (`command`). Assigned field by field: object spreads are a measurable part of a command's cost.
+ */
+function processOptions(
+  request: Command | Script,
+  maxOutputBytes: number,
+  command?: Command,
+): Omit<RunRequest, "command" | "signal" | "timeoutMs" | "sudo" | "onStarted"> {
+  const options: { -readonly [K in keyof RunRequest]?: RunRequest[K] } = { maxOutputBytes: request.maxOutputBytes ?? maxOutputBytes };
+  if (command?.pty !== undefined) options.pty = command.pty;
+  if (command?.stdin !== undefined) options.stdin = command.stdin;
+  if (request.onStdout) options.onStdout = request.onStdout;
+  if (request.onStderr) options.onStderr = request.onStderr;
+  return options;
 }
 
 /** The span attributes a command and a script share. */

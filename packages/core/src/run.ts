@@ -11,7 +11,7 @@ import { AbortError, SudoError, TimeoutError, TunnelError, UnsupportedHostError 
 import { OutputCollector } from "./output.js";
 import { startLine } from "./prepare.js";
 import { formatTarget } from "./target.js";
-import type { Connection, RemoteProcess } from "./transport.js";
+import type { Connection, RemoteProcess, SpawnRequest } from "./transport.js";
 import type { PtyOptions } from "./types.js";
 
 /** Default cap on the collected bytes of each stream. */
@@ -124,11 +124,10 @@ export async function runProcess(connection: Connection, request: RunRequest): P
   }
 
   const signal = stop ? stop.signal : request.signal;
-  const process = connection.spawn({
-    command,
-    ...(request.pty !== undefined ? { pty: request.pty } : {}),
-    ...(signal ? { signal } : {}),
-  });
+  const spawnRequest: { -readonly [K in keyof SpawnRequest]: SpawnRequest[K] } = { command };
+  if (request.pty !== undefined) spawnRequest.pty = request.pty;
+  if (signal) spawnRequest.signal = signal;
+  const process = connection.spawn(spawnRequest);
   process.stdin.on("error", ignore);
   const onStarted = request.onStarted;
   void process.started.then(onStarted, ignore);
