@@ -7,6 +7,7 @@ import { spawn } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
 import { rm, stat } from "node:fs/promises";
 import { join } from "node:path";
+import { getHeapSpaceStatistics } from "node:v8";
 import type { Client } from "ssh2";
 import { makeStack, rawConnect, rawEnd, type TransportName } from "../clients.js";
 import type { Context } from "../context.js";
@@ -23,7 +24,10 @@ type ChildTask =
 interface ChildReport {
   /** Node's RSS added (idle) or peak added (transfer), bytes. */
   readonly nodeDelta: number;
-  /** V8 heap used + external memory added (idle), bytes: steadier than RSS for small differences. */
+  /**
+   * V8 heap used + external memory, code spaces left out (idle), bytes, scaled to all the connections from what the
+   * second half of them added: steadier than RSS for small differences.
+   */
   readonly heapDelta: number;
   /** RSS of the child processes (openssh) at the end (idle) or at their peak (transfer), bytes. */
   readonly childRss: number;
@@ -73,9 +77,15 @@ function descendantsRss(): { rss: number; pss: number; count: number } {
 
 const gc = (): void => (globalThis as { gc?: () => void }).gc?.();
 
+/**
+ * V8 heap used + external memory, without the code spaces: compiled and optimised code belongs to the process, not to
+ * a connection, and V8 tiers functions up at times of its own, which made the same figure wander by a third.
+ */
 const heap = (): number => {
   const usage = process.memoryUsage();
-  return usage.heapUsed + usage.external;
+  let code = 0;
+  for (const space of getHeapSpaceStatistics()) if (space.space_name.startsWith("code")) code += space.space_used_size;
+  return usage.heapUsed - code + usage.external;
 };
 
 async function settle(): Promise<void> {
@@ -100,24 +110,41 @@ export async function runChild(task: ChildTask): Promise<ChildReport> {
     }
     await settle();
     const before = process.memoryUsage.rss();
-    const heapBefore = heap();
+    // The heap figure is a slope: what the second half of the connections added to the first half's. The stack and
+    // its first connections cost what they cost once; only what every further connection adds is counted.
+    const half = Math.floor(task.count / 2);
+    let openUpTo: (count: number) => Promise<void>;
     let close: () => Promise<unknown>;
     if (task.tool === "raw") {
       const clients: Client[] = [];
-      for (let index = 0; index < task.count; index++) clients.push(await rawConnect(server, true));
+      openUpTo = async (count) => {
+        while (clients.length < count) clients.push(await rawConnect(server, true));
+      };
       close = () => Promise.all(clients.map((client) => rawEnd(client)));
     } else {
       const stack = makeStack(task.tool, server, { pool: { maxConnectionsPerKey: task.count, maxConnections: task.count, idleTimeoutMs: 600_000 } });
-      const open = await stack.pool.warm(target, task.count);
-      if (open !== task.count) throw new Error(`the pool opened ${open} connections instead of ${task.count}`);
+      openUpTo = async (count) => {
+        const open = await stack.pool.warm(target, count);
+        if (open !== count) throw new Error(`the pool opened ${open} connections instead of ${count}`);
+      };
       close = () => stack.close();
     }
+    await openUpTo(half);
+    await settle();
+    const heapHalf = heap();
+    await openUpTo(task.count);
     await settle();
     const after = process.memoryUsage.rss();
     const heapAfter = heap();
     const children = descendantsRss();
     await close();
-    return { nodeDelta: after - before, heapDelta: heapAfter - heapBefore, childRss: children.rss, childPss: children.pss, childCount: children.count };
+    return {
+      nodeDelta: after - before,
+      heapDelta: ((heapAfter - heapHalf) * task.count) / (task.count - half),
+      childRss: children.rss,
+      childPss: children.pss,
+      childCount: children.count,
+    };
   }
 
   const remote = join(server.remoteDir, `memory-${task.tool}`);
@@ -232,7 +259,7 @@ export async function memory(context: Context): Promise<void> {
   for (const tool of ["ssh2", "raw"] as const) {
     context.record({
       section: SECTION,
-      case: `one idle connection (of ${count}), V8 heap + external`,
+      case: `one idle connection (of ${count}; what the second half added), V8 heap without code + external`,
       tool: tool === "raw" ? "raw ssh2 client" : "tunnel (ssh2) pooled connection",
       unit: "KiB",
       samples: (idle.get(tool) ?? []).map((report) => report.heapDelta / count / 1024),

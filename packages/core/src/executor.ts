@@ -15,6 +15,7 @@ import { ConfigError, ValidationError } from "./errors.js";
 import { Limiter } from "./limiter.js";
 import { commandResult, runOperation } from "./operation.js";
 import type { OperationServices } from "./operation.js";
+import { OperationDeadlines } from "./operation-deadlines.js";
 import { runOperationProcess } from "./operation-process.js";
 import type { ProcessSettings } from "./operation-process.js";
 import { describeOptionValue, rejectUnknownOptions } from "./options.js";
@@ -24,7 +25,7 @@ import type { PreparedCommand } from "./prepare.js";
 import { Redactor } from "./redact.js";
 import { RetryStats } from "./retry.js";
 import type { RetryStatsSnapshot } from "./retry.js";
-import type { RunResult } from "./run.js";
+import type { RunRequest, RunResult } from "./run.js";
 import { LONGEST_SCRIPT_PATH, removeScriptFolder, scriptFolderName, uploadScript } from "./script-folder.js";
 import { startSpan } from "./traced-span.js";
 import { NoopTracer } from "./tracer.js";
@@ -67,9 +68,12 @@ export class Executor {
   readonly #redactor: Redactor;
   readonly #breakers: CircuitBreakerRegistry;
   readonly #retryStats = new RetryStats();
+  readonly #deadlines = new OperationDeadlines();
   readonly #limiter: Limiter;
   readonly #cleanupTimeout: number;
   #config: ExecutorConfig;
+  #servicesOnce: OperationServices | undefined;
+  #settings: ProcessSettings | undefined;
   /** Read when an attempt ends: whether its lease is released for reuse or destroyed. */
   readonly #reuse = (): boolean => this.#config.connectionReuse;
 
@@ -126,21 +130,22 @@ export class Executor {
    */
   async runCommand(command: Command): Promise<Result> {
     validateCommand(command);
-    // Preparing once up front refuses what cannot be sent (a command line past MAX_COMMAND_BYTES) before any I/O.
-    prepareCommand(command);
+    // Preparing up front refuses what cannot be sent (a command line past MAX_COMMAND_BYTES) before any I/O; the
+    // first attempt sends it, a retry prepares again (a nonce of its own).
+    const first = prepareCommand(command);
     const config = this.#config;
     const timeout = command.timeout ?? config.defaultTimeout;
     return runOperation(this.#services, config, {
       name: "tunnel.command",
       request: command,
       timeout,
-      attributes: { "tunnel.command.text": command.cmd, ...executionAttributes(command, timeout) },
+      attributes: () => ({ "tunnel.command.text": command.cmd, ...executionAttributes(command, timeout) }),
       idempotent: command.idempotent === true,
       // A stream can be read once: a request with streamed stdin is attempted once.
       replayable: !(command.stdin !== undefined && typeof command.stdin === "object" && "pipe" in command.stdin),
       sudo: command.sudo,
       attempt: async (operation, context, attempt) => {
-        const prepared = prepareCommand(command);
+        const prepared = attempt === 1 ? first : prepareCommand(command);
         return withLease(
           this.#pool,
           operation,
@@ -152,13 +157,7 @@ export class Executor {
               operation,
               context,
               prepared,
-              {
-                ...(command.pty !== undefined ? { pty: command.pty } : {}),
-                ...(command.stdin !== undefined ? { stdin: command.stdin } : {}),
-                ...(command.onStdout ? { onStdout: command.onStdout } : {}),
-                ...(command.onStderr ? { onStderr: command.onStderr } : {}),
-                maxOutputBytes: command.maxOutputBytes ?? config.maxOutputBytes,
-              },
+              processOptions(command, config.maxOutputBytes, command),
               this.#processSettings,
               command.sudo,
             );
@@ -186,12 +185,12 @@ export class Executor {
       name: "tunnel.script",
       request: script,
       timeout,
-      attributes: {
+      attributes: () => ({
         "tunnel.script.interpreter": script.interpreter,
         "tunnel.script.args_count": script.args?.length ?? 0,
         "tunnel.script.size": Buffer.byteLength(script.content),
         ...executionAttributes(script, timeout),
-      },
+      }),
       idempotent: script.idempotent === true,
       replayable: true,
       sudo: script.sudo,
@@ -212,11 +211,7 @@ export class Executor {
                 operation,
                 context,
                 prepared,
-                {
-                  ...(script.onStdout ? { onStdout: script.onStdout } : {}),
-                  ...(script.onStderr ? { onStderr: script.onStderr } : {}),
-                  maxOutputBytes: script.maxOutputBytes ?? config.maxOutputBytes,
-                },
+                processOptions(script, config.maxOutputBytes),
                 this.#processSettings,
                 script.sudo,
               );
@@ -262,7 +257,8 @@ export class Executor {
       name: "tunnel.transfer",
       request: transfer,
       timeout,
-      attributes,
+      attributes: () => attributes,
+      manyListeners: true,
       idempotent: true,
       replayable: true,
       sudo: transfer.sudo,
@@ -302,12 +298,21 @@ export class Executor {
 
   /** What the operation frame takes from this executor. */
   get #services(): OperationServices {
-    return { tracer: this.#tracer, redactor: this.#redactor, limiter: this.#limiter, breakers: this.#breakers, retryStats: this.#retryStats };
+    return (this.#servicesOnce ??= {
+      tracer: this.#tracer,
+      redactor: this.#redactor,
+      limiter: this.#limiter,
+      breakers: this.#breakers,
+      retryStats: this.#retryStats,
+      deadlines: this.#deadlines,
+    });
   }
 
   /** Read when a process starts, so an `updateConfig` reaches the processes started after it. */
   get #processSettings(): ProcessSettings {
-    return { sudoTimeout: this.#config.sudoTimeout, cleanupTimeout: this.#cleanupTimeout };
+    const sudoTimeout = this.#config.sudoTimeout;
+    if (this.#settings?.sudoTimeout !== sudoTimeout) this.#settings = { sudoTimeout, cleanupTimeout: this.#cleanupTimeout };
+    return this.#settings;
   }
 
   #onBreakerChange(change: CircuitStateChange): void {
@@ -321,6 +326,23 @@ export class Executor {
     });
     span.end();
   }
+}
+
+/**
+ * What a command or a script passes on to its process: its listeners and output cap, and a command's pty and stdin
+ * (`command`). Assigned field by field: object spreads are a measurable part of a command's cost.
+ */
+function processOptions(
+  request: Command | Script,
+  maxOutputBytes: number,
+  command?: Command,
+): Omit<RunRequest, "command" | "signal" | "timeoutMs" | "sudo" | "onStarted"> {
+  const options: { -readonly [K in keyof RunRequest]?: RunRequest[K] } = { maxOutputBytes: request.maxOutputBytes ?? maxOutputBytes };
+  if (command?.pty !== undefined) options.pty = command.pty;
+  if (command?.stdin !== undefined) options.stdin = command.stdin;
+  if (request.onStdout) options.onStdout = request.onStdout;
+  if (request.onStderr) options.onStderr = request.onStderr;
+  return options;
 }
 
 /** The span attributes a command and a script share. */

@@ -3,18 +3,18 @@
  * `maxConcurrent` place, the host's circuit breaker, and retries with the executor's strategy.
  */
 import { setMaxListeners } from "node:events";
-import { deadlineSignal } from "./abort.js";
 import type { CircuitBreakerRegistry } from "./breaker.js";
 import { classifyError } from "./classify.js";
 import type { ExecutorConfig } from "./config.js";
 import { AbortError, CommandFailedError, TimeoutError, TunnelError } from "./errors.js";
 import type { Limiter } from "./limiter.js";
+import type { OperationDeadlines } from "./operation-deadlines.js";
 import type { Redactor } from "./redact.js";
 import { executeWithRetry, retryAttempts } from "./retry.js";
 import type { RetryStats } from "./retry.js";
 import type { RunResult } from "./run.js";
 import { copyTarget, targetKey } from "./target.js";
-import { startSpan } from "./traced-span.js";
+import { recording, startSpan, tracesNothing } from "./traced-span.js";
 import type { Attributes, Span, Tracer } from "./tracer.js";
 import type { Result, SudoOptions, Target } from "./types.js";
 
@@ -44,6 +44,7 @@ export interface OperationServices {
   readonly limiter: Limiter;
   readonly breakers: CircuitBreakerRegistry;
   readonly retryStats: RetryStats;
+  readonly deadlines: OperationDeadlines;
 }
 
 /** One operation to run in the frame. */
@@ -52,7 +53,10 @@ export interface OperationSpec<R, V> {
   readonly name: string;
   readonly request: Target & { readonly signal?: AbortSignal };
   readonly timeout: number;
-  readonly attributes: Attributes;
+  /** The span's own attributes; called only when the tracer records anything. */
+  readonly attributes: () => Attributes;
+  /** Many processes, lease waits or transfers listen on the operation's signal at once (a tree transfer). */
+  readonly manyListeners?: boolean;
   readonly idempotent: boolean;
   /** False for a request that can be sent once only (streamed stdin): it gets one attempt. */
   readonly replayable: boolean;
@@ -66,27 +70,33 @@ export async function runOperation<R, V>(services: OperationServices, config: Ex
   const target = copyTarget(spec.request);
   const key = targetKey(target);
   const password = typeof spec.sudo === "object" ? spec.sudo.password : undefined;
-  const redactor = services.redactor.child(password !== undefined ? [password] : []);
+  const redactor = password !== undefined ? services.redactor.child([password]) : services.redactor;
   const span = startSpan(services.tracer, spec.name, {
-    attributes: {
-      "server.address": target.host,
-      "server.port": target.port,
-      "tunnel.user": target.user,
-      "tunnel.connection.key": key,
-      ...spec.attributes,
-    },
+    attributes: tracesNothing(services.tracer)
+      ? undefined
+      : {
+          "server.address": target.host,
+          "server.port": target.port,
+          "tunnel.user": target.user,
+          "tunnel.connection.key": key,
+          ...spec.attributes(),
+        },
     redactor,
   });
   const startedAt = performance.now();
-  const stop = deadlineSignal({
-    signal: spec.request.signal,
-    timeoutMs: spec.timeout,
-    abortReason: () => new AbortError(undefined, { target }),
-    timeoutReason: () => new TimeoutError(`the operation timed out after ${spec.timeout} ms`, { timeoutMs: spec.timeout, target }),
-  });
+  // The operation's signal aborts when the caller's does, or at the deadline (on the executor's one deadline timer).
+  const stop = new AbortController();
+  const callerSignal = spec.request.signal;
+  const onCallerAbort = (): void => stop.abort(new AbortError(undefined, { target }));
+  callerSignal?.addEventListener("abort", onCallerAbort, { once: true });
+  if (callerSignal?.aborted) onCallerAbort();
+  const deadline = Date.now() + spec.timeout;
+  const deadlineDone = services.deadlines.add(deadline, () =>
+    stop.abort(new TimeoutError(`the operation timed out after ${spec.timeout} ms`, { timeoutMs: spec.timeout, target })),
+  );
   // Every remote process, lease wait and transfer of the operation listens on this signal; a tree transfer has many.
-  setMaxListeners(0, stop.signal);
-  const operation: Operation = { target, key, signal: stop.signal, span, deadline: stop.deadline };
+  if (spec.manyListeners === true) setMaxListeners(0, stop.signal);
+  const operation: Operation = { target, key, signal: stop.signal, span, deadline };
   const context: AttemptContext = { started: false };
   let attempts = 0;
   try {
@@ -134,7 +144,8 @@ export async function runOperation<R, V>(services: OperationServices, config: Ex
     span.recordError(error);
     throw redactor.redactErrorObject(error);
   } finally {
-    stop.dispose();
+    deadlineDone();
+    callerSignal?.removeEventListener("abort", onCallerAbort);
     span.end();
   }
 }
@@ -155,16 +166,18 @@ export function commandResult(check: boolean): (run: RunResult, attempts: number
       host: operation.key,
       truncated: run.truncated,
     };
-    operation.span.setAttributes({
-      "process.exit.code": result.exitCode ?? undefined,
-      "tunnel.exit.signal": result.signal ?? undefined,
-      "tunnel.attempts": result.attempts,
-      "tunnel.output.truncated": result.truncated,
-    });
-    operation.span.addEvent("tunnel.command.completed", {
-      "process.exit.code": result.exitCode ?? undefined,
-      "tunnel.exit.signal": result.signal ?? undefined,
-    });
+    if (recording(operation.span)) {
+      operation.span.setAttributes({
+        "process.exit.code": result.exitCode ?? undefined,
+        "tunnel.exit.signal": result.signal ?? undefined,
+        "tunnel.attempts": result.attempts,
+        "tunnel.output.truncated": result.truncated,
+      });
+      operation.span.addEvent("tunnel.command.completed", {
+        "process.exit.code": result.exitCode ?? undefined,
+        "tunnel.exit.signal": result.signal ?? undefined,
+      });
+    }
     if (check && result.exitCode !== 0) throw new CommandFailedError(result, { target: operation.target });
     return result;
   };

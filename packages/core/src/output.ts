@@ -8,8 +8,9 @@ import { StringDecoder } from "node:string_decoder";
 export class OutputCollector {
   readonly #maxBytes: number;
   readonly #listener: ((text: string) => void) | undefined;
-  readonly #liveDecoder = new StringDecoder("utf8");
-  readonly #keptDecoder = new StringDecoder("utf8");
+  // Made on first use: most streams of most commands carry nothing at all.
+  #liveDecoder: StringDecoder | undefined;
+  #keptDecoder: StringDecoder | undefined;
   readonly #kept: string[] = [];
   #keptBytes = 0;
   #truncated = false;
@@ -31,9 +32,9 @@ export class OutputCollector {
   }
 
   write(chunk: Buffer): void {
-    if (this.#ended) return;
+    if (this.#ended || chunk.length === 0) return;
     if (this.#listener) {
-      const text = this.#liveDecoder.write(chunk);
+      const text = (this.#liveDecoder ??= new StringDecoder("utf8")).write(chunk);
       if (text) this.#listener(text);
     }
     const room = this.#maxBytes - this.#keptBytes;
@@ -44,7 +45,7 @@ export class OutputCollector {
     const kept = chunk.length <= room ? chunk : chunk.subarray(0, room);
     if (kept.length < chunk.length) this.#truncated = true;
     this.#keptBytes += kept.length;
-    const text = this.#keptDecoder.write(kept);
+    const text = (this.#keptDecoder ??= new StringDecoder("utf8")).write(kept);
     if (text) this.#kept.push(text);
   }
 
@@ -52,11 +53,11 @@ export class OutputCollector {
   end(): void {
     if (this.#ended) return;
     this.#ended = true;
-    if (this.#listener) {
+    if (this.#listener && this.#liveDecoder) {
       const text = this.#liveDecoder.end();
       if (text) this.#listener(text);
     }
-    if (!this.#truncated) {
+    if (!this.#truncated && this.#keptDecoder) {
       const text = this.#keptDecoder.end();
       if (text) this.#kept.push(text);
     }
@@ -64,6 +65,6 @@ export class OutputCollector {
 
   /** The collected text. */
   text(): string {
-    return this.#kept.join("");
+    return this.#kept.length === 1 ? (this.#kept[0] as string) : this.#kept.join("");
   }
 }

@@ -19,7 +19,9 @@
  *   Its line uses no `'`, `%` or newline, so a plain command prepared with nothing else (`uptime`) stays a script of
  *   characters every login shell keeps literal, which `loginShellCommand` sends with no decoding step.
  *   `runProcess` strips it and requires it, so a login shell that never ran the command (a `nologin` shell, a
- *   restricted one) is an `UnsupportedHostError` naming the host's message, never a silent result.
+ *   restricted one) is an `UnsupportedHostError` naming the host's message, never a silent result. An SSH
+ *   connection's login shell is fixed when it authenticates, so once one prepared command's token came back on a
+ *   connection, `runProcess` sends later ones on it without this first line.
  * - The working dir is entered next, so a missing one fails BEFORE the command runs: exit code
  *   `PREPARATION_EXIT_CODE` (97) and the line `tunnel[N]: cannot change directory` on stderr (after the shell's own
  *   message naming the folder). `detectPreparationFailure()` recognises it; the nonce keeps a command that happens
@@ -118,9 +120,18 @@ export interface PrepareParts {
   readonly sudo?: boolean | SudoOptions;
 }
 
+/** Random bytes drawn ahead for nonces, 8 at a time (one call into the CSPRNG per 64 nonces). */
+const nonceBytes = { pool: Buffer.alloc(0), next: 0 };
+
 /** A new random nonce: 16 hex digits. */
 export function createNonce(): string {
-  return randomBytes(8).toString("hex");
+  if (nonceBytes.next + 8 > nonceBytes.pool.length) {
+    nonceBytes.pool = randomBytes(512);
+    nonceBytes.next = 0;
+  }
+  const start = nonceBytes.next;
+  nonceBytes.next += 8;
+  return nonceBytes.pool.toString("hex", start, start + 8);
 }
 
 /** The prompt given to `sudo -S -p` for this nonce. */
@@ -131,6 +142,15 @@ export function sudoPrompt(nonce: string): string {
 /** The token every prepared command prints to stderr first: `/bin/sh` runs the script. */
 export function startToken(nonce: string): string {
   return `[tunnel-start-${nonce}]`;
+}
+
+/**
+ * The first words of every prepared command: print the start token to stderr. The token is hex in brackets, quoted
+ * with `"` (no glob), so the line has only characters `loginShellCommand` sends as they are. `runProcess` leaves it
+ * out on a connection whose login shell has already run a prepared command.
+ */
+export function startLine(start: string): string {
+  return `printf "${start}" >&2; `;
 }
 
 /** The token a sudo-wrapped command prints to stderr once sudo let it through. */
@@ -183,7 +203,8 @@ export function detectPreparationFailure(
 }
 
 function resolveNonce(options: PrepareOptions | undefined): string {
-  const nonce = options?.nonce ?? createNonce();
+  const nonce = options?.nonce;
+  if (nonce === undefined) return createNonce();
   if (!/^[A-Za-z0-9]{8,64}$/.test(nonce)) {
     throw new ValidationError("nonce", "must be 8 to 64 letters or digits");
   }
@@ -258,8 +279,6 @@ function assemble(parts: PrepareParts, body: readonly string[], nonce: string): 
   validateSudo(parts.sudo);
   const sudo = normaliseSudo(parts.sudo);
   const start = startToken(nonce);
-  // The token is hex in brackets, quoted with `"` (no glob): the line has only characters `loginShellCommand` sends as they are.
-  const startLine = `printf "${start}" >&2;`;
   const lines = [
     ...(sudo ? sudoGateLines(nonce) : []),
     ...(parts.workingDir !== undefined ? [changeDirectoryLine(parts.workingDir, nonce)] : []),
@@ -269,14 +288,14 @@ function assemble(parts: PrepareParts, body: readonly string[], nonce: string): 
   const script = lines.join("\n");
   if (!sudo) {
     checkSize(script, parts, body);
-    return { command: `${startLine} ${script}`, start, nonce };
+    return { command: `${startLine(start)}${script}`, start, nonce };
   }
   // sudo reads `-u 1000` as a user *named* 1000; a numeric id means the uid, which sudo spells `#1000`.
   const user = sudo.user !== undefined ? ["-u", /^[0-9]+$/.test(sudo.user) ? `#${sudo.user}` : sudo.user] : [];
   const prompt = sudoPrompt(nonce);
   const mode = sudo.password === undefined ? ["-n"] : ["-S", "-p", prompt];
   // On the far side of sudo, the script runs in a process group of its own that the signals sudo passes on reach.
-  const command = `${startLine} exec sudo ${quoteArgs([...mode, ...user, "--", "/bin/sh", "-c", OWN_PROCESS_GROUP_OF_ARGUMENT, "sh", script])}`;
+  const command = `${startLine(start)}exec sudo ${quoteArgs([...mode, ...user, "--", "/bin/sh", "-c", OWN_PROCESS_GROUP_OF_ARGUMENT, "sh", script])}`;
   checkSize(command, parts, body);
   return {
     command,

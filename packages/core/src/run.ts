@@ -8,9 +8,10 @@
  */
 import type { Readable } from "node:stream";
 import { AbortError, SudoError, TimeoutError, TunnelError, UnsupportedHostError } from "./errors.js";
-import { formatTarget } from "./target.js";
 import { OutputCollector } from "./output.js";
-import type { Connection, RemoteProcess } from "./transport.js";
+import { startLine } from "./prepare.js";
+import { formatTarget } from "./target.js";
+import type { Connection, RemoteProcess, SpawnRequest } from "./transport.js";
 import type { PtyOptions } from "./types.js";
 
 /** Default cap on the collected bytes of each stream. */
@@ -62,7 +63,8 @@ export interface RunRequest {
    * The prepared command's start token (`PreparedCommand.start`), printed first by the `/bin/sh` that runs it.
    * It is stripped from the output, and a process that ends without it fails with `UnsupportedHostError`
    * (reason `shell`): the login shell never ran the command (a `nologin` or restricted shell), and the host's own
-   * message is kept as the error's `detail`.
+   * message is kept as the error's `detail`. On a connection whose login shell already ran a prepared command (its
+   * token came back), a command that begins with the token's line (`startLine`) is sent without that line.
    */
   readonly start?: string;
   /** Called once the remote command has started (the channel is open). Failures before it are safe to retry. */
@@ -90,69 +92,82 @@ export async function runProcess(connection: Connection, request: RunRequest): P
   const stdout = new OutputCollector(maxBytes, request.onStdout);
   const stderr = new OutputCollector(maxBytes, request.onStderr);
 
-  // One controller stops the remote process; `reason` records why, so the rejection can say so.
-  const stop = new AbortController();
+  // The login shell of an SSH connection is fixed when it authenticates: once it has run one prepared command's line
+  // (the start token arrived), later commands on the same connection go without the token and its extra packet.
+  let command = request.command;
+  let start: StartWatcher | undefined;
+  if (request.start !== undefined) {
+    const line = startLine(request.start);
+    if (provenShells.has(connection) && command.startsWith(line)) command = command.slice(line.length);
+    else start = new StartWatcher(request.start);
+  }
+
+  // Only a timeout or the sudo exchange stops the process on its own (one controller, whose `reason` records why);
+  // otherwise the caller's signal goes to the transport as it is.
+  const stop = request.timeoutMs !== undefined || request.sudo !== undefined ? new AbortController() : undefined;
   let stopReason: TunnelError | undefined;
   const stopWith = (error: TunnelError) => {
-    if (stop.signal.aborted) return;
+    if (!stop || stop.signal.aborted) return;
     stopReason = error;
     stop.abort(error);
   };
   const onCallerAbort = () => stopWith(new AbortError(undefined, { target: connection.target }));
-  request.signal?.addEventListener("abort", onCallerAbort, { once: true });
-  const timers: NodeJS.Timeout[] = [];
+  if (stop) request.signal?.addEventListener("abort", onCallerAbort, { once: true });
+  /** Why the run was stopped, if it was: a stop of our own, or the caller's abort. */
+  const stoppedBy = (): TunnelError | undefined =>
+    stopReason ?? (!stop && request.signal?.aborted ? new AbortError(undefined, { target: connection.target }) : undefined);
+  let timer: NodeJS.Timeout | undefined;
+  let promptTimer: NodeJS.Timeout | undefined;
   if (request.timeoutMs !== undefined) {
     const timeoutMs = request.timeoutMs;
-    timers.push(
-      setTimeout(() => stopWith(new TimeoutError(`the command timed out after ${timeoutMs} ms`, { timeoutMs, target: connection.target })), timeoutMs),
-    );
+    timer = setTimeout(() => stopWith(new TimeoutError(`the command timed out after ${timeoutMs} ms`, { timeoutMs, target: connection.target })), timeoutMs);
   }
 
-  const process = connection.spawn({
-    command: request.command,
-    ...(request.pty !== undefined ? { pty: request.pty } : {}),
-    signal: stop.signal,
-  });
-  process.stdin.on("error", () => {
-    // The remote side may exit before reading its stdin (EPIPE); the exit status tells what happened.
-  });
-  void process.started.then(
-    () => request.onStarted?.(),
-    () => {},
-  );
+  const signal = stop ? stop.signal : request.signal;
+  const spawnRequest: { -readonly [K in keyof SpawnRequest]: SpawnRequest[K] } = { command };
+  if (request.pty !== undefined) spawnRequest.pty = request.pty;
+  if (signal) spawnRequest.signal = signal;
+  const process = connection.spawn(spawnRequest);
+  process.stdin.on("error", ignore);
+  const onStarted = request.onStarted;
+  void process.started.then(onStarted, ignore);
 
   const sendStdin = () => writeStdin(process, request.stdin);
-  const sudo = request.sudo ? new SudoWatcher(request.sudo, process, sendStdin, stopWith, () => stop.signal.aborted, connection) : undefined;
+  const sudo = stop && request.sudo ? new SudoWatcher(request.sudo, process, sendStdin, stopWith, () => stop.signal.aborted, connection) : undefined;
   if (sudo && request.sudo?.promptTimeoutMs !== undefined) {
     const promptTimeoutMs = request.sudo.promptTimeoutMs;
-    timers.push(
-      setTimeout(() => {
-        if (!sudo.done) {
-          stopWith(
-            new SudoError(`sudo did not let the command start within ${promptTimeoutMs} ms`, {
-              reason: "prompt-timeout",
-              target: connection.target,
-            }),
-          );
-        }
-      }, promptTimeoutMs),
-    );
+    promptTimer = setTimeout(() => {
+      if (!sudo.done) {
+        stopWith(
+          new SudoError(`sudo did not let the command start within ${promptTimeoutMs} ms`, {
+            reason: "prompt-timeout",
+            target: connection.target,
+          }),
+        );
+      }
+    }, promptTimeoutMs);
   }
   if (!sudo) sendStdin();
 
   const outFilter = sudo?.filter();
   const errFilter = sudo?.filter();
-  const start = request.start !== undefined ? new StartWatcher(request.start) : undefined;
   const outStart = start?.filter();
   const errStart = start?.filter();
   const passOut = (chunk: Buffer) => stdout.write(outFilter ? outFilter.write(chunk) : chunk);
   const passErr = (chunk: Buffer) => stderr.write(errFilter ? errFilter.write(chunk) : chunk);
-  process.stdout.on("data", (chunk: Buffer) => passOut(outStart ? outStart.write(chunk) : chunk));
-  process.stderr.on("data", (chunk: Buffer) => passErr(errStart ? errStart.write(chunk) : chunk));
+  process.stdout.on(
+    "data",
+    outStart || outFilter ? (chunk: Buffer) => passOut(outStart ? outStart.write(chunk) : chunk) : (chunk: Buffer) => stdout.write(chunk),
+  );
+  process.stderr.on(
+    "data",
+    errStart || errFilter ? (chunk: Buffer) => passErr(errStart ? errStart.write(chunk) : chunk) : (chunk: Buffer) => stderr.write(chunk),
+  );
 
   try {
     const status = await process.exit;
-    if (stopReason) throw stopReason;
+    const stopped = stoppedBy();
+    if (stopped) throw stopped;
     if (outStart) passOut(outStart.flush());
     if (errStart) passErr(errStart.flush());
     if (outFilter) stdout.write(outFilter.flush());
@@ -167,18 +182,32 @@ export async function runProcess(connection: Connection, request: RunRequest): P
       truncated: stdout.truncated || stderr.truncated,
       durationMs: performance.now() - startedAt,
     };
-    if (start && !start.seen) throw start.failure(result, connection);
+    if (start) {
+      if (!start.seen) throw start.failure(result, connection);
+      provenShells.add(connection);
+    }
     if (sudo && !sudo.done) throw sudo.failure(result);
     return result;
   } catch (error) {
     // A stop we asked for wins over however the transport reported it (usually an AbortError).
-    if (stopReason) throw stopReason;
+    const stopped = stoppedBy();
+    if (stopped) throw stopped;
     throw error;
   } finally {
-    for (const timer of timers) clearTimeout(timer);
-    request.signal?.removeEventListener("abort", onCallerAbort);
+    if (timer !== undefined) clearTimeout(timer);
+    if (promptTimer !== undefined) clearTimeout(promptTimer);
+    if (stop) request.signal?.removeEventListener("abort", onCallerAbort);
   }
 }
+
+/** Connections whose login shell has run a prepared command's line: see `runProcess`. */
+const provenShells = new WeakSet<Connection>();
+
+/**
+ * For stdin's errors (the remote side may exit before reading its stdin, EPIPE: the exit status tells what happened)
+ * and a rejected `started` (which `exit` reports too).
+ */
+function ignore(): void {}
 
 function writeStdin(process: RemoteProcess, stdin: RunRequest["stdin"]): void {
   if (stdin === undefined) {
@@ -314,6 +343,9 @@ class SudoWatcher {
   }
 }
 
+/** Held back nothing (never written to). */
+const NOTHING = Buffer.alloc(0);
+
 /**
  * Removes tokens from a byte stream, calling `onToken` for each, until `onToken` reports that the exchange is over;
  * from then on bytes pass through untouched. Holds back a tail that might be the start of a token split across chunks.
@@ -321,7 +353,7 @@ class SudoWatcher {
 export class TokenFilter {
   readonly #tokens: readonly Buffer[];
   readonly #onToken: (token: string) => "continue" | "done";
-  #held: Buffer = Buffer.alloc(0);
+  #held: Buffer = NOTHING;
   #done = false;
 
   constructor(tokens: readonly string[], onToken: (token: string) => "continue" | "done") {
@@ -336,7 +368,7 @@ export class TokenFilter {
 
   write(chunk: Buffer): Buffer {
     let buffer = this.#held.length > 0 ? Buffer.concat([this.#held, chunk]) : chunk;
-    this.#held = Buffer.alloc(0);
+    this.#held = NOTHING;
     if (this.#done) return buffer;
     const out: Buffer[] = [];
     while (!this.#done) {
@@ -356,14 +388,14 @@ export class TokenFilter {
     }
     const keep = this.#done ? 0 : this.#partialTokenLength(buffer);
     out.push(buffer.subarray(0, buffer.length - keep));
-    this.#held = Buffer.from(buffer.subarray(buffer.length - keep));
+    this.#held = keep > 0 ? Buffer.from(buffer.subarray(buffer.length - keep)) : NOTHING;
     return out.length === 1 ? (out[0] as Buffer) : Buffer.concat(out);
   }
 
   /** Whatever is still held back (the stream ended). */
   flush(): Buffer {
     const held = this.#held;
-    this.#held = Buffer.alloc(0);
+    this.#held = NOTHING;
     return held;
   }
 

@@ -15,6 +15,7 @@
  * const acquire = startSpan(this.tracer, "tunnel.pool.acquire", { attributes, parent: options.parentSpan });
  */
 import type { Redactor } from "./redact.js";
+import { NoopTracer } from "./tracer.js";
 import type { Attributes, AttributeValue, Span, Tracer } from "./tracer.js";
 
 /** What a span needs from a redactor; a `Redactor` of any installed copy of core has it. */
@@ -110,6 +111,36 @@ class TracedSpan implements Span {
 }
 
 /**
+ * A span of the no-op tracer: records nothing, so it redacts nothing, but it hands its redactors on to its children
+ * (a pool may trace where the executor does not).
+ */
+class QuietSpan implements Span {
+  readonly [TRACED]: TracedState;
+
+  constructor(state: TracedState) {
+    this[TRACED] = state;
+  }
+
+  setAttributes(): void {}
+  addEvent(): void {}
+  recordError(): void {}
+  end(): void {}
+}
+
+/**
+ * Whether `tracer` records nothing at all (core's own no-op tracer, the default), so that a caller may skip building
+ * attributes and events for it.
+ */
+export function tracesNothing(tracer: Tracer): boolean {
+  return Object.getPrototypeOf(tracer) === NoopTracer.prototype;
+}
+
+/** Whether `span` records anything (false for a span of the no-op tracer). */
+export function recording(span: Span): boolean {
+  return !(span instanceof QuietSpan);
+}
+
+/**
  * Start a span on `tracer` the way tunnel's contracts require: attributes redacted with `options.redactor` and
  * every ancestor's redactor, and the tracer's own span of `options.parent` passed as parent (none when the
  * parent came from another tracer). Every later attribute, event and error on the returned span is redacted
@@ -118,7 +149,10 @@ class TracedSpan implements Span {
  */
 export function startSpan(tracer: Tracer, name: string, options: StartSpanOptions = {}): Span {
   const parentState = tracedState(options.parent);
-  const redactors = [...(parentState?.redactors ?? []), ...(options.redactor !== undefined ? [options.redactor] : [])];
+  const inherited = parentState?.redactors ?? [];
+  const redactors = options.redactor === undefined ? inherited : [...inherited, options.redactor];
+  // Core's own no-op tracer (the default) sees nothing: no attribute is copied or redacted for it.
+  if (tracesNothing(tracer)) return new QuietSpan({ tracer, span: noopSpan, redactors });
   const parent = parentState === undefined ? options.parent : parentState.tracer === tracer ? parentState.span : undefined;
   let span: Span;
   try {

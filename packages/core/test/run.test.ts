@@ -3,6 +3,7 @@ import { PassThrough, Readable, Writable } from "node:stream";
 import type { FakeConnection } from "@tunnel-sh/testing";
 import { beforeAll, describe, expect, it } from "vitest";
 import { AbortError, SudoError, TimeoutError, TunnelError, UnsupportedHostError } from "../src/errors.js";
+import { prepareCommand, startLine } from "../src/prepare.js";
 import { runProcess, TokenFilter } from "../src/run.js";
 import type { Connection, RemoteProcess, SpawnRequest } from "../src/transport.js";
 import { localTransport } from "./support/fake-pool.js";
@@ -49,6 +50,30 @@ describe("runProcess", () => {
     expect(failure).toBeInstanceOf(UnsupportedHostError);
     expect(failure).toMatchObject({ code: "UNSUPPORTED_HOST", reason: "shell", retryable: false, detail: "This account is currently not available." });
     expect((failure as Error).message).toMatch(/did not run the command \(it exited with code 1\): This account is currently not available\.$/);
+  });
+
+  it("sends later prepared commands on a connection without the start line once its login shell ran one", async () => {
+    const proven = await localTransport().connect({ host: "localhost" });
+    const commands: string[] = [];
+    const spawn = proven.spawn.bind(proven);
+    (proven as { spawn: Connection["spawn"] }).spawn = (request: SpawnRequest) => {
+      commands.push(request.command);
+      return spawn(request);
+    };
+    const first = prepareCommand({ cmd: "echo one" });
+    const second = prepareCommand({ cmd: "echo two >&2" });
+    expect(await runProcess(proven, { command: first.command, start: first.start })).toMatchObject({ stdout: "one\n", stderr: "" });
+    expect(await runProcess(proven, { command: second.command, start: second.start })).toMatchObject({ stdout: "", stderr: "two\n" });
+    expect(commands).toEqual([first.command, "echo two >&2"]);
+    // A command that does not begin with the start line is still held to its token.
+    const unprefixed = await runProcess(proven, { command: "exit 1", start: second.start }).catch((error: unknown) => error);
+    expect(unprefixed).toBeInstanceOf(UnsupportedHostError);
+    // A connection whose login shell has run nothing yet is held to the token.
+    const fresh = await localTransport().connect({ host: "localhost" });
+    const silent = await runProcess(fresh, { command: second.command.slice(startLine(second.start).length), start: second.start }).catch(
+      (error: unknown) => error,
+    );
+    expect(silent).toBeInstanceOf(UnsupportedHostError);
   });
 
   it("collects stdout and stderr apart, with the exit code", async () => {

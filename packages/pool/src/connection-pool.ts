@@ -1,5 +1,5 @@
 import { PoolClosedError, PoolTimeoutError, ValidationError, isConnectionError, startSpan } from "@tunnel-sh/core";
-import type { AcquireOptions, Lease, Pool, Target, Tracer, Transport } from "@tunnel-sh/core";
+import type { AcquireOptions, Lease, Pool, Span, Target, Tracer, Transport } from "@tunnel-sh/core";
 import { abortError, attach, raceAcquireAbort } from "./acquire-queue.js";
 import type { PendingConnect, Waiter } from "./acquire-queue.js";
 import type { PoolConfig } from "./config.js";
@@ -56,6 +56,15 @@ export class ConnectionPool extends PoolBase implements Pool, AsyncDisposable {
       attributes: { "tunnel.connection.key": keyState.key, "tunnel.pool.queue_position": this.queue.size, "tunnel.transport": this.transport.name },
       parent: options.parentSpan,
     });
+    // Nobody waits and a connection has a free channel: lend it now, as the dispatch would (no waiter, timer or listener).
+    if (this.queue.size === 0 && !this.dispatching) {
+      const pooled = this.lendable(keyState, options.verify === true ? 0 : this.config.pingAfterIdleMs);
+      if (pooled) {
+        const lease = this.lend(pooled, span, Date.now(), false);
+        this.replenish(keyState);
+        return Promise.resolve(lease);
+      }
+    }
     return new Promise<Lease>((resolve, reject) => {
       const waiter: Waiter = {
         keyState,
@@ -200,6 +209,10 @@ export class ConnectionPool extends PoolBase implements Pool, AsyncDisposable {
 
   private dispatchOnce(): void {
     if (this.state_ !== "open") return;
+    if (this.queue.size === 0) {
+      this.blockedOnTotal = 0;
+      return;
+    }
     // Free channels on connections being pinged, per key: waiters that expect them do not start connects.
     const pingCredit = new Map<KeyState, number>();
     let blockedOnTotal = 0;
@@ -268,21 +281,24 @@ export class ConnectionPool extends PoolBase implements Pool, AsyncDisposable {
 
   private grant(waiter: Waiter, pooled: PooledConnection): void {
     this.removeWaiter(waiter);
+    waiter.resolve(this.lend(pooled, waiter.span, waiter.enqueuedAt, waiter.connected));
+  }
+
+  /** One channel of `pooled` for an acquire that started at `enqueuedAt`; ends the acquire's span. */
+  private lend(pooled: PooledConnection, span: Span, enqueuedAt: number, connected: boolean): PoolLease {
     const now = Date.now();
     pooled.busy += 1;
     pooled.uses += 1;
     pooled.lastActivityAt = now;
-    clearTimer(pooled.idleTimer);
-    pooled.idleTimer = undefined;
-    const waited = now - waiter.enqueuedAt;
+    const waited = now - enqueuedAt;
     this.waits.record(waited);
-    waiter.span.setAttributes({
+    span.setAttributes({
       "tunnel.pool.wait_time": waited / 1000,
-      "tunnel.pool.connected": waiter.connected,
+      "tunnel.pool.connected": connected,
       "tunnel.pool.connection_id": pooled.id,
     });
-    waiter.span.end();
-    waiter.resolve(new PoolLease(pooled, (returned, outcome) => this.giveBack(returned, outcome)));
+    span.end();
+    return new PoolLease(pooled, this.giveBack);
   }
 
   private removeWaiter(waiter: Waiter): void {
@@ -308,7 +324,7 @@ export class ConnectionPool extends PoolBase implements Pool, AsyncDisposable {
     this.dispatch();
   }
 
-  private giveBack(pooled: PooledConnection, outcome: LeaseOutcome): void {
+  private readonly giveBack = (pooled: PooledConnection, outcome: LeaseOutcome): void => {
     pooled.busy -= 1;
     pooled.lastActivityAt = Date.now();
     if (!pooled.tracked) return;
@@ -325,5 +341,5 @@ export class ConnectionPool extends PoolBase implements Pool, AsyncDisposable {
       else this.scheduleIdle(pooled);
     }
     this.dispatch();
-  }
+  };
 }

@@ -219,17 +219,30 @@ export abstract class PoolBase {
     });
   }
 
+  /**
+   * Evict `pooled` once it has been idle for `idleTimeoutMs` since its last activity. A timer already set stays: when
+   * it fires it sets itself again for what is left since the last activity, so a connection in steady use costs no
+   * timer per lease.
+   */
   protected scheduleIdle(pooled: PooledConnection): void {
-    clearTimer(pooled.idleTimer);
-    pooled.idleTimer = undefined;
-    if (!Number.isFinite(this.config.idleTimeoutMs)) return;
+    if (pooled.idleTimer !== undefined || !Number.isFinite(this.config.idleTimeoutMs)) return;
+    this.armIdle(pooled, this.config.idleTimeoutMs);
+  }
+
+  private armIdle(pooled: PooledConnection, delayMs: number): void {
     pooled.idleTimer = unref(
       setTimeout(() => {
         pooled.idleTimer = undefined;
+        // Busy: the lease that ends last schedules again.
         if (pooled.busy > 0 || pooled.state !== "open" || pooled.pinging) return;
+        const left = pooled.lastActivityAt + this.config.idleTimeoutMs - Date.now();
+        if (left > 0) {
+          this.armIdle(pooled, left);
+          return;
+        }
         if (openConnections(pooled.keyState) <= this.config.minIdlePerKey) return;
         this.evict(pooled, "idle", false);
-      }, this.config.idleTimeoutMs),
+      }, delayMs),
     );
   }
 

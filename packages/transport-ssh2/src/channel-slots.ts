@@ -9,13 +9,13 @@
 /** Who else holds slots on the connection. */
 export interface SlotHolders {
   /** Exec processes counted now (opening or running). */
-  processes(): number;
+  processCount(): number;
   /** The SFTP session is open or opening. */
   sftpOpen(): boolean;
   /** Close the SFTP session if no transfer uses it; resolves once its slot is free. `undefined` when there is none. */
   closeIdleSftp(): Promise<void> | undefined;
   /** The connection is closed or lost: nothing waits any more. */
-  closed(): boolean;
+  readonly closed: boolean;
   /** One global-request round trip (the connection's ping). */
   roundTrip(): Promise<void>;
 }
@@ -41,7 +41,7 @@ export class ChannelSlots {
 
   /** An exec channel this connection opened has closed: its server-side slot is free after one round trip. */
   channelClosed(): void {
-    if (this.holders.closed()) return;
+    if (this.holders.closed) return;
     // With room to spare, a slot that sshd frees a moment late cannot make an open fail: no round trip needed.
     if (this.inUse() + 1 < this.maxChannels) return;
     this.holdClosedSlot();
@@ -52,7 +52,7 @@ export class ChannelSlots {
    * room to spare: for the connect's own probe, whose slot must not make the caller's first burst of opens fail.
    */
   holdClosedSlot(): void {
-    if (this.holders.closed()) return;
+    if (this.holders.closed) return;
     this.hold();
     void this.holders
       .roundTrip()
@@ -86,13 +86,13 @@ export class ChannelSlots {
 
   /** An SFTP channel needs a free slot too: wait for a just-closed exec's slot when the budget is that tight. */
   async forSftp(): Promise<void> {
-    while (!this.holders.closed() && this.closing > 0 && this.holders.processes() + this.closing + 1 > this.maxChannels) {
+    while (!this.holders.closed && this.closing > 0 && this.holders.processCount() + this.closing + 1 > this.maxChannels) {
       await this.released();
     }
   }
 
   private inUse(): number {
-    return this.holders.processes() + this.closing + (this.holders.sftpOpen() ? 1 : 0);
+    return this.holders.processCount() + this.closing + (this.holders.sftpOpen() ? 1 : 0);
   }
 
   private released(): Promise<void> {
@@ -100,7 +100,7 @@ export class ChannelSlots {
   }
 
   private async waitForSlot(): Promise<void> {
-    while (!this.holders.closed() && this.inUse() > this.maxChannels) {
+    while (!this.holders.closed && this.inUse() > this.maxChannels) {
       const idle = this.holders.closeIdleSftp();
       if (idle) {
         await idle;

@@ -29,7 +29,12 @@ function limitTcpConnect(socket: Socket, ms: number): void {
     const error = Object.assign(new Error(`TCP connect timed out after ${ms} ms (connectTimeout)`), { code: "ETIMEDOUT" });
     socket.destroy(error);
   }, ms);
-  const clear = (): void => clearTimeout(timer);
+  // Both listeners go once either fires: a listener left on the socket would keep the timer for the connection's life.
+  const clear = (): void => {
+    clearTimeout(timer);
+    socket.removeListener("connect", clear);
+    socket.removeListener("close", clear);
+  };
   socket.once("connect", clear);
   socket.once("close", clear);
 }
@@ -48,6 +53,9 @@ export function forward(jump: Client, hop: Hop, secrets: readonly (string | unde
     }
   });
 }
+
+/** Errors after the handshake reach the connection through its own listener. */
+function ignoreError(): void {}
 
 /** Handshake and authenticate `client` on `sock`; rejects with a tunnel error and destroys the client on failure. */
 export function handshake(
@@ -92,6 +100,9 @@ export function handshake(
       settled = true;
       client.removeListener("ready", onReady);
       client.removeListener("close", onClose);
+      // A listener of no state takes over: this one would keep the whole handshake (its config, keys, checks) alive.
+      client.removeListener("error", onError);
+      client.on("error", ignoreError);
       if (error === undefined) resolve();
       else reject(error);
     };
@@ -104,10 +115,10 @@ export function handshake(
           new ConnectError(`the server closed the connection during the handshake (${formatTarget(hopTarget)})`, { target: hopTarget }),
       );
     };
-    // Stays attached for the client's life: ssh2 throws on an `error` event nobody listens to.
-    // A handshake timeout emits two errors ("Timed out while waiting for handshake", then
+    // Until the handshake settles; `ignoreError` then stays attached for the client's life, since ssh2 throws on an
+    // `error` event nobody listens to. A handshake timeout emits two errors ("Timed out while waiting for handshake", then
     // "Connection lost before handshake"); only the first one counts.
-    client.on("error", (error: unknown) => {
+    const onError = (error: unknown): void => {
       if (settled) return;
       // ssh2 reports an unusable agent or a key that failed to sign, then goes on with the next method.
       const vendor = error as { level?: string; message?: string };
@@ -115,7 +126,8 @@ export function handshake(
       if (vendor.level === "client-authentication" && !/authentication methods failed/i.test(vendor.message ?? "")) return;
       firstError ??= error;
       settle(check.refusal() ?? normalizeError(firstError, { phase: "connect", target: hopTarget, secrets: secretsOf(options) }));
-    });
+    };
+    client.on("error", onError);
     client.once("ready", onReady);
     client.once("close", onClose);
     try {

@@ -47,6 +47,8 @@ export interface ProcessHost {
   untrack(process: Ssh2RemoteProcess): void;
 }
 
+function ignore(): void {}
+
 function deferred<T>(): { promise: Promise<T>; resolve: (value: T) => void; reject: (error: unknown) => void } {
   let resolve!: (value: T) => void;
   let reject!: (error: unknown) => void;
@@ -55,7 +57,7 @@ function deferred<T>(): { promise: Promise<T>; resolve: (value: T) => void; reje
     reject = onReject;
   });
   // A caller that awaits only one of `started`/`exit` must not crash the process with an unhandled rejection.
-  promise.catch(() => {});
+  promise.catch(ignore);
   return { promise, resolve, reject };
 }
 
@@ -103,8 +105,9 @@ export class Ssh2RemoteProcess implements RemoteProcess {
       return;
     }
     if (signal) {
+      // Without `once`: the listener is removed when the process settles, and options cost on every command.
       const onAbort = (): void => this.onAbort();
-      signal.addEventListener("abort", onAbort, { once: true });
+      signal.addEventListener("abort", onAbort);
       this.removeAbortListener = () => signal.removeEventListener("abort", onAbort);
     }
     host.track(this);
@@ -269,9 +272,8 @@ export class Ssh2RemoteProcess implements RemoteProcess {
       channelClosed = true;
       maybeFinish();
     });
-    channel.on("error", () => {
-      // Stream errors surface as a closed channel or a lost connection.
-    });
+    // Stream errors surface as a closed channel or a lost connection.
+    channel.on("error", ignore);
     channel.once("end", () => {
       this.outputEnded = true;
     });

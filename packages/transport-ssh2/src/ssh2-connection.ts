@@ -13,7 +13,7 @@ import {
   type UploadRequest,
 } from "@tunnel-sh/core";
 import type { Client, SFTPWrapper } from "ssh2";
-import { ChannelSlots } from "./channel-slots.js";
+import { ChannelSlots, type SlotHolders } from "./channel-slots.js";
 import { execDownload, execUpload } from "./exec-transfer.js";
 import { keepalivePing } from "./keepalive-ping.js";
 import { normalizeError } from "./normalize-error.js";
@@ -41,7 +41,7 @@ export interface Ssh2ConnectionParts {
  * `sftp` channel, opened on demand and closed `sftpIdleMs` after the last transfer ends — or at once when an
  * exec needs its slot — so the channels the pool leases (`maxChannels`) are always available to it.
  */
-export class Ssh2Connection implements Connection, ProcessHost {
+export class Ssh2Connection implements Connection, ProcessHost, SlotHolders {
   readonly transport = "ssh2";
   readonly capabilities: ConnectionCapabilities = { pty: true, signals: true, transfer: true };
   readonly maxChannels: number;
@@ -72,14 +72,15 @@ export class Ssh2Connection implements Connection, ProcessHost {
   private readonly tuning: TransferTuning;
   private readonly processes = new Set<Ssh2RemoteProcess>();
   private readonly listeners = new Set<(error?: TunnelError) => void>();
-  /** Aborted when the client closes: settles SFTP requests that ssh2 leaves without a callback. */
-  private readonly lost = new AbortController();
+  /** Aborted when the client closes: settles SFTP requests that ssh2 leaves without a callback. Made with `sftp`. */
+  private lost: AbortController | undefined;
   private readonly closeTimeoutMs: number;
   private closing = false;
   private lastError: TunnelError | undefined;
   private closedPromise: Promise<void>;
   private readonly slots: ChannelSlots;
-  private readonly sftp: SftpSessions;
+  /** Made on the first transfer: most connections never open SFTP. */
+  private sftpSessions: SftpSessions | undefined;
 
   constructor(parts: Ssh2ConnectionParts) {
     this.client = parts.client;
@@ -95,23 +96,7 @@ export class Ssh2Connection implements Connection, ProcessHost {
     this.maxExecCommandBytes = software.maxExecCommandBytes;
     this.maxCommandBytes = software.maxExecCommandBytes;
     this.closeTimeoutMs = parts.closeTimeoutMs ?? 2000;
-    this.slots = new ChannelSlots(this.maxChannels, {
-      processes: () => this.processes.size,
-      sftpOpen: () => this.sftp.open,
-      closeIdleSftp: () => this.sftp.closeIdle(),
-      closed: () => this.closedError !== undefined,
-      roundTrip: () => this.ping(),
-    });
-    this.sftp = new SftpSessions({
-      client: this.client,
-      target: this.target,
-      secrets: this.secrets,
-      sftpIdleMs: this.tuning.sftpIdleMs,
-      lost: this.lost.signal,
-      slots: this.slots,
-      roundTrip: () => this.ping(),
-      closedError: () => this.closedError,
-    });
+    this.slots = new ChannelSlots(this.maxChannels, this);
     this.closedPromise = new Promise<void>((resolve) => {
       this.client.once("close", () => {
         this.onClientClose();
@@ -132,6 +117,43 @@ export class Ssh2Connection implements Connection, ProcessHost {
 
   get closed(): boolean {
     return this.closedError !== undefined;
+  }
+
+  private get sftp(): SftpSessions {
+    if (this.sftpSessions) return this.sftpSessions;
+    const lost = (this.lost = new AbortController());
+    if (this.closedError) lost.abort(this.closedError);
+    this.sftpSessions = new SftpSessions({
+      client: this.client,
+      target: this.target,
+      secrets: this.secrets,
+      sftpIdleMs: this.tuning.sftpIdleMs,
+      lost: lost.signal,
+      slots: this.slots,
+      roundTrip: () => this.ping(),
+      closedError: () => this.closedError,
+    });
+    return this.sftpSessions;
+  }
+
+  /** `SlotHolders`: exec processes counted now. */
+  processCount(): number {
+    return this.processes.size;
+  }
+
+  /** `SlotHolders`: the SFTP session is open or opening. */
+  sftpOpen(): boolean {
+    return this.sftpSessions?.open ?? false;
+  }
+
+  /** `SlotHolders`: close the SFTP session if no transfer uses it. */
+  closeIdleSftp(): Promise<void> | undefined {
+    return this.sftpSessions?.closeIdle();
+  }
+
+  /** `SlotHolders`: one global-request round trip. */
+  roundTrip(): Promise<void> {
+    return this.ping();
   }
 
   spawn(request: SpawnRequest): RemoteProcess {
@@ -247,7 +269,7 @@ export class Ssh2Connection implements Connection, ProcessHost {
             ...(this.lastError ? { cause: this.lastError } : {}),
           });
     this.closedError = lost;
-    this.lost.abort(lost);
+    this.lost?.abort(lost);
     for (const process of [...this.processes]) process.connectionLost(lost);
     this.processes.clear();
     void this.closeJumps();
