@@ -15,6 +15,7 @@ import {
   type Target,
 } from "@tunnel-sh/core";
 import { DEFAULT_KILL_GRACE_MS } from "@tunnel-sh/core/internal";
+import { cipherPreference } from "./cipher-preference.js";
 
 /**
  * Options of `new OpenSshTransport(options)`: the options every tunnel SSH transport shares (`SshTransportOptions`:
@@ -288,6 +289,7 @@ export function masterArgs(options: ResolvedOptions, target: Target, socketPath:
     args.push("-o", `ForwardAgent=${forward}`);
   }
   for (const [key, value] of options.extraOptions) args.push("-o", `${key}=${value}`);
+  args.push(...cipherPreference(options.configFile, options.extraOptions));
   return args;
 }
 
