@@ -18,6 +18,7 @@ import {
 } from "@tunnel-sh/core";
 import { sshEnvironment } from "./environment.js";
 import type { Master } from "./master.js";
+import type { MasterSession } from "./master-session.js";
 import { clientArgs, type ResolvedOptions } from "./options.js";
 import type { ProcessFiles, ProcessHost, TrackedProcess } from "./process-host.js";
 import { OpenSshRemoteProcess } from "./remote-process.js";
@@ -107,16 +108,23 @@ export class OpenSshConnection implements Connection {
   spawnWithFiles(request: SpawnRequest, files: ProcessFiles): RemoteProcess {
     if (this.isClosed) return failedProcess(this.closeError ?? closedError(this.target));
     const framed = files.stdin === undefined && files.stdout === undefined && (request.pty === undefined || request.pty === false);
+    const fits = request.command.length <= STANDBY_COMMAND_LIMIT;
+    // The master's own session is the first command's when that one can use it; otherwise it is let go at once.
+    let masterSession: MasterSession | undefined;
+    if (this.master.session?.available === true) {
+      if (framed && fits) masterSession = this.master.session;
+      else this.master.session.release();
+    }
     let standby: StandbySession | undefined;
     // A ready session is always taken; one still on its way only when a session of its own would be one more than
     // the connection's channels (it holds one of them), never spawning past the limit.
-    const available = this.standby?.available === true && request.command.length <= STANDBY_COMMAND_LIMIT;
+    const available = this.standby?.available === true && fits && masterSession === undefined;
     if (framed && available && (this.standby?.ready === true || this.processes.size + 2 > this.options.maxChannels)) {
       standby = this.standby;
       this.standby = undefined;
     }
     if (framed) this.framedSpawns++;
-    return new OpenSshRemoteProcess(this.host, request, files, standby);
+    return new OpenSshRemoteProcess(this.host, request, files, standby, masterSession);
   }
 
   /**
