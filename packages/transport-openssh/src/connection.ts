@@ -23,6 +23,7 @@ import { clientArgs, type ResolvedOptions } from "./options.js";
 import type { ProcessFiles, ProcessHost, TrackedProcess } from "./process-host.js";
 import { OpenSshRemoteProcess } from "./remote-process.js";
 import { runSsh } from "./run-ssh.js";
+import { DROPBEAR_MAX_LOGIN_LINE_BYTES, WRAPPER_BYTES } from "./session-command.js";
 import { StandbySession } from "./standby-session.js";
 import { downloadFile, uploadFile } from "./transfer.js";
 
@@ -33,6 +34,8 @@ export class OpenSshConnection implements Connection {
   readonly transport = "openssh";
   readonly capabilities: ConnectionCapabilities = { pty: true, signals: true, transfer: true };
   readonly maxChannels: number;
+  /** `Connection.maxCommandBytes`: known short on dropbear (its 9 000 bytes, less this transport's wrapper). */
+  readonly maxCommandBytes?: number;
   private isClosed = false;
   private closing: Promise<void> | undefined;
   private readonly listeners = new Set<(error?: TunnelError) => void>();
@@ -51,6 +54,8 @@ export class OpenSshConnection implements Connection {
     private readonly options: ResolvedOptions,
   ) {
     this.maxChannels = options.maxChannels;
+    const dropbear = master.session?.server === "dropbear";
+    if (dropbear) this.maxCommandBytes = DROPBEAR_MAX_LOGIN_LINE_BYTES - WRAPPER_BYTES;
     master.onExit((error) => {
       if (error) this.markLost(error);
     });
@@ -64,6 +69,7 @@ export class OpenSshConnection implements Connection {
       killGraceMs: options.killGraceMs,
       exactExitStatus: options.exactExitStatus,
       singleSession: options.maxChannels === 1,
+      maxLoginLineBytes: dropbear ? DROPBEAR_MAX_LOGIN_LINE_BYTES : undefined,
       clientArgs: args,
       masterLost: () => this.masterLost(),
       reportLost: (error) => this.markLost(error),

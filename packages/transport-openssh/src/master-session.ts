@@ -32,6 +32,9 @@ export interface TakenMasterSession {
 export class MasterSession {
   private readonly markers: MarkerFilter;
   private waiter: "perl" | "sh" | undefined;
+  /** The server's session process (`sshd`, `dropbear`), from the waiter's first report; "" when it could not tell. */
+  server: string | undefined;
+  private onServer: (() => void) | undefined;
   private state: "idle" | "taken" | "released" = "idle";
   private ended = false;
   private onReady: ((ready: boolean) => void) | undefined;
@@ -99,9 +102,32 @@ export class MasterSession {
     this.master.stdin!.end();
   }
 
+  /**
+   * Resolves once the server's session process is known, or the session has said something else first, ended, or
+   * taken longer than `ms`: the server is then not known (the usual limits apply).
+   */
+  serverKnown(ms: number): Promise<void> {
+    if (this.server !== undefined || this.waiter !== undefined || this.ended) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      this.onServer = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+  }
+
   private report(marker: WaiterReport): void {
+    if (marker.kind === "server") {
+      this.server ??= marker.name;
+      this.onServer?.();
+      this.onServer = undefined;
+      return;
+    }
     if (marker.kind === "ready") {
       this.waiter = marker.waiter;
+      this.onServer?.();
+      this.onServer = undefined;
       const ready = this.onReady;
       this.onReady = undefined;
       if (ready) ready(marker.waiter === "perl");
@@ -114,6 +140,8 @@ export class MasterSession {
   private end(): void {
     if (this.ended) return;
     this.ended = true;
+    this.onServer?.();
+    this.onServer = undefined;
     const ready = this.onReady;
     this.onReady = undefined;
     ready?.(false);

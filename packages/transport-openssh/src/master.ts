@@ -61,6 +61,9 @@ export class TailBuffer {
   }
 }
 
+/** How long a connect waits for its master's session to name the server (it does as the session starts). */
+const SERVER_REPORT_MS = 5_000;
+
 /** The socket name is short on purpose: ssh binds `<path>.<16 random chars>` first, and sun_path holds ~104 bytes. */
 const SOCKET_NAME = "s";
 
@@ -190,7 +193,13 @@ export class Master {
       const nonce = this.options.exactExitStatus && this.options.maxChannels >= 2 ? newNonce() : undefined;
       const args = [...masterArgs(this.options, this.target, this.socketPath, nonce !== undefined), "--", this.target.host];
       if (nonce !== undefined) {
-        const waiter = exitWaiterScript("", nonce, { framed: true, commandFromStdin: true, relayStderr: true, requirePerl: true });
+        const waiter = exitWaiterScript("", nonce, {
+          framed: true,
+          commandFromStdin: true,
+          relayStderr: true,
+          requirePerl: true,
+          reportServer: true,
+        });
         args.push(loginShellCommand(waiter));
       }
       // A process group of its own: a Ctrl-C on the user's terminal goes to the application, which then stops the
@@ -219,6 +228,9 @@ export class Master {
       });
       await this.waitReady(signal);
       if (this.session) await this.holdOpen();
+      // The session's first report names the server's software (dropbear takes short exec lines only); it comes
+      // as the session starts, before the ready report the first command waits for anyway.
+      await this.session?.serverKnown(SERVER_REPORT_MS);
     } finally {
       prompts?.dispose();
       if (passwordFile) await rm(passwordFile, { force: true });

@@ -179,7 +179,7 @@ export class OpenSshRemoteProcess implements RemoteProcess, TrackedProcess {
     const host = this.host;
     const nonce = newNonce();
     const remoteCommand = sessionCommand(this.request, { nonce, exact: host.exactExitStatus, framed: this.sessionStdin.framed });
-    const oversized = oversizedCommand(remoteCommand, host.target);
+    const oversized = oversizedCommand(remoteCommand, host.target, host.maxLoginLineBytes);
     if (oversized) {
       host.untrack(this);
       stdout.end();
@@ -222,6 +222,7 @@ export class OpenSshRemoteProcess implements RemoteProcess, TrackedProcess {
 
   /** A report line of the waiter: the group started, or how the command ended. */
   private onReport(marker: WaiterReport, stderr: PassThrough): void {
+    if (marker.kind === "server") return;
     if (marker.kind === "ready") {
       if (this.awaitingReady) this.child?.stdin?.write(commandFrame(this.request.command, marker.waiter));
       this.awaitingReady = false;

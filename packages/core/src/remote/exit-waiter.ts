@@ -190,6 +190,12 @@ export interface ExitWaiterOptions {
    * Needs `exact` (the default).
    */
   readonly requirePerl?: boolean;
+  /**
+   * First of all, report the server's session process: the command name (`/proc/<ppid>/comm`) of the login shell's
+   * parent, `sshd` or `dropbear` (empty where there is no `/proc`). A transport that cannot read the server's
+   * identification line learns its software from it. No process is started for it.
+   */
+  readonly reportServer?: boolean;
 }
 
 /**
@@ -210,15 +216,22 @@ export function exitWaiterScript(command: string, nonce: string, options: ExitWa
       : "command -v perl >/dev/null 2>&1 && { b=${PERL_BADLANG-}; h=${PERL_BADLANG+1}; PERL_BADLANG=0; export PERL_BADLANG; " +
         `exec perl -e ${PERL_WORD} -- "$n" "$g" "$f" "$b" "$h" "$c" "$a" "$r"; }; `;
   const fallback = options.requirePerl === true ? "exit 0" : framed ? SH_FRAMED_WAITER : SH_WAITER;
-  return `n=${nonce}; g=${group}; f=${framed}; a=${ahead}; r=${relay}; c=${ahead ? "" : quote(command)}; ${perl}${fallback}`;
+  // The script's shell is the login shell exec'd: its parent is the server's session process.
+  const server =
+    options.reportServer === true
+      ? String.raw`s=; IFS= read -r s </proc/$PPID/comm 2>/dev/null; printf '%s:server:%s
+' "$n" "$s" >&2; `
+      : "";
+  return `n=${nonce}; g=${group}; f=${framed}; a=${ahead}; r=${relay}; c=${ahead ? "" : quote(command)}; ${server}${perl}${fallback}`;
 }
 
 /**
- * One report line of the waiter (the part after `<nonce>:`): ready for its command (`commandFromStdin`), the group
+ * One report line of the waiter (the part after `<nonce>:`): the server's session process (`reportServer`), ready for its command (`commandFromStdin`), the group
  * started, the exit code, or the signal.
  */
 export type WaiterReport =
   | { readonly kind: "ready"; readonly waiter: "perl" | "sh" }
+  | { readonly kind: "server"; readonly name: string }
   | { readonly kind: "pid"; readonly pid: number; readonly waiter: "perl" | "sh" | undefined }
   | { readonly kind: "exit"; readonly code: number }
   | { readonly kind: "signal"; readonly number: number; readonly signal: string | null };
@@ -227,6 +240,9 @@ export type WaiterReport =
 export function parseWaiterReport(body: string): WaiterReport | undefined {
   const ready = /^ready:(perl|sh)$/.exec(body);
   if (ready) return { kind: "ready", waiter: ready[1] as "perl" | "sh" };
+  // A command name is at most 15 bytes on Linux and may hold any of them (`sshd: user@notty`'s is `sshd`).
+  const server = /^server:(.{0,64})$/.exec(body);
+  if (server) return { kind: "server", name: server[1]! };
   const pid = /^pid:(\d+)(?::(perl|sh))?$/.exec(body);
   if (pid) return { kind: "pid", pid: Number(pid[1]), waiter: pid[2] as "perl" | "sh" | undefined };
   const exit = /^exit:(\d{1,3})$/.exec(body);

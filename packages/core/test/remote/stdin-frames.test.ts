@@ -63,6 +63,7 @@ interface SessionOptions {
   readonly commandFromStdin?: boolean;
   readonly relayStderr?: boolean;
   readonly requirePerl?: boolean;
+  readonly reportServer?: boolean;
 }
 
 function session(command: string, path: string, options: SessionOptions = {}): Session {
@@ -73,6 +74,7 @@ function session(command: string, path: string, options: SessionOptions = {}): S
       commandFromStdin: options.commandFromStdin === true,
       relayStderr: options.relayStderr === true,
       requirePerl: options.requirePerl === true,
+      reportServer: options.reportServer === true,
     }),
   );
   const argv = options.stderrFull ? ["-c", STDERR_FULL, "sh", line] : ["-c", line];
@@ -352,6 +354,15 @@ describe("the framed perl waiter relaying the command's stderr (a ControlMaster'
     running.write(DONE_FRAME);
     running.end();
     await running.closed;
+  });
+
+  it("with reportServer, first names the login shell's parent (the server's session process), then gets ready", async () => {
+    const running = session("", perlPath, { commandFromStdin: true, relayStderr: true, requirePerl: true, reportServer: true });
+    expect(await running.ready).toBe("perl");
+    // Here the session's parent is this test process.
+    expect(running.markers[0]).toEqual({ kind: "server", name: readFileSync(`/proc/${process.pid}/comm`, "latin1").trim() });
+    running.end();
+    expect((await running.closed).code).toBe(0);
   });
 
   it("with requirePerl, runs and reports nothing on a host without perl", async () => {
