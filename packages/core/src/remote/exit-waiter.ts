@@ -219,7 +219,7 @@ export function exitWaiterScript(command: string, nonce: string, options: ExitWa
   // The script's shell is the login shell exec'd: its parent is the server's session process.
   const server =
     options.reportServer === true
-      ? String.raw`s=; IFS= read -r s </proc/$PPID/comm 2>/dev/null; printf '%s:server:%s
+      ? String.raw`s=; IFS= read -r s 2>/dev/null </proc/$PPID/comm; printf '%s:server:%s
 ' "$n" "$s" >&2; `
       : "";
   return `n=${nonce}; g=${group}; f=${framed}; a=${ahead}; r=${relay}; c=${ahead ? "" : quote(command)}; ${server}${perl}${fallback}`;
