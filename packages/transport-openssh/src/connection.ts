@@ -18,10 +18,12 @@ import {
 } from "@tunnel-sh/core";
 import { sshEnvironment } from "./environment.js";
 import type { Master } from "./master.js";
+import type { MasterSession } from "./master-session.js";
 import { clientArgs, type ResolvedOptions } from "./options.js";
 import type { ProcessFiles, ProcessHost, TrackedProcess } from "./process-host.js";
 import { OpenSshRemoteProcess } from "./remote-process.js";
 import { runSsh } from "./run-ssh.js";
+import { DROPBEAR_MAX_LOGIN_LINE_BYTES, WRAPPER_BYTES } from "./session-command.js";
 import { StandbySession } from "./standby-session.js";
 import { downloadFile, uploadFile } from "./transfer.js";
 
@@ -32,6 +34,8 @@ export class OpenSshConnection implements Connection {
   readonly transport = "openssh";
   readonly capabilities: ConnectionCapabilities = { pty: true, signals: true, transfer: true };
   readonly maxChannels: number;
+  /** `Connection.maxCommandBytes`: known short on dropbear (its 9 000 bytes, less this transport's wrapper). */
+  readonly maxCommandBytes?: number;
   private isClosed = false;
   private closing: Promise<void> | undefined;
   private readonly listeners = new Set<(error?: TunnelError) => void>();
@@ -50,6 +54,8 @@ export class OpenSshConnection implements Connection {
     private readonly options: ResolvedOptions,
   ) {
     this.maxChannels = options.maxChannels;
+    const dropbear = master.session?.server === "dropbear";
+    if (dropbear) this.maxCommandBytes = DROPBEAR_MAX_LOGIN_LINE_BYTES - WRAPPER_BYTES;
     master.onExit((error) => {
       if (error) this.markLost(error);
     });
@@ -63,6 +69,7 @@ export class OpenSshConnection implements Connection {
       killGraceMs: options.killGraceMs,
       exactExitStatus: options.exactExitStatus,
       singleSession: options.maxChannels === 1,
+      maxLoginLineBytes: dropbear ? DROPBEAR_MAX_LOGIN_LINE_BYTES : undefined,
       clientArgs: args,
       masterLost: () => this.masterLost(),
       reportLost: (error) => this.markLost(error),
@@ -107,16 +114,23 @@ export class OpenSshConnection implements Connection {
   spawnWithFiles(request: SpawnRequest, files: ProcessFiles): RemoteProcess {
     if (this.isClosed) return failedProcess(this.closeError ?? closedError(this.target));
     const framed = files.stdin === undefined && files.stdout === undefined && (request.pty === undefined || request.pty === false);
+    const fits = request.command.length <= STANDBY_COMMAND_LIMIT;
+    // The master's own session is the first command's when that one can use it; otherwise it is let go at once.
+    let masterSession: MasterSession | undefined;
+    if (this.master.session?.available === true) {
+      if (framed && fits) masterSession = this.master.session;
+      else this.master.session.release();
+    }
     let standby: StandbySession | undefined;
     // A ready session is always taken; one still on its way only when a session of its own would be one more than
     // the connection's channels (it holds one of them), never spawning past the limit.
-    const available = this.standby?.available === true && request.command.length <= STANDBY_COMMAND_LIMIT;
+    const available = this.standby?.available === true && fits && masterSession === undefined;
     if (framed && available && (this.standby?.ready === true || this.processes.size + 2 > this.options.maxChannels)) {
       standby = this.standby;
       this.standby = undefined;
     }
     if (framed) this.framedSpawns++;
-    return new OpenSshRemoteProcess(this.host, request, files, standby);
+    return new OpenSshRemoteProcess(this.host, request, files, standby, masterSession);
   }
 
   /**

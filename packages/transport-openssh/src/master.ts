@@ -8,15 +8,18 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { chmodSync, rmSync, watch, type FSWatcher } from "node:fs";
 import { mkdtemp, rm, stat, writeFile } from "node:fs/promises";
+import { connect as connectSocket, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { AbortError, type Target, type TunnelError } from "@tunnel-sh/core";
-import { deadlineSignal, type DeadlineSignal } from "@tunnel-sh/core/internal";
+import { AbortError, loginShellCommand, type Target, type TunnelError } from "@tunnel-sh/core";
+import { deadlineSignal, exitWaiterScript, type DeadlineSignal } from "@tunnel-sh/core/internal";
 import { startAskpassBridge, type AskpassBridge } from "./askpass-bridge.js";
 import { sshEnvironment } from "./environment.js";
+import { MasterSession } from "./master-session.js";
 import { normalizeSshError } from "./normalize-error.js";
 import { masterArgs, type ResolvedOptions } from "./options.js";
 import { runSsh } from "./run-ssh.js";
+import { newNonce } from "./wrapper.js";
 
 interface LiveMaster {
   readonly child: ChildProcess;
@@ -58,6 +61,9 @@ export class TailBuffer {
   }
 }
 
+/** How long a connect waits for its master's session to name the server (it does as the session starts). */
+const SERVER_REPORT_MS = 5_000;
+
 /** The socket name is short on purpose: ssh binds `<path>.<16 random chars>` first, and sun_path holds ~104 bytes. */
 const SOCKET_NAME = "s";
 
@@ -72,6 +78,10 @@ export class Master {
   private live: LiveMaster | undefined;
   private onExitListener: ((error: TunnelError | undefined) => void) | undefined;
   private stopping = false;
+  /** The master's own session, ready for the connection's first command (`master-session.ts`). */
+  session: MasterSession | undefined;
+  /** A connection to the control socket that keeps the master running once its own session has closed. */
+  private hold: Socket | undefined;
 
   private constructor(
     readonly dir: string,
@@ -178,15 +188,30 @@ export class Master {
       env.DISPLAY = env.DISPLAY ?? "tunnel:0";
     }
     try {
-      const args = [...masterArgs(this.options, this.target, this.socketPath), "--", this.target.host];
+      // The master carries the first command in a session of its own, except where that session would be the
+      // connection's only one (a pty or a transfer could then never run beside it) or the status need not be exact.
+      const nonce = this.options.exactExitStatus && this.options.maxChannels >= 2 ? newNonce() : undefined;
+      const args = [...masterArgs(this.options, this.target, this.socketPath, nonce !== undefined), "--", this.target.host];
+      if (nonce !== undefined) {
+        const waiter = exitWaiterScript("", nonce, {
+          framed: true,
+          commandFromStdin: true,
+          relayStderr: true,
+          requirePerl: true,
+          reportServer: true,
+        });
+        args.push(loginShellCommand(waiter));
+      }
       // A process group of its own: a Ctrl-C on the user's terminal goes to the application, which then stops the
       // remote processes through this master, instead of killing the master first (see the README's cancellation).
-      const child = spawn(this.options.sshPath, args, { stdio: ["ignore", "ignore", "pipe"], env, detached: true });
+      const stdio = nonce !== undefined ? (["pipe", "pipe", "pipe"] as const) : (["ignore", "ignore", "pipe"] as const);
+      const child = spawn(this.options.sshPath, args, { stdio: [...stdio], env, detached: true });
       this.child = child;
       this.live = { child, dir: this.dir };
       liveMasters.add(this.live);
       installExitHook();
-      child.stderr?.on("data", (chunk: Buffer) => this.stderr.append(chunk));
+      if (nonce !== undefined) this.session = new MasterSession(child, nonce, (chunk) => this.stderr.append(chunk));
+      else child.stderr?.on("data", (chunk: Buffer) => this.stderr.append(chunk));
       let spawnError: Error | undefined;
       child.on("error", (error) => {
         spawnError = error;
@@ -202,6 +227,10 @@ export class Master {
         listener?.(this.stopping ? undefined : this.exitError());
       });
       await this.waitReady(signal);
+      if (this.session) await this.holdOpen();
+      // The session's first report names the server's software (dropbear takes short exec lines only); it comes
+      // as the session starts, before the ready report the first command waits for anyway.
+      await this.session?.serverKnown(SERVER_REPORT_MS);
     } finally {
       prompts?.dispose();
       if (passwordFile) await rm(passwordFile, { force: true });
@@ -258,6 +287,34 @@ export class Master {
     }
   }
 
+  /**
+   * Connect to the control socket and stay connected: a master without ControlPersist exits once its own session has
+   * closed and no client is connected, so this keeps it serving the connection. The master's hello proves it has
+   * taken the connection on. Without it the session is not used (the master would end with the first command).
+   */
+  private async holdOpen(): Promise<void> {
+    const hold = connectSocket(this.socketPath);
+    this.hold = hold;
+    const held = await new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => resolve(false), 5_000);
+      hold.once("data", () => {
+        clearTimeout(timer);
+        resolve(true);
+      });
+      hold.once("error", () => {
+        clearTimeout(timer);
+        resolve(false);
+      });
+      hold.once("close", () => resolve(false));
+    });
+    hold.on("error", () => undefined);
+    // The master never sends more unasked; keep reading so nothing piles up.
+    hold.resume();
+    hold.unref();
+    // Untaken, the session stays open (its waiter waits for a command) and keeps the master running instead.
+    if (!held) this.session = undefined;
+  }
+
   private async socketReady(): Promise<boolean> {
     return stat(this.socketPath).then(
       (info) => info.isSocket(),
@@ -272,6 +329,7 @@ export class Master {
    */
   async stop(): Promise<void> {
     this.stopping = true;
+    this.hold?.destroy();
     const child = this.child;
     if (child && this.exitCode === undefined) {
       child.kill("SIGTERM");

@@ -275,8 +275,9 @@ export function proxyCommand(options: ResolvedOptions, jumps: readonly Target[])
 }
 
 /** Arguments of the ControlMaster (`ssh -M -N`), before the host. */
-export function masterArgs(options: ResolvedOptions, target: Target, socketPath: string): string[] {
-  const args = ["-M", "-N", "-S", escapePercent(socketPath), "-o", "ControlPersist=no", ...hopSettings(options, target)];
+export function masterArgs(options: ResolvedOptions, target: Target, socketPath: string, session = false): string[] {
+  // With a session (`master-session.ts`) the command follows the host; without, the master runs none.
+  const args = ["-M", session ? "-T" : "-N", "-S", escapePercent(socketPath), "-o", "ControlPersist=no", ...hopSettings(options, target)];
   if (options.proxyJump !== undefined) {
     // "none" also overrides a ProxyJump or ProxyCommand from ssh_config (the first value ssh reads wins).
     args.push("-o", options.proxyJump.length === 0 ? "ProxyJump=none" : `ProxyCommand=${proxyCommand(options, options.proxyJump)}`);

@@ -12,6 +12,8 @@ export interface ProcessHost {
   readonly killGraceMs: number;
   /** Wait through perl on the host when it has one (exact status), or always through the login shell. */
   readonly exactExitStatus: boolean;
+  /** The longest login-shell line the server takes in one exec request (dropbear's 9 000 bytes), when it is short. */
+  readonly maxLoginLineBytes?: number | undefined;
   /** ssh arguments of a client of the master, up to (not including) `-T`/`-tt` and the host. Built once. */
   readonly clientArgs: readonly string[];
   /** Is the master still there? Waits briefly for it to notice a dropped link. */

@@ -15,6 +15,7 @@ import { processOutcome } from "./process-outcome.js";
 import { ProcessStopper } from "./process-stop.js";
 import { clientEnvironment, oversizedCommand, ptyOptions, sessionCommand } from "./session-command.js";
 import { SessionStdin } from "./session-stdin.js";
+import type { MasterSession } from "./master-session.js";
 import type { StandbySession } from "./standby-session.js";
 import { MarkerFilter, newNonce } from "./wrapper.js";
 
@@ -55,12 +56,14 @@ export class OpenSshRemoteProcess implements RemoteProcess, TrackedProcess {
 
   /**
    * @param standby a ready session to run the command in instead of spawning a client (no pty, no local files)
+   * @param masterSession the master's own session, likewise (the connection's first command)
    */
   constructor(
     private readonly host: ProcessHost,
     private readonly request: SpawnRequest,
     private readonly files: ProcessFiles = {},
     private readonly standby?: StandbySession,
+    private readonly masterSession?: MasterSession,
   ) {
     this.started = new Promise<void>((resolve, reject) => {
       this.resolveStarted = resolve;
@@ -111,11 +114,10 @@ export class OpenSshRemoteProcess implements RemoteProcess, TrackedProcess {
       return;
     }
     const onMarker = (marker: WaiterReport) => this.onReport(marker, stderr);
-    let child: ChildProcess;
     if (this.standby) {
       // A session whose waiter is already running on the host: the command is its first frame.
       const taken = this.standby.take(onMarker);
-      child = taken.child;
+      const child = taken.child;
       this.child = child;
       host.track(this);
       this.routeOutput(child, taken.markers, onMarker, stdout, stderr, true);
@@ -123,26 +125,83 @@ export class OpenSshRemoteProcess implements RemoteProcess, TrackedProcess {
       // Still on its way, the waiter says which it is (and so how the frame reads) in its ready report.
       if (taken.waiter) child.stdin!.write(commandFrame(this.request.command, taken.waiter));
       else this.awaitingReady = true;
-    } else {
-      const nonce = newNonce();
-      const remoteCommand = sessionCommand(this.request, { nonce, exact: host.exactExitStatus, framed: this.sessionStdin.framed });
-      const oversized = oversizedCommand(remoteCommand, host.target);
-      if (oversized) {
-        stdout.end();
-        stderr.end();
-        this.fail(oversized);
-        return;
-      }
-      const args = [...host.clientArgs, this.pty ? "-tt" : "-T", "--", host.target.host, remoteCommand];
-      const stdio: StdioOptions = [this.files.stdin ?? "pipe", this.files.stdout ?? "pipe", "pipe"];
-      // Detached like the master: the application, not the terminal's Ctrl-C, decides when this client stops.
-      child = spawn(host.sshPath, args, { stdio, env: clientEnvironment(host.env, ptyOptions(this.request)), detached: true });
-      this.child = child;
+      this.watchChild(child, stdout, stderr);
+    } else if (this.masterSession) {
+      const session = this.masterSession;
       host.track(this);
-      this.routeOutput(child, new MarkerFilter(nonce, onMarker), onMarker, stdout, stderr, false);
-      this.sessionStdin.attach(child.stdin);
-    }
+      session.take(onMarker, (ready) => {
+        if (!ready) {
+          // The session ended before its waiter was ready (no perl on the host): the command never ran.
+          if (this.aborted) {
+            host.untrack(this);
+            stdout.end();
+            stderr.end();
+            this.fail(new AbortError("the command was aborted before it started", { target: host.target }));
+            return;
+          }
+          try {
+            this.launchClient(stdout, stderr);
+          } catch (error) {
+            host.untrack(this);
+            stdout.end();
+            stderr.end();
+            this.fail(tunnelErrorFrom(error, host.target));
+          }
+          return;
+        }
+        const taken = session.handOver();
+        const child = taken.child;
+        this.child = child;
+        this.routeOutput(child, taken.markers, onMarker, stdout, stderr, true);
+        this.sessionStdin.attach(child.stdin);
+        // Aborted while the waiter was on its way: the command is never sent; the session's end stops the waiter.
+        if (this.aborted) child.kill("SIGTERM");
+        else child.stdin!.write(commandFrame(this.request.command, "perl"));
+        this.watchChild(child, stdout, stderr);
+      });
+    } else this.launchClient(stdout, stderr);
 
+    if (signal) {
+      const onAbort = () => {
+        this.aborted = true;
+        void this.stopper.stopForAbort();
+      };
+      signal.addEventListener("abort", onAbort, { once: true });
+      void this.exit.then(
+        () => signal.removeEventListener("abort", onAbort),
+        () => signal.removeEventListener("abort", onAbort),
+      );
+    }
+  }
+
+  /** A mux client of its own for the command. */
+  private launchClient(stdout: PassThrough, stderr: PassThrough): void {
+    const host = this.host;
+    const nonce = newNonce();
+    const remoteCommand = sessionCommand(this.request, { nonce, exact: host.exactExitStatus, framed: this.sessionStdin.framed });
+    const oversized = oversizedCommand(remoteCommand, host.target, host.maxLoginLineBytes);
+    if (oversized) {
+      host.untrack(this);
+      stdout.end();
+      stderr.end();
+      this.fail(oversized);
+      return;
+    }
+    const onMarker = (marker: WaiterReport) => this.onReport(marker, stderr);
+    const args = [...host.clientArgs, this.pty ? "-tt" : "-T", "--", host.target.host, remoteCommand];
+    const stdio: StdioOptions = [this.files.stdin ?? "pipe", this.files.stdout ?? "pipe", "pipe"];
+    // Detached like the master: the application, not the terminal's Ctrl-C, decides when this client stops.
+    const child = spawn(host.sshPath, args, { stdio, env: clientEnvironment(host.env, ptyOptions(this.request)), detached: true });
+    this.child = child;
+    host.track(this);
+    this.routeOutput(child, new MarkerFilter(nonce, onMarker), onMarker, stdout, stderr, false);
+    this.sessionStdin.attach(child.stdin);
+    this.watchChild(child, stdout, stderr);
+  }
+
+  /** Settle once the client (or the session standing in for one) is over and the output complete. */
+  private watchChild(child: ChildProcess, stdout: PassThrough, stderr: PassThrough): void {
+    const host = this.host;
     let spawnError: Error | undefined;
     child.on("error", (error) => {
       spawnError = error;
@@ -159,22 +218,11 @@ export class OpenSshRemoteProcess implements RemoteProcess, TrackedProcess {
         void this.finish(code, spawnError);
       } else void Promise.all([finished(stdout), finished(stderr)]).then(() => this.finish(code, spawnError));
     });
-
-    if (signal) {
-      const onAbort = () => {
-        this.aborted = true;
-        void this.stopper.stopForAbort();
-      };
-      signal.addEventListener("abort", onAbort, { once: true });
-      void this.exit.then(
-        () => signal.removeEventListener("abort", onAbort),
-        () => signal.removeEventListener("abort", onAbort),
-      );
-    }
   }
 
   /** A report line of the waiter: the group started, or how the command ended. */
   private onReport(marker: WaiterReport, stderr: PassThrough): void {
+    if (marker.kind === "server") return;
     if (marker.kind === "ready") {
       if (this.awaitingReady) this.child?.stdin?.write(commandFrame(this.request.command, marker.waiter));
       this.awaitingReady = false;
@@ -202,7 +250,7 @@ export class OpenSshRemoteProcess implements RemoteProcess, TrackedProcess {
   /** The client's stdout and stderr into the process's streams, the waiter's report lines taken out. */
   private routeOutput(
     child: ChildProcess,
-    markerStream: MarkerFilter,
+    markerStream: MarkerFilter | Readable,
     onMarker: (marker: WaiterReport) => void,
     stdout: PassThrough,
     stderr: PassThrough,
@@ -210,11 +258,13 @@ export class OpenSshRemoteProcess implements RemoteProcess, TrackedProcess {
   ): void {
     if (this.pty) {
       // stdout and stderr share the terminal; the local stderr carries only ssh's own messages.
-      if (child.stdout) child.stdout.pipe(markerStream).pipe(stdout);
+      // A pty always has a client of its own, so its filter is one.
+      const filter = markerStream as MarkerFilter;
+      if (child.stdout) child.stdout.pipe(filter).pipe(stdout);
       else stdout.end();
       // A server that refuses the pty (PermitTTY no) runs the command without one: the wrapper's markers then
       // arrive on stderr, next to ssh's "PTY allocation request failed".
-      const stderrMarkers = new MarkerFilter(markerStream.nonce, onMarker);
+      const stderrMarkers = new MarkerFilter(filter.nonce, onMarker);
       child.stderr!.pipe(stderrMarkers);
       stderrMarkers.on("data", (chunk: Buffer) => {
         this.sshStderr.append(chunk);
@@ -225,7 +275,8 @@ export class OpenSshRemoteProcess implements RemoteProcess, TrackedProcess {
     }
     if (child.stdout) child.stdout.pipe(stdout);
     else stdout.end();
-    if (!stderrPiped) child.stderr!.pipe(markerStream);
+    // Not piped yet: a client of its own, whose filter is one.
+    if (!stderrPiped) child.stderr!.pipe(markerStream as MarkerFilter);
     markerStream.on("data", (chunk: Buffer) => {
       if (this.pid !== undefined) {
         stderr.write(chunk);

@@ -8,6 +8,18 @@ import { exitWaiterScript, terminalResetScript } from "@tunnel-sh/core/internal"
 /** Linux's limit on one argument of a new program (`MAX_ARG_STRLEN`, 32 pages), the terminating NUL included. */
 const MAX_ARGUMENT_BYTES = 128 * 1024;
 
+/**
+ * dropbear's `MAX_CMD_LEN` (sysoptions.h, 9000 in every release since 2012): a longer exec command is not refused but
+ * ends the whole connection ("String too long"), every other channel of it included.
+ */
+export const DROPBEAR_MAX_LOGIN_LINE_BYTES = 9000;
+
+/**
+ * What the exit waiter adds around a command, as sent: the wrapper's own bytes (the perl waiter, the larger one),
+ * with room for a nonce and the quoting of the command.
+ */
+export const WRAPPER_BYTES = Buffer.byteLength(loginShellCommand(exitWaiterScript("", "tunnel000000000000000000000000", { framed: true })), "utf8") + 256;
+
 export interface SessionCommandOptions {
   readonly nonce: string;
   /** Wait through perl when the host has it. */
@@ -29,11 +41,17 @@ export function sessionCommand(request: SpawnRequest, options: SessionCommandOpt
 }
 
 /**
- * A `ValidationError` when `command` (the whole remote command) is too long for one argument of a local ssh: the
- * kernel would refuse to start ssh (E2BIG), a property of this request, not of the connection.
+ * A `ValidationError` when `command` (the whole remote command) is too long for one argument of a local ssh (the
+ * kernel would refuse to start ssh, E2BIG) or for the server (`serverLimit`, dropbear's, which would drop the whole
+ * connection): a property of this request, not of the connection.
  */
-export function oversizedCommand(command: string, target: Target): ValidationError | undefined {
+export function oversizedCommand(command: string, target: Target, serverLimit?: number): ValidationError | undefined {
   const bytes = Buffer.byteLength(command, "utf8");
+  if (serverLimit !== undefined && bytes > serverLimit) {
+    return new ValidationError("command", `is ${bytes} bytes with the wrapper, more than the server takes in one exec request (${serverLimit})`, {
+      target,
+    });
+  }
   if (bytes < MAX_ARGUMENT_BYTES) return undefined;
   return new ValidationError("command", `is ${bytes} bytes with the wrapper, more than one argument of a local ssh can hold (${MAX_ARGUMENT_BYTES})`, {
     target,

@@ -187,7 +187,7 @@ if (support.available) {
       await expect(connection.ping()).rejects.toMatchObject({ code: "CONNECTION_LOST" });
     });
 
-    it("a connection starts one ssh process to open (no -O check), one per command, and none to close (no -O exit)", async () => {
+    it("a connection starts one ssh process to open (no -O check) that runs its first command, one per later command, and none to close (no -O exit)", async () => {
       const dir = await mkdtemp(join(tmpdir(), "tunnel-openssh-test-"));
       try {
         const log = join(dir, "invocations");
@@ -205,11 +205,18 @@ if (support.available) {
         const afterConnect = await invocations();
         expect(afterConnect).toHaveLength(1);
         expect(afterConnect[0]).toMatch(/(^| )-M( |$)/);
+        // The first command runs in the master's own session: no process of its own.
         expect(await runProcess(connection, { command: "echo ran" })).toMatchObject({ exitCode: 0, stdout: "ran\n" });
-        expect(await invocations()).toHaveLength(2);
+        expect(await invocations()).toHaveLength(1);
+        // The master outlived its session: the next command is a mux client of it.
+        expect(await runProcess(connection, { command: "echo again" })).toMatchObject({ exitCode: 0, stdout: "again\n" });
+        // ... and, a second command having shown that the connection runs one after another, the standby session.
+        const afterSecond = await invocations();
+        expect(afterSecond).toHaveLength(3);
+        expect(afterSecond.slice(1).every((line) => / -S /.test(` ${line}`) && !/(^| )-M( |$)/.test(line))).toBe(true);
         await connection.close();
         const all = await invocations();
-        expect(all).toHaveLength(2);
+        expect(all).toHaveLength(3);
         expect(all.some((line) => / -O /.test(line))).toBe(false);
         expect(alive(pid)).toBe(false);
         expect(existsSync(join(connection.controlPath, ".."))).toBe(false);

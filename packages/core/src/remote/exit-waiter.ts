@@ -41,7 +41,7 @@ import { quote } from "../quote.js";
  * command is sent TERM, then KILL a second later. A command never outlives its channel.
  */
 const PERL_WAITER = [
-  "my($n,$g,$f,$b,$h,$c,$A)=@ARGV;",
+  "my($n,$g,$f,$b,$h,$c,$A,$R)=@ARGV;$R=0 unless $f;",
   "if($h){$ENV{PERL_BADLANG}=$b}else{delete $ENV{PERL_BADLANG}}",
   // Survive group signals (a handler, not IGNORE: exec resets handlers to default in the child, not ignored ones).
   "my @t=grep !/^(?:KILL|STOP|CHLD|CLD|CONT|TSTP|TTIN|TTOU|WINCH|URG|NUM3[23])$/,keys %SIG;$SIG{$_}=sub{} for @t;",
@@ -50,18 +50,18 @@ const PERL_WAITER = [
   String.raw`if($A){print STDERR "$n:ready:perl
 ";my $l=q();while(1){my $u=sysread(STDIN,my $y,1);exit 0 unless $u;last if $y eq qq(
 );$l.=$y;exit 0 if length($l)>12}exit 0 unless $l=~/^c(\d+)$/;my $m=$1;$c=q();while(length($c)<$m){my $u=sysread(STDIN,$c,$m-length($c),length $c);exit 0 unless $u}}`,
-  "my($r,$o);",
-  String.raw`if($f&&!pipe($r,$o)){print STDERR "tunnel: cannot make a pipe: $!\n";exit 126}`,
+  "my($r,$o,$er,$ew);",
+  String.raw`if(($f&&!pipe($r,$o))||($R&&!pipe($er,$ew))){print STDERR "tunnel: cannot make a pipe: $!\n";exit 126}`,
   "my $p=fork;",
   String.raw`if(!defined $p){print STDERR "tunnel: cannot fork: $!\n";exit 126}`,
   // The child reports, in one write and before the command can print anything, the group to signal: its own, or
   // the session's when it shares that (pty). It takes the default handlers back first: a signal sent once the
   // report is out must stop the child even before it has become the command's shell, not be caught and lost.
-  String.raw`if(!$p){$SIG{$_}=q(DEFAULT) for @t;if($f){close $o;open(STDIN,"<&",$r);close $r}setpgrp(0,0) if $g;print STDERR "$n:pid:".($g?$$:getppid()).":perl\n";exec{q(/bin/sh)}q(sh),q(-c),$c;print STDERR "/bin/sh: $!\n";exit 127}`,
+  String.raw`if(!$p){$SIG{$_}=q(DEFAULT) for @t;if($f){close $o;open(STDIN,"<&",$r);close $r}setpgrp(0,0) if $g;print STDERR "$n:pid:".($g?$$:getppid()).":perl\n";if($R){close $er;open(STDERR,">&",$ew);close $ew}exec{q(/bin/sh)}q(sh),q(-c),$c;print STDERR "/bin/sh: $!\n";exit 127}`,
   "setpgrp($p,$p) if $g;",
   "my $w;",
   "if($f){",
-  "close $r;",
+  "close $r;close $ew if $R;",
   // Signals come from a process of a group of its own: sudo does not pass on a signal sent from its parent's group.
   "my $k=sub{my $q=fork;if(defined $q&&!$q){setpgrp(0,0);kill $_[0],-$p;exit 0}kill $_[0],-$p unless defined $q;waitpid($q,0) if $q};",
   // 4096 bytes fit a writable Linux pipe whole, PIPE_BUF (512) any other.
@@ -70,9 +70,11 @@ const PERL_WAITER = [
   // that comes just before select blocks is seen at once.
   "my($cr,$cw,$cp);pipe($cr,$cw);$SIG{CHLD}=sub{syswrite($cw,q(c)) unless $cp++};",
   "while(1){",
-  "if(waitpid($p,1)==$p){$w=$?;last}",
+  // Relaying, the loop goes on after the child's end until its stderr ends: a background process may hold it.
+  "if(!defined $w&&waitpid($p,1)==$p){$w=$?}last if defined $w&&!$er;",
+  "if($x==2&&defined $w){$k->(q(TERM));last}",
   "if($x==2){$k->(q(TERM));for(1..10){if(waitpid($p,1)==$p){$w=$?;last}select(undef,undef,undef,0.1)}last if defined $w;$k->(q(KILL));waitpid($p,0);$w=$?;last}",
-  "my($rv,$wv)=(q(),q());vec($rv,1,1)=1 if $v;vec($rv,fileno($cr),1)=1;",
+  "my($rv,$wv)=(q(),q());vec($rv,1,1)=1 if $v;vec($rv,fileno($cr),1)=1;vec($rv,fileno($er),1)=1 if $er;",
   // Reading stops while 8 MiB wait for a command that does not read: more than a channel's window holds in flight,
   // so a signal frame sent behind them still arrives.
   "vec($rv,0,1)=1 if !$x&&length($d)-$j<8388608;",
@@ -81,6 +83,8 @@ const PERL_WAITER = [
   "next if select($rv,$wv,undef,1)<=0;",
   "if(vec($rv,fileno($cr),1)){sysread($cr,my $t,16);$cp=0;next}",
   "if(vec($rv,1,1)){$x=2;next}",
+  // The command's stderr on to the session's, whole (a write interrupted by a signal is tried again).
+  "if($er&&vec($rv,fileno($er),1)){my $l=sysread($er,my $y,65536);if(defined $l){if($l){my $q=0;while($q<$l){my $u=syswrite(STDERR,$y,$l-$q,$q);if(!defined $u){next if $!==4;last}$q+=$u}}else{close $er;undef $er}}}",
   "if(vec($rv,0,1)){my $l=sysread(STDIN,$i,65536,length $i);if(defined $l&&!$l){$x=2;next}}",
   String.raw`while(1){if($i=~/^d(\d+)\n/){my $t=length($1)+2;last if length($i)<$t+$1;$d.=substr($i,$t,$1) if $o;substr($i,0,$t+$1)=q()}elsif($i=~s/^e\n//){$e=1}elsif($i=~s/^s([A-Z0-9]+)\n//){$k->($1)}elsif($i=~s/^q\n//){$x=1}else{last}}`,
   "if($o&&length($d)>$j&&vec($wv,fileno($o),1)){my $l=syswrite($o,$d,$z,$j);if($l){$j+=$l}else{close $o;undef $o;$d=q();$j=0}}",
@@ -174,6 +178,24 @@ export interface ExitWaiterOptions {
    * Needs `framed`; `command` is then ignored.
    */
   readonly commandFromStdin?: boolean;
+  /**
+   * The perl waiter passes the command's stderr on through a pipe of its own and reports how the command ended only
+   * once that pipe has ended (every process holding it is done): the report is then the last byte of the session's
+   * stderr, so a caller that cannot see the session end (a ControlMaster's own session) knows the stderr complete.
+   * Needs `framed`.
+   */
+  readonly relayStderr?: boolean;
+  /**
+   * Only the perl waiter: on a host without perl the script exits at once, having run nothing and reported nothing.
+   * Needs `exact` (the default).
+   */
+  readonly requirePerl?: boolean;
+  /**
+   * First of all, report the server's session process: the command name (`/proc/<ppid>/comm`) of the login shell's
+   * parent, `sshd` or `dropbear` (empty where there is no `/proc`). A transport that cannot read the server's
+   * identification line learns its software from it. No process is started for it.
+   */
+  readonly reportServer?: boolean;
 }
 
 /**
@@ -185,20 +207,31 @@ export function exitWaiterScript(command: string, nonce: string, options: ExitWa
   const framed = options.framed === true ? 1 : 0;
   const ahead = options.commandFromStdin === true ? 1 : 0;
   if (ahead && !framed) throw new TypeError("a waiter can read its command from stdin only when stdin is framed");
+  const relay = options.relayStderr === true ? 1 : 0;
+  if (relay && !framed) throw new TypeError("a waiter relays the command's stderr only when stdin is framed");
+  if (options.requirePerl === true && options.exact === false) throw new TypeError("a waiter that requires perl is exact");
   const perl =
     options.exact === false
       ? ""
       : "command -v perl >/dev/null 2>&1 && { b=${PERL_BADLANG-}; h=${PERL_BADLANG+1}; PERL_BADLANG=0; export PERL_BADLANG; " +
-        `exec perl -e ${PERL_WORD} -- "$n" "$g" "$f" "$b" "$h" "$c" "$a"; }; `;
-  return `n=${nonce}; g=${group}; f=${framed}; a=${ahead}; c=${ahead ? "" : quote(command)}; ${perl}${framed ? SH_FRAMED_WAITER : SH_WAITER}`;
+        `exec perl -e ${PERL_WORD} -- "$n" "$g" "$f" "$b" "$h" "$c" "$a" "$r"; }; `;
+  const fallback = options.requirePerl === true ? "exit 0" : framed ? SH_FRAMED_WAITER : SH_WAITER;
+  // The script's shell is the login shell exec'd: its parent is the server's session process.
+  const server =
+    options.reportServer === true
+      ? String.raw`s=; IFS= read -r s 2>/dev/null </proc/$PPID/comm; printf '%s:server:%s
+' "$n" "$s" >&2; `
+      : "";
+  return `n=${nonce}; g=${group}; f=${framed}; a=${ahead}; r=${relay}; c=${ahead ? "" : quote(command)}; ${server}${perl}${fallback}`;
 }
 
 /**
- * One report line of the waiter (the part after `<nonce>:`): ready for its command (`commandFromStdin`), the group
+ * One report line of the waiter (the part after `<nonce>:`): the server's session process (`reportServer`), ready for its command (`commandFromStdin`), the group
  * started, the exit code, or the signal.
  */
 export type WaiterReport =
   | { readonly kind: "ready"; readonly waiter: "perl" | "sh" }
+  | { readonly kind: "server"; readonly name: string }
   | { readonly kind: "pid"; readonly pid: number; readonly waiter: "perl" | "sh" | undefined }
   | { readonly kind: "exit"; readonly code: number }
   | { readonly kind: "signal"; readonly number: number; readonly signal: string | null };
@@ -207,6 +240,9 @@ export type WaiterReport =
 export function parseWaiterReport(body: string): WaiterReport | undefined {
   const ready = /^ready:(perl|sh)$/.exec(body);
   if (ready) return { kind: "ready", waiter: ready[1] as "perl" | "sh" };
+  // A command name is at most 15 bytes on Linux and may hold any of them (`sshd: user@notty`'s is `sshd`).
+  const server = /^server:(.{0,64})$/.exec(body);
+  if (server) return { kind: "server", name: server[1]! };
   const pid = /^pid:(\d+)(?::(perl|sh))?$/.exec(body);
   if (pid) return { kind: "pid", pid: Number(pid[1]), waiter: pid[2] as "perl" | "sh" | undefined };
   const exit = /^exit:(\d{1,3})$/.exec(body);

@@ -14,6 +14,9 @@ describe("parseWaiterReport", () => {
     expect(parseWaiterReport("pid:7:sh")).toEqual({ kind: "pid", pid: 7, waiter: "sh" });
     expect(parseWaiterReport("exit:0")).toEqual({ kind: "exit", code: 0 });
     expect(parseWaiterReport("exit:255")).toEqual({ kind: "exit", code: 255 });
+    expect(parseWaiterReport("server:dropbear")).toEqual({ kind: "server", name: "dropbear" });
+    expect(parseWaiterReport("server:")).toEqual({ kind: "server", name: "" });
+    expect(parseWaiterReport("server:a b:c")).toEqual({ kind: "server", name: "a b:c" });
     expect(parseWaiterReport("signal:9:KILL")).toEqual({ kind: "signal", number: 9, signal: "SIGKILL" });
     // A name the host's perl could not give: the number is kept for the caller to map.
     expect(parseWaiterReport("signal:9:")).toEqual({ kind: "signal", number: 9, signal: null });

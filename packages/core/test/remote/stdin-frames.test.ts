@@ -33,6 +33,8 @@ interface Session {
   readStderr(): void;
   /** The session's local pid: its process group too. */
   readonly pid: number;
+  /** Everything the session wrote to stderr so far, reports included, in order. */
+  stderrText(): string;
 }
 
 /**
@@ -46,9 +48,25 @@ const STDERR_FULL = "exec 3>&1; { head -c 1048576 /dev/zero >&2 & exec /bin/sh -
  * The framed session command, run the way sshd runs it: the login shell with -c, a group of its own, pipes. With
  * `stderrFull`, stderr blocks until `readStderr()` (see `STDERR_FULL`).
  */
-function session(command: string, path: string, options: { readonly stderrFull?: boolean; readonly commandFromStdin?: boolean } = {}): Session {
+interface SessionOptions {
+  readonly stderrFull?: boolean;
+  readonly commandFromStdin?: boolean;
+  readonly relayStderr?: boolean;
+  readonly requirePerl?: boolean;
+  readonly reportServer?: boolean;
+}
+
+function session(command: string, path: string, options: SessionOptions = {}): Session {
   const nonce = `tunnel${randomBytes(12).toString("hex")}`;
-  const line = loginShellCommand(exitWaiterScript(command, nonce, { framed: true, commandFromStdin: options.commandFromStdin === true }));
+  const line = loginShellCommand(
+    exitWaiterScript(command, nonce, {
+      framed: true,
+      commandFromStdin: options.commandFromStdin === true,
+      relayStderr: options.relayStderr === true,
+      requirePerl: options.requirePerl === true,
+      reportServer: options.reportServer === true,
+    }),
+  );
   const argv = options.stderrFull ? ["-c", STDERR_FULL, "sh", line] : ["-c", line];
   const child = spawn("/bin/sh", argv, {
     env: { PATH: path, SHELL: "/bin/sh" },
@@ -65,7 +83,9 @@ function session(command: string, path: string, options: { readonly stderrFull?:
   const ready = new Promise<"perl" | "sh">((resolve) => (resolveReady = resolve));
   // The waiter's report lines, `<nonce>:<report>\n`, from stderr as they arrive.
   let stderr = "";
+  let stderrText = "";
   child.stderr.on("data", (chunk: Buffer) => {
+    stderrText += chunk.toString("latin1");
     // A filler's zeros (`stderrFull`) carry no newline: a report is found wherever it lands among them.
     stderr += chunk.toString("latin1").replace(/\0+/g, "");
     for (let end = stderr.indexOf("\n"); end !== -1; end = stderr.indexOf("\n")) {
@@ -104,6 +124,7 @@ function session(command: string, path: string, options: { readonly stderrFull?:
     dropStdout: () => child.stdout.destroy(),
     readStderr: () => process.kill(-(child.pid as number), "SIGCONT"),
     pid: child.pid as number,
+    stderrText: () => stderrText,
   };
 }
 
@@ -299,5 +320,44 @@ describe("the framed perl waiter, beyond the sh one", () => {
     const data = randomBytes(3 * 1024 * 1024);
     running.write(Buffer.concat([Buffer.from(`d${data.length}\n`), data]));
     await expectStoppedByTerm(running, pid);
+  });
+});
+
+describe("the framed perl waiter relaying the command's stderr (a ControlMaster's own session)", () => {
+  it("reports how the command ended only after everything on its stderr, a background writer's too", async () => {
+    const running = session("echo err >&2; (sleep 0.3; echo late >&2) & exit 4", perlPath, { relayStderr: true });
+    expect(await running.report).toEqual({ kind: "exit", code: 4 });
+    const text = running.stderrText();
+    // The report is the last line: the background writer's line, written after the command's exit, comes before it.
+    expect(text.indexOf("late\n")).toBeGreaterThan(text.indexOf("err\n"));
+    expect(text.endsWith(`:exit:4\n`)).toBe(true);
+    running.write(DONE_FRAME);
+    running.end();
+    expect((await running.closed).code).toBe(4);
+  });
+
+  it("passes stderr bytes on exactly and still reports signals", async () => {
+    const bytes = "printf 'no newline \\001\\377' >&2; kill -TERM $$";
+    const running = session(bytes, perlPath, { relayStderr: true });
+    expect(await running.report).toMatchObject({ kind: "signal", signal: "SIGTERM" });
+    expect(running.stderrText()).toContain("no newline \u0001\u00ff");
+    running.write(DONE_FRAME);
+    running.end();
+    await running.closed;
+  });
+
+  it("with reportServer, first names the login shell's parent (the server's session process), then gets ready", async () => {
+    const running = session("", perlPath, { commandFromStdin: true, relayStderr: true, requirePerl: true, reportServer: true });
+    expect(await running.ready).toBe("perl");
+    // Here the session's parent is this test process.
+    expect(running.markers[0]).toEqual({ kind: "server", name: readFileSync(`/proc/${process.pid}/comm`, "latin1").trim() });
+    running.end();
+    expect((await running.closed).code).toBe(0);
+  });
+
+  it("with requirePerl, runs and reports nothing on a host without perl", async () => {
+    const running = session("", noPerl, { commandFromStdin: true, relayStderr: true, requirePerl: true });
+    expect((await running.closed).code).toBe(0);
+    expect(running.markers).toEqual([]);
   });
 });
