@@ -2,7 +2,8 @@
  * dropbear takes at most 9 000 bytes in one exec request (its `MAX_CMD_LEN`; a longer one closes the connection).
  * A tree transfer batches its folders, hashes and renames into long command lines; over a connection that knows the
  * server's limit (`Connection.maxCommandBytes`), every batch fits, so a tree whose paths run to tens of kilobytes moves
- * up and back down, verified, against a real dropbear.
+ * up and back down, verified, against a real dropbear — over both transports (the openssh transport runs one session
+ * at a time on a dropbear connection, whose sessions started together through a ControlMaster can end unreported).
  */
 import { createHash } from "node:crypto";
 import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from "node:fs/promises";
@@ -32,7 +33,7 @@ async function digestTree(root: string): Promise<Record<string, string>> {
   return out;
 }
 
-describe("a tree transfer whose command lines would pass dropbear's limit (ssh2)", () => {
+describe.each(["ssh2", "openssh"] as const)("a tree transfer whose command lines would pass dropbear's limit (%s)", (transport) => {
   let dropbear: Dropbear;
   let stack: Stack;
   let local: string;
@@ -40,7 +41,7 @@ describe("a tree transfer whose command lines would pass dropbear's limit (ssh2)
 
   beforeAll(async () => {
     dropbear = await startDropbear();
-    stack = makeStack("ssh2", dropbear);
+    stack = makeStack(transport, dropbear);
     local = await mkdtemp(join(tmpdir(), "tunnel-dropbear-tree-"));
     // Folders and names long enough that every batch of them passes 9 000 bytes many times over.
     for (let index = 0; index < FILES; index++) {
@@ -48,7 +49,7 @@ describe("a tree transfer whose command lines would pass dropbear's limit (ssh2)
       await mkdir(folder, { recursive: true });
       await writeFile(join(folder, `file-${String(index).padStart(4, "0")}-with-a-name-that-goes-on-for-a-while.txt`), `content ${index}\n`);
     }
-    remote = `/tmp/tunnel-dropbear-tree-${process.pid}`;
+    remote = `/tmp/tunnel-dropbear-tree-${transport}-${process.pid}`;
   }, 60_000);
   afterAll(async () => {
     await stack?.executor.runCommand({ host: dropbear.host, port: dropbear.port, user: dropbear.users.plain.name, cmd: `rm -rf -- ${remote}` }).catch(() => {});

@@ -53,8 +53,12 @@ export class OpenSshConnection implements Connection {
     private readonly master: Master,
     private readonly options: ResolvedOptions,
   ) {
-    this.maxChannels = options.maxChannels;
     const dropbear = master.session?.server === "dropbear";
+    // dropbear, reached through an OpenSSH ControlMaster, closes some of several sessions that start at once before
+    // they report how they ended, and some of those sessions' commands have already run (seen with dropbear 2022.83
+    // and OpenSSH 9.2: a tenth of 400 sessions started 8 at a time, none one at a time). A lost status cannot be told
+    // from a command that never ran, so such a connection runs one session at a time; the pool opens more connections.
+    this.maxChannels = dropbear ? 1 : options.maxChannels;
     if (dropbear) this.maxCommandBytes = DROPBEAR_MAX_LOGIN_LINE_BYTES - WRAPPER_BYTES;
     master.onExit((error) => {
       if (error) this.markLost(error);
@@ -125,7 +129,7 @@ export class OpenSshConnection implements Connection {
     // A ready session is always taken; one still on its way only when a session of its own would be one more than
     // the connection's channels (it holds one of them), never spawning past the limit.
     const available = this.standby?.available === true && fits && masterSession === undefined;
-    if (framed && available && (this.standby?.ready === true || this.processes.size + 2 > this.options.maxChannels)) {
+    if (framed && available && (this.standby?.ready === true || this.processes.size + 2 > this.maxChannels)) {
       standby = this.standby;
       this.standby = undefined;
     }
@@ -139,8 +143,8 @@ export class OpenSshConnection implements Connection {
    * beside the running processes and one more.
    */
   private prepareStandby(): void {
-    if (this.isClosed || this.standby || !this.standbyWorks || this.options.maxChannels <= 2 || this.framedSpawns < 2) return;
-    if (this.processes.size + 2 > this.options.maxChannels) return;
+    if (this.isClosed || this.standby || !this.standbyWorks || this.maxChannels <= 2 || this.framedSpawns < 2) return;
+    if (this.processes.size + 2 > this.maxChannels) return;
     const standby = new StandbySession(this.host, (unready) => {
       if (this.standby === standby) this.standby = undefined;
       // The host never got a waiter ready (a restricted login shell, a refused session): do not try again.
