@@ -7,7 +7,7 @@ import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { mkdtemp, readFile, rm, truncate, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { runProcess, TunnelError, type Connection, type Progress } from "@tunnel-sh/core";
 import { remoteProcesses, sshdSupport, startSshd, type Sshd } from "@tunnel-sh/testing";
 import { OpenSshTransport, type OpenSshConnection } from "../src/index.js";
@@ -210,7 +210,9 @@ if (support.available) {
         expect(await invocations()).toHaveLength(1);
         // The master outlived its session: the next command is a mux client of it.
         expect(await runProcess(connection, { command: "echo again" })).toMatchObject({ exitCode: 0, stdout: "again\n" });
-        // ... and, a second command having shown that the connection runs one after another, the standby session.
+        // ... and, a second command having shown that the connection runs one after another, the standby session
+        // (started in the background: wait until its ssh has been invoked).
+        await vi.waitFor(async () => expect(await invocations()).toHaveLength(3), { timeout: 20_000, interval: 50 });
         const afterSecond = await invocations();
         expect(afterSecond).toHaveLength(3);
         expect(afterSecond.slice(1).every((line) => / -S /.test(` ${line}`) && !/(^| )-M( |$)/.test(line))).toBe(true);
