@@ -182,9 +182,11 @@ export class OpenSshConnection implements Connection {
     this.closing ??= (async () => {
       const wasClosed = this.isClosed;
       this.isClosed = true;
-      this.standby?.stop();
+      const standbyGone = this.standby?.stop();
       for (const child of this.processes) child.connectionClosed();
       await this.master.stop();
+      // The standby client exits with the master at the latest: wait for it, so no process of this connection is left.
+      await standbyGone;
       if (!wasClosed) this.emitClose(undefined);
     })();
     return this.closing;
@@ -215,10 +217,10 @@ export class OpenSshConnection implements Connection {
     if (this.isClosed) return;
     this.isClosed = true;
     this.closeError = error;
-    this.standby?.stop();
+    const standbyGone = this.standby?.stop();
     for (const child of this.processes) child.connectionClosed();
     // The master may still be running (stale); stop it and remove the folder in the background.
-    this.closing ??= this.master.stop();
+    this.closing ??= this.master.stop().then(() => standbyGone);
     this.emitClose(error);
   }
 

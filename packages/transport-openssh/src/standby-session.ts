@@ -31,6 +31,8 @@ export class StandbySession {
   private gone = false;
   private taken = false;
   private stopped = false;
+  /** Settles once the client process has exited and its pipes have closed. */
+  private readonly exited: Promise<void>;
 
   /**
    * @param host the connection's side of every process
@@ -51,6 +53,7 @@ export class StandbySession {
     this.child.on("error", () => {
       this.gone = true;
     });
+    this.exited = new Promise((resolve) => this.child.once("close", () => resolve()));
     this.child.on("close", () => {
       this.gone = true;
       if (!this.taken) onGone(this.waiter === undefined && !this.stopped);
@@ -78,10 +81,17 @@ export class StandbySession {
     return { child: this.child, nonce: this.nonce, markers: this.markers, waiter: this.waiter };
   }
 
-  /** Not needed any more (the connection closes): the waiter reads the end of its stdin and exits, running nothing. */
-  stop(): void {
-    if (this.taken || this.stopped) return;
-    this.stopped = true;
-    this.child.kill("SIGTERM");
+  /**
+   * Not needed any more (the connection closes): the waiter reads the end of its stdin and exits, running nothing.
+   * Settles once the client is gone, so nothing of it outlives the connection's `close()`; a taken session belongs to
+   * its process, which the connection stops on its own.
+   */
+  stop(): Promise<void> {
+    if (this.taken) return Promise.resolve();
+    if (!this.stopped) {
+      this.stopped = true;
+      this.child.kill("SIGTERM");
+    }
+    return this.exited;
   }
 }
