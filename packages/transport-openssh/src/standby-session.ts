@@ -53,7 +53,9 @@ export class StandbySession {
     this.child.on("error", () => {
       this.gone = true;
     });
-    this.exited = new Promise((resolve) => this.child.once("close", () => resolve()));
+    // `close` comes as the client's last pipe closes, while Node still holds the process's and pipes' handles until
+    // the loop's close callbacks have run: settle after those, so a closed connection leaves no handle behind.
+    this.exited = new Promise((resolve) => this.child.once("close", () => setImmediate(() => setImmediate(resolve))));
     this.child.on("close", () => {
       this.gone = true;
       if (!this.taken) onGone(this.waiter === undefined && !this.stopped);
