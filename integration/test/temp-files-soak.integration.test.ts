@@ -11,7 +11,8 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startFaultProxy, startSshd } from "@tunnel-sh/testing";
 import type { FaultProxy, Sshd } from "@tunnel-sh/testing";
-import { eventually, remoteCommandsUnder, sshdUserChildren } from "./support/fault-processes.js";
+import { busyRemoteCommandsUnder, eventually, remoteCommandsUnder, sshdUserChildren } from "./support/fault-processes.js";
+import type { ProcessInfo } from "./support/fault-processes.js";
 import { makeStack, TRANSPORTS, testExecutorConfig } from "./support/transports.js";
 
 const OPERATIONS = 120;
@@ -109,10 +110,15 @@ describe.each(TRANSPORTS)("temp files under session kills and resets over %s", (
       }
     };
     await Promise.all(Array.from({ length: CONCURRENCY }, worker));
-    // Clean-up of the last cut operations ends with them; then no process of the user may be left to create anything.
-    expect(await eventually(() => remoteCommandsUnder(sshd.pid, sshd.users.plain.name).length === 0, 10_000)).toBe(true);
+    // Clean-up of the last cut operations ends with them; then nothing may run on the host but the sessions an open
+    // connection keeps ready for its next command, and once the stack is closed, nothing at all.
+    const commandLines = (entries: readonly ProcessInfo[]) => entries.map((entry) => `${entry.pid} ${entry.ppid} ${entry.args.slice(0, 300)}`);
+    await eventually(() => busyRemoteCommandsUnder(sshd.pid, sshd.users.plain.name).length === 0, 10_000);
+    expect(commandLines(busyRemoteCommandsUnder(sshd.pid, sshd.users.plain.name))).toEqual([]);
     await new Promise((resolve) => setTimeout(resolve, 1_000));
     await stack.close();
+    await eventually(() => remoteCommandsUnder(sshd.pid, sshd.users.plain.name).length === 0, 10_000);
+    expect(commandLines(remoteCommandsUnder(sshd.pid, sshd.users.plain.name))).toEqual([]);
     expect(faults.kills + faults.resets).toBeGreaterThanOrEqual(OPERATIONS / 6);
     expect(succeeded).toBeGreaterThan(OPERATIONS / 4);
     expect(await leftovers(remote)).toEqual([]);

@@ -104,6 +104,17 @@ export function remoteCommandsUnder(listenerPid: number, user: string): ProcessI
   return descendantsOf(listenerPid).filter((entry) => entry.uid === uid && !entry.args.startsWith("sshd:"));
 }
 
+/**
+ * The user's remote processes under `listenerPid` that run something: sessions an open openssh connection keeps ready
+ * (a perl exit waiter reading its command from stdin, with no process under it yet) run nothing and are left out.
+ */
+export function busyRemoteCommandsUnder(listenerPid: number, user: string): ProcessInfo[] {
+  const table = processTable();
+  const commands = remoteCommandsUnder(listenerPid, user);
+  const parents = new Set(table.map((entry) => entry.ppid));
+  return commands.filter((entry) => !(entry.args.startsWith("perl -e ") && entry.args.includes("$A") && !parents.has(entry.pid)));
+}
+
 /** Poll `check` every 50 ms until it holds or `timeoutMs` passes; returns its last verdict. */
 export async function eventually(check: () => boolean | Promise<boolean>, timeoutMs: number): Promise<boolean> {
   const end = Date.now() + timeoutMs;
