@@ -210,6 +210,27 @@ if (support.available) {
       }
     });
 
+    it("close() resolves once the ready session's ssh client is gone from this process: no process or pipe handle left", async () => {
+      const lasting = () => {
+        const counts: Record<string, number> = {};
+        for (const name of process.getActiveResourcesInfo()) if (name === "ProcessWrap" || name === "PipeWrap") counts[name] = (counts[name] ?? 0) + 1;
+        return counts;
+      };
+      // Clients that outlive their SIGTERM, end with the master and exit a moment after their pipes have closed: the
+      // last of the connection's processes to go, their exit the last of their events, as a busy machine may see it.
+      const slowPath = join(folder, "ssh-slow-clients");
+      await writeFile(slowPath, `#!/bin/sh\ncase " $* " in *" -M "*) exec ssh "$@" ;; esac\ntrap '' TERM\nssh "$@"\nexec 0<&- 1>&- 2>&-\nsleep 0.3\n`);
+      await chmod(slowPath, 0o755);
+      const slow = new OpenSshTransport({ identityFile: sshd.clientKeyPath, knownHostsFile: sshd.knownHostsPath, configFile: "/dev/null", sshPath: slowPath });
+      const before = lasting();
+      const connection = (await slow.connect(target)) as OpenSshConnection;
+      await runProcess(connection, { command: "true" });
+      await runProcess(connection, { command: "true" });
+      await until(() => connection.standbyReady);
+      await connection.close();
+      expect(lasting()).toEqual(before);
+    });
+
     it("closing the connection ends the session that waits for a command: no waiter is left on the host", async () => {
       const connection = (await transport.connect(target)) as OpenSshConnection;
       await runProcess(connection, { command: "true" });
