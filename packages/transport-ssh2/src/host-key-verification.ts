@@ -2,7 +2,7 @@
  * Host key checking for each hop, as OpenSSH does it: known_hosts (plain, hashed, `@revoked`, `@cert-authority`),
  * the `hostKeyChecking` policy, and which host key algorithms to ask the server for.
  */
-import { appendFileSync, mkdirSync, readFileSync } from "node:fs";
+import { appendFileSync, mkdirSync, readFileSync, statSync } from "node:fs";
 import { homedir } from "node:os";
 import { dirname, join } from "node:path";
 import { ConfigError, HostKeyError, formatTarget, type Target, type TunnelError } from "@tunnel-sh/core";
@@ -39,21 +39,54 @@ function algorithmsForKeyType(keyType: string): ServerHostKeyAlgorithm[] {
 }
 
 /** Every entry of the known_hosts files (a missing file has none); an unreadable one is a `ConfigError`. */
-export function readKnownHosts(options: ResolvedOptions): KnownHostsEntry[] {
-  const files = knownHostsFiles(options);
-  const entries: KnownHostsEntry[] = [];
-  for (const file of files) {
-    let text: string;
-    try {
-      text = readFileSync(file, "utf8");
-    } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code;
-      if (code === "ENOENT") continue;
-      throw new ConfigError("knownHostsFile", `cannot read ${file}: ${code ?? String(error)}`, { cause: error });
+/**
+ * The known_hosts files parsed once and shared by every connect of a transport, each read again only when it changed
+ * (another inode, size or modification time). A connect then neither parses the file again nor leaves a Buffer per
+ * key line behind: key bytes of a large known_hosts, parsed per connect, kept pool slabs alive beside each connection.
+ */
+export class KnownHostsCache {
+  private readonly files = new Map<string, { readonly stamp: string; readonly entries: readonly KnownHostsEntry[] }>();
+
+  /** Every entry of the files `options` names, in order; a new array each call (a connect may add to it). */
+  read(options: ResolvedOptions): KnownHostsEntry[] {
+    const entries: KnownHostsEntry[] = [];
+    for (const file of knownHostsFiles(options)) {
+      let stamp: string;
+      try {
+        const info = statSync(file);
+        stamp = `${info.ino}:${info.size}:${info.mtimeMs}:${info.ctimeMs}`;
+      } catch (error) {
+        if (!missing(error)) throw unreadable(file, error);
+        this.files.delete(file);
+        continue;
+      }
+      const cached = this.files.get(file);
+      if (cached?.stamp === stamp) {
+        entries.push(...cached.entries);
+        continue;
+      }
+      let text: string;
+      try {
+        text = readFileSync(file, "utf8");
+      } catch (error) {
+        if (missing(error)) continue;
+        throw unreadable(file, error);
+      }
+      const parsed = parseKnownHosts(text, file);
+      this.files.set(file, { stamp, entries: parsed });
+      entries.push(...parsed);
     }
-    entries.push(...parseKnownHosts(text, file));
+    return entries;
   }
-  return entries;
+}
+
+function missing(error: unknown): boolean {
+  return (error as NodeJS.ErrnoException).code === "ENOENT";
+}
+
+function unreadable(file: string, error: unknown): ConfigError {
+  const code = (error as NodeJS.ErrnoException).code;
+  return new ConfigError("knownHostsFile", `cannot read ${file}: ${code ?? String(error)}`, { cause: error });
 }
 
 function knownHostsFiles(options: ResolvedOptions): readonly string[] {

@@ -10,7 +10,7 @@ import type SSHConfig from "ssh-config";
 import { resolveHop, resolveJumps, type Hop } from "./hop.js";
 import { agentForwarding as forwardedAgent, explainCertificates, hopAuthentication, type HopAuth } from "./hop-authentication.js";
 import { firstHopSocket, forward, handshake } from "./hop-handshake.js";
-import { readKnownHosts } from "./host-key-verification.js";
+import { KnownHostsCache } from "./host-key-verification.js";
 import { normalizeError } from "./normalize-error.js";
 import { resolveOptions, secretsOf, type ResolvedOptions, type Ssh2TransportOptions } from "./options.js";
 import { probeSessionGroup } from "./session-group-probe.js";
@@ -31,6 +31,7 @@ export class Ssh2Transport implements Transport {
   readonly name = "ssh2";
   private readonly options: ResolvedOptions;
   private configCache: { version: string; config: SSHConfig | undefined } | undefined;
+  private readonly knownHostsCache = new KnownHostsCache();
 
   /** Throws `ConfigError` for invalid options, before any I/O. */
   constructor(options: Ssh2TransportOptions = {}) {
@@ -49,7 +50,7 @@ export class Ssh2Transport implements Transport {
     const config = this.loadConfig();
     const final = resolveHop(this.options, target, config);
     const hops = [...resolveJumps(this.options, target, config), final];
-    const knownHosts = this.options.hostKeyChecking === "insecure-accept-any" ? [] : readKnownHosts(this.options);
+    const knownHosts = this.options.hostKeyChecking === "insecure-accept-any" ? [] : this.knownHostsCache.read(this.options);
     const resolvedTarget: Target = { host: final.host, port: final.port, user: final.user };
     const readyTimeout = this.options.readyTimeout;
     // Keyboard-interactive callbacks stop asking when the connect is aborted or runs out of time. Its timer goes

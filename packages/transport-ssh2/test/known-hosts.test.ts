@@ -1,5 +1,11 @@
 import { createHmac, randomBytes } from "node:crypto";
+import { appendFile, mkdtemp, rename, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { ConfigError } from "@tunnel-sh/core";
+import { KnownHostsCache } from "../src/host-key-verification.js";
+import { resolveOptions } from "../src/options.js";
 import { fingerprint, hostFieldMatches, knownHostsName, parseKnownHosts, verifyHostKey } from "../src/known-hosts.js";
 
 const KEY_A = "AAAAC3NzaC1lZDI1NTE5AAAAIHgaOb+auZutE/V24uV2AHLy2Rmmq3SOHwk+k/25Rsfs";
@@ -93,5 +99,61 @@ describe("host key verdicts", () => {
   it("a @cert-authority line does not trust a plain key, only the certificates its CA signs", () => {
     const entries = parseKnownHosts(`@cert-authority h ssh-ed25519 ${KEY_A}`);
     expect(verifyHostKey(entries, "h", 22, keyA).status).toBe("unknown");
+  });
+});
+
+describe("known_hosts shared by a transport's connects (KnownHostsCache)", () => {
+  const setup = async () => {
+    const folder = await mkdtemp(join(tmpdir(), "tunnel-known-hosts-cache-"));
+    const file = join(folder, "known_hosts");
+    const options = resolveOptions({ knownHostsFile: file });
+    return { folder, file, options, cache: new KnownHostsCache() };
+  };
+
+  it("parses a file once and hands the same entries to every connect, each in an array of its own", async () => {
+    const { folder, file, options, cache } = await setup();
+    try {
+      await writeFile(file, `web-1 ssh-ed25519 ${KEY_A}\n`);
+      const first = cache.read(options);
+      const second = cache.read(options);
+      expect(first.map((entry) => entry.hosts)).toEqual(["web-1"]);
+      expect(second[0]).toBe(first[0]);
+      // A connect that records a new key adds to its own array, not to the next connect's.
+      first.push(...parseKnownHosts(`web-2 ssh-ed25519 ${KEY_B}`, file));
+      expect(cache.read(options).map((entry) => entry.hosts)).toEqual(["web-1"]);
+    } finally {
+      await rm(folder, { recursive: true, force: true });
+    }
+  });
+
+  it("reads a file again once it changed: a line appended, the file replaced, the file removed", async () => {
+    const { folder, file, options, cache } = await setup();
+    try {
+      await writeFile(file, `web-1 ssh-ed25519 ${KEY_A}\n`);
+      expect(cache.read(options).map((entry) => entry.hosts)).toEqual(["web-1"]);
+      await appendFile(file, `web-2 ssh-ed25519 ${KEY_B}\n`);
+      expect(cache.read(options).map((entry) => entry.hosts)).toEqual(["web-1", "web-2"]);
+      const replacement = join(folder, "replacement");
+      await writeFile(replacement, `web-3 ssh-ed25519 ${KEY_B}\n`);
+      await rename(replacement, file);
+      expect(cache.read(options).map((entry) => entry.hosts)).toEqual(["web-3"]);
+      await rm(file);
+      expect(cache.read(options)).toEqual([]);
+      await writeFile(file, `web-4 ssh-ed25519 ${KEY_A}\n`);
+      expect(cache.read(options).map((entry) => entry.hosts)).toEqual(["web-4"]);
+    } finally {
+      await rm(folder, { recursive: true, force: true });
+    }
+  });
+
+  it("a path that cannot be read is a ConfigError naming it", async () => {
+    const { folder, cache } = await setup();
+    try {
+      const options = resolveOptions({ knownHostsFile: folder });
+      expect(() => cache.read(options)).toThrow(ConfigError);
+      expect(() => cache.read(options)).toThrow(folder);
+    } finally {
+      await rm(folder, { recursive: true, force: true });
+    }
   });
 });
