@@ -110,9 +110,12 @@ export function remoteCommandsUnder(listenerPid: number, user: string): ProcessI
  */
 export function busyRemoteCommandsUnder(listenerPid: number, user: string): ProcessInfo[] {
   const table = processTable();
-  const commands = remoteCommandsUnder(listenerPid, user);
+  const uid = uidOf(user);
   const parents = new Set(table.map((entry) => entry.ppid));
-  return commands.filter((entry) => !(entry.args.startsWith("perl -e ") && entry.args.includes("$A") && !parents.has(entry.pid)));
+  return descendantsOf(listenerPid, table).filter(
+    (entry) =>
+      entry.uid === uid && !entry.args.startsWith("sshd:") && !(entry.args.startsWith("perl -e ") && entry.args.includes("$A") && !parents.has(entry.pid)),
+  );
 }
 
 /** Poll `check` every 50 ms until it holds or `timeoutMs` passes; returns its last verdict. */

@@ -31,7 +31,7 @@ export class StandbySession {
   private gone = false;
   private taken = false;
   private stopped = false;
-  /** Settles once the client process has exited and its pipes have closed. */
+  /** Settles once the client process has exited, its pipes have closed and Node has released their handles. */
   private readonly exited: Promise<void>;
 
   /**

@@ -38,11 +38,11 @@ function algorithmsForKeyType(keyType: string): ServerHostKeyAlgorithm[] {
   return DEFAULT_HOST_KEY_ALGORITHMS.includes(keyType as ServerHostKeyAlgorithm) ? [keyType as ServerHostKeyAlgorithm] : [];
 }
 
-/** Every entry of the known_hosts files (a missing file has none); an unreadable one is a `ConfigError`. */
 /**
  * The known_hosts files parsed once and shared by every connect of a transport, each read again only when it changed
  * (another inode, size or modification time). A connect then neither parses the file again nor leaves a Buffer per
  * key line behind: key bytes of a large known_hosts, parsed per connect, kept pool slabs alive beside each connection.
+ * A missing file has no entries; an unreadable one is a `ConfigError`.
  */
 export class KnownHostsCache {
   private readonly files = new Map<string, { readonly stamp: string; readonly entries: readonly KnownHostsEntry[] }>();
