@@ -44,7 +44,8 @@ export { streamDownloadScript, streamUploadScript } from "./remote/file-stream.j
 export { terminalResetScript } from "./remote/terminal.js";
 export type { TerminalSize } from "./remote/terminal.js";
 export { OutputCollector } from "./output.js";
-export { DEFAULT_MAX_OUTPUT_BYTES, TokenFilter } from "./run.js";
+export { DEFAULT_MAX_OUTPUT_BYTES } from "./run.js";
+export { TokenFilter } from "./token-filter.js";
 export { RetryStats, computeBackoff, executeWithRetry } from "./retry.js";
 export { abortErrorFrom, deadlineSignal, raceAbort, sleep } from "./abort.js";
 export { DEFAULT_KILL_GRACE_MS, escalateKill } from "./kill-escalation.js";

@@ -4,7 +4,8 @@ import type { FakeConnection } from "@tunnel-sh/testing";
 import { beforeAll, describe, expect, it } from "vitest";
 import { AbortError, SudoError, TimeoutError, TunnelError, UnsupportedHostError } from "../src/errors.js";
 import { prepareCommand, startLine } from "../src/prepare.js";
-import { runProcess, TokenFilter } from "../src/run.js";
+import { runProcess } from "../src/run.js";
+import { TokenFilter } from "../src/token-filter.js";
 import type { Connection, RemoteProcess, SpawnRequest } from "../src/transport.js";
 import { localTransport } from "./support/fake-pool.js";
 
