@@ -50,6 +50,12 @@ export interface ExecOptions extends CommonOptions, SudoCliOptions, QueueCliOpti
   readonly interpreter?: string;
 }
 
+/** `tunnel run`'s own options besides the shared ones. */
+export interface RunCommandOptions extends ExecOptions {
+  /** Send this machine's stdin to the command on every host. */
+  readonly stdin?: boolean;
+}
+
 export interface TransferOptions extends CommonOptions, SudoCliOptions, QueueCliOptions {
   readonly verify?: boolean;
   readonly recursive?: boolean;

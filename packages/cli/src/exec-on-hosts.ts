@@ -28,18 +28,21 @@ export function parseEnvAssignments(values: readonly string[]): Record<string, s
 }
 
 /**
- * Check the options, pick the hosts, ask for the sudo password if needed, then run `operation` (given each host's
- * shared fields: its inventory vars under `--env`, `--cwd`, sudo, `--timeout`) on every host. Resolves with the exit status.
+ * Check the options, pick the hosts, ask for the sudo password if needed, then (after `beforeRun`, e.g. reading
+ * `--stdin`) run `operation` (given each host's shared fields: its inventory vars under `--env`, `--cwd`, sudo,
+ * `--timeout`) on every host. Resolves with the exit status.
  */
 export async function execOnHosts(
   io: CliIo,
   commandName: "run" | "script",
   options: ExecOptions,
   operation: (fields: ExecFields) => FleetOperation,
+  beforeRun?: () => Promise<void>,
 ): Promise<number> {
   const env = parseEnvAssignments(options.env ?? []);
   const hosts = await prepareHosts(options);
   const sudo = await resolveSudo(io, options);
+  await beforeRun?.();
   return onEveryHost(io, commandName, options, hosts, sudoRedactor(sudo), (host) =>
     operation({
       env: { ...host.vars, ...env },

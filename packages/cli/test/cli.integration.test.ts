@@ -7,6 +7,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { PassThrough } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { remoteProcesses, sshdSupport, startSshd, type Sshd, freePort } from "@tunnel-sh/testing";
 import { ExitCode, runCli, type CliIo, type JsonReport } from "../src/index.js";
@@ -90,6 +91,28 @@ if (support.available) {
           ["web-1", 4, "out\n", "err\n", 1],
           ["web-2", 4, "out\n", "err\n", 1],
         ]);
+      });
+
+      it.each(["ssh2", "openssh"])("sends its stdin with --stdin to the command on every host, the same bytes to each (%s)", async (transport) => {
+        const input = randomBytes(300_000);
+        const running = start(process.execPath, [BIN, "run", "--transport", transport, ...access, "-H", "web-1,web-2", "--stdin", "--", "sha256sum"]);
+        running.child.stdin.end(input);
+        const timer = setTimeout(() => running.child.kill("SIGKILL"), 60_000);
+        const result = await running.finished.finally(() => clearTimeout(timer));
+        expect(result.code, result.stderr).toBe(ExitCode.OK);
+        const digest = createHash("sha256").update(input).digest("hex");
+        expect(result.stdout.split("\n").sort()).toEqual(["", `web-1 | ${digest}  -`, `web-2 | ${digest}  -`]);
+      });
+
+      it("leaves its stdin unread without --stdin: the command reads nothing, and the input stays for the next reader", async () => {
+        // As in `while read host; do tunnel run -H "$host" …; done < hosts`: the loop's input must survive the run.
+        const script = `${shellWord(process.execPath)} ${shellWord(BIN)} run ${access.map(shellWord).join(" ")} -H web-1 -- 'wc -c'; echo "after: $(cat)"`;
+        const running = start("/bin/sh", ["-c", script]);
+        running.child.stdin.end("still here\n");
+        const timer = setTimeout(() => running.child.kill("SIGKILL"), 60_000);
+        const result = await running.finished.finally(() => clearTimeout(timer));
+        expect(result.code, result.stderr).toBe(0);
+        expect(result.stdout).toBe("web-1 | 0\nafter: still here\n");
       });
 
       it("draws a progress bar per host on a terminal and verifies the upload", async () => {
@@ -242,6 +265,16 @@ if (support.available) {
         expect(streams.stdout.text).toBe(`${target} | ${sshd.users.other.name}\n`);
         expect(terminal.modes).toEqual([true, false]);
         expect(streams.stdout.text + stderr.text).not.toContain(password);
+      });
+
+      it("refuses --stdin with --redis before reading any input or reaching any host", async () => {
+        const stdin = new PassThrough();
+        stdin.end("for the workers?\n");
+        const streams = io({ stdin });
+        const status = await runCli(["run", ...access, "-H", "web-1", "--stdin", "--redis", `redis://127.0.0.1:${deadPort}`, "--", "cat"], streams);
+        expect(status).toBe(ExitCode.USAGE);
+        expect(streams.stderr.text).toContain("--stdin cannot be combined with --redis");
+        expect(stdin.readableLength).toBe("for the workers?\n".length);
       });
 
       it("stops a command at --timeout and reports TIMEOUT with exit 3", async () => {
