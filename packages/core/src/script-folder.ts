@@ -6,6 +6,7 @@ import { randomBytes } from "node:crypto";
 import { sleep } from "./abort.js";
 import { ChannelLease, isChannelRefusal } from "./channel-budget.js";
 import { TransferError, TunnelError } from "./errors.js";
+import { housekeepingBackoff, removeAfterLoss } from "./housekeeping.js";
 import type { AttemptContext, Operation } from "./operation.js";
 import { runHousekeeping, runOperationProcess } from "./operation-process.js";
 import type { ProcessSettings } from "./operation-process.js";
@@ -56,11 +57,12 @@ export async function uploadScript(
 }
 
 /**
- * Best effort, bounded by `cleanupTimeout`, and independent of the operation's (possibly aborted) signal. The folder
- * is removed on the operation's channel; when its connection is gone (or the removal itself was cut), over another
- * connection from the pool, so a lost connection does not leave a script behind as long as the host can be reached
- * again. Every housekeeping command is a step of a `ChannelLease`: a refused channel goes back to the pool and the
- * command moves to another lease, at most `MAX_CHANNEL_REFUSALS` times a lease; past that the cleanup gives up.
+ * Best effort, by the housekeeping policy (`housekeeping.ts`): bounded by `cleanupTimeout`, independent of the
+ * operation's (possibly aborted) signal. The folder is removed on the operation's channel; when its connection is
+ * gone (or the removal itself was cut), over another connection from the pool, so a lost connection does not leave a
+ * script behind as long as the host can be reached again. Every housekeeping command is a step of a `ChannelLease`:
+ * a refused channel goes back to the pool and the command moves to another lease, at most `MAX_CHANNEL_REFUSALS`
+ * times a lease; past that the cleanup gives up.
  */
 export async function removeScriptFolder(
   pool: Pool,
@@ -75,10 +77,8 @@ export async function removeScriptFolder(
     ...(script.env !== undefined ? { env: script.env } : {}),
     ...(script.sudo !== undefined ? { sudo: script.sudo } : {}),
   });
-  // Over another connection, the operation's own session may have left a process on the host (its link was cut, not
-  // its shell): first stop whatever names the folder (the bracket keeps the pattern from matching the shell that
-  // runs it; the name itself is kept out of that command line), then remove it, and once more a moment later for a
-  // process that was about to create it.
+  // Over another connection (`removeAfterLoss`): first stop whatever names the folder (the bracket keeps the pattern
+  // from matching the shell that runs it; the name itself is kept out of that command line).
   const stopLeftovers = prepareCommand({
     cmd: killNamingScript("script", folderName.slice(SCRIPT_FOLDER_PREFIX.length)),
     ...(script.sudo !== undefined ? { sudo: script.sudo } : {}),
@@ -87,22 +87,16 @@ export async function removeScriptFolder(
   const budget = AbortSignal.timeout(Math.max(1, settings.cleanupTimeout));
   const housekeeping = (on: ChannelLease, prepared: PreparedCommand) =>
     on.run((connection) => runHousekeeping(connection, prepared, settings), { signal: budget });
-  const removeOn = async (on: ChannelLease, afterLoss: boolean): Promise<boolean> => {
-    if (afterLoss) await housekeeping(on, stopLeftovers);
-    if ((await housekeeping(on, remove)).exitCode !== 0) return false;
-    if (!afterLoss) return true;
-    await sleep(500);
-    return (await housekeeping(on, remove)).exitCode === 0;
-  };
+  const removeOn = async (on: ChannelLease): Promise<boolean> => (await housekeeping(on, remove)).exitCode === 0;
   const acquire = (signal: AbortSignal) => pool.acquire(operation.target, { signal, parentSpan: operation.span });
   let lastError: unknown;
   // Two tries on the operation's own channel, then over others from the pool until the budget is spent: the host
   // may be flapping, and each failed try waits a little longer.
   for (let tries = 1; tries <= 2 || !budget.aborted; tries++) {
-    if (tries > 2) await sleep(Math.min(1_000, 100 * (tries - 2)));
+    if (tries > 2) await sleep(housekeepingBackoff(tries - 2));
     try {
       if (tries <= 2 && channel.usable) {
-        if (await removeOn(channel, false)) return;
+        if (await removeOn(channel)) return;
         continue;
       }
       const other = new ChannelLease(await acquire(budget), {
@@ -111,7 +105,10 @@ export async function removeScriptFolder(
         onRefusal: (refusals) => operation.span.addEvent("tunnel.channel.refused", { "tunnel.channel.refusals": refusals }),
       });
       try {
-        const removed = await removeOn(other, true);
+        const removed = await removeAfterLoss(
+          () => housekeeping(other, stopLeftovers),
+          () => removeOn(other),
+        );
         other.finish();
         if (removed) return;
       } catch (error) {

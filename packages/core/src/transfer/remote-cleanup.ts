@@ -4,6 +4,7 @@
  */
 import { sleep } from "../abort.js";
 import { TransferError } from "../errors.js";
+import { housekeepingBackoff, removeAfterLoss } from "../housekeeping.js";
 import { prepareCommand } from "../prepare.js";
 import { quote } from "../quote.js";
 import { runProcess } from "../run.js";
@@ -13,9 +14,9 @@ import { chunked } from "./remote-commands.js";
 import { tempNonces } from "./temp-names.js";
 
 /**
- * Remove temp files (or staging folders) on the transfer's own channel; when its connection was lost, over another
- * connection from the pool (which a retry then reuses), so an interrupted transfer leaves nothing behind as long as
- * the host can be reached again within the budget.
+ * By the housekeeping policy (`housekeeping.ts`): remove temp files (or staging folders) on the transfer's own
+ * channel; when its connection was lost, over another connection from the pool (which a retry then reuses), so an
+ * interrupted transfer leaves nothing behind as long as the host can be reached again within the budget.
  */
 export async function cleanupRemote(context: TransferContext, temps: readonly string[]): Promise<void> {
   if (temps.length === 0) return;
@@ -40,9 +41,8 @@ export async function cleanupRemote(context: TransferContext, temps: readonly st
   }
   const borrow = context.borrow;
   if (!borrow) return;
-  // The transfer's own session may still have a process on the host (its connection was cut, not its shell): stop
-  // every process that names one of these temp files first, so none creates one after the removal. The bracket keeps
-  // the pattern from matching the shell that runs it.
+  // Over another connection (`removeAfterLoss`): first stop every process that names one of these temp files, so
+  // none creates one after the removal. The bracket keeps the pattern from matching the shell that runs it.
   const nonces = tempNonces(temps);
   const stop =
     nonces.length > 0 ? prepareCommand({ cmd: `pkill -KILL -f -- ${quote(`[t]unnel-(${nonces.join("|")})[.]part`)} 2>/dev/null; exit 0` }).command : undefined;
@@ -53,18 +53,17 @@ export async function cleanupRemote(context: TransferContext, temps: readonly st
       let failure: unknown;
       try {
         const connection = borrowed.channel.connection;
-        if (stop) await runProcess(connection, { command: stop, timeoutMs: remaining() });
-        await removeOn(connection);
-        // A process of the cut session that was about to open a temp file when the pkill ran: once more, a moment later.
-        await sleep(500);
-        await removeOn(connection);
-        return;
+        const removed = await removeAfterLoss(
+          async () => stop !== undefined && (await runProcess(connection, { command: stop, timeoutMs: remaining() })),
+          async () => (await removeOn(connection), true),
+        );
+        if (removed) return;
       } catch (error) {
         failure = error;
       } finally {
         borrowed.done(failure);
       }
     }
-    if (Date.now() < deadline) await sleep(Math.min(1_000, 100 * tries, remaining()));
+    if (Date.now() < deadline) await sleep(Math.min(housekeepingBackoff(tries), remaining()));
   }
 }
