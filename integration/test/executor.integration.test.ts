@@ -1,4 +1,6 @@
+import { createHash, randomBytes } from "node:crypto";
 import { readdir, readFile, rm, stat } from "node:fs/promises";
+import { Readable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AbortError, AuthenticationError, CircuitOpenError, SudoError, TimeoutError, TunnelError, ValidationError } from "@tunnel-sh/core";
 import { RecordingTracer, remoteProcesses, startSshd } from "@tunnel-sh/testing";
@@ -186,6 +188,19 @@ describe.each(TRANSPORTS)("Executor over %s on a real sshd", (transportName) => 
       expect(python.stdout).toBe("py x y\n");
       const missing = await stack.executor.runScript({ ...plain(), content: "1", interpreter: "no-such-interpreter" }).catch((caught: unknown) => caught);
       expect((missing as ValidationError).field).toBe("interpreter");
+    });
+
+    it("gives the script its stdin (a string, bytes, or a stream, attempted once), through sudo as well", async () => {
+      const text = await stack.executor.runScript({ ...plain(), content: '#!/bin/sh\nread -r line; echo "got [$line]"', stdin: "first line\nsecond\n" });
+      expect(text.stdout).toBe("got [first line]\n");
+      const bytes = randomBytes(200_000);
+      const hashed = await stack.executor.runScript({ ...plain(), content: "sha256sum", stdin: bytes });
+      expect(hashed.stdout).toBe(`${createHash("sha256").update(bytes).digest("hex")}  -\n`);
+      const streamed = await stack.executor.runScript({ ...plain(), content: "wc -c", stdin: Readable.from([Buffer.alloc(70_000), Buffer.alloc(30_000)]) });
+      expect(streamed.stdout.trim()).toBe("100000");
+      expect(streamed.attempts).toBe(1);
+      const asRoot = await sudoStack.executor.runScript({ ...sudoer(), content: 'echo "$(id -un): $(cat)"', stdin: "piped", sudo: true });
+      expect(asRoot.stdout).toBe("root: piped\n");
     });
 
     it("leaves no temp folder after success, failure, timeout and abort", async () => {

@@ -1,6 +1,7 @@
 /** The options and option values of the `tunnel` commands, as commander parses them. */
 import { InvalidArgumentError, Option, type Command } from "commander";
 import type { FleetAmount } from "@tunnel-sh/core";
+import { STDIN_LIMIT_TEXT } from "./command-input.js";
 import { parsePort } from "./hosts.js";
 
 export function collect(value: string, previous: string[] | undefined): string[] {
@@ -127,7 +128,11 @@ export function addSudoOptions(command: Command): Command {
 export function addExecOptions(command: Command): Command {
   return addSudoOptions(command)
     .option("-e, --env <name=value>", "environment variable for the command (repeatable)", collect)
-    .option("--cwd <dir>", "working directory on the host");
+    .option("--cwd <dir>", "working directory on the host")
+    .option(
+      "--stdin",
+      `send this machine's stdin to the command on every host (read to its end first, at most ${STDIN_LIMIT_TEXT}); without it the command's stdin is empty`,
+    );
 }
 
 export function addTransferOptions(command: Command): Command {

@@ -17,8 +17,7 @@ import {
   positiveInteger,
   retriesValue,
 } from "./cli-options.js";
-import { STDIN_LIMIT_TEXT } from "./command-input.js";
-import type { ExecOptions, RunCommandOptions, TransferOptions } from "./command-options.js";
+import type { ExecOptions, TransferOptions } from "./command-options.js";
 import { EXIT_STATUSES, ExitCode, type OutputStream } from "./output.js";
 import type { WorkerCliOptions } from "./worker.js";
 import type { TerminalInput } from "./prompt.js";
@@ -28,7 +27,7 @@ import { InterruptedError, UsageError } from "./usage-error.js";
 export interface CliIo {
   readonly stdout: OutputStream;
   readonly stderr: OutputStream;
-  /** For `--ask-sudo-pass`: a terminal; for `run --stdin`: the input to send (`process.stdin` is both). */
+  /** For `--ask-sudo-pass`: a terminal; for `--stdin`: the input to send (`process.stdin` is both). */
   readonly stdin?: TerminalInput | undefined;
   /** Environment variables (for `--sudo-pass-env`, `NO_COLOR`). */
   readonly env: Readonly<Record<string, string | undefined>>;
@@ -81,15 +80,11 @@ Examples:
           .command("run")
           .description("run a shell command on every host")
           .argument("<command...>", "the command line (options go before it; or after --)")
-          .passThroughOptions()
-          .option(
-            "--stdin",
-            `send this machine's stdin to the command on every host (read to its end first, at most ${STDIN_LIMIT_TEXT}); without it the command's stdin is empty`,
-          ),
+          .passThroughOptions(),
       ),
     ),
   ).action(async (words: string[], _options: unknown, command: Command) => {
-    const options = command.opts<RunCommandOptions>();
+    const options = command.opts<ExecOptions>();
     const { runCommandOnHosts } = await import("./run-command.js");
     status = await runCommandOnHosts(io, options, words.join(" "));
   });

@@ -48,11 +48,7 @@ export interface ExecOptions extends CommonOptions, SudoCliOptions, QueueCliOpti
   readonly env?: string[];
   readonly cwd?: string;
   readonly interpreter?: string;
-}
-
-/** `tunnel run`'s own options besides the shared ones. */
-export interface RunCommandOptions extends ExecOptions {
-  /** Send this machine's stdin to the command on every host. */
+  /** Send this machine's stdin to the command or script on every host. */
   readonly stdin?: boolean;
 }
 

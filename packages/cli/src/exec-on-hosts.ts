@@ -1,6 +1,7 @@
-/** What `tunnel run` and `tunnel script` share: `--env`, `--cwd`, sudo and the time limit, on every host. */
+/** What `tunnel run` and `tunnel script` share: `--env`, `--cwd`, sudo, the time limit and `--stdin`, on every host. */
 import type { FleetCommand, FleetOperation } from "@tunnel-sh/core";
 import type { CliIo } from "./cli.js";
+import { readCommandInput } from "./command-input.js";
 import type { ExecOptions } from "./command-options.js";
 import { prepareHosts } from "./host-selection.js";
 import { ENV_NAME } from "./inventory.js";
@@ -9,7 +10,7 @@ import { resolveSudo, sudoRedactor } from "./sudo-options.js";
 import { UsageError } from "./usage-error.js";
 
 /** The request fields a command and a script share, for one host. */
-export type ExecFields = Pick<FleetCommand, "env" | "workingDir" | "sudo" | "timeout">;
+export type ExecFields = Pick<FleetCommand, "env" | "workingDir" | "sudo" | "timeout" | "stdin">;
 
 /**
  * `--env` values: `NAME=value` (the value may hold `=`; it may be empty).
@@ -28,27 +29,31 @@ export function parseEnvAssignments(values: readonly string[]): Record<string, s
 }
 
 /**
- * Check the options, pick the hosts, ask for the sudo password if needed, then (after `beforeRun`, e.g. reading
- * `--stdin`) run `operation` (given each host's shared fields: its inventory vars under `--env`, `--cwd`, sudo,
- * `--timeout`) on every host. Resolves with the exit status.
+ * Check the options, pick the hosts, ask for the sudo password if needed, read `--stdin`, then run `operation` (given
+ * each host's shared fields: its inventory vars under `--env`, `--cwd`, sudo, `--timeout`, the input) on every host.
+ * Resolves with the exit status.
  */
 export async function execOnHosts(
   io: CliIo,
   commandName: "run" | "script",
   options: ExecOptions,
   operation: (fields: ExecFields) => FleetOperation,
-  beforeRun?: () => Promise<void>,
 ): Promise<number> {
+  if (options.stdin === true && options.redis !== undefined) {
+    throw new UsageError("--stdin cannot be combined with --redis: the queue carries requests to its workers, not this machine's input");
+  }
   const env = parseEnvAssignments(options.env ?? []);
   const hosts = await prepareHosts(options);
   const sudo = await resolveSudo(io, options);
-  await beforeRun?.();
+  // Read once the hosts, options and sudo are settled (a bad host list never waits for input), before any host starts.
+  const stdin = options.stdin === true ? await readCommandInput(io.stdin, io.interrupt) : undefined;
   return onEveryHost(io, commandName, options, hosts, sudoRedactor(sudo), (host) =>
     operation({
       env: { ...host.vars, ...env },
       ...(options.cwd !== undefined ? { workingDir: options.cwd } : {}),
       ...(sudo !== undefined ? { sudo } : {}),
       ...(options.timeout !== undefined ? { timeout: options.timeout } : {}),
+      ...(stdin !== undefined ? { stdin } : {}),
     }),
   );
 }

@@ -104,6 +104,17 @@ if (support.available) {
         expect(result.stdout.split("\n").sort()).toEqual(["", `web-1 | ${digest}  -`, `web-2 | ${digest}  -`]);
       });
 
+      it("sends its stdin with --stdin to a script on every host, after the script's own upload", async () => {
+        const script = join(dir, "shout.sh");
+        await writeFile(script, "#!/bin/sh\ntr a-z A-Z\n");
+        const running = start(process.execPath, [BIN, "script", ...access, "-H", "web-1,web-2", "--stdin", script]);
+        running.child.stdin.end("quiet words\n");
+        const timer = setTimeout(() => running.child.kill("SIGKILL"), 60_000);
+        const result = await running.finished.finally(() => clearTimeout(timer));
+        expect(result.code, result.stderr).toBe(ExitCode.OK);
+        expect(result.stdout.split("\n").sort()).toEqual(["", "web-1 | QUIET WORDS", "web-2 | QUIET WORDS"]);
+      });
+
       it("leaves its stdin unread without --stdin: the command reads nothing, and the input stays for the next reader", async () => {
         // As in `while read host; do tunnel run -H "$host" …; done < hosts`: the loop's input must survive the run.
         const script = `${shellWord(process.execPath)} ${shellWord(BIN)} run ${access.map(shellWord).join(" ")} -H web-1 -- 'wc -c'; echo "after: $(cat)"`;

@@ -142,7 +142,7 @@ export class Executor {
       attributes: () => ({ "tunnel.command.text": command.cmd, ...executionAttributes(command, timeout) }),
       idempotent: command.idempotent === true,
       // A stream can be read once: a request with streamed stdin is attempted once.
-      replayable: !(command.stdin !== undefined && typeof command.stdin === "object" && "pipe" in command.stdin),
+      replayable: !streamed(command.stdin),
       sudo: command.sudo,
       attempt: async (operation, context, attempt) => {
         const prepared = attempt === 1 ? first : prepareCommand(command);
@@ -192,7 +192,7 @@ export class Executor {
         ...executionAttributes(script, timeout),
       }),
       idempotent: script.idempotent === true,
-      replayable: true,
+      replayable: !streamed(script.stdin),
       sudo: script.sudo,
       attempt: (operation, context, attempt) =>
         withLease(
@@ -328,8 +328,13 @@ export class Executor {
   }
 }
 
+/** Whether `stdin` is a stream, which can be read once only. */
+function streamed(stdin: Command["stdin"]): boolean {
+  return stdin !== undefined && typeof stdin === "object" && "pipe" in stdin;
+}
+
 /**
- * What a command or a script passes on to its process: its listeners and output cap, and a command's pty and stdin
+ * What a command or a script passes on to its process: its stdin, listeners and output cap, and a command's pty
  * (`command`). Assigned field by field: object spreads are a measurable part of a command's cost.
  */
 function processOptions(
@@ -339,7 +344,7 @@ function processOptions(
 ): Omit<RunRequest, "command" | "signal" | "timeoutMs" | "sudo" | "onStarted"> {
   const options: { -readonly [K in keyof RunRequest]?: RunRequest[K] } = { maxOutputBytes: request.maxOutputBytes ?? maxOutputBytes };
   if (command?.pty !== undefined) options.pty = command.pty;
-  if (command?.stdin !== undefined) options.stdin = command.stdin;
+  if (request.stdin !== undefined) options.stdin = request.stdin;
   if (request.onStdout) options.onStdout = request.onStdout;
   if (request.onStderr) options.onStderr = request.onStderr;
   return options;

@@ -93,6 +93,8 @@ export interface Script extends OperationOptions {
   readonly interpreter?: string;
   /** Arguments, each passed as one word. */
   readonly args?: readonly string[];
+  /** Data for the script's stdin, then EOF (the body travels on a channel of its own). A stream gets one attempt. */
+  readonly stdin?: string | Uint8Array | Readable;
   readonly env?: Readonly<Record<string, string>>;
   readonly workingDir?: string;
   readonly sudo?: boolean | SudoOptions;

@@ -338,6 +338,7 @@ export function validateScript(script: Script): void {
   if (script.content.trim().length === 0) fail("content", "must not be empty", target);
   validateInterpreter(script.interpreter, target);
   validateArgs(script.args, target);
+  validateStdin(script.stdin, target);
   validateExecution(script as unknown as Fields, target);
 }
 

@@ -221,6 +221,11 @@ describe("validateScript", () => {
     ).not.toThrow();
   });
 
+  it("accepts a string, bytes and a readable stream as stdin", async () => {
+    const { Readable } = await import("node:stream");
+    for (const stdin of ["data", new Uint8Array([1]), Readable.from(["x"])]) expect(() => validateScript(script({ stdin }))).not.toThrow();
+  });
+
   it.each(["bash", "python3", "node", "python3.12", "g++", "/bin/sh", "/usr/local/bin/my-interp_2"])("accepts interpreter %s", (interpreter) => {
     expect(() => validateScript(script({ interpreter }))).not.toThrow();
   });
@@ -252,6 +257,8 @@ describe("validateScript", () => {
     [{ args: ["ok", "x\0"] }, "args[1]", "NUL byte"],
     [{ env: { "bad name": "x" } }, "env", "invalid variable name"],
     [{ host: "-x" }, "host", "must not start"],
+    [{ stdin: 42 }, "stdin", "must be a string, a Uint8Array or a readable stream"],
+    [{ stdin: { data: "x" } }, "stdin", "must be a string, a Uint8Array or a readable stream"],
   ])("rejects %j (field %s)", (extra, field, message) => {
     const error = rejection(() => validateScript(script(extra)));
     expect(error.field).toBe(field);
