@@ -1,8 +1,8 @@
 /**
- * `tunnel run --stdin`: this machine's stdin for the command on every host. It is read to its end before any host
- * starts, so every host gets the same bytes, and an attempt that is repeated (a connect that failed) sends them
- * again. It is read only when asked for: a `tunnel run` inside a `while read host; do …; done < hosts` loop must not
- * eat the loop's input, as `ssh` does without `-n`.
+ * `--stdin` (`tunnel run`, `tunnel script`): this machine's stdin for the command or script on every host. It is read
+ * to its end before any host starts, so every host gets the same bytes, and an attempt that is repeated (a connect
+ * that failed) sends them again. It is read only when asked for: a `tunnel run` inside a
+ * `while read host; do …; done < hosts` loop must not eat the loop's input, as `ssh` does without `-n`.
  */
 import { InterruptedError, UsageError } from "./usage-error.js";
 
@@ -22,7 +22,9 @@ export interface InputStream {
 
 function isInputStream(input: unknown): input is InputStream {
   const stream = input as Partial<InputStream> | null | undefined;
-  return typeof stream?.on === "function" && typeof stream.removeListener === "function" && typeof stream.resume === "function";
+  return (
+    typeof stream?.on === "function" && typeof stream.removeListener === "function" && typeof stream.resume === "function" && typeof stream.pause === "function"
+  );
 }
 
 /**
