@@ -36,6 +36,7 @@ export async function runOperationProcess(
 ): Promise<RunResult> {
   // Set once the sudo-wrapped command was let through its gate (see prepare.ts): only then can anything of it run.
   let released = false;
+  const streamInput = extra.stdin !== undefined && typeof extra.stdin === "object" && "pipe" in extra.stdin;
   // Assigned field by field: object spreads are a measurable part of a command's cost.
   const request: Mutable<RunRequest> = {
     command: prepared.command,
@@ -43,6 +44,8 @@ export async function runOperationProcess(
     signal: operation.signal,
     onStarted: () => {
       context.started = true;
+      // runProcess reads a stdin stream from now on (see its `stdin`).
+      if (streamInput) context.inputTaken = true;
     },
   };
   if (extra.pty !== undefined) request.pty = extra.pty;

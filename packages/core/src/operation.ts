@@ -35,6 +35,11 @@ export interface AttemptContext {
   started: boolean;
   /** The command was handed to a live connection: an exec request may have reached the server. */
   requested?: boolean;
+  /**
+   * A process of the operation started with the request's stdin stream, which it then reads: no other attempt can
+   * send that input again. Kept across attempts.
+   */
+  inputTaken?: boolean;
 }
 
 /** What the frame takes from the executor that runs it. */
@@ -58,7 +63,11 @@ export interface OperationSpec<R, V> {
   /** Many processes, lease waits or transfers listen on the operation's signal at once (a tree transfer). */
   readonly manyListeners?: boolean;
   readonly idempotent: boolean;
-  /** False for a request that can be sent once only (streamed stdin): it gets one attempt. */
+  /**
+   * False for a request whose input can be sent once only (streamed stdin): once a process started reading it
+   * (`AttemptContext.inputTaken`), no other attempt runs. Before that (a failed connect, a refused channel) the stream
+   * is unread and the request is retried as any other.
+   */
   readonly replayable: boolean;
   readonly sudo: boolean | SudoOptions | undefined;
   readonly attempt: (operation: Operation, context: AttemptContext, attempt: number) => Promise<V>;
@@ -112,12 +121,13 @@ export async function runOperation<R, V>(services: OperationServices, config: Ex
             return spec.attempt(operation, context, attempt);
           },
           {
-            strategy: spec.replayable ? config.retryStrategy() : { ...config.retryStrategy(), maxAttempts: 1 },
+            strategy: config.retryStrategy(),
             signal: stop.signal,
             deadline: operation.deadline,
             // Every failed connect attempt counts for the breaker; once it opened, the operation stops retrying.
             shouldRetry: (error) =>
               permit.attemptFailed(error) &&
+              (spec.replayable || context.inputTaken !== true) &&
               classifyError(error, { started: context.started, requested: context.requested === true, idempotent: spec.idempotent }).retryable,
             onRetry: ({ attempt, delayMs, error }) =>
               span.addEvent("tunnel.retry", {

@@ -49,7 +49,10 @@ export interface RunRequest {
   /** The prepared command line. */
   readonly command: string;
   readonly pty?: boolean | PtyOptions;
-  /** Data for stdin, then EOF. Absent: EOF at once (after the sudo exchange, with `sudo`). */
+  /**
+   * Data for stdin, then EOF. Absent: EOF at once (after the sudo exchange, with `sudo`). A stream is read only once
+   * the process has started (after the sudo exchange, with `sudo`): a refused channel leaves it unread.
+   */
   readonly stdin?: string | Uint8Array | Readable;
   readonly onStdout?: (text: string) => void;
   readonly onStderr?: (text: string) => void;
@@ -133,7 +136,7 @@ export async function runProcess(connection: Connection, request: RunRequest): P
   const onStarted = request.onStarted;
   void process.started.then(onStarted, ignore);
 
-  const sendStdin = () => writeStdin(process, request.stdin);
+  const sendStdin = () => writeStdin(process, request.stdin, () => stoppedBy() !== undefined);
   const sudo = stop && request.sudo ? new SudoWatcher(request.sudo, process, sendStdin, stopWith, () => stop.signal.aborted, connection) : undefined;
   if (sudo && request.sudo?.promptTimeoutMs !== undefined) {
     const promptTimeoutMs = request.sudo.promptTimeoutMs;
@@ -210,13 +213,21 @@ const provenShells = new WeakSet<Connection>();
  */
 function ignore(): void {}
 
-function writeStdin(process: RemoteProcess, stdin: RunRequest["stdin"]): void {
+/**
+ * Strings and bytes are written at once (the transport holds them until the channel opens). A stream is piped only
+ * once the process has started: a channel that was refused or never opened leaves it unread, so the request can
+ * still go out whole on another channel or in another attempt.
+ */
+function writeStdin(process: RemoteProcess, stdin: RunRequest["stdin"], stopped: () => boolean): void {
   if (stdin === undefined) {
     process.stdin.end();
   } else if (typeof stdin === "string" || stdin instanceof Uint8Array) {
     process.stdin.end(stdin);
   } else {
-    stdin.on("error", () => process.stdin.end());
-    stdin.pipe(process.stdin);
+    process.started.then(() => {
+      if (stopped()) return void process.stdin.end();
+      stdin.on("error", () => process.stdin.end());
+      stdin.pipe(process.stdin);
+    }, ignore);
   }
 }

@@ -1,6 +1,7 @@
 import { mkdtemp, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { Readable } from "node:stream";
 import { RecordingTracer, type FakeConnection } from "@tunnel-sh/testing";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { MAX_CHANNEL_REFUSALS } from "../src/channel-budget.js";
@@ -105,6 +106,67 @@ describe("Executor.runCommand", () => {
     expect(result).toMatchObject({ stdout: "second\n", attempts: 1 });
     expect(pool.refusals).toHaveLength(1);
     expect(pool.acquired).toHaveLength(2);
+  });
+
+  describe("stdin from a stream", () => {
+    const chunks = () => Readable.from([Buffer.from("first,"), Buffer.from("second,"), Buffer.from("third")]);
+
+    it("retries a failed connect with the stream unread: the command gets every byte", async () => {
+      const pool = fakePool();
+      pool.failNext.push(new ConnectError("connect ECONNREFUSED"));
+      const result = await new Executor(pool, fast).runCommand({ ...host, cmd: "cat", stdin: chunks() });
+      expect(result).toMatchObject({ stdout: "first,second,third", attempts: 2 });
+    });
+
+    it("moves a refused channel to another with the stream unread: the command gets every byte", async () => {
+      const pool = fakePool();
+      const connection = await pool.current();
+      const realSpawn = connection.spawn.bind(connection);
+      let calls = 0;
+      connection.spawn = (request) => {
+        calls += 1;
+        if (calls > 1) return realSpawn(request);
+        // The refusal comes a round trip later, as a server's does: time enough for a stream piped at once to be read.
+        const refused = new ChannelError("open failed", { refused: true });
+        const later = new Promise<never>((_resolve, reject) => setTimeout(() => reject(refused), 50));
+        later.catch(() => undefined);
+        const process = realSpawn({ command: "cat >/dev/null" });
+        return { ...process, started: later, exit: later };
+      };
+      const result = await new Executor(pool, fast.with({ maxRetries: 0 })).runCommand({ ...host, cmd: "cat", stdin: chunks() });
+      expect(result).toMatchObject({ stdout: "first,second,third", attempts: 1 });
+      expect(pool.refusals).toHaveLength(1);
+    });
+
+    it("never runs another attempt once a process started reading the stream, even for an idempotent command", async () => {
+      const pool = fakePool();
+      const connection = await pool.current();
+      const realSpawn = connection.spawn.bind(connection);
+      connection.spawn = (request) => {
+        const process = realSpawn(request);
+        const lost = new ConnectError("the connection was lost", { lost: true });
+        return { ...process, exit: process.exit.then(() => Promise.reject(lost)) };
+      };
+      const error = await new Executor(pool, fast).runCommand({ ...host, cmd: "cat", stdin: chunks(), idempotent: true }).catch((caught: unknown) => caught);
+      expect(error).toBeInstanceOf(ConnectError);
+      expect(pool.acquired).toHaveLength(1);
+    });
+
+    it("retries the same idempotent command with bytes as stdin after a lost connection", async () => {
+      const pool = fakePool();
+      const connection = await pool.current();
+      const realSpawn = connection.spawn.bind(connection);
+      let calls = 0;
+      connection.spawn = (request) => {
+        calls += 1;
+        const process = realSpawn(request);
+        if (calls > 1) return process;
+        const lost = new ConnectError("the connection was lost", { lost: true });
+        return { ...process, exit: process.exit.then(() => Promise.reject(lost)) };
+      };
+      const result = await new Executor(pool, fast).runCommand({ ...host, cmd: "cat", stdin: Buffer.from("bytes"), idempotent: true });
+      expect(result).toMatchObject({ stdout: "bytes", attempts: 2 });
+    });
   });
 
   it("times out, stops the command and releases the lease", async () => {
