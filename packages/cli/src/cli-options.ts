@@ -131,7 +131,7 @@ export function addExecOptions(command: Command): Command {
     .option("--cwd <dir>", "working directory on the host")
     .option(
       "--stdin",
-      `send this machine's stdin to the command (or script) on every host (read to its end first, at most ${STDIN_LIMIT_TEXT}); without it, stdin is empty`,
+      `send this machine's stdin to the command (or script): streamed to one host, read to its end first for several (at most ${STDIN_LIMIT_TEXT}); without it, stdin is empty`,
     );
 }
 

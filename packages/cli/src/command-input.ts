@@ -1,12 +1,15 @@
 /**
- * `--stdin` (`tunnel run`, `tunnel script`): this machine's stdin for the command or script on every host. It is read
- * to its end before any host starts, so every host gets the same bytes, and an attempt that is repeated (a connect
- * that failed) sends them again. It is read only when asked for: a `tunnel run` inside a
- * `while read host; do …; done < hosts` loop must not eat the loop's input, as `ssh` does without `-n`.
+ * `--stdin` (`tunnel run`, `tunnel script`): this machine's stdin for the command or script on every host. On one host
+ * it streams, as `ssh` passes its stdin on: no size limit, read as the command reads it (core reads a stream only once
+ * the process has started, so a failed connect is still retried). For several hosts it is read to its end before any
+ * host starts, so every host gets the same bytes, and an attempt that is repeated sends them again. It is read only
+ * when asked for: a `tunnel run` inside a `while read host; do …; done < hosts` loop must not eat the loop's input, as
+ * `ssh` does without `-n`.
  */
+import type { Readable } from "node:stream";
 import { InterruptedError, UsageError } from "./usage-error.js";
 
-/** The most `--stdin` reads: more is a usage error (copy it with `tunnel put` and read the file instead). */
+/** The most `--stdin` reads for several hosts: more is a usage error (copy it with `tunnel put` and read the file instead). */
 export const STDIN_LIMIT_BYTES = 64 * 1024 * 1024;
 export const STDIN_LIMIT_TEXT = "64 MiB";
 
@@ -69,4 +72,28 @@ export function readCommandInput(input: unknown, signal?: AbortSignal, limit = S
     signal?.addEventListener("abort", onAbort, { once: true });
     input.resume();
   });
+}
+
+/** What `--stdin` gives the hosts, and how to let go of this machine's stdin afterwards. */
+export interface CommandInput {
+  /** The stream itself for one host; every byte, read to the end, for several. */
+  readonly stdin: Buffer | Readable;
+  /** Stop reading (a command that ended before its input did): the process can then exit. */
+  release(): void;
+}
+
+/** `--stdin` for `hostCount` hosts: the stream for one host (when `input` can be piped), else all of it read first. */
+export async function commandInput(input: unknown, hostCount: number, signal?: AbortSignal): Promise<CommandInput> {
+  const stream = input as Partial<Readable> | null | undefined;
+  if (hostCount === 1 && isInputStream(input) && typeof stream?.pipe === "function" && typeof stream.unpipe === "function") {
+    const readable = input as Readable;
+    return {
+      stdin: readable,
+      release: () => {
+        readable.unpipe();
+        readable.pause();
+      },
+    };
+  }
+  return { stdin: await readCommandInput(input, signal), release: () => undefined };
 }

@@ -1,7 +1,7 @@
 /** What `tunnel run` and `tunnel script` share: `--env`, `--cwd`, sudo, the time limit and `--stdin`, on every host. */
 import type { FleetCommand, FleetOperation } from "@tunnel-sh/core";
 import type { CliIo } from "./cli.js";
-import { readCommandInput } from "./command-input.js";
+import { commandInput } from "./command-input.js";
 import type { ExecOptions } from "./command-options.js";
 import { prepareHosts } from "./host-selection.js";
 import { ENV_NAME } from "./inventory.js";
@@ -45,15 +45,19 @@ export async function execOnHosts(
   const env = parseEnvAssignments(options.env ?? []);
   const hosts = await prepareHosts(options);
   const sudo = await resolveSudo(io, options);
-  // Read once the hosts, options and sudo are settled (a bad host list never waits for input), before any host starts.
-  const stdin = options.stdin === true ? await readCommandInput(io.stdin, io.interrupt) : undefined;
-  return onEveryHost(io, commandName, options, hosts, sudoRedactor(sudo), (host) =>
-    operation({
-      env: { ...host.vars, ...env },
-      ...(options.cwd !== undefined ? { workingDir: options.cwd } : {}),
-      ...(sudo !== undefined ? { sudo } : {}),
-      ...(options.timeout !== undefined ? { timeout: options.timeout } : {}),
-      ...(stdin !== undefined ? { stdin } : {}),
-    }),
-  );
+  // Taken once the hosts, options and sudo are settled (a bad host list never waits for input), before any host starts.
+  const input = options.stdin === true ? await commandInput(io.stdin, hosts.length, io.interrupt) : undefined;
+  try {
+    return await onEveryHost(io, commandName, options, hosts, sudoRedactor(sudo), (host) =>
+      operation({
+        env: { ...host.vars, ...env },
+        ...(options.cwd !== undefined ? { workingDir: options.cwd } : {}),
+        ...(sudo !== undefined ? { sudo } : {}),
+        ...(options.timeout !== undefined ? { timeout: options.timeout } : {}),
+        ...(input !== undefined ? { stdin: input.stdin } : {}),
+      }),
+    );
+  } finally {
+    input?.release();
+  }
 }

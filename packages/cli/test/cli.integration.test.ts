@@ -115,6 +115,20 @@ if (support.available) {
         expect(result.stdout.split("\n").sort()).toEqual(["", "web-1 | QUIET WORDS", "web-2 | QUIET WORDS"]);
       });
 
+      it("streams its stdin with --stdin to one host, past the limit that holds for several", async () => {
+        const size = 70 * 1024 * 1024;
+        const running = start(process.execPath, [BIN, "run", ...access, "-H", "web-1", "--stdin", "--", "wc -c"]);
+        const chunk = Buffer.alloc(1024 * 1024, 7);
+        for (let sent = 0; sent < size; sent += chunk.length) {
+          if (!running.child.stdin.write(chunk)) await new Promise((resolve) => running.child.stdin.once("drain", resolve));
+        }
+        running.child.stdin.end();
+        const timer = setTimeout(() => running.child.kill("SIGKILL"), 120_000);
+        const result = await running.finished.finally(() => clearTimeout(timer));
+        expect(result.code, result.stderr).toBe(ExitCode.OK);
+        expect(result.stdout).toBe(`web-1 | ${size}\n`);
+      });
+
       it("leaves its stdin unread without --stdin: the command reads nothing, and the input stays for the next reader", async () => {
         // As in `while read host; do tunnel run -H "$host" …; done < hosts`: the loop's input must survive the run.
         const script = `${shellWord(process.execPath)} ${shellWord(BIN)} run ${access.map(shellWord).join(" ")} -H web-1 -- 'wc -c'; echo "after: $(cat)"`;
@@ -276,6 +290,17 @@ if (support.available) {
         expect(streams.stdout.text).toBe(`${target} | ${sshd.users.other.name}\n`);
         expect(terminal.modes).toEqual([true, false]);
         expect(streams.stdout.text + stderr.text).not.toContain(password);
+      });
+
+      it("lets go of its stdin once a command on one host ended without reading all of it", async () => {
+        const stdin = new PassThrough();
+        stdin.write("more than the command reads\n");
+        const streams = io({ stdin });
+        const status = await runCli(["run", ...access, "-H", "web-1", "--stdin", "--", "head -c 4"], streams);
+        expect(status, streams.stderr.text).toBe(ExitCode.OK);
+        expect(streams.stdout.text).toBe("web-1 | more\n");
+        expect(stdin.isPaused()).toBe(true);
+        expect(stdin.listenerCount("data")).toBe(0);
       });
 
       it("refuses --stdin with --redis before reading any input or reaching any host", async () => {

@@ -1,6 +1,7 @@
+import { EventEmitter } from "node:events";
 import { PassThrough } from "node:stream";
 import { describe, expect, it } from "vitest";
-import { readCommandInput, STDIN_LIMIT_BYTES } from "../src/command-input.js";
+import { commandInput, readCommandInput, STDIN_LIMIT_BYTES } from "../src/command-input.js";
 import { InterruptedError, UsageError } from "../src/usage-error.js";
 
 describe("readCommandInput (tunnel run --stdin)", () => {
@@ -61,5 +62,35 @@ describe("readCommandInput (tunnel run --stdin)", () => {
     const reading = readCommandInput(input);
     input.destroy(new Error("EIO"));
     await expect(reading).rejects.toThrow("--stdin: cannot read stdin: EIO");
+  });
+});
+
+describe("commandInput (--stdin for one host or several)", () => {
+  it("hands one host the stream itself, and lets go of it on release", async () => {
+    const input = new PassThrough();
+    const taken = await commandInput(input, 1);
+    expect(taken.stdin).toBe(input);
+    const sink = new PassThrough();
+    input.pipe(sink);
+    taken.release();
+    expect(input.isPaused()).toBe(true);
+    expect(input.listenerCount("data")).toBe(0);
+  });
+
+  it("reads everything first for several hosts", async () => {
+    const input = new PassThrough();
+    const taking = commandInput(input, 3);
+    input.end("for all of them");
+    expect((await taking).stdin).toEqual(Buffer.from("for all of them"));
+  });
+
+  it("reads everything first when the input cannot be piped, even for one host", async () => {
+    const input = new EventEmitter() as EventEmitter & { resume(): void; pause(): void };
+    input.resume = () => undefined;
+    input.pause = () => undefined;
+    const taking = commandInput(input, 1);
+    input.emit("data", Buffer.from("typed"));
+    input.emit("end");
+    expect((await taking).stdin).toEqual(Buffer.from("typed"));
   });
 });
