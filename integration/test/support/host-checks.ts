@@ -8,6 +8,7 @@ import { execFileSync } from "node:child_process";
 import { mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { Readable } from "node:stream";
 import { expect } from "vitest";
 import { AbortError, TimeoutError, TunnelError, type Executor, type Target } from "@tunnel-sh/core";
 import { remoteProcesses } from "@tunnel-sh/testing";
@@ -127,6 +128,10 @@ export const CHECKS: Readonly<Record<CheckName, (context: CheckContext) => Promi
     const input = `${HOSTILE}\n${"x".repeat(100_000)}\n`;
     const result = await executor.runCommand({ ...target, cmd: "cat; echo end", stdin: input });
     expect(result.stdout).toBe(`${input}end\n`);
+    // A stream is piped only once the process started: every byte arrives, in order, as from a string.
+    const chunks = [input.slice(0, 50_000), input.slice(50_000)].map((part) => Buffer.from(part));
+    const streamed = await executor.runCommand({ ...target, cmd: "cat; echo end", stdin: Readable.from(chunks) });
+    expect(streamed.stdout).toBe(`${input}end\n`);
   },
 
   async pty({ executor, target }) {
