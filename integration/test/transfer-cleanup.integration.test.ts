@@ -6,9 +6,10 @@ import { randomBytes } from "node:crypto";
 import { readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
+import { TunnelError } from "@tunnel-sh/core";
 import { remoteProcesses } from "@tunnel-sh/testing";
 import { scratchServer } from "./support/scratch-server.js";
-import { TRANSPORTS } from "./support/transports.js";
+import { makeStack, TRANSPORTS } from "./support/transports.js";
 
 /** Is `pid` a descendant of `root`? (Other test runs share the test accounts: touch only this server's processes.) */
 async function descendsFrom(pid: number, root: number): Promise<boolean> {
@@ -68,5 +69,37 @@ describe.each(TRANSPORTS)("transfer clean-up over %s", (transportName) => {
     expect(result).toMatchObject({ files: 1, verified: true });
     expect((result as { attempts: number }).attempts).toBeGreaterThanOrEqual(2);
     expect(await temps(server.remote)).toEqual([]);
+  });
+
+  it("an upload aborted mid-transfer on a connection of one channel leaves no temp file (removed over another connection)", async () => {
+    // With one channel, stopping the command may close the session and its connection (openssh): the temp file is
+    // then removed over another connection, on the cleanup's own budget, though the operation's signal has fired.
+    const stack = makeStack(transportName, server.sshd, { transport: { maxChannels: 1 } });
+    try {
+      const controller = new AbortController();
+      let stopped = false;
+      const outcome = await stack.executor
+        .transferFile({
+          ...server.target(),
+          direction: "upload",
+          source: join(server.local, "big.bin"),
+          destination: `${server.remote}/one-channel.bin`,
+          signal: controller.signal,
+          // Aborted from a progress report: always mid-transfer, once the temp file exists on the host.
+          onProgress: (progress) => {
+            if (!stopped && progress.bytes > 8 * 1024 * 1024) {
+              stopped = true;
+              controller.abort();
+            }
+          },
+        })
+        .catch((caught: unknown) => caught);
+      expect(stopped).toBe(true);
+      expect(TunnelError.is(outcome) ? outcome.code : outcome).toBe("ABORTED");
+      expect(await temps(server.remote)).toEqual([]);
+      expect((await readdir(server.remote)).filter((name) => name.startsWith("one-channel"))).toEqual([]);
+    } finally {
+      await stack.close();
+    }
   });
 });

@@ -272,8 +272,8 @@ export class Executor {
             parallelism: TRANSFER_PARALLELISM,
             sudoTimeout: this.#config.sudoTimeout,
             cleanupTimeout: this.#cleanupTimeout,
-            borrow: async (stop) => {
-              const borrowed = await leaseChannel(this.#pool, operation, stop ? { stop } : {});
+            borrow: async (stop, budget) => {
+              const borrowed = await leaseChannel(this.#pool, operation, { ...(stop ? { stop } : {}), ...(budget ? { budget } : {}) });
               return { channel: borrowed, done: (error?: unknown) => borrowed.finish(error) };
             },
             onVerifyMismatch: (path) => operation.span.addEvent("tunnel.transfer.verify_mismatch", { "tunnel.transfer.remote_path": path }),

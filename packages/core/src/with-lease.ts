@@ -5,22 +5,24 @@ import type { Connection } from "./transport.js";
 
 /**
  * A lease on a channel for `operation`, held as a `ChannelLease` (refusals go back to the pool's budget and move to
- * another lease). `verify` asks the pool for a connection checked just now; `stop` ends the wait for the lease early.
+ * another lease). `verify` asks the pool for a connection checked just now; `stop` ends the wait for the lease early;
+ * `budget` replaces the operation's signal (housekeeping, which runs on after the operation was cancelled).
  */
 export async function leaseChannel(
   pool: Pool,
   operation: Operation,
-  options: { readonly verify?: boolean; readonly stop?: AbortSignal } = {},
+  options: { readonly verify?: boolean; readonly stop?: AbortSignal; readonly budget?: AbortSignal } = {},
 ): Promise<ChannelLease> {
+  const base = options.budget ?? operation.signal;
   const acquire = (signal: AbortSignal, verify = false) =>
     pool.acquire(operation.target, {
       signal: options.stop ? AbortSignal.any([signal, options.stop]) : signal,
       parentSpan: operation.span,
       ...(verify ? { verify } : {}),
     });
-  return new ChannelLease(await acquire(operation.signal, options.verify === true), {
+  return new ChannelLease(await acquire(base, options.verify === true), {
     acquire,
-    signal: operation.signal,
+    signal: base,
     onRefusal: (refusals) => operation.span.addEvent("tunnel.channel.refused", { "tunnel.channel.refusals": refusals }),
   });
 }

@@ -37,9 +37,10 @@ export interface TransferContext {
   readonly parallelism: number;
   /**
    * Another channel, for a parallel file of a directory transfer or a remote hash beside a download (a channel must
-   * not be shared beyond the pool's budget). `stop` ends the wait for it early.
+   * not be shared beyond the pool's budget). `stop` ends the wait for it early. `budget` replaces the operation's
+   * signal, for housekeeping: the lease is taken, and its refusals moved, after the operation was cancelled too.
    */
-  readonly borrow?: (stop?: AbortSignal) => Promise<BorrowedChannel>;
+  readonly borrow?: (stop?: AbortSignal, budget?: AbortSignal) => Promise<BorrowedChannel>;
   /** Bound for sudo prompts (chown). */
   readonly sudoTimeout: number;
   /** Budget in ms for removing temp files after a failure (the executor's `cleanupTimeout`). */

@@ -48,7 +48,8 @@ export async function cleanupRemote(context: TransferContext, temps: readonly st
     nonces.length > 0 ? prepareCommand({ cmd: `pkill -KILL -f -- ${quote(`[t]unnel-(${nonces.join("|")})[.]part`)} 2>/dev/null; exit 0` }).command : undefined;
   // Keep trying, over whatever connection the pool can give, until the budget is spent: the host may be flapping.
   for (let tries = 1; Date.now() < deadline; tries++) {
-    const borrowed = await borrow(AbortSignal.timeout(remaining())).catch(() => undefined);
+    // On the cleanup's own budget: the operation's signal may have been aborted (the very reason for the cleanup).
+    const borrowed = await borrow(undefined, AbortSignal.timeout(remaining())).catch(() => undefined);
     if (borrowed) {
       let failure: unknown;
       try {
