@@ -25,6 +25,7 @@ import type { PreparedCommand } from "./prepare.js";
 import { Redactor } from "./redact.js";
 import { RetryStats } from "./retry.js";
 import type { RetryStatsSnapshot } from "./retry.js";
+import { isStreamInput } from "./run.js";
 import type { RunRequest, RunResult } from "./run.js";
 import { LONGEST_SCRIPT_PATH, removeScriptFolder, scriptFolderName, uploadScript } from "./script-folder.js";
 import { startSpan } from "./traced-span.js";
@@ -142,7 +143,7 @@ export class Executor {
       attributes: () => ({ "tunnel.command.text": command.cmd, ...executionAttributes(command, timeout) }),
       idempotent: command.idempotent === true,
       // A stream can be read once: a request with streamed stdin is attempted once.
-      replayable: !streamed(command.stdin),
+      replayable: !isStreamInput(command.stdin),
       sudo: command.sudo,
       attempt: async (operation, context, attempt) => {
         const prepared = attempt === 1 ? first : prepareCommand(command);
@@ -192,7 +193,7 @@ export class Executor {
         ...executionAttributes(script, timeout),
       }),
       idempotent: script.idempotent === true,
-      replayable: !streamed(script.stdin),
+      replayable: !isStreamInput(script.stdin),
       sudo: script.sudo,
       attempt: (operation, context, attempt) =>
         withLease(
@@ -326,11 +327,6 @@ export class Executor {
     });
     span.end();
   }
-}
-
-/** Whether `stdin` is a stream, which can be read once only. */
-function streamed(stdin: Command["stdin"]): boolean {
-  return stdin !== undefined && typeof stdin === "object" && "pipe" in stdin;
 }
 
 /**

@@ -9,7 +9,7 @@ import type { AttemptContext, Operation } from "./operation.js";
 import { prepareCommand } from "./prepare.js";
 import type { PreparedCommand } from "./prepare.js";
 import { killSudoGroupsScript } from "./remote/kill.js";
-import { runProcess } from "./run.js";
+import { isStreamInput, runProcess } from "./run.js";
 import type { RunRequest, RunResult } from "./run.js";
 import type { Connection } from "./transport.js";
 import type { SudoOptions } from "./types.js";
@@ -36,7 +36,7 @@ export async function runOperationProcess(
 ): Promise<RunResult> {
   // Set once the sudo-wrapped command was let through its gate (see prepare.ts): only then can anything of it run.
   let released = false;
-  const streamInput = extra.stdin !== undefined && typeof extra.stdin === "object" && "pipe" in extra.stdin;
+  const streamInput = isStreamInput(extra.stdin);
   // Assigned field by field: object spreads are a measurable part of a command's cost.
   const request: Mutable<RunRequest> = {
     command: prepared.command,

@@ -15,6 +15,11 @@ import { StartWatcher, SudoWatcher } from "./run-watchers.js";
 import type { Connection, RemoteProcess, SpawnRequest } from "./transport.js";
 import type { PtyOptions } from "./types.js";
 
+/** Whether `stdin` is a stream, which can be read once only (strings and bytes can be sent again). */
+export function isStreamInput(stdin: RunRequest["stdin"]): stdin is Readable {
+  return stdin !== undefined && typeof stdin === "object" && "pipe" in stdin;
+}
+
 /** Default cap on the collected bytes of each stream. */
 export const DEFAULT_MAX_OUTPUT_BYTES = 16 * 1024 * 1024;
 
@@ -221,7 +226,7 @@ function ignore(): void {}
 function writeStdin(process: RemoteProcess, stdin: RunRequest["stdin"], stopped: () => boolean): void {
   if (stdin === undefined) {
     process.stdin.end();
-  } else if (typeof stdin === "string" || stdin instanceof Uint8Array) {
+  } else if (!isStreamInput(stdin)) {
     process.stdin.end(stdin);
   } else {
     process.started.then(() => {
