@@ -20,10 +20,36 @@ import {
 } from "../src/errors.js";
 import { Executor } from "../src/executor.js";
 import { Redactor } from "../src/redact.js";
+import type { Connection } from "../src/transport.js";
 import { fakePool, type FakePool } from "./support/fake-pool.js";
 
 const fast = DefaultExecutorConfig().with({ retryBackoff: 1, maxRetryDelay: 5, retryJitter: 0, maxRetries: 2 });
 const host = { host: "local", user: "tester" };
+
+/**
+ * The connection's first `times` spawns (default: every one) fail: "refused", a channel the server refused
+ * `delayMs` later (a round trip; the stand-in reads stdin as a real channel's buffer would), or "lost", the
+ * connection lost once the command ran. Later spawns run as usual.
+ */
+function failSpawns(connection: Connection, how: "refused" | "lost", options: { readonly times?: number; readonly delayMs?: number } = {}): void {
+  const realSpawn = connection.spawn.bind(connection);
+  let calls = 0;
+  connection.spawn = (request) => {
+    calls += 1;
+    if (calls > (options.times ?? Infinity)) return realSpawn(request);
+    if (how === "lost") {
+      const process = realSpawn(request);
+      const lost = new ConnectError("the connection was lost", { lost: true });
+      return { ...process, exit: process.exit.then(() => Promise.reject(lost)) };
+    }
+    const refused = new ChannelError("open failed", { refused: true });
+    const failed =
+      options.delayMs === undefined ? Promise.reject(refused) : new Promise<never>((_resolve, reject) => setTimeout(() => reject(refused), options.delayMs));
+    failed.catch(() => undefined);
+    const process = realSpawn({ command: "cat >/dev/null" });
+    return { ...process, started: failed, exit: failed };
+  };
+}
 
 describe("Executor.runCommand", () => {
   it("returns the result with attempts, and a non-zero exit as data", async () => {
@@ -92,16 +118,7 @@ describe("Executor.runCommand", () => {
 
   it("hands a refused channel back through lease.refused() and moves on without using an attempt", async () => {
     const pool = fakePool();
-    const connection = await pool.current();
-    const realSpawn = connection.spawn.bind(connection);
-    let calls = 0;
-    connection.spawn = (request) => {
-      calls += 1;
-      if (calls > 1) return realSpawn(request);
-      const process = realSpawn({ command: "true" });
-      const refused = new ChannelError("open failed", { refused: true });
-      return { ...process, started: Promise.reject(refused), exit: Promise.reject(refused) };
-    };
+    failSpawns(await pool.current(), "refused", { times: 1 });
     const result = await new Executor(pool, fast.with({ maxRetries: 0 })).runCommand({ ...host, cmd: "echo second" });
     expect(result).toMatchObject({ stdout: "second\n", attempts: 1 });
     expect(pool.refusals).toHaveLength(1);
@@ -120,19 +137,8 @@ describe("Executor.runCommand", () => {
 
     it("moves a refused channel to another with the stream unread: the command gets every byte", async () => {
       const pool = fakePool();
-      const connection = await pool.current();
-      const realSpawn = connection.spawn.bind(connection);
-      let calls = 0;
-      connection.spawn = (request) => {
-        calls += 1;
-        if (calls > 1) return realSpawn(request);
-        // The refusal comes a round trip later, as a server's does: time enough for a stream piped at once to be read.
-        const refused = new ChannelError("open failed", { refused: true });
-        const later = new Promise<never>((_resolve, reject) => setTimeout(() => reject(refused), 50));
-        later.catch(() => undefined);
-        const process = realSpawn({ command: "cat >/dev/null" });
-        return { ...process, started: later, exit: later };
-      };
+      // The refusal comes a round trip later, as a server's does: time enough for a stream piped at once to be read.
+      failSpawns(await pool.current(), "refused", { times: 1, delayMs: 50 });
       const result = await new Executor(pool, fast.with({ maxRetries: 0 })).runCommand({ ...host, cmd: "cat", stdin: chunks() });
       expect(result).toMatchObject({ stdout: "first,second,third", attempts: 1 });
       expect(pool.refusals).toHaveLength(1);
@@ -140,13 +146,7 @@ describe("Executor.runCommand", () => {
 
     it("never runs another attempt once a process started reading the stream, even for an idempotent command", async () => {
       const pool = fakePool();
-      const connection = await pool.current();
-      const realSpawn = connection.spawn.bind(connection);
-      connection.spawn = (request) => {
-        const process = realSpawn(request);
-        const lost = new ConnectError("the connection was lost", { lost: true });
-        return { ...process, exit: process.exit.then(() => Promise.reject(lost)) };
-      };
+      failSpawns(await pool.current(), "lost");
       const error = await new Executor(pool, fast).runCommand({ ...host, cmd: "cat", stdin: chunks(), idempotent: true }).catch((caught: unknown) => caught);
       expect(error).toBeInstanceOf(ConnectError);
       expect(pool.acquired).toHaveLength(1);
@@ -154,16 +154,7 @@ describe("Executor.runCommand", () => {
 
     it("retries the same idempotent command with bytes as stdin after a lost connection", async () => {
       const pool = fakePool();
-      const connection = await pool.current();
-      const realSpawn = connection.spawn.bind(connection);
-      let calls = 0;
-      connection.spawn = (request) => {
-        calls += 1;
-        const process = realSpawn(request);
-        if (calls > 1) return process;
-        const lost = new ConnectError("the connection was lost", { lost: true });
-        return { ...process, exit: process.exit.then(() => Promise.reject(lost)) };
-      };
+      failSpawns(await pool.current(), "lost", { times: 1 });
       const result = await new Executor(pool, fast).runCommand({ ...host, cmd: "cat", stdin: Buffer.from("bytes"), idempotent: true });
       expect(result).toMatchObject({ stdout: "bytes", attempts: 2 });
     });
