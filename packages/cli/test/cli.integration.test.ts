@@ -7,11 +7,11 @@ import { createHash, randomBytes } from "node:crypto";
 import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { PassThrough } from "node:stream";
+import { PassThrough, Readable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { remoteProcesses, sshdSupport, startSshd, type Sshd, freePort } from "@tunnel-sh/testing";
 import { ExitCode, runCli, type CliIo, type JsonReport } from "../src/index.js";
-import { BIN, assertFreshBuild, eventually, plain, shellWord, start, tunnel } from "./process.js";
+import { BIN, assertFreshBuild, eventually, plain, runToEnd, shellWord, start, tunnel } from "./process.js";
 import { Capture, FakeTerminal } from "./support.js";
 
 const support = sshdSupport();
@@ -95,10 +95,7 @@ if (support.available) {
 
       it.each(["ssh2", "openssh"])("sends its stdin with --stdin to the command on every host, the same bytes to each (%s)", async (transport) => {
         const input = randomBytes(300_000);
-        const running = start(process.execPath, [BIN, "run", "--transport", transport, ...access, "-H", "web-1,web-2", "--stdin", "--", "sha256sum"]);
-        running.child.stdin.end(input);
-        const timer = setTimeout(() => running.child.kill("SIGKILL"), 60_000);
-        const result = await running.finished.finally(() => clearTimeout(timer));
+        const result = await tunnel(["run", "--transport", transport, ...access, "-H", "web-1,web-2", "--stdin", "--", "sha256sum"], { stdin: input });
         expect(result.code, result.stderr).toBe(ExitCode.OK);
         const digest = createHash("sha256").update(input).digest("hex");
         expect(result.stdout.split("\n").sort()).toEqual(["", `web-1 | ${digest}  -`, `web-2 | ${digest}  -`]);
@@ -107,24 +104,16 @@ if (support.available) {
       it("sends its stdin with --stdin to a script on every host, after the script's own upload", async () => {
         const script = join(dir, "shout.sh");
         await writeFile(script, "#!/bin/sh\ntr a-z A-Z\n");
-        const running = start(process.execPath, [BIN, "script", ...access, "-H", "web-1,web-2", "--stdin", script]);
-        running.child.stdin.end("quiet words\n");
-        const timer = setTimeout(() => running.child.kill("SIGKILL"), 60_000);
-        const result = await running.finished.finally(() => clearTimeout(timer));
+        const result = await tunnel(["script", ...access, "-H", "web-1,web-2", "--stdin", script], { stdin: "quiet words\n" });
         expect(result.code, result.stderr).toBe(ExitCode.OK);
         expect(result.stdout.split("\n").sort()).toEqual(["", "web-1 | QUIET WORDS", "web-2 | QUIET WORDS"]);
       });
 
       it("streams its stdin with --stdin to one host, past the limit that holds for several", async () => {
         const size = 70 * 1024 * 1024;
-        const running = start(process.execPath, [BIN, "run", ...access, "-H", "web-1", "--stdin", "--", "wc -c"]);
         const chunk = Buffer.alloc(1024 * 1024, 7);
-        for (let sent = 0; sent < size; sent += chunk.length) {
-          if (!running.child.stdin.write(chunk)) await new Promise((resolve) => running.child.stdin.once("drain", resolve));
-        }
-        running.child.stdin.end();
-        const timer = setTimeout(() => running.child.kill("SIGKILL"), 120_000);
-        const result = await running.finished.finally(() => clearTimeout(timer));
+        const input = Readable.from(Array.from({ length: size / chunk.length }, () => chunk));
+        const result = await tunnel(["run", ...access, "-H", "web-1", "--stdin", "--", "wc -c"], { stdin: input, timeoutMs: 120_000 });
         expect(result.code, result.stderr).toBe(ExitCode.OK);
         expect(result.stdout).toBe(`web-1 | ${size}\n`);
       });
@@ -132,10 +121,7 @@ if (support.available) {
       it("leaves its stdin unread without --stdin: the command reads nothing, and the input stays for the next reader", async () => {
         // As in `while read host; do tunnel run -H "$host" …; done < hosts`: the loop's input must survive the run.
         const script = `${shellWord(process.execPath)} ${shellWord(BIN)} run ${access.map(shellWord).join(" ")} -H web-1 -- 'wc -c'; echo "after: $(cat)"`;
-        const running = start("/bin/sh", ["-c", script]);
-        running.child.stdin.end("still here\n");
-        const timer = setTimeout(() => running.child.kill("SIGKILL"), 60_000);
-        const result = await running.finished.finally(() => clearTimeout(timer));
+        const result = await runToEnd("/bin/sh", ["-c", script], { stdin: "still here\n" });
         expect(result.code, result.stderr).toBe(0);
         expect(result.stdout).toBe("web-1 | 0\nafter: still here\n");
       });

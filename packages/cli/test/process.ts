@@ -4,6 +4,7 @@
 import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
 import { readdirSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
+import { Readable } from "node:stream";
 
 const PACKAGE_DIR = resolve(import.meta.dirname, "..");
 export const BIN = join(PACKAGE_DIR, "dist", "bin.js");
@@ -83,15 +84,31 @@ export function start(command: string, args: readonly string[], options: { env?:
   };
 }
 
-/** Run `node dist/bin.js args` to the end. Kills it after `timeoutMs`. */
-export async function tunnel(args: readonly string[], options: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<Finished> {
-  const running = start(process.execPath, [BIN, ...args], options);
+export interface RunOptions {
+  readonly env?: NodeJS.ProcessEnv;
+  /** Killed after this long (default 60 s): a guard against a hang, not a timing check. */
+  readonly timeoutMs?: number;
+  /** Fed to its stdin, then its end (a stream is piped, with backpressure). Absent: stdin is left open. */
+  readonly stdin?: string | Uint8Array | Readable;
+}
+
+/** Run `command` to the end. */
+export async function runToEnd(command: string, args: readonly string[], options: RunOptions = {}): Promise<Finished> {
+  const running = start(command, args, options);
   const timer = setTimeout(() => running.child.kill("SIGKILL"), options.timeoutMs ?? 60_000);
+  const stdin = options.stdin;
+  if (stdin instanceof Readable) stdin.pipe(running.child.stdin);
+  else if (stdin !== undefined) running.child.stdin.end(stdin);
   try {
     return await running.finished;
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** Run `node dist/bin.js args` to the end. */
+export function tunnel(args: readonly string[], options: RunOptions = {}): Promise<Finished> {
+  return runToEnd(process.execPath, [BIN, ...args], options);
 }
 
 /** Quote one word for `sh`. */

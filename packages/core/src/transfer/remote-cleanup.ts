@@ -54,11 +54,16 @@ export async function cleanupRemote(context: TransferContext, temps: readonly st
       let failure: unknown;
       try {
         const connection = borrowed.channel.connection;
-        const removed = await removeAfterLoss(
-          async () => stop !== undefined && (await runProcess(connection, { command: stop, timeoutMs: remaining() })),
-          async () => (await removeOn(connection), true),
-        );
-        if (removed) return;
+        const stopLeftovers = async () => {
+          if (stop !== undefined) await runProcess(connection, { command: stop, timeoutMs: remaining() });
+        };
+        const removeAll = async () => {
+          await removeOn(connection);
+          return true;
+        };
+        // `removeOn` throws when a removal fails: the next try, over another connection, follows.
+        await removeAfterLoss(stopLeftovers, removeAll);
+        return;
       } catch (error) {
         failure = error;
       } finally {
