@@ -18,12 +18,12 @@ import {
 } from "@tunnel-sh/core";
 import { sshEnvironment } from "./environment.js";
 import type { Master } from "./master.js";
-import type { MasterSession } from "./master-session.js";
 import { clientArgs, type ResolvedOptions } from "./options.js";
 import type { ProcessFiles, ProcessHost, TrackedProcess } from "./process-host.js";
 import { OpenSshRemoteProcess } from "./remote-process.js";
 import { runSsh } from "./run-ssh.js";
 import { DROPBEAR_MAX_LOGIN_LINE_BYTES, WRAPPER_BYTES } from "./session-command.js";
+import { SessionWorker, type WorkerEnd } from "./session-worker.js";
 import { StandbySession } from "./standby-session.js";
 import { downloadFile, uploadFile } from "./transfer.js";
 
@@ -47,6 +47,15 @@ export class OpenSshConnection implements Connection {
   /** Framed processes started so far: a standby is kept only once a connection runs more than one. */
   private framedSpawns = 0;
   private standbyWorks = true;
+  /** Session workers (`session-worker.ts`), idle or running a command; the idle ones in `idleWorkers`. */
+  private readonly workers = new Set<SessionWorker>();
+  private readonly idleWorkers: SessionWorker[] = [];
+  /** Framed commands go to workers: perl waits (`exactExitStatus`) and there are channels to spare for them. */
+  private workersWork: boolean;
+  /** Workers in a row that ended before they were ready. */
+  private workerFailures = 0;
+  /** Processes on a session of their own (a mux client, the master's session): with the workers, the sessions open. */
+  private ownSessions = 0;
 
   constructor(
     readonly target: Target,
@@ -60,6 +69,8 @@ export class OpenSshConnection implements Connection {
     // from a command that never ran, so such a connection runs one session at a time; the pool opens more connections.
     this.maxChannels = dropbear ? 1 : options.maxChannels;
     if (dropbear) this.maxCommandBytes = DROPBEAR_MAX_LOGIN_LINE_BYTES - WRAPPER_BYTES;
+    // With one or two channels a worker would hold a channel a transfer or pty may need at once.
+    this.workersWork = options.exactExitStatus && this.maxChannels >= 3;
     master.onExit((error) => {
       if (error) this.markLost(error);
     });
@@ -88,6 +99,7 @@ export class OpenSshConnection implements Connection {
         this.processes.delete(child);
         this.prepareStandby();
       },
+      refused: () => this.sessionRefused(),
     };
   }
 
@@ -105,6 +117,11 @@ export class OpenSshConnection implements Connection {
     return this.standby?.ready === true;
   }
 
+  /** Session workers running, idle or busy (diagnostics and tests). */
+  get workerCount(): number {
+    return this.workers.size;
+  }
+
   /** The control socket's path (diagnostics and tests). */
   get controlPath(): string {
     return this.master.socketPath;
@@ -120,21 +137,87 @@ export class OpenSshConnection implements Connection {
     const framed = files.stdin === undefined && files.stdout === undefined && (request.pty === undefined || request.pty === false);
     const fits = request.command.length <= STANDBY_COMMAND_LIMIT;
     // The master's own session is the first command's when that one can use it; otherwise it is let go at once.
-    let masterSession: MasterSession | undefined;
     if (this.master.session?.available === true) {
-      if (framed && fits) masterSession = this.master.session;
-      else this.master.session.release();
+      if (framed && fits) return this.ownSession(new OpenSshRemoteProcess(this.host, request, files, undefined, this.master.session));
+      this.master.session.release();
+    }
+    if (framed) this.framedSpawns++;
+    if (framed && this.workersWork) {
+      const worker = this.idleWorkers.pop() ?? (this.workers.size + this.ownSessions < this.maxChannels ? this.startWorker() : undefined);
+      if (worker) return new OpenSshRemoteProcess(this.host, request, files, undefined, worker);
     }
     let standby: StandbySession | undefined;
     // A ready session is always taken; one still on its way only when a session of its own would be one more than
     // the connection's channels (it holds one of them), never spawning past the limit.
-    const available = this.standby?.available === true && fits && masterSession === undefined;
+    const available = this.standby?.available === true && fits;
     if (framed && available && (this.standby?.ready === true || this.processes.size + 2 > this.maxChannels)) {
       standby = this.standby;
       this.standby = undefined;
     }
-    if (framed) this.framedSpawns++;
-    return new OpenSshRemoteProcess(this.host, request, files, standby, masterSession);
+    // Idle workers hold sessions the pool counts as free: a session of this process's own waits for one to close.
+    return this.ownSession(new OpenSshRemoteProcess(this.host, request, files, standby, undefined, standby ? undefined : this.makeRoom()));
+  }
+
+  /** Count `process` among the sessions of their own while it runs. */
+  private ownSession(process: OpenSshRemoteProcess): OpenSshRemoteProcess {
+    this.ownSessions++;
+    const done = () => this.ownSessions--;
+    process.exit.then(done, done);
+    return process;
+  }
+
+  /** Stop idle workers until one more session fits in the connection's channels; settles once they have exited. */
+  private makeRoom(): Promise<void> | undefined {
+    const stopping: Promise<void>[] = [];
+    while (this.workers.size + this.ownSessions + 1 > this.maxChannels && this.idleWorkers.length > 0) {
+      const worker = this.idleWorkers.pop()!;
+      this.workers.delete(worker);
+      stopping.push(worker.stop());
+    }
+    return stopping.length > 0 ? Promise.all(stopping).then(() => undefined) : undefined;
+  }
+
+  /** A new worker, for the command about to take it. */
+  private startWorker(): SessionWorker {
+    const worker = new SessionWorker(this.host, {
+      idle: (idle) => {
+        if (this.isClosed || !this.workersWork) {
+          this.workers.delete(idle);
+          void idle.stop();
+          return;
+        }
+        this.workerFailures = 0;
+        this.idleWorkers.push(idle);
+      },
+      gone: (gone, end) => this.workerGone(gone, end),
+    });
+    this.workers.add(worker);
+    return worker;
+  }
+
+  private workerGone(worker: SessionWorker, end: WorkerEnd): void {
+    this.workers.delete(worker);
+    const at = this.idleWorkers.indexOf(worker);
+    if (at !== -1) this.idleWorkers.splice(at, 1);
+    if (!end.unready || end.stopped || this.isClosed) return;
+    // ssh exited 0 without a worker: the host has no perl, or its login shell runs no such script. Otherwise (a
+    // refused session, a master going away) give up after a second failure in a row.
+    this.workerFailures++;
+    if (end.code === 0 || this.workerFailures >= 2 || /open failed|refused/i.test(end.sshStderr)) this.stopWorkers();
+  }
+
+  /** The server refused a session: its limit is below the connection's channels, so no session is held idle. */
+  private sessionRefused(): void {
+    this.stopWorkers();
+  }
+
+  /** No more workers on this connection: the idle ones stop, the busy ones once their command is over. */
+  private stopWorkers(): void {
+    this.workersWork = false;
+    for (const worker of this.idleWorkers.splice(0)) {
+      this.workers.delete(worker);
+      void worker.stop();
+    }
   }
 
   /**
@@ -143,7 +226,7 @@ export class OpenSshConnection implements Connection {
    * beside the running processes and one more.
    */
   private prepareStandby(): void {
-    if (this.isClosed || this.standby || !this.standbyWorks || this.maxChannels <= 2 || this.framedSpawns < 2) return;
+    if (this.isClosed || this.workersWork || this.standby || !this.standbyWorks || this.maxChannels <= 2 || this.framedSpawns < 2) return;
     if (this.processes.size + 2 > this.maxChannels) return;
     const standby = new StandbySession(this.host, (unready) => {
       if (this.standby === standby) this.standby = undefined;
@@ -183,10 +266,13 @@ export class OpenSshConnection implements Connection {
       const wasClosed = this.isClosed;
       this.isClosed = true;
       const standbyGone = this.standby?.stop();
+      const workersGone = this.stopAllWorkers();
       for (const child of this.processes) child.connectionClosed();
       await this.master.stop();
-      // The standby client exits with the master at the latest: wait for it, so no process of this connection is left.
+      // The standby and worker clients exit with the master at the latest: wait for them, so no process of this
+      // connection is left.
       await standbyGone;
+      await workersGone;
       if (!wasClosed) this.emitClose(undefined);
     })();
     return this.closing;
@@ -218,10 +304,23 @@ export class OpenSshConnection implements Connection {
     this.isClosed = true;
     this.closeError = error;
     const standbyGone = this.standby?.stop();
+    const workersGone = this.stopAllWorkers();
     for (const child of this.processes) child.connectionClosed();
     // The master may still be running (stale); stop it and remove the folder in the background.
-    this.closing ??= this.master.stop().then(() => standbyGone);
+    this.closing ??= this.master
+      .stop()
+      .then(() => Promise.all([standbyGone, workersGone]))
+      .then(() => undefined);
     this.emitClose(error);
+  }
+
+  /** Every worker, idle or busy (a busy worker's process is stopped with it). */
+  private stopAllWorkers(): Promise<void> {
+    this.workersWork = false;
+    this.idleWorkers.length = 0;
+    const gone = [...this.workers].map((worker) => worker.stop());
+    this.workers.clear();
+    return Promise.all(gone).then(() => undefined);
   }
 
   private emitClose(error: TunnelError | undefined): void {

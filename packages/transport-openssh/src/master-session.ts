@@ -18,18 +18,11 @@
 import type { ChildProcess } from "node:child_process";
 import { EventEmitter } from "node:events";
 import { PassThrough, type Readable, type Writable } from "node:stream";
+import type { SharedSession, TakenSession } from "./shared-session.js";
 import type { WaiterReport } from "@tunnel-sh/core/internal";
 import { MarkerFilter } from "./wrapper.js";
 
-/** What a process takes over from the master's session once its waiter is ready. */
-export interface TakenMasterSession {
-  /** Stands in for a mux client: stdin, stdout, `kill()` (ends the session's stdin) and `close` once it is over. */
-  readonly child: ChildProcess;
-  /** The command's stderr, its waiter reports taken out; ends after the report of how the command ended. */
-  readonly markers: Readable;
-}
-
-export class MasterSession {
+export class MasterSession implements SharedSession {
   private readonly markers: MarkerFilter;
   private waiter: "perl" | "sh" | undefined;
   /** The server's session process (`sshd`, `dropbear`), from the waiter's first report; "" when it could not tell. */
@@ -88,7 +81,7 @@ export class MasterSession {
   }
 
   /** The process's side of the session, once `take` said ready. */
-  handOver(): TakenMasterSession {
+  handOver(): TakenSession {
     const client = new MasterSessionClient(this.master);
     this.client = client;
     if (this.ended) client.end(this.master.exitCode ?? 255);

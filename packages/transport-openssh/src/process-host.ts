@@ -27,6 +27,8 @@ export interface ProcessHost {
    * carry a kill, so stopping a process closes its session instead.
    */
   readonly singleSession: boolean;
+  /** The server refused this process's session (its `MaxSessions` is below the connection's channels). */
+  refused(): void;
   /** Bookkeeping of live processes: `connectionClosed()` is called on each when the connection closes. */
   track(process: TrackedProcess): void;
   untrack(process: TrackedProcess): void;

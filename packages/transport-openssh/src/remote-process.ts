@@ -7,7 +7,7 @@
 import { spawn, type ChildProcess, type StdioOptions } from "node:child_process";
 import { constants } from "node:os";
 import { PassThrough, type Readable, type Writable } from "node:stream";
-import { AbortError, ConnectError, type ExitStatus, type RemoteProcess, type SpawnRequest, type Target, TunnelError } from "@tunnel-sh/core";
+import { AbortError, ChannelError, ConnectError, type ExitStatus, type RemoteProcess, type SpawnRequest, type Target, TunnelError } from "@tunnel-sh/core";
 import { commandFrame, type WaiterReport } from "@tunnel-sh/core/internal";
 import { TailBuffer } from "./master.js";
 import type { ProcessFiles, ProcessHost, TrackedProcess } from "./process-host.js";
@@ -15,7 +15,7 @@ import { processOutcome } from "./process-outcome.js";
 import { ProcessStopper } from "./process-stop.js";
 import { clientEnvironment, oversizedCommand, ptyOptions, sessionCommand } from "./session-command.js";
 import { SessionStdin } from "./session-stdin.js";
-import type { MasterSession } from "./master-session.js";
+import type { SharedSession } from "./shared-session.js";
 import type { StandbySession } from "./standby-session.js";
 import { MarkerFilter, newNonce } from "./wrapper.js";
 
@@ -56,14 +56,18 @@ export class OpenSshRemoteProcess implements RemoteProcess, TrackedProcess {
 
   /**
    * @param standby a ready session to run the command in instead of spawning a client (no pty, no local files)
-   * @param masterSession the master's own session, likewise (the connection's first command)
+   * @param shared a session that runs the command without a client of its own, likewise: the master's own session
+   *   (the connection's first command) or a session worker; when it ends before it is ready, the command takes a
+   *   client of its own
+   * @param room settles once the connection has room for a session of this process's own (idle workers stopped)
    */
   constructor(
     private readonly host: ProcessHost,
     private readonly request: SpawnRequest,
     private readonly files: ProcessFiles = {},
     private readonly standby?: StandbySession,
-    private readonly masterSession?: MasterSession,
+    private readonly shared?: SharedSession,
+    room?: Promise<void>,
   ) {
     this.started = new Promise<void>((resolve, reject) => {
       this.resolveStarted = resolve;
@@ -93,15 +97,19 @@ export class OpenSshRemoteProcess implements RemoteProcess, TrackedProcess {
       groupId: () => this.pid,
       settled: () => this.settled,
     });
-    try {
-      this.launch(stdout, stderr);
-    } catch (error) {
-      // spawn() never throws: report through started/exit.
-      const failure = tunnelErrorFrom(error, host.target);
-      stdout.end();
-      stderr.end();
-      this.fail(failure);
-    }
+    const launch = () => {
+      try {
+        this.launch(stdout, stderr);
+      } catch (error) {
+        // spawn() never throws: report through started/exit.
+        const failure = tunnelErrorFrom(error, host.target);
+        stdout.end();
+        stderr.end();
+        this.fail(failure);
+      }
+    };
+    if (room) void room.then(launch);
+    else launch();
   }
 
   private launch(stdout: PassThrough, stderr: PassThrough): void {
@@ -126,8 +134,8 @@ export class OpenSshRemoteProcess implements RemoteProcess, TrackedProcess {
       if (taken.waiter) child.stdin!.write(commandFrame(this.request.command, taken.waiter));
       else this.awaitingReady = true;
       this.watchChild(child, stdout, stderr);
-    } else if (this.masterSession) {
-      const session = this.masterSession;
+    } else if (this.shared) {
+      const session = this.shared;
       host.track(this);
       session.take(onMarker, (ready) => {
         if (!ready) {
@@ -321,6 +329,7 @@ export class OpenSshRemoteProcess implements RemoteProcess, TrackedProcess {
   private fail(error: TunnelError): void {
     if (this.settled) return;
     this.settled = true;
+    if (ChannelError.is(error) && error.refused) this.host.refused();
     this.rejectStarted(error);
     this.rejectExit(error);
   }

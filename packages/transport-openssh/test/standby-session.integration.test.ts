@@ -1,7 +1,8 @@
 /**
  * Sessions opened ahead of their commands (`standby-session.ts`), against a real sshd: a connection that runs one
- * command after another keeps one session ready, its waiter started on the host, and the next command only has to
- * be written to it — with every result the same as from a session opened for the command.
+ * command after another without session workers (`exactExitStatus: false` here; a host without perl) keeps one
+ * session ready, its waiter started on the host, and the next command only has to be written to it — with every
+ * result the same as from a session opened for the command.
  */
 import { chmod, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { readFileSync, readdirSync } from "node:fs";
@@ -88,7 +89,13 @@ if (support.available) {
       await writeFile(sshPath, `#!/bin/sh\necho "$$" >> ${spawnLog}\nexec ssh "$@"\n`);
       await chmod(sshPath, 0o755);
       target = { host: sshd.host, port: sshd.port, user: sshd.users.plain.name };
-      transport = new OpenSshTransport({ identityFile: sshd.clientKeyPath, knownHostsFile: sshd.knownHostsPath, configFile: "/dev/null", sshPath });
+      transport = new OpenSshTransport({
+        identityFile: sshd.clientKeyPath,
+        knownHostsFile: sshd.knownHostsPath,
+        configFile: "/dev/null",
+        sshPath,
+        exactExitStatus: false,
+      });
     });
 
     afterAll(async () => {
@@ -114,7 +121,11 @@ if (support.available) {
         await runProcess(connection, { command: "true" });
         await runProcess(connection, { command: "true" });
         const cases = [
-          { command: "cat; echo err >&2; exit 130", stdin: "in\n", expected: { exitCode: 130, signal: null, stdout: "in\n", stderr: "err\n" } },
+          {
+            command: "cat; printf '%s' \"$1x%\" >&2; exit 3",
+            stdin: "bytes \\ ' %\n",
+            expected: { exitCode: 3, signal: null, stdout: "bytes \\ ' %\n", stderr: "x%" },
+          },
           { command: "printf '%s' \"$1x\"; kill -INT $$", stdin: undefined, expected: { exitCode: null, signal: "SIGINT", stdout: "x", stderr: "" } },
           { command: "exit 255", stdin: undefined, expected: { exitCode: 255, signal: null, stdout: "", stderr: "" } },
         ];
@@ -130,32 +141,6 @@ if (support.available) {
           const status = await remote.exit;
           expect({ ...status, ...output() }).toEqual(expected);
         }
-      } finally {
-        await connection.close();
-      }
-    });
-
-    it("with the sh waiter (exactExitStatus: false), a command runs in it with its stdin and status", async () => {
-      const shTransport = new OpenSshTransport({
-        identityFile: sshd.clientKeyPath,
-        knownHostsFile: sshd.knownHostsPath,
-        configFile: "/dev/null",
-        sshPath: join(folder, "ssh"),
-        exactExitStatus: false,
-      });
-      const connection = (await shTransport.connect(target)) as OpenSshConnection;
-      try {
-        await runProcess(connection, { command: "true" });
-        await runProcess(connection, { command: "true" });
-        await until(() => connection.standbyReady);
-        const before = await spawns();
-        const remote = connection.spawn({ command: "cat; printf '%s' \"$1x%\" >&2; exit 3" });
-        remote.stdin.end("bytes \\ ' %\n");
-        const output = collect(remote);
-        await remote.started;
-        expect(await spawns()).toBe(before);
-        expect(await remote.exit).toEqual({ exitCode: 3, signal: null });
-        expect(output()).toEqual({ stdout: "bytes \\ ' %\n", stderr: "x%" });
       } finally {
         await connection.close();
       }
@@ -190,6 +175,7 @@ if (support.available) {
         knownHostsFile: small.knownHostsPath,
         configFile: "/dev/null",
         maxChannels: 3,
+        exactExitStatus: false,
       });
       const connection = (await limited.connect({ host: small.host, port: small.port, user: target.user })) as OpenSshConnection;
       try {
@@ -221,7 +207,13 @@ if (support.available) {
       const slowPath = join(folder, "ssh-slow-clients");
       await writeFile(slowPath, `#!/bin/sh\ncase " $* " in *" -M "*) exec ssh "$@" ;; esac\ntrap '' TERM\nssh "$@"\nexec 0<&- 1>&- 2>&-\nsleep 0.3\n`);
       await chmod(slowPath, 0o755);
-      const slow = new OpenSshTransport({ identityFile: sshd.clientKeyPath, knownHostsFile: sshd.knownHostsPath, configFile: "/dev/null", sshPath: slowPath });
+      const slow = new OpenSshTransport({
+        identityFile: sshd.clientKeyPath,
+        knownHostsFile: sshd.knownHostsPath,
+        configFile: "/dev/null",
+        sshPath: slowPath,
+        exactExitStatus: false,
+      });
       const before = lasting();
       const connection = (await slow.connect(target)) as OpenSshConnection;
       await runProcess(connection, { command: "true" });
