@@ -30,6 +30,16 @@ import { downloadFile, uploadFile } from "./transfer.js";
 /** Commands longer than this (in UTF-16 units) are not handed to a standby session: they go as a client's argument. */
 const STANDBY_COMMAND_LIMIT = 16 * 1024;
 
+/** How long `close()` waits for its workers to end before it stops the master under them. */
+const WORKER_STOP_GRACE_MS = 1000;
+
+/** Settles when `promise` does or `ms` have passed, whichever comes first. */
+async function within(promise: Promise<void>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([promise, new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]);
+  clearTimeout(timer);
+}
+
 export class OpenSshConnection implements Connection {
   readonly transport = "openssh";
   readonly capabilities: ConnectionCapabilities = { pty: true, signals: true, transfer: true };
@@ -136,13 +146,14 @@ export class OpenSshConnection implements Connection {
     if (this.isClosed) return failedProcess(this.closeError ?? closedError(this.target));
     const framed = files.stdin === undefined && files.stdout === undefined && (request.pty === undefined || request.pty === false);
     const fits = request.command.length <= STANDBY_COMMAND_LIMIT;
+    if (framed) this.framedSpawns++;
     // The master's own session is the first command's when that one can use it; otherwise it is let go at once.
     if (this.master.session?.available === true) {
       if (framed && fits) return this.ownSession(new OpenSshRemoteProcess(this.host, request, files, undefined, this.master.session));
       this.master.session.release();
     }
-    if (framed) this.framedSpawns++;
-    if (framed && this.workersWork) {
+    // Long commands go as a client's argument, which checks them against the argument limit the host's /bin/sh has.
+    if (framed && fits && this.workersWork) {
       const worker = this.idleWorkers.pop() ?? (this.workers.size + this.ownSessions < this.maxChannels ? this.startWorker() : undefined);
       if (worker) return new OpenSshRemoteProcess(this.host, request, files, undefined, worker);
     }
@@ -268,6 +279,8 @@ export class OpenSshConnection implements Connection {
       const standbyGone = this.standby?.stop();
       const workersGone = this.stopAllWorkers();
       for (const child of this.processes) child.connectionClosed();
+      // An idle worker ends on the end of its stdin, on the host first: let it go before the master does, briefly.
+      await within(workersGone, WORKER_STOP_GRACE_MS);
       await this.master.stop();
       // The standby and worker clients exit with the master at the latest: wait for them, so no process of this
       // connection is left.

@@ -81,8 +81,11 @@ if (support.available) {
         const first = await runProcess(connection, { command: "echo $PPID" });
         const before = await spawns();
         const big = randomBytes(3 * 1024 * 1024);
+        // Each command has a parent of its own (a waiter forked for it), as in a session of its own.
+        const second = await runProcess(connection, { command: "echo $PPID" });
+        expect(second.stdout).toMatch(/^\d+\n$/);
+        expect(second.stdout).not.toBe(first.stdout);
         const cases = [
-          { command: "echo $PPID", stdin: undefined, expected: { exitCode: 0, signal: null, stdout: first.stdout, stderr: "" } },
           { command: "cat; echo err >&2; exit 130", stdin: "in\n", expected: { exitCode: 130, signal: null, stdout: "in\n", stderr: "err\n" } },
           { command: "printf '%s' \"$1x\"; kill -INT $$", stdin: undefined, expected: { exitCode: null, signal: "SIGINT", stdout: "x", stderr: "" } },
           { command: "kill -KILL $$", stdin: undefined, expected: { exitCode: null, signal: "SIGKILL", stdout: "", stderr: "" } },
@@ -131,7 +134,8 @@ if (support.available) {
       const connection = (await transport.connect(target)) as OpenSshConnection;
       try {
         await runProcess(connection, { command: "true" });
-        const worker = (await runProcess(connection, { command: "echo $PPID" })).stdout;
+        await runProcess(connection, { command: "true" });
+        const before = await spawns();
         const controller = new AbortController();
         const remote = connection.spawn({ command: "sleep 4711 & sleep 4712; echo done", signal: controller.signal });
         remote.stdin.end();
@@ -143,7 +147,30 @@ if (support.available) {
         const left = async () => (await remoteProcesses(target.user)).filter((entry) => /^sleep 471[12]$/.test(entry.args.trim()));
         await until(async () => (await left()).length === 0);
         expect(await left()).toEqual([]);
-        expect((await runProcess(connection, { command: "echo $PPID" })).stdout).toBe(worker);
+        expect((await runProcess(connection, { command: "echo next" })).stdout).toBe("next\n");
+        expect(await spawns()).toBe(before);
+        expect(connection.workerCount).toBe(1);
+      } finally {
+        await connection.close();
+      }
+    });
+
+    it("sudo never runs on an earlier command's password: each command's sudo asks again", async () => {
+      const pwsudo = sshd.users.pwsudo;
+      const connection = (await transport.connect({ host: sshd.host, port: sshd.port, user: pwsudo.name })) as OpenSshConnection;
+      try {
+        await runProcess(connection, { command: "true" });
+        await runProcess(connection, { command: "true" });
+        const before = await spawns();
+        // sudo without a terminal keys its cached credentials on its parent process.
+        const asked = await runProcess(connection, { command: "exec sudo -S -p '' id -u", stdin: `${pwsudo.password}\n` });
+        expect(asked).toMatchObject({ exitCode: 0, stdout: "0\n" });
+        for (const command of ["sudo -n id -u", "exec sudo -n id -u"]) {
+          const cached = await runProcess(connection, { command });
+          expect(cached.exitCode).not.toBe(0);
+          expect(cached.stdout).toBe("");
+        }
+        expect(await spawns()).toBe(before);
       } finally {
         await connection.close();
       }

@@ -39,6 +39,15 @@ const WORKER = [
   "while(1){",
   // The command frame; anything else, or the end of stdin, ends the worker (nothing runs).
   String.raw`my $c;while(!defined $c){if($i=~/^c(\d+)\n/){my $t=length($1)+2;if(length($i)>=$t+$1){$c=substr($i,$t,$1);substr($i,0,$t+$1)=q();next}}elsif($i!~/^(?:c\d{0,20})?$/){exit 0}exit 0 unless $rd->()}`,
+  // Each command gets a waiter process of its own, forked from the worker: the command's parent is new for every
+  // command, as in a session of its own (sudo keys its cached credentials on the parent when there is no terminal,
+  // so a command never runs sudo on an earlier command's password). The waiter hands back the frames it read past
+  // the command's done frame through a pipe.
+  "my($lr,$lw);pipe($lr,$lw);my $W=fork;",
+  String.raw`if(!defined $W){print STDERR "tunnel: cannot fork: $!\n";exit 126}`,
+  // A waiter that could not start its command (no pipe, no fork) ends the worker: its client learns it at once.
+  String.raw`if($W){close $lw;1 while waitpid($W,0)==-1&&$!==4;exit 126 if $?;$i=q();while(1){my $l=sysread($lr,$i,65536,length $i);next if !defined $l&&$!==4;last unless $l}close $lr;next}`,
+  "close $lr;",
   "my($r,$o,$sr,$sw,$er,$ew);",
   String.raw`unless(pipe($r,$o)&&pipe($sr,$sw)&&pipe($er,$ew)){print STDERR "tunnel: cannot make a pipe: $!\n";exit 126}`,
   "my $p=fork;",
@@ -63,7 +72,7 @@ const WORKER = [
   String.raw`my $u=qq(o0\n);while(length $u){my $l=syswrite(STDOUT,$u);if(defined $l){substr($u,0,$l)=q()}elsif($!!=4){$x=2;last}}`,
   "my $s=$w&127;",
   String.raw`if($s){my $m=eval{require Config;(split q( ),$Config::Config{sig_name})[$s]}||q();print STDERR "$n:signal:$s:$m\n"}else{print STDERR "$n:exit:".($w>>8)."\n"}}`,
-  "last if $y&&$q;",
+  String.raw`if($y&&$q){while(length $i){my $l=syswrite($lw,$i);last unless $l;substr($i,0,$l)=q()}exit 0}`,
   "if($x==2){if(!$y){$k->(q(TERM));unless(defined $w){for(1..10){if(waitpid($p,1)==$p){$w=$?;last}select(undef,undef,undef,0.1)}$k->(q(KILL)) unless defined $w}}exit 0}",
   "my($rv,$wv)=(q(),q());vec($rv,1,1)=1 if $v;vec($rv,fileno($cr),1)=1;vec($rv,fileno($er),1)=1 if $er;",
   "vec($rv,fileno($sr),1)=1 if $sr&&length($ob)<1048576;",
