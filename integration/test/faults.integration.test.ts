@@ -363,6 +363,8 @@ describe.each(TRANSPORTS)("faults over %s", (name) => {
   }, 150_000);
 
   it("leaves no command of the test user and no ssh process behind", async () => {
+    // A session of a connection lost to a fault ends once sshd notices the loss, which may take it a moment.
+    await eventually(() => remoteCommandsUnder(sshd.pid, user()).length === 0, 10_000);
     expect(remoteCommandsUnder(sshd.pid, user())).toEqual([]);
     expect(descendantsOf(process.pid).filter((entry) => /^(\S*\/)?ssh /.test(entry.args))).toEqual([]);
   });

@@ -106,7 +106,8 @@ export function remoteCommandsUnder(listenerPid: number, user: string): ProcessI
 
 /**
  * The user's remote processes under `listenerPid` that run something: sessions an open openssh connection keeps ready
- * (a perl exit waiter reading its command from stdin, with no process under it yet) run nothing and are left out.
+ * (a perl exit waiter reading its command from stdin, or an idle session worker, with no process under it) run
+ * nothing and are left out.
  */
 export function busyRemoteCommandsUnder(listenerPid: number, user: string): ProcessInfo[] {
   const table = processTable();
@@ -114,7 +115,9 @@ export function busyRemoteCommandsUnder(listenerPid: number, user: string): Proc
   const parents = new Set(table.map((entry) => entry.ppid));
   return descendantsOf(listenerPid, table).filter(
     (entry) =>
-      entry.uid === uid && !entry.args.startsWith("sshd:") && !(entry.args.startsWith("perl -e ") && entry.args.includes("$A") && !parents.has(entry.pid)),
+      entry.uid === uid &&
+      !entry.args.startsWith("sshd:") &&
+      !(entry.args.startsWith("perl -e ") && entry.args.includes(":ready:perl") && !parents.has(entry.pid)),
   );
 }
 

@@ -36,7 +36,7 @@ export type { PreparationFailure, PrepareOptions, PreparedCommand, PreparedSudo,
 export { MAX_LOGIN_LINE_LENGTH, encodeForPrintf, loginShellLength } from "./login-shell.js";
 export { exitWaiterScript, parseWaiterReport } from "./remote/exit-waiter.js";
 export type { ExitWaiterOptions, WaiterReport } from "./remote/exit-waiter.js";
-export { WorkerOutputReader, sessionWorkerScript } from "./remote/session-worker.js";
+export { SESSION_WORKER_IDLE_SECONDS, WorkerOutputReader, sessionWorkerScript } from "./remote/session-worker.js";
 export { SESSION_GROUP_PROBE, parseSessionGroupProbe } from "./remote/process-group.js";
 export { STDIN_DONE_FRAME, STDIN_END_FRAME, StdinFramer, commandFrame, stdinSignalFrame } from "./remote/stdin-frames.js";
 export type { FrameWaiter } from "./remote/stdin-frames.js";

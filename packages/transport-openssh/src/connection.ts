@@ -154,7 +154,7 @@ export class OpenSshConnection implements Connection {
     }
     // Long commands go as a client's argument, which checks them against the argument limit the host's /bin/sh has.
     if (framed && fits && this.workersWork) {
-      const worker = this.idleWorkers.pop() ?? (this.workers.size + this.ownSessions < this.maxChannels ? this.startWorker() : undefined);
+      const worker = this.freshWorker() ?? (this.workers.size + this.ownSessions < this.maxChannels ? this.startWorker() : undefined);
       if (worker) return new OpenSshRemoteProcess(this.host, request, files, undefined, worker);
     }
     let standby: StandbySession | undefined;
@@ -186,6 +186,16 @@ export class OpenSshConnection implements Connection {
       stopping.push(worker.stop());
     }
     return stopping.length > 0 ? Promise.all(stopping).then(() => undefined) : undefined;
+  }
+
+  /** The idle worker that finished a command last, if one is sure to read a command now; older idle ones are stopped. */
+  private freshWorker(): SessionWorker | undefined {
+    for (let worker = this.idleWorkers.pop(); worker; worker = this.idleWorkers.pop()) {
+      if (worker.fresh) return worker;
+      this.workers.delete(worker);
+      void worker.stop();
+    }
+    return undefined;
   }
 
   /** A new worker, for the command about to take it. */

@@ -16,7 +16,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { EventEmitter } from "node:events";
 import { PassThrough, Writable } from "node:stream";
 import { loginShellCommand } from "@tunnel-sh/core";
-import { STDIN_DONE_FRAME, WorkerOutputReader, sessionWorkerScript, type WaiterReport } from "@tunnel-sh/core/internal";
+import { SESSION_WORKER_IDLE_SECONDS, STDIN_DONE_FRAME, WorkerOutputReader, sessionWorkerScript, type WaiterReport } from "@tunnel-sh/core/internal";
 import { TailBuffer } from "./master.js";
 import type { ProcessHost } from "./process-host.js";
 import type { SharedSession, TakenSession } from "./shared-session.js";
@@ -52,6 +52,8 @@ export class SessionWorker implements SharedSession {
   private client: WorkerClient | undefined;
   private onReady: ((ready: boolean) => void) | undefined;
   private onReport: ((marker: WaiterReport) => void) | undefined;
+  /** When it last finished a command (or started). */
+  private idleSince = performance.now();
   /** Settles once the client process has exited and Node has released its handles. */
   readonly exited: Promise<void>;
 
@@ -120,6 +122,14 @@ export class SessionWorker implements SharedSession {
     return !this.isGone && !this.isStopped && this.client === undefined && this.onReport === undefined;
   }
 
+  /**
+   * Idle and sure to read a command written now: its waiter leaves on its own after `SESSION_WORKER_IDLE_SECONDS`
+   * without one, so a worker idle for half of that gets none.
+   */
+  get fresh(): boolean {
+    return this.idle && performance.now() - this.idleSince < (SESSION_WORKER_IDLE_SECONDS * 1000) / 2;
+  }
+
   /** The worker's local pid (diagnostics and tests). */
   get pid(): number | undefined {
     return this.child.pid;
@@ -164,6 +174,7 @@ export class SessionWorker implements SharedSession {
     if (this.client !== client) return;
     this.client = undefined;
     this.onReport = undefined;
+    this.idleSince = performance.now();
     if (!this.isGone && !this.isStopped) this.events.idle(this);
   }
 
@@ -176,6 +187,7 @@ export class SessionWorker implements SharedSession {
       return;
     }
     if (marker.kind === "server") return;
+    if (marker.kind === "pid") this.client?.started();
     this.onReport?.(marker);
     if (marker.kind === "exit" || marker.kind === "signal") this.client?.reported(marker.kind === "exit" ? marker.code : 128 + marker.number);
   }
@@ -202,6 +214,7 @@ class WorkerClient extends EventEmitter {
   private outputEnded = false;
   private stdinFinished = false;
   private gone = false;
+  private hasStarted = false;
 
   constructor(
     private readonly worker: SessionWorker,
@@ -243,11 +256,18 @@ class WorkerClient extends EventEmitter {
     setImmediate(() => this.endStderr());
   }
 
+  /** The worker reported the command's group: it runs. */
+  started(): void {
+    this.hasStarted = true;
+  }
+
   /** The worker is gone. */
   end(code: number): void {
     this.gone = true;
     this.emit("gone");
-    this.code ??= code;
+    // Gone before the command started (it left idle as the command was on its way, or the master went): the command
+    // never ran, and ends as a session that could not start would (ssh's 255), never as the login shell's refusal.
+    this.code ??= this.hasStarted ? code : 255;
     if (!this.outputEnded) {
       this.outputEnded = true;
       this.stdout.end();

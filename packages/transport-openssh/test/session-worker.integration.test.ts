@@ -230,6 +230,25 @@ if (support.available) {
       }
     });
 
+    it("a worker left idle leaves the host on its own, and a connection sends no command to one that may be leaving", async () => {
+      const connection = (await transport.connect(target)) as OpenSshConnection;
+      try {
+        await runProcess(connection, { command: "true" });
+        await runProcess(connection, { command: "true" });
+        expect(connection.workerCount).toBe(1);
+        // Idle for half its idle time (SESSION_WORKER_IDLE_SECONDS, 10 s): the next command starts a worker of its own.
+        await sleep(5_500);
+        const before = await spawns();
+        expect((await runProcess(connection, { command: "echo after" })).stdout).toBe("after\n");
+        expect(await spawns()).toBe(before + 1);
+        // Left idle, the new worker leaves the host by itself, the connection still open; the next command still runs.
+        await until(async () => (await hostWorkers()).length === 0 && connection.workerCount === 0);
+        expect((await runProcess(connection, { command: "echo again" })).stdout).toBe("again\n");
+      } finally {
+        await connection.close();
+      }
+    }, 60_000);
+
     it("closing the connection ends its workers: no ssh client left here, no worker left on the host, no handle left", async () => {
       const lasting = () => {
         const counts: Record<string, number> = {};

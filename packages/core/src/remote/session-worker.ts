@@ -11,13 +11,14 @@
  * session goes on; its stderr is passed on as it is, and the report of how the command ended is its last byte.
  *
  * Protocol, per command (the worker first reports `ready:perl` on stderr, once):
- * - in: `c<length>\n<bytes>`, the command; then the command's frames (`d`, `e`, `s`); then `q\n` once the client
- *   has the report (or gives up on the command: after `q` the next frame is the next command's `c`);
+ * - in: `c<length>\n<bytes>`, the command; then the command's frames (`d`, `e`, `s`) and `q\n` once the client has
+ *   the report or gives up on the command; the next command's `c` may follow at once (what came for the last command
+ *   after its report is skipped);
  * - out, stderr: `<nonce>:pid:<pgid>:perl`, the command's stderr, then `<nonce>:exit:<code>` or
  *   `<nonce>:signal:<number>:<name>` once the command and every holder of its output have ended;
  * - out, stdout: `o<length>\n<bytes>` frames of the command's stdout, `o0\n` at its end (before the report).
  * The end of the session's stdin, or its stdout's reader gone, means the channel closed: the command is stopped and
- * the worker exits. Hosts without perl get none: the script exits at once, having run and reported nothing.
+ * the worker exits. So does a worker left idle `SESSION_WORKER_IDLE_SECONDS`. Hosts without perl get none: the script exits at once, having run and reported nothing.
  */
 import { quote } from "../quote.js";
 
@@ -26,7 +27,7 @@ import { quote } from "../quote.js";
  * inside a single-quoted shell word. No module is loaded unless a command died by a signal (then `Config`).
  */
 const WORKER = [
-  "my($n,$b,$h)=@ARGV;",
+  "my($n,$b,$h,$T)=@ARGV;",
   "if($h){$ENV{PERL_BADLANG}=$b}else{delete $ENV{PERL_BADLANG}}",
   // Survive group signals (a handler, not IGNORE: exec resets handlers to default in the child, not ignored ones).
   "my @t=grep !/^(?:KILL|STOP|CHLD|CLD|CONT|TSTP|TTIN|TTOU|WINCH|URG|NUM3[23])$/,keys %SIG;$SIG{$_}=sub{} for @t;",
@@ -37,8 +38,10 @@ const WORKER = [
   "my $rd=sub{my $l=sysread(STDIN,$i,65536,length $i);return 1 if !defined $l&&$!==4;$l};",
   String.raw`print STDERR "$n:ready:perl\n";`,
   "while(1){",
-  // The command frame; anything else, or the end of stdin, ends the worker (nothing runs).
-  String.raw`my $c;while(!defined $c){if($i=~/^c(\d+)\n/){my $t=length($1)+2;if(length($i)>=$t+$1){$c=substr($i,$t,$1);substr($i,0,$t+$1)=q();next}}elsif($i!~/^(?:c\d{0,20})?$/){exit 0}exit 0 unless $rd->()}`,
+  // The command frame. The frames a client sent the last command after its report (its done frame, late stdin or
+  // signals) are skipped; anything else, the end of stdin, or $T seconds without a frame end the worker (nothing
+  // runs): a worker whose client can no longer reach it (a link lost without a word) does not wait for sshd to notice.
+  String.raw`my $c;while(!defined $c){if($i=~/^([cd])(\d+)\n/){my $t=length($2)+2;if(length($i)>=$t+$2){$c=substr($i,$t,$2) if $1 eq q(c);substr($i,0,$t+$2)=q();next}}elsif($i=~s/^(?:e|q|s[A-Z0-9]+)\n//){next}elsif($i!~/^(?:[cd]\d{0,20}|s[A-Z0-9]{0,16}|[eq])?$/){exit 0}if(!length $i){my $u=q();vec($u,0,1)=1;my $s=select($u,undef,undef,$T);next if $s<0;exit 0 unless $s}exit 0 unless $rd->()}`,
   // Each command gets a waiter process of its own, forked from the worker: the command's parent is new for every
   // command, as in a session of its own (sudo keys its cached credentials on the parent when there is no terminal,
   // so a command never runs sudo on an earlier command's password). The waiter hands back the frames it read past
@@ -72,7 +75,8 @@ const WORKER = [
   String.raw`my $u=qq(o0\n);while(length $u){my $l=syswrite(STDOUT,$u);if(defined $l){substr($u,0,$l)=q()}elsif($!!=4){$x=2;last}}`,
   "my $s=$w&127;",
   String.raw`if($s){my $m=eval{require Config;(split q( ),$Config::Config{sig_name})[$s]}||q();print STDERR "$n:signal:$s:$m\n"}else{print STDERR "$n:exit:".($w>>8)."\n"}}`,
-  String.raw`if($y&&$q){while(length $i){my $l=syswrite($lw,$i);last unless $l;substr($i,0,$l)=q()}exit 0}`,
+  // Reported: the waiter is done (it never waits on the client, whose link may be gone).
+  String.raw`if($y){while(length $i){my $l=syswrite($lw,$i);last unless $l;substr($i,0,$l)=q()}exit 0}`,
   "if($x==2){if(!$y){$k->(q(TERM));unless(defined $w){for(1..10){if(waitpid($p,1)==$p){$w=$?;last}select(undef,undef,undef,0.1)}$k->(q(KILL)) unless defined $w}}exit 0}",
   "my($rv,$wv)=(q(),q());vec($rv,1,1)=1 if $v;vec($rv,fileno($cr),1)=1;vec($rv,fileno($er),1)=1 if $er;",
   "vec($rv,fileno($sr),1)=1 if $sr&&length($ob)<1048576;",
@@ -99,12 +103,19 @@ const WORKER_WORD = quote(WORKER);
  * The session script of a worker reporting with `nonce`: a POSIX sh script, to be sent through `loginShellCommand`.
  * The shell becomes the perl worker when the host has perl and exits 0 at once otherwise.
  */
-export function sessionWorkerScript(nonce: string): string {
+export function sessionWorkerScript(nonce: string, idleSeconds = SESSION_WORKER_IDLE_SECONDS): string {
+  if (!Number.isInteger(idleSeconds) || idleSeconds < 1) throw new TypeError(`not a whole number of seconds: ${idleSeconds}`);
   return (
     `n=${nonce}; command -v perl >/dev/null 2>&1 && { b=\${PERL_BADLANG-}; h=\${PERL_BADLANG+1}; PERL_BADLANG=0; export PERL_BADLANG; ` +
-    `exec perl -e ${WORKER_WORD} -- "$n" "$b" "$h"; }; exit 0`
+    `exec perl -e ${WORKER_WORD} -- "$n" "$b" "$h" ${idleSeconds}; }; exit 0`
   );
 }
+
+/**
+ * How long a worker waits for its next command before it exits, having run nothing. A client hands a worker idle for
+ * half of it no new command (it may be on its way out), so a command is never sent to a worker that is leaving.
+ */
+export const SESSION_WORKER_IDLE_SECONDS = 10;
 
 /** Bytes of a stdout frame header at most: `o`, a length, the newline. */
 const HEADER_LIMIT = 24;

@@ -18,9 +18,9 @@ interface Ran {
 }
 
 /** The worker session run as sshd runs a session command: the login shell with -c, a group of its own, pipes. */
-function worker(path = process.env["PATH"] ?? "/usr/bin:/bin") {
+function worker(path = process.env["PATH"] ?? "/usr/bin:/bin", idleSeconds?: number) {
   const nonce = `tunnel${randomBytes(12).toString("hex")}`;
-  const child = spawn("/bin/sh", ["-c", loginShellCommand(sessionWorkerScript(nonce))], {
+  const child = spawn("/bin/sh", ["-c", loginShellCommand(sessionWorkerScript(nonce, idleSeconds))], {
     env: { PATH: path, SHELL: "/bin/sh" },
     stdio: ["pipe", "pipe", "pipe"],
     detached: true,
@@ -148,6 +148,17 @@ describe("the session worker", () => {
     await session.closed;
   });
 
+  it("skips what the client sent the last command after its report, and runs the next command", async () => {
+    const session = worker();
+    await session.ready();
+    await session.run("true");
+    // Late stdin, a late signal (never sent to a group that is gone) and a second done frame, then the next command.
+    session.write(Buffer.concat([Buffer.from("d4\nlateq\n", "latin1"), stdinSignalFrame("KILL"), STDIN_END_FRAME, STDIN_DONE_FRAME]));
+    expect(await session.run("echo next")).toMatchObject({ stdout: "next\n", report: { kind: "exit", code: 0 } });
+    session.child.stdin.end();
+    expect(await session.closed).toBe(0);
+  });
+
   it("a signal frame reaches the running command's group", async () => {
     const session = worker();
     await session.ready();
@@ -176,13 +187,22 @@ describe("the session worker", () => {
     expect(groupAlive(pid)).toBe(false);
   });
 
+  it("leaves on its own, having run nothing more, once no command came for its idle time", async () => {
+    const session = worker(undefined, 1);
+    await session.ready();
+    await session.run("true");
+    const reports = session.reports.length;
+    expect(await session.closed).toBe(0);
+    expect(session.reports.length).toBe(reports);
+  });
+
   it("exits at once, running nothing, on a host without perl or on a frame that is not a command", async () => {
     const bare = worker(noPerl);
     expect(await bare.closed).toBe(0);
     expect(bare.reports).toEqual([]);
     const confused = worker();
     await confused.ready();
-    confused.write(Buffer.from("d3\nabc"));
+    confused.write(Buffer.from("hello\n"));
     expect(await confused.closed).toBe(0);
     expect(confused.reports).toEqual([{ kind: "ready", waiter: "perl" }]);
   });
