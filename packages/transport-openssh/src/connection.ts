@@ -66,6 +66,10 @@ export class OpenSshConnection implements Connection {
   private workerFailures = 0;
   /** Processes on a session of their own (a mux client, the master's session): with the workers, the sessions open. */
   private ownSessions = 0;
+  /** Workers stopped and not yet exited, with the promise of their exit: their sessions are still open. */
+  private readonly leaving = new Map<SessionWorker, Promise<void>>();
+  /** The server has refused a session on this connection: its limit is below `maxChannels`. */
+  private refusedOnce = false;
 
   constructor(
     readonly target: Target,
@@ -177,23 +181,37 @@ export class OpenSshConnection implements Connection {
     return process;
   }
 
-  /** Stop idle workers until one more session fits in the connection's channels; settles once they have exited. */
+  /**
+   * Stop idle workers until one more session fits in the connection's channels; settles once they have exited. After
+   * a refused session the server's limit is unknown (below the channels), so it also waits for every worker on its way
+   * out: their sessions are open until then.
+   */
   private makeRoom(): Promise<void> | undefined {
     const stopping: Promise<void>[] = [];
-    while (this.workers.size + this.ownSessions + 1 > this.maxChannels && this.idleWorkers.length > 0) {
-      const worker = this.idleWorkers.pop()!;
-      this.workers.delete(worker);
-      stopping.push(worker.stop());
+    while (this.workers.size + this.leaving.size + this.ownSessions + 1 > this.maxChannels && this.idleWorkers.length > 0) {
+      stopping.push(this.retire(this.idleWorkers.pop()!));
+    }
+    if (this.leaving.size > 0 && (this.refusedOnce || this.workers.size + this.leaving.size + this.ownSessions + 1 > this.maxChannels)) {
+      stopping.push(...this.leaving.values());
     }
     return stopping.length > 0 ? Promise.all(stopping).then(() => undefined) : undefined;
+  }
+
+  /** Stop `worker` (idle): its session stays counted until it has exited. */
+  private retire(worker: SessionWorker): Promise<void> {
+    this.workers.delete(worker);
+    const gone = worker.stop().then(() => {
+      this.leaving.delete(worker);
+    });
+    this.leaving.set(worker, gone);
+    return gone;
   }
 
   /** The idle worker that finished a command last, if one is sure to read a command now; older idle ones are stopped. */
   private freshWorker(): SessionWorker | undefined {
     for (let worker = this.idleWorkers.pop(); worker; worker = this.idleWorkers.pop()) {
       if (worker.fresh) return worker;
-      this.workers.delete(worker);
-      void worker.stop();
+      void this.retire(worker);
     }
     return undefined;
   }
@@ -203,8 +221,7 @@ export class OpenSshConnection implements Connection {
     const worker = new SessionWorker(this.host, {
       idle: (idle) => {
         if (this.isClosed || !this.workersWork) {
-          this.workers.delete(idle);
-          void idle.stop();
+          void this.retire(idle);
           return;
         }
         this.workerFailures = 0;
@@ -229,16 +246,14 @@ export class OpenSshConnection implements Connection {
 
   /** The server refused a session: its limit is below the connection's channels, so no session is held idle. */
   private sessionRefused(): void {
+    this.refusedOnce = true;
     this.stopWorkers();
   }
 
   /** No more workers on this connection: the idle ones stop, the busy ones once their command is over. */
   private stopWorkers(): void {
     this.workersWork = false;
-    for (const worker of this.idleWorkers.splice(0)) {
-      this.workers.delete(worker);
-      void worker.stop();
-    }
+    for (const worker of this.idleWorkers.splice(0)) void this.retire(worker);
   }
 
   /**
@@ -247,7 +262,8 @@ export class OpenSshConnection implements Connection {
    * beside the running processes and one more.
    */
   private prepareStandby(): void {
-    if (this.isClosed || this.workersWork || this.standby || !this.standbyWorks || this.maxChannels <= 2 || this.framedSpawns < 2) return;
+    if (this.isClosed || this.workersWork || this.leaving.size > 0 || this.standby || !this.standbyWorks || this.maxChannels <= 2 || this.framedSpawns < 2)
+      return;
     if (this.processes.size + 2 > this.maxChannels) return;
     const standby = new StandbySession(this.host, (unready) => {
       if (this.standby === standby) this.standby = undefined;
@@ -341,7 +357,7 @@ export class OpenSshConnection implements Connection {
   private stopAllWorkers(): Promise<void> {
     this.workersWork = false;
     this.idleWorkers.length = 0;
-    const gone = [...this.workers].map((worker) => worker.stop());
+    const gone = [...[...this.workers].map((worker) => worker.stop()), ...this.leaving.values()];
     this.workers.clear();
     return Promise.all(gone).then(() => undefined);
   }

@@ -16,9 +16,8 @@
  * On a host without perl the waiter exits at once, having run nothing: the first command then takes a mux client.
  */
 import type { ChildProcess } from "node:child_process";
-import { EventEmitter } from "node:events";
-import { PassThrough, type Readable, type Writable } from "node:stream";
-import type { SharedSession, TakenSession } from "./shared-session.js";
+import type { Readable, Writable } from "node:stream";
+import { SessionClient, type SharedSession, type TakenSession } from "./shared-session.js";
 import type { WaiterReport } from "@tunnel-sh/core/internal";
 import { MarkerFilter } from "./wrapper.js";
 
@@ -142,60 +141,26 @@ export class MasterSession implements SharedSession {
   }
 }
 
-/**
- * The master's session as a process sees a mux client: `close` once the command's stdout has ended (the channel
- * closed) and its stderr is complete (the waiter's report, or the master gone).
- */
-class MasterSessionClient extends EventEmitter {
-  readonly stdin: Writable;
-  readonly stdout: Readable;
-  readonly stderr = new PassThrough();
-  stderrEnded = false;
-  exitCode: number | null = null;
-  private code: number | undefined;
-  private stdoutEnded = false;
+/** The master's session as a process sees a mux client: its stdout ends when the session's channel closes. */
+class MasterSessionClient extends SessionClient {
+  override readonly stdin: Writable;
+  override readonly stdout: Readable;
 
   constructor(master: ChildProcess) {
     super();
     this.stdin = master.stdin!;
     this.stdout = master.stdout!;
-    this.stdout.once("end", () => {
-      this.stdoutEnded = true;
-      this.maybeClose();
-    });
-  }
-
-  /** The waiter reported how the command ended: nothing of the command's stderr follows. */
-  reported(code: number): void {
-    this.code ??= code;
-    // The report's line may be the last of a chunk whose earlier bytes are still on their way to `stderr`.
-    setImmediate(() => this.endStderr());
+    this.stdout.once("end", () => this.stdoutDone());
   }
 
   /** The session (or the master) is over. */
   end(code: number): void {
-    this.code ??= code;
-    this.stdoutEnded = true;
-    setImmediate(() => this.endStderr());
+    this.sessionEnded(code);
   }
 
   /** What killing a mux client does to its session: the channel's end reaches the waiter, which stops the command. */
-  kill(): boolean {
+  override kill(): boolean {
     if (!this.stdin.writableEnded) this.stdin.end();
     return true;
-  }
-
-  private endStderr(): void {
-    if (this.stderrEnded) return;
-    this.stderrEnded = true;
-    this.stderr.end();
-    this.maybeClose();
-  }
-
-  private maybeClose(): void {
-    if (!this.stdoutEnded || !this.stderrEnded || this.exitCode !== null) return;
-    this.exitCode = this.code ?? 255;
-    this.emit("exit", this.exitCode, null);
-    this.emit("close", this.exitCode, null);
   }
 }

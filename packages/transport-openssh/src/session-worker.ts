@@ -13,13 +13,12 @@
  * its own (as does every command on that connection from then on).
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { EventEmitter } from "node:events";
 import { PassThrough, Writable } from "node:stream";
 import { loginShellCommand } from "@tunnel-sh/core";
 import { SESSION_WORKER_IDLE_SECONDS, STDIN_DONE_FRAME, WorkerOutputReader, sessionWorkerScript, type WaiterReport } from "@tunnel-sh/core/internal";
 import { TailBuffer } from "./master.js";
 import type { ProcessHost } from "./process-host.js";
-import type { SharedSession, TakenSession } from "./shared-session.js";
+import { SessionClient, type SharedSession, type TakenSession } from "./shared-session.js";
 import { MarkerFilter, newNonce } from "./wrapper.js";
 
 /** How a worker ended, for its connection. */
@@ -204,14 +203,10 @@ export class SessionWorker implements SharedSession {
  * writes the done frame and leaves the session open), `kill()` ends the worker, and `close` comes once the command's
  * stdout has ended and its report is in (or the worker is gone).
  */
-class WorkerClient extends EventEmitter {
-  readonly stdin: Writable;
-  readonly stdout = new PassThrough();
-  readonly stderr = new PassThrough();
-  stderrEnded = false;
-  exitCode: number | null = null;
-  private code: number | undefined;
-  private outputEnded = false;
+class WorkerClient extends SessionClient {
+  override readonly stdin: Writable;
+  override readonly stdout = new PassThrough();
+  private stdoutClosed = false;
   private stdinFinished = false;
   private gone = false;
   private hasStarted = false;
@@ -243,17 +238,10 @@ class WorkerClient extends EventEmitter {
 
   /** The worker's end frame: the command's stdout is complete. */
   stdoutEnded(): void {
-    if (this.outputEnded) return;
-    this.outputEnded = true;
+    if (this.stdoutClosed) return;
+    this.stdoutClosed = true;
     this.stdout.end();
-    this.maybeClose();
-  }
-
-  /** The worker reported how the command ended: nothing of the command's stderr follows. */
-  reported(code: number): void {
-    this.code ??= code;
-    // The report's line may be the last of a chunk whose earlier bytes are still on their way to `stderr`.
-    setImmediate(() => this.endStderr());
+    this.stdoutDone();
   }
 
   /** The worker reported the command's group: it runs. */
@@ -265,33 +253,21 @@ class WorkerClient extends EventEmitter {
   end(code: number): void {
     this.gone = true;
     this.emit("gone");
-    // Gone before the command started (it left idle as the command was on its way, or the master went): the command
-    // never ran, and ends as a session that could not start would (ssh's 255), never as the login shell's refusal.
-    this.code ??= this.hasStarted ? code : 255;
-    if (!this.outputEnded) {
-      this.outputEnded = true;
+    if (!this.stdoutClosed) {
+      this.stdoutClosed = true;
       this.stdout.end();
     }
-    setImmediate(() => this.endStderr());
+    // Gone before the command started (it left idle as the command was on its way, or the master went): the command
+    // never ran, and ends as a session that could not start would (ssh's 255), never as the login shell's refusal.
+    this.sessionEnded(this.hasStarted ? code : 255);
   }
 
-  kill(): boolean {
+  override kill(): boolean {
     this.worker.kill();
     return true;
   }
 
-  private endStderr(): void {
-    if (this.stderrEnded) return;
-    this.stderrEnded = true;
-    this.stderr.end();
-    this.maybeClose();
-  }
-
-  private maybeClose(): void {
-    if (!this.outputEnded || !this.stderrEnded || this.exitCode !== null) return;
-    this.exitCode = this.code ?? 255;
-    this.emit("exit", this.exitCode, null);
-    this.emit("close", this.exitCode, null);
+  protected override closed(): void {
     // Normally the process has written the done frame on the report; if it has not, the command is over all the same.
     if (!this.stdin.writableEnded) this.stdin.end(STDIN_DONE_FRAME);
     this.maybeRelease();

@@ -4,14 +4,14 @@
  * for the command — output, stdin, exit status, signals, aborts — and without holding a channel a transfer needs.
  */
 import { createHash, randomBytes } from "node:crypto";
-import { chmod, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import { readFileSync, readdirSync } from "node:fs";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runProcess } from "@tunnel-sh/core";
 import { remoteProcesses, sshdSupport, startSshd, type Sshd } from "@tunnel-sh/testing";
 import { OpenSshTransport, type OpenSshConnection } from "../src/index.js";
+import { countingSsh, localProcessesNaming, sleep, until } from "./session-support.js";
 
 const support = sshdSupport();
 
@@ -21,49 +21,24 @@ describe("sshd availability", () => {
   });
 });
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** Waits (as long as it takes) until `predicate` holds. */
-async function until(predicate: () => boolean | Promise<boolean>): Promise<void> {
-  while (!(await predicate())) await sleep(20);
-}
-
-/** Local processes whose command line mentions `text` (ssh clients of one control socket). */
-function localProcessesNaming(text: string): number[] {
-  return readdirSync("/proc")
-    .filter((entry) => /^\d+$/.test(entry))
-    .filter((entry) => {
-      try {
-        return readFileSync(`/proc/${entry}/cmdline`, "latin1").includes(text);
-      } catch {
-        return false;
-      }
-    })
-    .map(Number);
-}
-
 if (support.available) {
   describe("session workers", () => {
     let sshd: Sshd;
     let folder: string;
-    let spawnLog: string;
+    let spawns: () => Promise<number>;
     let transport: OpenSshTransport;
     let target: { host: string; port: number; user: string };
 
-    /** How many ssh processes the transport has started so far. */
-    const spawns = async () => (await readFile(spawnLog, "utf8")).split("\n").filter((line) => line !== "").length;
     /** The host's perl workers of this test's user. */
     const hostWorkers = async () => (await remoteProcesses(target.user)).filter((entry) => /^perl -e /.test(entry.args) && entry.args.includes(":ready:perl"));
 
     beforeAll(async () => {
       sshd = await startSshd({ usePam: false });
       folder = await mkdtemp(join(tmpdir(), "tunnel-openssh-worker-"));
-      spawnLog = join(folder, "spawns");
-      await writeFile(spawnLog, "");
       // Every ssh the transport starts, logged before it runs.
-      const sshPath = join(folder, "ssh");
-      await writeFile(sshPath, `#!/bin/sh\necho "$$" >> ${spawnLog}\nexec ssh "$@"\n`);
-      await chmod(sshPath, 0o755);
+      const counting = await countingSsh(folder);
+      const sshPath = counting.sshPath;
+      spawns = counting.spawns;
       target = { host: sshd.host, port: sshd.port, user: sshd.users.plain.name };
       transport = new OpenSshTransport({ identityFile: sshd.clientKeyPath, knownHostsFile: sshd.knownHostsPath, configFile: "/dev/null", sshPath });
     });

@@ -4,14 +4,15 @@
  * session ready, its waiter started on the host, and the next command only has to be written to it — with every
  * result the same as from a session opened for the command.
  */
-import { chmod, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import { readFileSync, readdirSync } from "node:fs";
+import { chmod, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runProcess } from "@tunnel-sh/core";
 import { remoteProcesses, sshdSupport, startSshd, type Sshd } from "@tunnel-sh/testing";
 import { OpenSshTransport, type OpenSshConnection } from "../src/index.js";
+import { countingSsh, localProcessesNaming, until } from "./session-support.js";
 
 const support = sshdSupport();
 
@@ -20,13 +21,6 @@ describe("sshd availability", () => {
     expect(support.available || !process.env["CI"]).toBe(true);
   });
 });
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** Waits (as long as it takes) until `predicate` holds. */
-async function until(predicate: () => boolean | Promise<boolean>): Promise<void> {
-  while (!(await predicate())) await sleep(20);
-}
 
 /** The parent pid of `pid`, or undefined once it is gone. */
 /** What `remote` writes on stdout and stderr, read as it comes; `text()` gives both so far. */
@@ -47,25 +41,11 @@ function parentOf(pid: number): number | undefined {
   }
 }
 
-/** Local processes whose command line mentions `text` (ssh clients of one control socket). */
-function localProcessesNaming(text: string): number[] {
-  return readdirSync("/proc")
-    .filter((entry) => /^\d+$/.test(entry))
-    .filter((entry) => {
-      try {
-        return readFileSync(`/proc/${entry}/cmdline`, "latin1").includes(text);
-      } catch {
-        return false;
-      }
-    })
-    .map(Number);
-}
-
 if (support.available) {
   describe("a session opened ahead of its command", () => {
     let sshd: Sshd;
     let folder: string;
-    let spawnLog: string;
+    let spawns: () => Promise<number>;
     let transport: OpenSshTransport;
     let target: { host: string; port: number; user: string };
 
@@ -76,18 +56,14 @@ if (support.available) {
         for (let pid: number | undefined = entry.ppid; pid !== undefined && pid > 1; pid = parentOf(pid)) if (pid === sshd.pid) return true;
         return false;
       });
-    /** How many ssh processes the transport has started so far. */
-    const spawns = async () => (await readFile(spawnLog, "utf8")).split("\n").filter((line) => line !== "").length;
 
     beforeAll(async () => {
       sshd = await startSshd({ usePam: false });
       folder = await mkdtemp(join(tmpdir(), "tunnel-openssh-standby-"));
-      spawnLog = join(folder, "spawns");
-      await writeFile(spawnLog, "");
       // Every ssh the transport starts, logged before it runs.
-      const sshPath = join(folder, "ssh");
-      await writeFile(sshPath, `#!/bin/sh\necho "$$" >> ${spawnLog}\nexec ssh "$@"\n`);
-      await chmod(sshPath, 0o755);
+      const counting = await countingSsh(folder);
+      const sshPath = counting.sshPath;
+      spawns = counting.spawns;
       target = { host: sshd.host, port: sshd.port, user: sshd.users.plain.name };
       transport = new OpenSshTransport({
         identityFile: sshd.clientKeyPath,
